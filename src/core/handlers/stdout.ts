@@ -1,0 +1,54 @@
+import type { Writable } from 'node:stream';
+import { Handler } from '../handler';
+import type { FlespiMessage } from '../message';
+import { OptionReader, type Options } from '../options';
+import type { HandlerSpec } from './spec';
+
+export interface StdoutOptions {
+  /** Indented JSON (several lines per message) instead of one JSON object per line. */
+  pretty?: boolean;
+  /** Where to write; default process.stdout. */
+  output?: Writable;
+}
+
+/**
+ * Writes each message as JSON to a stream: one object per line (NDJSON, for `jq` and pipes), or
+ * indented with `pretty`. A batch is accepted once the stream took all of it, so a slow reader of
+ * the pipe slows the receiver down instead of filling memory.
+ */
+export class StdoutHandler extends Handler {
+  private readonly pretty: boolean;
+  private readonly output: Writable;
+  private written = 0;
+
+  constructor(options: StdoutOptions = {}, name = 'stdout') {
+    super(name);
+    this.pretty = options.pretty ?? false;
+    this.output = options.output ?? process.stdout;
+  }
+
+  async handle(messages: readonly FlespiMessage[]): Promise<void> {
+    if (messages.length === 0) return;
+    const text = messages.map((m) => (this.pretty ? JSON.stringify(m, null, 2) : JSON.stringify(m))).join('\n') + '\n';
+    // The callback fires once the stream has flushed the chunk (or failed): that is our backpressure.
+    await new Promise<void>((resolve, reject) => {
+      this.output.write(text, (error) => (error ? reject(error) : resolve()));
+    });
+    this.written += messages.length;
+  }
+
+  override health() {
+    return { detail: `${this.written} messages written` };
+  }
+}
+
+export const stdoutSpec: HandlerSpec = {
+  type: 'stdout',
+  title: 'Print messages as JSON lines on standard output',
+  create(options: Options, _env, name: string) {
+    const reader = new OptionReader(options, name);
+    const pretty = reader.boolean('pretty', false);
+    reader.rejectUnknown();
+    return new StdoutHandler({ pretty }, name);
+  },
+};

@@ -1,0 +1,541 @@
+import { EventEmitter } from 'node:events';
+import { FlespiError, errorMessage } from '../errors';
+import type { Handler, HandlerContext, HandlerHealth } from '../handler';
+import { silentLogger, type Logger } from '../logger';
+import { ConfigError } from '../options';
+import type { Checkpoint, Source, SourceBatch } from '../sources/source';
+import { AbortError, abortReason, backoffDelay, defaultRetry, raceAbort, sleep, type RetryOptions } from './backoff';
+import { MemoryCheckpointStore, type CheckpointStore } from './checkpoint';
+
+export type ReceiverState = 'starting' | 'running' | 'retrying' | 'stopping' | 'stopped' | 'failed';
+
+export interface ReceiverOptions {
+  source: Source;
+  handlers: readonly Handler[];
+  /** Where the position is kept between runs; default: in memory only. */
+  checkpoints?: CheckpointStore;
+  /** Batches fetched ahead of the one being handled (default 1). 0 = fetch only after the previous batch is done. */
+  prefetch?: number;
+  /** One handler attempt (handle or start) that takes longer is aborted and retried (default 60 s). */
+  handlerTimeoutMs?: number;
+  /** Backoff between retries of handlers and the source (default 500 ms doubling to 30 s, with jitter). */
+  retry?: Partial<RetryOptions>;
+  /** On stop, how long in-flight handler attempts may still finish before they are aborted (default 5 s). */
+  stopGraceMs?: number;
+  log?: Logger;
+}
+
+export interface HandlerStats {
+  name: string;
+  /** true once start() succeeded. */
+  started: boolean;
+  messages: number;
+  batches: number;
+  failures: number;
+  consecutiveFailures: number;
+  lastError?: string;
+  lastLatencyMs?: number;
+  /** Moving average of successful attempts' latency. */
+  avgLatencyMs?: number;
+  health: HandlerHealth;
+}
+
+export interface ReceiverStats {
+  state: ReceiverState;
+  source: string;
+  batchesFetched: number;
+  messagesFetched: number;
+  batchesDone: number;
+  messagesDone: number;
+  /** Batches fetched but not yet done, including the one being handled. */
+  pending: number;
+  lastCheckpoint?: Checkpoint;
+  lastSourceError?: string;
+  handlers: HandlerStats[];
+}
+
+export interface BatchEvent {
+  seq: number;
+  messages: number;
+  pending: number;
+}
+
+export interface DoneEvent {
+  seq: number;
+  messages: number;
+  /** From the batch arriving to its acknowledgement. */
+  latencyMs: number;
+  checkpoint?: Checkpoint;
+}
+
+export interface HandlerErrorEvent {
+  handler: string;
+  /** 'start' when the handler could not start (it gets no batch until it does). */
+  phase: 'start' | 'handle';
+  /** The batch, for phase 'handle'. */
+  seq?: number;
+  attempt: number;
+  error: Error;
+  /** When the next attempt starts; undefined when the receiver is stopping. */
+  retryInMs?: number;
+}
+
+export interface SourceErrorEvent {
+  /** What the receiver was doing: opening the source, fetching, saving the checkpoint or acknowledging. */
+  phase: 'open' | 'fetch' | 'checkpoint' | 'ack';
+  error: Error;
+  /** When the next attempt starts; undefined when the error stops the receiver. */
+  retryInMs?: number;
+  fatal: boolean;
+}
+
+export interface ReceiverEvents {
+  state: [state: ReceiverState];
+  /** A batch was fetched. */
+  batch: [event: BatchEvent];
+  /** A batch was handled by every handler, checkpointed and acknowledged. */
+  done: [event: DoneEvent];
+  'handler-error': [event: HandlerErrorEvent];
+  'source-error': [event: SourceErrorEvent];
+  checkpoint: [checkpoint: Checkpoint];
+}
+
+/** A handler attempt that did not settle within `handlerTimeoutMs`. */
+export class HandlerTimeoutError extends Error {
+  override readonly name = 'HandlerTimeoutError';
+}
+
+interface PendingBatch {
+  batch: SourceBatch;
+  fetchedAt: number;
+}
+
+/** A handler with its counters and the promise of its (retried) start. */
+class HandlerRuntime {
+  started = false;
+  ready: Promise<boolean> = Promise.resolve(false);
+  messages = 0;
+  batches = 0;
+  failures = 0;
+  consecutiveFailures = 0;
+  lastError?: string;
+  lastLatencyMs?: number;
+  avgLatencyMs?: number;
+
+  constructor(
+    readonly handler: Handler,
+    readonly log: Logger,
+  ) {}
+
+  succeeded(messages: number, latencyMs: number): void {
+    this.messages += messages;
+    this.batches += 1;
+    this.consecutiveFailures = 0;
+    this.lastLatencyMs = latencyMs;
+    this.avgLatencyMs = this.avgLatencyMs === undefined ? latencyMs : this.avgLatencyMs * 0.8 + latencyMs * 0.2;
+  }
+
+  failed(error: Error): void {
+    this.failures += 1;
+    this.consecutiveFailures += 1;
+    this.lastError = error.message;
+  }
+
+  stats(): HandlerStats {
+    let health: HandlerHealth;
+    try {
+      health = this.handler.health();
+    } catch (error) {
+      health = { detail: `health() failed: ${errorMessage(error)}` };
+    }
+    const { name } = this.handler;
+    const { started, messages, batches, failures, consecutiveFailures, lastError, lastLatencyMs, avgLatencyMs } = this;
+    return { name, started, messages, batches, failures, consecutiveFailures, lastError, lastLatencyMs, avgLatencyMs, health };
+  }
+}
+
+/** Resolves waiters each time something they may be waiting for changed (a batch arrived or finished, stop). */
+class Changes {
+  private waiters: (() => void)[] = [];
+  wait(): Promise<void> {
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+  notify(): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const wake of waiters) wake();
+  }
+}
+
+/**
+ * Pulls batches from one source and runs every handler on every batch, at least once.
+ *
+ * - Every handler gets each batch concurrently. A handler that throws, or does not settle within
+ *   `handlerTimeoutMs`, gets the same batch again after a backoff, forever (each failure is reported
+ *   as 'handler-error'); handlers that already succeeded on that batch do not get it again.
+ * - A batch is done when every handler succeeded: then its checkpoint is saved, then the source
+ *   acknowledges it. Batches are done strictly in order; the next batch goes to handlers only then.
+ * - Up to `prefetch` batches are fetched ahead, so fetching overlaps handling; beyond that the
+ *   receiver stops fetching until handlers catch up.
+ * - A handler whose start() fails is retried with backoff like a failing batch; the batch waits for it.
+ * - Retryable source errors (rate limit, 5xx, network, timeouts, malformed answers, and errors that
+ *   are not FlespiErrors) are retried with backoff (honouring Retry-After) and reported as
+ *   'source-error'. Non-retryable ones (auth, forbidden, not found, bad request, ConfigError) stop
+ *   the receiver: `start()` or `done` rejects with that error.
+ * - `stop()` stops fetching, lets in-flight handler attempts finish for `stopGraceMs` and then aborts
+ *   them, commits the in-flight batch only if every handler succeeded, then stops the handlers and
+ *   closes the source. Prefetched batches are dropped unacknowledged: the next run fetches them again.
+ */
+export class Receiver extends EventEmitter<ReceiverEvents> {
+  /** Resolves when the receiver stopped, rejects with the error that stopped it. */
+  readonly done: Promise<void>;
+
+  private readonly source: Source;
+  private readonly runtimes: HandlerRuntime[];
+  private readonly checkpoints: CheckpointStore;
+  private readonly prefetch: number;
+  private readonly handlerTimeoutMs: number;
+  private readonly retry: RetryOptions;
+  private readonly stopGraceMs: number;
+  private readonly log: Logger;
+
+  /** Aborted when stop begins: no more fetching, retries or new attempts. */
+  private readonly stopping = new AbortController();
+  /** Aborted when the stop grace period is over: in-flight handler attempts are cancelled. */
+  private readonly aborting = new AbortController();
+  private readonly changes = new Changes();
+  private readonly queue: PendingBatch[] = [];
+  private readonly troubles = new Set<string>();
+  private loops: Promise<unknown> = Promise.resolve();
+  private shutdownPromise?: Promise<void>;
+  private settle!: { resolve: () => void; reject: (error: Error) => void };
+
+  private currentState: ReceiverState = 'stopped';
+  private begun = false;
+  private batchesFetched = 0;
+  private messagesFetched = 0;
+  private batchesDone = 0;
+  private messagesDone = 0;
+  private lastCheckpoint?: Checkpoint;
+  private lastSourceError?: string;
+
+  constructor(options: ReceiverOptions) {
+    super();
+    this.source = options.source;
+    this.log = options.log ?? silentLogger;
+    this.checkpoints = options.checkpoints ?? new MemoryCheckpointStore();
+    this.prefetch = Math.max(0, Math.floor(options.prefetch ?? 1));
+    this.handlerTimeoutMs = options.handlerTimeoutMs ?? 60_000;
+    this.retry = { ...defaultRetry, ...options.retry };
+    this.stopGraceMs = options.stopGraceMs ?? 5_000;
+    const names = new Set<string>();
+    this.runtimes = options.handlers.map((handler) => {
+      if (names.has(handler.name)) throw new ConfigError(`two handlers are named "${handler.name}": give each a different "name"`);
+      names.add(handler.name);
+      return new HandlerRuntime(handler, prefixed(this.log, handler.name));
+    });
+    this.done = new Promise<void>((resolve, reject) => (this.settle = { resolve, reject }));
+    this.done.catch(() => {}); // callers that only use start() must not see an unhandled rejection
+  }
+
+  get state(): ReceiverState {
+    return this.currentState;
+  }
+
+  stats(): ReceiverStats {
+    return {
+      state: this.currentState,
+      source: this.source.description,
+      batchesFetched: this.batchesFetched,
+      messagesFetched: this.messagesFetched,
+      batchesDone: this.batchesDone,
+      messagesDone: this.messagesDone,
+      pending: this.queue.length,
+      lastCheckpoint: this.lastCheckpoint,
+      lastSourceError: this.lastSourceError,
+      handlers: this.runtimes.map((r) => r.stats()),
+    };
+  }
+
+  /**
+   * Loads the checkpoint, opens the source (retrying transient errors) and starts the handlers and
+   * the pipeline. Resolves once running; rejects with the error when the receiver cannot run
+   * (then `done` rejects with it too). Handlers that fail to start are retried in the background.
+   */
+  async start(): Promise<void> {
+    if (this.begun) throw new Error('a Receiver can only be started once; create a new one');
+    this.begun = true;
+    this.setState('starting');
+    try {
+      this.lastCheckpoint = await this.checkpoints.load();
+      await this.withRetry('open', () => this.source.open(this.lastCheckpoint));
+    } catch (error) {
+      await this.shutdown(asError(error)); // no-op when stop() came first or the error already stopped us
+      await this.done; // rejects when the error stopped the receiver
+      return;
+    }
+    if (this.stopping.signal.aborted) return;
+    for (const runtime of this.runtimes) {
+      runtime.handler.attachLogger(runtime.log);
+      runtime.ready = this.startHandler(runtime);
+    }
+    this.updateRunningState();
+    this.loops = Promise.all([this.fetchLoop(), this.handleLoop()]);
+  }
+
+  /** Graceful stop (see the class comment). Resolves when stopped; never rejects. */
+  async stop(): Promise<void> {
+    await this.shutdown(undefined);
+  }
+
+  private async fetchLoop(): Promise<void> {
+    let failures = 0;
+    while (!this.stopping.signal.aborted) {
+      if (this.queue.length > this.prefetch) {
+        await this.changes.wait();
+        continue;
+      }
+      try {
+        const batch = await raceAbort(this.source.next(this.stopping.signal), this.stopping.signal);
+        if (this.stopping.signal.aborted) return;
+        failures = 0;
+        this.clearTrouble('source');
+        this.queue.push({ batch, fetchedAt: performance.now() });
+        this.batchesFetched += 1;
+        this.messagesFetched += batch.messages.length;
+        this.publish('batch', { seq: batch.seq, messages: batch.messages.length, pending: this.queue.length });
+        this.changes.notify();
+      } catch (error) {
+        if (this.stopping.signal.aborted) return;
+        failures += 1;
+        if (!(await this.sourceFailed('fetch', asError(error), failures))) return;
+      }
+    }
+  }
+
+  private async handleLoop(): Promise<void> {
+    while (!this.stopping.signal.aborted) {
+      const head = this.queue[0];
+      if (!head) {
+        await this.changes.wait();
+        continue;
+      }
+      const delivered = await Promise.all(this.runtimes.map((runtime) => this.deliver(runtime, head.batch)));
+      if (!delivered.every(Boolean)) return; // stopping; the batch stays unacknowledged
+      if (!(await this.commit(head.batch))) return;
+      this.queue.shift();
+      this.batchesDone += 1;
+      this.messagesDone += head.batch.messages.length;
+      this.publish('done', { seq: head.batch.seq, messages: head.batch.messages.length, latencyMs: performance.now() - head.fetchedAt, checkpoint: this.lastCheckpoint });
+      this.changes.notify();
+    }
+  }
+
+  /** Saves the checkpoint after `batch`, then acknowledges it. False when the receiver stops first. */
+  private async commit(batch: SourceBatch): Promise<boolean> {
+    const checkpoint = this.source.checkpointAfter(batch);
+    try {
+      if (checkpoint) {
+        const saved = { ...checkpoint, savedAt: new Date().toISOString() };
+        await this.withRetry('checkpoint', () => this.checkpoints.save(saved));
+        this.lastCheckpoint = saved;
+        this.publish('checkpoint', saved);
+      }
+      await this.withRetry('ack', () => this.source.ack(batch));
+      return true;
+    } catch (error) {
+      if (!this.stopping.signal.aborted) void this.shutdown(asError(error));
+      return false;
+    }
+  }
+
+  /**
+   * Runs `work` until it succeeds, retrying retryable errors with backoff. While stopping it gets a
+   * single attempt (a batch that every handler accepted should still be committed). Throws the
+   * fatal error, or the abort reason when stopped during a backoff.
+   */
+  private async withRetry(phase: SourceErrorEvent['phase'], work: () => Promise<void>): Promise<void> {
+    for (let failures = 1; ; failures++) {
+      try {
+        await work();
+        if (failures > 1) this.clearTrouble('source');
+        return;
+      } catch (error) {
+        if (this.stopping.signal.aborted) throw asError(error);
+        if (!(await this.sourceFailed(phase, asError(error), failures))) throw asError(error);
+      }
+    }
+  }
+
+  /** Reports a source-side error; waits the backoff and returns true if it is worth retrying, else stops the receiver. */
+  private async sourceFailed(phase: SourceErrorEvent['phase'], error: Error, failures: number): Promise<boolean> {
+    this.lastSourceError = error.message;
+    if (!isRetryable(error)) {
+      this.publish('source-error', { phase, error, fatal: true });
+      void this.shutdown(error);
+      return false;
+    }
+    let delay = backoffDelay(this.retry, failures);
+    if (error instanceof FlespiError && error.retryAfter !== undefined) delay = Math.max(delay, error.retryAfter * 1000);
+    this.setTrouble('source');
+    this.publish('source-error', { phase, error, retryInMs: delay, fatal: false });
+    try {
+      await sleep(delay, this.stopping.signal);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Starts one handler, retrying with backoff until it succeeds. False when the receiver stops first. */
+  private async startHandler(runtime: HandlerRuntime): Promise<boolean> {
+    for (let attempt = 1; !this.stopping.signal.aborted; attempt++) {
+      try {
+        await this.attempt(runtime, () => runtime.handler.start(), 'start');
+        runtime.started = true;
+        this.clearTrouble(`handler:${runtime.handler.name}`);
+        return true;
+      } catch (error) {
+        if (!(await this.handlerFailed(runtime, 'start', undefined, attempt, asError(error)))) return false;
+      }
+    }
+    return false;
+  }
+
+  /** Gives `batch` to one handler until it accepts it. False when the receiver stops first. */
+  private async deliver(runtime: HandlerRuntime, batch: SourceBatch): Promise<boolean> {
+    if (!(await runtime.ready)) return false;
+    for (let attempt = 1; !this.stopping.signal.aborted; attempt++) {
+      const began = performance.now();
+      try {
+        const ctx: Omit<HandlerContext, 'signal'> = { attempt, log: runtime.log };
+        await this.attempt(runtime, (signal) => runtime.handler.handle(batch.messages, { ...ctx, signal }), 'handle');
+        runtime.succeeded(batch.messages.length, performance.now() - began);
+        this.clearTrouble(`handler:${runtime.handler.name}`);
+        return true;
+      } catch (error) {
+        if (!(await this.handlerFailed(runtime, 'handle', batch.seq, attempt, asError(error)))) return false;
+      }
+    }
+    return false;
+  }
+
+  /** Counts and reports a handler failure, then waits its backoff. False when the receiver stops. */
+  private async handlerFailed(runtime: HandlerRuntime, phase: HandlerErrorEvent['phase'], seq: number | undefined, attempt: number, error: Error): Promise<boolean> {
+    if (this.aborting.signal.aborted) return false; // cancelled by stop, not a failure of the handler
+    runtime.failed(error);
+    const stopping = this.stopping.signal.aborted;
+    const retryInMs = stopping ? undefined : backoffDelay(this.retry, runtime.consecutiveFailures);
+    if (!stopping) this.setTrouble(`handler:${runtime.handler.name}`);
+    this.publish('handler-error', { handler: runtime.handler.name, phase, seq, attempt, error, retryInMs });
+    if (retryInMs === undefined) return false;
+    try {
+      await sleep(retryInMs, this.stopping.signal);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** One call into handler code: sync throws are caught, and it is abandoned on timeout or when stop aborts. */
+  private async attempt(runtime: HandlerRuntime, call: (signal: AbortSignal) => Promise<void>, what: string): Promise<void> {
+    const controller = new AbortController();
+    const timeout = this.handlerTimeoutMs;
+    const timer = setTimeout(() => controller.abort(new HandlerTimeoutError(`${runtime.handler.name}: ${what}() did not finish within ${timeout} ms (handlerTimeoutMs)`)), timeout);
+    const onStop = () => controller.abort(abortReason(this.aborting.signal));
+    this.aborting.signal.addEventListener('abort', onStop, { once: true });
+    try {
+      if (this.aborting.signal.aborted) throw abortReason(this.aborting.signal);
+      await raceAbort(new Promise<void>((resolve) => resolve(call(controller.signal))), controller.signal);
+    } finally {
+      clearTimeout(timer);
+      this.aborting.signal.removeEventListener('abort', onStop);
+    }
+  }
+
+  private shutdown(fatal: Error | undefined): Promise<void> {
+    if (!this.shutdownPromise) this.shutdownPromise = this.runShutdown(fatal);
+    return this.shutdownPromise;
+  }
+
+  private async runShutdown(fatal: Error | undefined): Promise<void> {
+    const wasRunning = this.begun;
+    this.setState('stopping');
+    this.stopping.abort(new AbortError('the receiver is stopping'));
+    this.changes.notify();
+    const grace = setTimeout(() => this.aborting.abort(new AbortError('the receiver stopped: handler attempt cancelled')), this.stopGraceMs);
+    await this.loops.catch(() => {});
+    clearTimeout(grace);
+    this.aborting.abort(new AbortError('the receiver stopped'));
+    const started = await Promise.all(this.runtimes.map((r) => r.ready));
+    await Promise.all(
+      this.runtimes.map(async (runtime, i) => {
+        if (!started[i]) return;
+        try {
+          await raceAbort(runtime.handler.stop(), AbortSignal.timeout(this.stopGraceMs));
+        } catch (error) {
+          runtime.log.warn(`stop() failed: ${errorMessage(error)}`);
+        }
+      }),
+    );
+    if (wasRunning) {
+      try {
+        await this.source.close();
+      } catch (error) {
+        this.log.warn(`closing ${this.source.description} failed: ${errorMessage(error)}`);
+      }
+    }
+    this.queue.length = 0;
+    this.setState(fatal ? 'failed' : 'stopped');
+    if (fatal) this.settle.reject(fatal);
+    else this.settle.resolve();
+  }
+
+  /** Listener bugs (a CLI or UI callback that throws) must not break the pipeline. */
+  private publish<K extends keyof ReceiverEvents>(event: K, ...args: ReceiverEvents[K]): void {
+    try {
+      (this.emit as (event: string, ...args: unknown[]) => boolean)(event, ...args);
+    } catch (error) {
+      this.log.warn(`a '${event}' listener failed: ${errorMessage(error)}`);
+    }
+  }
+
+  private setTrouble(key: string): void {
+    this.troubles.add(key);
+    this.updateRunningState();
+  }
+
+  private clearTrouble(key: string): void {
+    if (this.troubles.delete(key)) this.updateRunningState();
+  }
+
+  private updateRunningState(): void {
+    if (this.stopping.signal.aborted) return;
+    this.setState(this.troubles.size > 0 ? 'retrying' : 'running');
+  }
+
+  private setState(state: ReceiverState): void {
+    if (state === this.currentState) return;
+    this.currentState = state;
+    this.publish('state', state);
+  }
+}
+
+/** Errors worth retrying without the user changing anything. */
+function isRetryable(error: Error): boolean {
+  if (error instanceof FlespiError) return error.retryable;
+  return !(error instanceof ConfigError);
+}
+
+function asError(error: unknown): Error {
+  return error instanceof Error ? error : new Error(String(error));
+}
+
+function prefixed(log: Logger, name: string): Logger {
+  return {
+    debug: (m) => log.debug(`${name}: ${m}`),
+    info: (m) => log.info(`${name}: ${m}`),
+    warn: (m) => log.warn(`${name}: ${m}`),
+    error: (m) => log.error(`${name}: ${m}`),
+  };
+}
