@@ -1,0 +1,308 @@
+/**
+ * Forwards flespi messages to Wialon (or any Wialon Retranslator v1.0 receiver) over one persistent TCP
+ * connection: one packet per message, up to `window` packets in flight, one 0x11 ack per packet.
+ *
+ * Delivery is at-least-once: packets not acked when the connection drops or an ack times out are resent on a
+ * new connection, so the receiver may see some twice. See docs/wialon.md.
+ */
+import { createConnection, type Socket } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Handler, type HandlerContext, type HandlerHealth } from '../handler';
+import type { FlespiMessage } from '../message';
+import type { Logger } from '../logger';
+import { ConfigError, OptionReader } from '../options';
+import type { HandlerSpec } from './spec';
+import { ACK_BYTE, WialonEncodeError, encodeMessage, type EncodeIssue } from '../wialon/codec';
+
+export interface WialonHandlerOptions {
+  host: string;
+  port: number;
+  /** Fail the attempt when packets await an ack and none arrived for this long. */
+  ackTimeoutMs: number;
+  /** Packets sent but not yet acked, at most. 1 = stop-and-wait. */
+  window: number;
+  connectTimeoutMs: number;
+}
+
+export const WIALON_DEFAULTS = { ackTimeoutMs: 10_000, window: 16, connectTimeoutMs: 10_000 } as const;
+
+/** Reconnects within one handle() call after a lost connection, when no ack arrived in between. */
+const RECONNECTS_WITHOUT_PROGRESS = 3;
+const RECONNECT_DELAY_MS = 250;
+/** Distinct parameter issues logged at warn level; beyond this they are only counted. */
+const LOGGED_ISSUES_LIMIT = 200;
+
+/** The ack did not come in time; the connection was dropped so a late ack cannot be credited to another packet. */
+export class WialonAckTimeoutError extends Error {
+  override readonly name = 'WialonAckTimeoutError';
+}
+
+interface PendingBatch {
+  packets: Buffer[];
+  /** Packets 0..acked-1 are acknowledged. Acks arrive in order, so they always form a prefix. */
+  acked: number;
+  /** Packets 0..sent-1 went out at least once (to count resends). */
+  sent: number;
+}
+
+export interface WialonStats {
+  packetsSent: number;
+  packetsAcked: number;
+  /** Sends of a packet that had been sent before without an ack. */
+  packetsResent: number;
+  connects: number;
+  /** Messages without a usable ident or timestamp: never sendable, so skipped (not retried). */
+  messagesSkipped: number;
+  /** Parameters skipped, renamed or converted to JSON text (each occurrence). */
+  parameterIssues: number;
+}
+
+export class WialonHandler extends Handler {
+  readonly stats: WialonStats = { packetsSent: 0, packetsAcked: 0, packetsResent: 0, connects: 0, messagesSkipped: 0, parameterIssues: 0 };
+
+  private socket: Socket | undefined;
+  private awaitingAck = 0;
+  private lastError: string | undefined;
+  private stopped = false;
+  private readonly batches = new WeakMap<readonly FlespiMessage[], PendingBatch>();
+  private readonly loggedIssues = new Set<string>();
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    readonly options: WialonHandlerOptions,
+    name?: string,
+  ) {
+    super(name ?? 'wialon');
+  }
+
+  private get address(): string {
+    return `${this.options.host}:${this.options.port}`;
+  }
+
+  /** Tries to connect once; an unreachable peer is only a warning here, since handle() connects again. */
+  override async start(): Promise<void> {
+    try {
+      this.socket = await this.connect(new AbortController().signal);
+    } catch (error) {
+      this.log.warn(`${this.name}: ${message(error)}; will try again when messages arrive`);
+    }
+  }
+
+  override handle(messages: readonly FlespiMessage[], ctx: HandlerContext): Promise<void> {
+    // Batches are not expected to overlap; if they do, they take turns so acks are never shared.
+    const run = this.queue.then(() => this.deliver(messages, ctx));
+    this.queue = run.catch(() => {});
+    return run;
+  }
+
+  override async stop(): Promise<void> {
+    this.stopped = true;
+    this.drop();
+  }
+
+  override health(): HandlerHealth {
+    const parts = [`${this.awaitingAck} packets awaiting ack`];
+    if (this.stats.messagesSkipped) parts.push(`${this.stats.messagesSkipped} messages skipped (no ident/timestamp)`);
+    if (!this.socket && this.lastError) parts.push(this.lastError);
+    return { connected: this.socket !== undefined, detail: parts.join(', ') };
+  }
+
+  private async deliver(messages: readonly FlespiMessage[], ctx: HandlerContext): Promise<void> {
+    if (this.stopped) throw new Error(`${this.name} is stopped`);
+    const batch = this.batchFor(messages, ctx.log);
+    let failures = 0;
+    while (batch.acked < batch.packets.length) {
+      ctx.signal.throwIfAborted();
+      const ackedBefore = batch.acked;
+      try {
+        this.socket ??= await this.connect(ctx.signal);
+        await this.pump(this.socket, batch, ctx.signal);
+      } catch (error) {
+        // Whatever went wrong, this connection's ack count can no longer be trusted.
+        this.drop();
+        this.lastError = message(error);
+        if (ctx.signal.aborted) throw ctx.signal.reason;
+        if (error instanceof WialonAckTimeoutError) throw error;
+        failures = batch.acked > ackedBefore ? 1 : failures + 1;
+        if (failures > RECONNECTS_WITHOUT_PROGRESS) throw error;
+        const wait = RECONNECT_DELAY_MS * 2 ** (failures - 1);
+        ctx.log.warn(`${this.name}: ${message(error)}; reconnecting in ${wait} ms to resend ${batch.packets.length - batch.acked} unacknowledged packets`);
+        await sleep(wait, undefined, { signal: ctx.signal });
+      }
+    }
+    this.batches.delete(messages);
+    this.lastError = undefined;
+  }
+
+  /** Encodes a batch once (retries reuse it, keeping the ack progress); messages that can never be sent are skipped. */
+  private batchFor(messages: readonly FlespiMessage[], log: Logger): PendingBatch {
+    const known = this.batches.get(messages);
+    if (known) return known;
+    const packets: Buffer[] = [];
+    const onIssue = (issue: EncodeIssue) => this.noteIssue(issue, log);
+    for (const msg of messages) {
+      try {
+        packets.push(encodeMessage(msg, { onIssue }));
+      } catch (error) {
+        if (!(error instanceof WialonEncodeError)) throw error;
+        this.stats.messagesSkipped++;
+        const line = `${this.name}: skipped a message that cannot be sent to Wialon: ${error.message}`;
+        if (this.stats.messagesSkipped === 1) log.warn(`${line} (further ones are counted in the status)`);
+        else log.debug(line);
+      }
+    }
+    const batch: PendingBatch = { packets, acked: 0, sent: 0 };
+    this.batches.set(messages, batch);
+    return batch;
+  }
+
+  private noteIssue(issue: EncodeIssue, log: Logger): void {
+    this.stats.parameterIssues++;
+    const key = `${issue.action}:${issue.parameter}`;
+    if (this.loggedIssues.has(key) || this.loggedIssues.size >= LOGGED_ISSUES_LIMIT) return;
+    this.loggedIssues.add(key);
+    const what = issue.action === 'renamed' ? `sent as "${issue.sentAs}"` : issue.action === 'converted' ? 'sent as JSON text' : 'not sent';
+    const line = `${this.name}: parameter "${issue.parameter}" ${what}: ${issue.reason} (logged once)`;
+    if (issue.action === 'skipped') log.warn(line);
+    else log.info(line);
+  }
+
+  private connect(signal: AbortSignal): Promise<Socket> {
+    const { host, port, connectTimeoutMs } = this.options;
+    return new Promise((resolve, reject) => {
+      const socket = createConnection({ host, port });
+      const done = (error?: Error) => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', onAbort);
+        socket.off('connect', onConnect);
+        socket.off('error', onError);
+        if (error) {
+          socket.destroy();
+          reject(error);
+        }
+      };
+      const onConnect = () => {
+        done();
+        this.stats.connects++;
+        socket.setNoDelay(true);
+        socket.setKeepAlive(true, 30_000);
+        socket.on('error', () => {}); // reported through 'close' (or the running attempt's own listener)
+        socket.once('close', () => {
+          if (this.socket === socket) this.socket = undefined;
+        });
+        this.log.debug(`${this.name}: connected to ${this.address}`);
+        resolve(socket);
+      };
+      const onError = (error: Error) => done(new Error(`cannot connect to Wialon at ${this.address}: ${error.message}`));
+      const onAbort = () => done(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
+      const timer = setTimeout(() => done(new Error(`cannot connect to Wialon at ${this.address}: no answer within ${connectTimeoutMs} ms`)), connectTimeoutMs);
+      socket.once('connect', onConnect);
+      socket.once('error', onError);
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  /** Sends the unacked rest of `batch` on `socket`, keeping `window` packets in flight; resolves when all are acked. */
+  private pump(socket: Socket, batch: PendingBatch, signal: AbortSignal): Promise<void> {
+    const { window, ackTimeoutMs } = this.options;
+    const packets = batch.packets;
+    return new Promise((resolve, reject) => {
+      let next = batch.acked;
+      let lastProgress = performance.now();
+      let timer: NodeJS.Timeout | undefined;
+
+      const finish = (error?: Error) => {
+        clearTimeout(timer);
+        socket.off('data', onData);
+        socket.off('close', onClose);
+        socket.off('error', onError);
+        signal.removeEventListener('abort', onAbort);
+        this.awaitingAck = 0;
+        if (error) reject(error);
+        else resolve();
+      };
+      const watchAcks = () => {
+        if (timer || next === batch.acked) return;
+        timer = setTimeout(() => {
+          timer = undefined;
+          if (next === batch.acked) return;
+          const idle = performance.now() - lastProgress;
+          if (idle >= ackTimeoutMs) finish(new WialonAckTimeoutError(`Wialon at ${this.address} did not acknowledge ${next - batch.acked} packets within ${ackTimeoutMs} ms`));
+          else watchAcks();
+        }, ackTimeoutMs - (performance.now() - lastProgress));
+      };
+      const fill = () => {
+        if (next - batch.acked >= window || next >= packets.length) return;
+        if (next === batch.acked) lastProgress = performance.now();
+        socket.cork();
+        while (next < packets.length && next - batch.acked < window) {
+          socket.write(packets[next]);
+          this.stats.packetsSent++;
+          if (next < batch.sent) this.stats.packetsResent++;
+          else batch.sent = next + 1;
+          next++;
+        }
+        socket.uncork();
+        this.awaitingAck = next - batch.acked;
+        watchAcks();
+      };
+      const onData = (chunk: Buffer) => {
+        for (const byte of chunk) {
+          if (byte !== ACK_BYTE) return finish(new Error(`Wialon at ${this.address} sent 0x${byte.toString(16).padStart(2, '0')} where only the ack byte 0x11 is expected`));
+          if (batch.acked === next) return finish(new Error(`Wialon at ${this.address} sent more acks than packets awaiting one`));
+          batch.acked++;
+          this.stats.packetsAcked++;
+        }
+        lastProgress = performance.now();
+        if (batch.acked === packets.length) return finish();
+        fill();
+        this.awaitingAck = next - batch.acked;
+      };
+      const onClose = () => finish(new Error(`Wialon at ${this.address} closed the connection with ${next - batch.acked} packets awaiting ack`));
+      const onError = (error: Error) => finish(new Error(`connection to Wialon at ${this.address} failed: ${error.message}`));
+      const onAbort = () => finish(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
+
+      if (socket.destroyed) return onClose();
+      socket.on('data', onData);
+      socket.once('close', onClose);
+      socket.once('error', onError);
+      signal.addEventListener('abort', onAbort, { once: true });
+      fill();
+    });
+  }
+
+  private drop(): void {
+    const socket = this.socket;
+    this.socket = undefined;
+    this.awaitingAck = 0;
+    socket?.destroy();
+  }
+}
+
+function message(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+export const wialonSpec: HandlerSpec = {
+  type: 'wialon',
+  title: 'Wialon Retranslator: one TCP packet per message, acked by the receiver',
+  create(options, _env, name) {
+    const read = new OptionReader(options, `handler "${name}" (wialon)`);
+    const host = read.string('host');
+    if (/^[a-z]+:\/\//i.test(host) || /^[^:]+:\d+$/.test(host)) {
+      throw new ConfigError(`handler "${name}" (wialon): "host" must be a host name or IP address only, got ${JSON.stringify(host)}; put the port in "port"`);
+    }
+    const handler = new WialonHandler(
+      {
+        host,
+        port: read.number('port', { min: 1, max: 65535, integer: true }),
+        ackTimeoutMs: read.number('ackTimeoutMs', { min: 100, max: 600_000, integer: true }, WIALON_DEFAULTS.ackTimeoutMs),
+        window: read.number('window', { min: 1, max: 10_000, integer: true }, WIALON_DEFAULTS.window),
+        connectTimeoutMs: read.number('connectTimeoutMs', { min: 100, max: 600_000, integer: true }, WIALON_DEFAULTS.connectTimeoutMs),
+      },
+      name,
+    );
+    read.rejectUnknown(['type', 'name']);
+    return handler;
+  },
+};

@@ -1,0 +1,566 @@
+/**
+ * Wialon Retranslator v1.0: turning flespi messages into packets, and strict decoding.
+ *
+ * Byte orders follow Gurtam's description (see docs/wialon.md): the packet size is u32 little-endian;
+ * time, flags, block sizes, int32, int64 and the posinfo u16 fields are big-endian; doubles are little-endian.
+ */
+import type { FlespiMessage } from '../message';
+
+/** The one-byte acknowledgement a receiver sends for each correct packet. */
+export const ACK_BYTE = 0x11;
+/** First two bytes of every data block. */
+export const BLOCK_MARKER = 0x0bbb;
+/** Gurtam: "maximum name size is 38 bytes". Whether the NUL counts is unconfirmed; we do not count it. */
+export const MAX_NAME_BYTES = 38;
+/** Splitter guard against garbage on the port (e.g. "GET " read as a size of 542 MB). */
+export const DEFAULT_MAX_PACKET_BYTES = 16 * 1024 * 1024;
+
+export const WialonFlags = { position: 0x01, inputs: 0x02, outputs: 0x04, alarm: 0x10, driver: 0x20 } as const;
+
+const TYPE_BYTE = { text: 1, binary: 2, posinfo: 2, int32: 3, double: 4, int64: 5, image: 6 } as const;
+const POSINFO_BYTES = 29;
+/** Names Gurtam reserves for blocks that must carry attribute 1 to be registered. */
+const FIXED_NAMES: ReadonlySet<string> = new Set(['posinfo', 'avl_inputs', 'avl_outputs', 'avl_driver']);
+const INT32_MIN = -0x80000000;
+const INT32_MAX = 0x7fffffff;
+const UINT32_MAX = 0xffffffff;
+const INT64_MIN = -(1n << 63n);
+const INT64_MAX = (1n << 63n) - 1n;
+
+export interface PosInfo {
+  /** Degrees, east positive. Sent first: the block is longitude, latitude, altitude. */
+  longitude: number;
+  latitude: number;
+  /** Metres above sea level. */
+  altitude: number;
+  /** km/h, u16. */
+  speed: number;
+  /** Degrees 0..359, u16. */
+  course: number;
+  /** u8. */
+  satellites: number;
+}
+
+/** One data block. `attribute` 1 = hidden (required for posinfo/avl_*), 0 = shown. */
+export type WialonBlock = { name: string; attribute: number } & (
+  | { type: 'text'; value: string }
+  | { type: 'int32'; value: number }
+  | { type: 'double'; value: number }
+  | { type: 'int64'; value: bigint }
+  | { type: 'posinfo'; value: PosInfo }
+  | { type: 'binary'; value: Buffer }
+  | { type: 'image'; value: Buffer }
+);
+
+export interface WialonPacket {
+  /** The controller ID: the unit's unique ID in Wialon (the flespi `ident`). */
+  unitId: string;
+  /** Seconds since the epoch, u32. */
+  time: number;
+  flags: number;
+  blocks: WialonBlock[];
+}
+
+/** A packet could not be built: `field` names what is missing or wrong (`ident`, `timestamp`, a block name). */
+export class WialonEncodeError extends Error {
+  override readonly name = 'WialonEncodeError';
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Bytes that are not a valid packet; `offset` counts from the first byte of the packet's size field. */
+export class WialonDecodeError extends Error {
+  override readonly name = 'WialonDecodeError';
+  constructor(
+    readonly reason: string,
+    readonly offset: number,
+  ) {
+    super(`${reason} (at byte ${offset})`);
+  }
+}
+
+/** A parameter that was not sent exactly as it is in the flespi message. */
+export interface EncodeIssue {
+  /** The flespi parameter name. */
+  parameter: string;
+  /** skipped: not sent; renamed: sent under `sentAs`; converted: sent as JSON text. */
+  action: 'skipped' | 'renamed' | 'converted';
+  reason: string;
+  sentAs?: string;
+}
+
+export interface EncodeOptions {
+  /** Told about every parameter that was skipped, renamed or converted. Nothing is dropped without a call. */
+  onIssue?: (issue: EncodeIssue) => void;
+}
+
+// ---------------------------------------------------------------------------------------------
+// flespi message -> packet (the mapping rules of docs/wialon.md)
+
+/** One flespi message as one Retranslator packet. Throws WialonEncodeError when `ident` or `timestamp` is unusable. */
+export function encodeMessage(message: FlespiMessage, options: EncodeOptions = {}): Buffer {
+  return encodePacket(messageToPacket(message, options));
+}
+
+/** The packet `encodeMessage` would send, before serialization. */
+export function messageToPacket(message: FlespiMessage, options: EncodeOptions = {}): WialonPacket {
+  const report = options.onIssue ?? (() => {});
+  const unitId = unitIdOf(message);
+  const time = timeOf(message);
+  const consumed = new Set(['ident', 'timestamp']);
+  const blocks: WialonBlock[] = [];
+
+  const position = positionOf(message, consumed);
+  if (position) blocks.push({ name: 'posinfo', attribute: 1, type: 'posinfo', value: position });
+  const inputs = ioMaskOf(message, 'din', consumed);
+  if (inputs !== undefined) blocks.push({ name: 'avl_inputs', attribute: 1, type: 'int32', value: inputs });
+  const outputs = ioMaskOf(message, 'dout', consumed);
+  if (outputs !== undefined) blocks.push({ name: 'avl_outputs', attribute: 1, type: 'int32', value: outputs });
+
+  const names = new Set(blocks.map((b) => b.name));
+  for (const key of Object.keys(message)) {
+    const value = message[key];
+    if (consumed.has(key) || value === undefined) continue;
+    const block = parameterBlock(key, value, report);
+    if (!block) continue;
+    if (names.has(block.name)) {
+      const why = block.name === 'posinfo' ? 'the name "posinfo" is reserved for the position block' : `the Wialon name "${block.name}" is already used in this packet`;
+      report({ parameter: key, action: 'skipped', reason: why });
+      continue;
+    }
+    names.add(block.name);
+    blocks.push(block);
+  }
+
+  let flags = 0;
+  if (names.has('posinfo')) flags |= WialonFlags.position;
+  if (names.has('avl_inputs')) flags |= WialonFlags.inputs;
+  if (names.has('avl_outputs')) flags |= WialonFlags.outputs;
+  if (names.has('avl_driver')) flags |= WialonFlags.driver;
+  return { unitId, time, flags, blocks };
+}
+
+function unitIdOf(message: FlespiMessage): string {
+  const ident = message.ident;
+  if (ident === undefined || ident === null) throw new WialonEncodeError('ident', 'message has no "ident": Wialon needs it as the unit ID, so the message cannot be sent');
+  if (typeof ident !== 'string' || ident === '') throw new WialonEncodeError('ident', `"ident" must be a non-empty string, got ${JSON.stringify(ident)}`);
+  if (!isPrintableAscii(ident)) throw new WialonEncodeError('ident', `"ident" ${JSON.stringify(ident)} has characters outside printable ASCII; Wialon unit IDs are ASCII`);
+  return ident;
+}
+
+function timeOf(message: FlespiMessage): number {
+  const timestamp = message.timestamp;
+  if (timestamp === undefined || timestamp === null) throw new WialonEncodeError('timestamp', 'message has no "timestamp": Wialon needs the message time, so the message cannot be sent');
+  if (typeof timestamp !== 'number' || !Number.isFinite(timestamp)) throw new WialonEncodeError('timestamp', `"timestamp" must be a number of seconds, got ${JSON.stringify(timestamp)}`);
+  const seconds = Math.floor(timestamp);
+  if (seconds < 0 || seconds > UINT32_MAX) throw new WialonEncodeError('timestamp', `"timestamp" ${timestamp} does not fit Wialon's unsigned 32-bit seconds field`);
+  return seconds;
+}
+
+/** posinfo needs latitude and longitude; other fields default to 0. The fields used are not repeated as parameters. */
+function positionOf(message: FlespiMessage, consumed: Set<string>): PosInfo | undefined {
+  const latitude = finite(message['position.latitude']);
+  const longitude = finite(message['position.longitude']);
+  if (latitude === undefined || longitude === undefined) return undefined;
+  const take = (key: string): number => {
+    const value = finite(message[key]);
+    if (value !== undefined) consumed.add(key);
+    return value ?? 0;
+  };
+  take('position.latitude');
+  take('position.longitude');
+  const course = Math.round(take('position.direction')) % 360;
+  return {
+    longitude,
+    latitude,
+    altitude: take('position.altitude'),
+    speed: clamp(Math.round(take('position.speed')), 0, 0xffff),
+    course: course < 0 ? course + 360 : course,
+    satellites: clamp(Math.round(take('position.satellites')), 0, 0xff),
+  };
+}
+
+/**
+ * The avl_inputs/avl_outputs bit mask: from `din`/`dout` when it is an integer 0..2^32-1, otherwise from the
+ * booleans `din.1`..`din.32` (din.N is bit N-1). Sent as the int32 with the same bits (bit 31 reads negative).
+ */
+function ioMaskOf(message: FlespiMessage, base: 'din' | 'dout', consumed: Set<string>): number | undefined {
+  const mask = message[base];
+  if (typeof mask === 'number' && Number.isInteger(mask) && mask >= 0 && mask <= UINT32_MAX) {
+    consumed.add(base);
+    return mask | 0;
+  }
+  let bits: number | undefined;
+  const prefix = base + '.';
+  for (const key of Object.keys(message)) {
+    if (!key.startsWith(prefix)) continue;
+    const index = Number(key.slice(prefix.length));
+    const value = message[key];
+    if (!Number.isInteger(index) || index < 1 || index > 32 || String(index) !== key.slice(prefix.length) || typeof value !== 'boolean') continue;
+    consumed.add(key);
+    bits = (bits ?? 0) | (value ? 1 << (index - 1) : 0);
+  }
+  return bits;
+}
+
+/** One ordinary parameter as a block, or undefined (reported) when it cannot be sent. */
+function parameterBlock(key: string, value: unknown, report: (issue: EncodeIssue) => void): WialonBlock | undefined {
+  const skip = (reason: string): undefined => {
+    report({ parameter: key, action: 'skipped', reason });
+    return undefined;
+  };
+  if (key === '') return skip('the name is empty');
+  if (!isPrintableAscii(key)) return skip('the name has characters outside printable ASCII; Wialon parameter names are ASCII');
+  let name = key;
+  if (key.length > MAX_NAME_BYTES) {
+    name = shortName(key);
+    report({ parameter: key, action: 'renamed', reason: `the name is longer than Wialon's ${MAX_NAME_BYTES}-byte limit`, sentAs: name });
+  }
+  const attribute = FIXED_NAMES.has(name) ? 1 : 0;
+
+  switch (typeof value) {
+    case 'boolean':
+      return { name, attribute, type: 'int32', value: value ? 1 : 0 };
+    case 'number':
+      if (!Number.isFinite(value)) return skip(`the value ${value} is not a finite number`);
+      if (Number.isInteger(value) && value >= INT32_MIN && value <= INT32_MAX) return { name, attribute, type: 'int32', value };
+      if (Number.isSafeInteger(value)) return { name, attribute, type: 'int64', value: BigInt(value) };
+      return { name, attribute, type: 'double', value };
+    case 'bigint':
+      if (value >= INT64_MIN && value <= INT64_MAX) return { name, attribute, type: 'int64', value };
+      report({ parameter: key, action: 'converted', reason: 'the integer does not fit 64 bits; sent as decimal text' });
+      return { name, attribute, type: 'text', value: value.toString() };
+    case 'string':
+      if (value.includes('\0')) return skip('the text contains a NUL character, which would end a Wialon text value early');
+      return { name, attribute, type: 'text', value };
+    case 'object': {
+      if (value === null) return skip('the value is null');
+      let json: string | undefined;
+      try {
+        json = JSON.stringify(value);
+      } catch (error) {
+        return skip(`the ${Array.isArray(value) ? 'array' : 'object'} cannot be written as JSON (${error instanceof Error ? error.message : String(error)})`);
+      }
+      report({ parameter: key, action: 'converted', reason: `Wialon has no ${Array.isArray(value) ? 'array' : 'object'} type; sent as JSON text` });
+      return { name, attribute, type: 'text', value: json };
+    }
+    default:
+      return skip(`a ${typeof value} value cannot be sent`);
+  }
+}
+
+/** A stable 38-byte name: the first 29 characters, "~" and 8 hex digits of a hash of the full name. */
+export function shortName(name: string): string {
+  let hash = 0x811c9dc5; // FNV-1a, 32 bits
+  for (let i = 0; i < name.length; i++) {
+    hash ^= name.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return `${name.slice(0, MAX_NAME_BYTES - 9)}~${(hash >>> 0).toString(16).padStart(8, '0')}`;
+}
+
+function finite(value: unknown): number | undefined {
+  return typeof value === 'number' && Number.isFinite(value) ? value : undefined;
+}
+
+function clamp(value: number, min: number, max: number): number {
+  return value < min ? min : value > max ? max : value;
+}
+
+function isPrintableAscii(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code < 0x20 || code > 0x7e) return false;
+  }
+  return true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// packet -> bytes
+
+/** Serializes a packet. Validates every field, so a packet that encodes also decodes. */
+export function encodePacket(packet: WialonPacket): Buffer {
+  const { unitId, time, flags, blocks } = packet;
+  if (unitId === '' || !isPrintableAscii(unitId)) throw new WialonEncodeError('unit id', `unit ID ${JSON.stringify(unitId)} must be non-empty printable ASCII`);
+  if (!isUint32(time)) throw new WialonEncodeError('time', `time ${time} must be an integer from 0 to ${UINT32_MAX}`);
+  if (!isUint32(flags)) throw new WialonEncodeError('flags', `flags ${flags} must be an integer from 0 to ${UINT32_MAX}`);
+
+  const valueSizes = blocks.map(valueSize);
+  let size = unitId.length + 1 + 8;
+  for (let i = 0; i < blocks.length; i++) size += 6 + 2 + blocks[i].name.length + 1 + valueSizes[i];
+  if (size > UINT32_MAX) throw new WialonEncodeError('size', `the packet would be ${size} bytes, more than a u32 size field can say`);
+
+  const buf = Buffer.allocUnsafe(4 + size);
+  buf.writeUInt32LE(size, 0);
+  let o = 4 + buf.write(unitId, 4, 'latin1');
+  buf[o++] = 0;
+  buf.writeUInt32BE(time, o);
+  buf.writeUInt32BE(flags, o + 4);
+  o += 8;
+  for (let i = 0; i < blocks.length; i++) {
+    const block = blocks[i];
+    buf.writeUInt16BE(BLOCK_MARKER, o);
+    buf.writeUInt32BE(2 + block.name.length + 1 + valueSizes[i], o + 2);
+    buf[o + 6] = block.attribute;
+    buf[o + 7] = TYPE_BYTE[block.type];
+    o += 8 + buf.write(block.name, o + 8, 'latin1');
+    buf[o++] = 0;
+    o = writeValue(buf, o, block);
+  }
+  return buf;
+}
+
+function isUint32(value: number): boolean {
+  return Number.isInteger(value) && value >= 0 && value <= UINT32_MAX;
+}
+
+/** Checks one block and returns the size of its value in bytes. */
+function valueSize(block: WialonBlock): number {
+  const fail = (what: string): never => {
+    throw new WialonEncodeError(block.name, `block "${block.name}": ${what}`);
+  };
+  if (block.name === '' || !isPrintableAscii(block.name)) fail('the name must be non-empty printable ASCII');
+  if (block.name.length > MAX_NAME_BYTES) fail(`the name is longer than ${MAX_NAME_BYTES} bytes`);
+  if (block.attribute !== 0 && block.attribute !== 1) fail(`attribute ${block.attribute} must be 0 or 1`);
+  if ((block.name === 'posinfo') !== (block.type === 'posinfo')) fail('only the posinfo block may be, and must be, of type posinfo');
+  switch (block.type) {
+    case 'text':
+      if (block.value.includes('\0')) fail('text must not contain NUL');
+      return Buffer.byteLength(block.value, 'utf8') + 1;
+    case 'int32':
+      if (!Number.isInteger(block.value) || block.value < INT32_MIN || block.value > INT32_MAX) fail(`${block.value} is not a 32-bit signed integer`);
+      return 4;
+    case 'double':
+      if (!Number.isFinite(block.value)) fail(`${block.value} is not a finite number`);
+      return 8;
+    case 'int64':
+      if (block.value < INT64_MIN || block.value > INT64_MAX) fail(`${block.value} is not a 64-bit signed integer`);
+      return 8;
+    case 'posinfo': {
+      const p = block.value;
+      if (![p.longitude, p.latitude, p.altitude].every(Number.isFinite)) fail('longitude, latitude and altitude must be finite numbers');
+      if (!isUintN(p.speed, 0xffff) || !isUintN(p.course, 0xffff) || !isUintN(p.satellites, 0xff)) fail('speed and course must be integers 0..65535, satellites 0..255');
+      return POSINFO_BYTES;
+    }
+    case 'binary':
+    case 'image':
+      return block.value.length;
+  }
+}
+
+function isUintN(value: number, max: number): boolean {
+  return Number.isInteger(value) && value >= 0 && value <= max;
+}
+
+function writeValue(buf: Buffer, o: number, block: WialonBlock): number {
+  switch (block.type) {
+    case 'text':
+      o += buf.write(block.value, o, 'utf8');
+      buf[o] = 0;
+      return o + 1;
+    case 'int32':
+      return buf.writeInt32BE(block.value, o);
+    case 'double':
+      return buf.writeDoubleLE(block.value, o);
+    case 'int64':
+      return buf.writeBigInt64BE(block.value, o);
+    case 'posinfo': {
+      const p = block.value;
+      buf.writeDoubleLE(p.longitude, o);
+      buf.writeDoubleLE(p.latitude, o + 8);
+      buf.writeDoubleLE(p.altitude, o + 16);
+      buf.writeUInt16BE(p.speed, o + 24);
+      buf.writeUInt16BE(p.course, o + 26);
+      buf[o + 28] = p.satellites;
+      return o + POSINFO_BYTES;
+    }
+    case 'binary':
+    case 'image':
+      return o + block.value.copy(buf, o);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// bytes -> packet
+
+/**
+ * Decodes exactly one packet (size field included). Strict: the size must match, every block must start with
+ * 0x0BBB and end inside the packet, names and text must be NUL-terminated, values must have their type's length.
+ * Blocks are walked by their size fields, never by searching for 0x0BBB (a value may contain those bytes).
+ */
+export function decodePacket(buf: Buffer): WialonPacket {
+  const fail = (reason: string, offset: number): never => {
+    throw new WialonDecodeError(reason, offset);
+  };
+  if (buf.length < 4) fail(`${buf.length} bytes are too few for the 4-byte size field`, 0);
+  const size = buf.readUInt32LE(0);
+  if (size !== buf.length - 4) fail(`the size field says ${size} bytes follow it, but ${buf.length - 4} do`, 0);
+
+  const idEnd = buf.indexOf(0, 4);
+  if (idEnd < 0) fail('the unit ID has no terminating NUL', 4);
+  const unitId = asciiText(buf, 4, idEnd, 'unit ID');
+  let o = idEnd + 1;
+  if (buf.length - o < 8) fail(`time and flags need 8 bytes, only ${buf.length - o} remain`, o);
+  const time = buf.readUInt32BE(o);
+  const flags = buf.readUInt32BE(o + 4);
+  o += 8;
+
+  const blocks: WialonBlock[] = [];
+  while (o < buf.length) {
+    const start = o;
+    if (buf.length - start < 6) fail(`${buf.length - start} stray bytes after the last block (a block header has 6)`, start);
+    const marker = buf.readUInt16BE(start);
+    if (marker !== BLOCK_MARKER) fail(`expected the block marker 0x0BBB, found 0x${marker.toString(16).padStart(4, '0').toUpperCase()}`, start);
+    const blockSize = buf.readUInt32BE(start + 2);
+    const end = start + 6 + blockSize;
+    if (end > buf.length) fail(`the block says ${blockSize} bytes follow its header, but only ${buf.length - start - 6} remain in the packet`, start);
+    if (blockSize < 3) fail(`block size ${blockSize} is too small for attribute, data type and name`, start);
+    const attribute = buf[start + 6];
+    const typeByte = buf[start + 7];
+    const nameEnd = buf.indexOf(0, start + 8);
+    if (nameEnd < 0 || nameEnd >= end) fail('the block name has no terminating NUL inside the block', start + 8);
+    const name = asciiText(buf, start + 8, nameEnd, 'block name');
+    if (name.length > MAX_NAME_BYTES) fail(`the block name "${name}" is longer than ${MAX_NAME_BYTES} bytes`, start + 8);
+    if (attribute > 1) fail(`block "${name}": attribute ${attribute} is neither 0 (shown) nor 1 (hidden)`, start + 6);
+    blocks.push(decodeValue(buf, nameEnd + 1, end, name, attribute, typeByte, fail));
+    o = end;
+  }
+  return { unitId, time, flags, blocks };
+}
+
+function decodeValue(buf: Buffer, at: number, end: number, name: string, attribute: number, typeByte: number, fail: (reason: string, offset: number) => never): WialonBlock {
+  const length = end - at;
+  const expect = (bytes: number, what: string) => {
+    if (length !== bytes) fail(`block "${name}": ${what} value must be ${bytes} bytes, found ${length}`, at);
+  };
+  if (name === 'posinfo' && typeByte !== TYPE_BYTE.posinfo) fail(`block "posinfo" must have data type 2, found ${typeByte}`, at - name.length - 2);
+  switch (typeByte) {
+    case 1: {
+      if (length < 1 || buf[end - 1] !== 0) fail(`block "${name}": text value must end with a NUL byte`, at);
+      const nul = buf.indexOf(0, at);
+      if (nul !== end - 1) fail(`block "${name}": text value has a NUL byte before its end`, nul);
+      return { name, attribute, type: 'text', value: buf.toString('utf8', at, end - 1) };
+    }
+    case 2:
+      if (name !== 'posinfo') return { name, attribute, type: 'binary', value: Buffer.from(buf.subarray(at, end)) };
+      expect(POSINFO_BYTES, 'posinfo');
+      return {
+        name,
+        attribute,
+        type: 'posinfo',
+        value: {
+          longitude: buf.readDoubleLE(at),
+          latitude: buf.readDoubleLE(at + 8),
+          altitude: buf.readDoubleLE(at + 16),
+          speed: buf.readUInt16BE(at + 24),
+          course: buf.readUInt16BE(at + 26),
+          satellites: buf[at + 28],
+        },
+      };
+    case 3:
+      expect(4, 'int32');
+      return { name, attribute, type: 'int32', value: buf.readInt32BE(at) };
+    case 4:
+      expect(8, 'double');
+      return { name, attribute, type: 'double', value: buf.readDoubleLE(at) };
+    case 5:
+      expect(8, 'int64');
+      return { name, attribute, type: 'int64', value: buf.readBigInt64BE(at) };
+    case 6:
+      return { name, attribute, type: 'image', value: Buffer.from(buf.subarray(at, end)) };
+    default:
+      return fail(`block "${name}": unknown data type ${typeByte} (known: 1 text, 2 binary, 3 int32, 4 double, 5 int64, 6 image)`, at - name.length - 2);
+  }
+}
+
+function asciiText(buf: Buffer, start: number, end: number, what: string): string {
+  if (end === start) throw new WialonDecodeError(`the ${what} is empty`, start);
+  for (let i = start; i < end; i++) {
+    if (buf[i] < 0x20 || buf[i] > 0x7e) throw new WialonDecodeError(`the ${what} has the byte 0x${buf[i].toString(16).padStart(2, '0')}, outside printable ASCII`, i);
+  }
+  return buf.toString('latin1', start, end);
+}
+
+/** The value of the block called `name`, if the packet has one. */
+export function findBlock(packet: WialonPacket, name: string): WialonBlock | undefined {
+  return packet.blocks.find((b) => b.name === name);
+}
+
+// ---------------------------------------------------------------------------------------------
+// framing
+
+/**
+ * Cuts a TCP byte stream into packets: 4 bytes of LE size, then that many bytes. Works across any read
+ * boundary (including a read that ends right after the size field) and for any size, 256 and its multiples too.
+ */
+export class PacketSplitter {
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+  private consumed = 0;
+
+  constructor(readonly maxPacketBytes = DEFAULT_MAX_PACKET_BYTES) {}
+
+  /** Bytes received but not yet part of a complete packet. */
+  get pendingBytes(): number {
+    return this.buffered;
+  }
+
+  /**
+   * Adds one read; returns the packets it completed, each with its size field. Throws WialonDecodeError
+   * (with the stream offset) when a size field exceeds `maxPacketBytes`: the stream cannot be framed after that.
+   */
+  push(chunk: Buffer): Buffer[] {
+    if (chunk.length > 0) {
+      this.chunks.push(chunk);
+      this.buffered += chunk.length;
+    }
+    const packets: Buffer[] = [];
+    while (this.buffered >= 4) {
+      const total = 4 + this.peekSize();
+      if (total > this.maxPacketBytes) {
+        throw new WialonDecodeError(`a packet size of ${total - 4} bytes exceeds the limit of ${this.maxPacketBytes}: the stream is not Wialon Retranslator, or is out of step`, this.consumed);
+      }
+      if (this.buffered < total) break;
+      packets.push(this.take(total));
+    }
+    return packets;
+  }
+
+  private peekSize(): number {
+    const first = this.chunks[0];
+    if (first.length >= 4) return first.readUInt32LE(0);
+    const head = Buffer.alloc(4);
+    let filled = 0;
+    for (const chunk of this.chunks) {
+      filled += chunk.copy(head, filled, 0, Math.min(chunk.length, 4 - filled));
+      if (filled === 4) break;
+    }
+    return head.readUInt32LE(0);
+  }
+
+  private take(length: number): Buffer {
+    this.buffered -= length;
+    this.consumed += length;
+    const first = this.chunks[0];
+    if (first.length >= length) {
+      if (first.length === length) this.chunks.shift();
+      else this.chunks[0] = first.subarray(length);
+      return first.subarray(0, length);
+    }
+    const out = Buffer.allocUnsafe(length);
+    let filled = 0;
+    while (filled < length) {
+      const chunk = this.chunks[0];
+      const n = Math.min(chunk.length, length - filled);
+      chunk.copy(out, filled, 0, n);
+      filled += n;
+      if (n === chunk.length) this.chunks.shift();
+      else this.chunks[0] = chunk.subarray(n);
+    }
+    return out;
+  }
+}
