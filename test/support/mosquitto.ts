@@ -1,0 +1,162 @@
+/**
+ * A real Mosquitto broker for tests: `startMosquitto()` writes a config into a temp folder,
+ * spawns /usr/sbin/mosquitto on a free 127.0.0.1 port and resolves once it accepts connections.
+ *
+ * ```ts
+ * const pki = await createTestPki();
+ * const broker = await startMosquitto({ tls: { caFile: pki.ca.cert, certFile: pki.server.cert, keyFile: pki.server.key, requireCertificate: true } });
+ * // ... broker.url is mqtts://127.0.0.1:<port>
+ * await broker.stop();
+ * ```
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer, connect } from 'node:net';
+import { tmpdir, userInfo } from 'node:os';
+import { join } from 'node:path';
+
+export const MOSQUITTO = process.env.MOSQUITTO_BIN ?? '/usr/sbin/mosquitto';
+
+export interface MosquittoTls {
+  /** CA that signs the client certificates the broker accepts. */
+  caFile: string;
+  /** The broker's own certificate and key. */
+  certFile: string;
+  keyFile: string;
+  /** Refuse clients without a certificate signed by caFile (default true). */
+  requireCertificate?: boolean;
+  /** Use the client certificate's CN as the MQTT username. */
+  useIdentityAsUsername?: boolean;
+}
+
+export interface MosquittoOptions {
+  /** Omit for a plain TCP listener. */
+  tls?: MosquittoTls;
+  /** Listen on this port instead of a free one (e.g. to bring a broker back on the same address). */
+  port?: number;
+  /** Extra config lines, e.g. `max_inflight_messages 10`. */
+  extraConfig?: readonly string[];
+}
+
+export interface RunningMosquitto {
+  readonly host: '127.0.0.1';
+  readonly port: number;
+  /** `mqtts://127.0.0.1:<port>` with TLS, `mqtt://...` without. */
+  readonly url: string;
+  /** The CA that clients should trust (the one that signed the broker's certificate is up to the caller). */
+  readonly caFile?: string;
+  /** Everything the broker wrote to stderr (its log), for assertions and failure messages. */
+  log(): string;
+  /** Stops the broker; resolves when the process has exited. Safe to call twice. */
+  stop(): Promise<void>;
+  /** Starts the stopped broker again on the same port with the same config. */
+  start(): Promise<void>;
+}
+
+const READY_TIMEOUT_MS = 10_000;
+
+export async function startMosquitto(options: MosquittoOptions = {}): Promise<RunningMosquitto> {
+  const dir = await mkdtemp(join(tmpdir(), 'flespi-mosquitto-'));
+  const port = options.port ?? (await freePort());
+  const configFile = join(dir, 'mosquitto.conf');
+  await writeFile(configFile, mosquittoConfig(port, options).join('\n') + '\n');
+
+  let child: ChildProcess | undefined;
+  let output = '';
+  let exited: Promise<void> = Promise.resolve();
+
+  const start = async () => {
+    if (child) return;
+    const process_ = spawn(MOSQUITTO, ['-c', configFile], { stdio: ['ignore', 'ignore', 'pipe'] });
+    child = process_;
+    process_.stderr!.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+    exited = new Promise((resolve) => process_.once('exit', () => resolve()));
+    const early = exited.then(() => {
+      throw new Error(`mosquitto exited during startup (config ${configFile}):\n${output}`);
+    });
+    try {
+      await Promise.race([waitForListener(port), early]);
+    } catch (error) {
+      child = undefined;
+      process_.kill('SIGKILL');
+      throw error;
+    } finally {
+      early.catch(() => {});
+    }
+    void exited.then(() => {
+      if (child === process_) child = undefined;
+    });
+  };
+
+  const stop = async () => {
+    const running = child;
+    child = undefined;
+    if (running && running.exitCode === null && running.signalCode === null) {
+      running.kill('SIGTERM');
+      await exited;
+    }
+  };
+
+  try {
+    await start();
+  } catch (error) {
+    await rm(dir, { recursive: true, force: true });
+    throw error;
+  }
+  return {
+    host: '127.0.0.1',
+    port,
+    url: `${options.tls ? 'mqtts' : 'mqtt'}://127.0.0.1:${port}`,
+    caFile: options.tls?.caFile,
+    log: () => output,
+    start,
+    stop: async () => {
+      await stop();
+      await rm(dir, { recursive: true, force: true }).catch(() => {});
+    },
+  };
+}
+
+function mosquittoConfig(port: number, options: MosquittoOptions): string[] {
+  const lines = ['per_listener_settings false', 'allow_anonymous true', 'persistence false', 'log_dest stderr', 'log_type error', 'log_type warning', 'log_type notice', 'log_type information'];
+  // As root, Mosquitto drops to the "mosquitto" user, which cannot read files in our private temp folders.
+  if (process.getuid?.() === 0) lines.unshift(`user ${userInfo().username}`);
+  lines.push(`listener ${port} 127.0.0.1`);
+  const tls = options.tls;
+  if (tls) {
+    lines.push(`cafile ${tls.caFile}`, `certfile ${tls.certFile}`, `keyfile ${tls.keyFile}`, `require_certificate ${tls.requireCertificate ?? true}`);
+    if (tls.useIdentityAsUsername) lines.push('use_identity_as_username true');
+  }
+  return [...lines, ...(options.extraConfig ?? [])];
+}
+
+/** A port that was free a moment ago: bind port 0, read the port, release it. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+/** Resolves once a TCP connection to the port succeeds. */
+async function waitForListener(port: number): Promise<void> {
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  while (true) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const socket = connect({ host: '127.0.0.1', port });
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`mosquitto did not listen on 127.0.0.1:${port} within ${READY_TIMEOUT_MS} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
