@@ -1,0 +1,88 @@
+// One e2e session: the host installed, the extension built, packaged and installed into a fresh
+// profile, the test peers running, code-server serving a fresh workspace, Chromium showing it.
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Browser } from 'playwright-core';
+import { buildExtension, CodeServer, ensureHost, freshProfile, installVsix, outputDir, packageExtension, type Profile } from './host';
+import { SandboxProcess, startTlsBroker, startWialonReceiver, type TlsBroker } from './peers';
+import { timed } from './timings';
+import { launchChromium, Workbench } from './workbench';
+import type { WialonTestReceiver } from '../../../src/core/wialon/testReceiver';
+
+/** The token the external sandbox accepts (a test value, not a secret). */
+export const SANDBOX_TOKEN = 'E2eSandboxToken'.padEnd(64, '0');
+
+export interface Peers {
+  sandbox: SandboxProcess;
+  tls: TlsBroker;
+  wialon: { receiver: WialonTestReceiver; port: number };
+}
+
+export interface Session {
+  root: string;
+  workspace: string;
+  profile: Profile;
+  peers: Peers;
+  server: CodeServer;
+  browser: Browser;
+  workbench: Workbench;
+  stop(options: { keepFiles: boolean }): Promise<void>;
+}
+
+export interface SessionOptions {
+  /** User settings written before code-server starts, given the running peers. */
+  settings(peers: Peers, root: string): Record<string, unknown>;
+  /** Topic filter the broker's subscriber listens on from the start. */
+  brokerTopics: string;
+}
+
+export async function startSession(options: SessionOptions): Promise<Session> {
+  const cleanups: (() => Promise<void>)[] = [];
+  const root = mkdtempSync(join(tmpdir(), 'flespi-e2e-'));
+  const stop = async ({ keepFiles }: { keepFiles: boolean }) => {
+    for (const cleanup of cleanups.reverse()) await cleanup().catch((e: unknown) => console.error('e2e cleanup:', e));
+    cleanups.length = 0;
+    if (!keepFiles) rmSync(root, { recursive: true, force: true });
+  };
+  try {
+    const entry = await timed('install host (reused when present)', ensureHost);
+    await timed('build (--production)', buildExtension);
+    const vsix = join(root, 'flespi.vsix');
+    await timed('package VSIX', () => packageExtension(vsix));
+
+    const peers = await timed('start peers (sandbox, Mosquitto TLS, Wialon receiver)', async () => {
+      const sandbox = await SandboxProcess.start(SANDBOX_TOKEN);
+      cleanups.push(() => sandbox.stop());
+      const tls = await startTlsBroker(options.brokerTopics);
+      cleanups.push(() => tls.stop());
+      const wialon = await startWialonReceiver();
+      cleanups.push(() => wialon.receiver.close());
+      return { sandbox, tls, wialon };
+    });
+
+    const profile = freshProfile(root, options.settings(peers, root));
+    await timed('install VSIX into a fresh profile', () => installVsix(entry, profile, vsix));
+    const workspace = join(root, 'workspace');
+    mkdirSync(workspace);
+
+    const { server, browser, workbench } = await timed('start code-server and open the workbench', async () => {
+      const server = await CodeServer.start(entry, profile);
+      cleanups.push(() => server.stop());
+      const browser = await launchChromium();
+      cleanups.push(() => browser.close());
+      const workbench = await Workbench.open(browser, server.folderUrl(workspace), outputDir);
+      return { server, browser, workbench };
+    });
+    return { root, workspace, profile, peers, server, browser, workbench, stop };
+  } catch (error) {
+    await stop({ keepFiles: true });
+    throw error;
+  }
+}
+
+/** The extension host's log files of this profile (the first place to look when a flow fails). */
+export function extensionHostLogs(profile: Profile): string {
+  const logs = join(profile.userDataDir, 'logs');
+  return existsSync(logs) ? logs : '(no logs folder yet)';
+}

@@ -1,0 +1,181 @@
+// Acting as a user on the VS Code workbench served by code-server: the activity bar, views,
+// the command palette, quick inputs, notifications and webviews, with a screenshot per step.
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium, type Browser, type Frame, type Locator, type Page } from 'playwright-core';
+
+const chromiumArgs = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
+
+export function launchChromium(): Promise<Browser> {
+  return chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', headless: true, args: chromiumArgs });
+}
+
+/** Polls `probe` until it returns a value other than undefined/false, or fails with `what`. */
+export async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const value = await probe();
+      if (value !== undefined && value !== false) return value;
+    } catch (e) {
+      lastError = e;
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  const cause = lastError instanceof Error ? ` (last error: ${lastError.message.split('\n')[0]})` : '';
+  throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}${cause}`);
+}
+
+export class Workbench {
+  private step = 0;
+  private flow = 'setup';
+
+  private constructor(
+    readonly page: Page,
+    private readonly shotsDir: string,
+  ) {}
+
+  static async open(browser: Browser, url: string, shotsDir: string): Promise<Workbench> {
+    mkdirSync(shotsDir, { recursive: true });
+    const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+    const page = await context.newPage();
+    await page.goto(url);
+    await page.locator('.monaco-workbench').waitFor({ timeout: 60_000 });
+    const workbench = new Workbench(page, shotsDir);
+    // The activity bar is drawn once the extension host has registered contributions.
+    await page.locator('.part.activitybar').waitFor({ timeout: 60_000 });
+    return workbench;
+  }
+
+  /** Names the screenshots that follow, e.g. "flow2" → flow2-01-....png. */
+  beginFlow(name: string): void {
+    this.flow = name;
+    this.step = 0;
+  }
+
+  /** A screenshot of what a person would see now, named after the step. */
+  async shot(name: string): Promise<void> {
+    this.step += 1;
+    const file = `${this.flow}-${String(this.step).padStart(2, '0')}-${name.replace(/[^\w-]+/g, '-')}.png`;
+    await this.page.screenshot({ path: join(this.shotsDir, file) });
+  }
+
+  /** The activity-bar item of a view container, found by its title (its aria-label starts with it). */
+  activityItem(title: string): Locator {
+    return this.page.locator(`.part.activitybar .action-item a[aria-label^="${title}"], .part.activitybar .action-item[aria-label^="${title}"]`).first();
+  }
+
+  /** Opens a view container (the side bar) by clicking its activity-bar item unless already open. */
+  async openContainer(title: string): Promise<void> {
+    const item = this.activityItem(title);
+    await item.waitFor({ timeout: 30_000 });
+    const sidebarTitle = this.page.locator('.part.sidebar .composite.title h2');
+    const current = (await sidebarTitle.count()) > 0 ? ((await sidebarTitle.first().textContent()) ?? '') : '';
+    if (!current.toLowerCase().startsWith(title.toLowerCase())) await item.click();
+    await waitFor(`the side bar to show "${title}"`, async () => ((await sidebarTitle.first().textContent()) ?? '').toLowerCase().startsWith(title.toLowerCase()));
+  }
+
+  /** A view pane in the side bar, by its title. */
+  view(title: string): Locator {
+    return this.page.locator('.part.sidebar .pane').filter({ has: this.page.locator(`.pane-header[aria-label^="${title}"]`) });
+  }
+
+  /** Expands a collapsed view pane. */
+  async expandView(title: string): Promise<Locator> {
+    const pane = this.view(title);
+    const header = pane.locator('.pane-header').first();
+    await header.waitFor({ timeout: 30_000 });
+    if ((await header.getAttribute('aria-expanded')) === 'false') await header.click();
+    return pane;
+  }
+
+  /** Labels of the visible rows of a tree view. */
+  async treeLabels(viewTitle: string): Promise<string[]> {
+    const rows = this.view(viewTitle).locator('.monaco-list-row');
+    return (await rows.evaluateAll((els) => els.map((e) => e.getAttribute('aria-label') ?? e.textContent ?? ''))).map((s) => s.trim());
+  }
+
+  /** Runs a command through the command palette, by its full title ("flespi: Open Live Tail"). */
+  async runCommand(title: string): Promise<void> {
+    await this.closeQuickInput();
+    await this.page.keyboard.press('F1');
+    const input = this.page.locator('.quick-input-widget .quick-input-box input');
+    await input.waitFor({ state: 'visible' });
+    await input.fill(`>${title}`);
+    const row = this.quickPickRow(title);
+    await row.waitFor({ timeout: 15_000 }).catch(async () => {
+      throw new Error(`the command palette has no command "${title}"; it offers: ${(await this.quickPickLabels()).join(' | ') || 'nothing'}`);
+    });
+    await row.click();
+  }
+
+  /** A row of the open quick pick whose label contains `label`. */
+  quickPickRow(label: string): Locator {
+    return this.page.locator('.quick-input-widget .monaco-list-row').filter({ hasText: label }).first();
+  }
+
+  async quickPickLabels(): Promise<string[]> {
+    const rows = this.page.locator('.quick-input-widget .monaco-list-row');
+    return (await rows.evaluateAll((els) => els.map((e) => e.getAttribute('aria-label') ?? e.textContent ?? ''))).map((s) => s.trim());
+  }
+
+  /** Picks an item of the open quick pick by label. */
+  async pick(label: string): Promise<void> {
+    const row = this.quickPickRow(label);
+    await row.waitFor({ timeout: 15_000 }).catch(async () => {
+      throw new Error(`the quick pick has no item "${label}"; it offers: ${(await this.quickPickLabels()).join(' | ') || 'nothing'}`);
+    });
+    await row.click();
+  }
+
+  /** Types into the open input box (or quick pick filter) and presses Enter. */
+  async answer(text: string): Promise<void> {
+    const input = this.page.locator('.quick-input-widget .quick-input-box input');
+    await input.waitFor({ state: 'visible' });
+    await input.fill(text);
+    await input.press('Enter');
+  }
+
+  /** The prompt or title the open quick input shows (to check which question is being asked). */
+  async quickInputPrompt(): Promise<string> {
+    const widget = this.page.locator('.quick-input-widget');
+    await widget.waitFor({ state: 'visible' });
+    return ((await widget.locator('.quick-input-title, .quick-input-message').allTextContents()).join(' ') + ' ' + ((await widget.locator('input').first().getAttribute('placeholder')) ?? '')).trim();
+  }
+
+  async closeQuickInput(): Promise<void> {
+    if (await this.page.locator('.quick-input-widget').isVisible()) await this.page.keyboard.press('Escape');
+  }
+
+  /** Texts of the notification toasts on screen. */
+  async notifications(): Promise<string[]> {
+    return (await this.page.locator('.notifications-toasts .notification-list-item-message').allTextContents()).map((s) => s.trim());
+  }
+
+  /** Waits for a notification whose text matches, and returns it. */
+  waitForNotification(pattern: RegExp, timeoutMs = 30_000): Promise<string> {
+    return waitFor(`a notification matching ${pattern}`, async () => (await this.notifications()).find((t) => pattern.test(t)), timeoutMs);
+  }
+
+  async clearNotifications(): Promise<void> {
+    await this.runCommand('Notifications: Clear All Notifications').catch(() => undefined);
+  }
+
+  /** Clicks a button of a notification toast. */
+  async clickNotificationButton(message: RegExp, button: string): Promise<void> {
+    const toast = this.page.locator('.notifications-toasts .notification-list-item').filter({ hasText: message }).first();
+    await toast.getByRole('button', { name: button }).click();
+  }
+
+  /** The frame (nested inside webview iframes) that holds `selector`. */
+  webviewFrame(selector: string, timeoutMs = 30_000): Promise<Frame> {
+    return waitFor(`a webview showing ${selector}`, async () => {
+      for (const frame of this.page.frames()) {
+        if (frame === this.page.mainFrame()) continue;
+        if ((await frame.locator(selector).count().catch(() => 0)) > 0) return frame;
+      }
+      return undefined;
+    }, timeoutMs);
+  }
+}
