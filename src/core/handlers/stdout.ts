@@ -46,7 +46,7 @@ export const stdoutSpec: HandlerSpec = {
   type: 'stdout',
   title: 'Print messages as JSON lines on standard output',
   create(options: Options, _env, name: string) {
-    const reader = new OptionReader(options, name);
+    const reader = new OptionReader(options, `handler "${name}" (stdout)`);
     const pretty = reader.boolean('pretty', false);
     reader.rejectUnknown();
     return new StdoutHandler({ pretty }, name);

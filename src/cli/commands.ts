@@ -1,0 +1,165 @@
+import { resolve } from 'node:path';
+import { buildReceiver, loadConfig, resolveToken } from '../core/config';
+import { regionBaseUrl, type FlespiRegion } from '../core/flespi/client';
+import { StdoutHandler } from '../core/handlers/stdout';
+import type { Logger } from '../core/logger';
+import { FileCheckpointStore, MemoryCheckpointStore } from '../core/receiver/checkpoint';
+import { Receiver } from '../core/receiver/receiver';
+import { RestSource } from '../core/sources/rest';
+import { startSandbox } from '../sandbox/index';
+import { connect, findChannel, listChannels } from './connect';
+import { reportReceiver } from './status';
+import { UsageError } from './usage';
+
+export interface Flags {
+  token?: string;
+  baseUrl?: string;
+  region?: FlespiRegion;
+  pretty: boolean;
+  checkpoint?: string;
+  restPort?: string;
+  mqttPort?: string;
+  devices?: string;
+  rate?: string;
+}
+
+/** `tail [channel]`: a channel's messages on stdout, one JSON object per line. */
+export async function tailCommand(wanted: string | undefined, flags: Flags, log: Logger): Promise<number> {
+  const { client, sandbox } = await connect(flags, process.env);
+  try {
+    const channel = await findChannel(client, wanted, sandbox !== undefined);
+    if (sandbox) {
+      log.info(`no FLESPI_TOKEN set: tailing channel ${channel.id} "${channel.name}" of the built-in flespi sandbox (REST ${sandbox.restUrl}, MQTT ${sandbox.mqttUrl}); set FLESPI_TOKEN to read your flespi account`);
+    } else {
+      log.info(`tailing channel ${channel.id} "${channel.name}" (${channel.protocol}) at ${client.baseUrl}, from the oldest message in its buffer`);
+    }
+    const receiver = new Receiver({
+      source: new RestSource({ client, channelId: channel.id }),
+      handlers: [new StdoutHandler({ pretty: flags.pretty })],
+      checkpoints: flags.checkpoint ? new FileCheckpointStore(resolve(flags.checkpoint)) : new MemoryCheckpointStore(),
+      log,
+    });
+    reportReceiver(receiver, log, undefined);
+    return await runUntilStopped(receiver, log);
+  } finally {
+    await sandbox?.stop();
+  }
+}
+
+/** `run <config.json>`: the handlers of a config file, with a status summary on stderr. */
+export async function runCommand(file: string, flags: Flags, log: Logger): Promise<number> {
+  const config = await loadConfig(file);
+  if (flags.baseUrl) config.flespi.baseUrl = flags.baseUrl;
+  else if (flags.region) config.flespi.baseUrl = regionBaseUrl(flags.region);
+  const token = flags.token?.trim() || (await resolveToken(process.env, config.flespi.tokenFile));
+  if (!token) {
+    throw new UsageError(`no flespi token: set FLESPI_TOKEN, or name a file holding it with "flespi": { "tokenFile": "..." } in ${config.file}`);
+  }
+  const { receiver, client, handlers } = await buildReceiver(config, token, { log });
+  const channel = await findChannel(client, String(config.channel), false);
+  log.info(`receiving channel ${channel.id} "${channel.name}" from ${client.baseUrl} into ${handlers.map((h) => h.name).join(', ')}; checkpoint ${config.checkpoint}`);
+  // A terminal gets a summary every few seconds; a log file (not a TTY) only once a minute.
+  const stopReporting = reportReceiver(receiver, log, process.stderr.isTTY ? 5_000 : 60_000);
+  try {
+    return await runUntilStopped(receiver, log);
+  } finally {
+    stopReporting();
+  }
+}
+
+/** `channels`: id, name and protocol of every channel. */
+export async function channelsCommand(flags: Flags, log: Logger): Promise<number> {
+  const { client, sandbox } = await connect(flags, process.env);
+  try {
+    if (sandbox) log.info(`no FLESPI_TOKEN set: listing the channels of the built-in flespi sandbox (REST ${sandbox.restUrl})`);
+    const rows = (await listChannels(client)).map((c) => [String(c.id), c.name, c.protocol]);
+    const table = [['ID', 'NAME', 'PROTOCOL'], ...rows];
+    const widths = [0, 1].map((col) => Math.max(...table.map((row) => row[col]!.length)));
+    process.stdout.write(table.map((row) => row.map((cell, col) => (col < 2 ? cell.padEnd(widths[col]!) : cell)).join('  ')).join('\n') + '\n');
+    return 0;
+  } finally {
+    await sandbox?.stop();
+  }
+}
+
+/** `sandbox`: the local flespi emulator on its own, until SIGINT/SIGTERM. */
+export async function sandboxCommand(flags: Flags, log: Logger): Promise<number> {
+  const sandbox = await startSandbox({
+    restPort: intFlag('rest-port', flags.restPort, 0, 0, 65535),
+    mqttPort: intFlag('mqtt-port', flags.mqttPort, 0, 0, 65535),
+    token: flags.token?.trim() || undefined,
+    devicesPerChannel: intFlag('devices', flags.devices, 3, 0, 10_000),
+    rateHz: numberFlag('rate', flags.rate, 1, 0.001, 1000),
+    simulate: true,
+  });
+  const channels = sandbox.channels.map((c) => `${c.id} "${c.name}"`).join(', ');
+  process.stdout.write(
+    [
+      'flespi sandbox running (a local emulator, not flespi itself)',
+      `  REST      ${sandbox.restUrl}`,
+      `  MQTT      ${sandbox.mqttUrl}`,
+      `  token     ${sandbox.token}`,
+      `  channels  ${channels}`,
+      `try: FLESPI_TOKEN=${sandbox.token} flespi-receiver tail --base-url ${sandbox.restUrl}`,
+      'stop with Ctrl+C',
+      '',
+    ].join('\n'),
+  );
+  await new Promise<void>((done) => onStopSignal(log, done));
+  await sandbox.stop();
+  return 0;
+}
+
+/**
+ * Runs a receiver until SIGINT/SIGTERM (graceful: the in-flight batch is finished or left
+ * unacknowledged, the checkpoint saved) or until stdout is closed (`| head`). A second signal
+ * exits at once. Rejects with the error that stopped the receiver.
+ */
+async function runUntilStopped(receiver: Receiver, log: Logger): Promise<number> {
+  const removeSignals = onStopSignal(log, () => void receiver.stop());
+  const onStdoutError = (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') void receiver.stop(); // the reader went away: nothing more to print
+  };
+  process.stdout.on('error', onStdoutError);
+  try {
+    await receiver.start();
+    await receiver.done;
+    return 0;
+  } finally {
+    removeSignals();
+    process.stdout.off('error', onStdoutError);
+  }
+}
+
+/** Calls `stop` on the first SIGINT/SIGTERM; a second one exits immediately. Returns the unsubscribe function. */
+function onStopSignal(log: Logger, stop: () => void): () => void {
+  let count = 0;
+  const handler = (signal: NodeJS.Signals) => {
+    count += 1;
+    if (count > 1) {
+      log.warn(`${signal} again: exiting without waiting`);
+      process.exit(130);
+    }
+    log.info(`${signal}: stopping (press Ctrl+C again to exit at once)`);
+    stop();
+  };
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
+  return () => {
+    process.off('SIGINT', handler);
+    process.off('SIGTERM', handler);
+  };
+}
+
+function numberFlag(name: string, value: string | undefined, fallback: number, min: number, max: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n < min || n > max) throw new UsageError(`--${name} must be a number from ${min} to ${max}, got "${value}"`);
+  return n;
+}
+
+function intFlag(name: string, value: string | undefined, fallback: number, min: number, max: number): number {
+  const n = numberFlag(name, value, fallback, min, max);
+  if (!Number.isInteger(n)) throw new UsageError(`--${name} must be a whole number from ${min} to ${max}, got "${value}"`);
+  return n;
+}

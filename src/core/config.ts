@@ -1,0 +1,212 @@
+/**
+ * The receiver configuration file of the CLI (`flespi-receiver run receiver.json`):
+ *
+ * ```json
+ * {
+ *   "flespi": { "region": "eu" },
+ *   "channel": 1234567,
+ *   "source": { "type": "rest", "delete": false },
+ *   "handlers": [{ "type": "stdout" }, { "type": "custom", "file": "./MyHandler.ts", "options": {} }],
+ *   "checkpoint": "./state/receiver.checkpoint.json",
+ *   "receiver": { "prefetch": 1, "handlerTimeoutMs": 60000, "retry": { "initialMs": 500, "maxMs": 30000 } }
+ * }
+ * ```
+ *
+ * The token is never in this file: it comes from FLESPI_TOKEN, or from the file named by
+ * `flespi.tokenFile` (keep that file out of version control).
+ */
+import { readFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { basename, dirname, extname, isAbsolute, join, resolve } from 'node:path';
+import { FlespiClient, regionBaseUrl, MAX_POLL_TIMEOUT_S, type FlespiRegion } from './flespi/client';
+import type { Handler } from './handler';
+import { createHandlers } from './handlers/registry';
+import type { HandlerEnv } from './handlers/spec';
+import type { Logger } from './logger';
+import { ConfigError, OptionReader, type Options } from './options';
+import type { RetryOptions } from './receiver/backoff';
+import { FileCheckpointStore } from './receiver/checkpoint';
+import { Receiver, type ReceiverOptions } from './receiver/receiver';
+import { RestSource, type RestSourceOptions } from './sources/rest';
+import type { Source } from './sources/source';
+
+export interface FlespiConnectionConfig {
+  /** REST base URL; wins over `region`. */
+  baseUrl: string;
+  region: FlespiRegion;
+  /** Absolute path of a file holding the token, when the user named one. */
+  tokenFile?: string;
+}
+
+export type RestSourceConfig = { type: 'rest' } & Omit<RestSourceOptions, 'client' | 'channelId'>;
+
+export interface ReceiverTuning {
+  prefetch?: number;
+  handlerTimeoutMs?: number;
+  stopGraceMs?: number;
+  retry?: Partial<RetryOptions>;
+}
+
+export interface ReceiverConfig {
+  /** Absolute path of the file this came from (for messages and relative paths). */
+  file: string;
+  flespi: FlespiConnectionConfig;
+  channel: number;
+  source: RestSourceConfig;
+  /** Handler entries as written; built by `createHandlers`. */
+  handlers: Options[];
+  /** Absolute path of the checkpoint file. */
+  checkpoint: string;
+  receiver: ReceiverTuning;
+}
+
+/** Reads and validates a configuration file. Every mistake is a ConfigError naming the file and the field. */
+export async function loadConfig(path: string): Promise<ReceiverConfig> {
+  const file = resolve(path);
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new ConfigError(code === 'ENOENT' ? `${file}: no such config file` : `${file}: cannot read the config file (${code ?? String(error)})`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    throw new ConfigError(`${file}: not valid JSON (${error instanceof Error ? error.message : String(error)})`);
+  }
+  return parseConfig(json, file);
+}
+
+/** Validates a parsed configuration; `file` is its (absolute) path, for messages and relative paths. */
+export function parseConfig(json: unknown, file: string): ReceiverConfig {
+  const top = new OptionReader(json as Options, file);
+  const dir = dirname(file);
+  const channel = top.number('channel', { min: 1, integer: true });
+  const flespi = parseFlespi(child(top, 'flespi', `${file}: flespi`) ?? {}, `${file}: flespi`, dir);
+  const source = parseSource(child(top, 'source', `${file}: source`) ?? { type: 'rest' }, `${file}: source`);
+  const handlers = parseHandlerList(top.options.handlers, `${file}: handlers`);
+  const checkpointPath = top.string('checkpoint', undefined);
+  const checkpoint = checkpointPath ? resolveUserPath(checkpointPath, dir) : join(dir, `${basename(file, extname(file))}.channel-${channel}.checkpoint.json`);
+  const receiver = parseTuning(child(top, 'receiver', `${file}: receiver`) ?? {}, `${file}: receiver`);
+  top.rejectUnknown(['flespi', 'source', 'handlers', 'receiver']);
+  return { file, flespi, channel, source, handlers, checkpoint, receiver };
+}
+
+function parseFlespi(options: Options, where: string, dir: string): FlespiConnectionConfig {
+  const reader = new OptionReader(options, where);
+  const region = reader.oneOf<FlespiRegion>('region', ['eu', 'ru'], 'eu');
+  const explicitUrl = reader.string('baseUrl', undefined);
+  if (explicitUrl !== undefined && options.region !== undefined) {
+    throw new ConfigError(`${where}: give either "baseUrl" or "region", not both (baseUrl wins and region would be ignored)`);
+  }
+  if (explicitUrl !== undefined && !/^https?:\/\/[^/]+/.test(explicitUrl)) {
+    throw new ConfigError(`${where}: "baseUrl" must be an http(s) URL such as "https://flespi.io", got "${explicitUrl}"`);
+  }
+  if (options.token !== undefined) {
+    throw new ConfigError(`${where}: "token" does not belong in a config file (it would end up in version control): set FLESPI_TOKEN, or put the token in a file and name it with "tokenFile"`);
+  }
+  const tokenFile = reader.string('tokenFile', undefined);
+  reader.rejectUnknown();
+  return { baseUrl: explicitUrl ?? regionBaseUrl(region), region, tokenFile: tokenFile && resolveUserPath(tokenFile, dir) };
+}
+
+function parseSource(options: Options, where: string): RestSourceConfig {
+  const reader = new OptionReader(options, where);
+  reader.oneOf('type', ['rest'], 'rest');
+  const source: RestSourceConfig = {
+    type: 'rest',
+    limitCount: reader.number('limitCount', { min: 1, max: 1_000_000, integer: true }, 1000),
+    timeout: reader.number('timeout', { min: 1, max: MAX_POLL_TIMEOUT_S, integer: true }, 20),
+    delete: reader.boolean('delete', false),
+    startKey: reader.number('startKey', { min: 0, integer: true }, 0),
+  };
+  if (reader.has('limitSize')) source.limitSize = reader.number('limitSize', { min: 1, max: 100_000_000, integer: true });
+  reader.rejectUnknown();
+  return source;
+}
+
+function parseHandlerList(value: unknown, where: string): Options[] {
+  if (value === undefined) throw new ConfigError(`${where}: "handlers" is required: a list such as [{ "type": "stdout" }]`);
+  if (!Array.isArray(value) || value.length === 0) throw new ConfigError(`${where}: must be a non-empty list of handlers such as [{ "type": "stdout" }]`);
+  value.forEach((entry, index) => new OptionReader(entry as Options, `${where}[${index}]`)); // each must be an object
+  return value as Options[];
+}
+
+function parseTuning(options: Options, where: string): ReceiverTuning {
+  const reader = new OptionReader(options, where);
+  const tuning: ReceiverTuning = {};
+  if (reader.has('prefetch')) tuning.prefetch = reader.number('prefetch', { min: 0, max: 16, integer: true });
+  if (reader.has('handlerTimeoutMs')) tuning.handlerTimeoutMs = reader.number('handlerTimeoutMs', { min: 100, max: 3_600_000, integer: true });
+  if (reader.has('stopGraceMs')) tuning.stopGraceMs = reader.number('stopGraceMs', { min: 0, max: 600_000, integer: true });
+  const retry = child(reader, 'retry', `${where}.retry`);
+  if (retry) {
+    const r = new OptionReader(retry, `${where}.retry`);
+    tuning.retry = {};
+    if (r.has('initialMs')) tuning.retry.initialMs = r.number('initialMs', { min: 1, max: 3_600_000, integer: true });
+    if (r.has('maxMs')) tuning.retry.maxMs = r.number('maxMs', { min: 1, max: 3_600_000, integer: true });
+    r.rejectUnknown();
+  }
+  reader.rejectUnknown(['retry']);
+  return tuning;
+}
+
+/** A nested settings object, or undefined when absent (the caller lists `key` in rejectUnknown's alsoAllowed). */
+function child(reader: OptionReader, key: string, where: string): Options | undefined {
+  const value = reader.options[key];
+  if (value === undefined) return undefined;
+  return new OptionReader(value as Options, where).options;
+}
+
+/** A path from the config: `~/...` is the home folder, relative paths are relative to the config's folder. */
+export function resolveUserPath(path: string, dir: string): string {
+  if (path === '~' || path.startsWith('~/')) return join(homedir(), path.slice(1));
+  return isAbsolute(path) ? path : resolve(dir, path);
+}
+
+/**
+ * The token to use: FLESPI_TOKEN, else the config's token file. Undefined when there is none.
+ * Throws ConfigError when the named token file cannot be read or is empty.
+ */
+export async function resolveToken(env: NodeJS.ProcessEnv, tokenFile?: string): Promise<string | undefined> {
+  const fromEnv = env.FLESPI_TOKEN?.trim();
+  if (fromEnv) return fromEnv;
+  if (!tokenFile) return undefined;
+  let text: string;
+  try {
+    text = await readFile(tokenFile, 'utf8');
+  } catch (error) {
+    throw new ConfigError(`token file ${tokenFile}: cannot read it (${(error as NodeJS.ErrnoException).code ?? String(error)}); create it with the token as its only content, or set FLESPI_TOKEN`);
+  }
+  const token = text.trim();
+  if (!token) throw new ConfigError(`token file ${tokenFile} is empty: put the flespi token in it, or set FLESPI_TOKEN`);
+  return token;
+}
+
+/** The source a configuration describes. */
+export function createSource(config: ReceiverConfig, client: FlespiClient): Source {
+  const { type: _type, ...options } = config.source;
+  return new RestSource({ ...options, client, channelId: config.channel });
+}
+
+export interface BuiltReceiver {
+  receiver: Receiver;
+  client: FlespiClient;
+  handlers: Handler[];
+}
+
+/** Everything `run` needs: the flespi client, the source, the handlers and the receiver with its checkpoint file. */
+export async function buildReceiver(config: ReceiverConfig, token: string, options: { log?: Logger; appName?: string } = {}): Promise<BuiltReceiver> {
+  const env: HandlerEnv = { resolvePath: (path) => resolveUserPath(path, dirname(config.file)) };
+  const handlers = await createHandlers(config.handlers, env, `${config.file}: handlers`);
+  const client = new FlespiClient({ token, baseUrl: config.flespi.baseUrl, appName: options.appName ?? 'flespi-receiver' });
+  const receiverOptions: ReceiverOptions = {
+    source: createSource(config, client),
+    handlers,
+    checkpoints: new FileCheckpointStore(config.checkpoint),
+    ...config.receiver,
+    log: options.log,
+  };
+  return { receiver: new Receiver(receiverOptions), client, handlers };
+}

@@ -1,0 +1,71 @@
+import { loadHandlerClass } from '../custom/loader';
+import type { Handler } from '../handler';
+import { ConfigError, OptionReader, type Options } from '../options';
+import type { HandlerEnv, HandlerSpec } from './spec';
+import { stdoutSpec } from './stdout';
+import { wialonSpec } from './wialon';
+
+/** The built-in handler types, in the order pick lists show them. */
+export const builtinHandlerSpecs: readonly HandlerSpec[] = [stdoutSpec, wialonSpec];
+
+/** Every `type` a handler entry may have: the built-ins plus `custom` (your own class in a .ts/.js file). */
+export const handlerTypes: readonly string[] = [...builtinHandlerSpecs.map((s) => s.type), 'custom'];
+
+export function handlerSpec(type: string): HandlerSpec | undefined {
+  return builtinHandlerSpecs.find((s) => s.type === type);
+}
+
+/**
+ * Builds one handler from a configuration entry `{ "type": ..., "name"?: ..., ...options }`.
+ * `custom` entries are `{ "type": "custom", "file": "path/to/MyHandler.ts", "options"?: {...} }`:
+ * the file's default export (a Handler subclass) is constructed with `options`.
+ * `where` names the entry in errors, e.g. `receiver.json: handlers[1]`.
+ */
+export async function createHandler(entry: Options, env: HandlerEnv, where: string): Promise<Handler> {
+  const reader = new OptionReader(entry, where);
+  const type = reader.oneOf('type', handlerTypes);
+  const name = reader.string('name', type);
+  const label = `${where} (${type})`;
+  if (type === 'custom') {
+    const file = new OptionReader(entry, label).string('file');
+    const options = entry.options === undefined ? {} : entry.options;
+    if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+      throw new ConfigError(`${label}: "options" must be an object of settings for your handler's constructor`);
+    }
+    new OptionReader(entry, label).rejectUnknown(['type', 'name', 'file', 'options']);
+    const HandlerClass = await loadHandlerClass(env.resolvePath(file));
+    let handler: Handler;
+    try {
+      handler = new HandlerClass({ ...(options as Record<string, unknown>) });
+    } catch (error) {
+      throw new ConfigError(`${label}: the constructor of ${HandlerClass.name || 'the handler class'} in ${file} failed: ${error instanceof Error ? error.message : String(error)}`);
+    }
+    // The entry's name wins over the class name, so two instances of one class can be told apart.
+    if (entry.name !== undefined) (handler as { name: string }).name = name;
+    return handler;
+  }
+  const spec = handlerSpec(type)!;
+  const { type: _type, name: _name, ...options } = entry;
+  try {
+    return spec.create(options, env, name);
+  } catch (error) {
+    if (error instanceof ConfigError && !error.message.startsWith(where)) throw new ConfigError(`${where}: ${error.message}`);
+    throw error;
+  }
+}
+
+/** Builds every handler of a configuration; names must be unique (they label status and errors). */
+export async function createHandlers(entries: readonly Options[], env: HandlerEnv, where = 'handlers'): Promise<Handler[]> {
+  const handlers: Handler[] = [];
+  const names = new Map<string, number>();
+  for (const [index, entry] of entries.entries()) {
+    const handler = await createHandler(entry, env, `${where}[${index}]`);
+    const other = names.get(handler.name);
+    if (other !== undefined) {
+      throw new ConfigError(`${where}[${index}]: another handler (${where}[${other}]) is named "${handler.name}" too: give one of them a different "name"`);
+    }
+    names.set(handler.name, index);
+    handlers.push(handler);
+  }
+  return handlers;
+}

@@ -1,0 +1,39 @@
+/**
+ * flespi-receiver: the public library API, for handler authors (`import { Handler } from 'flespi-receiver'`)
+ * and for programs that embed the receiver.
+ */
+export { Handler, type HandlerContext, type HandlerHealth } from './handler';
+export { numberParam, stringParam, type FlespiMessage } from './message';
+export { silentLogger, stderrLogger, type Logger } from './logger';
+export { FlespiError, errorMessage, type FlespiErrorKind, type FlespiErrorDetail } from './errors';
+export { ConfigError, OptionReader, type Options } from './options';
+
+export { FlespiClient, regionBaseUrl, type FlespiClientOptions, type FlespiRegion, type PollParams, type PollResult } from './flespi/client';
+
+export type { Source, SourceBatch, Checkpoint } from './sources/source';
+export { RestSource, type RestSourceOptions } from './sources/rest';
+
+export {
+  Receiver,
+  HandlerTimeoutError,
+  type ReceiverOptions,
+  type ReceiverState,
+  type ReceiverStats,
+  type ReceiverEvents,
+  type HandlerStats,
+  type BatchEvent,
+  type DoneEvent,
+  type HandlerErrorEvent,
+  type SourceErrorEvent,
+} from './receiver/receiver';
+export { FileCheckpointStore, MemoryCheckpointStore, type CheckpointStore } from './receiver/checkpoint';
+export type { RetryOptions } from './receiver/backoff';
+
+export type { HandlerSpec, HandlerEnv } from './handlers/spec';
+export { StdoutHandler, stdoutSpec, type StdoutOptions } from './handlers/stdout';
+export { WialonHandler, wialonSpec } from './handlers/wialon';
+export { builtinHandlerSpecs, handlerTypes, handlerSpec, createHandler, createHandlers } from './handlers/registry';
+
+export { loadConfig, parseConfig, resolveToken, createSource, buildReceiver, type ReceiverConfig } from './config';
+
+export { startSandbox, type Sandbox, type SandboxOptions } from '../sandbox/index';
