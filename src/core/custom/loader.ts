@@ -1,0 +1,217 @@
+/**
+ * Loads a user-written handler (a TypeScript or JavaScript file whose default export extends
+ * `Handler`) at run time, for the CLI and the extension alike.
+ *
+ * TypeScript is compiled with sucrase, not esbuild: sucrase is plain JavaScript that esbuild
+ * bundles into dist/, while esbuild at run time would need its native binary in the VSIX and
+ * make the extension platform-specific. Sucrase strips types without checking them (the editor
+ * does that) and keeps line numbers; its source map gives exact columns for error locations.
+ *
+ * Imports of `flespi-receiver` (and `flespi-receiver/...`) get this library's public API, so the
+ * user's `Handler` is the receiver's own class. Relative imports of other `.ts` files are compiled
+ * the same way; anything else is required by Node relative to the handler file.
+ */
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { createRequire, SourceMap } from 'node:module';
+import { dirname, extname, isAbsolute, resolve } from 'node:path';
+import { compileFunction } from 'node:vm';
+import { transform } from 'sucrase';
+import { Handler } from '../handler';
+
+/** The module name user handlers import the library by. */
+export const PUBLIC_MODULE = 'flespi-receiver';
+
+export type HandlerClass = new (options?: Record<string, unknown>) => Handler;
+
+/** A position in a handler source file; line and column count from 1. */
+export interface SourceLocation {
+  file: string;
+  line: number;
+  column: number;
+}
+
+/** A handler file that cannot be compiled or evaluated, or whose default export is not a Handler class. */
+export class HandlerLoadError extends Error {
+  override readonly name = 'HandlerLoadError';
+
+  constructor(
+    message: string,
+    readonly file: string,
+    readonly location?: SourceLocation,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** Source maps of every file compiled so far, to map stack frames of the evaluated code back to the source. */
+const sourceMaps = new Map<string, SourceMap>();
+
+/**
+ * Compiles and evaluates `file` and returns its default export, checked to be a Handler subclass.
+ * Each call reads the file afresh (edits take effect on the next load).
+ * @param api what `import ... from 'flespi-receiver'` gives; the library's public API by default.
+ */
+export async function loadHandlerClass(file: string, api?: object): Promise<HandlerClass> {
+  const path = resolve(file);
+  const exports = await new ModuleLoader(api ?? (await import('../index.js'))).load(path);
+  const candidate = (exports as { default?: unknown }).default ?? exports;
+  if (typeof candidate !== 'function' || !(candidate.prototype instanceof Handler)) {
+    throw new HandlerLoadError(
+      `${path}: the default export must be a class that extends Handler ("export default class MyHandler extends Handler" with Handler imported from '${PUBLIC_MODULE}'), but it is ${describeExport(candidate)}`,
+      path,
+    );
+  }
+  return candidate as HandlerClass;
+}
+
+/** Compiles TypeScript to CommonJS; syntax errors become HandlerLoadErrors with the position. */
+export function compileHandlerSource(source: string, file: string): { code: string; sourceMap: SourceMap } {
+  try {
+    const result = transform(source, {
+      transforms: extname(file) === '.ts' || extname(file) === '.mts' || extname(file) === '.cts' ? ['typescript', 'imports'] : ['imports'],
+      filePath: file,
+      sourceMapOptions: { compiledFilename: file },
+    });
+    return { code: result.code, sourceMap: new SourceMap(result.sourceMap as unknown as ConstructorParameters<typeof SourceMap>[0]) };
+  } catch (error) {
+    // Sucrase reports `Error transforming <file>: Unexpected token (3:5)` and a 1-based `loc`.
+    const loc = (error as { loc?: { line?: unknown; column?: unknown } }).loc;
+    const reason = errorText(error).replace(/^Error transforming .*?: /, '').replace(/ \(\d+:\d+\)$/, '');
+    if (typeof loc?.line === 'number' && typeof loc.column === 'number') {
+      const location = { file, line: loc.line, column: loc.column };
+      throw new HandlerLoadError(`${where(location)}: syntax error: ${reason}`, file, location, { cause: error });
+    }
+    throw new HandlerLoadError(`${file}: cannot compile: ${reason}`, file, undefined, { cause: error });
+  }
+}
+
+/**
+ * Where in a loaded handler file `error` was thrown: the first stack frame that points into a
+ * file this loader compiled, mapped back to the TypeScript source. Undefined when none does.
+ */
+export function locateError(error: unknown): SourceLocation | undefined {
+  const stack = error instanceof Error ? error.stack : undefined;
+  if (!stack || sourceMaps.size === 0) return undefined;
+  for (const line of stack.split('\n')) {
+    for (const [file, map] of sourceMaps) {
+      const at = line.indexOf(`${file}:`);
+      if (at < 0) continue;
+      const position = /^:(\d+):(\d+)/.exec(line.slice(at + file.length));
+      if (position) return mapPosition(map, file, Number(position[1]), Number(position[2]));
+    }
+  }
+  return undefined;
+}
+
+/** The error's message, with ` (at file:line:column)` when it was thrown by a loaded handler file: for logs and status lines. */
+export function describeHandlerError(error: unknown): string {
+  if (error instanceof HandlerLoadError) return error.message;
+  const text = errorText(error);
+  const location = locateError(error);
+  return location ? `${text} (at ${where(location)})` : text;
+}
+
+/** `file:line:column` (the form editors and terminals turn into links). */
+export function where(location: SourceLocation): string {
+  return `${location.file}:${location.line}:${location.column}`;
+}
+
+/** Evaluates CommonJS modules compiled from the user's files, each once per load. */
+class ModuleLoader {
+  private readonly cache = new Map<string, { exports: unknown }>();
+
+  constructor(private readonly api: object) {}
+
+  async load(path: string): Promise<unknown> {
+    const cached = this.cache.get(path);
+    if (cached) return cached.exports;
+    let source: string;
+    try {
+      source = await readFile(path, 'utf8');
+    } catch (error) {
+      const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'the file does not exist (check the path in the sink settings)' : errorText(error);
+      throw new HandlerLoadError(`${path}: cannot read the handler: ${reason}`, path, undefined, { cause: error });
+    }
+    const { code, sourceMap } = compileHandlerSource(source, path);
+    sourceMaps.set(path, sourceMap);
+    // Cached before its imports load, so an import cycle gets the partial exports, as in Node.
+    const module = { exports: {} as unknown };
+    this.cache.set(path, module);
+
+    // Relative .ts imports are compiled too; they are loaded before evaluation because require() is synchronous.
+    const localTs = new Map<string, string>();
+    for (const id of requiredIds(code)) {
+      const target = localTypeScript(path, id);
+      if (target) localTs.set(id, target);
+    }
+    for (const target of new Set(localTs.values())) await this.load(target);
+
+    const nodeRequire = createRequire(path);
+    const userRequire = Object.assign(
+      (id: string): unknown => {
+        if (id === PUBLIC_MODULE || id.startsWith(`${PUBLIC_MODULE}/`)) return this.api;
+        const local = localTs.get(id);
+        if (local) return this.cache.get(local)?.exports;
+        return nodeRequire(id);
+      },
+      { resolve: nodeRequire.resolve, cache: nodeRequire.cache },
+    );
+    let evaluate: (...args: unknown[]) => void;
+    try {
+      evaluate = compileFunction(code, ['exports', 'require', 'module', '__filename', '__dirname'], { filename: path }) as (...args: unknown[]) => void;
+    } catch (error) {
+      throw new HandlerLoadError(`${path}${syntaxErrorLine(error)}: ${errorText(error)}`, path, undefined, { cause: error });
+    }
+    try {
+      evaluate(module.exports, userRequire, module, path, dirname(path));
+    } catch (error) {
+      this.cache.delete(path);
+      const location = locateError(error);
+      throw new HandlerLoadError(`${location ? where(location) : path}: ${errorText(error)} (while loading the handler)`, path, location, { cause: error });
+    }
+    return module.exports;
+  }
+}
+
+/** The module ids the compiled code requires (sucrase turns every import into `require('...')`). */
+function requiredIds(code: string): string[] {
+  return [...code.matchAll(/\brequire\((['"])([^'"]+)\1\)/g)].map((m) => m[2]!);
+}
+
+/** The .ts file a relative import points at (`./util` → `./util.ts`), if there is one. */
+function localTypeScript(from: string, id: string): string | undefined {
+  if (!id.startsWith('.') && !isAbsolute(id)) return undefined;
+  const base = resolve(dirname(from), id);
+  const candidates = extname(base) === '.ts' ? [base] : [`${base}.ts`, resolve(base, 'index.ts')];
+  return candidates.find((c) => existsSync(c));
+}
+
+function mapPosition(map: SourceMap, file: string, line: number, column: number): SourceLocation {
+  const entry = map.findEntry(line - 1, column - 1) as Partial<{ generatedLine: number; generatedColumn: number; originalLine: number; originalColumn: number }>;
+  if (typeof entry.originalLine !== 'number' || typeof entry.originalColumn !== 'number') return { file, line, column };
+  // The entry is the nearest mapped token at or before the position: keep the offset within it.
+  const offset = entry.generatedLine === line - 1 && typeof entry.generatedColumn === 'number' ? column - 1 - entry.generatedColumn : 0;
+  return { file, line: entry.originalLine + 1, column: entry.originalColumn + offset + 1 };
+}
+
+/** `:line` of a V8 SyntaxError, whose stack starts with `<file>:<line>`. */
+function syntaxErrorLine(error: unknown): string {
+  const first = error instanceof Error ? error.stack?.split('\n', 1)[0] : undefined;
+  const match = first ? /:(\d+)$/.exec(first) : null;
+  return match ? `:${match[1]}` : '';
+}
+
+function errorText(error: unknown): string {
+  if (error instanceof Error) return error.name && error.name !== 'Error' ? `${error.name}: ${error.message}` : error.message;
+  return String(error);
+}
+
+function describeExport(value: unknown): string {
+  if (value === undefined) return 'missing (the file has no default export)';
+  if (typeof value === 'function') return `${value.name ? `"${value.name}"` : 'a function or class'} that does not extend Handler`;
+  if (value === null) return 'null';
+  if (typeof value === 'object') return 'an object (export the class itself, not an instance)';
+  return `a ${typeof value}`;
+}

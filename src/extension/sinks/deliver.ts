@@ -1,0 +1,51 @@
+/** Sends messages to one handler once (the tail panel's "send to sink"). No vscode here: tested on its own. */
+import { errorMessage } from '../../core/errors';
+import type { Handler } from '../../core/handler';
+import { silentLogger, type Logger } from '../../core/logger';
+import type { FlespiMessage } from '../../core/message';
+
+export interface DeliveryOutcome {
+  /** Messages the sink accepted: all of them, or 0 when handle() failed. */
+  acknowledged: number;
+  /** What went wrong, in order (start, handle, stop); empty on success. */
+  errors: string[];
+  ms: number;
+}
+
+/**
+ * start(), handle(messages) and stop() on a fresh handler, with one deadline for start and
+ * handle together. stop() always runs. Never throws: failures are in `errors`.
+ */
+export async function deliverOnce(handler: Handler, messages: readonly FlespiMessage[], options: { timeoutMs: number; log?: Logger; describeError?: (error: unknown) => string }): Promise<DeliveryOutcome> {
+  const log = options.log ?? silentLogger;
+  const describe = options.describeError ?? errorMessage;
+  const began = performance.now();
+  const errors: string[] = [];
+  const abort = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      const error = new Error(`no answer within ${options.timeoutMs / 1000} s`);
+      abort.abort(error);
+      reject(error);
+    }, options.timeoutMs);
+  });
+  let acknowledged = 0;
+  handler.attachLogger(log);
+  try {
+    await Promise.race([handler.start(), deadline]);
+    await Promise.race([handler.handle(messages, { signal: abort.signal, attempt: 1, log }), deadline]);
+    acknowledged = messages.length;
+  } catch (error) {
+    errors.push(describe(error));
+  } finally {
+    clearTimeout(timer);
+    deadline.catch(() => {});
+  }
+  try {
+    await handler.stop();
+  } catch (error) {
+    errors.push(`stop: ${describe(error)}`);
+  }
+  return { acknowledged, errors, ms: Math.round(performance.now() - began) };
+}
