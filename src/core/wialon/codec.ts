@@ -127,7 +127,7 @@ export function messageToPacket(message: FlespiMessage, options: EncodeOptions =
     if (consumed.has(key) || value === undefined) continue;
     const block = parameterBlock(key, value, report);
     if (!block) continue;
-    if (names.has(block.name)) {
+    if (block.name === 'posinfo' || names.has(block.name)) {
       const why = block.name === 'posinfo' ? 'the name "posinfo" is reserved for the position block' : `the Wialon name "${block.name}" is already used in this packet`;
       report({ parameter: key, action: 'skipped', reason: why });
       continue;

@@ -103,6 +103,7 @@ export class WialonTestReceiver {
    * close every connection: a connection lost mid-stream.
    */
   closeConnectionsAfter(count: number): void {
+    if (!Number.isInteger(count) || count < 1) throw new RangeError(`closeConnectionsAfter: count must be an integer ≥ 1, got ${count}`);
     this.closeAfterPackets = count;
   }
 
