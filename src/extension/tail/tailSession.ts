@@ -1,0 +1,222 @@
+/**
+ * Where a tail's messages come from, without vscode: the last N over REST, then live over MQTT,
+ * and after every reconnect the gap filled over REST. A viewer, not a consumer: QoS 0, a clean
+ * session, nothing acknowledged or deleted in the channel.
+ */
+import { randomBytes } from 'node:crypto';
+import { connect, type MqttClient } from 'mqtt';
+import { errorMessage } from '../../core/errors';
+import type { FlespiClient } from '../../core/flespi/client';
+import type { Logger } from '../../core/logger';
+import type { FlespiMessage } from '../../core/message';
+import type { ConnectionState, NoticeLevel } from '../../shared/tailProtocol';
+import { contentKey } from './tailModel';
+
+export interface TailSessionOptions {
+  channelId: number;
+  /** e.g. `mqtts://mqtt.flespi.io:8883`, or the sandbox's `mqtt://127.0.0.1:port`. */
+  mqttUrl: string;
+  token: string;
+  client: Pick<FlespiClient, 'channelMessages'>;
+  /** How many recent messages to load over REST before going live (0: none). */
+  backfill: number;
+  /** Most messages one gap fill loads after a reconnect (the newest win). */
+  gapLimit: number;
+  /** A flespi expression applied on the server ('' for none). */
+  filter: string;
+  /** The newest `server.timestamp` the viewer holds: where a gap fill starts. */
+  lastServerTimestamp: () => number | undefined;
+  log: Logger;
+  reconnectPeriodMs?: number;
+}
+
+export interface TailSessionListener {
+  /** Messages in arrival order. Backfill and gap fill may repeat what is held: returns how many were new. */
+  messages(messages: FlespiMessage[], origin: 'backfill' | 'gap' | 'live'): number;
+  state(state: ConnectionState, detail: string): void;
+  notice(level: NoticeLevel, text: string): void;
+}
+
+/** The MQTT topic for a channel's messages, with flespi's server-side filter prefix when given. */
+export function tailTopic(channelId: number, filter: string): string {
+  const topic = `flespi/message/gw/channels/${channelId}/+`;
+  return filter === '' ? topic : `$filter/payload=${encodeURIComponent(filter)}/${topic}`;
+}
+
+/** Seconds added to "now" when filling a gap, so that a local clock behind flespi's loses nothing; overlap is de-duplicated. */
+const CLOCK_SKEW_MARGIN_S = 300;
+
+export class TailSession {
+  private mqtt: MqttClient | undefined;
+  private readonly aborter = new AbortController();
+  private stopped = false;
+  /** The broker refused us (bad token, banned): MQTT.js does not retry, neither do we. */
+  private refused = false;
+  private connectedOnce = false;
+  /** Live messages that arrive while a backfill or gap fill is loading; they go after it. */
+  private held: FlespiMessage[] | undefined;
+  private lastError = '';
+  private invalidPayloads = 0;
+  private readonly host: string;
+  readonly topic: string;
+
+  constructor(
+    private readonly options: TailSessionOptions,
+    private readonly listener: TailSessionListener,
+  ) {
+    this.topic = tailTopic(options.channelId, options.filter);
+    this.host = safeHost(options.mqttUrl);
+  }
+
+  start(): void {
+    const { log } = this.options;
+    this.listener.state('connecting', `Connecting to ${this.host}…`);
+    log.info(`tail ${this.options.channelId}: connecting to ${this.host}, topic ${this.topic}`);
+    const client = connect(this.options.mqttUrl, {
+      protocolVersion: 5,
+      username: this.options.token.trim().replace(/^FlespiToken\s+/i, ''),
+      clientId: `flespi-receiver-tail-${randomBytes(4).toString('hex')}`,
+      clean: true,
+      keepalive: 60,
+      connectTimeout: 20_000,
+      reconnectPeriod: this.options.reconnectPeriodMs ?? 3000,
+      // We subscribe on every connect ourselves, to fill the gap in between.
+      resubscribe: false,
+    });
+    this.mqtt = client;
+    client.on('connect', () => void this.onConnect(client));
+    client.on('message', (_topic, payload) => this.onPayload(payload));
+    client.on('reconnect', () => {
+      if (!this.stopped && !this.refused) this.listener.state('reconnecting', `Reconnecting to ${this.host}…${this.lastError ? ` (${this.lastError})` : ''}`);
+    });
+    client.on('close', () => {
+      if (this.stopped || this.refused) return;
+      this.held = undefined;
+      const what = this.connectedOnce ? `Connection to ${this.host} lost` : `Cannot reach ${this.host}`;
+      this.listener.state('reconnecting', `${what}${this.lastError ? `: ${this.lastError}` : ''}; retrying`);
+    });
+    client.on('error', (error: Error & { code?: unknown }) => {
+      this.lastError = error.message;
+      if (typeof error.code === 'number') {
+        // A CONNACK refusal (bad token, not authorized, banned…): retrying will not help.
+        this.refused = true;
+        this.listener.state('offline', `flespi refused the MQTT connection: ${error.message}. Check the token of the flespi connection.`);
+        client.end(true);
+      }
+      log.warn(`tail ${this.options.channelId}: MQTT ${error.message}`);
+    });
+  }
+
+  /** Unsubscribes and disconnects. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.aborter.abort();
+    const client = this.mqtt;
+    this.mqtt = undefined;
+    if (client) await client.endAsync(client.connected ? false : true).catch(() => undefined);
+    this.options.log.info(`tail ${this.options.channelId}: stopped`);
+  }
+
+  private async onConnect(client: MqttClient): Promise<void> {
+    const first = !this.connectedOnce;
+    this.connectedOnce = true;
+    this.held = [];
+    try {
+      await client.subscribeAsync(this.topic, { qos: 0, properties: { subscriptionIdentifier: 1 } });
+    } catch (error) {
+      if (this.stopped) return;
+      this.refused = true;
+      const hint = this.options.filter === '' ? '' : ' Check the server filter expression.';
+      this.listener.state('offline', `flespi refused the subscription to ${this.topic}: ${errorMessage(error)}.${hint}`);
+      client.end(true);
+      return;
+    }
+    if (first) await this.loadBackfill();
+    else await this.fillGap();
+    if (this.stopped || client !== this.mqtt || !client.connected) return;
+    const held = this.held ?? [];
+    this.held = undefined;
+    if (held.length > 0) this.listener.messages(held, 'live');
+    this.listener.state('live', this.options.filter === '' ? 'Live' : `Live, server filter: ${this.options.filter}`);
+  }
+
+  private onPayload(payload: Buffer): void {
+    if (this.stopped) return;
+    let message: unknown;
+    try {
+      message = JSON.parse(payload.toString('utf8'));
+    } catch {
+      message = undefined;
+    }
+    if (typeof message !== 'object' || message === null || Array.isArray(message)) {
+      // flespi publishes one JSON object per channel message; anything else is not a message.
+      this.invalidPayloads++;
+      if (this.invalidPayloads === 1 || this.invalidPayloads % 1000 === 0) {
+        this.options.log.warn(`tail ${this.options.channelId}: ignored ${this.invalidPayloads} payload(s) that are not a JSON object (latest: ${payload.length} bytes)`);
+      }
+      return;
+    }
+    if (this.held) {
+      this.held.push(message as FlespiMessage);
+      if (this.held.length > this.options.gapLimit) this.held.shift();
+    } else {
+      this.listener.messages([message as FlespiMessage], 'live');
+    }
+  }
+
+  private async loadBackfill(): Promise<void> {
+    if (this.options.backfill <= 0) return;
+    try {
+      const newestFirst = await this.options.client.channelMessages(this.options.channelId, this.historyParams({ reverse: true, count: this.options.backfill }), this.aborter.signal);
+      if (this.stopped) return;
+      this.deliverHistory(newestFirst.reverse(), 'backfill');
+    } catch (error) {
+      if (this.stopped) return;
+      this.listener.notice('warning', `Could not load the last ${this.options.backfill} messages: ${errorMessage(error)}. Showing live messages only.`);
+    }
+  }
+
+  private async fillGap(): Promise<void> {
+    const from = this.options.lastServerTimestamp();
+    if (from === undefined) {
+      this.listener.notice('info', 'Reconnected.');
+      return;
+    }
+    const limit = this.options.gapLimit;
+    try {
+      const to = Date.now() / 1000 + CLOCK_SKEW_MARGIN_S;
+      const newestFirst = await this.options.client.channelMessages(this.options.channelId, this.historyParams({ from, to, reverse: true, count: limit }), this.aborter.signal);
+      if (this.stopped) return;
+      const added = this.deliverHistory(newestFirst.reverse(), 'gap');
+      const capped = newestFirst.length >= limit ? ` (the newest ${limit}; older ones did not fit the buffer)` : '';
+      this.listener.notice('info', `Reconnected: filled ${added} message${added === 1 ? '' : 's'} missed while offline${capped}.`);
+    } catch (error) {
+      if (this.stopped) return;
+      this.listener.notice('warning', `Reconnected, but could not load the messages missed while offline: ${errorMessage(error)}.`);
+    }
+  }
+
+  /** Delivers REST history, then drops held live messages that the history already contained. */
+  private deliverHistory(oldestFirst: FlespiMessage[], origin: 'backfill' | 'gap'): number {
+    const added = oldestFirst.length > 0 ? this.listener.messages(oldestFirst, origin) : 0;
+    if (this.held && this.held.length > 0 && oldestFirst.length > 0) {
+      const seen = new Set(oldestFirst.map(contentKey));
+      this.held = this.held.filter((message) => !seen.has(contentKey(message)));
+    }
+    return added;
+  }
+
+  private historyParams(params: { from?: number; to?: number; reverse: boolean; count: number }) {
+    return this.options.filter === '' ? params : { ...params, filter: this.options.filter };
+  }
+}
+
+/** host:port of a broker URL, without any credentials it may carry, for logs and the UI. */
+function safeHost(url: string): string {
+  try {
+    return new URL(url).host || url;
+  } catch {
+    return 'the MQTT broker';
+  }
+}

@@ -1,0 +1,435 @@
+/**
+ * The live tail's UI: toolbar, counters bar, virtualized table, detail pane. It renders what the
+ * host sends (webview/tail/main.ts wires the messages) and turns clicks into host commands.
+ */
+import '@vscode-elements/elements/dist/vscode-badge/index.js';
+import '@vscode-elements/elements/dist/vscode-button/index.js';
+import '@vscode-elements/elements/dist/vscode-checkbox/index.js';
+import '@vscode-elements/elements/dist/vscode-split-layout/index.js';
+import '@vscode-elements/elements/dist/vscode-textfield/index.js';
+import type { VscodeButton } from '@vscode-elements/elements/dist/vscode-button/vscode-button.js';
+import type { VscodeCheckbox } from '@vscode-elements/elements/dist/vscode-checkbox/vscode-checkbox.js';
+import type { VscodeTextfield } from '@vscode-elements/elements/dist/vscode-textfield/vscode-textfield.js';
+import { DEFAULT_COLUMNS, LIMITS, type ExportFormat, type ExportScope, type HostMessage, type TailCounters, type TailItem, type WebviewMessage } from '../../src/shared/tailProtocol';
+import { MessageBuffer } from './buffer';
+import { columnLabel, formatClock } from './columns';
+import { renderDetail } from './detail';
+import { el, setText } from './dom';
+import { VirtualTable } from './table';
+
+/** What survives a reload of the webview (vscode.setState): UI preferences only, never tokens or messages. */
+export interface UiState {
+  channelId?: number;
+  channelName?: string;
+  columns?: string[];
+  search?: string;
+  filter?: string;
+}
+
+export interface VsCodeApi {
+  postMessage(message: WebviewMessage): void;
+  getState(): unknown;
+  setState(state: UiState): void;
+}
+
+const SEARCH_DEBOUNCE_MS = 200;
+
+export class TailApp {
+  private readonly buffer = new MessageBuffer(10_000);
+  private readonly table: VirtualTable;
+  private state: UiState;
+  private columns: string[] = [...DEFAULT_COLUMNS];
+  private paused = false;
+  private counters: TailCounters | undefined;
+  /** Batches that arrived while paused (already on their way when the user paused): shown on resume. */
+  private held: TailItem[] = [];
+  private searchTimer: ReturnType<typeof setTimeout> | undefined;
+
+  private readonly title = el('h1', { className: 'title', text: 'flespi live tail', attrs: { 'data-testid': 'title' } });
+  private readonly pauseButton = button('Pause', 'pause');
+  private readonly stopButton = button('Stop', 'stop', true);
+  private readonly restartButton = button('Restart', 'restart', true);
+  private readonly searchField = textfield('Search messages', 'Search the buffer…', 'search');
+  private readonly filterField = textfield('Server filter expression', 'Server filter, e.g. position.speed>60', 'filter');
+  private readonly applyFilterButton = button('Apply filter', 'apply-filter', true);
+  private readonly columnsButton = button('Columns…', 'columns', true);
+  private readonly copyButton = button('Copy', 'copy', true);
+  private readonly forwardButton = button('Forward to sink…', 'forward');
+  private readonly exportButton = button('Export…', 'export', true);
+  private readonly columnsPanel = el('div', { className: 'popover', attrs: { role: 'dialog', 'aria-label': 'Columns', 'data-testid': 'columns-panel' } });
+  private readonly exportPanel = el('div', { className: 'popover', attrs: { role: 'dialog', 'aria-label': 'Export', 'data-testid': 'export-panel' } });
+  private readonly counterValues = {
+    state: counterValue('state'),
+    received: counterValue('received'),
+    shown: counterValue('shown'),
+    dropped: counterValue('dropped'),
+    rate: counterValue('rate'),
+    last: counterValue('last'),
+    new: counterValue('new'),
+    selected: counterValue('selected'),
+    matching: counterValue('matching'),
+  };
+  private readonly stateDetail = el('span', { className: 'state-detail', attrs: { 'data-testid': 'state-detail' } });
+  private readonly pausedCounter: HTMLElement;
+  private readonly matchingCounter: HTMLElement;
+  private readonly notice = el('div', { className: 'notice', attrs: { role: 'status', 'aria-live': 'polite', 'data-testid': 'notice' } });
+  private readonly forwardResult = el('div', { className: 'forward-result', attrs: { role: 'status', 'aria-live': 'polite', 'data-testid': 'forward-result' } });
+  private readonly detail = el('section', { className: 'detail', attrs: { 'aria-label': 'Message detail', 'data-testid': 'detail' } });
+
+  constructor(
+    private readonly root: HTMLElement,
+    private readonly vscode: VsCodeApi,
+  ) {
+    this.state = readUiState(vscode.getState());
+    this.table = new VirtualTable({
+      activeChanged: (item) => renderDetail(this.detail, item),
+      selectionChanged: () => this.selectionChanged(),
+      copyRequested: () => this.copySelection(),
+    });
+    this.pausedCounter = counter('Paused:', 'new', this.counterValues.new);
+    this.pausedCounter.hidden = true;
+    this.matchingCounter = counter('', 'matching', this.counterValues.matching);
+    this.matchingCounter.hidden = true;
+    this.layout();
+    this.wire();
+    if (this.state.columns) this.columns = this.state.columns;
+    this.searchField.value = this.state.search ?? '';
+    this.buffer.setQuery(this.searchField.value);
+    this.matchingCounter.hidden = !this.buffer.searching;
+    this.table.setColumns(this.columns);
+    renderDetail(this.detail, undefined);
+    this.selectionChanged();
+  }
+
+  /** Tells the host the webview listens: nothing is posted to it before this. */
+  start(): void {
+    this.vscode.postMessage({ type: 'ready' });
+  }
+
+  handle(message: HostMessage): void {
+    switch (message.type) {
+      case 'init': {
+        setText(this.title, `${message.channel.name} (#${message.channel.id}) · ${message.connectionLabel}`);
+        this.buffer.setCapacity(message.bufferSize);
+        if (!this.state.columns) {
+          this.columns = message.columns.length > 0 ? [...message.columns] : [...DEFAULT_COLUMNS];
+          this.table.setColumns(this.columns);
+        }
+        this.filterField.value = message.filter;
+        this.setPaused(message.paused);
+        this.saveState({ channelId: message.channel.id, channelName: message.channel.name, filter: message.filter });
+        break;
+      }
+      case 'messages': {
+        if (message.reset) {
+          this.held = [];
+          this.buffer.reset(message.batch);
+          this.showRows(0);
+        } else if (this.paused) {
+          this.held.push(...message.batch);
+          if (this.held.length > this.buffer.capacity) this.held.splice(0, this.held.length - this.buffer.capacity);
+        } else {
+          this.showRows(this.buffer.append(message.batch));
+        }
+        this.showCounters(message.counters);
+        break;
+      }
+      case 'counters':
+        this.showCounters(message.counters);
+        break;
+      case 'state':
+        setText(this.counterValues.state, message.connection);
+        this.counterValues.state.dataset.state = message.connection;
+        setText(this.stateDetail, message.detail);
+        this.stopButton.disabled = message.connection === 'stopped';
+        break;
+      case 'forwardResult':
+        this.showForwardResult(message);
+        break;
+      case 'notice':
+        this.notice.dataset.level = message.level;
+        setText(this.notice, message.text);
+        break;
+    }
+  }
+
+  private layout(): void {
+    const toolbar = el('div', {
+      className: 'toolbar',
+      attrs: { role: 'toolbar', 'aria-label': 'Live tail' },
+      children: [
+        this.pauseButton,
+        this.stopButton,
+        this.restartButton,
+        el('span', { className: 'separator' }),
+        this.searchField,
+        el('div', { className: 'filter-form', attrs: { 'data-testid': 'filter-form' }, children: [this.filterField, this.applyFilterButton] }),
+        el('span', { className: 'separator' }),
+        this.columnsButton,
+        this.copyButton,
+        this.forwardButton,
+        this.exportButton,
+      ],
+    });
+    const counters = el('div', {
+      className: 'counters',
+      attrs: { 'aria-label': 'Counters', 'data-testid': 'counters' },
+      children: [
+        el('span', { className: 'counter', children: [this.counterValues.state, this.stateDetail] }),
+        counter('Received', '', this.counterValues.received),
+        counter('Shown', '', this.counterValues.shown),
+        counter('Dropped', '', this.counterValues.dropped),
+        counter('', 'msg/s', this.counterValues.rate),
+        counter('Last', '', this.counterValues.last),
+        this.pausedCounter,
+        counter('Selected', '', this.counterValues.selected),
+        this.matchingCounter,
+      ],
+    });
+    setText(this.counterValues.state, 'connecting');
+    setText(this.counterValues.last, '—');
+    const split = el('vscode-split-layout', {
+      className: 'split',
+      attrs: { split: 'vertical', 'initial-handle-position': '68%', 'min-start': '200px', 'min-end': '120px' },
+      children: [el('div', { className: 'pane', attrs: { slot: 'start' }, children: [this.table.element] }), el('div', { className: 'pane', attrs: { slot: 'end' }, children: [this.detail] })],
+    });
+    this.columnsPanel.hidden = true;
+    this.exportPanel.hidden = true;
+    this.root.replaceChildren(el('header', { children: [this.title, toolbar, this.columnsPanel, this.exportPanel, counters, this.notice, this.forwardResult] }), split);
+    this.table.mount();
+  }
+
+  private wire(): void {
+    this.pauseButton.addEventListener('click', () => {
+      const pause = !this.paused;
+      this.post({ type: pause ? 'pause' : 'resume' });
+      this.setPaused(pause);
+    });
+    this.stopButton.addEventListener('click', () => this.post({ type: 'stop' }));
+    this.restartButton.addEventListener('click', () => this.post({ type: 'restart' }));
+    this.searchField.addEventListener('input', () => {
+      clearTimeout(this.searchTimer);
+      this.searchTimer = setTimeout(() => this.applySearch(), SEARCH_DEBOUNCE_MS);
+    });
+    this.filterField.maxLength = LIMITS.filterLength;
+    const applyFilter = () => {
+      const expression = this.filterField.value.trim();
+      this.post({ type: 'setFilter', expression });
+      this.saveState({ filter: expression });
+    };
+    this.applyFilterButton.addEventListener('click', applyFilter);
+    this.filterField.addEventListener('keydown', (event) => {
+      if (event.key === 'Enter') {
+        event.preventDefault();
+        applyFilter();
+      }
+    });
+    this.copyButton.addEventListener('click', () => this.copySelection());
+    this.forwardButton.addEventListener('click', () => {
+      const ids = this.table.selectedIds();
+      if (ids.length === 0) return;
+      setText(this.forwardResult, `Forwarding ${plural(ids.length, 'message')}…`);
+      delete this.forwardResult.dataset.outcome;
+      this.post({ type: 'forward', ids });
+    });
+    this.columnsButton.addEventListener('click', () => this.togglePanel(this.columnsPanel, this.columnsButton, () => this.fillColumnsPanel()));
+    this.exportButton.addEventListener('click', () => this.togglePanel(this.exportPanel, this.exportButton, () => this.fillExportPanel()));
+    for (const [panel, opener] of [
+      [this.columnsPanel, this.columnsButton],
+      [this.exportPanel, this.exportButton],
+    ] as const) {
+      panel.addEventListener('keydown', (event) => {
+        if (event.key === 'Escape') {
+          panel.hidden = true;
+          opener.focus();
+        }
+      });
+    }
+  }
+
+  private post(message: WebviewMessage): void {
+    this.vscode.postMessage(message);
+  }
+
+  private setPaused(paused: boolean): void {
+    this.paused = paused;
+    setText(this.pauseButton, paused ? 'Resume' : 'Pause');
+    this.pausedCounter.hidden = !paused;
+    if (!paused && this.held.length > 0) {
+      const held = this.held;
+      this.held = [];
+      this.showRows(this.buffer.append(held));
+    }
+    this.showNewCount();
+  }
+
+  private showRows(removedFromFront: number): void {
+    this.table.pruneSelection(this.buffer.oldestId());
+    this.table.setRows(this.buffer.rows, removedFromFront);
+    setText(this.counterValues.matching, String(this.buffer.rows.length));
+    this.selectionChanged();
+  }
+
+  private showCounters(counters: TailCounters): void {
+    this.counters = counters;
+    setText(this.counterValues.received, String(counters.received));
+    setText(this.counterValues.shown, String(counters.shown));
+    setText(this.counterValues.dropped, String(counters.dropped));
+    setText(this.counterValues.rate, String(counters.rate));
+    setText(this.counterValues.last, counters.lastMessageAt === null ? '—' : formatClock(counters.lastMessageAt));
+    this.showNewCount();
+  }
+
+  /** While paused: what the host holds back plus what arrived here after the pause. */
+  private showNewCount(): void {
+    const pending = this.paused ? (this.counters?.pending ?? 0) : 0;
+    setText(this.counterValues.new, String(pending + this.held.length));
+  }
+
+  private applySearch(): void {
+    const query = this.searchField.value;
+    this.buffer.setQuery(query);
+    this.matchingCounter.hidden = !this.buffer.searching;
+    this.showRows(0);
+    this.saveState({ search: query });
+  }
+
+  private selectionChanged(): void {
+    const count = this.table.selection.size;
+    setText(this.counterValues.selected, String(count));
+    this.copyButton.disabled = count === 0;
+    this.forwardButton.disabled = count === 0;
+  }
+
+  private copySelection(): void {
+    const ids = this.table.selectedIds();
+    if (ids.length > 0) this.post({ type: 'copy', ids });
+  }
+
+  private showForwardResult(message: Extract<HostMessage, { type: 'forwardResult' }>): void {
+    const lines: string[] = [];
+    if (message.cancelled) {
+      lines.push('Forward cancelled.');
+      this.forwardResult.dataset.outcome = 'cancelled';
+    } else if (message.error !== undefined || !message.result) {
+      lines.push(`Forward failed: ${message.error ?? 'no result'}`);
+      this.forwardResult.dataset.outcome = 'error';
+    } else {
+      const r = message.result;
+      lines.push(`Forwarded ${plural(message.count, 'message')} to ${r.sink}: ${r.acknowledged} acknowledged, ${plural(r.errors.length, 'error')}, ${r.ms} ms`);
+      lines.push(...r.errors.slice(0, 20));
+      if (r.errors.length > 20) lines.push(`… ${r.errors.length - 20} more errors in the log`);
+      this.forwardResult.dataset.outcome = r.errors.length === 0 ? 'ok' : 'partial';
+    }
+    this.forwardResult.replaceChildren(...lines.map((text, i) => el('div', { className: i === 0 ? 'summary' : 'error-line', text })));
+  }
+
+  private togglePanel(panel: HTMLElement, opener: VscodeButton, fill: () => void): void {
+    const open = panel.hidden;
+    this.columnsPanel.hidden = true;
+    this.exportPanel.hidden = true;
+    if (!open) {
+      opener.focus();
+      return;
+    }
+    fill();
+    panel.hidden = false;
+    (panel.querySelector('vscode-checkbox, vscode-button') as HTMLElement | null)?.focus();
+  }
+
+  private fillColumnsPanel(): void {
+    const keys = [...DEFAULT_COLUMNS, ...[...this.buffer.keys].filter((k) => !DEFAULT_COLUMNS.includes(k)).sort()];
+    for (const key of this.columns) if (!keys.includes(key)) keys.push(key);
+    const boxes = keys.map((key) => {
+      const box = el('vscode-checkbox', { attrs: { 'data-column': key } }) as VscodeCheckbox;
+      box.label = columnLabel(key) === key ? key : `${columnLabel(key)} (${key})`;
+      box.checked = this.columns.includes(key);
+      box.addEventListener('change', () => {
+        const chosen = box.checked ? [...this.columns.filter((k) => k !== key), key] : this.columns.filter((k) => k !== key);
+        this.setColumns(chosen);
+      });
+      return box;
+    });
+    const reset = button('Reset to defaults', 'columns-reset', true);
+    reset.addEventListener('click', () => {
+      this.setColumns([...DEFAULT_COLUMNS]);
+      this.fillColumnsPanel();
+    });
+    this.columnsPanel.replaceChildren(el('div', { className: 'column-list', children: boxes }), reset);
+  }
+
+  private setColumns(columns: string[]): void {
+    this.columns = columns.slice(0, LIMITS.columns);
+    this.table.setColumns(this.columns);
+    this.post({ type: 'setColumns', columns: this.columns });
+    this.saveState({ columns: this.columns });
+  }
+
+  private fillExportPanel(): void {
+    const choices: Array<[ExportScope, ExportFormat, string]> = [
+      ['selection', 'ndjson', 'Export selection as NDJSON'],
+      ['selection', 'csv', 'Export selection as CSV'],
+      ['buffer', 'ndjson', 'Export buffer as NDJSON'],
+      ['buffer', 'csv', 'Export buffer as CSV'],
+    ];
+    const selected = this.table.selectedIds();
+    this.exportPanel.replaceChildren(
+      ...choices.map(([scope, format, label]) => {
+        const choice = button(label, `export-${scope}-${format}`, true);
+        if (scope === 'selection' && selected.length === 0) choice.disabled = true;
+        choice.addEventListener('click', () => {
+          this.exportPanel.hidden = true;
+          const ids = this.table.selectedIds();
+          if (scope === 'selection') this.post({ type: 'export', scope, format, ids });
+          else this.post({ type: 'export', scope, format });
+        });
+        return choice;
+      }),
+    );
+  }
+
+  private saveState(patch: UiState): void {
+    this.state = { ...this.state, ...patch };
+    this.vscode.setState(this.state);
+  }
+}
+
+function button(text: string, testId: string, secondary = false): VscodeButton {
+  const b = el('vscode-button', { text, attrs: { 'data-testid': testId } }) as VscodeButton;
+  b.secondary = secondary;
+  return b;
+}
+
+function textfield(label: string, placeholder: string, testId: string): VscodeTextfield {
+  const field = el('vscode-textfield', { attrs: { 'data-testid': testId } }) as VscodeTextfield;
+  field.label = label;
+  field.placeholder = placeholder;
+  return field;
+}
+
+function counterValue(testId: string): HTMLElement {
+  return el('span', { className: 'value', attrs: { 'data-testid': testId } });
+}
+
+function counter(before: string, after: string, value: HTMLElement): HTMLElement {
+  return el('span', {
+    className: 'counter',
+    children: [before ? el('span', { className: 'label', text: `${before} ` }) : undefined, value, after ? el('span', { className: 'label', text: ` ${after}` }) : undefined],
+  });
+}
+
+function plural(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`;
+}
+
+function readUiState(value: unknown): UiState {
+  if (typeof value !== 'object' || value === null) return {};
+  const v = value as Record<string, unknown>;
+  const state: UiState = {};
+  if (typeof v.channelId === 'number') state.channelId = v.channelId;
+  if (typeof v.channelName === 'string') state.channelName = v.channelName;
+  if (Array.isArray(v.columns) && v.columns.every((c) => typeof c === 'string')) state.columns = v.columns as string[];
+  if (typeof v.search === 'string') state.search = v.search;
+  if (typeof v.filter === 'string') state.filter = v.filter;
+  return state;
+}
