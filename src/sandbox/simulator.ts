@@ -173,7 +173,7 @@ export class SimulatedVehicle {
     const b = this.corner(this.segment + 1);
     const fraction = Math.min(1, this.along / Math.max(1, this.segmentLength()));
     const ignition = this.mode !== 'parked';
-    const moving = this.speedKmh > 0.5;
+    const moving = Math.round(this.speedKmh) > 0;
     const weakFix = r.chance(0.01);
     const satellites = weakFix ? 3 : r.int(8, 16);
     const message: FlespiMessage = {
