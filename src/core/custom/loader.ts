@@ -56,7 +56,9 @@ const sourceMaps = new Map<string, SourceMap>();
 export async function loadHandlerClass(file: string, api?: object): Promise<HandlerClass> {
   const path = resolve(file);
   const exports = await new ModuleLoader(api ?? (await import('../index.js'))).load(path);
-  const candidate = (exports as { default?: unknown }).default ?? exports;
+  // Compiled ES modules are flagged __esModule and export `default`; plain CommonJS may assign the class to module.exports.
+  const esModule = typeof exports === 'object' && exports !== null && (exports as { __esModule?: unknown }).__esModule === true;
+  const candidate = esModule ? (exports as { default?: unknown }).default : exports;
   if (typeof candidate !== 'function' || !(candidate.prototype instanceof Handler)) {
     throw new HandlerLoadError(
       `${path}: the default export must be a class that extends Handler ("export default class MyHandler extends Handler" with Handler imported from '${PUBLIC_MODULE}'), but it is ${describeExport(candidate)}`,
@@ -78,7 +80,8 @@ export function compileHandlerSource(source: string, file: string): { code: stri
   } catch (error) {
     // Sucrase reports `Error transforming <file>: Unexpected token (3:5)` and a 1-based `loc`.
     const loc = (error as { loc?: { line?: unknown; column?: unknown } }).loc;
-    const reason = errorText(error).replace(/^Error transforming .*?: /, '').replace(/ \(\d+:\d+\)$/, '');
+    const text = error instanceof Error ? error.message : String(error);
+    const reason = text.replace(/^Error transforming .*?: /, '').replace(/ \(\d+:\d+\)$/, '');
     if (typeof loc?.line === 'number' && typeof loc.column === 'number') {
       const location = { file, line: loc.line, column: loc.column };
       throw new HandlerLoadError(`${where(location)}: syntax error: ${reason}`, file, location, { cause: error });
