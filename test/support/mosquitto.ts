@@ -49,42 +49,44 @@ export interface RunningMosquitto {
   log(): string;
   /** Stops the broker; resolves when the process has exited. Safe to call twice. */
   stop(): Promise<void>;
-  /** Starts the stopped broker again on the same port with the same config. */
+  /** Starts the stopped broker again on the same port with the same config (a fresh, empty broker). */
   start(): Promise<void>;
 }
 
 const READY_TIMEOUT_MS = 10_000;
 
 export async function startMosquitto(options: MosquittoOptions = {}): Promise<RunningMosquitto> {
-  const dir = await mkdtemp(join(tmpdir(), 'flespi-mosquitto-'));
   const port = options.port ?? (await freePort());
-  const configFile = join(dir, 'mosquitto.conf');
-  await writeFile(configFile, mosquittoConfig(port, options).join('\n') + '\n');
-
+  const config = mosquittoConfig(port, options).join('\n') + '\n';
   let child: ChildProcess | undefined;
-  let output = '';
   let exited: Promise<void> = Promise.resolve();
+  let output = '';
 
   const start = async () => {
     if (child) return;
-    const process_ = spawn(MOSQUITTO, ['-c', configFile], { stdio: ['ignore', 'ignore', 'pipe'] });
-    child = process_;
-    process_.stderr!.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
-    exited = new Promise((resolve) => process_.once('exit', () => resolve()));
+    // The config lives only until the broker has read it, so there is nothing to clean up later.
+    const dir = await mkdtemp(join(tmpdir(), 'flespi-mosquitto-'));
+    const configFile = join(dir, 'mosquitto.conf');
+    await writeFile(configFile, config);
+    const broker = spawn(MOSQUITTO, ['-c', configFile], { stdio: ['ignore', 'ignore', 'pipe'] });
+    child = broker;
+    broker.stderr!.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+    exited = new Promise((resolve) => broker.once('exit', () => resolve()));
     const early = exited.then(() => {
-      throw new Error(`mosquitto exited during startup (config ${configFile}):\n${output}`);
+      throw new Error(`mosquitto exited during startup:\n${output}\nconfig:\n${config}`);
     });
+    early.catch(() => {});
     try {
       await Promise.race([waitForListener(port), early]);
     } catch (error) {
       child = undefined;
-      process_.kill('SIGKILL');
+      broker.kill('SIGKILL');
       throw error;
     } finally {
-      early.catch(() => {});
+      await rm(dir, { recursive: true, force: true });
     }
     void exited.then(() => {
-      if (child === process_) child = undefined;
+      if (child === broker) child = undefined;
     });
   };
 
@@ -97,12 +99,7 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Ru
     }
   };
 
-  try {
-    await start();
-  } catch (error) {
-    await rm(dir, { recursive: true, force: true });
-    throw error;
-  }
+  await start();
   return {
     host: '127.0.0.1',
     port,
@@ -110,10 +107,7 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Ru
     caFile: options.tls?.caFile,
     log: () => output,
     start,
-    stop: async () => {
-      await stop();
-      await rm(dir, { recursive: true, force: true }).catch(() => {});
-    },
+    stop,
   };
 }
 

@@ -25,6 +25,8 @@ export interface Subscriber {
   ready(): Promise<void>;
   /** Resolves once at least `count` messages arrived; rejects after `timeoutMs` saying how many did. */
   waitForCount(count: number, timeoutMs?: number): Promise<void>;
+  /** Resolves once `done(messages)` is true; rejects after `timeoutMs` with `explain()`. */
+  waitUntil(done: (messages: readonly ReceivedMessage[]) => boolean, explain: () => string, timeoutMs?: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -66,17 +68,18 @@ export async function subscribe(url: string, topicFilter: string, options: Subsc
   const subscriber: Subscriber = {
     messages,
     ready: () => withTimeout(granted, 10_000, () => `no subscription to ${topicFilter} on ${url} within 10 s`),
-    waitForCount(count, timeoutMs = 10_000) {
-      if (messages.length >= count) return Promise.resolve();
+    waitUntil(done, explain, timeoutMs = 10_000) {
+      if (done(messages)) return Promise.resolve();
       let wake!: () => void;
       const arrived = new Promise<void>((resolve) => {
         wake = () => {
-          if (messages.length >= count) resolve();
+          if (done(messages)) resolve();
         };
         waiters.add(wake);
       });
-      return withTimeout(arrived, timeoutMs, () => `expected ${count} messages on ${topicFilter}, got ${messages.length}`).finally(() => waiters.delete(wake));
+      return withTimeout(arrived, timeoutMs, explain).finally(() => waiters.delete(wake));
     },
+    waitForCount: (count, timeoutMs) => subscriber.waitUntil((m) => m.length >= count, () => `expected ${count} messages on ${topicFilter}, got ${messages.length}`, timeoutMs),
     close: () => client.endAsync(true),
   };
   await subscriber.ready();

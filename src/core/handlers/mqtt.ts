@@ -1,0 +1,492 @@
+/**
+ * Forwards each flespi message as JSON to an MQTT broker (`type: "mqtt"`), or to AWS IoT Core
+ * (`type: "aws-iot"`, the same handler with AWS defaults).
+ *
+ * Delivery: with QoS 1 a batch succeeds only when the broker has acknowledged (PUBACK) every
+ * message; at most `window` publishes wait for their PUBACK at a time. When the connection drops,
+ * the batch fails at once (its unacknowledged publishes are withdrawn, not left to be re-sent later),
+ * the receiver retries it, and the handler reconnects with exponential backoff. A batch that arrives
+ * while disconnected waits up to `connectTimeoutMs` for the connection, then fails.
+ *
+ * TLS: caFile/certFile/keyFile are paths read at start(); start() checks them (readable, key matches
+ * certificate, certificate not expired) and turns TLS and connection errors into one sentence that
+ * names the file or setting to fix. Certificate verification is always on.
+ */
+import { X509Certificate, createPrivateKey, randomBytes } from 'node:crypto';
+import { readFile, stat } from 'node:fs/promises';
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import { Handler, type HandlerContext, type HandlerHealth } from '../handler';
+import { errorMessage } from '../errors';
+import type { Logger } from '../logger';
+import type { FlespiMessage } from '../message';
+import { ConfigError, OptionReader, type Options } from '../options';
+import type { HandlerEnv, HandlerSpec } from './spec';
+import { parseTopicTemplate, type TopicTemplate } from './topic';
+
+export interface MqttSettings {
+  /** mqtt://, mqtts://, ws:// or wss:// URL of the broker. */
+  readonly url: string;
+  /** The setting the user wrote the address in (`url` or `endpoint`), for error messages. */
+  readonly addressSetting: string;
+  /** Absolute paths. */
+  readonly caFile?: string;
+  readonly certFile?: string;
+  readonly keyFile?: string;
+  readonly username?: string;
+  readonly password?: string;
+  readonly clientId: string;
+  readonly topic: TopicTemplate;
+  readonly qos: 0 | 1;
+  readonly retain: boolean;
+  /** Most publishes awaiting their PUBACK at once. */
+  readonly window: number;
+  /** How long to wait for a connection (at start, and for a batch while disconnected). */
+  readonly connectTimeoutMs: number;
+  /** A batch fails when no PUBACK arrived for this long while some are outstanding. */
+  readonly ackTimeoutMs: number;
+  /** TLS ALPN protocols (AWS IoT on port 443 needs `x-amzn-mqtt-ca`). */
+  readonly alpnProtocols?: readonly string[];
+  /** Extra advice when the broker refuses the client certificate. */
+  readonly refusedCertificateHint: string;
+}
+
+const RECONNECT_MIN_MS = 1000; // AWS IoT allows one connect per second per client id
+const RECONNECT_MAX_MS = 30_000;
+
+export class MqttHandler extends Handler {
+  private client?: MqttClient;
+  private stopping = false;
+  private reconnectTimer?: NodeJS.Timeout;
+  private reconnectAttempts = 0;
+  /** What went wrong with the latest connection attempt, or why the connection closed. */
+  private connectionProblem?: string;
+  private inFlight = 0;
+  /** Batches waiting for a free slot in the window. */
+  private readonly slotWaiters = new Set<() => void>();
+  /** Totals since start: publishes sent and publishes the broker confirmed (PUBACK, or written for QoS 0). */
+  readonly counts = { published: 0, acknowledged: 0 };
+
+  constructor(
+    readonly settings: MqttSettings,
+    name?: string,
+  ) {
+    super(name);
+  }
+
+  override async start(): Promise<void> {
+    const tls = await loadTlsFiles(this.settings, this.log);
+    const s = this.settings;
+    const options: IClientOptions = {
+      clientId: s.clientId,
+      username: s.username,
+      password: s.password,
+      protocolVersion: 4,
+      clean: true,
+      connectTimeout: s.connectTimeoutMs,
+      reconnectPeriod: 0, // reconnects are scheduled here, with backoff
+      queueQoSZero: false,
+      rejectUnauthorized: true,
+      ...tls,
+      ...(s.alpnProtocols ? { ALPNProtocols: [...s.alpnProtocols] } : {}),
+    };
+    this.stopping = false;
+    const client = mqtt.connect(s.url, options);
+    this.client = client;
+    let established = false; // this connection got its CONNACK
+    let explained = false; // an 'error' already said why this connection ended
+    client.on('connect', () => {
+      this.log.info(`${this.name}: connected to ${s.url}${this.reconnectAttempts ? ` after ${this.reconnectAttempts} retries` : ''}`);
+      established = true;
+      this.reconnectAttempts = 0;
+      this.connectionProblem = undefined;
+    });
+    client.on('error', (error) => {
+      explained = true;
+      this.connectionProblem = established ? `connection to ${s.url} lost (${errorMessage(error).trim()})` : explainConnectionError(error, s);
+    });
+    client.on('close', () => {
+      if (this.stopping) return;
+      if (!explained) this.connectionProblem = established ? `the broker at ${s.url} closed the connection` : `the broker at ${s.url} closed the connection before accepting it${s.certFile ? `: ${refusedCertificate(s)}` : ''}`;
+      established = false;
+      explained = false;
+      this.scheduleReconnect();
+    });
+    try {
+      await this.waitUntilConnected(undefined, true);
+    } catch (error) {
+      await this.stop();
+      throw error;
+    }
+  }
+
+  override async handle(messages: readonly FlespiMessage[], ctx: HandlerContext): Promise<void> {
+    const client = this.client;
+    if (!client || this.stopping) throw new Error(`${this.name}: not started`);
+    if (messages.length === 0) return;
+    const topics = messages.map((m) => this.settings.topic.render(m));
+    const payloads = messages.map((m) => JSON.stringify(m));
+    await this.waitUntilConnected(ctx.signal, false);
+    await this.publishAll(client, topics, payloads, ctx.signal);
+  }
+
+  override async stop(): Promise<void> {
+    this.stopping = true;
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = undefined;
+    const client = this.client;
+    this.client = undefined;
+    if (client) await client.endAsync(true).catch(() => {});
+    for (const wake of this.slotWaiters) wake();
+  }
+
+  override health(): HandlerHealth {
+    const connected = this.client?.connected ?? false;
+    const detail = connected ? `${this.inFlight} awaiting ${this.settings.qos === 1 ? 'PUBACK' : 'write'}` : (this.connectionProblem ?? 'not connected');
+    return { connected, detail };
+  }
+
+  /** Resolves when connected; rejects with the reason after connectTimeoutMs, on abort, or (at start) on the first failure. */
+  private waitUntilConnected(signal: AbortSignal | undefined, failOnFirstClose: boolean): Promise<void> {
+    const client = this.client!;
+    if (client.connected) return Promise.resolve();
+    const { url, connectTimeoutMs } = this.settings;
+    return new Promise((resolve, reject) => {
+      const finish = (error?: Error) => {
+        clearTimeout(timer);
+        client.off('connect', onConnect);
+        client.off('close', onClose);
+        signal?.removeEventListener('abort', onAbort);
+        if (error) reject(error);
+        else resolve();
+      };
+      const onConnect = () => finish();
+      const onClose = () => {
+        if (failOnFirstClose) finish(new Error(this.connectionProblem ?? `cannot connect to ${url}`));
+      };
+      const onAbort = () => finish(new Error(`not connected to ${url} when the batch was cancelled${this.connectionProblem ? `: ${this.connectionProblem}` : ''}`));
+      const timer = setTimeout(() => finish(new Error(this.connectionProblem ? `not connected: ${this.connectionProblem}` : `no answer from ${url} within ${connectTimeoutMs} ms (connectTimeoutMs)`)), connectTimeoutMs);
+      client.on('connect', onConnect);
+      client.on('close', onClose);
+      if (signal?.aborted) onAbort();
+      else signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  /** Publishes every message with at most `window` unacknowledged; resolves when all are acknowledged. */
+  private publishAll(client: MqttClient, topics: string[], payloads: string[], signal: AbortSignal): Promise<void> {
+    const { url, qos, retain, window, ackTimeoutMs } = this.settings;
+    const total = topics.length;
+    const pending = new Set<PublishCallback>();
+    let next = 0;
+    let acknowledged = 0;
+    let done = false;
+
+    return new Promise<void>((resolve, reject) => {
+      let ackTimer: NodeJS.Timeout | undefined;
+      const armAckTimer = () => {
+        clearTimeout(ackTimer);
+        ackTimer = setTimeout(() => fail(`no ${qos === 1 ? 'PUBACK' : 'write'} from ${url} for ${ackTimeoutMs} ms (ackTimeoutMs)`), ackTimeoutMs);
+      };
+      const finish = () => {
+        done = true;
+        clearTimeout(ackTimer);
+        this.slotWaiters.delete(fill);
+        client.off('close', onClose);
+        signal.removeEventListener('abort', onAbort);
+      };
+      const fail = (reason: string) => {
+        if (done) return;
+        finish();
+        this.withdraw(client, pending);
+        reject(new Error(`${reason}: ${total - acknowledged} of ${total} messages not acknowledged`));
+      };
+      const onClose = () => fail(`connection to ${url} lost${this.connectionProblem ? ` (${this.connectionProblem})` : ''}`);
+      const onAbort = () => fail(`delivery to ${url} cancelled`);
+
+      const fill = () => {
+        while (!done && next < total && this.inFlight < window) {
+          const index = next++;
+          const callback: PublishCallback = (error) => {
+            pending.delete(callback);
+            this.inFlight--;
+            for (const wake of this.slotWaiters) wake();
+            if (done) return;
+            if (error) return fail(`publish to ${url} failed: ${error.message}`);
+            acknowledged++;
+            this.counts.acknowledged++;
+            if (acknowledged === total) {
+              finish();
+              resolve();
+            } else armAckTimer();
+          };
+          pending.add(callback);
+          this.inFlight++;
+          this.counts.published++;
+          client.publish(topics[index]!, payloads[index]!, { qos, retain }, callback);
+        }
+        if (this.stopping) fail(`${this.name} stopped`);
+      };
+      this.slotWaiters.add(fill);
+      client.on('close', onClose);
+      signal.addEventListener('abort', onAbort, { once: true });
+      if (signal.aborted) return onAbort();
+      armAckTimer();
+      fill();
+    });
+  }
+
+  /** Takes the given unacknowledged publishes out of MQTT.js's store, so they are not re-sent after a reconnect. */
+  private withdraw(client: MqttClient, pending: ReadonlySet<PublishCallback>): void {
+    for (const [messageId, entry] of Object.entries(client.outgoing)) {
+      if (pending.has(entry.cb as PublishCallback)) client.removeOutgoingMessage(Number(messageId));
+    }
+  }
+
+  private scheduleReconnect(): void {
+    if (this.stopping || this.reconnectTimer) return;
+    const ceiling = Math.min(RECONNECT_MAX_MS, RECONNECT_MIN_MS * 2 ** this.reconnectAttempts);
+    const delay = Math.max(RECONNECT_MIN_MS, ceiling * (0.5 + Math.random() / 2));
+    this.reconnectAttempts++;
+    this.log.warn(`${this.name}: ${this.connectionProblem ?? 'disconnected'}; reconnecting in ${(delay / 1000).toFixed(1)} s`);
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = undefined;
+      const client = this.client;
+      if (client && !this.stopping) client.reconnect({ incomingStore: client.incomingStore, outgoingStore: client.outgoingStore });
+    }, delay);
+  }
+}
+
+type PublishCallback = (error?: Error) => void;
+
+// ---- TLS files ------------------------------------------------------------------------------
+
+interface TlsMaterial {
+  ca?: string;
+  cert?: string;
+  key?: string;
+}
+
+/** Reads and checks caFile/certFile/keyFile, throwing one clear error naming the file. */
+export async function loadTlsFiles(settings: Pick<MqttSettings, 'caFile' | 'certFile' | 'keyFile'>, log: Logger): Promise<TlsMaterial> {
+  const material: TlsMaterial = {};
+  if (settings.caFile) {
+    material.ca = certificatesPem('caFile', settings.caFile, await readSettingFile('caFile', settings.caFile));
+  }
+  if (settings.certFile && settings.keyFile) {
+    const certPem = certificatesPem('certFile', settings.certFile, await readSettingFile('certFile', settings.certFile));
+    const keyBytes = await readSettingFile('keyFile', settings.keyFile);
+    const certificate = new X509Certificate(certPem);
+    let key;
+    try {
+      key = createPrivateKey(keyBytes);
+    } catch (error) {
+      if (/passphrase/i.test(errorMessage(error))) {
+        throw new Error(`keyFile ${settings.keyFile} is encrypted with a passphrase: decrypt it (openssl pkey -in ${settings.keyFile} -out <new file>) and point keyFile at the result`, { cause: error });
+      }
+      throw new Error(`keyFile ${settings.keyFile} is not a private key in PEM or DER form (${errorMessage(error)})`, { cause: error });
+    }
+    if (!certificate.checkPrivateKey(key)) {
+      throw new Error(`keyFile ${settings.keyFile} does not belong to certFile ${settings.certFile} (their public keys differ): use the private key that was created together with this certificate`);
+    }
+    const now = Date.now();
+    const validFrom = new Date(certificate.validFrom);
+    const validTo = new Date(certificate.validTo);
+    if (validTo.getTime() < now) throw new Error(`certFile ${settings.certFile} expired on ${validTo.toISOString()}: issue a new client certificate`);
+    if (validFrom.getTime() > now) throw new Error(`certFile ${settings.certFile} is not valid before ${validFrom.toISOString()}: check this computer's clock, or use a certificate that is valid now`);
+    await warnIfOthersCanRead(settings.keyFile, log);
+    material.cert = certPem;
+    material.key = key.export({ type: 'pkcs8', format: 'pem' }).toString();
+  }
+  return material;
+}
+
+async function readSettingFile(setting: string, path: string): Promise<Buffer> {
+  try {
+    return await readFile(path);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new Error(`${setting} ${path} does not exist`, { cause: error });
+    if (code === 'EACCES' || code === 'EPERM') throw new Error(`${setting} ${path} is not readable by this process (permission denied)`, { cause: error });
+    if (code === 'EISDIR') throw new Error(`${setting} ${path} is a folder: point ${setting} at the file inside it`, { cause: error });
+    throw new Error(`cannot read ${setting} ${path}: ${errorMessage(error)}`, { cause: error });
+  }
+}
+
+/** The certificates of a PEM file (kept as is, it may hold a chain) or of a DER file (converted to PEM). */
+function certificatesPem(setting: string, path: string, bytes: Buffer): string {
+  const text = bytes.toString('latin1');
+  const pem = text.includes('-----BEGIN CERTIFICATE-----');
+  try {
+    const first = new X509Certificate(pem ? text.slice(text.indexOf('-----BEGIN CERTIFICATE-----')) : bytes);
+    return pem ? text : first.toString();
+  } catch (error) {
+    throw new Error(`${setting} ${path} is not a certificate: expected a PEM file starting with "-----BEGIN CERTIFICATE-----"${/PRIVATE KEY-----/.test(text) ? ' (this looks like a private key; it belongs in keyFile)' : ''}`, { cause: error });
+  }
+}
+
+async function warnIfOthersCanRead(path: string, log: Logger): Promise<void> {
+  if (process.platform === 'win32') return; // mode bits do not describe Windows ACLs
+  const { mode } = await stat(path);
+  if (mode & 0o077) {
+    log.warn(`keyFile ${path} can be read by other users (mode ${(mode & 0o777).toString(8)}): restrict it with chmod 600 ${path}`);
+  }
+}
+
+// ---- connection errors ----------------------------------------------------------------------
+
+const SERVER_NOT_TRUSTED = new Set(['SELF_SIGNED_CERT_IN_CHAIN', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'CERT_SIGNATURE_FAILURE', 'CERT_UNTRUSTED', 'CERT_CHAIN_TOO_LONG']);
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'EADDRNOTAVAIL']);
+
+/** One sentence saying what a connection error means for this configuration and what to change. */
+export function explainConnectionError(error: Error & { code?: string | number }, settings: MqttSettings): string {
+  const { url, caFile, certFile, addressSetting } = settings;
+  const address = hostAndPort(url);
+  const code = error.code;
+  if (typeof code === 'number') {
+    // CONNACK return code: the broker answered and said no.
+    const advice = code === 4 || code === 5 ? (settings.username ? ': check username and password' : ': this broker needs credentials (username/password) or a client certificate') : code === 2 ? ': the broker does not accept this clientId' : '';
+    return `the broker at ${url} refused the connection: ${error.message.replace(/^Connection refused: /, '')}${advice}`;
+  }
+  if (typeof code !== 'string') {
+    if (/connack timeout/i.test(error.message)) return `the broker at ${url} did not answer the MQTT connect within ${settings.connectTimeoutMs} ms (connectTimeoutMs)`;
+    return `connection to ${url} failed: ${error.message}`;
+  }
+  if (UNREACHABLE.has(code)) return `cannot reach ${address} (${code}): check ${addressSetting}, and that the broker is running and reachable from here`;
+  if (SERVER_NOT_TRUSTED.has(code)) {
+    return caFile ? `the broker's certificate is not signed by the CA in caFile ${caFile} (${code}): point caFile at the CA that signed the broker's certificate` : `the broker's certificate is not signed by a CA this computer trusts (${code}): set caFile to the CA certificate that signed it`;
+  }
+  if (code === 'CERT_HAS_EXPIRED') return `the broker's certificate has expired (check the broker, or this computer's clock)`;
+  if (code === 'CERT_NOT_YET_VALID') return `the broker's certificate is not valid yet (check this computer's clock)`;
+  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') return `the broker's certificate is not issued for ${address.replace(/:\d+$/, '')} (${(error as { reason?: string }).reason ?? error.message}): connect using a host name the certificate lists`;
+  if (code === 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED') return certFile ? refusedCertificate(settings) : `the broker at ${address} requires a client certificate: set certFile and keyFile`;
+  if (code.endsWith('_ALERT_CERTIFICATE_EXPIRED')) return `the broker says the client certificate ${certFile ?? ''} has expired: issue a new one`;
+  if (/_ALERT_(UNKNOWN_CA|BAD_CERTIFICATE|CERTIFICATE_UNKNOWN|CERTIFICATE_REVOKED|ACCESS_DENIED|UNSUPPORTED_CERTIFICATE|HANDSHAKE_FAILURE)$/.test(code)) {
+    return certFile ? refusedCertificate(settings) : `the broker at ${address} refused the TLS handshake (${code}): it may require a client certificate (certFile and keyFile)`;
+  }
+  if (code === 'ECONNRESET' || code === 'EPIPE') {
+    if (url.startsWith('mqtt:') || url.startsWith('ws:')) return `${address} closed the connection (${code}): if this port expects TLS, use mqtts:// (or wss://)`;
+    return certFile ? `${address} closed the connection during setup (${code}): ${refusedCertificate(settings)}` : `${address} closed the connection (${code}): it may require a client certificate (certFile and keyFile)`;
+  }
+  if (code.startsWith('ERR_SSL_WRONG_VERSION_NUMBER') || code === 'ERR_SSL_PACKET_LENGTH_TOO_LONG') return `${address} does not speak TLS: use mqtt:// (or ws://), or the broker's TLS port`;
+  return `connection to ${url} failed (${code}): ${error.message.trim()}`;
+}
+
+function refusedCertificate(settings: MqttSettings): string {
+  return `the broker refused the client certificate ${settings.certFile}: ${settings.refusedCertificateHint}`;
+}
+
+function hostAndPort(url: string): string {
+  const parsed = new URL(url);
+  const defaultPort = { 'mqtt:': 1883, 'mqtts:': 8883, 'ws:': 80, 'wss:': 443 }[parsed.protocol];
+  return `${parsed.hostname}:${parsed.port || defaultPort}`;
+}
+
+// ---- settings -------------------------------------------------------------------------------
+
+const URL_SCHEMES = ['mqtt:', 'mqtts:', 'ws:', 'wss:'];
+const MAX_AWS_TOPIC_SLASHES = 7; // AWS IoT Core quota for topic names
+
+/** `type: "mqtt"`: any MQTT 3.1.1 broker. */
+export const mqttSpec: HandlerSpec = {
+  type: 'mqtt',
+  title: 'MQTT broker: publish each message as JSON to a topic built from its fields',
+  create(options: Options, env: HandlerEnv, name: string) {
+    const where = `handler "${name}" (mqtt)`;
+    const r = new OptionReader(options, where);
+    const url = r.string('url');
+    let parsed: URL;
+    try {
+      parsed = new URL(url);
+    } catch {
+      throw new ConfigError(`${where}: "url" must be a URL like mqtts://broker.example.com:8883, got ${JSON.stringify(url)}`);
+    }
+    if (!URL_SCHEMES.includes(parsed.protocol)) throw new ConfigError(`${where}: "url" must start with mqtt://, mqtts://, ws:// or wss://, got ${JSON.stringify(url)}`);
+    if (parsed.username || parsed.password) throw new ConfigError(`${where}: "url" must not contain credentials: use "username" and "password" (or "passwordEnv")`);
+    const tlsFiles = readTlsFileSettings(r, where, env);
+    if (!parsed.protocol.endsWith('s:') && (tlsFiles.caFile || tlsFiles.certFile)) {
+      throw new ConfigError(`${where}: caFile/certFile/keyFile need a TLS url (mqtts:// or wss://), got ${JSON.stringify(url)}`);
+    }
+    const username = r.string('username', undefined);
+    const password = readPassword(r, where);
+    if (password !== undefined && username === undefined) throw new ConfigError(`${where}: a password needs a "username" too`);
+    const settings: MqttSettings = {
+      url,
+      addressSetting: 'url',
+      ...tlsFiles,
+      username,
+      password,
+      ...commonSettings(r, where, 'flespi/{channel.id}/{ident}'),
+      refusedCertificateHint: 'is it signed by a CA the broker trusts?',
+    };
+    r.rejectUnknown(['type', 'name']);
+    return new MqttHandler(settings, name);
+  },
+};
+
+/** `type: "aws-iot"`: AWS IoT Core with an X.509 client certificate. */
+export const awsIotSpec: HandlerSpec = {
+  type: 'aws-iot',
+  title: 'AWS IoT Core: publish each message as JSON over MQTT with a device certificate',
+  create(options: Options, env: HandlerEnv, name: string) {
+    const where = `handler "${name}" (aws-iot)`;
+    const r = new OptionReader(options, where);
+    const endpoint = r.string('endpoint');
+    if (!/^[A-Za-z0-9.-]+$/.test(endpoint)) {
+      throw new ConfigError(`${where}: "endpoint" must be the host name from AWS IoT → Settings (like abc123-ats.iot.eu-west-1.amazonaws.com), without scheme, port or path; got ${JSON.stringify(endpoint)}`);
+    }
+    const port = r.number('port', { min: 1, max: 65535, integer: true }, 8883);
+    const tlsFiles = readTlsFileSettings(r, where, env);
+    if (!tlsFiles.certFile) throw new ConfigError(`${where}: "certFile" and "keyFile" are required: the device certificate and private key downloaded from AWS IoT`);
+    const common = commonSettings(r, where, '{ident}');
+    const slashes = common.topic.source.split('/').length - 1;
+    if (slashes > MAX_AWS_TOPIC_SLASHES) throw new ConfigError(`${where}: "topic" has ${slashes} slashes; AWS IoT allows at most ${MAX_AWS_TOPIC_SLASHES}`);
+    const settings: MqttSettings = {
+      url: `mqtts://${endpoint}:${port}`,
+      addressSetting: 'endpoint',
+      ...tlsFiles,
+      ...common,
+      // Port 443 carries MQTT only when the client asks for it by ALPN.
+      alpnProtocols: port === 443 ? ['x-amzn-mqtt-ca'] : undefined,
+      refusedCertificateHint: 'is it registered and active in AWS IoT (in this region), with a policy that allows iot:Connect for this clientId?',
+    };
+    r.rejectUnknown(['type', 'name']);
+    return new MqttHandler(settings, name);
+  },
+};
+
+function commonSettings(r: OptionReader, where: string, defaultTopic: string) {
+  return {
+    clientId: r.string('clientId', `flespi-receiver-${randomBytes(3).toString('hex')}`),
+    topic: parseTopicTemplate(r.string('topic', defaultTopic), `${where}: "topic"`),
+    qos: r.number('qos', { min: 0, max: 1, integer: true }, 1) as 0 | 1,
+    retain: r.boolean('retain', false),
+    window: r.number('window', { min: 1, max: 65535, integer: true }, 100),
+    connectTimeoutMs: r.number('connectTimeoutMs', { min: 100, integer: true }, 10_000),
+    ackTimeoutMs: r.number('ackTimeoutMs', { min: 100, integer: true }, 30_000),
+  };
+}
+
+function readTlsFileSettings(r: OptionReader, where: string, env: HandlerEnv): Pick<MqttSettings, 'caFile' | 'certFile' | 'keyFile'> {
+  const path = (key: string) => {
+    const value = r.string(key, undefined);
+    if (value === undefined) return undefined;
+    if (value.includes('-----BEGIN') || value.includes('\n')) throw new ConfigError(`${where}: "${key}" must be the path of a PEM file, not the file's contents`);
+    return env.resolvePath(value);
+  };
+  const caFile = path('caFile');
+  const certFile = path('certFile');
+  const keyFile = path('keyFile');
+  if (Boolean(certFile) !== Boolean(keyFile)) throw new ConfigError(`${where}: "certFile" and "keyFile" go together: set both (the client certificate and its private key) or neither`);
+  return { caFile, certFile, keyFile };
+}
+
+/** `password` (e.g. from the extension's secret storage) or `passwordEnv`, the name of an environment variable holding it. */
+function readPassword(r: OptionReader, where: string): string | undefined {
+  const inline = r.string('password', undefined);
+  const envName = r.string('passwordEnv', undefined);
+  if (inline !== undefined && envName !== undefined) throw new ConfigError(`${where}: set "password" or "passwordEnv", not both`);
+  if (envName === undefined) return inline;
+  const value = process.env[envName];
+  if (!value) throw new ConfigError(`${where}: "passwordEnv" names the environment variable ${envName}, which is not set`);
+  return value;
+}

@@ -1,0 +1,413 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { chmod, copyFile } from 'node:fs/promises';
+import { createServer, type Server, type Socket } from 'node:net';
+import { join, resolve } from 'node:path';
+import mqttPacket from 'mqtt-packet';
+import type { Handler, HandlerContext } from '../../src/core/handler';
+import { awsIotSpec, mqttSpec, MqttHandler } from '../../src/core/handlers/mqtt';
+import type { HandlerEnv, HandlerSpec } from '../../src/core/handlers/spec';
+import { silentLogger } from '../../src/core/logger';
+import type { FlespiMessage } from '../../src/core/message';
+import { ConfigError, type Options } from '../../src/core/options';
+import { createTestPki, type TestPki } from '../support/certs';
+import { memoryLogger } from '../support/logger';
+import { freePort, startMosquitto, type RunningMosquitto } from '../support/mosquitto';
+import { subscribe } from '../support/subscriber';
+
+const env: HandlerEnv = { resolvePath: (p) => resolve(p) };
+
+function messages(from: number, count: number): FlespiMessage[] {
+  return Array.from({ length: count }, (_, i) => ({
+    ident: `dev-${(from + i) % 3}`,
+    'channel.id': 100 + ((from + i) % 2),
+    'server.timestamp': 1700000000.5 + from + i,
+    seq: from + i,
+  }));
+}
+
+function ctx(signal = new AbortController().signal): HandlerContext {
+  return { signal, attempt: 1, log: silentLogger };
+}
+
+function create(options: Options, spec: HandlerSpec = mqttSpec, pathEnv: HandlerEnv = env): MqttHandler {
+  const handler = spec.create(options, pathEnv, 'test');
+  assert.ok(handler instanceof MqttHandler);
+  return handler;
+}
+
+/** Starts the handler, expecting start() to fail; returns the error message. */
+async function startError(handler: Handler): Promise<string> {
+  try {
+    await handler.start();
+  } catch (error) {
+    return (error as Error).message;
+  } finally {
+    await handler.stop();
+  }
+  assert.fail('start() succeeded but should have failed');
+}
+
+describe('MQTT sink against Mosquitto with TLS and required client certificates', () => {
+  let pki: TestPki;
+  let broker: RunningMosquitto;
+  const clientTls = () => ({ caFile: pki.ca.cert, certFile: pki.client.cert, keyFile: pki.client.key });
+  const settings = (extra: Options = {}): Options => ({ url: broker.url, ...clientTls(), ...extra });
+
+  before(async () => {
+    pki = await createTestPki();
+    broker = await startMosquitto({ tls: { caFile: pki.ca.cert, certFile: pki.server.cert, keyFile: pki.server.key, requireCertificate: true } });
+  });
+  after(async () => {
+    await broker?.stop();
+    await pki?.cleanup();
+  });
+
+  test('publishes every message as JSON to its templated topic and awaits every PUBACK', async () => {
+    const sub = await subscribe(broker.url, 'fleet/#', { caFile: pki.ca.cert, certFile: pki.client.cert, keyFile: pki.client.key });
+    const handler = create(settings({ topic: 'fleet/{channel.id}/{ident}', window: 10 }));
+    try {
+      await handler.start();
+      assert.equal(handler.health().connected, true);
+      const batch = messages(0, 250);
+      await handler.handle(batch, ctx());
+      assert.equal(handler.counts.published, 250);
+      assert.equal(handler.counts.acknowledged, 250, 'one PUBACK per message before handle() resolved');
+      assert.match(handler.health().detail ?? '', /^0 awaiting PUBACK/);
+
+      await sub.waitForCount(250);
+      const bySeq = new Map(sub.messages.map((m) => [(m.json as FlespiMessage).seq, m]));
+      assert.equal(bySeq.size, 250);
+      for (const message of batch) {
+        const received = bySeq.get(message.seq)!;
+        assert.equal(received.topic, `fleet/${message['channel.id']}/${message.ident}`);
+        assert.deepEqual(received.json, message);
+      }
+    } finally {
+      await handler.stop();
+      await sub.close();
+    }
+  });
+
+  test('resolves relative caFile/certFile/keyFile through the environment', async () => {
+    const sub = await subscribe(broker.url, 'relative/#', clientTls());
+    const relative = (path: string) => path.slice(pki.dir.length + 1);
+    const inPki: HandlerEnv = { resolvePath: (p) => join(pki.dir, p) };
+    const handler = create({ url: broker.url, caFile: relative(pki.ca.cert), certFile: relative(pki.client.cert), keyFile: relative(pki.client.key), topic: 'relative/{ident}' }, mqttSpec, inPki);
+    try {
+      assert.equal(handler.settings.caFile, pki.ca.cert);
+      await handler.start();
+      await handler.handle(messages(0, 3), ctx());
+      await sub.waitForCount(3);
+      assert.deepEqual(sub.messages.map((m) => m.topic).sort(), ['relative/dev-0', 'relative/dev-1', 'relative/dev-2']);
+    } finally {
+      await handler.stop();
+      await sub.close();
+    }
+  });
+
+  test('aws-iot preset publishes to {ident} over mqtts with the device certificate', async () => {
+    const sub = await subscribe(broker.url, '+', clientTls());
+    const handler = create({ endpoint: '127.0.0.1', port: broker.port, ...clientTls() }, awsIotSpec);
+    try {
+      await handler.start();
+      await handler.handle(messages(10, 4), ctx());
+      await sub.waitForCount(4);
+      assert.deepEqual(sub.messages.map((m) => [m.topic, (m.json as FlespiMessage).seq]).sort(), [
+        ['dev-0', 12],
+        ['dev-1', 10],
+        ['dev-1', 13],
+        ['dev-2', 11],
+      ]);
+    } finally {
+      await handler.stop();
+      await sub.close();
+    }
+  });
+
+  test('a client certificate from another CA is refused with an error naming certFile', async () => {
+    const message = await startError(create(settings({ certFile: pki.otherClient.cert, keyFile: pki.otherClient.key })));
+    assert.match(message, /the broker refused the client certificate .*other-client\.crt: is it signed by a CA the broker trusts\?/);
+  });
+
+  test('no client certificate for a broker that requires one says to set certFile and keyFile', async () => {
+    const message = await startError(create({ url: broker.url, caFile: pki.ca.cert }));
+    assert.match(message, /requires a client certificate: set certFile and keyFile/);
+  });
+
+  test('a caFile that did not sign the broker certificate is named in the error', async () => {
+    const message = await startError(create(settings({ caFile: pki.otherCa.cert })));
+    assert.ok(message.includes(`the broker's certificate is not signed by the CA in caFile ${pki.otherCa.cert}`), message);
+  });
+
+  test('a broker certificate for another host name is reported as a host name mismatch', async () => {
+    const wrongName = await pki.ca.issue('wrong-name', { usage: 'server', altNames: ['DNS:broker.invalid'] });
+    const other = await startMosquitto({ tls: { caFile: pki.ca.cert, certFile: wrongName.cert, keyFile: wrongName.key } });
+    try {
+      const message = await startError(create({ url: other.url, ...clientTls() }));
+      assert.match(message, /the broker's certificate is not issued for 127\.0\.0\.1 .*connect using a host name the certificate lists/);
+    } finally {
+      await other.stop();
+    }
+  });
+
+  test('a key that does not belong to the certificate is caught before connecting', async () => {
+    const message = await startError(create(settings({ keyFile: pki.strayKey })));
+    assert.equal(message, `keyFile ${pki.strayKey} does not belong to certFile ${pki.client.cert} (their public keys differ): use the private key that was created together with this certificate`);
+  });
+
+  test('an expired or not yet valid client certificate is caught before connecting', async () => {
+    const expired = await startError(create(settings({ certFile: pki.expiredClient.cert, keyFile: pki.expiredClient.key })));
+    assert.equal(expired, `certFile ${pki.expiredClient.cert} expired on 2020-01-02T00:00:00.000Z: issue a new client certificate`);
+    const future = await startError(create(settings({ certFile: pki.futureClient.cert, keyFile: pki.futureClient.key })));
+    assert.match(future, /future-client\.crt is not valid before 2099-01-01T00:00:00\.000Z/);
+  });
+
+  test('missing or unusable files are named', async () => {
+    const missing = join(pki.dir, 'nope', 'ca.pem');
+    assert.equal(await startError(create(settings({ caFile: missing }))), `caFile ${missing} does not exist`);
+    assert.match(await startError(create(settings({ certFile: pki.client.key }))), /^certFile .*client\.key is not a certificate: .*this looks like a private key; it belongs in keyFile/);
+    assert.match(await startError(create(settings({ keyFile: pki.client.cert }))), /^keyFile .*client\.crt is not a private key/);
+    assert.match(await startError(create(settings({ caFile: pki.dir }))), /^caFile .* is a folder/);
+  });
+
+  test('a key file readable by others starts with a warning that names it', async () => {
+    const looseKey = join(pki.dir, 'loose.key');
+    await copyFile(pki.client.key, looseKey);
+    await chmod(looseKey, 0o644);
+    const log = memoryLogger();
+    const handler = create(settings({ keyFile: looseKey }));
+    handler.attachLogger(log);
+    try {
+      await handler.start();
+      assert.deepEqual(log.at('warn'), [`keyFile ${looseKey} can be read by other users (mode 644): restrict it with chmod 600 ${looseKey}`]);
+    } finally {
+      await handler.stop();
+    }
+  });
+
+  test('an unreachable endpoint says which host and port', async () => {
+    const port = await freePort();
+    const message = await startError(create({ url: `mqtts://127.0.0.1:${port}`, ...clientTls() }));
+    assert.equal(message, `cannot reach 127.0.0.1:${port} (ECONNREFUSED): check url, and that the broker is running and reachable from here`);
+    const aws = await startError(create({ endpoint: '127.0.0.1', port, ...clientTls() }, awsIotSpec));
+    assert.match(aws, /^cannot reach 127\.0\.0\.1:\d+ \(ECONNREFUSED\): check endpoint/);
+  });
+
+  test('broker restarted mid-stream: the batch fails, and retries after it is back deliver every message', async () => {
+    const restarting = await startMosquitto({ tls: { caFile: pki.ca.cert, certFile: pki.server.cert, keyFile: pki.server.key } });
+    const sub = await subscribe(restarting.url, 'restart/#', clientTls());
+    const handler = create({ url: restarting.url, ...clientTls(), topic: 'restart/{ident}', window: 50, connectTimeoutMs: 1000, ackTimeoutMs: 5000 });
+    try {
+      await handler.start();
+      const pending = [messages(0, 100), messages(100, 20_000), messages(20_100, 50)];
+      await handler.handle(pending[0]!, ctx());
+      pending.shift();
+
+      // Stop the broker once the big batch is on its way.
+      const big = handler.handle(pending[0]!, ctx()).then(
+        () => undefined,
+        (error: Error) => error,
+      );
+      await sub.waitForCount(101);
+      await restarting.stop();
+      const failure = await big;
+      assert.ok(failure instanceof Error, 'the batch cannot have been acknowledged in full by a broker that stopped during it');
+      assert.match(failure.message, /connection to mqtts:\/\/127\.0\.0\.1:\d+ lost.*: \d+ of 20000 messages not acknowledged|not acknowledged/);
+
+      // While the broker is down a batch fails within connectTimeoutMs instead of hanging.
+      await assert.rejects(handler.handle(pending[1]!, ctx()), /^Error: not connected: /);
+      assert.equal(handler.health().connected, false);
+
+      await restarting.start();
+      await sub.ready();
+      for (const batch of pending) {
+        for (let attempt = 1; ; attempt++) {
+          try {
+            await handler.handle(batch, ctx());
+            break;
+          } catch (error) {
+            if (attempt === 20) throw error;
+          }
+        }
+      }
+      const expected = 100 + 20_000 + 50;
+      const seen = new Set<unknown>();
+      let scanned = 0;
+      const allSeen = (received: readonly { json: unknown }[]) => {
+        for (; scanned < received.length; scanned++) seen.add((received[scanned]!.json as FlespiMessage).seq);
+        return seen.size === expected;
+      };
+      const missing = () => Array.from({ length: expected }, (_, i) => i).filter((seq) => !seen.has(seq));
+      await sub.waitUntil(allSeen, () => `${expected - seen.size} messages never arrived`, 30_000).catch(() => {});
+      assert.deepEqual(missing(), [], 'every message arrived at least once');
+    } finally {
+      await handler.stop();
+      await sub.close();
+      await restarting.stop();
+    }
+  });
+});
+
+describe('MQTT sink delivery guarantees (broker that withholds PUBACKs)', () => {
+  test('handle() never resolves without every PUBACK, and keeps at most `window` unacknowledged', async () => {
+    const broker = await startWithholdingBroker(3);
+    const handler = create({ url: `mqtt://127.0.0.1:${broker.port}`, topic: 'x/{ident}', window: 5, ackTimeoutMs: 300 });
+    try {
+      await handler.start();
+      await assert.rejects(handler.handle(messages(0, 20), ctx()), /^Error: no PUBACK from mqtt:\/\/127\.0\.0\.1:\d+ for 300 ms \(ackTimeoutMs\): 17 of 20 messages not acknowledged$/);
+      assert.equal(broker.publishes(), 3 + 5, 'three acknowledged, then a full window of five waiting');
+      assert.equal(handler.counts.acknowledged, 3);
+    } finally {
+      await handler.stop();
+      await broker.close();
+    }
+  });
+
+  test('an aborted batch rejects promptly and withdraws its unacknowledged publishes', async () => {
+    const broker = await startWithholdingBroker(0);
+    const handler = create({ url: `mqtt://127.0.0.1:${broker.port}`, window: 4, ackTimeoutMs: 60_000 });
+    try {
+      await handler.start();
+      const controller = new AbortController();
+      const delivery = handler.handle(messages(0, 10), ctx(controller.signal));
+      await broker.waitForPublishes(4);
+      controller.abort();
+      await assert.rejects(delivery, /^Error: delivery to mqtt:\/\/127\.0\.0\.1:\d+ cancelled: 10 of 10 messages not acknowledged$/);
+      assert.match(handler.health().detail ?? '', /^0 awaiting PUBACK/);
+    } finally {
+      await handler.stop();
+      await broker.close();
+    }
+  });
+});
+
+describe('MQTT sink over plain TCP', () => {
+  test('QoS 0 publishes; a missing template field becomes "unknown"', async () => {
+    const broker = await startMosquitto();
+    const sub = await subscribe(broker.url, 'plain/#');
+    const handler = create({ url: broker.url, topic: 'plain/{device.id}/{ident}', qos: 0 });
+    try {
+      await handler.start();
+      await handler.handle([{ ident: 'a/b+c', 'device.id': 7 }, { ident: 'x' }], ctx());
+      await sub.waitForCount(2);
+      assert.deepEqual(sub.messages.map((m) => m.topic).sort(), ['plain/7/a_b_c', 'plain/unknown/x']);
+    } finally {
+      await handler.stop();
+      await sub.close();
+      await broker.stop();
+    }
+  });
+
+  test('mqtt:// to a TLS port suggests mqtts://', async () => {
+    const pki = await createTestPki();
+    const tlsBroker = await startMosquitto({ tls: { caFile: pki.ca.cert, certFile: pki.server.cert, keyFile: pki.server.key } });
+    try {
+      const message = await startError(create({ url: `mqtt://127.0.0.1:${tlsBroker.port}`, connectTimeoutMs: 3000 }));
+      assert.match(message, /closed the connection .*if this port expects TLS, use mqtts:\/\//);
+    } finally {
+      await tlsBroker.stop();
+      await pki.cleanup();
+    }
+  });
+});
+
+describe('MQTT sink settings', () => {
+  const configError = (options: Options, spec: HandlerSpec = mqttSpec) => {
+    try {
+      spec.create(options, env, 'sink');
+    } catch (error) {
+      assert.ok(error instanceof ConfigError, `expected a ConfigError, got ${String(error)}`);
+      return error.message;
+    }
+    assert.fail('create() accepted bad settings');
+  };
+
+  test('aws-iot builds an mqtts URL from the endpoint, with AWS defaults', () => {
+    const handler = create({ endpoint: 'abc123-ats.iot.eu-west-1.amazonaws.com', certFile: 'device.pem.crt', keyFile: 'private.pem.key' }, awsIotSpec);
+    const s = handler.settings;
+    assert.equal(s.url, 'mqtts://abc123-ats.iot.eu-west-1.amazonaws.com:8883');
+    assert.equal(s.topic.source, '{ident}');
+    assert.equal(s.qos, 1);
+    assert.equal(s.certFile, resolve('device.pem.crt'));
+    assert.equal(s.alpnProtocols, undefined);
+    const on443 = create({ endpoint: 'abc123-ats.iot.eu-west-1.amazonaws.com', port: 443, certFile: 'c', keyFile: 'k', topic: 'fleet/{ident}' }, awsIotSpec).settings;
+    assert.equal(on443.url, 'mqtts://abc123-ats.iot.eu-west-1.amazonaws.com:443');
+    assert.deepEqual(on443.alpnProtocols, ['x-amzn-mqtt-ca']);
+    assert.equal(on443.topic.render({ ident: 'truck' }), 'fleet/truck');
+  });
+
+  test('aws-iot rejects a URL as endpoint, a missing certificate and too deep topics', () => {
+    assert.match(configError({ endpoint: 'mqtts://abc.iot.us-east-1.amazonaws.com', certFile: 'c', keyFile: 'k' }, awsIotSpec), /"endpoint" must be the host name .* without scheme, port or path/);
+    assert.match(configError({ endpoint: 'abc.iot.us-east-1.amazonaws.com' }, awsIotSpec), /"certFile" and "keyFile" are required/);
+    assert.match(configError({ endpoint: 'a.b', certFile: 'c', keyFile: 'k', topic: 'a/b/c/d/e/f/g/h/{ident}' }, awsIotSpec), /"topic" has 8 slashes; AWS IoT allows at most 7/);
+    assert.match(configError({ endpoint: 'a.b', certFile: 'c', keyFile: 'k', username: 'u' }, awsIotSpec), /unknown setting "username"/);
+  });
+
+  test('topic templates are checked when the settings are read', () => {
+    assert.match(configError({ url: 'mqtt://h', topic: 'a/{ident' }), /"\{" without "\}" at position 3 in topic template "a\/\{ident"/);
+    assert.match(configError({ url: 'mqtt://h', topic: 'a/ident}' }), /"\}" without "\{" at position 8/);
+    assert.match(configError({ url: 'mqtt://h', topic: 'a/{}/b' }), /an empty field name "\{\}"/);
+    assert.match(configError({ url: 'mqtt://h', topic: 'a/+/{ident}' }), /MQTT wildcard/);
+    assert.match(configError({ url: 'mqtt://h', topic: 'a/{ident}/#' }), /MQTT wildcard/);
+    assert.match(configError({ url: 'mqtt://h', topic: '' }), /"topic" must be a non-empty string/);
+  });
+
+  test('URLs, TLS files, credentials and numbers are validated with the setting named', () => {
+    assert.match(configError({ url: 'http://h' }), /"url" must start with mqtt:\/\/, mqtts:\/\/, ws:\/\/ or wss:\/\//);
+    assert.match(configError({ url: 'mqtts://user:pw@h' }), /must not contain credentials/);
+    assert.match(configError({ url: 'mqtt://h', caFile: 'ca.pem' }), /caFile\/certFile\/keyFile need a TLS url/);
+    assert.match(configError({ url: 'mqtts://h', certFile: 'c.pem' }), /"certFile" and "keyFile" go together/);
+    assert.match(configError({ url: 'mqtts://h', caFile: '-----BEGIN CERTIFICATE-----\nMIIB...' }), /"caFile" must be the path of a PEM file, not the file's contents/);
+    assert.match(configError({ url: 'mqtt://h', username: 'u', password: 'p', passwordEnv: 'P' }), /set "password" or "passwordEnv", not both/);
+    assert.match(configError({ url: 'mqtt://h', username: 'u', passwordEnv: 'FLESPI_TEST_SURELY_UNSET' }), /environment variable FLESPI_TEST_SURELY_UNSET, which is not set/);
+    assert.match(configError({ url: 'mqtt://h', password: 'p' }), /a password needs a "username" too/);
+    assert.match(configError({ url: 'mqtt://h', qos: 2 }), /"qos" must be an integer from 0 to 1/);
+    assert.match(configError({ url: 'mqtt://h', windw: 5 }), /unknown setting "windw"/);
+    process.env.FLESPI_TEST_MQTT_PASSWORD = 'from-env';
+    try {
+      assert.equal(create({ url: 'mqtt://h', username: 'u', passwordEnv: 'FLESPI_TEST_MQTT_PASSWORD' }).settings.password, 'from-env');
+    } finally {
+      delete process.env.FLESPI_TEST_MQTT_PASSWORD;
+    }
+  });
+});
+
+/** A TCP MQTT server that accepts connections and acknowledges only the first `ackFirst` QoS 1 publishes. */
+async function startWithholdingBroker(ackFirst: number) {
+  let publishes = 0;
+  const waiters = new Set<() => void>();
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => {});
+    const parser = mqttPacket.parser({ protocolVersion: 4 });
+    parser.on('packet', (packet) => {
+      if (packet.cmd === 'connect') socket.write(mqttPacket.generate({ cmd: 'connack', returnCode: 0, sessionPresent: false }));
+      if (packet.cmd === 'pingreq') socket.write(mqttPacket.generate({ cmd: 'pingresp' }));
+      if (packet.cmd === 'publish') {
+        publishes++;
+        if (publishes <= ackFirst) socket.write(mqttPacket.generate({ cmd: 'puback', messageId: packet.messageId! }));
+        for (const wake of waiters) wake();
+      }
+    });
+    socket.on('data', (data) => parser.parse(data));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as { port: number }).port,
+    publishes: () => publishes,
+    waitForPublishes: (count: number) =>
+      new Promise<void>((resolve) => {
+        const wake = () => publishes >= count && (waiters.delete(wake), resolve());
+        waiters.add(wake);
+        wake();
+      }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
