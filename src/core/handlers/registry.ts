@@ -1,4 +1,4 @@
-import { loadHandlerClass } from '../custom/loader';
+import { HandlerLoadError, loadHandlerClass } from '../custom/loader';
 import type { Handler } from '../handler';
 import { ConfigError, OptionReader, type Options } from '../options';
 import type { HandlerEnv, HandlerSpec } from './spec';
@@ -33,7 +33,9 @@ export async function createHandler(entry: Options, env: HandlerEnv, where: stri
       throw new ConfigError(`${label}: "options" must be an object of settings for your handler's constructor`);
     }
     new OptionReader(entry, label).rejectUnknown(['type', 'name', 'file', 'options']);
-    const HandlerClass = await loadHandlerClass(env.resolvePath(file));
+    const HandlerClass = await loadHandlerClass(env.resolvePath(file)).catch((error: unknown) => {
+      throw error instanceof HandlerLoadError ? new HandlerLoadError(`${label}: ${error.message}`, error.file, error.location, { cause: error }) : error;
+    });
     let handler: Handler;
     try {
       handler = new HandlerClass({ ...(options as Record<string, unknown>) });
