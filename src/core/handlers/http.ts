@@ -1,0 +1,201 @@
+/**
+ * POSTs each batch as a JSON array to a URL (`type: "http"`), the way flespi's HTTP streams do.
+ * Any 2xx answer acknowledges the batch; anything else (another status, a timeout, a network
+ * error) throws an error with the status and a short excerpt of the answer, and the receiver
+ * retries the batch with backoff. Connections are kept alive between batches.
+ */
+import http from 'node:http';
+import https from 'node:https';
+import { Handler, type HandlerContext, type HandlerHealth } from '../handler';
+import { errorMessage } from '../errors';
+import type { FlespiMessage } from '../message';
+import { ConfigError, OptionReader, type Options } from '../options';
+import type { HandlerEnv, HandlerSpec } from './spec';
+
+export interface HttpSettings {
+  readonly url: string;
+  readonly method: 'POST' | 'PUT';
+  /** Sent with every request (values from headersEnv already filled in). */
+  readonly headers: Readonly<Record<string, string>>;
+  /** A batch fails when the whole answer has not arrived within this time. */
+  readonly timeoutMs: number;
+}
+
+/** How much of an error answer goes into the error message. */
+const EXCERPT_CHARS = 200;
+
+export class HttpHandler extends Handler {
+  private agent?: http.Agent;
+  private readonly target: URL;
+  /** The URL without query or credentials, for messages and logs. */
+  private readonly shownUrl: string;
+  private batches = 0;
+  private lastOutcome = 'nothing sent yet';
+
+  constructor(
+    readonly settings: HttpSettings,
+    name?: string,
+  ) {
+    super(name);
+    this.target = new URL(settings.url);
+    this.shownUrl = `${this.target.origin}${this.target.pathname}`;
+  }
+
+  override async start(): Promise<void> {
+    const options = { keepAlive: true, maxSockets: 4 };
+    this.agent = this.target.protocol === 'https:' ? new https.Agent(options) : new http.Agent(options);
+  }
+
+  override async handle(messages: readonly FlespiMessage[], ctx: HandlerContext): Promise<void> {
+    if (!this.agent) throw new Error(`${this.name}: not started`);
+    const body = Buffer.from(JSON.stringify(messages));
+    try {
+      await this.send(this.agent, body, ctx.signal);
+    } catch (error) {
+      if (!(error instanceof StaleConnectionError)) throw error;
+      // The server closed an idle kept-alive connection just as we reused it: one fresh try.
+      await this.send(this.agent, body, ctx.signal);
+    }
+    this.batches++;
+  }
+
+  override async stop(): Promise<void> {
+    this.agent?.destroy();
+    this.agent = undefined;
+  }
+
+  override health(): HandlerHealth {
+    return { detail: `${this.batches} batches delivered; last: ${this.lastOutcome}` };
+  }
+
+  private send(agent: http.Agent, body: Buffer, signal: AbortSignal): Promise<void> {
+    const { method, headers, timeoutMs } = this.settings;
+    const transport = this.target.protocol === 'https:' ? https : http;
+    return new Promise<void>((resolve, reject) => {
+      let settled = false;
+      const settle = (error?: Error) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        signal.removeEventListener('abort', onAbort);
+        this.lastOutcome = error ? error.message : 'accepted';
+        if (error) {
+          request.destroy();
+          reject(error);
+        } else resolve();
+      };
+      const onAbort = () => settle(new Error(`request to ${this.shownUrl} cancelled`));
+      const timer = setTimeout(() => settle(new Error(`no answer from ${this.shownUrl} within ${timeoutMs} ms (timeoutMs)`)), timeoutMs);
+
+      const request = transport.request(this.target, {
+        method,
+        agent,
+        headers: { 'content-type': 'application/json', ...headers, 'content-length': body.length },
+      });
+      request.on('error', (error: NodeJS.ErrnoException) => {
+        if (error.code === 'ECONNRESET' && request.reusedSocket && !settled) {
+          settled = true;
+          clearTimeout(timer);
+          signal.removeEventListener('abort', onAbort);
+          reject(new StaleConnectionError());
+          return;
+        }
+        settle(new Error(this.explainRequestError(error), { cause: error }));
+      });
+      request.on('response', (response) => {
+        const status = response.statusCode ?? 0;
+        response.on('error', (error) => settle(new Error(`answer from ${this.shownUrl} broke off: ${errorMessage(error)}`, { cause: error })));
+        if (status >= 200 && status < 300) {
+          response.resume(); // drain, so the connection can be reused
+          response.on('end', () => settle());
+          return;
+        }
+        let excerpt = '';
+        response.setEncoding('utf8');
+        response.on('data', (chunk: string) => {
+          if (excerpt.length < EXCERPT_CHARS) excerpt += chunk;
+        });
+        response.on('end', () => settle(new Error(this.explainStatus(status, response.statusMessage ?? '', excerpt, response.headers.location, body.length))));
+      });
+      if (signal.aborted) return onAbort();
+      signal.addEventListener('abort', onAbort, { once: true });
+      request.end(body);
+    });
+  }
+
+  private explainStatus(status: number, statusText: string, body: string, location: string | undefined, bytes: number): string {
+    const text = body.replace(/\s+/g, ' ').trim();
+    const excerpt = text ? `: ${text.length > EXCERPT_CHARS ? `${text.slice(0, EXCERPT_CHARS)}…` : text}` : '';
+    const answered = `${this.shownUrl} answered ${status}${statusText ? ` ${statusText}` : ''}`;
+    if (status >= 300 && status < 400) return `${answered} (redirects are not followed: set url to ${location ?? 'the new address'})`;
+    if (status === 401 || status === 403) return `${answered}${excerpt} (check the credentials in headers/headersEnv)`;
+    if (status === 413) return `${answered}: the batch of ${bytes} bytes is too large for this server`;
+    return `${answered}${excerpt}`;
+  }
+
+  private explainRequestError(error: NodeJS.ErrnoException): string {
+    const code = error.code ?? '';
+    const address = `${this.target.hostname}:${this.target.port || (this.target.protocol === 'https:' ? 443 : 80)}`;
+    if (['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT'].includes(code)) return `cannot reach ${address} (${code}): check url, and that the server is running and reachable from here`;
+    if (code === 'ECONNRESET' || code === 'EPIPE') return `${address} closed the connection before answering (${code})`;
+    if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') return `the certificate of ${address} is not issued for ${this.target.hostname}: use a host name the certificate lists`;
+    if (/CERT|SELF_SIGNED|UNABLE_TO/.test(code)) return `the certificate of ${address} is not trusted by this computer (${code})`;
+    return `request to ${this.shownUrl} failed${code ? ` (${code})` : ''}: ${error.message}`;
+  }
+}
+
+/** A kept-alive connection that the server had already closed: safe to try once more on a new one. */
+class StaleConnectionError extends Error {}
+
+export const httpSpec: HandlerSpec = {
+  type: 'http',
+  title: 'HTTP endpoint: POST each batch as a JSON array (like a flespi HTTP stream)',
+  create(options: Options, _env: HandlerEnv, name: string) {
+    const where = `handler "${name}" (http)`;
+    const r = new OptionReader(options, where);
+    const url = r.string('url');
+    let parsed: URL;
+    try {
+      parsed = new URL(url);
+    } catch {
+      throw new ConfigError(`${where}: "url" must be a URL like https://example.com/flespi, got ${JSON.stringify(url)}`);
+    }
+    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new ConfigError(`${where}: "url" must start with http:// or https://, got ${JSON.stringify(url)}`);
+    if (parsed.username || parsed.password) throw new ConfigError(`${where}: "url" must not contain credentials: send them in "headers" (or "headersEnv"), e.g. Authorization`);
+    const headers = readHeaders(r, where);
+    const settings: HttpSettings = {
+      url,
+      method: r.oneOf('method', ['POST', 'PUT'], 'POST'),
+      headers,
+      timeoutMs: r.number('timeoutMs', { min: 100, max: 600_000, integer: true }, 10_000),
+    };
+    r.rejectUnknown(['type', 'name']);
+    return new HttpHandler(settings, name);
+  },
+};
+
+/** `headers` as written, plus `headersEnv`: `{ "Authorization": "MY_ENV_VAR" }` takes the value from the environment. */
+function readHeaders(r: OptionReader, where: string): Record<string, string> {
+  const inline = r.stringMap('headers');
+  const fromEnv = r.stringMap('headersEnv');
+  const headers: Record<string, string> = {};
+  const add = (setting: string, header: string, value: string) => {
+    try {
+      http.validateHeaderName(header);
+      http.validateHeaderValue(header, value);
+    } catch {
+      throw new ConfigError(`${where}: "${setting}" has an invalid HTTP header ${JSON.stringify(header)} (names are letters, digits and -; values one line)`);
+    }
+    const key = header.toLowerCase();
+    if (key === 'content-length' || key === 'host' || key === 'transfer-encoding') throw new ConfigError(`${where}: "${setting}" must not set ${header}: it is set for each request`);
+    if (key in headers) throw new ConfigError(`${where}: header ${header} is set twice (in "headers" and "headersEnv")`);
+    headers[key] = value;
+  };
+  for (const [header, value] of Object.entries(inline)) add('headers', header, value);
+  for (const [header, variable] of Object.entries(fromEnv)) {
+    const value = process.env[variable];
+    if (!value) throw new ConfigError(`${where}: "headersEnv" takes ${header} from the environment variable ${variable}, which is not set`);
+    add('headersEnv', header, value);
+  }
+  return headers;
+}
