@@ -108,7 +108,7 @@ export function encodeMessage(message: FlespiMessage, options: EncodeOptions = {
 
 /** The packet `encodeMessage` would send, before serialization. */
 export function messageToPacket(message: FlespiMessage, options: EncodeOptions = {}): WialonPacket {
-  const report = options.onIssue ?? (() => {});
+  const report = options.onIssue ?? ignoreIssue;
   const unitId = unitIdOf(message);
   const time = timeOf(message);
   const consumed = new Set(['ident', 'timestamp']);
@@ -144,6 +144,8 @@ export function messageToPacket(message: FlespiMessage, options: EncodeOptions =
   return { unitId, time, flags, blocks };
 }
 
+function ignoreIssue(): void {}
+
 function unitIdOf(message: FlespiMessage): string {
   const ident = message.ident;
   if (ident === undefined || ident === null) throw new WialonEncodeError('ident', 'message has no "ident": Wialon needs it as the unit ID, so the message cannot be sent');
@@ -166,22 +168,25 @@ function positionOf(message: FlespiMessage, consumed: Set<string>): PosInfo | un
   const latitude = finite(message['position.latitude']);
   const longitude = finite(message['position.longitude']);
   if (latitude === undefined || longitude === undefined) return undefined;
-  const take = (key: string): number => {
-    const value = finite(message[key]);
-    if (value !== undefined) consumed.add(key);
-    return value ?? 0;
-  };
-  take('position.latitude');
-  take('position.longitude');
-  const course = Math.round(take('position.direction')) % 360;
+  consumed.add('position.latitude');
+  consumed.add('position.longitude');
+  const course = Math.round(positionField(message, 'position.direction', consumed)) % 360;
   return {
     longitude,
     latitude,
-    altitude: take('position.altitude'),
-    speed: clamp(Math.round(take('position.speed')), 0, 0xffff),
+    altitude: positionField(message, 'position.altitude', consumed),
+    speed: clamp(Math.round(positionField(message, 'position.speed', consumed)), 0, 0xffff),
     course: course < 0 ? course + 360 : course,
-    satellites: clamp(Math.round(take('position.satellites')), 0, 0xff),
+    satellites: clamp(Math.round(positionField(message, 'position.satellites', consumed)), 0, 0xff),
   };
+}
+
+/** A numeric position field for posinfo (0 when absent); marks it as folded into posinfo. */
+function positionField(message: FlespiMessage, key: string, consumed: Set<string>): number {
+  const value = finite(message[key]);
+  if (value === undefined) return 0;
+  consumed.add(key);
+  return value;
 }
 
 /**
@@ -209,12 +214,8 @@ function ioMaskOf(message: FlespiMessage, base: 'din' | 'dout', consumed: Set<st
 
 /** One ordinary parameter as a block, or undefined (reported) when it cannot be sent. */
 function parameterBlock(key: string, value: unknown, report: (issue: EncodeIssue) => void): WialonBlock | undefined {
-  const skip = (reason: string): undefined => {
-    report({ parameter: key, action: 'skipped', reason });
-    return undefined;
-  };
-  if (key === '') return skip('the name is empty');
-  if (!isPrintableAscii(key)) return skip('the name has characters outside printable ASCII; Wialon parameter names are ASCII');
+  if (key === '') return skipped(report, key, 'the name is empty');
+  if (!isPrintableAscii(key)) return skipped(report, key, 'the name has characters outside printable ASCII; Wialon parameter names are ASCII');
   let name = key;
   if (key.length > MAX_NAME_BYTES) {
     name = shortName(key);
@@ -226,7 +227,7 @@ function parameterBlock(key: string, value: unknown, report: (issue: EncodeIssue
     case 'boolean':
       return { name, attribute, type: 'int32', value: value ? 1 : 0 };
     case 'number':
-      if (!Number.isFinite(value)) return skip(`the value ${value} is not a finite number`);
+      if (!Number.isFinite(value)) return skipped(report, key, `the value ${value} is not a finite number`);
       if (Number.isInteger(value) && value >= INT32_MIN && value <= INT32_MAX) return { name, attribute, type: 'int32', value };
       if (Number.isSafeInteger(value)) return { name, attribute, type: 'int64', value: BigInt(value) };
       return { name, attribute, type: 'double', value };
@@ -235,22 +236,27 @@ function parameterBlock(key: string, value: unknown, report: (issue: EncodeIssue
       report({ parameter: key, action: 'converted', reason: 'the integer does not fit 64 bits; sent as decimal text' });
       return { name, attribute, type: 'text', value: value.toString() };
     case 'string':
-      if (value.includes('\0')) return skip('the text contains a NUL character, which would end a Wialon text value early');
+      if (value.includes('\0')) return skipped(report, key, 'the text contains a NUL character, which would end a Wialon text value early');
       return { name, attribute, type: 'text', value };
     case 'object': {
-      if (value === null) return skip('the value is null');
+      if (value === null) return skipped(report, key, 'the value is null');
       let json: string | undefined;
       try {
         json = JSON.stringify(value);
       } catch (error) {
-        return skip(`the ${Array.isArray(value) ? 'array' : 'object'} cannot be written as JSON (${error instanceof Error ? error.message : String(error)})`);
+        return skipped(report, key, `the ${Array.isArray(value) ? 'array' : 'object'} cannot be written as JSON (${error instanceof Error ? error.message : String(error)})`);
       }
       report({ parameter: key, action: 'converted', reason: `Wialon has no ${Array.isArray(value) ? 'array' : 'object'} type; sent as JSON text` });
       return { name, attribute, type: 'text', value: json };
     }
     default:
-      return skip(`a ${typeof value} value cannot be sent`);
+      return skipped(report, key, `a ${typeof value} value cannot be sent`);
   }
+}
+
+function skipped(report: (issue: EncodeIssue) => void, parameter: string, reason: string): undefined {
+  report({ parameter, action: 'skipped', reason });
+  return undefined;
 }
 
 /** A stable 38-byte name: the first 29 characters, "~" and 8 hex digits of a hash of the full name. */
@@ -296,8 +302,7 @@ export function encodePacket(packet: WialonPacket): Buffer {
 
   const buf = Buffer.allocUnsafe(4 + size);
   buf.writeUInt32LE(size, 0);
-  let o = 4 + buf.write(unitId, 4, 'latin1');
-  buf[o++] = 0;
+  let o = writeAsciiz(buf, unitId, 4);
   buf.writeUInt32BE(time, o);
   buf.writeUInt32BE(flags, o + 4);
   o += 8;
@@ -307,11 +312,16 @@ export function encodePacket(packet: WialonPacket): Buffer {
     buf.writeUInt32BE(2 + block.name.length + 1 + valueSizes[i], o + 2);
     buf[o + 6] = block.attribute;
     buf[o + 7] = TYPE_BYTE[block.type];
-    o += 8 + buf.write(block.name, o + 8, 'latin1');
-    buf[o++] = 0;
-    o = writeValue(buf, o, block);
+    o = writeValue(buf, writeAsciiz(buf, block.name, o + 8), block);
   }
   return buf;
+}
+
+/** Writes validated ASCII plus NUL; a plain loop beats Buffer#write for strings this short. */
+function writeAsciiz(buf: Buffer, text: string, at: number): number {
+  for (let i = 0; i < text.length; i++) buf[at + i] = text.charCodeAt(i);
+  buf[at + text.length] = 0;
+  return at + text.length + 1;
 }
 
 function isUint32(value: number): boolean {
@@ -320,36 +330,37 @@ function isUint32(value: number): boolean {
 
 /** Checks one block and returns the size of its value in bytes. */
 function valueSize(block: WialonBlock): number {
-  const fail = (what: string): never => {
-    throw new WialonEncodeError(block.name, `block "${block.name}": ${what}`);
-  };
-  if (block.name === '' || !isPrintableAscii(block.name)) fail('the name must be non-empty printable ASCII');
-  if (block.name.length > MAX_NAME_BYTES) fail(`the name is longer than ${MAX_NAME_BYTES} bytes`);
-  if (block.attribute !== 0 && block.attribute !== 1) fail(`attribute ${block.attribute} must be 0 or 1`);
-  if ((block.name === 'posinfo') !== (block.type === 'posinfo')) fail('only the posinfo block may be, and must be, of type posinfo');
+  if (block.name === '' || !isPrintableAscii(block.name)) throw blockError(block, 'the name must be non-empty printable ASCII');
+  if (block.name.length > MAX_NAME_BYTES) throw blockError(block, `the name is longer than ${MAX_NAME_BYTES} bytes`);
+  if (block.attribute !== 0 && block.attribute !== 1) throw blockError(block, `attribute ${block.attribute} must be 0 or 1`);
+  if ((block.name === 'posinfo') !== (block.type === 'posinfo')) throw blockError(block, 'only the posinfo block may be, and must be, of type posinfo');
   switch (block.type) {
     case 'text':
-      if (block.value.includes('\0')) fail('text must not contain NUL');
+      if (block.value.includes('\0')) throw blockError(block, 'text must not contain NUL');
       return Buffer.byteLength(block.value, 'utf8') + 1;
     case 'int32':
-      if (!Number.isInteger(block.value) || block.value < INT32_MIN || block.value > INT32_MAX) fail(`${block.value} is not a 32-bit signed integer`);
+      if (!Number.isInteger(block.value) || block.value < INT32_MIN || block.value > INT32_MAX) throw blockError(block, `${block.value} is not a 32-bit signed integer`);
       return 4;
     case 'double':
-      if (!Number.isFinite(block.value)) fail(`${block.value} is not a finite number`);
+      if (!Number.isFinite(block.value)) throw blockError(block, `${block.value} is not a finite number`);
       return 8;
     case 'int64':
-      if (block.value < INT64_MIN || block.value > INT64_MAX) fail(`${block.value} is not a 64-bit signed integer`);
+      if (block.value < INT64_MIN || block.value > INT64_MAX) throw blockError(block, `${block.value} is not a 64-bit signed integer`);
       return 8;
     case 'posinfo': {
       const p = block.value;
-      if (![p.longitude, p.latitude, p.altitude].every(Number.isFinite)) fail('longitude, latitude and altitude must be finite numbers');
-      if (!isUintN(p.speed, 0xffff) || !isUintN(p.course, 0xffff) || !isUintN(p.satellites, 0xff)) fail('speed and course must be integers 0..65535, satellites 0..255');
+      if (![p.longitude, p.latitude, p.altitude].every(Number.isFinite)) throw blockError(block, 'longitude, latitude and altitude must be finite numbers');
+      if (!isUintN(p.speed, 0xffff) || !isUintN(p.course, 0xffff) || !isUintN(p.satellites, 0xff)) throw blockError(block, 'speed and course must be integers 0..65535, satellites 0..255');
       return POSINFO_BYTES;
     }
     case 'binary':
     case 'image':
       return block.value.length;
   }
+}
+
+function blockError(block: WialonBlock, what: string): WialonEncodeError {
+  return new WialonEncodeError(block.name, `block "${block.name}": ${what}`);
 }
 
 function isUintN(value: number, max: number): boolean {
@@ -393,18 +404,15 @@ function writeValue(buf: Buffer, o: number, block: WialonBlock): number {
  * Blocks are walked by their size fields, never by searching for 0x0BBB (a value may contain those bytes).
  */
 export function decodePacket(buf: Buffer): WialonPacket {
-  const fail = (reason: string, offset: number): never => {
-    throw new WialonDecodeError(reason, offset);
-  };
-  if (buf.length < 4) fail(`${buf.length} bytes are too few for the 4-byte size field`, 0);
+  if (buf.length < 4) throw new WialonDecodeError(`${buf.length} bytes are too few for the 4-byte size field`, 0);
   const size = buf.readUInt32LE(0);
-  if (size !== buf.length - 4) fail(`the size field says ${size} bytes follow it, but ${buf.length - 4} do`, 0);
+  if (size !== buf.length - 4) throw new WialonDecodeError(`the size field says ${size} bytes follow it, but ${buf.length - 4} do`, 0);
 
   const idEnd = buf.indexOf(0, 4);
-  if (idEnd < 0) fail('the unit ID has no terminating NUL', 4);
+  if (idEnd < 0) throw new WialonDecodeError('the unit ID has no terminating NUL', 4);
   const unitId = asciiText(buf, 4, idEnd, 'unit ID');
   let o = idEnd + 1;
-  if (buf.length - o < 8) fail(`time and flags need 8 bytes, only ${buf.length - o} remain`, o);
+  if (buf.length - o < 8) throw new WialonDecodeError(`time and flags need 8 bytes, only ${buf.length - o} remain`, o);
   const time = buf.readUInt32BE(o);
   const flags = buf.readUInt32BE(o + 4);
   o += 8;
@@ -412,42 +420,39 @@ export function decodePacket(buf: Buffer): WialonPacket {
   const blocks: WialonBlock[] = [];
   while (o < buf.length) {
     const start = o;
-    if (buf.length - start < 6) fail(`${buf.length - start} stray bytes after the last block (a block header has 6)`, start);
+    if (buf.length - start < 6) throw new WialonDecodeError(`${buf.length - start} stray bytes after the last block (a block header has 6)`, start);
     const marker = buf.readUInt16BE(start);
-    if (marker !== BLOCK_MARKER) fail(`expected the block marker 0x0BBB, found 0x${marker.toString(16).padStart(4, '0').toUpperCase()}`, start);
+    if (marker !== BLOCK_MARKER) throw new WialonDecodeError(`expected the block marker 0x0BBB, found 0x${marker.toString(16).padStart(4, '0').toUpperCase()}`, start);
     const blockSize = buf.readUInt32BE(start + 2);
     const end = start + 6 + blockSize;
-    if (end > buf.length) fail(`the block says ${blockSize} bytes follow its header, but only ${buf.length - start - 6} remain in the packet`, start);
-    if (blockSize < 3) fail(`block size ${blockSize} is too small for attribute, data type and name`, start);
+    if (end > buf.length) throw new WialonDecodeError(`the block says ${blockSize} bytes follow its header, but only ${buf.length - start - 6} remain in the packet`, start);
+    if (blockSize < 3) throw new WialonDecodeError(`block size ${blockSize} is too small for attribute, data type and name`, start);
     const attribute = buf[start + 6];
     const typeByte = buf[start + 7];
     const nameEnd = buf.indexOf(0, start + 8);
-    if (nameEnd < 0 || nameEnd >= end) fail('the block name has no terminating NUL inside the block', start + 8);
+    if (nameEnd < 0 || nameEnd >= end) throw new WialonDecodeError('the block name has no terminating NUL inside the block', start + 8);
     const name = asciiText(buf, start + 8, nameEnd, 'block name');
-    if (name.length > MAX_NAME_BYTES) fail(`the block name "${name}" is longer than ${MAX_NAME_BYTES} bytes`, start + 8);
-    if (attribute > 1) fail(`block "${name}": attribute ${attribute} is neither 0 (shown) nor 1 (hidden)`, start + 6);
-    blocks.push(decodeValue(buf, nameEnd + 1, end, name, attribute, typeByte, fail));
+    if (name.length > MAX_NAME_BYTES) throw new WialonDecodeError(`the block name "${name}" is longer than ${MAX_NAME_BYTES} bytes`, start + 8);
+    if (attribute > 1) throw new WialonDecodeError(`block "${name}": attribute ${attribute} is neither 0 (shown) nor 1 (hidden)`, start + 6);
+    blocks.push(decodeValue(buf, nameEnd + 1, end, name, attribute, typeByte));
     o = end;
   }
   return { unitId, time, flags, blocks };
 }
 
-function decodeValue(buf: Buffer, at: number, end: number, name: string, attribute: number, typeByte: number, fail: (reason: string, offset: number) => never): WialonBlock {
+function decodeValue(buf: Buffer, at: number, end: number, name: string, attribute: number, typeByte: number): WialonBlock {
   const length = end - at;
-  const expect = (bytes: number, what: string) => {
-    if (length !== bytes) fail(`block "${name}": ${what} value must be ${bytes} bytes, found ${length}`, at);
-  };
-  if (name === 'posinfo' && typeByte !== TYPE_BYTE.posinfo) fail(`block "posinfo" must have data type 2, found ${typeByte}`, at - name.length - 2);
+  if (name === 'posinfo' && typeByte !== TYPE_BYTE.posinfo) throw new WialonDecodeError(`block "posinfo" must have data type 2, found ${typeByte}`, at - name.length - 2);
   switch (typeByte) {
     case 1: {
-      if (length < 1 || buf[end - 1] !== 0) fail(`block "${name}": text value must end with a NUL byte`, at);
+      if (length < 1 || buf[end - 1] !== 0) throw new WialonDecodeError(`block "${name}": text value must end with a NUL byte`, at);
       const nul = buf.indexOf(0, at);
-      if (nul !== end - 1) fail(`block "${name}": text value has a NUL byte before its end`, nul);
+      if (nul !== end - 1) throw new WialonDecodeError(`block "${name}": text value has a NUL byte before its end`, nul);
       return { name, attribute, type: 'text', value: buf.toString('utf8', at, end - 1) };
     }
     case 2:
       if (name !== 'posinfo') return { name, attribute, type: 'binary', value: Buffer.from(buf.subarray(at, end)) };
-      expect(POSINFO_BYTES, 'posinfo');
+      checkLength(length, POSINFO_BYTES, name, 'posinfo', at);
       return {
         name,
         attribute,
@@ -462,19 +467,23 @@ function decodeValue(buf: Buffer, at: number, end: number, name: string, attribu
         },
       };
     case 3:
-      expect(4, 'int32');
+      checkLength(length, 4, name, 'int32', at);
       return { name, attribute, type: 'int32', value: buf.readInt32BE(at) };
     case 4:
-      expect(8, 'double');
+      checkLength(length, 8, name, 'double', at);
       return { name, attribute, type: 'double', value: buf.readDoubleLE(at) };
     case 5:
-      expect(8, 'int64');
+      checkLength(length, 8, name, 'int64', at);
       return { name, attribute, type: 'int64', value: buf.readBigInt64BE(at) };
     case 6:
       return { name, attribute, type: 'image', value: Buffer.from(buf.subarray(at, end)) };
     default:
-      return fail(`block "${name}": unknown data type ${typeByte} (known: 1 text, 2 binary, 3 int32, 4 double, 5 int64, 6 image)`, at - name.length - 2);
+      throw new WialonDecodeError(`block "${name}": unknown data type ${typeByte} (known: 1 text, 2 binary, 3 int32, 4 double, 5 int64, 6 image)`, at - name.length - 2);
   }
+}
+
+function checkLength(length: number, bytes: number, name: string, what: string, at: number): void {
+  if (length !== bytes) throw new WialonDecodeError(`block "${name}": ${what} value must be ${bytes} bytes, found ${length}`, at);
 }
 
 function asciiText(buf: Buffer, start: number, end: number, what: string): string {
