@@ -31,6 +31,8 @@ export type { RetryOptions } from './receiver/backoff';
 
 export type { HandlerSpec, HandlerEnv } from './handlers/spec';
 export { StdoutHandler, stdoutSpec, type StdoutOptions } from './handlers/stdout';
+export { HttpHandler, httpSpec } from './handlers/http';
+export { MqttHandler, mqttSpec, awsIotSpec } from './handlers/mqtt';
 export { WialonHandler, wialonSpec } from './handlers/wialon';
 export { builtinHandlerSpecs, handlerTypes, handlerSpec, createHandler, createHandlers } from './handlers/registry';
 

@@ -2,6 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { buildReceiver, loadConfig, resolveToken } from '../../src/core/config';
 import { createHandlers } from '../../src/core/handlers/registry';
@@ -158,6 +160,42 @@ export default class AppendHandler extends Handler {
       assert.equal(checkpoint.currKey, 21);
     });
   } finally {
+    await sandbox.stop();
+  }
+});
+
+test('built-in types from the registry run from a config: http posts every batch to a real server', { timeout: 60_000 }, async () => {
+  const sandbox = await quietSandbox();
+  const received: number[] = [];
+  const server = createServer((req, res) => {
+    let body = '';
+    req.setEncoding('utf8').on('data', (chunk: string) => (body += chunk));
+    req.on('end', () => {
+      received.push(...(JSON.parse(body) as { 'test.seq': number }[]).map((m) => m['test.seq']));
+      res.writeHead(200).end();
+    });
+  });
+  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+  try {
+    await withDir(async (dir) => {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/flespi`;
+      const file = await writeConfig(dir, {
+        flespi: { baseUrl: sandbox.restUrl },
+        channel: CHANNEL,
+        source: { timeout: 1, limitCount: 4 },
+        handlers: [{ type: 'http', url }, { type: 'http', name: 'again', url }],
+      });
+      const config = await loadConfig(file);
+      const { receiver, handlers } = await buildReceiver(config, sandbox.token);
+      assert.deepEqual(handlers.map((h) => h.name), ['http', 'again']);
+      sandbox.inject(CHANNEL, numbered(1, 10));
+      await receiver.start();
+      await until(receiver, () => receiver.stats().messagesDone >= 10);
+      await receiver.stop();
+      assert.deepEqual(received.sort((a, b) => a - b), range(1, 10).flatMap((n) => [n, n]));
+    });
+  } finally {
+    server.close();
     await sandbox.stop();
   }
 });

@@ -2,11 +2,13 @@ import { HandlerLoadError, loadHandlerClass } from '../custom/loader';
 import type { Handler } from '../handler';
 import { ConfigError, OptionReader, type Options } from '../options';
 import type { HandlerEnv, HandlerSpec } from './spec';
+import { httpSpec } from './http';
+import { awsIotSpec, mqttSpec } from './mqtt';
 import { stdoutSpec } from './stdout';
 import { wialonSpec } from './wialon';
 
 /** The built-in handler types, in the order pick lists show them. */
-export const builtinHandlerSpecs: readonly HandlerSpec[] = [stdoutSpec, wialonSpec];
+export const builtinHandlerSpecs: readonly HandlerSpec[] = [stdoutSpec, httpSpec, mqttSpec, awsIotSpec, wialonSpec];
 
 /** Every `type` a handler entry may have: the built-ins plus `custom` (your own class in a .ts/.js file). */
 export const handlerTypes: readonly string[] = [...builtinHandlerSpecs.map((s) => s.type), 'custom'];
