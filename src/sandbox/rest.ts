@@ -364,8 +364,9 @@ function applyFault(fault: Fault, req: IncomingMessage, res: ServerResponse): vo
 
 function sendRaw(res: ServerResponse, status: number, text: string, headers: Record<string, string> = {}): void {
   if (res.destroyed) return;
-  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text), ...headers });
-  res.end(text);
+  const body = Buffer.from(text, 'utf8');
+  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': body.length, ...headers });
+  res.end(body);
 }
 
 function sendResult(res: ServerResponse, result: unknown[], errors: ErrorItem[] = []): void {

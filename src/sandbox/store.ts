@@ -154,27 +154,22 @@ export class SandboxStore {
    */
   ingest(channelId: number, messages: readonly unknown[]): StoredMessage[] {
     const channel = this.channel(channelId);
-    messages.forEach((message, index) => validate(message, index));
+    const texts = messages.map((message, index) => serialize(message, index));
     const nowMs = Date.now();
     const entries: StoredMessage[] = [];
-    for (const raw of messages as FlespiMessage[]) {
-      const message: FlespiMessage = { ...raw };
+    messages.forEach((message, index) => {
+      const raw = message as FlespiMessage;
       const given = raw['server.timestamp'];
       const serverTs = typeof given === 'number' ? given : microseconds(Math.max(preciseNow(), channel.lastStamp + 0.000001));
-      message['server.timestamp'] = serverTs;
       channel.lastStamp = Math.max(channel.lastStamp, serverTs);
-      message['channel.id'] = channel.id;
-      if (message['protocol.id'] === undefined) message['protocol.id'] = channel.protocol.id;
-      if (typeof message.timestamp !== 'number') message.timestamp = serverTs;
-      const ident = message.ident as string;
+      const ident = raw.ident as string;
       const device = this.deviceByIdent.get(ident);
-      if (device) {
-        if (message['device.id'] === undefined) message['device.id'] = device.id;
-        if (message['device.name'] === undefined) message['device.name'] = device.item.name;
-        if (message['device.type.id'] === undefined) message['device.type.id'] = device.item.device_type_id;
-      }
-      const json = JSON.stringify(sortKeys(message));
-      const ts = message.timestamp as number;
+      const ts = typeof raw.timestamp === 'number' ? raw.timestamp : serverTs;
+      // What the channel adds, in name order; parameters the message has already are kept.
+      const added: [string, unknown][] = [['channel.id', channel.id]];
+      if (device) added.push(['device.id', device.id], ['device.name', device.item.name], ['device.type.id', device.item.device_type_id]);
+      added.push(['protocol.id', channel.protocol.id], ['server.timestamp', serverTs], ['timestamp', ts]);
+      const json = withParameters(raw, texts[index] as string, added);
       const entry = channel.log.append((key) => ({ key, channelId, ident, deviceId: device?.id, serverTs, ts, storedAt: nowMs, json }));
       if (device) {
         device.log.insert(entry);
@@ -182,7 +177,7 @@ export class SandboxStore {
         device.item.connected = true;
       }
       entries.push(entry);
-    }
+    });
     this.expire(channel, nowMs);
     for (const listener of this.listeners) listener(channel, entries);
     return entries;
@@ -199,7 +194,8 @@ export class SandboxStore {
   }
 }
 
-function validate(message: unknown, index: number): void {
+/** Validates a message and returns its JSON text; throws SandboxInputError saying what to fix. */
+function serialize(message: unknown, index: number): string {
   const where = `message ${index + 1}`;
   if (typeof message !== 'object' || message === null || Array.isArray(message)) {
     throw new SandboxInputError(`${where} is not a JSON object: send an array of flat objects like {"ident":"352625333222111","position.latitude":56.95}`);
@@ -217,6 +213,11 @@ function validate(message: unknown, index: number): void {
       throw new SandboxInputError(`${where} has a non-numeric "${name}": use UNIX seconds as a number, or leave it out`);
     }
   }
+  try {
+    return JSON.stringify(m);
+  } catch (error) {
+    throw new SandboxInputError(`${where} cannot be written as JSON (${error instanceof Error ? error.message : String(error)}): use plain numbers, strings, booleans, arrays and objects`);
+  }
 }
 
 /** UNIX seconds with microseconds (Date.now() has only milliseconds). */
@@ -224,9 +225,16 @@ function preciseNow(): number {
   return (performance.timeOrigin + performance.now()) / 1000;
 }
 
-/** flespi sends message parameters sorted by name. */
-function sortKeys(message: FlespiMessage): FlespiMessage {
-  const sorted: FlespiMessage = {};
-  for (const name of Object.keys(message).sort()) sorted[name] = message[name];
-  return sorted;
+/**
+ * The message's JSON with the channel's parameters put in front (no re-serialization of the message:
+ * this runs for every message). `channel.id` always wins; the others only fill what is missing.
+ */
+function withParameters(raw: FlespiMessage, json: string, added: [string, unknown][]): string {
+  const missing = added.filter(([name]) => raw[name] === undefined);
+  if (raw['channel.id'] !== undefined && raw['channel.id'] !== (added[0] as [string, unknown])[1]) {
+    return JSON.stringify({ ...Object.fromEntries(missing), ...raw, 'channel.id': (added[0] as [string, unknown])[1] });
+  }
+  if (missing.length === 0) return json;
+  const front = missing.map(([name, value]) => `${JSON.stringify(name)}:${JSON.stringify(value)}`).join(',');
+  return json === '{}' ? `{${front}}` : `{${front},${json.slice(1)}`;
 }
