@@ -280,7 +280,8 @@ export class Receiver extends EventEmitter<ReceiverEvents> {
       runtime.ready = this.startHandler(runtime);
     }
     this.updateRunningState();
-    this.loops = Promise.all([this.fetchLoop(), this.handleLoop()]);
+    // An unexpected throw (a bug in a source's checkpointAfter, say) must stop the receiver visibly, not stall it.
+    this.loops = Promise.all([this.fetchLoop(), this.handleLoop()].map((loop) => loop.catch((error: unknown) => void this.shutdown(asError(error)))));
   }
 
   /** Graceful stop (see the class comment). Resolves when stopped; never rejects. */
