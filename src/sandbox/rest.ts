@@ -63,6 +63,7 @@ export class RestServer {
   /** Long-polls waiting for messages, per channel id. */
   private readonly waiters = new Map<number, Set<() => void>>();
   private readonly unsubscribe: () => void;
+  private closing = false;
 
   constructor(private readonly ctx: RestContext) {
     this.server = createServer((req, res) => {
@@ -89,6 +90,7 @@ export class RestServer {
   }
 
   async close(): Promise<void> {
+    this.closing = true;
     this.unsubscribe();
     for (const waiting of this.waiters.values()) for (const wake of waiting) wake();
     this.waiters.clear();
@@ -130,7 +132,7 @@ export class RestServer {
       if (sub === 'messages' && collection === 'channels' && (method === 'GET' || method === 'DELETE')) {
         const data = readData(url, rawUrl, body);
         if (method === 'DELETE') return this.deleteChannelMessages(selectorText, data, res);
-        return this.channelMessages(selectorText, data, req, res);
+        return this.channelMessages(selectorText, data, res);
       }
       if (sub === 'messages' && collection === 'devices' && method === 'GET') {
         return this.deviceMessages(selectorText, readData(url, rawUrl, body), res);
@@ -200,7 +202,7 @@ export class RestServer {
     return { channels: found.map((item) => store.channel(item.id as number)), missing };
   }
 
-  private async channelMessages(selectorText: string, data: Item, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  private async channelMessages(selectorText: string, data: Item, res: ServerResponse): Promise<void> {
     const { channels, missing } = this.channelsOf(selectorText);
     const errors = missing.map((id) => notFound('channel', id));
     const styleB = STYLE_B_KEYS.some((k) => k in data);
@@ -228,7 +230,7 @@ export class RestServer {
     if (batch.length === 0 && timeout > 0) {
       const deadline = Date.now() + timeout * 1000;
       while (batch.length === 0 && Date.now() < deadline) {
-        const woken = await this.waitForMessages(channel.id, deadline - Date.now(), req, res);
+        const woken = await this.waitForMessages(channel.id, deadline - Date.now(), res);
         if (!woken) return; // the client went away or the sandbox stops
         batch = channel.log.fromKey(currKey, limitCount, limitSize);
       }
@@ -240,7 +242,8 @@ export class RestServer {
   }
 
   /** Resolves true when the channel gets messages or the time is up, false when the request is gone. */
-  private waitForMessages(channelId: number, ms: number, req: IncomingMessage, res: ServerResponse): Promise<boolean> {
+  private waitForMessages(channelId: number, ms: number, res: ServerResponse): Promise<boolean> {
+    if (this.closing || res.destroyed) return Promise.resolve(false);
     return new Promise((resolve) => {
       let waiting = this.waiters.get(channelId);
       if (!waiting) this.waiters.set(channelId, (waiting = new Set()));
@@ -251,12 +254,11 @@ export class RestServer {
         res.off('close', gone);
         resolve(result);
       };
-      const wake = () => done(!res.destroyed && this.server.listening);
+      const wake = () => done(!res.destroyed && !this.closing);
       const gone = () => done(false);
       const timer = setTimeout(() => done(true), Math.max(0, ms));
       set.add(wake);
       res.once('close', gone);
-      void req;
     });
   }
 

@@ -234,6 +234,14 @@ describe('channel messages, style A (buffer by key)', () => {
     assert.equal(result.nextKey, 2);
   });
 
+  test('stopping the sandbox ends a pending long poll with a network error', async () => {
+    const own = await startSandbox({ simulate: false });
+    const poll = new FlespiClient({ token: own.token, baseUrl: own.restUrl }).pollChannelMessages(1001, { currKey: 0, timeout: 30 });
+    setTimeout(() => void own.stop(), 100);
+    const error = await failure(poll);
+    assert.equal(error.kind, 'network');
+  });
+
   test('an idle channel answers empty after the timeout and keeps next_key at curr_key', async () => {
     const id = await freshChannel();
     sandbox.inject(id, [{ ident: 'a' }, { ident: 'b' }]);
