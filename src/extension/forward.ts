@@ -5,20 +5,14 @@
 import * as vscode from 'vscode';
 import { describeHandlerError } from '../core/custom/loader';
 import type { FlespiMessage } from '../core/message';
+import type { ForwardResult } from '../shared/tailProtocol';
 import { coreLogger } from './log';
 import { deliverOnce } from './sinks/deliver';
 import type { SinkStore } from './sinks/sinkStore';
 import { sinkTarget } from './sinks/sinkModel';
 
-export interface ForwardResult {
-  /** The sink's name. */
-  sink: string;
-  /** Messages the sink accepted. */
-  acknowledged: number;
-  /** Empty on success. */
-  errors: string[];
-  ms: number;
-}
+/** What a one-off send returns (shared with the tail webview, which shows it). */
+export type { ForwardResult } from '../shared/tailProtocol';
 
 export interface ForwardDeps {
   sinks: SinkStore;

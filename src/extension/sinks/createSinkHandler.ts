@@ -1,10 +1,10 @@
 /** Builds the handler of a configured sink. No vscode here: tested on its own. */
-import { isAbsolute, join, resolve } from 'node:path';
+import { join } from 'node:path';
 import type { Handler } from '../../core/handler';
 import { createHandler } from '../../core/handlers/registry';
 import type { HandlerEnv } from '../../core/handlers/spec';
 import { ConfigError, OptionReader } from '../../core/options';
-import { handlerEntry, type SinkSecrets, type SinkSetting } from './sinkModel';
+import { handlerEntry, resolveSinkPath, type SinkSecrets, type SinkSetting } from './sinkModel';
 import { NdjsonFileHandler } from './ndjsonFile';
 
 export interface SinkHostEnv {
@@ -17,12 +17,6 @@ export interface SinkHostEnv {
 /** Thrown for a custom sink in an untrusted workspace. */
 export class UntrustedCodeError extends Error {
   override readonly name = 'UntrustedCodeError';
-}
-
-/** Resolves a path from the settings: absolute as is, `~/…` in the home folder, else relative to `baseDir`. */
-export function resolveSinkPath(path: string, baseDir: string): string {
-  if (path.startsWith('~/') || path === '~') return join(process.env.HOME ?? process.env.USERPROFILE ?? baseDir, path.slice(1));
-  return isAbsolute(path) ? path : resolve(baseDir, path);
 }
 
 /** Creates the handler of `sink`, validating its settings (ConfigError names the bad one). */

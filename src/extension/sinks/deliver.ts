@@ -49,3 +49,30 @@ export async function deliverOnce(handler: Handler, messages: readonly FlespiMes
   }
   return { acknowledged, errors, ms: Math.round(performance.now() - began) };
 }
+
+/** start() then stop() on a fresh handler ("Test Sink Connection"). Never throws: the failure is in `error`. */
+export async function connectOnce(handler: Handler, options: { timeoutMs: number; log?: Logger; describeError?: (error: unknown) => string }): Promise<{ error?: string; ms: number }> {
+  const describe = options.describeError ?? errorMessage;
+  const began = performance.now();
+  let timer: NodeJS.Timeout | undefined;
+  let error: string | undefined;
+  handler.attachLogger(options.log ?? silentLogger);
+  try {
+    await Promise.race([
+      handler.start(),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`start() did not finish within ${options.timeoutMs / 1000} s`)), options.timeoutMs);
+      }),
+    ]);
+  } catch (e) {
+    error = describe(e);
+  } finally {
+    clearTimeout(timer);
+  }
+  try {
+    await handler.stop();
+  } catch (e) {
+    error ??= `stop: ${describe(e)}`;
+  }
+  return { error, ms: Math.round(performance.now() - began) };
+}

@@ -6,6 +6,8 @@
  * `secretHeaders` and an MQTT sink says `secretPassword: true`; the values live in SecretStorage
  * under the sink's name and are merged in only when the handler is created.
  */
+import { homedir } from 'node:os';
+import { isAbsolute, join, resolve } from 'node:path';
 
 /** One entry of `flespi.sinks`. Type-specific options sit next to `name` and `type`. */
 export interface SinkSetting {
@@ -115,4 +117,10 @@ export function sinkTarget(sink: SinkSetting): string {
     default:
       return text('url') ?? text('endpoint') ?? text('host') ?? '';
   }
+}
+
+/** A path from the settings: absolute as is, `~/…` in the home folder, else relative to `baseDir` (the workspace folder). */
+export function resolveSinkPath(path: string, baseDir: string): string {
+  if (path === '~' || path.startsWith('~/')) return join(homedir(), path.slice(1));
+  return isAbsolute(path) ? path : resolve(baseDir, path);
 }

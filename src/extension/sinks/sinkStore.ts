@@ -5,7 +5,6 @@
  */
 import * as vscode from 'vscode';
 import type { Handler } from '../../core/handler';
-import { createSinkHandler } from './createSinkHandler';
 import { parseSinks, secretKey, type SinkSecrets, type SinkSetting } from './sinkModel';
 
 export class SinkStore implements vscode.Disposable {
@@ -82,9 +81,10 @@ export class SinkStore implements vscode.Disposable {
     return { target: hasFolder ? vscode.ConfigurationTarget.Workspace : vscode.ConfigurationTarget.Global, list: [] };
   }
 
-  /** Builds the sink's handler with its secrets; custom code only in a trusted workspace. */
-  async createHandler(sink: SinkSetting): Promise<Handler> {
-    return createSinkHandler(sink, await this.secrets(sink.name), { baseDir: baseDir(this.context), allowCustomCode: vscode.workspace.isTrusted });
+  /** Builds the sink's handler with its stored secrets (or `secrets`); custom code only in a trusted workspace. */
+  async createHandler(sink: SinkSetting, secrets?: SinkSecrets): Promise<Handler> {
+    const { createSinkHandler } = await import('./createSinkHandler.js');
+    return createSinkHandler(sink, secrets ?? (await this.secrets(sink.name)), { baseDir: baseDir(this.context), allowCustomCode: vscode.workspace.isTrusted });
   }
 
   dispose(): void {

@@ -1,0 +1,213 @@
+/**
+ * The VS Code side of forwarding: Start/Stop Forwarding commands, the status bar item, the list
+ * persisted in globalState, checkpoints in globalStorage, and errors shown once with an action.
+ */
+import * as vscode from 'vscode';
+import { FlespiError, errorMessage } from '../../core/errors';
+import { MemoryCheckpointStore, FileCheckpointStore } from '../../core/receiver/checkpoint';
+import type { Connection } from '../connection';
+import { coreLogger } from '../log';
+import type { ChannelInfo } from '../channels/channelModel';
+import { statusBarText } from '../sinks/sinkStatus';
+import type { SinkStore } from '../sinks/sinkStore';
+import type { Forwarding, ForwardingManager, ForwardingSpec } from './manager';
+
+/** globalState: the forwardings to resume after a reload (channel ids and sink names only). */
+export const FORWARDINGS_KEY = 'flespi.forwardings';
+
+export interface ForwardingControllerDeps {
+  context: vscode.ExtensionContext;
+  connection: Connection;
+  sinks: SinkStore;
+  log: vscode.LogOutputChannel;
+  /** Redraw the trees (throttled by them). */
+  changed(): void;
+  /** A sink's handler threw while forwarding (custom handlers show it on the line). */
+  handlerError(sink: string, error: Error): void;
+}
+
+export class ForwardingController implements vscode.Disposable {
+  private managerPromise?: Promise<ForwardingManager>;
+  private manager?: ForwardingManager;
+  private readonly statusBar = vscode.window.createStatusBarItem('flespi.forwarding', vscode.StatusBarAlignment.Left, 10);
+  private readonly subscriptions: vscode.Disposable[] = [];
+  private statusTimer?: NodeJS.Timeout;
+  /** The connection the running receivers belong to. */
+  private connectionKey?: string;
+
+  constructor(private readonly deps: ForwardingControllerDeps) {
+    this.statusBar.name = 'flespi forwarding';
+    this.statusBar.command = 'flespi.showForwardings';
+    this.subscriptions.push(this.statusBar, deps.connection.onDidChange(() => void this.connectionChanged()));
+  }
+
+  /** True when forwardings were persisted: they resume as soon as their connection is up. */
+  hasPersisted(): boolean {
+    return (this.deps.context.globalState.get<unknown[]>(FORWARDINGS_KEY) ?? []).length > 0;
+  }
+
+  /** The manager, if it was created (it is created on first use: it pulls in the receiver). */
+  current(): ForwardingManager | undefined {
+    return this.manager;
+  }
+
+  async start(channel: ChannelInfo): Promise<void> {
+    const info = this.deps.connection.current;
+    if (!info) {
+      void vscode.window.showErrorMessage('Connect to flespi first (set a token or use the local sandbox).');
+      return;
+    }
+    const sinks = this.deps.sinks.all();
+    if (sinks.length === 0) {
+      const add = 'Add Sink…';
+      if ((await vscode.window.showInformationMessage('Forwarding needs a sink to send messages to: add one first.', add)) === add) {
+        await vscode.commands.executeCommand('flespi.addSink');
+      }
+      return;
+    }
+    const manager = await this.getManager();
+    const previous = new Set(manager.get(channel.id)?.spec.sinks ?? []);
+    const picked = await vscode.window.showQuickPick(
+      sinks.map((sink) => ({ label: sink.name, description: sink.type, picked: previous.has(sink.name) })),
+      { title: `Forward channel ${channel.name} (#${channel.id}) to…`, placeHolder: 'Pick one or more sinks', canPickMany: true },
+    );
+    if (!picked || picked.length === 0) return;
+    const spec: ForwardingSpec = { channelId: channel.id, channelName: channel.name, sinks: picked.map((p) => p.label), connection: info.label };
+    const forwarding = await manager.start(spec);
+    if (!forwarding.error) void vscode.window.showInformationMessage(`Forwarding channel ${channel.name} to ${spec.sinks.join(', ')}.`);
+  }
+
+  async stop(channelId: number): Promise<void> {
+    const manager = await this.getManager();
+    await manager.stop(channelId);
+  }
+
+  /** Lists forwardings; picking one offers to stop it. */
+  async show(): Promise<void> {
+    const manager = await this.getManager();
+    const forwardings = manager.list();
+    if (forwardings.length === 0) {
+      void vscode.window.showInformationMessage('Nothing is being forwarded. Use "Start Forwarding…" on a channel in the flespi view.');
+      return;
+    }
+    const picked = await vscode.window.showQuickPick(
+      forwardings.map((f) => ({
+        label: `$(${f.state === 'failed' ? 'warning' : 'radio-tower'}) ${f.spec.channelName}`,
+        description: `#${f.spec.channelId} → ${f.spec.sinks.join(', ')}`,
+        detail: f.error ? `failed: ${errorMessage(f.error)}` : `${f.state}, ${f.messagesForwarded} messages forwarded`,
+        forwarding: f,
+      })),
+      { title: 'flespi forwardings — pick one to stop it' },
+    );
+    if (!picked) return;
+    const stop = 'Stop Forwarding';
+    if ((await vscode.window.showWarningMessage(`Stop forwarding channel ${picked.forwarding.spec.channelName}?`, stop)) === stop) await this.stop(picked.forwarding.spec.channelId);
+  }
+
+  /** Restarts forwardings that use these sinks (their code or settings changed). */
+  async restartUsing(sinks: string[]): Promise<void> {
+    await this.manager?.restartUsing(sinks);
+  }
+
+  /** Stops every receiver, keeping the list for the next window. */
+  async suspend(): Promise<void> {
+    await this.manager?.suspendAll();
+  }
+
+  /** Called when the connection changes: receivers of the old connection stop, those of the new one resume. */
+  private async connectionChanged(): Promise<void> {
+    const info = this.deps.connection.current;
+    const key = info?.label;
+    if (key === this.connectionKey) return;
+    this.connectionKey = key;
+    if (this.manager) await this.manager.suspendAll();
+    if (!info || !this.hasPersisted()) return;
+    const manager = await this.getManager();
+    const problems = await manager.resume(info.label);
+    if (manager.list().length > 0) this.deps.log.info(`resumed ${manager.list().length - problems.length} forwarding(s) on ${info.label}`);
+  }
+
+  private getManager(): Promise<ForwardingManager> {
+    this.managerPromise ??= this.createManager();
+    return this.managerPromise;
+  }
+
+  private async createManager(): Promise<ForwardingManager> {
+    const { ForwardingManager } = await import('./manager.js');
+    const { context, connection, sinks, log } = this.deps;
+    const manager = new ForwardingManager(
+      {
+        build: async (spec) => {
+          const info = connection.current;
+          if (!info || info.label !== spec.connection) throw new Error(`not connected to ${spec.connection}`);
+          const handlers = [];
+          for (const name of spec.sinks) {
+            const sink = sinks.get(name);
+            if (!sink) throw new Error(`sink "${name}" is no longer in flespi.sinks: start forwarding again with the sinks you have`);
+            handlers.push(await sinks.createHandler(sink));
+          }
+          const { RestSource } = await import('../../core/sources/rest.js');
+          const source = new RestSource({ client: info.client, channelId: spec.channelId });
+          // The sandbox starts empty after every reload, so its keys do not survive it: keep its checkpoints in memory.
+          const checkpoints = info.mode === 'sandbox' ? new MemoryCheckpointStore() : new FileCheckpointStore(vscode.Uri.joinPath(context.globalStorageUri, 'checkpoints', `${safe(info.label)}-channel-${spec.channelId}.json`).fsPath);
+          return { source, handlers, checkpoints };
+        },
+        save: (specs) => context.globalState.update(FORWARDINGS_KEY, specs),
+        log: coreLogger(log, 'forwarding'),
+      },
+      context.globalState.get<ForwardingSpec[]>(FORWARDINGS_KEY) ?? [],
+    );
+    manager.on('change', () => {
+      this.deps.changed();
+      this.scheduleStatus();
+    });
+    manager.on('failed', (forwarding, error) => void this.showFailure(forwarding, error));
+    manager.on('handler-error', (_forwarding, event) => this.deps.handlerError(event.handler, event.error));
+    this.manager = manager;
+    return manager;
+  }
+
+  /** Shown once per failure, with the action that fixes it. */
+  private async showFailure(forwarding: Forwarding, error: Error): Promise<void> {
+    const auth = error instanceof FlespiError && (error.kind === 'auth' || error.kind === 'forbidden');
+    const action = auth ? 'Set Token…' : 'Restart';
+    const choice = await vscode.window.showErrorMessage(`Forwarding of channel ${forwarding.spec.channelName} stopped: ${errorMessage(error)}`, action, 'Show Log');
+    if (choice === 'Set Token…') await vscode.commands.executeCommand('flespi.setToken');
+    else if (choice === 'Restart') await this.manager?.start(forwarding.spec);
+    else if (choice === 'Show Log') this.deps.log.show();
+  }
+
+  /** The status bar shows the totals, updated at most a few times per second. */
+  private scheduleStatus(): void {
+    if (this.statusTimer) return;
+    this.statusTimer = setTimeout(() => {
+      this.statusTimer = undefined;
+      this.updateStatus();
+    }, 250);
+  }
+
+  private updateStatus(): void {
+    const forwardings = this.manager?.list() ?? [];
+    const status = statusBarText(forwardings.map((f) => ({ messages: f.messagesForwarded, sinks: f.spec.sinks, failed: f.state === 'failed' || f.state === 'retrying' })));
+    if (!status) {
+      this.statusBar.hide();
+      return;
+    }
+    this.statusBar.text = status.text;
+    this.statusBar.backgroundColor = status.trouble ? new vscode.ThemeColor('statusBarItem.warningBackground') : undefined;
+    const tooltip = new vscode.MarkdownString('**flespi forwarding**\n\n', true);
+    for (const f of forwardings) tooltip.appendMarkdown(`- ${f.spec.channelName} (#${f.spec.channelId}) → ${f.spec.sinks.join(', ')}: ${f.state}, ${f.messagesForwarded} messages\n`);
+    tooltip.appendMarkdown('\nClick to stop one.');
+    this.statusBar.tooltip = tooltip;
+    this.statusBar.show();
+  }
+
+  dispose(): void {
+    clearTimeout(this.statusTimer);
+    for (const s of this.subscriptions) s.dispose();
+  }
+}
+
+function safe(label: string): string {
+  return label.replace(/[^\w.-]+/g, '_');
+}

@@ -1,0 +1,130 @@
+/**
+ * What "flespi: Add Sink…" asks for each sink type. The answers are validated by building the
+ * handler (the core's own checks), so the rules live in one place. No vscode here.
+ */
+import { ConfigError } from '../../core/options';
+
+export type FieldKind =
+  /** A line of text. */
+  | 'text'
+  | 'integer'
+  /** A path, picked with a file dialog or typed. */
+  | 'file'
+  /** A secret HTTP header value, kept in SecretStorage (`header` names it). */
+  | 'secretHeader'
+  /** The MQTT password, kept in SecretStorage. */
+  | 'password';
+
+export interface SinkField {
+  /** The option key in the sink settings (for secrets: the key the value is merged into). */
+  key: string;
+  kind: FieldKind;
+  prompt: string;
+  placeholder?: string;
+  /** Empty answers are allowed (the handler's default applies). */
+  optional?: boolean;
+  /** For 'secretHeader'. */
+  header?: string;
+  /** Asked only when this earlier field got an answer. */
+  onlyWith?: string;
+  /** File dialog filter, e.g. { 'PEM files': ['pem', 'crt', 'key'] }. */
+  filters?: Record<string, string[]>;
+}
+
+export interface SinkTypeInfo {
+  type: string;
+  label: string;
+  description: string;
+  fields: SinkField[];
+}
+
+const PEM = { 'PEM files': ['pem', 'crt', 'key', 'cer'], 'All files': ['*'] };
+
+export const SINK_TYPES: readonly SinkTypeInfo[] = [
+  {
+    type: 'http',
+    label: 'HTTP endpoint',
+    description: 'POST each batch as a JSON array; 2xx accepts it',
+    fields: [
+      { key: 'url', kind: 'text', prompt: 'URL that receives the POST requests', placeholder: 'https://example.com/flespi' },
+      { key: 'headers', kind: 'secretHeader', header: 'Authorization', optional: true, prompt: 'Authorization header value, kept in the secret storage (leave empty for none)', placeholder: 'Bearer …' },
+    ],
+  },
+  {
+    type: 'mqtt',
+    label: 'MQTT broker',
+    description: 'Publish each message as JSON to a topic built from its fields',
+    fields: [
+      { key: 'url', kind: 'text', prompt: 'Broker URL (mqtt://, mqtts://, ws:// or wss://), without credentials', placeholder: 'mqtts://broker.example.com:8883' },
+      { key: 'topic', kind: 'text', optional: true, prompt: 'Topic template: {field} is replaced by that message parameter', placeholder: 'flespi/{channel.id}/{ident} (default)' },
+      { key: 'username', kind: 'text', optional: true, prompt: 'Username (leave empty for none)' },
+      { key: 'password', kind: 'password', optional: true, onlyWith: 'username', prompt: 'Password, kept in the secret storage (leave empty for none)' },
+    ],
+  },
+  {
+    type: 'aws-iot',
+    label: 'AWS IoT Core',
+    description: 'Publish each message over MQTT with a device certificate',
+    fields: [
+      { key: 'endpoint', kind: 'text', prompt: 'Device data endpoint (AWS IoT → Settings)', placeholder: 'abc123-ats.iot.eu-west-1.amazonaws.com' },
+      { key: 'certFile', kind: 'file', prompt: 'Device certificate file (PEM)', filters: PEM },
+      { key: 'keyFile', kind: 'file', prompt: 'Private key file (PEM) of the certificate', filters: PEM },
+      { key: 'topic', kind: 'text', optional: true, prompt: 'Topic template: {field} is replaced by that message parameter', placeholder: '{ident} (default)' },
+    ],
+  },
+  {
+    type: 'wialon',
+    label: 'Wialon Retranslator',
+    description: 'One TCP packet per message to a Wialon (Retranslator) receiver',
+    fields: [
+      { key: 'host', kind: 'text', prompt: 'Host name or IP address of the receiver (without port)', placeholder: 'wialon.example.com' },
+      { key: 'port', kind: 'integer', prompt: 'TCP port of the receiver', placeholder: '20163' },
+    ],
+  },
+  {
+    type: 'stdout',
+    label: 'NDJSON file',
+    description: 'Append messages as JSON lines to a file (stdout in the CLI)',
+    fields: [{ key: 'file', kind: 'text', optional: true, prompt: 'File to append to (relative to the workspace folder)', placeholder: 'flespi-output/<name>.ndjson (default)' }],
+  },
+  {
+    type: 'custom',
+    label: 'Your own handler file',
+    description: 'A TypeScript class in the workspace (New Handler… creates one)',
+    fields: [{ key: 'file', kind: 'file', prompt: 'Handler file (.ts or .js) whose default export extends Handler', filters: { 'Handler files': ['ts', 'js'] } }],
+  },
+];
+
+/** Why `name` cannot name a new sink, or undefined. */
+export function validateSinkName(name: string, existing: readonly string[]): string | undefined {
+  if (name.trim() === '') return 'Enter a name, e.g. my-webhook';
+  if (name !== name.trim()) return 'Remove the spaces around the name';
+  if (name.length > 64) return 'Use at most 64 characters';
+  if (/[/\\]/.test(name)) return 'Do not use / or \\ in the name';
+  if (existing.includes(name)) return `A sink named "${name}" exists already: pick another name, or remove that sink first`;
+  return undefined;
+}
+
+/** Turns a typed answer into the option value (integers become numbers); throws ConfigError for non-numbers. */
+export function answerValue(field: SinkField, answer: string): unknown {
+  if (field.kind !== 'integer') return answer;
+  const value = Number(answer.trim());
+  if (answer.trim() === '' || !Number.isInteger(value)) throw new ConfigError(`"${field.key}" must be a whole number, got ${JSON.stringify(answer)}`);
+  return value;
+}
+
+/**
+ * The message to show under the input box for `field`, given the error building the handler
+ * threw, or undefined when the error is about another (later) field.
+ */
+export function fieldProblem(field: SinkField, error: unknown): string | undefined {
+  if (error === undefined) return undefined;
+  const message = error instanceof Error ? error.message : String(error);
+  if (!(error instanceof ConfigError)) return field.kind === 'file' || field.key === 'file' ? message : undefined;
+  const keys = field.kind === 'secretHeader' ? ['headers', field.header ?? ''] : field.kind === 'password' ? ['password'] : [field.key];
+  if (!keys.some((key) => key !== '' && message.includes(`"${key}"`))) return undefined;
+  // Drop the `handler "x" (type): ` prefix: the input box already says which sink and field.
+  let text = message;
+  for (let prefix = /^(?:sink|handler) "[^"]*"(?: \([^)]*\))?: /; prefix.test(text); ) text = text.replace(prefix, '');
+  return text;
+}

@@ -1,0 +1,83 @@
+/** How a sink row looks in the Sinks view, from its settings and live counters. No vscode here. */
+import { sinkTarget, type SinkSetting } from './sinkModel';
+
+/** One forwarding's view of a sink (from the receiver's per-handler stats). */
+export interface SinkUse {
+  channelId: number;
+  channelName: string;
+  forwardingState: string;
+  /** Undefined while the receiver is being built. */
+  stats?: {
+    started: boolean;
+    totalMessages: number;
+    totalFailures: number;
+    consecutiveFailures: number;
+    lastError?: string;
+    health: { connected?: boolean; detail?: string };
+  };
+}
+
+export interface SinkRow {
+  description: string;
+  /** Markdown. */
+  tooltip: string;
+  icon: string;
+  color?: string;
+  /** ok: forwarding and healthy; trouble: failing or disconnected; idle: not in use. */
+  status: 'idle' | 'ok' | 'trouble';
+}
+
+const TYPE_ICONS: Readonly<Record<string, string>> = {
+  stdout: 'file',
+  http: 'globe',
+  mqtt: 'broadcast',
+  'aws-iot': 'cloud',
+  wialon: 'server',
+  custom: 'code',
+};
+
+export function sinkRow(sink: SinkSetting, uses: readonly SinkUse[], problem?: string): SinkRow {
+  const target = sinkTarget(sink);
+  const icon = TYPE_ICONS[sink.type] ?? 'symbol-event';
+  const header = [`**${sink.name}** (${sink.type})`, target ? `\n\n${target}` : ''].join('');
+  if (problem) return { description: `${sink.type} · ${problem}`, tooltip: `${header}\n\n$(error) ${problem}`, icon: 'error', color: 'errorForeground', status: 'trouble' };
+  if (uses.length === 0) return { description: [sink.type, target].filter(Boolean).join(' · '), tooltip: `${header}\n\nNot forwarding.`, icon, status: 'idle' };
+
+  const messages = uses.reduce((sum, u) => sum + (u.stats?.totalMessages ?? 0), 0);
+  const failures = uses.reduce((sum, u) => sum + (u.stats?.totalFailures ?? 0), 0);
+  const connected = uses.map((u) => u.stats?.health.connected).filter((c): c is boolean => c !== undefined);
+  const failing = uses.some((u) => (u.stats?.consecutiveFailures ?? 0) > 0 || u.forwardingState === 'failed');
+  const lastError = uses.map((u) => u.stats?.lastError).find((e) => e !== undefined);
+  const trouble = failing || connected.includes(false);
+
+  const parts: string[] = [];
+  if (connected.length > 0) parts.push(connected.every(Boolean) ? '● connected' : '○ disconnected');
+  parts.push(`${messages} forwarded`);
+  if (failures > 0) parts.push(`${failures} failure${failures === 1 ? '' : 's'}`);
+  if (failing && lastError) parts.push(lastError);
+
+  const lines = [header, ''];
+  for (const use of uses) {
+    const s = use.stats;
+    const state = s ? (s.health.connected === undefined ? '' : s.health.connected ? 'connected, ' : 'disconnected, ') : 'starting, ';
+    lines.push(`- channel ${use.channelName} (#${use.channelId}, ${use.forwardingState}): ${state}${s?.totalMessages ?? 0} forwarded, ${s?.totalFailures ?? 0} failures${s?.health.detail ? ` — ${s.health.detail}` : ''}`);
+  }
+  if (lastError) lines.push('', `Last error: ${lastError}`);
+  return {
+    description: parts.join(' · '),
+    tooltip: lines.join('\n'),
+    icon: trouble ? 'warning' : icon,
+    color: trouble ? 'list.warningForeground' : 'charts.green',
+    status: trouble ? 'trouble' : 'ok',
+  };
+}
+
+/** The status bar text: `$(radio-tower) flespi: forwarding 1234 → 2 sinks`. */
+export function statusBarText(forwardings: readonly { messages: number; sinks: readonly string[]; failed: boolean }[]): { text: string; trouble: boolean } | undefined {
+  if (forwardings.length === 0) return undefined;
+  const messages = forwardings.reduce((sum, f) => sum + f.messages, 0);
+  const sinks = new Set(forwardings.flatMap((f) => f.sinks)).size;
+  const trouble = forwardings.some((f) => f.failed);
+  const icon = trouble ? '$(warning)' : '$(radio-tower)';
+  return { text: `${icon} flespi: forwarding ${messages} → ${sinks} sink${sinks === 1 ? '' : 's'}`, trouble };
+}
