@@ -189,6 +189,9 @@ describe('errors', () => {
   test('client-side checks: poll timeout over 30 s and delete keys below 2', async () => {
     assert.equal((await failure(client.pollChannelMessages(CHANNEL, { currKey: 0, timeout: 31 }))).kind, 'bad-request');
     assert.equal((await failure(client.deleteChannelMessages(CHANNEL, 1))).kind, 'bad-request');
+    assert.throws(() => new FlespiClient({ token: '' }), /no flespi token given/);
+    assert.throws(() => new FlespiClient({ token: 'abc def' }), /spaces or control characters/);
+    assert.throws(() => new FlespiClient({ token: 'abc', baseUrl: 'flespi.io' }), /"flespi\.io" is not an http\(s\) URL/);
   });
 });
 

@@ -90,7 +90,12 @@ export class FlespiClient {
   constructor(options: FlespiClientOptions) {
     const token = options.token.trim().replace(/^FlespiToken\s+/i, '');
     if (token === '') throw new FlespiError('auth', 'no flespi token given: create one at https://flespi.io/#/panel/tokens and set it');
+    // eslint-disable-next-line no-control-regex -- control characters would corrupt the header
+    if (/[\s\u0000-\u001f\u007f]/.test(token)) throw new FlespiError('auth', 'the flespi token contains spaces or control characters: paste only the token itself (64 letters and digits)');
     this.baseUrl = (options.baseUrl ?? REGION_BASE_URLS.eu).replace(/\/+$/, '');
+    if (!/^https?:\/\/[^/]/.test(this.baseUrl)) {
+      throw new FlespiError('bad-request', `the base URL "${this.baseUrl}" is not an http(s) URL: use https://flespi.io, https://ru.flespi.io or a sandbox URL like http://127.0.0.1:9005`);
+    }
     this.timeoutMs = options.timeoutMs ?? 40_000;
     const headers: Record<string, string> = { Authorization: `FlespiToken ${token}`, Accept: 'application/json' };
     if (options.appName) headers['x-flespi-app'] = options.appName.slice(0, 63);
@@ -140,7 +145,7 @@ export class FlespiClient {
     if (timeout > 0) data.timeout = timeout;
     if (params.delete) data.delete = true;
     const body = await this.request('GET', `/gw/channels/${channelId}/messages?data=${encodeData(data)}`, channelSubject(channelId), signal, this.timeoutMs + timeout * 1000);
-    const messages = resultOf<FlespiMessage>(body, this.subjectLabel('GET', channelSubject(channelId)));
+    const messages = resultOf<FlespiMessage>(body, this.subjectLabel('GET', channelSubject(channelId)), channelSubject(channelId));
     const nextKey = typeof body.next_key === 'number' ? body.next_key : undefined;
     return { messages, nextKey };
   }
