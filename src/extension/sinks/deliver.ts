@@ -50,7 +50,7 @@ export async function deliverOnce(handler: Handler, messages: readonly FlespiMes
   return { acknowledged, errors, ms: Math.round(performance.now() - began) };
 }
 
-/** start() then stop() on a fresh handler ("Test Sink Connection"). Never throws: the failure is in `error`. */
+/** start() then stop() on a fresh handler ("Test Sink Connection"); a handler that reports itself disconnected fails. Never throws: the failure is in `error`. */
 export async function connectOnce(handler: Handler, options: { timeoutMs: number; log?: Logger; describeError?: (error: unknown) => string }): Promise<{ error?: string; ms: number }> {
   const describe = options.describeError ?? errorMessage;
   const began = performance.now();
@@ -64,6 +64,9 @@ export async function connectOnce(handler: Handler, options: { timeoutMs: number
         timer = setTimeout(() => reject(new Error(`start() did not finish within ${options.timeoutMs / 1000} s`)), options.timeoutMs);
       }),
     ]);
+    // Some handlers start without a connection and keep retrying (Wialon): their health says whether it worked.
+    const health = handler.health();
+    if (health.connected === false) error = `started, but not connected${health.detail ? `: ${health.detail}` : ''}`;
   } catch (e) {
     error = describe(e);
   } finally {

@@ -1,0 +1,61 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { channelSummary, parseChannels } from '../../src/extension/channels/channelModel';
+import { historyDocument } from '../../src/extension/channels/history';
+import { resolveEndpoints } from '../../src/extension/endpoints';
+import { sinkRow, statusBarText, type SinkUse } from '../../src/extension/sinks/sinkStatus';
+
+test('endpoints: region defaults, overrides, and a bad setting named', () => {
+  assert.deepEqual(resolveEndpoints({}), { restUrl: 'https://flespi.io', mqttUrl: 'mqtts://mqtt.flespi.io:8883', label: 'eu' });
+  assert.deepEqual(resolveEndpoints({ region: 'ru' }), { restUrl: 'https://ru.flespi.io', mqttUrl: 'mqtts://ru-mqtt.flespi.io:8883', label: 'ru' });
+  assert.deepEqual(resolveEndpoints({ region: 'eu', baseUrl: 'http://127.0.0.1:9005/', mqttUrl: 'mqtt://127.0.0.1:1883' }), { restUrl: 'http://127.0.0.1:9005', mqttUrl: 'mqtt://127.0.0.1:1883', label: '127.0.0.1:9005' });
+  assert.deepEqual(resolveEndpoints({ baseUrl: '', mqttUrl: '' }).label, 'eu');
+  assert.throws(() => resolveEndpoints({ region: 'us' }), /flespi.region must be "eu" or "ru", got "us"/);
+  assert.throws(() => resolveEndpoints({ baseUrl: 'flespi.io' }), /flespi.baseUrl must be a URL starting with http:\/\/ or https:\/\/, got "flespi.io"/);
+  assert.throws(() => resolveEndpoints({ mqttUrl: 'https://x' }), /flespi.mqttUrl must be a URL starting with mqtt:\/\//);
+});
+
+test('channels: rows sorted by name with protocol, state and forwarding', () => {
+  const channels = parseChannels([
+    { id: 3, name: 'zeta', protocol_name: 'teltonika', enabled: true, blocked: 0 },
+    { id: 1, name: 'alpha', protocol_id: 7, enabled: false },
+    { id: 2, name: 'beta', protocol_name: 'wialon_ips', blocked: 3, messages_ttl: 86400, uri: 'ch2.flespi.gw:1234' },
+    { name: 'no id' },
+  ]);
+  assert.deepEqual(
+    channels.map((c) => c.name),
+    ['alpha', 'beta', 'zeta'],
+  );
+  assert.equal(channelSummary(channels[0]!).description, '#1 · protocol 7 · disabled');
+  assert.equal(channelSummary(channels[0]!).icon, 'circle-slash');
+  const blocked = channelSummary(channels[1]!);
+  assert.equal(blocked.icon, 'error');
+  assert.match(blocked.tooltip, /blocked \(too much traffic in a short time\)/);
+  assert.match(blocked.tooltip, /keeps messages for: 1 day/);
+  const forwarding = channelSummary(channels[2]!, { state: 'running', messages: 12, sinks: ['a', 'b'] });
+  assert.equal(forwarding.description, '#3 · teltonika · → 2 sinks');
+  assert.equal(forwarding.icon, 'radio-tower');
+  assert.equal(channelSummary(channels[2]!, { state: 'failed', messages: 0, sinks: ['a'] }).icon, 'warning');
+});
+
+test('sinks view: idle, healthy and failing rows; the status bar totals', () => {
+  const sink = { name: 'hook', type: 'http', url: 'https://example.com/in' };
+  assert.deepEqual(sinkRow(sink, []).description, 'http · https://example.com/in');
+  const healthy: SinkUse = { channelId: 1, channelName: 'c1', forwardingState: 'running', stats: { started: true, totalMessages: 1200, totalFailures: 0, consecutiveFailures: 0, health: { connected: true } } };
+  const failing: SinkUse = { channelId: 2, channelName: 'c2', forwardingState: 'retrying', stats: { started: true, totalMessages: 34, totalFailures: 2, consecutiveFailures: 1, lastError: 'HTTP 503 from https://example.com/in', health: {} } };
+  assert.deepEqual({ ...sinkRow(sink, [healthy]), tooltip: undefined }, { description: '● connected · 1200 forwarded', tooltip: undefined, icon: 'globe', color: 'charts.green', status: 'ok' });
+  const row = sinkRow(sink, [healthy, failing]);
+  assert.equal(row.description, '● connected · 1234 forwarded · 2 failures · HTTP 503 from https://example.com/in');
+  assert.equal(row.status, 'trouble');
+  assert.match(row.tooltip, /channel c2 \(#2, retrying\): 34 forwarded, 2 failures/);
+  assert.equal(sinkRow(sink, [], 'not run: the workspace is not trusted').status, 'trouble');
+
+  assert.equal(statusBarText([]), undefined);
+  assert.deepEqual(statusBarText([{ messages: 1000, sinks: ['a', 'b'], failed: false }, { messages: 234, sinks: ['b'], failed: false }]), { text: '$(radio-tower) flespi: forwarding 1234 → 2 sinks', trouble: false });
+  assert.deepEqual(statusBarText([{ messages: 5, sinks: ['a'], failed: true }]), { text: '$(warning) flespi: forwarding 5 → 1 sink', trouble: true });
+});
+
+test('history: newest-first answers become a JSON array in time order', () => {
+  const text = historyDocument([{ t: 3 }, { t: 2 }, { t: 1 }]);
+  assert.deepEqual(JSON.parse(text), [{ t: 1 }, { t: 2 }, { t: 3 }]);
+});
