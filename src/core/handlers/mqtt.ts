@@ -97,6 +97,8 @@ export class MqttHandler extends Handler {
     client.on('connect', () => {
       this.log.info(`${this.name}: connected to ${s.url}${this.reconnectAttempts ? ` after ${this.reconnectAttempts} retries` : ''}`);
       established = true;
+      // PUBACK round trips are the pace of QoS 1: do not let Nagle's algorithm hold small packets back.
+      (client.stream as { setNoDelay?: (noDelay: boolean) => void }).setNoDelay?.(true);
       this.reconnectAttempts = 0;
       this.connectionProblem = undefined;
     });
@@ -136,7 +138,7 @@ export class MqttHandler extends Handler {
     const client = this.client;
     this.client = undefined;
     if (client) await client.endAsync(true).catch(() => {});
-    for (const wake of this.slotWaiters) wake();
+    for (const wake of this.slotWaiters) wake(); // lets waiting batches notice `stopping` and fail
   }
 
   override health(): HandlerHealth {
@@ -182,10 +184,15 @@ export class MqttHandler extends Handler {
     let done = false;
 
     return new Promise<void>((resolve, reject) => {
+      // One timer for the batch, re-armed lazily: resetting a timer on every PUBACK costs throughput.
+      let lastProgress = performance.now();
       let ackTimer: NodeJS.Timeout | undefined;
-      const armAckTimer = () => {
-        clearTimeout(ackTimer);
-        ackTimer = setTimeout(() => fail(`no ${qos === 1 ? 'PUBACK' : 'write'} from ${url} for ${ackTimeoutMs} ms (ackTimeoutMs)`), ackTimeoutMs);
+      const armAckTimer = (delay = ackTimeoutMs) => {
+        ackTimer = setTimeout(() => {
+          const quiet = performance.now() - lastProgress;
+          if (quiet >= ackTimeoutMs) fail(`no ${qos === 1 ? 'PUBACK' : 'write'} from ${url} for ${ackTimeoutMs} ms (ackTimeoutMs)`);
+          else armAckTimer(ackTimeoutMs - quiet);
+        }, delay);
       };
       const finish = () => {
         done = true;
@@ -209,15 +216,17 @@ export class MqttHandler extends Handler {
           const callback: PublishCallback = (error) => {
             pending.delete(callback);
             this.inFlight--;
-            for (const wake of this.slotWaiters) wake();
-            if (done) return;
-            if (error) return fail(`publish to ${url} failed: ${error.message}`);
-            acknowledged++;
-            this.counts.acknowledged++;
-            if (acknowledged === total) {
-              finish();
-              resolve();
-            } else armAckTimer();
+            if (!done && error) fail(`publish to ${url} failed: ${error.message}`);
+            else if (!done) {
+              acknowledged++;
+              this.counts.acknowledged++;
+              lastProgress = performance.now();
+              if (acknowledged === total) {
+                finish();
+                resolve();
+              }
+            }
+            for (const wake of this.slotWaiters) wake(); // a slot is free: this batch or another may publish
           };
           pending.add(callback);
           this.inFlight++;
