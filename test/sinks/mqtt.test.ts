@@ -299,6 +299,25 @@ describe('MQTT sink over plain TCP', () => {
     }
   });
 
+  test('username and password (from passwordEnv) are accepted; a wrong password is refused clearly', async () => {
+    const broker = await startMosquitto({ users: { alice: 's3cret' } });
+    process.env.FLESPI_TEST_MQTT_PASSWORD = 's3cret';
+    const handler = create({ url: broker.url, username: 'alice', passwordEnv: 'FLESPI_TEST_MQTT_PASSWORD', topic: 'auth/{ident}' });
+    delete process.env.FLESPI_TEST_MQTT_PASSWORD;
+    try {
+      await handler.start();
+      await handler.handle(messages(0, 2), ctx());
+      assert.equal(handler.counts.acknowledged, 2);
+      const refused = await startError(create({ url: broker.url, username: 'alice', password: 'wrong' }));
+      assert.equal(refused, `the broker at ${broker.url} refused the connection: Not authorized: check username and password`);
+      const anonymous = await startError(create({ url: broker.url }));
+      assert.match(anonymous, /refused the connection: Not authorized: this broker needs credentials/);
+    } finally {
+      await handler.stop();
+      await broker.stop();
+    }
+  });
+
   test('mqtt:// to a TLS port suggests mqtts://', async () => {
     const pki = await createTestPki();
     const tlsBroker = await startMosquitto({ tls: { caFile: pki.ca.cert, certFile: pki.server.cert, keyFile: pki.server.key } });

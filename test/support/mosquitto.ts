@@ -9,13 +9,15 @@
  * await broker.stop();
  * ```
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, connect } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 
 export const MOSQUITTO = process.env.MOSQUITTO_BIN ?? '/usr/sbin/mosquitto';
+const MOSQUITTO_PASSWD = process.env.MOSQUITTO_PASSWD_BIN ?? '/usr/bin/mosquitto_passwd';
 
 export interface MosquittoTls {
   /** CA that signs the client certificates the broker accepts. */
@@ -34,6 +36,8 @@ export interface MosquittoOptions {
   tls?: MosquittoTls;
   /** Listen on this port instead of a free one (e.g. to bring a broker back on the same address). */
   port?: number;
+  /** Username → password; when given, only these users may connect (no anonymous clients). */
+  users?: Readonly<Record<string, string>>;
   /** Extra config lines, e.g. `max_inflight_messages 10`. */
   extraConfig?: readonly string[];
 }
@@ -57,7 +61,6 @@ const READY_TIMEOUT_MS = 10_000;
 
 export async function startMosquitto(options: MosquittoOptions = {}): Promise<RunningMosquitto> {
   const port = options.port ?? (await freePort());
-  const config = mosquittoConfig(port, options).join('\n') + '\n';
   let child: ChildProcess | undefined;
   let exited: Promise<void> = Promise.resolve();
   let output = '';
@@ -67,6 +70,14 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Ru
     // The config lives only until the broker has read it, so there is nothing to clean up later.
     const dir = await mkdtemp(join(tmpdir(), 'flespi-mosquitto-'));
     const configFile = join(dir, 'mosquitto.conf');
+    const lines = mosquittoConfig(port, options);
+    if (options.users) {
+      const passwordFile = join(dir, 'passwords');
+      await writeFile(passwordFile, '');
+      for (const [user, password] of Object.entries(options.users)) await promisify(execFile)(MOSQUITTO_PASSWD, ['-b', passwordFile, user, password]);
+      lines.push(`password_file ${passwordFile}`);
+    }
+    const config = lines.join('\n') + '\n';
     await writeFile(configFile, config);
     const broker = spawn(MOSQUITTO, ['-c', configFile], { stdio: ['ignore', 'ignore', 'pipe'] });
     child = broker;
@@ -112,7 +123,7 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Ru
 }
 
 function mosquittoConfig(port: number, options: MosquittoOptions): string[] {
-  const lines = ['per_listener_settings false', 'allow_anonymous true', 'persistence false', 'log_dest stderr', 'log_type error', 'log_type warning', 'log_type notice', 'log_type information'];
+  const lines = ['per_listener_settings false', `allow_anonymous ${options.users ? 'false' : 'true'}`, 'persistence false', 'log_dest stderr', 'log_type error', 'log_type warning', 'log_type notice', 'log_type information'];
   // As root, Mosquitto drops to the "mosquitto" user, which cannot read files in our private temp folders.
   if (process.getuid?.() === 0) lines.unshift(`user ${userInfo().username}`);
   lines.push(`listener ${port} 127.0.0.1`);
