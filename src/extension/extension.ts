@@ -147,9 +147,16 @@ export function activate(context: vscode.ExtensionContext): void {
     command('flespi.newHandler', () => custom.newHandler()),
   );
 
-  // Forwardings of the last window resume right away; otherwise nothing connects until it is needed.
+  // Forwardings of the last window resume right away; otherwise nothing connects or compiles until it is needed.
   if (forwarding.hasPersisted()) void ensureRestored();
-  if (vscode.workspace.isTrusted) void custom.checkAll(undefined);
+  let checked = false;
+  const checkHandlers = () => {
+    if (checked) return;
+    checked = true;
+    void custom.checkAll(undefined);
+  };
+  if (sinksView.visible) checkHandlers();
+  context.subscriptions.push(sinksView.onDidChangeVisibility((event) => event.visible && checkHandlers()));
 
   shutdown = async () => {
     disposeAllTails();

@@ -108,10 +108,8 @@ export class CustomHandlers implements vscode.Disposable {
     if (sink?.type !== 'custom') return;
     const { locateError, describeHandlerError } = await import('../../core/custom/loader.js');
     const location = locateError(error) ?? (error as { location?: SourceLocation }).location;
-    const message = describeHandlerError(error);
-    this.problems.set(sinkName, message);
-    this.setDiagnostic(location, this.fileOf(sink), `flespi handler "${sinkName}" failed while forwarding: ${message}`);
-    this.deps.changed();
+    // Not a load problem: the Sinks view shows it from the live counters; the diagnostic stays until the next save.
+    this.setDiagnostic(location, this.fileOf(sink), `flespi handler "${sinkName}" failed while forwarding: ${describeHandlerError(error)}`);
   }
 
   /** Compiles every custom sink's file (all, or those affected by `changed`), updating problems and diagnostics. */

@@ -154,6 +154,8 @@ export class ForwardingController implements vscode.Disposable {
         },
         save: (specs) => context.globalState.update(FORWARDINGS_KEY, specs),
         log: coreLogger(log, 'forwarding'),
+        // VS Code waits only a few seconds for deactivate(): in-flight batches get 2 s to finish.
+        receiverOptions: { stopGraceMs: 2000 },
       },
       context.globalState.get<ForwardingSpec[]>(FORWARDINGS_KEY) ?? [],
     );
