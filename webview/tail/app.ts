@@ -141,7 +141,7 @@ export class TailApp {
         setText(this.counterValues.state, message.connection);
         this.counterValues.state.dataset.state = message.connection;
         setText(this.stateDetail, message.detail);
-        this.stopButton.disabled = message.connection === 'stopped';
+        setEnabled(this.stopButton, message.connection !== 'stopped');
         break;
       case 'forwardResult':
         this.showForwardResult(message);
@@ -297,8 +297,8 @@ export class TailApp {
   private selectionChanged(): void {
     const count = this.table.selection.size;
     setText(this.counterValues.selected, String(count));
-    this.copyButton.disabled = count === 0;
-    this.forwardButton.disabled = count === 0;
+    setEnabled(this.copyButton, count > 0);
+    setEnabled(this.forwardButton, count > 0);
   }
 
   private copySelection(): void {
@@ -376,7 +376,7 @@ export class TailApp {
     this.exportPanel.replaceChildren(
       ...choices.map(([scope, format, label]) => {
         const choice = button(label, `export-${scope}-${format}`, true);
-        if (scope === 'selection' && selected.length === 0) choice.disabled = true;
+        if (scope === 'selection') setEnabled(choice, selected.length > 0);
         choice.addEventListener('click', () => {
           this.exportPanel.hidden = true;
           const ids = this.table.selectedIds();
@@ -398,6 +398,12 @@ function button(text: string, testId: string, secondary = false): VscodeButton {
   const b = el('vscode-button', { text, attrs: { 'data-testid': testId } }) as VscodeButton;
   b.secondary = secondary;
   return b;
+}
+
+/** vscode-button does not tell assistive technology it is disabled; aria-disabled does. */
+function setEnabled(b: VscodeButton, enabled: boolean): void {
+  b.disabled = !enabled;
+  b.setAttribute('aria-disabled', String(!enabled));
 }
 
 function textfield(label: string, placeholder: string, testId: string): VscodeTextfield {

@@ -10,8 +10,8 @@ export interface Column {
 }
 
 const KNOWN: Record<string, Omit<Column, 'key'>> = {
-  timestamp: { label: 'Device time', width: 190, text: (m) => formatTimestamp(m.timestamp) },
-  'server.timestamp': { label: 'Server time', width: 190, text: (m) => formatTimestamp(m['server.timestamp']) },
+  timestamp: { label: 'Device time', width: 215, text: (m) => formatTimestamp(m.timestamp) },
+  'server.timestamp': { label: 'Server time', width: 215, text: (m) => formatTimestamp(m['server.timestamp']) },
   ident: { label: 'Ident', width: 150, text: (m) => formatValue(m.ident) },
   position: { label: 'Position', width: 190, text: (m) => formatPosition(m) },
   'position.speed': { label: 'Speed', width: 70, text: (m) => formatValue(m['position.speed']) },

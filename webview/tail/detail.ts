@@ -23,7 +23,7 @@ function jsonNode(key: string | undefined, value: unknown, depth: number): HTMLE
   }
   const entries: Array<[string | undefined, unknown]> = Array.isArray(value) ? value.map((v) => [undefined, v]) : Object.entries(value);
   const [open, close] = Array.isArray(value) ? ['[', ']'] : ['{', '}'];
-  const summary = el('summary', { children: [label, el('span', { className: 'json-punct', text: `${open} ${entries.length} ${Array.isArray(value) ? 'items' : 'keys'} ${close}` })] });
+  const summary = el('summary', { children: [label, el('span', { className: 'json-punct', text: `${open} ${entries.length} ${Array.isArray(value) ? 'item' : 'key'}${entries.length === 1 ? '' : 's'} ${close}` })] });
   const children = el('div', { className: 'json-children' });
   for (const [childKey, childValue] of entries.slice(0, MAX_CHILDREN)) children.append(jsonNode(childKey, childValue, depth + 1));
   if (entries.length > MAX_CHILDREN) children.append(el('div', { className: 'muted', text: `… ${entries.length - MAX_CHILDREN} more (copy or export the message to see all)` }));

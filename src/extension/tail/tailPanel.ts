@@ -1,0 +1,421 @@
+/**
+ * One webview panel per flespi channel: the VS Code glue between a TailSession (messages in),
+ * a TailModel (buffer, batching, counters) and the webview (webview/tail/).
+ */
+import { createWriteStream } from 'node:fs';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import * as vscode from 'vscode';
+import { errorMessage } from '../../core/errors';
+import type { FlespiClient } from '../../core/flespi/client';
+import type { FlespiMessage } from '../../core/message';
+import { DEFAULT_COLUMNS, LIMITS, checkWebviewMessage, type ConnectionState, type ExportFormat, type ForwardResult, type HostMessage, type NoticeLevel, type WebviewMessage } from '../../shared/tailProtocol';
+import { clipboardText, csvLines, ndjsonLines } from './tailExport';
+import { createNonce, renderTailHtml } from './tailHtml';
+import { TailModel } from './tailModel';
+import { TailSession } from './tailSession';
+
+export type { ForwardResult } from '../../shared/tailProtocol';
+
+export const TAIL_VIEW_TYPE = 'flespi.tail';
+
+/** What a tail needs from the connection: read when a session starts; a change restarts open tails. */
+export interface TailConnection {
+  client: Pick<FlespiClient, 'channelMessages'>;
+  mqttUrl: string;
+  /** Used as the MQTT username; never logged, never posted to the webview. */
+  token: string;
+  label: string;
+}
+
+export interface TailDeps {
+  connection: { current(): TailConnection | undefined; onDidChange: vscode.Event<unknown> };
+  /** Picks a sink, sends the messages once, returns the outcome (undefined: the user cancelled). */
+  forward: (messages: FlespiMessage[]) => Promise<ForwardResult | undefined>;
+  log: vscode.LogOutputChannel;
+  extensionUri: vscode.Uri;
+  context: vscode.ExtensionContext;
+}
+
+export interface TailChannel {
+  id: number;
+  name: string;
+}
+
+/** What the webview keeps across reloads (vscode.setState), read back by the serializer. */
+interface RestoredPrefs {
+  columns?: string[];
+  filter?: string;
+}
+
+/** Batches go to the webview at most this often. */
+const FLUSH_INTERVAL_MS = 250;
+/** Most messages per batch (so at most 10,000 msg/s reach the webview; the rest count as dropped). */
+const MAX_PER_BATCH = 2500;
+
+const openPanels = new Map<number, TailPanel>();
+
+export class TailPanel implements vscode.Disposable {
+  private readonly model: TailModel;
+  private readonly backfill: number;
+  private session: TailSession | undefined;
+  private connection: TailConnection | undefined;
+  private columns: string[];
+  private filter: string;
+  private webviewReady = false;
+  /** The user pressed Stop: a connection change must not start the tail again. */
+  private stoppedByUser = false;
+  private connectionState: { connection: ConnectionState; detail: string } = { connection: 'connecting', detail: '' };
+  private lastCounters = '';
+  private readonly timer: ReturnType<typeof setInterval>;
+  private readonly disposables: vscode.Disposable[] = [];
+  private disposed = false;
+
+  /** Opens the tail of a channel, or reveals it when it is already open. */
+  static open(channel: TailChannel, deps: TailDeps): TailPanel {
+    const existing = openPanels.get(channel.id);
+    if (existing) {
+      existing.panel.reveal();
+      return existing;
+    }
+    const panel = vscode.window.createWebviewPanel(TAIL_VIEW_TYPE, tailTitle(channel), vscode.ViewColumn.Active, webviewOptions(deps.extensionUri));
+    return new TailPanel(panel, channel, deps, {});
+  }
+
+  /** Takes over a panel VS Code restored after a reload. */
+  static restore(panel: vscode.WebviewPanel, channel: TailChannel, deps: TailDeps, prefs: RestoredPrefs): TailPanel {
+    const existing = openPanels.get(channel.id);
+    if (existing) {
+      // Two restored panels for one channel: keep the first.
+      panel.dispose();
+      return existing;
+    }
+    panel.webview.options = webviewOptions(deps.extensionUri);
+    panel.title = tailTitle(channel);
+    return new TailPanel(panel, channel, deps, prefs);
+  }
+
+  private constructor(
+    readonly panel: vscode.WebviewPanel,
+    readonly channel: TailChannel,
+    private readonly deps: TailDeps,
+    prefs: RestoredPrefs,
+  ) {
+    openPanels.set(channel.id, this);
+    const config = vscode.workspace.getConfiguration('flespi.tail');
+    const bufferSize = clampInt(config.get<number>('bufferSize'), 100, 1_000_000, 10_000);
+    this.backfill = clampInt(config.get<number>('backfill'), 0, bufferSize, 100);
+    this.model = new TailModel({ bufferSize, maxPerBatch: MAX_PER_BATCH });
+    this.columns = prefs.columns ?? columnsSetting(config.get<unknown>('columns'));
+    this.filter = prefs.filter ?? '';
+
+    const webview = panel.webview;
+    webview.html = renderTailHtml({
+      cspSource: webview.cspSource,
+      nonce: createNonce(),
+      scriptUri: webview.asWebviewUri(vscode.Uri.joinPath(deps.extensionUri, 'dist', 'webview', 'tail.js')).toString(),
+      title: tailTitle(channel),
+    });
+    this.disposables.push(
+      webview.onDidReceiveMessage((raw: unknown) => this.onWebviewMessage(raw)),
+      panel.onDidChangeViewState(() => {
+        // A hidden webview is torn down (no retainContextWhenHidden) and says `ready` again when shown;
+        // until then messages stay in the model.
+        if (!panel.visible) this.webviewReady = false;
+      }),
+      panel.onDidDispose(() => this.dispose()),
+      deps.connection.onDidChange(() => this.onConnectionChanged()),
+    );
+    this.timer = setInterval(() => this.flush(), FLUSH_INTERVAL_MS);
+    this.startSession();
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    openPanels.delete(this.channel.id);
+    clearInterval(this.timer);
+    void this.stopSession();
+    for (const d of this.disposables.splice(0)) d.dispose();
+    this.panel.dispose();
+  }
+
+  private log(level: 'info' | 'warn' | 'error', text: string): void {
+    this.deps.log[level](`tail ${this.channel.id} (${this.channel.name}): ${text}`);
+  }
+
+  private startSession(): void {
+    const connection = this.deps.connection.current();
+    this.connection = connection;
+    if (!connection) {
+      this.setState('offline', 'Not connected to flespi. Connect with a token or start the sandbox, and the tail starts by itself.');
+      return;
+    }
+    const session: TailSession = new TailSession(
+      {
+        channelId: this.channel.id,
+        mqttUrl: connection.mqttUrl,
+        token: connection.token,
+        client: connection.client,
+        backfill: this.backfill,
+        gapLimit: this.model.bufferSize,
+        filter: this.filter,
+        lastServerTimestamp: () => this.model.lastServerTimestamp(),
+        log: this.deps.log,
+      },
+      {
+        messages: (messages, origin) => (session === this.session ? this.model.add(messages, { dedupe: origin !== 'live' }).length : 0),
+        state: (state, detail) => {
+          if (session === this.session) this.setState(state, detail);
+        },
+        notice: (level, text) => {
+          if (session === this.session) this.notice(level, text);
+        },
+      },
+    );
+    this.session = session;
+    session.start();
+  }
+
+  private async stopSession(): Promise<void> {
+    const session = this.session;
+    this.session = undefined;
+    await session?.stop();
+  }
+
+  /** Stops, forgets the buffer, and starts again (restart, a new filter, another connection). */
+  private async restart(): Promise<void> {
+    await this.stopSession();
+    if (this.disposed) return;
+    this.stoppedByUser = false;
+    this.model.clear();
+    this.model.resume();
+    this.lastCounters = '';
+    if (this.webviewReady) this.resync();
+    this.startSession();
+  }
+
+  private onConnectionChanged(): void {
+    const next = this.deps.connection.current();
+    const same = next && this.connection && next.mqttUrl === this.connection.mqttUrl && next.token === this.connection.token;
+    if (same || this.stoppedByUser) return;
+    if (!next) {
+      void this.stopSession().then(() => this.setState('offline', 'Disconnected from flespi. The messages received so far stay here.'));
+      return;
+    }
+    this.notice('info', `Connection changed to ${next.label}: the tail restarted.`);
+    void this.restart();
+  }
+
+  private onWebviewMessage(raw: unknown): void {
+    const checked = checkWebviewMessage(raw);
+    if (!checked.ok) {
+      this.log('warn', `ignored an invalid message from the webview: ${checked.error}`);
+      return;
+    }
+    void this.handle(checked.value).catch((error: unknown) => {
+      this.log('error', `${checked.value.type} failed: ${errorMessage(error)}`);
+      this.notice('error', `${checked.value.type} failed: ${errorMessage(error)}`);
+    });
+  }
+
+  private async handle(message: WebviewMessage): Promise<void> {
+    switch (message.type) {
+      case 'ready':
+        this.webviewReady = true;
+        this.resync();
+        return;
+      case 'pause':
+        this.model.pause();
+        this.flush();
+        return;
+      case 'resume':
+        this.model.resume();
+        this.flush();
+        return;
+      case 'stop':
+        this.stoppedByUser = true;
+        await this.stopSession();
+        this.setState('stopped', 'Stopped: unsubscribed. Restart to tail again; the buffer stays for copy, forward and export.');
+        return;
+      case 'restart':
+        await this.restart();
+        return;
+      case 'setFilter':
+        if (message.expression === this.filter) return;
+        this.filter = message.expression;
+        this.log('info', this.filter === '' ? 'server filter cleared' : `server filter set: ${this.filter}`);
+        this.notice('info', this.filter === '' ? 'Server filter cleared: the tail restarted.' : `Server filter applied: the tail restarted with ${this.filter}`);
+        await this.restart();
+        return;
+      case 'setColumns':
+        this.columns = message.columns;
+        return;
+      case 'forward':
+        await this.forward(message.ids);
+        return;
+      case 'copy':
+        await this.copy(message.ids);
+        return;
+      case 'export':
+        await this.export(message.scope === 'selection' ? this.model.get(message.ids).map((i) => i.message) : this.model.all().map((i) => i.message), message.format, message.scope);
+        return;
+    }
+  }
+
+  private async forward(ids: number[]): Promise<void> {
+    const messages = this.model.get(ids).map((item) => item.message);
+    if (messages.length === 0) {
+      this.post({ type: 'forwardResult', count: 0, error: 'The selected messages are no longer in the buffer.' });
+      return;
+    }
+    try {
+      const result = await this.deps.forward(messages);
+      if (!result) {
+        this.post({ type: 'forwardResult', count: messages.length, cancelled: true });
+        return;
+      }
+      this.log('info', `forwarded ${messages.length} message(s) to ${result.sink}: ${result.acknowledged} acknowledged, ${result.errors.length} error(s), ${result.ms} ms`);
+      this.post({ type: 'forwardResult', count: messages.length, result });
+    } catch (error) {
+      this.log('error', `forward failed: ${errorMessage(error)}`);
+      this.post({ type: 'forwardResult', count: messages.length, error: errorMessage(error) });
+    }
+  }
+
+  private async copy(ids: number[]): Promise<void> {
+    const messages = this.model.get(ids).map((item) => item.message);
+    if (messages.length === 0) {
+      this.notice('warning', 'Nothing copied: the selected messages are no longer in the buffer.');
+      return;
+    }
+    await vscode.env.clipboard.writeText(clipboardText(messages));
+    const missing = ids.length - messages.length;
+    this.notice('info', `Copied ${plural(messages.length, 'message')} to the clipboard${missing > 0 ? ` (${missing} no longer buffered)` : ''}.`);
+  }
+
+  private async export(messages: FlespiMessage[], format: ExportFormat, scope: 'selection' | 'buffer'): Promise<void> {
+    if (messages.length === 0) {
+      this.notice('warning', scope === 'selection' ? 'Nothing exported: the selected messages are no longer in the buffer.' : 'Nothing exported: the buffer is empty.');
+      return;
+    }
+    const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
+    const fileName = `flespi-channel-${this.channel.id}-${stamp}.${format}`;
+    const folder = vscode.workspace.workspaceFolders?.[0]?.uri;
+    const uri = await vscode.window.showSaveDialog({
+      title: `Export ${plural(messages.length, 'message')} (${scope}) as ${format === 'csv' ? 'CSV' : 'NDJSON'}`,
+      saveLabel: 'Export',
+      defaultUri: folder ? vscode.Uri.joinPath(folder, fileName) : undefined,
+      filters: format === 'csv' ? { CSV: ['csv'] } : { NDJSON: ['ndjson', 'jsonl'] },
+    });
+    if (!uri) return;
+    const lines = format === 'csv' ? csvLines(messages) : ndjsonLines(messages);
+    if (uri.scheme === 'file') {
+      await pipeline(Readable.from(lines), createWriteStream(uri.fsPath));
+    } else {
+      await vscode.workspace.fs.writeFile(uri, Buffer.from([...lines].join(''), 'utf8'));
+    }
+    this.log('info', `exported ${messages.length} message(s) as ${format} to ${uri.toString(true)}`);
+    this.notice('info', `Exported ${plural(messages.length, 'message')} to ${uri.scheme === 'file' ? uri.fsPath : uri.toString(true)}.`);
+  }
+
+  /** Everything the webview needs after it (re)loaded: settings, state, and the buffer. */
+  private resync(): void {
+    this.post({
+      type: 'init',
+      channel: { id: this.channel.id, name: this.channel.name },
+      columns: this.columns,
+      bufferSize: this.model.bufferSize,
+      filter: this.filter,
+      paused: this.model.isPaused,
+      connectionLabel: this.connection?.label ?? 'not connected',
+    });
+    this.post({ type: 'state', ...this.connectionState });
+    const batch = this.model.snapshot();
+    const counters = this.model.counters();
+    this.post({ type: 'messages', batch, counters, reset: true });
+    this.lastCounters = JSON.stringify(counters);
+  }
+
+  /** Sends what arrived since the last flush (or just the counters when they changed). */
+  private flush(): void {
+    if (!this.canPost()) return;
+    const batch = this.model.takeBatch();
+    const counters = this.model.counters();
+    const json = JSON.stringify(counters);
+    if (batch.length > 0) this.post({ type: 'messages', batch, counters });
+    else if (json !== this.lastCounters) this.post({ type: 'counters', counters });
+    this.lastCounters = json;
+  }
+
+  private setState(connection: ConnectionState, detail: string): void {
+    this.connectionState = { connection, detail };
+    this.post({ type: 'state', connection, detail });
+  }
+
+  private notice(level: NoticeLevel, text: string): void {
+    this.log(level === 'error' ? 'error' : level === 'warning' ? 'warn' : 'info', text);
+    this.post({ type: 'notice', level, text });
+  }
+
+  private canPost(): boolean {
+    return !this.disposed && this.webviewReady && this.panel.visible;
+  }
+
+  private post(message: HostMessage): void {
+    // Posts to a hidden or loading webview are lost: the next `ready` resyncs instead.
+    if (this.canPost()) void this.panel.webview.postMessage(message);
+  }
+}
+
+/** Restores tail panels after a window reload; the webview state holds the channel id and UI preferences, never a token. */
+export function registerTailSerializer(context: vscode.ExtensionContext, deps: TailDeps): vscode.Disposable {
+  const registration = vscode.window.registerWebviewPanelSerializer(TAIL_VIEW_TYPE, {
+    async deserializeWebviewPanel(panel: vscode.WebviewPanel, state: unknown) {
+      const saved = (typeof state === 'object' && state !== null ? state : {}) as Record<string, unknown>;
+      const id = saved.channelId;
+      if (typeof id !== 'number' || !Number.isSafeInteger(id) || id <= 0) {
+        deps.log.warn('tail: a restored panel had no channel id; closing it');
+        panel.dispose();
+        return;
+      }
+      const name = typeof saved.channelName === 'string' ? saved.channelName.slice(0, 255) : `channel ${id}`;
+      const filter = typeof saved.filter === 'string' && saved.filter.length <= LIMITS.filterLength ? saved.filter : undefined;
+      const columns = Array.isArray(saved.columns) ? columnsSetting(saved.columns) : undefined;
+      TailPanel.restore(panel, { id, name }, deps, { filter, columns });
+    },
+  });
+  context.subscriptions.push(registration);
+  return registration;
+}
+
+/** Closes every tail (extension deactivation). */
+export function disposeAllTails(): void {
+  for (const panel of [...openPanels.values()]) panel.dispose();
+}
+
+function webviewOptions(extensionUri: vscode.Uri): vscode.WebviewPanelOptions & vscode.WebviewOptions {
+  return {
+    enableScripts: true,
+    localResourceRoots: [vscode.Uri.joinPath(extensionUri, 'dist', 'webview'), vscode.Uri.joinPath(extensionUri, 'media')],
+  };
+}
+
+function tailTitle(channel: TailChannel): string {
+  return `Tail: ${channel.name}`;
+}
+
+function clampInt(value: number | undefined, min: number, max: number, fallback: number): number {
+  if (typeof value !== 'number' || !Number.isFinite(value)) return fallback;
+  return Math.min(max, Math.max(min, Math.round(value)));
+}
+
+function columnsSetting(value: unknown): string[] {
+  if (!Array.isArray(value)) return [...DEFAULT_COLUMNS];
+  const columns = value.filter((c): c is string => typeof c === 'string' && c.length > 0 && c.length <= LIMITS.columnNameLength).slice(0, LIMITS.columns);
+  return columns.length > 0 ? columns : [...DEFAULT_COLUMNS];
+}
+
+function plural(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`;
+}

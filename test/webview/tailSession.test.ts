@@ -1,0 +1,176 @@
+/** The tail's host side against the sandbox: real REST backfill, real MQTT, a real reconnect. */
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { FlespiClient } from '../../src/core/flespi/client';
+import { silentLogger } from '../../src/core/logger';
+import type { FlespiMessage } from '../../src/core/message';
+import { TailModel } from '../../src/extension/tail/tailModel';
+import { TailSession, tailTopic, type TailSessionOptions } from '../../src/extension/tail/tailSession';
+import type { ConnectionState } from '../../src/shared/tailProtocol';
+import { startSandbox, type Sandbox } from '../../src/sandbox/index';
+
+let sandbox: Sandbox;
+const CHANNEL = 1001;
+
+before(async () => {
+  sandbox = await startSandbox({ simulate: false, seed: 1 });
+});
+
+after(async () => {
+  await sandbox?.stop();
+});
+
+/** A session wired to a TailModel the way TailPanel wires it, recording states and notices. */
+function tail(options: Partial<TailSessionOptions> = {}) {
+  const model = new TailModel({ bufferSize: 1000 });
+  const states: Array<{ state: ConnectionState; detail: string }> = [];
+  const notices: string[] = [];
+  const origins: string[] = [];
+  const waiters: Array<() => void> = [];
+  const changed = () => waiters.splice(0).forEach((wake) => wake());
+  const session = new TailSession(
+    {
+      channelId: CHANNEL,
+      mqttUrl: sandbox.mqttUrl,
+      token: sandbox.token,
+      client: new FlespiClient({ token: sandbox.token, baseUrl: sandbox.restUrl }),
+      backfill: 3,
+      gapLimit: 1000,
+      filter: '',
+      lastServerTimestamp: () => model.lastServerTimestamp(),
+      log: silentLogger,
+      reconnectPeriodMs: 100,
+      ...options,
+    },
+    {
+      messages(messages, origin) {
+        origins.push(`${origin}:${messages.length}`);
+        const added = model.add(messages, { dedupe: origin !== 'live' }).length;
+        changed();
+        return added;
+      },
+      state(state, detail) {
+        states.push({ state, detail });
+        changed();
+      },
+      notice(_level, text) {
+        notices.push(text);
+        changed();
+      },
+    },
+  );
+  /** Resolves once the condition holds (re-checked on every event). */
+  const until = async (condition: () => boolean): Promise<void> => {
+    while (!condition()) await new Promise<void>((resolve) => waiters.push(resolve));
+  };
+  const values = (key: string) => model.all().map((i) => i.message[key]);
+  return { session, model, states, notices, origins, until, values, lastState: () => states.at(-1)?.state };
+}
+
+function injectN(values: number[], extra: Partial<FlespiMessage> = {}) {
+  return sandbox.inject(
+    CHANNEL,
+    values.map((n) => ({ ident: '352625333222111', 'position.speed': n, seq: n, ...extra })),
+  );
+}
+
+test('backfills the newest N over REST, oldest first, then goes live over MQTT', async () => {
+  injectN([1, 2, 3, 4, 5]);
+  const t = tail({ backfill: 3 });
+  t.session.start();
+  try {
+    assert.equal(t.states[0].state, 'connecting');
+    await t.until(() => t.lastState() === 'live');
+    assert.deepEqual(t.values('seq'), [3, 4, 5]);
+    assert.equal(t.origins[0], 'backfill:3');
+    injectN([6, 7]);
+    await t.until(() => t.model.counters().received === 5);
+    assert.deepEqual(t.values('seq'), [3, 4, 5, 6, 7]);
+    assert.deepEqual(t.origins.slice(1), ['live:1', 'live:1']);
+  } finally {
+    await t.session.stop();
+  }
+});
+
+test('after the connection drops it reconnects, fills the gap over REST without duplicates, and says so', async () => {
+  const t = tail({ backfill: 2 });
+  t.session.start();
+  try {
+    await t.until(() => t.lastState() === 'live');
+    injectN([100, 101]);
+    await t.until(() => t.values('seq').includes(101));
+    const before = t.model.counters().received;
+    // Cut the connection and store messages while the tail is away.
+    sandbox.faults.dropMqttClients();
+    injectN([102, 103, 104]);
+    await t.until(() => t.notices.some((n) => n.startsWith('Reconnected')));
+    assert.ok(t.states.some((s) => s.state === 'reconnecting'), 'the drop showed as reconnecting');
+    assert.equal(t.notices.at(-1), 'Reconnected: filled 3 messages missed while offline.');
+    await t.until(() => t.lastState() === 'live');
+    assert.deepEqual(t.values('seq').slice(-5), [100, 101, 102, 103, 104]);
+    assert.equal(t.model.counters().received, before + 3, 'the last message seen before the drop came back over REST and was not added twice');
+    injectN([105]);
+    await t.until(() => t.values('seq').includes(105));
+  } finally {
+    await t.session.stop();
+  }
+});
+
+test('a server-side filter applies to both the backfill and the live subscription', async () => {
+  injectN([10, 70, 20, 90], { tag: 'filtered' });
+  const filter = 'position.speed>60';
+  const t = tail({ backfill: 2, filter });
+  assert.equal(t.session.topic, `$filter/payload=position.speed%3E60/flespi/message/gw/channels/${CHANNEL}/+`);
+  t.session.start();
+  try {
+    await t.until(() => t.lastState() === 'live');
+    assert.deepEqual(t.values('seq'), [70, 90]);
+    assert.match(t.states.at(-1)?.detail ?? '', /position\.speed>60/);
+    injectN([30, 65, 40, 99]);
+    await t.until(() => t.values('seq').includes(99));
+    assert.deepEqual(t.values('seq'), [70, 90, 65, 99]);
+  } finally {
+    await t.session.stop();
+  }
+});
+
+test('a wrong token ends offline with the broker refusal, without retrying', async () => {
+  const t = tail({ token: 'x'.repeat(64) });
+  t.session.start();
+  try {
+    await t.until(() => t.lastState() === 'offline');
+    assert.match(t.states.at(-1)?.detail ?? '', /refused the MQTT connection: .*Check the token/);
+    const count = t.states.length;
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    assert.equal(t.states.length, count, 'no reconnect attempts after a refusal');
+  } finally {
+    await t.session.stop();
+  }
+});
+
+test('stop unsubscribes: nothing arrives afterwards', async () => {
+  const t = tail({ backfill: 0 });
+  t.session.start();
+  await t.until(() => t.lastState() === 'live');
+  injectN([200]);
+  await t.until(() => t.model.counters().received === 1);
+  await t.session.stop();
+  const states = t.states.length;
+  // A second session that is still subscribed proves the message below was published.
+  const witness = tail({ backfill: 0 });
+  witness.session.start();
+  try {
+    await witness.until(() => witness.lastState() === 'live');
+    injectN([201]);
+    await witness.until(() => witness.model.counters().received === 1);
+    assert.equal(t.model.counters().received, 1);
+    assert.equal(t.states.length, states, 'no state changes after stop');
+  } finally {
+    await witness.session.stop();
+  }
+});
+
+test('topic: the filter expression is URL-encoded, so MQTT wildcards in it stay literal', () => {
+  assert.equal(tailTopic(5, ''), 'flespi/message/gw/channels/5/+');
+  assert.equal(tailTopic(5, 'ident=="a/+#"'), '$filter/payload=ident%3D%3D%22a%2F%2B%23%22/flespi/message/gw/channels/5/+');
+});

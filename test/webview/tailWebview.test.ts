@@ -1,0 +1,303 @@
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import type { Page } from 'playwright-core';
+import { counters, init, items, posted, rowIds, send, startWebviewHarness, testId, violations, type WebviewHarness } from './support';
+
+let harness: WebviewHarness;
+const pages: Page[] = [];
+
+before(async () => {
+  harness = await startWebviewHarness();
+});
+
+after(async () => {
+  await harness?.close();
+});
+
+async function open(options?: { state?: unknown }): Promise<Page> {
+  const page = await harness.open(options);
+  pages.push(page);
+  return page;
+}
+
+interface RowCheck {
+  length?: number;
+  includes?: number;
+  excludes?: number;
+}
+
+/** Waits until the rows in the DOM pass the check. (A function, not a string: the page's CSP forbids eval.) */
+async function waitForRows(page: Page, check: RowCheck): Promise<void> {
+  await page.waitForFunction((c: RowCheck) => {
+    const ids = [...document.querySelectorAll<HTMLElement>('.rows [role="row"]')].map((r) => Number(r.dataset.id));
+    return (c.length === undefined || ids.length === c.length) && (c.includes === undefined || ids.includes(c.includes)) && (c.excludes === undefined || !ids.includes(c.excludes));
+  }, check);
+}
+
+test('the webview says ready first and posts nothing else until asked', async () => {
+  const page = await open();
+  assert.deepEqual(await posted(page), [{ type: 'ready' }]);
+  await init(page);
+  await page.waitForFunction(() => document.querySelector('[data-testid="title"]')?.textContent?.includes('trackers'));
+  assert.equal(await testId(page, 'title'), 'trackers (#42) · sandbox');
+  assert.deepEqual(await posted(page), [{ type: 'ready' }]);
+  await page.context().close();
+});
+
+test('rows show the default columns: device time and server time with ms, ident, position, speed', async () => {
+  const page = await open();
+  await init(page);
+  await send(page, { type: 'messages', batch: items(1, 3), counters: counters({ received: 3, shown: 3, rate: 1.5, lastMessageAt: Date.UTC(2024, 4, 1, 12, 0, 1, 7) }) });
+  await waitForRows(page, { length: 3 });
+  const headers = await page.locator('[role="columnheader"]').allTextContents();
+  assert.deepEqual(headers, ['Device time', 'Server time', 'Ident', 'Position', 'Speed']);
+  const cells = await page.locator('.rows [role="row"][data-id="2"] [role="gridcell"]').allTextContents();
+  assert.deepEqual(cells, ['2024-05-01 12:00:02.123', '2024-05-01 12:00:02.500', 'dev-2', '54.702, 25.3', '2']);
+  assert.equal(await testId(page, 'received'), '3');
+  assert.equal(await testId(page, 'shown'), '3');
+  assert.equal(await testId(page, 'dropped'), '0');
+  assert.equal(await testId(page, 'rate'), '1.5');
+  assert.equal(await testId(page, 'last'), '12:00:01.007');
+  await send(page, { type: 'state', connection: 'live', detail: 'Live' });
+  await page.waitForFunction(() => document.querySelector('[data-testid="state"]')?.textContent === 'live');
+  assert.deepEqual(await violations(page), [], 'rendering must not need anything the CSP forbids');
+  await page.context().close();
+});
+
+test('100,000 messages: only the visible rows exist in the DOM, and scrolling to the end shows the last one', async () => {
+  const page = await open();
+  await init(page, 100_000);
+  await page.evaluate(() => {
+    const batch = [];
+    for (let id = 1; id <= 100_000; id++) {
+      batch.push({ id, receivedAt: 1714564800000 + id, message: { ident: `dev-${id}`, timestamp: 1714564800 + id, 'server.timestamp': 1714564800 + id, 'position.speed': id % 90 } });
+    }
+    const counters = { received: 100_000, shown: 100_000, dropped: 0, rate: 0, lastMessageAt: null, paused: false, pending: 0 };
+    window.postMessage({ type: 'messages', batch, counters }, '*');
+  });
+  await page.waitForFunction(() => document.querySelector('[role="grid"]')?.getAttribute('aria-rowcount') === '100001');
+  // It follows the tail: the newest message is in view.
+  await waitForRows(page, { includes: 100000 });
+  const rendered = await page.locator('.rows [role="row"]').count();
+  assert.ok(rendered > 5 && rendered < 100, `expected a few dozen rows in the DOM, got ${rendered}`);
+
+  // Scroll to the top, then back to the end with the keyboard.
+  await page.locator('.viewport').evaluate((v) => (v.scrollTop = 0));
+  await waitForRows(page, { includes: 1, excludes: 100000 });
+  assert.ok((await page.locator('.rows [role="row"]').count()) < 100);
+  await page.locator('[role="grid"]').focus();
+  await page.keyboard.press('End');
+  await waitForRows(page, { includes: 100000 });
+  const last = page.locator('.rows [role="row"][data-id="100000"]');
+  assert.equal(await last.locator('[role="gridcell"]').nth(2).textContent(), 'dev-100000');
+  assert.ok(await last.isVisible());
+  assert.equal(await last.getAttribute('aria-selected'), 'true', 'End moves the selection to the last row');
+  assert.ok((await page.locator('.rows [role="row"]').count()) < 100);
+  await page.context().close();
+});
+
+test('the webview keeps at most bufferSize messages: the oldest go first', async () => {
+  const page = await open();
+  await init(page, 10);
+  await send(page, { type: 'messages', batch: items(1, 8), counters: counters() });
+  await send(page, { type: 'messages', batch: items(9, 15), counters: counters() });
+  await page.waitForFunction(() => document.querySelector('[role="grid"]')?.getAttribute('aria-rowcount') === '11');
+  await waitForRows(page, { includes: 15 });
+  const ids = await rowIds(page);
+  assert.equal(ids[0], 6);
+  assert.equal(ids[ids.length - 1], 15);
+  await page.context().close();
+});
+
+test('pause: new batches raise the "new" counter without changing the rows; resume shows them', async () => {
+  const page = await open();
+  await init(page);
+  await send(page, { type: 'messages', batch: items(1, 5), counters: counters({ received: 5, shown: 5 }) });
+  await waitForRows(page, { length: 5 });
+
+  await page.getByRole('button', { name: 'Pause' }).click();
+  assert.deepEqual((await posted(page)).at(-1), { type: 'pause' });
+  await page.getByRole('button', { name: 'Resume' }).waitFor();
+  assert.ok(await page.locator('[data-testid="new"]').isVisible());
+  // Already on its way when the user paused.
+  await send(page, { type: 'messages', batch: items(6, 8), counters: counters({ received: 8, shown: 8, paused: true }) });
+  await page.waitForFunction(() => document.querySelector('[data-testid="new"]')?.textContent === '3');
+  // The host holds back 4 more and keeps counting.
+  await send(page, { type: 'counters', counters: counters({ received: 12, shown: 8, paused: true, pending: 4 }) });
+  await page.waitForFunction(() => document.querySelector('[data-testid="new"]')?.textContent === '7');
+  assert.equal(await testId(page, 'received'), '12');
+  assert.deepEqual(await rowIds(page), [1, 2, 3, 4, 5]);
+
+  await page.getByRole('button', { name: 'Resume' }).click();
+  assert.deepEqual((await posted(page)).at(-1), { type: 'resume' });
+  await waitForRows(page, { includes: 8 });
+  assert.deepEqual(await rowIds(page), [1, 2, 3, 4, 5, 6, 7, 8]);
+  assert.ok(await page.locator('[data-testid="new"]').isHidden());
+  await page.context().close();
+});
+
+test('quick search filters the rows by any text in the message', async () => {
+  const page = await open();
+  await init(page);
+  const names = ['alpha', 'beta', 'alphabet', 'gamma'];
+  await send(page, { type: 'messages', batch: items(1, 4, (id) => ({ 'custom.name': names[id - 1] })), counters: counters() });
+  await waitForRows(page, { length: 4 });
+  await page.getByRole('textbox', { name: 'Search messages' }).fill('ALPHA');
+  await waitForRows(page, { length: 2 });
+  assert.deepEqual(await rowIds(page), [1, 3]);
+  assert.equal(await testId(page, 'matching'), '2');
+  // New messages that match appear, others do not.
+  await send(page, { type: 'messages', batch: items(5, 6, (id) => ({ 'custom.name': id === 5 ? 'no' : 'alpha again' })), counters: counters() });
+  await waitForRows(page, { includes: 6 });
+  assert.deepEqual(await rowIds(page), [1, 3, 6]);
+  await page.getByRole('textbox', { name: 'Search messages' }).fill('');
+  await waitForRows(page, { length: 6 });
+  assert.deepEqual((await page.evaluate(() => (window as unknown as { __state: { search: string } }).__state)).search, '');
+  await page.context().close();
+});
+
+test('click, shift-click and ctrl-click select; Forward posts the selected ids and shows the result', async () => {
+  const page = await open();
+  await init(page);
+  await send(page, { type: 'messages', batch: items(1, 6), counters: counters() });
+  await waitForRows(page, { length: 6 });
+  const row = (id: number) => page.locator(`.rows [role="row"][data-id="${id}"]`);
+  assert.ok(await page.getByRole('button', { name: 'Forward to sink…' }).isDisabled(), 'nothing selected yet');
+
+  await row(2).click();
+  await row(5).click({ modifiers: ['Shift'] });
+  await row(3).click({ modifiers: ['Control'] });
+  await page.waitForFunction(() => document.querySelector('[data-testid="selected"]')?.textContent === '3');
+  assert.equal(await row(3).getAttribute('aria-selected'), 'false');
+  assert.equal(await row(4).getAttribute('aria-selected'), 'true');
+  // The detail pane shows the last clicked message.
+  assert.equal(await testId(page, 'detail-title'), 'Message #3');
+
+  await page.getByRole('button', { name: 'Forward to sink…' }).click();
+  assert.deepEqual((await posted(page)).at(-1), { type: 'forward', ids: [2, 4, 5] });
+  await send(page, { type: 'forwardResult', count: 3, result: { sink: 'my-http', acknowledged: 3, errors: [], ms: 15 } });
+  await page.waitForFunction(() => document.querySelector('[data-testid="forward-result"]')?.textContent?.startsWith('Forwarded'));
+  assert.equal(await testId(page, 'forward-result'), 'Forwarded 3 messages to my-http: 3 acknowledged, 0 errors, 15 ms');
+  await send(page, { type: 'forwardResult', count: 3, result: { sink: 'my-http', acknowledged: 1, errors: ['HTTP 500 from http://x'], ms: 9 } });
+  await page.waitForFunction(() => document.querySelector('[data-testid="forward-result"]')?.getAttribute('data-outcome') === 'partial');
+  assert.match(await testId(page, 'forward-result'), /1 acknowledged, 1 error, 9 ms.*HTTP 500 from http:\/\/x/);
+
+  await page.getByRole('button', { name: 'Copy' }).click();
+  assert.deepEqual((await posted(page)).at(-1), { type: 'copy', ids: [2, 4, 5] });
+  await page.context().close();
+});
+
+test('keyboard: arrows move the selection, shift extends it, Ctrl+A selects all, Escape clears', async () => {
+  const page = await open();
+  await init(page);
+  await send(page, { type: 'messages', batch: items(1, 5), counters: counters() });
+  await waitForRows(page, { length: 5 });
+  await page.locator('[role="grid"]').focus();
+  await page.keyboard.press('Home');
+  await page.keyboard.press('ArrowDown');
+  await page.keyboard.press('Shift+ArrowDown');
+  await page.waitForFunction(() => document.querySelector('[data-testid="selected"]')?.textContent === '2');
+  assert.equal(await page.locator('[role="grid"]').getAttribute('aria-activedescendant'), 'row-3');
+  await page.keyboard.press('Control+a');
+  await page.waitForFunction(() => document.querySelector('[data-testid="selected"]')?.textContent === '5');
+  await page.keyboard.press('Escape');
+  await page.waitForFunction(() => document.querySelector('[data-testid="selected"]')?.textContent === '0');
+  await page.context().close();
+});
+
+test('Export… posts the scope and format chosen, with the selected ids for a selection', async () => {
+  const page = await open();
+  await init(page);
+  await send(page, { type: 'messages', batch: items(1, 4), counters: counters() });
+  await waitForRows(page, { length: 4 });
+  await page.locator('.rows [role="row"][data-id="1"]').click();
+  await page.locator('.rows [role="row"][data-id="3"]').click({ modifiers: ['Control'] });
+
+  await page.getByRole('button', { name: 'Export…' }).click();
+  await page.getByRole('button', { name: 'Export selection as CSV' }).click();
+  assert.deepEqual((await posted(page)).at(-1), { type: 'export', scope: 'selection', format: 'csv', ids: [1, 3] });
+  assert.ok(await page.getByRole('dialog', { name: 'Export' }).isHidden());
+
+  await page.getByRole('button', { name: 'Export…' }).click();
+  await page.getByRole('button', { name: 'Export buffer as NDJSON' }).click();
+  assert.deepEqual((await posted(page)).at(-1), { type: 'export', scope: 'buffer', format: 'ndjson' });
+  await page.context().close();
+});
+
+test('server filter and column picker post setFilter and setColumns', async () => {
+  const page = await open();
+  await init(page);
+  await send(page, { type: 'messages', batch: items(1, 2, () => ({ 'battery.voltage': 12.5 })), counters: counters() });
+  await waitForRows(page, { length: 2 });
+  await page.getByRole('textbox', { name: 'Server filter expression' }).fill('position.speed>60');
+  await page.getByRole('button', { name: 'Apply filter' }).click();
+  assert.deepEqual((await posted(page)).at(-1), { type: 'setFilter', expression: 'position.speed>60' });
+
+  await page.getByRole('button', { name: 'Columns…' }).click();
+  await page.locator('vscode-checkbox[data-column="battery.voltage"]').click();
+  assert.deepEqual((await posted(page)).at(-1), { type: 'setColumns', columns: ['timestamp', 'server.timestamp', 'ident', 'position', 'position.speed', 'battery.voltage'] });
+  await page.waitForFunction(() => [...document.querySelectorAll('[role="columnheader"]')].some((h) => h.textContent === 'battery.voltage'));
+  assert.equal(await page.locator('.rows [role="row"][data-id="1"] [role="gridcell"]').nth(5).textContent(), '12.5');
+  const state = await page.evaluate(() => (window as unknown as { __state: Record<string, unknown> }).__state);
+  assert.deepEqual(state.columns, ['timestamp', 'server.timestamp', 'ident', 'position', 'position.speed', 'battery.voltage']);
+  assert.equal(state.filter, 'position.speed>60');
+  assert.equal(state.channelId, 42);
+  assert.ok(!JSON.stringify(state).includes('dev-1'), 'the saved state holds preferences, not messages');
+  await page.context().close();
+});
+
+test('payload markup is shown as text: no element is created, no script runs', async () => {
+  const page = await open();
+  let dialogs = 0;
+  page.on('dialog', (dialog) => {
+    dialogs++;
+    void dialog.dismiss();
+  });
+  await init(page);
+  const hostile = '<img src=x onerror=alert(1)>';
+  await send(page, { type: 'messages', batch: items(1, 1, () => ({ ident: hostile, [`<b onmouseover=alert(2)>key</b>`]: '<script>alert(3)</script>' })), counters: counters() });
+  await waitForRows(page, { length: 1 });
+  assert.equal(await page.locator('.rows [role="row"][data-id="1"] [role="gridcell"]').nth(2).textContent(), hostile);
+  await page.locator('.rows [role="row"][data-id="1"]').click();
+  await page.waitForFunction(() => document.querySelector('[data-testid="detail-json"]') !== null);
+  const detail = await testId(page, 'detail-json');
+  assert.ok(detail.includes(JSON.stringify(hostile)), 'the detail shows the value literally');
+  assert.ok(detail.includes('<script>alert(3)</script>'));
+  await send(page, { type: 'notice', level: 'error', text: hostile });
+  await send(page, { type: 'forwardResult', count: 1, error: hostile });
+  await page.waitForFunction(() => document.querySelector('[data-testid="notice"]')?.textContent !== '');
+  assert.equal(await testId(page, 'notice'), hostile);
+  const created = await page.evaluate(() => document.querySelectorAll('img, script:not([src]), b').length);
+  assert.equal(created, 0);
+  assert.equal(dialogs, 0);
+  await page.context().close();
+});
+
+test('CSP: default-src none, scripts only with the per-render nonce; a script without it does not run', async () => {
+  const first = await (await fetch(`${harness.origin}/`)).text();
+  const second = await (await fetch(`${harness.origin}/`)).text();
+  const csp = (/http-equiv="Content-Security-Policy" content="([^"]+)"/.exec(first)?.[1] ?? '').replace(/&#39;/g, "'");
+  const directives = new Map(csp.split(';').map((d) => d.trim().split(/\s+/)).map(([name, ...values]) => [name, values]));
+  assert.deepEqual(directives.get('default-src'), ["'none'"]);
+  const scriptSrc = directives.get('script-src') ?? [];
+  assert.equal(scriptSrc.length, 1);
+  assert.match(scriptSrc[0], /^'nonce-[A-Za-z0-9_-]{20,}'$/);
+  assert.deepEqual(directives.get('style-src'), [harness.origin], 'no inline styles');
+  const nonceOf = (html: string) => /<script nonce="([^"]+)"/.exec(html)?.[1];
+  assert.ok(nonceOf(first) && nonceOf(first) !== nonceOf(second), 'a fresh nonce per render');
+  assert.equal(scriptSrc[0], `'nonce-${nonceOf(first)}'`, 'the script tag carries the nonce the policy names');
+
+  const page = await open();
+  const outcome = await page.evaluate(async () => {
+    const w = window as unknown as Record<string, unknown>;
+    const violated = new Promise<string>((resolve) => document.addEventListener('securitypolicyviolation', (e) => resolve(e.violatedDirective), { once: true }));
+    const script = document.createElement('script');
+    script.textContent = 'window.__injected = true';
+    document.body.append(script);
+    const directive = await violated;
+    return { directive, ran: w.__injected === true };
+  });
+  assert.equal(outcome.ran, false);
+  assert.match(outcome.directive, /^script-src/);
+  await page.context().close();
+});
