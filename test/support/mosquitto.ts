@@ -59,6 +59,12 @@ export interface RunningMosquitto {
 
 const READY_TIMEOUT_MS = 10_000;
 
+// Brokers still running when the test process exits (a failed test skipped its cleanup) die with it.
+const running = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const broker of running) broker.kill('SIGKILL');
+});
+
 export async function startMosquitto(options: MosquittoOptions = {}): Promise<RunningMosquitto> {
   const port = options.port ?? (await freePort());
   let child: ChildProcess | undefined;
@@ -81,8 +87,14 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Ru
     await writeFile(configFile, config);
     const broker = spawn(MOSQUITTO, ['-c', configFile], { stdio: ['ignore', 'ignore', 'pipe'] });
     child = broker;
+    running.add(broker);
     broker.stderr!.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
-    exited = new Promise((resolve) => broker.once('exit', () => resolve()));
+    exited = new Promise((resolve) =>
+      broker.once('exit', () => {
+        running.delete(broker);
+        resolve();
+      }),
+    );
     const early = exited.then(() => {
       throw new Error(`mosquitto exited during startup:\n${output}\nconfig:\n${config}`);
     });
@@ -102,10 +114,10 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Ru
   };
 
   const stop = async () => {
-    const running = child;
+    const broker = child;
     child = undefined;
-    if (running && running.exitCode === null && running.signalCode === null) {
-      running.kill('SIGTERM');
+    if (broker && broker.exitCode === null && broker.signalCode === null) {
+      broker.kill('SIGTERM');
       await exited;
     }
   };
