@@ -80,13 +80,17 @@ export function activate(context: vscode.ExtensionContext): void {
     if (channel) await run(channel);
   };
 
-  // Forwardings restart when the settings of a sink they use change.
+  // Forwardings restart when the settings of a sink they use change, and lose sinks that were removed.
   let sinkSnapshot = snapshot(sinks);
   const sinksChanged = () => {
     const next = snapshot(sinks);
-    const changed = [...new Set([...sinkSnapshot.keys(), ...next.keys()])].filter((name) => sinkSnapshot.get(name) !== next.get(name));
+    const removed = [...sinkSnapshot.keys()].filter((name) => !next.has(name));
+    const changed = [...next.keys()].filter((name) => sinkSnapshot.has(name) && sinkSnapshot.get(name) !== next.get(name));
     sinkSnapshot = next;
-    if (changed.length > 0) void forwarding.restartUsing(changed);
+    void (async () => {
+      await forwarding.dropSinks(removed);
+      if (changed.length > 0) await forwarding.restartUsing(changed);
+    })();
   };
 
   const command = (id: string, run: (...args: never[]) => unknown) =>

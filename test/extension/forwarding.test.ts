@@ -100,3 +100,32 @@ test('forwarding: a rejected token stops the receiver once, with the flespi erro
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('forwarding: a removed sink leaves its forwardings, which continue to the other sinks or stop', async () => {
+  const sandbox = await startSandbox({ simulate: false, devicesPerChannel: 1 });
+  const dir = await mkdtemp(join(tmpdir(), 'flespi-forwarding-'));
+  const saved: ForwardingSpec[][] = [];
+  try {
+    const channelId = sandbox.channels[0]!.id;
+    const manager = new ForwardingManager(deps(sandbox, dir, saved));
+    const first = await manager.start({ channelId, channelName: 'c', sinks: ['a', 'b'], connection: 'sandbox' });
+    sandbox.inject(channelId, [{ ident: 'm1', timestamp: 1_700_000_000 }]);
+    await until(manager, () => first.messagesForwarded === 1);
+
+    await manager.dropSink('a');
+    assert.deepEqual(saved.at(-1)!.map((s) => s.sinks), [['b']]);
+    const second = manager.get(channelId)!;
+    assert.deepEqual(second.spec.sinks, ['b']);
+    sandbox.inject(channelId, [{ ident: 'm2', timestamp: 1_700_000_001 }]);
+    await until(manager, () => second.messagesForwarded === 1);
+    assert.deepEqual(await idents(join(dir, 'a.ndjson')), ['m1']);
+    assert.deepEqual(await idents(join(dir, 'b.ndjson')), ['m1', 'm2']);
+
+    await manager.dropSink('b');
+    assert.deepEqual(saved.at(-1), []);
+    assert.equal(manager.get(channelId), undefined);
+  } finally {
+    await sandbox.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+});

@@ -109,6 +109,13 @@ export class ForwardingController implements vscode.Disposable {
     await this.manager?.restartUsing(sinks);
   }
 
+  /** Takes removed sinks out of the forwardings (persisted ones too, so they do not fail on the next resume). */
+  async dropSinks(sinks: string[]): Promise<void> {
+    if (sinks.length === 0 || (!this.manager && !this.hasPersisted())) return;
+    const manager = await this.getManager();
+    for (const sink of sinks) await manager.dropSink(sink);
+  }
+
   /** Stops every receiver, keeping the list for the next window. */
   async suspend(): Promise<void> {
     await this.manager?.suspendAll();

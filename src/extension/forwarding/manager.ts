@@ -177,6 +177,24 @@ export class ForwardingManager extends EventEmitter<ForwardingEvents> {
     });
   }
 
+  /** Takes a deleted sink out of every forwarding (of any connection); a forwarding left without sinks stops. */
+  dropSink(sink: string): Promise<void> {
+    return this.serialized(async () => {
+      const affected = this.specs.filter((s) => s.sinks.includes(sink));
+      if (affected.length === 0) return;
+      this.specs = this.specs.flatMap((s) => (s.sinks.includes(sink) ? (s.sinks.length > 1 ? [{ ...s, sinks: s.sinks.filter((n) => n !== sink) }] : []) : [s]));
+      await this.deps.save(this.specs);
+      for (const spec of affected) {
+        const forwarding = this.active.get(spec.channelId);
+        if (!forwarding || forwarding.spec.connection !== spec.connection) continue;
+        await this.halt(spec.channelId);
+        const updated = this.specs.find((s) => s.channelId === spec.channelId && s.connection === spec.connection);
+        this.deps.log.info(`sink "${sink}" was removed: ${updated ? `forwarding channel ${spec.channelId} continues to ${updated.sinks.join(', ')}` : `forwarding channel ${spec.channelId} stopped`}`);
+        if (updated) await this.launch(new Forwarding(updated));
+      }
+    });
+  }
+
   /** How each forwarding that uses `sink` is doing. */
   sinkStatus(sink: string): { forwarding: Forwarding; stats?: ReturnType<Forwarding['sinkStats']> }[] {
     return this.list()

@@ -129,7 +129,7 @@ export async function removeSink(deps: SinkCommandDeps, node: SinkNode | undefin
   const sink = await pickSink(deps, node, 'Remove Sink');
   if (!sink) return;
   const remove = 'Remove';
-  const warning = inUse(sink.name) ? ' It is in use: forwardings to it stop delivering to it after their restart.' : '';
+  const warning = inUse(sink.name) ? ' Forwardings to it continue to their other sinks, or stop if it was their only one.' : '';
   if ((await vscode.window.showWarningMessage(`Remove sink "${sink.name}" and its stored secrets?${warning}`, { modal: true }, remove)) !== remove) return;
   await deps.sinks.remove(sink.name);
   deps.log.info(`removed sink "${sink.name}"`);
