@@ -1,0 +1,204 @@
+import type { UserProperties } from 'mqtt-packet';
+import { Deque } from './deque';
+import type { TopicFilter } from './topic-filter';
+
+/** A message as published once; deliveries to each session share it. */
+export interface BrokerMessage {
+  readonly topic: string;
+  readonly levels: readonly string[];
+  readonly payload: Buffer;
+  readonly qos: 0 | 1;
+  readonly retain: boolean;
+  readonly userProperties?: UserProperties;
+  /** The session that published it (for MQTT 5 no-local); undefined for the platform. */
+  readonly origin?: Session;
+  /** Encoded PUBLISH packets by variant, reused for every subscriber (see Connection.sendPublish). */
+  encodings?: Map<string, Buffer>;
+}
+
+/** One message on its way to one session. */
+export interface Delivery {
+  readonly message: BrokerMessage;
+  qos: 0 | 1;
+  readonly retain: boolean;
+  subscriptionIds?: number[];
+  /** Set when the message came through a shared subscription: it may move to another member. */
+  readonly group?: SharedGroup;
+  dup: boolean;
+  messageId: number;
+}
+
+/** Where a session's packets go while its client is connected. */
+export interface SessionLink {
+  /** QoS 1 messages that may be awaiting PUBACK at once. */
+  readonly window: number;
+  sendPublish(delivery: Delivery): void;
+  /** False while the socket's send buffer is full: QoS 0 messages are then dropped. */
+  acceptsVolatile(): boolean;
+}
+
+export interface SubscriptionOptions {
+  qos: 0 | 1;
+  subscriptionId?: number;
+  noLocal: boolean;
+  retainAsPublished: boolean;
+}
+
+export class Subscription {
+  constructor(
+    readonly session: Session,
+    readonly filter: TopicFilter,
+    public options: SubscriptionOptions,
+    readonly group?: SharedGroup,
+  ) {}
+}
+
+/**
+ * The members of one `$share/{group}/{filter}`: each message goes to one connected member, in turn.
+ * When no member is connected but one has a persistent session, QoS 1 messages wait here (bounded).
+ */
+export class SharedGroup {
+  readonly members: Subscription[] = [];
+  readonly pending = new Deque<BrokerMessage>();
+  droppedMessages = 0;
+  private cursor = 0;
+
+  constructor(
+    readonly key: string,
+    readonly filter: TopicFilter,
+    private readonly maxPending: number,
+  ) {}
+
+  route(message: BrokerMessage, dup = false): void {
+    const member = this.nextConnectedMember();
+    if (member) {
+      const { qos, subscriptionId } = member.options;
+      member.session.deliver({
+        message,
+        qos: Math.min(qos, message.qos) as 0 | 1,
+        retain: false,
+        subscriptionIds: subscriptionId === undefined ? undefined : [subscriptionId],
+        group: this,
+        dup,
+        messageId: 0,
+      });
+      return;
+    }
+    if (message.qos === 0 || !this.members.some((m) => m.session.persistent && m.options.qos === 1)) return;
+    if (this.pending.length >= this.maxPending) {
+      this.pending.shift();
+      this.droppedMessages++;
+    }
+    this.pending.push(message);
+  }
+
+  /** Hands waiting messages to connected members (after one connected or subscribed). */
+  drain(): void {
+    while (this.pending.length > 0 && this.hasConnectedMember()) this.route(this.pending.shift()!);
+  }
+
+  private hasConnectedMember(): boolean {
+    return this.members.some((m) => m.session.link !== undefined);
+  }
+
+  private nextConnectedMember(): Subscription | undefined {
+    const count = this.members.length;
+    for (let step = 0; step < count; step++) {
+      const index = (this.cursor + step) % count;
+      const member = this.members[index];
+      if (member.session.link) {
+        this.cursor = (index + 1) % count;
+        return member;
+      }
+    }
+    return undefined;
+  }
+}
+
+/**
+ * What the broker keeps per client id: subscriptions, QoS 1 messages waiting to be sent (bounded,
+ * the oldest dropped first) and messages sent but not yet acknowledged (bounded by the link's window).
+ */
+export class Session {
+  readonly subscriptions = new Map<string, Subscription>();
+  readonly queue = new Deque<Delivery>();
+  readonly inflight = new Map<number, Delivery>();
+  link?: SessionLink;
+  /** Whether the session outlives its connection (3.1.1 clean=false; 5 session expiry > 0). */
+  persistent = false;
+  /** MQTT 5 session expiry in seconds (0xFFFFFFFF = never); undefined for 3.1.1 sessions (never). */
+  expirySeconds?: number;
+  expiryTimer?: NodeJS.Timeout;
+  /** QoS 1 messages dropped because the queue was full. */
+  droppedMessages = 0;
+  private lastMessageId = 0;
+
+  constructor(
+    readonly clientId: string,
+    private readonly maxQueued: number,
+  ) {}
+
+  deliver(delivery: Delivery): void {
+    if (delivery.qos === 0) {
+      if (this.link?.acceptsVolatile()) this.link.sendPublish(delivery);
+      return;
+    }
+    if (this.queue.length >= this.maxQueued) {
+      this.queue.shift();
+      this.droppedMessages++;
+    }
+    this.queue.push(delivery);
+    this.pump();
+  }
+
+  /** Sends queued messages while the in-flight window has room. */
+  pump(): void {
+    const link = this.link;
+    if (!link) return;
+    while (this.inflight.size < link.window && this.queue.length > 0) {
+      const delivery = this.queue.shift()!;
+      delivery.messageId = this.allocateMessageId();
+      this.inflight.set(delivery.messageId, delivery);
+      link.sendPublish(delivery);
+    }
+  }
+
+  acknowledge(messageId: number): void {
+    if (this.inflight.delete(messageId)) this.pump();
+  }
+
+  /** A client connected to this session: resend what it never acknowledged (DUP), then the queue. */
+  attach(link: SessionLink): void {
+    this.link = link;
+    if (this.expiryTimer) clearTimeout(this.expiryTimer);
+    this.expiryTimer = undefined;
+    for (const delivery of this.inflight.values()) {
+      delivery.dup = true;
+      link.sendPublish(delivery);
+    }
+    this.pump();
+  }
+
+  /** Removes and returns the deliveries that came through shared subscriptions (in flight first), for another member to take. */
+  takeGroupDeliveries(): Delivery[] {
+    const taken: Delivery[] = [];
+    for (const [messageId, delivery] of this.inflight) {
+      if (delivery.group) {
+        this.inflight.delete(messageId);
+        taken.push(delivery);
+      }
+    }
+    this.queue.retain((delivery) => {
+      if (!delivery.group) return true;
+      taken.push(delivery);
+      return false;
+    });
+    return taken;
+  }
+
+  private allocateMessageId(): number {
+    do this.lastMessageId = this.lastMessageId === 0xffff ? 1 : this.lastMessageId + 1;
+    while (this.inflight.has(this.lastMessageId));
+    return this.lastMessageId;
+  }
+}

@@ -1,0 +1,154 @@
+import { compileExpression, ExpressionError, type MessagePredicate } from './expression';
+
+/**
+ * A subscription's topic filter with flespi's extensions:
+ * - `$share/{group}/{filter}`: a shared subscription;
+ * - `$filter/payload={url-encoded expression}/{filter}`: only messages whose JSON payload matches;
+ * - comma lists in one level: `flespi/message/gw/channels/10,20/+`.
+ * They combine as `$share/{group}/$filter/payload=.../{filter}`.
+ */
+export interface TopicFilter {
+  /** The filter as the client sent it (the key of the subscription). */
+  readonly raw: string;
+  /** The shared subscription group, for `$share/...` filters. */
+  readonly shareGroup?: string;
+  /** The filter without `$share/{group}/` (identifies a shared subscription together with the group). */
+  readonly unshared: string;
+  readonly payloadFilter?: MessagePredicate;
+  /** Level patterns; more than one when a level holds a comma list. */
+  readonly patterns: readonly (readonly string[])[];
+}
+
+/** Most patterns one filter may expand to through comma lists. */
+const MAX_PATTERNS = 1024;
+
+export class TopicFilterError extends Error {
+  override readonly name = 'TopicFilterError';
+}
+
+/** Parses a SUBSCRIBE topic filter; throws TopicFilterError saying what is wrong. */
+export function parseTopicFilter(raw: string): TopicFilter {
+  let rest = raw;
+  let shareGroup: string | undefined;
+  if (rest.startsWith('$share/')) {
+    const slash = rest.indexOf('/', 7);
+    shareGroup = slash < 0 ? '' : rest.slice(7, slash);
+    if (shareGroup === '' || /[+#]/.test(shareGroup)) throw new TopicFilterError(`'${raw}': $share needs a group name and a topic filter: $share/{group}/{filter}`);
+    rest = rest.slice(slash + 1);
+  }
+  const unshared = rest;
+  const predicates: MessagePredicate[] = [];
+  while (rest.startsWith('$filter/')) {
+    const slash = rest.indexOf('/', 8);
+    if (slash < 0) throw new TopicFilterError(`'${raw}': $filter needs a spec and a topic filter: $filter/payload={expression}/{filter}`);
+    const spec = rest.slice(8, slash);
+    rest = rest.slice(slash + 1);
+    if (!spec.startsWith('payload=')) throw new TopicFilterError(`'${raw}': the sandbox supports only $filter/payload={url-encoded expression}, not '${spec}'`);
+    let expression: string;
+    try {
+      expression = decodeURIComponent(spec.slice('payload='.length));
+    } catch {
+      throw new TopicFilterError(`'${raw}': the $filter expression is not valid URL encoding`);
+    }
+    try {
+      predicates.push(compileExpression(expression));
+    } catch (error) {
+      if (error instanceof ExpressionError) throw new TopicFilterError(`'${raw}': bad $filter expression '${expression}': ${error.message}`);
+      throw error;
+    }
+  }
+  if (rest === '') throw new TopicFilterError(`'${raw}': the topic filter is empty`);
+  const levels = rest.split('/');
+  let patterns: string[][] = [[]];
+  levels.forEach((level, index) => {
+    if (level.includes('#') && (level !== '#' || index !== levels.length - 1)) throw new TopicFilterError(`'${raw}': '#' must be a whole level and the last one`);
+    if (level.includes('+') && level !== '+') throw new TopicFilterError(`'${raw}': '+' must be a whole level`);
+    const alternatives = level.includes(',') ? level.split(',') : [level];
+    if (alternatives.length > 1 && alternatives.some((a) => a === '' || a === '+' || a === '#')) throw new TopicFilterError(`'${raw}': a comma list holds plain names only`);
+    if (patterns.length * alternatives.length > MAX_PATTERNS) throw new TopicFilterError(`'${raw}': the comma lists expand to more than ${MAX_PATTERNS} topics`);
+    patterns = patterns.flatMap((pattern) => alternatives.map((alternative) => [...pattern, alternative]));
+  });
+  patterns = [...new Map(patterns.map((pattern) => [pattern.join('/'), pattern])).values()];
+  const payloadFilter: MessagePredicate | undefined =
+    predicates.length === 0 ? undefined : predicates.length === 1 ? predicates[0] : (message) => predicates.every((p) => p(message));
+  return { raw, shareGroup, unshared, payloadFilter, patterns };
+}
+
+/** Whether a topic name (split in levels) matches one level pattern. Topics starting with `$` are not matched by a leading wildcard. */
+export function patternMatches(pattern: readonly string[], topic: readonly string[]): boolean {
+  for (let i = 0; i < pattern.length; i++) {
+    const level = pattern[i];
+    if (level === '#') return !(i === 0 && topic[0].startsWith('$'));
+    if (i >= topic.length) return false;
+    if (level === '+') {
+      if (i === 0 && topic[0].startsWith('$')) return false;
+      continue;
+    }
+    if (level !== topic[i]) return false;
+  }
+  return pattern.length === topic.length;
+}
+
+export function filterMatches(filter: TopicFilter, topic: readonly string[]): boolean {
+  return filter.patterns.some((pattern) => patternMatches(pattern, topic));
+}
+
+class TrieNode<T> {
+  readonly children = new Map<string, TrieNode<T>>();
+  readonly values: T[] = [];
+}
+
+/** Maps level patterns to values, and finds every value whose pattern matches a topic in one walk. */
+export class TopicTrie<T> {
+  private readonly root = new TrieNode<T>();
+
+  add(pattern: readonly string[], value: T): void {
+    let node = this.root;
+    for (const level of pattern) {
+      let child = node.children.get(level);
+      if (!child) {
+        child = new TrieNode<T>();
+        node.children.set(level, child);
+      }
+      node = child;
+    }
+    node.values.push(value);
+  }
+
+  remove(pattern: readonly string[], value: T): void {
+    const path: TrieNode<T>[] = [this.root];
+    for (const level of pattern) {
+      const child = path[path.length - 1].children.get(level);
+      if (!child) return;
+      path.push(child);
+    }
+    const leaf = path[path.length - 1];
+    const index = leaf.values.indexOf(value);
+    if (index >= 0) leaf.values.splice(index, 1);
+    // Prune nodes left empty so the trie does not grow with churn.
+    for (let i = pattern.length; i > 0; i--) {
+      const node = path[i];
+      if (node.values.length > 0 || node.children.size > 0) break;
+      path[i - 1].children.delete(pattern[i - 1]);
+    }
+  }
+
+  /** Appends to `out` every value whose pattern matches `topic` (a value added under several patterns may appear more than once). */
+  match(topic: readonly string[], out: T[]): void {
+    this.walk(this.root, topic, 0, out);
+  }
+
+  private walk(node: TrieNode<T>, topic: readonly string[], index: number, out: T[]): void {
+    const system = index === 0 && topic[0].startsWith('$');
+    const hash = system ? undefined : node.children.get('#');
+    if (hash) for (const value of hash.values) out.push(value);
+    if (index === topic.length) {
+      for (const value of node.values) out.push(value);
+      return;
+    }
+    const plus = system ? undefined : node.children.get('+');
+    if (plus) this.walk(plus, topic, index + 1, out);
+    const exact = node.children.get(topic[index]);
+    if (exact) this.walk(exact, topic, index + 1, out);
+  }
+}
