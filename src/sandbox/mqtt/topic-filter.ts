@@ -1,9 +1,13 @@
-import { compileExpression, ExpressionError, type MessagePredicate } from './expression';
+import { compileFilter, FilterSyntaxError } from '../filter';
+
+/** Whether a message (a parsed JSON payload) passes a `$filter/payload=` expression. */
+export type MessagePredicate = (message: Readonly<Record<string, unknown>>) => boolean;
 
 /**
  * A subscription's topic filter with flespi's extensions:
  * - `$share/{group}/{filter}`: a shared subscription;
- * - `$filter/payload={url-encoded expression}/{filter}`: only messages whose JSON payload matches;
+ * - `$filter/payload={url-encoded expression}/{filter}`: only messages whose JSON payload matches
+ *   (the same expression language as REST `filter`, from ../filter.ts);
  * - comma lists in one level: `flespi/message/gw/channels/10,20/+`.
  * They combine as `$share/{group}/$filter/payload=.../{filter}`.
  */
@@ -51,9 +55,10 @@ export function parseTopicFilter(raw: string): TopicFilter {
       throw new TopicFilterError(`'${raw}': the $filter expression is not valid URL encoding`);
     }
     try {
-      predicates.push(compileExpression(expression));
+      const test = compileFilter(expression);
+      predicates.push((message) => test((name) => message[name]));
     } catch (error) {
-      if (error instanceof ExpressionError) throw new TopicFilterError(`'${raw}': bad $filter expression '${expression}': ${error.message}`);
+      if (error instanceof FilterSyntaxError) throw new TopicFilterError(`'${raw}': bad $filter expression '${expression}': ${error.message}`);
       throw error;
     }
   }
