@@ -1,0 +1,104 @@
+// The flespi side dies: the sandbox process is SIGKILLed mid-stream and started again on the same
+// ports with the same token, while messages keep coming in.
+//
+// What "nothing lost" means here. The sandbox keeps its channel buffer in memory, so what it held
+// at the kill is gone with it (flespi's own buffer survives a restart; the sandbox's cannot):
+// - every message the receiver had fetched before the kill reaches every sink;
+// - every message injected after the restart reaches every sink, without anyone touching the receiver;
+// - no poll after the restart asks for a key below the last checkpoint (acknowledged messages are
+//   never requested again).
+// Messages stored by the first run but not yet fetched are counted and reported, not asserted.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { FlespiClient, type PollParams, type PollResult } from '../../src/core/flespi/client';
+import { FlespiError } from '../../src/core/errors';
+import { HttpHandler } from '../../src/core/handlers/http';
+import { WialonHandler } from '../../src/core/handlers/wialon';
+import { Receiver } from '../../src/core/receiver/receiver';
+import { RestSource } from '../../src/core/sources/rest';
+import { CHANNEL, HttpSink, Injector, Ledger, WialonSink, delay, idsOf, startSandboxProcess, waitUntil, type SandboxProcess } from './support';
+
+/** How long the sandbox stays dead. */
+const DOWNTIME_MS = 1500;
+const TIMEOUT = { timeout: 90_000 };
+
+/** A real FlespiClient that remembers every curr_key it asked for and every id it got. */
+class WatchedClient extends FlespiClient {
+  readonly polls: { currKey: number; at: number }[] = [];
+  readonly fetched = new Set<number>();
+
+  override async pollChannelMessages(channelId: number, params: PollParams, signal?: AbortSignal): Promise<PollResult> {
+    this.polls.push({ currKey: params.currKey, at: Date.now() });
+    const result = await super.pollChannelMessages(channelId, params, signal);
+    for (const id of idsOf(result.messages)) this.fetched.add(id);
+    return result;
+  }
+}
+
+let sandbox: SandboxProcess;
+
+before(async () => {
+  sandbox = await startSandboxProcess();
+});
+
+after(async () => {
+  await sandbox?.stop();
+});
+
+test('REST source: the sandbox is SIGKILLed mid-stream and restarted on the same ports; the receiver resumes by itself and every message it can still get arrives at every sink', TIMEOUT, async (t) => {
+  const ledger = new Ledger(['http', 'wialon']);
+  const http = await new HttpSink(ledger, 'http').listen();
+  const wialon = await new WialonSink(ledger, 'wialon').listen();
+  const client = new WatchedClient({ token: sandbox.token, baseUrl: sandbox.restUrl, timeoutMs: 1000 });
+  const receiver = new Receiver({
+    source: new RestSource({ client, channelId: CHANNEL, limitCount: 50, timeout: 1 }),
+    handlers: [new HttpHandler({ url: http.url, method: 'POST', headers: {}, timeoutMs: 5000 }, 'http'), new WialonHandler({ host: '127.0.0.1', port: wialon.port, ackTimeoutMs: 2000, window: 16, connectTimeoutMs: 2000 }, 'wialon')],
+    retry: { initialMs: 100, maxMs: 500 },
+  });
+  const sourceErrors: string[] = [];
+  receiver.on('source-error', (e) => sourceErrors.push(e.error instanceof FlespiError ? e.error.kind : e.error.name));
+  const injector = new Injector(sandbox);
+  try {
+    await receiver.start();
+    injector.start(10, 25);
+    await waitUntil(() => ledger.distinct('http') >= 300, () => `before the kill: ${ledger.summary(injector.injected)}`);
+
+    const checkpointAtKill = receiver.stats().lastCheckpoint?.currKey ?? 0;
+    await sandbox.kill();
+    const killedAt = Date.now();
+    const fetchedBeforeKill = [...client.fetched];
+    await delay(DOWNTIME_MS);
+    assert.equal(receiver.state, 'retrying', 'the receiver reports that the source is failing');
+    assert.ok(sourceErrors.includes('network'), `a network error was reported, got ${sourceErrors.join(', ')}`);
+
+    await sandbox.restart();
+    await waitUntil(() => injector.injected.filter((id) => injector.acceptedBy.get(id) === 2).length >= 300, () => 'the injector could not feed the restarted sandbox');
+    await injector.stop();
+
+    const afterRestart = injector.injected.filter((id) => injector.acceptedBy.get(id) === 2);
+    const expected = [...new Set([...fetchedBeforeKill, ...afterRestart])].sort((a, b) => a - b);
+    const lostWithSandbox = injector.injected.filter((id) => injector.acceptedBy.get(id) === 1 && !client.fetched.has(id));
+    t.diagnostic(`injected ${injector.injected.length} (${afterRestart.length} after the restart); fetched before the kill ${fetchedBeforeKill.length}; gone with the killed sandbox's memory (never fetched) ${lostWithSandbox.length}`);
+    // The assertions below say what is missing when this times out.
+    await waitUntil(
+      () => {
+        wialon.sync();
+        return ledger.complete(expected);
+      },
+      () => ledger.summary(expected),
+      10_000,
+    ).catch(() => {});
+    wialon.sync();
+    // KNOWN BUG (docs/reliability.md, "sandbox restart"): the restarted sandbox numbers the channel's keys
+    // from 1 again, so the receiver, polling from its checkpoint key, never sees the messages whose new
+    // keys are below it. This assertion fails until the sandbox keeps its keys increasing across restarts.
+    ledger.assertAllArrived(t, expected);
+    const lowPolls = client.polls.filter((p) => p.at > killedAt && p.currKey < checkpointAtKill);
+    assert.equal(lowPolls.length, 0, `after the restart no poll asks for a key below the checkpoint ${checkpointAtKill}`);
+    assert.equal(receiver.state, 'running');
+  } finally {
+    await injector.stop();
+    await receiver.stop();
+    await Promise.all([http.close(), wialon.close()]);
+  }
+});
