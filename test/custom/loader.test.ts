@@ -111,6 +111,21 @@ test('loader: a run-time error inside handle() maps back to the TypeScript line 
   });
 });
 
+test('loader: columns stay right after a template literal (where sucrase\'s own source map drifts) and on unchanged lines', async () => {
+  await withDir(async (dir) => {
+    const file = join(dir, 'Templated.ts');
+    const source = `import { Handler, type FlespiMessage } from 'flespi-receiver';\nexport default class Templated extends Handler {\n  private label: string = \`batch \${1 + 1}\`;\n  async handle(messages: readonly FlespiMessage[]): Promise<void> {\n    if (messages.length > 1) throw new Error(\`\${this.label}: too many\`);\n    const n: number = (messages[0] as any).nested.value;\n    this.log.info(String(n));\n  }\n}\n`;
+    await writeFile(file, source);
+    const Templated = await loadHandlerClass(file);
+    const handler = new Templated();
+    const ctx = { signal: new AbortController().signal, attempt: 1, log: { debug() {}, info() {}, warn() {}, error() {} } };
+    const thrown = await handler.handle([{}, {}], ctx).then(() => assert.fail('should throw'), (e: unknown) => e);
+    assert.deepEqual(locateError(thrown), { file, line: 5, column: positionOf(source, 'new Error').column });
+    const typed = await handler.handle([{}], ctx).then(() => assert.fail('should throw'), (e: unknown) => e);
+    assert.deepEqual(locateError(typed), { file, line: 6, column: positionOf(source, 'value;').column });
+  });
+});
+
 test('loader: a default export that is not a Handler class is refused with what to write instead', async () => {
   await withDir(async (dir) => {
     const cases: [string, RegExp][] = [

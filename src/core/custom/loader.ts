@@ -45,8 +45,13 @@ export class HandlerLoadError extends Error {
   }
 }
 
-/** Source maps of every file compiled so far, to map stack frames of the evaluated code back to the source. */
-const sourceMaps = new Map<string, SourceMap>();
+/** What was compiled from each file, to map stack frames of the evaluated code back to the source. */
+interface CompiledFile {
+  map: SourceMap;
+  sourceLines: string[];
+  codeLines: string[];
+}
+const compiledFiles = new Map<string, CompiledFile>();
 
 /**
  * Compiles and evaluates `file` and returns its default export, checked to be a Handler subclass.
@@ -96,13 +101,13 @@ export function compileHandlerSource(source: string, file: string): { code: stri
  */
 export function locateError(error: unknown): SourceLocation | undefined {
   const stack = error instanceof Error ? error.stack : undefined;
-  if (!stack || sourceMaps.size === 0) return undefined;
+  if (!stack || compiledFiles.size === 0) return undefined;
   for (const line of stack.split('\n')) {
-    for (const [file, map] of sourceMaps) {
+    for (const [file, compiled] of compiledFiles) {
       const at = line.indexOf(`${file}:`);
       if (at < 0) continue;
       const position = /^:(\d+):(\d+)/.exec(line.slice(at + file.length));
-      if (position) return mapPosition(map, file, Number(position[1]), Number(position[2]));
+      if (position) return { file, ...sourcePosition(compiled, Number(position[1]), Number(position[2])) };
     }
   }
   return undefined;
@@ -138,7 +143,7 @@ class ModuleLoader {
       throw new HandlerLoadError(`${path}: cannot read the handler: ${reason}`, path, undefined, { cause: error });
     }
     const { code, sourceMap } = compileHandlerSource(source, path);
-    sourceMaps.set(path, sourceMap);
+    compiledFiles.set(path, { map: sourceMap, sourceLines: source.split('\n'), codeLines: code.split('\n') });
     // Cached before its imports load, so an import cycle gets the partial exports, as in Node.
     const module = { exports: {} as unknown };
     this.cache.set(path, module);
@@ -191,12 +196,40 @@ function localTypeScript(from: string, id: string): string | undefined {
   return candidates.find((c) => existsSync(c));
 }
 
-function mapPosition(map: SourceMap, file: string, line: number, column: number): SourceLocation {
-  const entry = map.findEntry(line - 1, column - 1) as Partial<{ generatedLine: number; generatedColumn: number; originalLine: number; originalColumn: number }>;
-  if (typeof entry.originalLine !== 'number' || typeof entry.originalColumn !== 'number') return { file, line, column };
-  // The entry is the nearest mapped token at or before the position: keep the offset within it.
-  const offset = entry.generatedLine === line - 1 && typeof entry.generatedColumn === 'number' ? column - 1 - entry.generatedColumn : 0;
-  return { file, line: entry.originalLine + 1, column: entry.originalColumn + offset + 1 };
+/**
+ * The source line and column (1-based) of a position in the compiled code. Sucrase keeps every
+ * line on its line, so only the column can move, and only on lines where types were removed. Its
+ * source map gives the column token by token, but drifts after a template literal with `${}`
+ * (sucrase 3.35), so a mapped column is used only when the same token is found there; otherwise
+ * the same occurrence of the token in the source line is taken (types are removed, code is not).
+ */
+function sourcePosition(compiled: CompiledFile, line: number, column: number): { line: number; column: number } {
+  const code = compiled.codeLines[line - 1];
+  const source = compiled.sourceLines[line - 1];
+  if (code === undefined || source === undefined || code === source) return { line, column };
+  const token = tokenAt(code, column - 1);
+  if (!token) return { line, column };
+  const entry = compiled.map.findEntry(line - 1, column - 1) as Partial<{ generatedLine: number; generatedColumn: number; originalLine: number; originalColumn: number }>;
+  if (entry.generatedLine === line - 1 && entry.originalLine === line - 1 && entry.generatedColumn !== undefined && entry.originalColumn !== undefined) {
+    const mapped = entry.originalColumn + (column - 1 - entry.generatedColumn);
+    if (tokenAt(source, mapped) === token) return { line, column: mapped + 1 };
+  }
+  const nth = occurrences(code.slice(0, column - 1), token).length;
+  const at = occurrences(source, token)[nth];
+  return { line, column: at === undefined ? column : at + 1 };
+}
+
+/** The identifier (or else the single character) starting at `index`. */
+function tokenAt(text: string, index: number): string | undefined {
+  const rest = text.slice(index);
+  return /^[A-Za-z_$][\w$]*/.exec(rest)?.[0] ?? (rest[0]?.trim() ? rest[0] : undefined);
+}
+
+/** Where `token` occurs in `text` as a whole word (identifiers) or anywhere (punctuation). */
+function occurrences(text: string, token: string): number[] {
+  const escaped = token.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const pattern = /^[\w$]/.test(token) ? new RegExp(`(?<![\\w$])${escaped}(?![\\w$])`, 'g') : new RegExp(escaped, 'g');
+  return [...text.matchAll(pattern)].map((m) => m.index!);
 }
 
 /** `:line` of a V8 SyntaxError, whose stack starts with `<file>:<line>`. */
