@@ -3,11 +3,9 @@
  * delivered to a fresh handler of it once (start → handle → stop), and the outcome is returned.
  */
 import * as vscode from 'vscode';
-import { describeHandlerError } from '../core/custom/loader';
 import type { FlespiMessage } from '../core/message';
 import type { ForwardResult } from '../shared/tailProtocol';
 import { coreLogger } from './log';
-import { deliverOnce } from './sinks/deliver';
 import type { SinkStore } from './sinks/sinkStore';
 import { sinkTarget } from './sinks/sinkModel';
 
@@ -44,6 +42,9 @@ export async function forwardToSink(messages: readonly FlespiMessage[], deps: Fo
 export async function sendToSink(sinkName: string, messages: readonly FlespiMessage[], deps: ForwardDeps): Promise<ForwardResult> {
   const sink = deps.sinks.get(sinkName);
   if (!sink) return { sink: sinkName, acknowledged: 0, errors: [`no sink named "${sinkName}" in flespi.sinks`], ms: 0 };
+  // Loaded on first use: the loader brings the TypeScript compiler for custom handlers.
+  const { describeHandlerError } = await import('../core/custom/loader.js');
+  const { deliverOnce } = await import('./sinks/deliver.js');
   let result: ForwardResult;
   try {
     const handler = await deps.sinks.createHandler(sink);
