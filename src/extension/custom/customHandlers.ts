@@ -109,7 +109,7 @@ export class CustomHandlers implements vscode.Disposable {
     const { locateError, describeHandlerError } = await import('../../core/custom/loader.js');
     const location = locateError(error) ?? (error as { location?: SourceLocation }).location;
     // Not a load problem: the Sinks view shows it from the live counters; the diagnostic stays until the next save.
-    this.setDiagnostic(location, this.fileOf(sink), `flespi handler "${sinkName}" failed while forwarding: ${describeHandlerError(error)}`);
+    this.setDiagnostic(location, this.fileOf(sink), `flespi handler "${sinkName}" failed while forwarding: ${describeHandlerError(error)}`, false);
   }
 
   /** Compiles every custom sink's file (all, or those affected by `changed`), updating problems and diagnostics. */
@@ -159,7 +159,7 @@ export class CustomHandlers implements vscode.Disposable {
   }
 
   /** A diagnostic at the location (or the first line of `fallback`), plus a message once per distinct error. */
-  private setDiagnostic(location: SourceLocation | undefined, fallback: vscode.Uri | undefined, message: string): void {
+  private setDiagnostic(location: SourceLocation | undefined, fallback: vscode.Uri | undefined, message: string, prefix = true): void {
     const uri = location ? vscode.Uri.file(location.file) : fallback;
     if (!uri) return;
     const line = Math.max(0, (location?.line ?? 1) - 1);
@@ -171,7 +171,7 @@ export class CustomHandlers implements vscode.Disposable {
     if (this.shown.get(uri.fsPath) === message) return;
     this.shown.set(uri.fsPath, message);
     const show = 'Go to Error';
-    void vscode.window.showErrorMessage(`flespi handler: ${message}`, show).then(async (choice) => {
+    void vscode.window.showErrorMessage(prefix ? `flespi handler: ${message}` : message, show).then(async (choice) => {
       if (choice !== show) return;
       const editor = await vscode.window.showTextDocument(uri);
       const position = new vscode.Position(line, column);
