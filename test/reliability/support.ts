@@ -4,6 +4,7 @@
 // injector that feeds a sandbox over its control API.
 import { spawn, type ChildProcess, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
 import { createServer as createTcpServer } from 'node:net';
@@ -12,6 +13,7 @@ import { join, resolve } from 'node:path';
 import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { build } from 'esbuild';
+import mqtt from 'mqtt';
 import { Handler, type HandlerContext } from '../../src/core/handler';
 import type { FlespiMessage } from '../../src/core/message';
 import { findBlock } from '../../src/core/wialon/codec';
@@ -60,6 +62,13 @@ export class Ledger {
     return this.sinks.get(sink)!.size;
   }
 
+  /** Deliveries, duplicates included. */
+  total(sink: string): number {
+    let total = 0;
+    for (const count of this.sinks.get(sink)!.values()) total += count;
+    return total;
+  }
+
   /** Deliveries beyond the first, summed over all ids. */
   duplicates(sink: string): number {
     let extra = 0;
@@ -101,9 +110,9 @@ export class Ledger {
 // ---- waiting ------------------------------------------------------------------------------------
 
 /** Polls `condition` every 20 ms; rejects with `explain()` after `timeoutMs`. */
-export async function waitUntil(condition: () => boolean, explain: () => string, timeoutMs = 20_000): Promise<void> {
+export async function waitUntil(condition: () => boolean | Promise<boolean>, explain: () => string, timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
+  while (!(await condition())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms: ${explain()}`);
     await delay(20);
   }
@@ -261,6 +270,38 @@ export class LedgerHandler extends Handler {
     await this.behaviour?.(messages, ctx, this.calls);
     this.ledger.add(this.name, idsOf(messages));
   }
+}
+
+// ---- an MQTT subscriber ---------------------------------------------------------------------------
+
+/**
+ * Subscribes with a persistent session (clean: false, QoS 1) and records every message's id. With a
+ * broker that persists sessions, messages published while the subscriber is briefly away (the broker
+ * restarting) wait for it, so what it records is what the broker accepted.
+ */
+export async function mqttLedgerSubscriber(url: string, topicFilter: string, tls: { caFile: string; certFile: string; keyFile: string }, ledger: Ledger, sinkName: string): Promise<{ close(): Promise<void> }> {
+  const client = mqtt.connect(url, {
+    clientId: `reliability-${sinkName}-${randomBytes(4).toString('hex')}`,
+    clean: false,
+    protocolVersion: 4,
+    reconnectPeriod: 100,
+    connectTimeout: 5000,
+    ca: readFileSync(tls.caFile),
+    cert: readFileSync(tls.certFile),
+    key: readFileSync(tls.keyFile),
+  });
+  client.on('error', () => {}); // reconnects by itself
+  client.on('message', (_topic, payload) => {
+    try {
+      ledger.add(sinkName, idsOf([JSON.parse(payload.toString('utf8')) as FlespiMessage]));
+    } catch {
+      // not one of ours
+    }
+  });
+  await new Promise<void>((done, fail) => {
+    client.once('connect', () => client.subscribe(topicFilter, { qos: 1 }, (error) => (error ? fail(error) : done())));
+  });
+  return { close: () => client.endAsync(true) };
 }
 
 // ---- the CLI ------------------------------------------------------------------------------------
