@@ -145,14 +145,14 @@ export type HttpSinkMode = 'accept' | 'unavailable';
 
 /**
  * A real HTTP server that takes batches POSTed as JSON arrays (what the `http` handler sends) and
- * records their ids in a ledger when it answers 2xx. In 'unavailable' mode it answers 503 and
- * records nothing. `beforeAnswer` may hold a request (to kill the client mid-batch); a request
- * whose client went away meanwhile is not recorded.
+ * records their ids in a ledger once it has read the whole batch. In 'unavailable' mode it answers
+ * 503 and records nothing. `beforeAnswer` may hold a request after recording it (to kill the client
+ * after the sink stored a batch but before it was told so).
  */
 export class HttpSink {
   mode: HttpSinkMode = 'accept';
   beforeAnswer?: (ids: number[]) => Promise<void>;
-  /** Requests answered 2xx and 503. */
+  /** Batches recorded, and requests answered 503. */
   accepted = 0;
   refused = 0;
   /** Each accepted request's ids, in order. */
@@ -199,12 +199,11 @@ export class HttpSink {
       res.writeHead(400).end('not a JSON array');
       return;
     }
-    await this.beforeAnswer?.(ids);
-    if (req.socket.destroyed) return; // the client went away while we held the request
     this.accepted++;
     this.batches.push(ids);
     this.ledger.add(this.sinkName, ids);
-    res.writeHead(200).end();
+    await this.beforeAnswer?.(ids);
+    if (!res.destroyed) res.writeHead(200).end();
   }
 }
 
