@@ -1,0 +1,542 @@
+import { createHash } from 'node:crypto';
+import { hostname } from 'node:os';
+import mqtt, { type IClientOptions, type IConnackPacket, type IPublishPacket, type MqttClient } from 'mqtt';
+import { errorMessage, FlespiError } from '../errors';
+import type { ChannelHistoryParams } from '../flespi/client';
+import { silentLogger, type Logger } from '../logger';
+import type { FlespiMessage } from '../message';
+import { abortReason, AbortError, backoffDelay, type RetryOptions } from '../receiver/backoff';
+import type { Checkpoint, Source, SourceBatch } from './source';
+
+export type MqttConnectionState = 'connecting' | 'connected' | 'reconnecting' | 'offline';
+
+/** What gap filling needs from the REST client (FlespiClient has it). */
+export interface GapFillClient {
+  channelMessages(channelId: number, params: ChannelHistoryParams, signal?: AbortSignal): Promise<FlespiMessage[]>;
+}
+
+export interface MqttSourceOptions {
+  /** e.g. `mqtts://mqtt.flespi.io:8883`, or the sandbox's `mqtt://127.0.0.1:{port}`. */
+  url: string;
+  /** The flespi token, bare or with the `FlespiToken ` prefix (sent as the MQTT username). */
+  token: string;
+  channelId: number;
+  /** Identifies the broker session that keeps unacknowledged messages; keep it stable across restarts. Default: `flespi-receiver-{channel}-{hostname}` (+ a hash of group/filter). Give each member of a group on one host its own. */
+  clientId?: string;
+  /** Shared subscription group: receivers in one group split the stream (`$share/{group}/...`). */
+  group?: string;
+  /** A flespi expression evaluated by the broker (`$filter/payload=`), e.g. `position.speed>60`. */
+  filter?: string;
+  /** Default 5. */
+  protocolVersion?: 4 | 5;
+  /** Default 1000. */
+  batchMaxMessages?: number;
+  /** How long a batch waits to fill up after its first message. Default 200 ms. */
+  batchMaxWaitMs?: number;
+  /**
+   * Messages received but not yet acknowledged, at most. MQTT 5 asks the broker for this as
+   * Receive Maximum (≤ 65535); beyond it the source stops reading the socket. Default 10,000.
+   */
+  maxUnacked?: number;
+  /** MQTT 5 session expiry: how long the broker keeps messages for an offline receiver. Default 3600 s. */
+  sessionExpirySeconds?: number;
+  /** Default 60 s. */
+  keepaliveSeconds?: number;
+  /** Delay between reconnect attempts. Default 1 s doubling up to 30 s. */
+  reconnect?: RetryOptions;
+  /**
+   * After a reconnect where the broker lost the session (so messages published meanwhile are gone),
+   * read the gap from the REST API (`from` the last `server.timestamp` seen, `to` now) and skip
+   * messages already seen (same `server.timestamp` and `ident`).
+   */
+  gapFill?: { client: GapFillClient; pageSize?: number };
+  onState?(state: MqttConnectionState, detail?: string): void;
+  log?: Logger;
+}
+
+export interface MqttSourceStats {
+  /** Messages handed out in batches (including gap-filled ones). */
+  received: number;
+  /** Payloads that were not a JSON object: logged, acknowledged and skipped. */
+  malformed: number;
+  /** Messages the broker sent again (DUP) after a reconnect. */
+  redelivered: number;
+  gapFilled: number;
+  /** Gap-filled messages skipped because MQTT had already delivered them. */
+  duplicatesSkipped: number;
+  reconnects: number;
+  /** Messages received and not yet acknowledged. */
+  unacked: number;
+}
+
+/** One QoS 1 message's PUBACK, sent once its batch is done. */
+interface PendingAck {
+  readonly messageId: number;
+  /** The connection it arrived on: a PUBACK on a later connection could acknowledge a different message. */
+  readonly connection: number;
+  done: boolean;
+}
+
+interface Received {
+  message: FlespiMessage;
+  ack?: PendingAck;
+}
+
+const DEFAULT_RECONNECT: RetryOptions = { initialMs: 1000, maxMs: 30_000 };
+const SEEN_KEYS_KEPT = 50_000;
+/** Passed to MQTT.js's handleMessage callback so it does not send the PUBACK itself (ack() does). */
+const ACK_LATER = new Error('acknowledged once the batch is done');
+
+/**
+ * Receives a flespi channel's messages over MQTT: `flespi/message/gw/channels/{id}/+` at QoS 1 in a
+ * persistent session, so the broker keeps what is not acknowledged across disconnects and restarts.
+ *
+ * Each message's PUBACK is held until the receiver calls `ack()` for its batch, i.e. after every
+ * handler accepted it; messages not acknowledged when the connection drops are sent again by the
+ * broker (at-least-once). PUBACKs go out in the order the messages arrived, as MQTT requires.
+ *
+ * MQTT.js handles one incoming packet at a time and only moves on when the previous one is
+ * finished, so holding a message open (customHandleAcks) would stall the connection. Instead
+ * handleMessage finishes each packet at once with a marker error that tells MQTT.js to skip its own
+ * PUBACK, and this class writes the PUBACKs itself.
+ */
+export class MqttSource implements Source {
+  readonly description: string;
+  private readonly options: MqttSourceOptions;
+  private readonly log: Logger;
+  private readonly topic: string;
+  private readonly clientId: string;
+  private readonly protocolVersion: 4 | 5;
+  private readonly batchMaxMessages: number;
+  private readonly batchMaxWaitMs: number;
+  private readonly maxUnacked: number;
+  private client?: MqttClient;
+  /** Increases with every accepted connection (CONNACK). */
+  private connection = 0;
+  private everConnected = false;
+  private closing = false;
+  private fatal?: Error;
+  private reconnectFailures = 0;
+  private reconnectTimer?: NodeJS.Timeout;
+  private readonly pending: Received[] = [];
+  private pendingSince = 0;
+  private readonly acks: PendingAck[] = [];
+  private readonly batchAcks = new WeakMap<SourceBatch, PendingAck[]>();
+  private wakeWaiters: (() => void)[] = [];
+  /** MQTT.js's callback for the packet being processed while too many messages are unacknowledged. */
+  private resumeReading?: () => void;
+  private seq = 0;
+  private lastServerTimestamp?: number;
+  private readonly seenKeys = new Set<string>();
+  private readonly gapFillAbort = new AbortController();
+  private readonly counters: Omit<MqttSourceStats, 'unacked'> = { received: 0, malformed: 0, redelivered: 0, gapFilled: 0, duplicatesSkipped: 0, reconnects: 0 };
+  private currentState: MqttConnectionState = 'offline';
+
+  constructor(options: MqttSourceOptions) {
+    this.options = options;
+    this.log = options.log ?? silentLogger;
+    if (!Number.isInteger(options.channelId) || options.channelId <= 0) throw new RangeError(`MqttSource channelId must be a positive integer, got ${options.channelId}`);
+    if (options.token.trim() === '') throw new FlespiError('auth', 'no flespi token given: create one at https://flespi.io/#/panel/tokens and set it');
+    this.protocolVersion = options.protocolVersion ?? 5;
+    this.batchMaxMessages = positive('batchMaxMessages', options.batchMaxMessages ?? 1000);
+    this.batchMaxWaitMs = Math.max(0, options.batchMaxWaitMs ?? 200);
+    this.maxUnacked = positive('maxUnacked', options.maxUnacked ?? 10_000);
+    if (options.group !== undefined && !/^[^/+#]+$/.test(options.group)) throw new RangeError(`MqttSource group "${options.group}" is invalid: use a name without '/', '+' or '#'`);
+    this.topic = subscriptionTopic(options.channelId, options.group, options.filter);
+    this.clientId = options.clientId ?? defaultClientId(options.channelId, options.group, options.filter);
+    this.description = `channel ${options.channelId} over MQTT (${safeHost(options.url)}${options.group ? `, group ${options.group}` : ''})`;
+  }
+
+  get state(): MqttConnectionState {
+    return this.currentState;
+  }
+
+  get stats(): MqttSourceStats {
+    return { ...this.counters, unacked: this.acks.length };
+  }
+
+  /** Connects and subscribes; rejects with a FlespiError when the broker cannot be reached or refuses (the receiver retries the retryable ones). */
+  async open(_checkpoint: Checkpoint | undefined): Promise<void> {
+    if (this.client) throw new Error('MqttSource.open() called twice');
+    this.closing = false;
+    this.setState('connecting');
+    const client = this.createClient();
+    this.client = client;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const fail = (error: Error) => {
+          client.off('close', onClose);
+          reject(error);
+        };
+        const onClose = () => fail(this.fatal ?? new FlespiError('network', `cannot connect to flespi MQTT at ${safeHost(this.options.url)}: the connection closed before the broker accepted it`));
+        client.once('close', onClose);
+        client.once('error', (error) => fail(this.classifyError(error)));
+        client.once('connect', (connack) => {
+          this.subscribe(connack, true).then(() => {
+            client.off('close', onClose);
+            resolve();
+          }, fail);
+        });
+      });
+    } catch (error) {
+      this.client = undefined;
+      this.fatal = undefined;
+      client.end(true);
+      this.setState('offline', errorMessage(error));
+      throw error;
+    }
+    client.on('close', () => this.onClose());
+  }
+
+  async next(signal: AbortSignal): Promise<SourceBatch> {
+    for (;;) {
+      if (signal.aborted) throw abortReason(signal);
+      if (this.fatal) throw this.fatal;
+      if (this.closing) throw new AbortError('the MQTT source is closed');
+      const waitedMs = performance.now() - this.pendingSince;
+      if (this.pending.length >= this.batchMaxMessages || (this.pending.length > 0 && waitedMs >= this.batchMaxWaitMs)) return this.cutBatch();
+      await this.waitForMessages(signal, this.pending.length > 0 ? this.batchMaxWaitMs - waitedMs : undefined);
+    }
+  }
+
+  checkpointAfter(_batch: SourceBatch): Checkpoint | undefined {
+    return undefined; // the broker session is the checkpoint
+  }
+
+  async ack(batch: SourceBatch): Promise<void> {
+    const acks = this.batchAcks.get(batch);
+    if (!acks) return; // gap-filled messages only, or already acknowledged
+    this.batchAcks.delete(batch);
+    for (const ack of acks) ack.done = true;
+    this.flushAcks();
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    this.gapFillAbort.abort();
+    clearTimeout(this.reconnectTimer);
+    this.wake();
+    const client = this.client;
+    this.client = undefined;
+    if (client) {
+      // DISCONNECT keeps the session: unacknowledged messages wait there (or go to another group member).
+      await new Promise<void>((resolve) => {
+        const forced = setTimeout(() => {
+          client.end(true);
+          resolve();
+        }, 2000);
+        client.end(false, () => {
+          clearTimeout(forced);
+          resolve();
+        });
+      });
+    }
+    this.setState('offline', 'closed');
+  }
+
+  // ---- connection
+
+  private createClient(): MqttClient {
+    const options: IClientOptions = {
+      clientId: this.clientId,
+      username: this.options.token.trim(),
+      protocolVersion: this.protocolVersion,
+      clean: false,
+      keepalive: this.options.keepaliveSeconds ?? 60,
+      // Reconnects are scheduled here, with backoff.
+      reconnectPeriod: 0,
+      resubscribe: false,
+      connectTimeout: 30_000,
+    };
+    if (this.protocolVersion === 5) options.properties = { sessionExpiryInterval: this.options.sessionExpirySeconds ?? 3600, receiveMaximum: Math.min(this.maxUnacked, 0xffff) };
+    const client = mqtt.connect(this.options.url, options);
+    client.handleMessage = (packet, callback) => this.onPublish(packet, callback);
+    client.on('connect', (connack) => {
+      if (this.everConnected) void this.onReconnected(connack);
+    });
+    client.on('error', (error) => {
+      const classified = this.classifyError(error);
+      if (!classified.retryable && this.everConnected) this.fail(classified);
+      else if (this.everConnected) this.log.debug(`flespi MQTT: ${classified.message}`);
+    });
+    return client;
+  }
+
+  /** Subscribes (always on the first connection; later only when the broker lost the session). */
+  private async subscribe(connack: IConnackPacket, first: boolean): Promise<void> {
+    const client = this.client;
+    if (!client) return;
+    this.connection++;
+    this.acks.length = 0; // PUBACKs for messages of an earlier connection would hit the wrong messages
+    this.reconnectFailures = 0;
+    if (first || !connack.sessionPresent) {
+      try {
+        await client.subscribeAsync(this.topic, { qos: 1 });
+      } catch (error) {
+        throw this.subscribeError(error);
+      }
+    }
+    this.everConnected = true;
+    this.setState('connected', connack.sessionPresent ? 'session resumed' : 'new session');
+  }
+
+  private async onReconnected(connack: IConnackPacket): Promise<void> {
+    if (connack.sessionPresent) {
+      // The broker sends every unacknowledged message again: drop the copies not yet handed out.
+      const kept = this.pending.filter((entry) => !entry.ack);
+      this.pending.splice(0, this.pending.length, ...kept);
+    }
+    try {
+      await this.subscribe(connack, false);
+    } catch (error) {
+      this.fail(error instanceof Error ? error : new Error(String(error)));
+      return;
+    }
+    if (!connack.sessionPresent) {
+      this.log.warn(`flespi MQTT did not keep the session of ${this.clientId}: messages published while disconnected are not coming over MQTT${this.options.gapFill ? '; reading them over REST' : ''}`);
+      if (this.options.gapFill) void this.fillGap();
+    }
+  }
+
+  private onClose(): void {
+    this.resumeReading = undefined;
+    if (this.closing || this.fatal) return;
+    this.reconnectFailures++;
+    const delay = backoffDelay(this.options.reconnect ?? DEFAULT_RECONNECT, this.reconnectFailures);
+    this.setState('reconnecting', `connection lost; retrying in ${(delay / 1000).toFixed(1)} s`);
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = setTimeout(() => {
+      if (this.closing || this.fatal || !this.client) return;
+      this.counters.reconnects++;
+      this.setState('connecting', `attempt ${this.reconnectFailures + 1}`);
+      this.client.reconnect();
+    }, delay);
+  }
+
+  /** A refusal that will not go away by retrying (bad token, lost access): next() rejects with it. */
+  private fail(error: Error): void {
+    if (this.fatal) return;
+    this.fatal = error;
+    clearTimeout(this.reconnectTimer);
+    this.client?.end(true);
+    this.setState('offline', error.message);
+    this.log.error(error.message);
+    this.wake();
+  }
+
+  private setState(state: MqttConnectionState, detail?: string): void {
+    this.currentState = state;
+    this.options.onState?.(state, detail);
+  }
+
+  // ---- messages
+
+  private onPublish(packet: IPublishPacket, callback: (error?: Error) => void): void {
+    const ack: PendingAck | undefined = packet.qos > 0 && packet.messageId !== undefined ? { messageId: packet.messageId, connection: this.connection, done: false } : undefined;
+    if (ack) this.acks.push(ack);
+    const message = parseMessage(packet.payload);
+    if (typeof message === 'string') {
+      this.counters.malformed++;
+      this.log.warn(`skipped a message on ${packet.topic}: ${message}; it is acknowledged since it can never be handled`);
+      if (ack) {
+        ack.done = true;
+        this.flushAcks();
+      }
+    } else {
+      if (packet.dup) this.counters.redelivered++;
+      this.remember(message);
+      this.enqueue({ message, ack });
+    }
+    if (!ack) return callback();
+    if (this.acks.length < this.maxUnacked) return callback(ACK_LATER);
+    // Too many unacknowledged: stop reading until ack() makes room (TCP pushes back on the broker).
+    this.resumeReading = () => callback(ACK_LATER);
+  }
+
+  private enqueue(entry: Received): void {
+    if (this.pending.length === 0) this.pendingSince = performance.now();
+    this.pending.push(entry);
+    // Wake next() only when it has something new to decide on.
+    if (this.pending.length === 1 || this.pending.length >= this.batchMaxMessages) this.wake();
+  }
+
+  private cutBatch(): SourceBatch {
+    const entries = this.pending.splice(0, this.batchMaxMessages);
+    if (this.pending.length > 0) this.pendingSince = performance.now();
+    const acks: PendingAck[] = [];
+    const messages: FlespiMessage[] = [];
+    for (const entry of entries) {
+      messages.push(entry.message);
+      if (entry.ack) acks.push(entry.ack);
+    }
+    this.counters.received += messages.length;
+    const batch: SourceBatch = { seq: ++this.seq, messages };
+    if (acks.length > 0) this.batchAcks.set(batch, acks);
+    return batch;
+  }
+
+  /** Sends the PUBACKs that are due, in arrival order, in one write. */
+  private flushAcks(): void {
+    let released = 0;
+    while (released < this.acks.length && this.acks[released].done) released++;
+    if (released === 0) return;
+    const due = this.acks.splice(0, released).filter((ack) => ack.connection === this.connection);
+    const stream = this.client?.stream;
+    if (due.length > 0 && this.client?.connected && stream && !stream.destroyed) {
+      // PUBACK is 4 bytes: type, remaining length 2, packet id (MQTT 5 allows omitting reason code 0 this way).
+      const bytes = Buffer.allocUnsafe(due.length * 4);
+      due.forEach((ack, i) => {
+        bytes[i * 4] = 0x40;
+        bytes[i * 4 + 1] = 2;
+        bytes.writeUInt16BE(ack.messageId, i * 4 + 2);
+      });
+      stream.write(bytes);
+    }
+    if (this.resumeReading && this.acks.length < this.maxUnacked) {
+      const resume = this.resumeReading;
+      this.resumeReading = undefined;
+      resume();
+    }
+  }
+
+  private waitForMessages(signal: AbortSignal, timeoutMs: number | undefined): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const done = () => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', onAbort);
+        resolve();
+      };
+      const onAbort = () => {
+        clearTimeout(timer);
+        reject(abortReason(signal));
+      };
+      const timer = timeoutMs === undefined ? undefined : setTimeout(done, Math.max(timeoutMs, 0));
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.wakeWaiters.push(done);
+    });
+  }
+
+  private wake(): void {
+    const waiters = this.wakeWaiters;
+    this.wakeWaiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  // ---- gap fill
+
+  /** Remembers what was seen, for skipping it when filling a gap over REST. */
+  private remember(message: FlespiMessage): void {
+    const timestamp = message['server.timestamp'];
+    if (typeof timestamp !== 'number') return;
+    if (this.lastServerTimestamp === undefined || timestamp > this.lastServerTimestamp) this.lastServerTimestamp = timestamp;
+    if (!this.options.gapFill) return;
+    const key = dedupeKey(message);
+    if (!key) return;
+    this.seenKeys.add(key);
+    if (this.seenKeys.size > SEEN_KEYS_KEPT) this.seenKeys.delete(this.seenKeys.values().next().value as string);
+  }
+
+  private async fillGap(): Promise<void> {
+    const gapFill = this.options.gapFill;
+    let from = this.lastServerTimestamp;
+    if (!gapFill || from === undefined) return;
+    const to = Date.now() / 1000;
+    const count = gapFill.pageSize ?? 1000;
+    let added = 0;
+    try {
+      for (;;) {
+        const page = await gapFill.client.channelMessages(this.options.channelId, { from, to, count, filter: this.options.filter }, this.gapFillAbort.signal);
+        for (const message of page) {
+          const key = dedupeKey(message);
+          if (key && this.seenKeys.has(key)) {
+            this.counters.duplicatesSkipped++;
+            continue;
+          }
+          if (key) this.seenKeys.add(key);
+          this.counters.gapFilled++;
+          added++;
+          this.enqueue({ message });
+        }
+        const last = page.length > 0 ? page[page.length - 1]['server.timestamp'] : undefined;
+        // A short page is the last; a full one continues after its last timestamp (the boundary is de-duplicated).
+        if (page.length < count || typeof last !== 'number' || last <= from) break;
+        from = last;
+      }
+      this.log.info(`filled the gap over REST: ${added} message(s) from ${new Date((this.lastServerTimestamp ?? 0) * 1000).toISOString()}`);
+    } catch (error) {
+      if (!this.closing) this.log.warn(`could not fill the gap over REST (messages published while disconnected may be missing): ${errorMessage(error)}`);
+    }
+  }
+
+  // ---- errors
+
+  private classifyError(error: Error & { code?: unknown }): FlespiError {
+    const code = typeof error.code === 'number' ? error.code : undefined;
+    const where = safeHost(this.options.url);
+    if (code !== undefined && /Connection refused/i.test(error.message)) {
+      if (code === 134 || code === 135 || code === 4 || code === 5) {
+        return new FlespiError('auth', `flespi MQTT refused the token (CONNACK ${code}): check the token (create one at https://flespi.io/#/panel/tokens)`, { cause: error });
+      }
+      if (code === 138) return new FlespiError('forbidden', `flespi MQTT refused the token (CONNACK 138 banned): the token or account is blocked; check it in the flespi panel`, { cause: error });
+      if (code === 2 || code === 133) return new FlespiError('bad-request', `flespi MQTT rejected the client id "${this.clientId}" (CONNACK ${code}): set another clientId`, { cause: error });
+      return new FlespiError('server', `flespi MQTT at ${where} refused the connection (CONNACK ${code}: ${error.message}); retrying`, { cause: error });
+    }
+    return new FlespiError('network', `cannot connect to flespi MQTT at ${where}: ${error.message}`, { cause: error });
+  }
+
+  private subscribeError(error: unknown): FlespiError {
+    const code = (error as { code?: unknown }).code;
+    if (code === 135 || code === 0x80) {
+      return new FlespiError('forbidden', `flespi MQTT refused the subscription to ${this.topic} (SUBACK ${code}): the token has no access to channel ${this.options.channelId}`, { cause: error });
+    }
+    if (code === 143) return new FlespiError('bad-request', `flespi MQTT refused the subscription to ${this.topic} (SUBACK 143 topic filter invalid): check the filter expression and group name`, { cause: error });
+    return new FlespiError('network', `subscribing to ${this.topic} failed: ${errorMessage(error)}`, { cause: error });
+  }
+}
+
+/** The subscription: `[$share/{group}/][$filter/payload={filter}/]flespi/message/gw/channels/{id}/+`. */
+export function subscriptionTopic(channelId: number, group?: string, filter?: string): string {
+  let topic = `flespi/message/gw/channels/${channelId}/+`;
+  if (filter !== undefined && filter.trim() !== '') topic = `$filter/payload=${encodeURIComponent(filter.trim())}/${topic}`;
+  if (group !== undefined) topic = `$share/${group}/${topic}`;
+  return topic;
+}
+
+function defaultClientId(channelId: number, group?: string, filter?: string): string {
+  const host = hostname().replace(/[^A-Za-z0-9_.-]/g, '').slice(0, 40) || 'host';
+  // A different group or filter gets its own session, so an old subscription does not linger in it.
+  const variant = group || filter ? `-${createHash('sha256').update(`${group ?? ''}\n${filter ?? ''}`).digest('hex').slice(0, 6)}` : '';
+  return `flespi-receiver-${channelId}-${host}${variant}`;
+}
+
+/** A parsed message, or why it is not one. */
+function parseMessage(payload: Buffer | string): FlespiMessage | string {
+  let value: unknown;
+  try {
+    value = JSON.parse(payload.toString());
+  } catch {
+    return `the payload is not JSON (${payload.length} bytes)`;
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return `the payload is JSON ${Array.isArray(value) ? 'array' : value === null ? 'null' : typeof value}, not a message object`;
+  return value as FlespiMessage;
+}
+
+function dedupeKey(message: FlespiMessage): string | undefined {
+  const timestamp = message['server.timestamp'];
+  return typeof timestamp === 'number' ? `${timestamp}|${String(message.ident)}` : undefined;
+}
+
+/** The URL without credentials, for messages. */
+function safeHost(url: string): string {
+  try {
+    const parsed = new URL(url);
+    return `${parsed.protocol}//${parsed.host}`;
+  } catch {
+    return 'the configured URL';
+  }
+}
+
+function positive(name: string, value: number): number {
+  if (!Number.isInteger(value) || value < 1) throw new RangeError(`MqttSource ${name} must be a positive integer, got ${value}`);
+  return value;
+}
