@@ -50,11 +50,17 @@ export interface Profile {
   extensionsDir: string;
 }
 
-export function freshProfile(root: string, settings: Record<string, unknown>): Profile {
+/**
+ * `machine`: settings of scope "machine". In a remote window (code-server is one) VS Code reads them
+ * only from the remote machine's settings (user-data/Machine/settings.json), not the user's.
+ */
+export function freshProfile(root: string, settings: { user: Record<string, unknown>; machine: Record<string, unknown> }): Profile {
   const profile = { userDataDir: join(root, 'user-data'), extensionsDir: join(root, 'extensions') };
   mkdirSync(join(profile.userDataDir, 'User'), { recursive: true });
+  mkdirSync(join(profile.userDataDir, 'Machine'), { recursive: true });
   mkdirSync(profile.extensionsDir, { recursive: true });
-  writeFileSync(join(profile.userDataDir, 'User', 'settings.json'), JSON.stringify({ ...quietWorkbench, ...settings }, null, 2));
+  writeFileSync(join(profile.userDataDir, 'User', 'settings.json'), JSON.stringify({ ...quietWorkbench, ...settings.user }, null, 2));
+  writeFileSync(join(profile.userDataDir, 'Machine', 'settings.json'), JSON.stringify(settings.machine, null, 2));
   return profile;
 }
 

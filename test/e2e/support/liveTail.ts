@@ -42,6 +42,11 @@ export class LiveTail {
     return this.rows().evaluateAll((rows) => rows.map((row) => Number(row.getAttribute('data-id'))));
   }
 
+  /** How many messages the table holds (its aria-rowcount counts the header row too). */
+  async rowCount(): Promise<number> {
+    return Number(await this.frame.locator('[role="grid"][data-testid="messages"]').getAttribute('aria-rowcount')) - 1;
+  }
+
   row(id: number): Locator {
     return this.frame.locator(`[role="row"][data-id="${id}"]`);
   }
@@ -61,8 +66,55 @@ export class LiveTail {
     for (const id of rest) await this.row(id).click({ modifiers: ['Control'] });
   }
 
+  /** Pauses the tail unless it is paused already (the Pause button reads "Resume" then). */
+  async pause(): Promise<void> {
+    if ((await this.pauseButton().textContent())?.trim() === 'Pause') await this.pauseButton().click();
+    await waitFor('the tail to be paused', async () => (await this.pauseButton().textContent())?.trim() === 'Resume');
+  }
+
+  async resume(): Promise<void> {
+    if ((await this.pauseButton().textContent())?.trim() === 'Resume') await this.pauseButton().click();
+    await waitFor('the tail to be live again', async () => (await this.pauseButton().textContent())?.trim() === 'Pause');
+  }
+
+  private pauseButton(): Locator {
+    return this.button(/^(Pause|Resume)$/);
+  }
+
+  /**
+   * The message with this id as the detail pane shows it after a click on its row: the JSON tree
+   * read back into an object (each value is rendered as JSON text, so nothing is lost).
+   */
+  async message(id: number): Promise<Record<string, unknown>> {
+    await this.row(id).click();
+    await waitFor(`the detail pane to show message #${id}`, async () => (await this.frame.locator('[data-testid="detail-title"]').textContent()) === `Message #${id}`);
+    return (await this.frame.evaluate(`(${READ_DETAIL_JSON})(document.querySelector('[data-testid="detail-json"]'))`)) as Record<string, unknown>;
+  }
+
+  /** The text the tail shows after a forward ("Forwarded 3 messages to …"), once it is final. */
+  forwardOutcome(timeoutMs = 60_000): Promise<string> {
+    const result = this.frame.locator('[data-testid="forward-result"]');
+    return waitFor('the forward result', async () => ((await result.getAttribute('data-outcome')) ? ((await result.textContent()) ?? '') : undefined), timeoutMs);
+  }
+
   /** Ids of the rows the webview marks as selected. */
   async selectedIds(): Promise<number[]> {
     return this.frame.locator('[role="row"][data-id][aria-selected="true"]').evaluateAll((rows) => rows.map((row) => Number(row.getAttribute('data-id'))));
   }
 }
+
+/**
+ * Reads the detail pane's JSON tree back into a value. Source text, not a function: tsx would wrap
+ * a function's inner helpers in its own `__name`, which the page does not have.
+ */
+const READ_DETAIL_JSON = `(tree) => {
+  const read = (node) => {
+    if (node.classList.contains('json-line')) return JSON.parse(node.lastElementChild?.textContent ?? 'null');
+    const isArray = (node.querySelector(':scope > summary .json-punct')?.textContent ?? '').startsWith('[');
+    const children = [...(node.querySelector(':scope > .json-children')?.children ?? [])].filter((c) => c.matches('.json-line, details'));
+    const keyOf = (c) => JSON.parse((c.querySelector(':scope > .json-key, :scope > summary > .json-key')?.textContent ?? '""').replace(/:\\s*$/, ''));
+    return isArray ? children.map(read) : Object.fromEntries(children.map((c) => [keyOf(c), read(c)]));
+  };
+  if (!tree.firstElementChild) throw new Error('the detail pane shows no message');
+  return read(tree.firstElementChild);
+}`;

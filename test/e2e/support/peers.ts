@@ -45,6 +45,14 @@ export class SandboxProcess {
     return sandbox;
   }
 
+  /** Names of the sandbox's channels, asked over its REST API. */
+  async channelNames(): Promise<string[]> {
+    const res = await fetch(`${this.restUrl}/gw/channels/all?fields=name`, { headers: { Authorization: `FlespiToken ${this.token}` } });
+    if (!res.ok) throw new Error(`the sandbox answered ${res.status} to GET /gw/channels/all`);
+    const body = (await res.json()) as { result: { name: string }[] };
+    return body.result.map((c) => c.name);
+  }
+
   async stop(): Promise<void> {
     if (this.child.exitCode !== null || this.child.signalCode !== null) return;
     const exited = new Promise<void>((r) => this.child.once('exit', () => r()));

@@ -31,8 +31,8 @@ export interface Session {
 }
 
 export interface SessionOptions {
-  /** User settings written before code-server starts, given the running peers. */
-  settings(peers: Peers, root: string): Record<string, unknown>;
+  /** Settings written before code-server starts, given the running peers (see freshProfile). */
+  settings(peers: Peers): { user: Record<string, unknown>; machine: Record<string, unknown> };
   /** Topic filter the broker's subscriber listens on from the start. */
   brokerTopics: string;
 }
@@ -45,6 +45,9 @@ export async function startSession(options: SessionOptions): Promise<Session> {
     cleanups.length = 0;
     if (!keepFiles) rmSync(root, { recursive: true, force: true });
   };
+  // Screenshots of an earlier run would mix with this run's.
+  rmSync(outputDir, { recursive: true, force: true });
+  mkdirSync(outputDir, { recursive: true });
   try {
     const entry = await timed('install host (reused when present)', ensureHost);
     await timed('build (--production)', buildExtension);
@@ -61,7 +64,7 @@ export async function startSession(options: SessionOptions): Promise<Session> {
       return { sandbox, tls, wialon };
     });
 
-    const profile = freshProfile(root, options.settings(peers, root));
+    const profile = freshProfile(root, options.settings(peers));
     await timed('install VSIX into a fresh profile', () => installVsix(entry, profile, vsix));
     const workspace = join(root, 'workspace');
     mkdirSync(workspace);

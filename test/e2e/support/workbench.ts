@@ -40,6 +40,8 @@ export class Workbench {
     mkdirSync(shotsDir, { recursive: true });
     const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
     const page = await context.newPage();
+    // Fail a click or fill that cannot happen well before the flow's own timeout.
+    page.setDefaultTimeout(15_000);
     await page.goto(url);
     await page.locator('.monaco-workbench').waitFor({ timeout: 60_000 });
     const workbench = new Workbench(page, shotsDir);
@@ -129,19 +131,55 @@ export class Workbench {
     await row.click();
   }
 
-  /** Types into the open input box (or quick pick filter) and presses Enter. */
-  async answer(text: string): Promise<void> {
-    const input = this.page.locator('.quick-input-widget .quick-input-box input');
+  /**
+   * Types into the open input box (or quick pick filter) and presses Enter. `title`: wait until the
+   * quick input asks this question, since consecutive input boxes reuse the same widget.
+   */
+  async answer(text: string, title?: RegExp): Promise<void> {
+    const widget = this.page.locator('.quick-input-widget');
+    const input = widget.locator('.quick-input-box input');
     await input.waitFor({ state: 'visible' });
+    if (title) await waitFor(`an input box titled ${title}`, async () => title.test(await this.quickInputPrompt()), 15_000);
     await input.fill(text);
     await input.press('Enter');
   }
 
-  /** The prompt or title the open quick input shows (to check which question is being asked). */
+  /**
+   * Answers code-server's save dialog (a quick input with a path box) with an absolute path.
+   * The dialog ignores Enter while it is still listing the folder of what was typed, so Enter
+   * is pressed again until the dialog closes.
+   */
+  async saveAs(path: string, title: RegExp): Promise<void> {
+    const widget = this.page.locator('.quick-input-widget');
+    const input = widget.locator('.quick-input-box input');
+    await waitFor(`a save dialog titled ${title}`, async () => title.test(await this.quickInputPrompt()), 15_000);
+    await input.fill(path);
+    await waitFor(`the save dialog to accept ${path}`, async () => {
+      if (!(await widget.isVisible())) return true;
+      if ((await input.inputValue()) !== path) await input.fill(path);
+      await input.press('Enter');
+      await widget.waitFor({ state: 'hidden', timeout: 2_000 }).catch(() => undefined);
+      return !(await widget.isVisible());
+    });
+  }
+
+  /** The title, message and placeholder the open quick input shows (which question it asks). */
   async quickInputPrompt(): Promise<string> {
     const widget = this.page.locator('.quick-input-widget');
-    await widget.waitFor({ state: 'visible' });
-    return ((await widget.locator('.quick-input-title, .quick-input-message').allTextContents()).join(' ') + ' ' + ((await widget.locator('input').first().getAttribute('placeholder')) ?? '')).trim();
+    if (!(await widget.isVisible())) return '';
+    const texts = await widget.locator('.quick-input-title, .quick-input-message').allTextContents();
+    const placeholder = (await widget.locator('.quick-input-box input').first().getAttribute('placeholder')) ?? '';
+    return [...texts, placeholder].join(' ').trim();
+  }
+
+  /** Brings an editor tab to the front by (the start of) its label. */
+  async showEditor(label: string): Promise<void> {
+    await this.page.locator('.tabs-container .tab').filter({ hasText: label }).first().click();
+  }
+
+  /** Labels of the open editor tabs. */
+  async editorTabs(): Promise<string[]> {
+    return (await this.page.locator('.tabs-container .tab .label-name').allTextContents()).map((s) => s.trim());
   }
 
   async closeQuickInput(): Promise<void> {
@@ -168,14 +206,27 @@ export class Workbench {
     await toast.getByRole('button', { name: button }).click();
   }
 
-  /** The frame (nested inside webview iframes) that holds `selector`. */
+  /**
+   * The frame (nested inside webview iframes) that shows `selector`. Only a visible one: a hidden
+   * editor's webview may linger in the page without being what the user sees.
+   */
   webviewFrame(selector: string, timeoutMs = 30_000): Promise<Frame> {
-    return waitFor(`a webview showing ${selector}`, async () => {
+    return waitFor(`a visible webview showing ${selector}`, async () => {
       for (const frame of this.page.frames()) {
-        if (frame === this.page.mainFrame()) continue;
-        if ((await frame.locator(selector).count().catch(() => 0)) > 0) return frame;
+        if (frame === this.page.mainFrame() || frame.isDetached()) continue;
+        if (!(await frame.locator(selector).first().isVisible().catch(() => false))) continue;
+        if (await shownInPage(frame)) return frame;
       }
       return undefined;
     }, timeoutMs);
   }
+}
+
+/** True when every iframe from the page down to `frame` is visible. */
+async function shownInPage(frame: Frame): Promise<boolean> {
+  for (let current: Frame | null = frame; current?.parentFrame(); current = current.parentFrame()) {
+    const owner = await current.frameElement().catch(() => undefined);
+    if (!owner || !(await owner.isVisible())) return false;
+  }
+  return true;
 }
