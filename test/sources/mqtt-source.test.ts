@@ -276,6 +276,30 @@ describe('MqttSource', { timeout: 30_000 }, () => {
     }
   });
 
+  for (const protocolVersion of [5, 4] as const) {
+    test(`never holds more than maxUnacked messages unacknowledged (MQTT ${protocolVersion === 5 ? '5: Receive Maximum' : '3.1.1: stops reading'})`, async () => {
+      const source = sourceFor(sandbox, { protocolVersion, maxUnacked: 4, batchMaxWaitMs: 20 });
+      await source.open(undefined);
+      try {
+        sandbox.inject(CHANNEL, messages(20, `bounded-${protocolVersion}`));
+        const signal = new AbortController().signal;
+        const got: string[] = [];
+        let mostUnacked = 0;
+        while (got.length < 20) {
+          const batch = await source.next(signal);
+          got.push(...tagsOf(batch));
+          mostUnacked = Math.max(mostUnacked, source.stats.unacked);
+          await source.ack(batch);
+        }
+        assert.deepEqual(got, expectedTags(20, `bounded-${protocolVersion}`));
+        assert.ok(mostUnacked <= 4, `at most 4 unacknowledged, saw ${mostUnacked}`);
+        assert.ok(mostUnacked > 0);
+      } finally {
+        await source.close();
+      }
+    });
+  }
+
   test('with MQTT 3.1.1 too, unacknowledged messages come back after a reconnect', async () => {
     const source = sourceFor(sandbox, { protocolVersion: 4, batchMaxWaitMs: 50 });
     await source.open(undefined);
