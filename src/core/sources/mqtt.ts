@@ -47,7 +47,9 @@ export interface MqttSourceOptions {
   /**
    * After a reconnect where the broker lost the session (so messages published meanwhile are gone),
    * read the gap from the REST API (`from` the last `server.timestamp` seen, `to` now) and skip
-   * messages already seen (same `server.timestamp` and `ident`).
+   * messages already seen (same `server.timestamp` and `ident`). Gap-filled messages come after
+   * newer MQTT ones. In a group, the member that reconnected reads the whole gap, so messages the
+   * other members handled may come twice (at-least-once).
    */
   gapFill?: { client: GapFillClient; pageSize?: number };
   onState?(state: MqttConnectionState, detail?: string): void;
