@@ -16,6 +16,7 @@ import { build } from 'esbuild';
 import mqtt from 'mqtt';
 import { Handler, type HandlerContext } from '../../src/core/handler';
 import type { FlespiMessage } from '../../src/core/message';
+import type { Source } from '../../src/core/sources/source';
 import { findBlock } from '../../src/core/wialon/codec';
 import { WialonTestReceiver } from '../../src/core/wialon/testReceiver';
 
@@ -51,6 +52,16 @@ export class Ledger {
     const counts = this.sinks.get(sink);
     if (!counts) throw new Error(`unknown sink ${sink}`);
     for (const id of ids) counts.set(id, (counts.get(id) ?? 0) + 1);
+  }
+
+  /** How often the sink got `id`. */
+  count(sink: string, id: number): number {
+    return this.sinks.get(sink)?.get(id) ?? 0;
+  }
+
+  /** The ids the sink got so far. */
+  ids(sink: string): number[] {
+    return [...this.sinks.get(sink)!.keys()];
   }
 
   has(sink: string, id: number): boolean {
@@ -105,6 +116,22 @@ export class Ledger {
       assert.equal(missing.length, 0, `${sink} is missing ${missing.length} ids, e.g. ${missing.slice(0, 10).join(', ')}`);
     }
   }
+}
+
+/** `source`, recording the id of every message it hands out in a batch. */
+export function watchedSource(source: Source, handedOut: Set<number>): Source {
+  return {
+    description: source.description,
+    open: (checkpoint) => source.open(checkpoint),
+    async next(signal) {
+      const batch = await source.next(signal);
+      for (const id of idsOf(batch.messages)) handedOut.add(id);
+      return batch;
+    },
+    checkpointAfter: (batch) => source.checkpointAfter(batch),
+    ack: (batch) => source.ack(batch),
+    close: () => source.close(),
+  };
 }
 
 // ---- waiting ------------------------------------------------------------------------------------
