@@ -5,7 +5,7 @@
  * {
  *   "flespi": { "region": "eu" },
  *   "channel": 1234567,
- *   "source": { "type": "rest", "delete": false },
+ *   "source": { "type": "rest", "delete": false },   // or { "type": "mqtt", "group"?: ..., "filter"?: ... }
  *   "handlers": [{ "type": "stdout" }, { "type": "custom", "file": "./MyHandler.ts", "options": {} }],
  *   "checkpoint": "./state/receiver.checkpoint.json",
  *   "receiver": { "prefetch": 1, "handlerTimeoutMs": 60000, "retry": { "initialMs": 500, "maxMs": 30000 } }
@@ -27,6 +27,7 @@ import { ConfigError, OptionReader, type Options } from './options';
 import type { RetryOptions } from './receiver/backoff';
 import { FileCheckpointStore } from './receiver/checkpoint';
 import { Receiver, type ReceiverOptions } from './receiver/receiver';
+import { MqttSource, type MqttSourceOptions } from './sources/mqtt';
 import { RestSource, type RestSourceOptions } from './sources/rest';
 import type { Source } from './sources/source';
 
@@ -40,6 +41,17 @@ export interface FlespiConnectionConfig {
 
 export type RestSourceConfig = { type: 'rest' } & Omit<RestSourceOptions, 'client' | 'channelId'>;
 
+export type MqttSourceConfig = { type: 'mqtt'; url: string; gapFill: boolean } & Pick<
+  MqttSourceOptions,
+  'group' | 'filter' | 'clientId' | 'protocolVersion' | 'batchMaxMessages' | 'batchMaxWaitMs' | 'maxUnacked' | 'sessionExpirySeconds' | 'keepaliveSeconds'
+>;
+
+/** flespi's MQTT broker of each region (TLS). */
+const REGION_MQTT_URLS: Readonly<Record<FlespiRegion, string>> = {
+  eu: 'mqtts://mqtt.flespi.io:8883',
+  ru: 'mqtts://ru-mqtt.flespi.io:8883',
+};
+
 export interface ReceiverTuning {
   prefetch?: number;
   handlerTimeoutMs?: number;
@@ -52,7 +64,7 @@ export interface ReceiverConfig {
   file: string;
   flespi: FlespiConnectionConfig;
   channel: number;
-  source: RestSourceConfig;
+  source: RestSourceConfig | MqttSourceConfig;
   /** Handler entries as written; built by `createHandlers`. */
   handlers: Options[];
   /** Absolute path of the checkpoint file. */
@@ -85,7 +97,7 @@ export function parseConfig(json: unknown, file: string): ReceiverConfig {
   const dir = dirname(file);
   const channel = top.number('channel', { min: 1, integer: true });
   const flespi = parseFlespi(child(top, 'flespi', `${file}: flespi`) ?? {}, `${file}: flespi`, dir);
-  const source = parseSource(child(top, 'source', `${file}: source`) ?? { type: 'rest' }, `${file}: source`);
+  const source = parseSource(child(top, 'source', `${file}: source`) ?? { type: 'rest' }, `${file}: source`, flespi, (top.options.flespi as Options | undefined)?.baseUrl !== undefined);
   const handlers = parseHandlerList(top.options.handlers, `${file}: handlers`);
   const checkpointPath = top.string('checkpoint', undefined);
   const checkpoint = checkpointPath ? resolveUserPath(checkpointPath, dir) : join(dir, `${basename(file, extname(file))}.channel-${channel}.checkpoint.json`);
@@ -112,9 +124,9 @@ function parseFlespi(options: Options, where: string, dir: string): FlespiConnec
   return { baseUrl: explicitUrl ?? regionBaseUrl(region), region, tokenFile: tokenFile && resolveUserPath(tokenFile, dir) };
 }
 
-function parseSource(options: Options, where: string): RestSourceConfig {
+function parseSource(options: Options, where: string, flespi: FlespiConnectionConfig, customServer: boolean): RestSourceConfig | MqttSourceConfig {
   const reader = new OptionReader(options, where);
-  reader.oneOf('type', ['rest'], 'rest');
+  if (reader.oneOf('type', ['rest', 'mqtt'], 'rest') === 'mqtt') return parseMqttSource(reader, where, flespi, customServer);
   const source: RestSourceConfig = {
     type: 'rest',
     limitCount: reader.number('limitCount', { min: 1, max: 1_000_000, integer: true }, 1000),
@@ -123,6 +135,31 @@ function parseSource(options: Options, where: string): RestSourceConfig {
     startKey: reader.number('startKey', { min: 0, integer: true }, 0),
   };
   if (reader.has('limitSize')) source.limitSize = reader.number('limitSize', { min: 1, max: 100_000_000, integer: true });
+  reader.rejectUnknown();
+  return source;
+}
+
+function parseMqttSource(reader: OptionReader, where: string, flespi: FlespiConnectionConfig, customServer: boolean): MqttSourceConfig {
+  const url = reader.string('url', undefined);
+  if (url === undefined && customServer) {
+    throw new ConfigError(`${where}: "url" is required with flespi.baseUrl: the MQTT broker of that server, e.g. "mqtt://127.0.0.1:1883" for a sandbox`);
+  }
+  if (url !== undefined && !/^(mqtts?|wss?):\/\/[^/]+/.test(url)) {
+    throw new ConfigError(`${where}: "url" must be an MQTT URL such as "mqtts://mqtt.flespi.io:8883", got "${url}"`);
+  }
+  const source: MqttSourceConfig = { type: 'mqtt', url: url ?? REGION_MQTT_URLS[flespi.region], gapFill: reader.boolean('gapFill', true) };
+  const group = reader.string('group', undefined);
+  if (group !== undefined) source.group = group;
+  const filter = reader.string('filter', undefined);
+  if (filter !== undefined) source.filter = filter;
+  const clientId = reader.string('clientId', undefined);
+  if (clientId !== undefined) source.clientId = clientId;
+  if (reader.has('protocolVersion')) source.protocolVersion = reader.number('protocolVersion', { min: 4, max: 5, integer: true }) as 4 | 5;
+  if (reader.has('batchMaxMessages')) source.batchMaxMessages = reader.number('batchMaxMessages', { min: 1, max: 100_000, integer: true });
+  if (reader.has('batchMaxWaitMs')) source.batchMaxWaitMs = reader.number('batchMaxWaitMs', { min: 0, max: 60_000, integer: true });
+  if (reader.has('maxUnacked')) source.maxUnacked = reader.number('maxUnacked', { min: 1, max: 1_000_000, integer: true });
+  if (reader.has('sessionExpirySeconds')) source.sessionExpirySeconds = reader.number('sessionExpirySeconds', { min: 0, max: 4_294_967_295, integer: true });
+  if (reader.has('keepaliveSeconds')) source.keepaliveSeconds = reader.number('keepaliveSeconds', { min: 0, max: 65_535, integer: true });
   reader.rejectUnknown();
   return source;
 }
@@ -185,7 +222,11 @@ export async function resolveToken(env: NodeJS.ProcessEnv, tokenFile?: string): 
 }
 
 /** The source a configuration describes. */
-export function createSource(config: ReceiverConfig, client: FlespiClient): Source {
+export function createSource(config: ReceiverConfig, client: FlespiClient, token: string, log?: Logger): Source {
+  if (config.source.type === 'mqtt') {
+    const { type: _type, gapFill, ...options } = config.source;
+    return new MqttSource({ ...options, token, channelId: config.channel, gapFill: gapFill ? { client } : undefined, log });
+  }
   const { type: _type, ...options } = config.source;
   return new RestSource({ ...options, client, channelId: config.channel });
 }
@@ -202,7 +243,7 @@ export async function buildReceiver(config: ReceiverConfig, token: string, optio
   const handlers = await createHandlers(config.handlers, env, `${config.file}: handlers`);
   const client = new FlespiClient({ token, baseUrl: config.flespi.baseUrl, appName: options.appName ?? 'flespi-receiver' });
   const receiverOptions: ReceiverOptions = {
-    source: createSource(config, client),
+    source: createSource(config, client, token, options.log),
     handlers,
     checkpoints: new FileCheckpointStore(config.checkpoint),
     ...config.receiver,

@@ -12,6 +12,7 @@ export { FlespiClient, regionBaseUrl, type FlespiClientOptions, type FlespiRegio
 
 export type { Source, SourceBatch, Checkpoint } from './sources/source';
 export { RestSource, type RestSourceOptions } from './sources/rest';
+export { MqttSource, type MqttSourceOptions, type MqttConnectionState } from './sources/mqtt';
 
 export {
   Receiver,
@@ -36,6 +37,6 @@ export { MqttHandler, mqttSpec, awsIotSpec } from './handlers/mqtt';
 export { WialonHandler, wialonSpec } from './handlers/wialon';
 export { builtinHandlerSpecs, handlerTypes, handlerSpec, createHandler, createHandlers } from './handlers/registry';
 
-export { loadConfig, parseConfig, resolveToken, createSource, buildReceiver, type ReceiverConfig } from './config';
+export { loadConfig, parseConfig, resolveToken, createSource, buildReceiver, type ReceiverConfig, type RestSourceConfig, type MqttSourceConfig } from './config';
 
 export { startSandbox, type Sandbox, type SandboxOptions } from '../sandbox/index';

@@ -199,3 +199,39 @@ test('built-in types from the registry run from a config: http posts every batch
     await sandbox.stop();
   }
 });
+
+test('an MQTT source from a config: region default URL, required url with a custom server, delivery over the sandbox broker', { timeout: 60_000 }, async () => {
+  await withDir(async (dir) => {
+    const ru = await loadConfig(await writeConfig(dir, { flespi: { region: 'ru' }, channel: 5, source: { type: 'mqtt', group: 'workers' }, handlers: [{ type: 'stdout' }] }, 'ru.json'));
+    assert.deepEqual(ru.source, { type: 'mqtt', url: 'mqtts://ru-mqtt.flespi.io:8883', gapFill: true, group: 'workers' });
+    const noUrl = await writeConfig(dir, { flespi: { baseUrl: 'http://127.0.0.1:9' }, channel: 5, source: { type: 'mqtt' }, handlers: [{ type: 'stdout' }] }, 'nourl.json');
+    await rejectsNaming(loadConfig(noUrl), noUrl, 'source', '"url" is required');
+    const badKey = await writeConfig(dir, { channel: 5, source: { type: 'mqtt', delete: true }, handlers: [{ type: 'stdout' }] }, 'badkey.json');
+    await rejectsNaming(loadConfig(badKey), badKey, 'source', '"delete"');
+
+    const sandbox = await quietSandbox();
+    try {
+      const out = join(dir, 'mqtt.ndjson');
+      await writeFile(join(dir, 'Append.ts'), `import { appendFileSync } from 'node:fs';
+import { Handler, type FlespiMessage } from 'flespi-receiver';
+export default class Append extends Handler {
+  async handle(messages: readonly FlespiMessage[]) { appendFileSync(${JSON.stringify(out)}, messages.map((m) => m['test.seq'] + '\\n').join('')); }
+}
+`);
+      const file = await writeConfig(dir, {
+        flespi: { baseUrl: sandbox.restUrl },
+        channel: CHANNEL,
+        source: { type: 'mqtt', url: sandbox.mqttUrl, clientId: `config-test-${process.pid}`, batchMaxWaitMs: 20 },
+        handlers: [{ type: 'custom', file: './Append.ts' }],
+      });
+      const { receiver } = await buildReceiver(await loadConfig(file), sandbox.token);
+      await receiver.start(); // resolves once subscribed
+      sandbox.inject(CHANNEL, numbered(1, 12));
+      await until(receiver, () => receiver.stats().messagesDone >= 12);
+      await receiver.stop();
+      assert.deepEqual((await readFile(out, 'utf8')).trim().split('\n').map(Number), range(1, 12));
+    } finally {
+      await sandbox.stop();
+    }
+  });
+});
