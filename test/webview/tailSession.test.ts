@@ -59,9 +59,19 @@ function tail(options: Partial<TailSessionOptions> = {}) {
       },
     },
   );
-  /** Resolves once the condition holds (re-checked on every event). */
+  /** Resolves once the condition holds (re-checked on every event); fails with what happened if it never does. */
   const until = async (condition: () => boolean): Promise<void> => {
-    while (!condition()) await new Promise<void>((resolve) => waiters.push(resolve));
+    const deadline = Date.now() + 20_000;
+    while (!condition()) {
+      if (Date.now() > deadline) throw new Error(`condition never held; states: ${JSON.stringify(states)}, notices: ${JSON.stringify(notices)}`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 1000);
+        waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
   };
   const values = (key: string) => model.all().map((i) => i.message[key]);
   return { session, model, states, notices, origins, until, values, lastState: () => states.at(-1)?.state };
@@ -129,6 +139,17 @@ test('a server-side filter applies to both the backfill and the live subscriptio
     injectN([30, 65, 40, 99]);
     await t.until(() => t.values('seq').includes(99));
     assert.deepEqual(t.values('seq'), [70, 90, 65, 99]);
+  } finally {
+    await t.session.stop();
+  }
+});
+
+test('an invalid filter expression: flespi refuses the subscription and the state says what to fix', async () => {
+  const t = tail({ filter: 'position.speed >>> 60' });
+  t.session.start();
+  try {
+    await t.until(() => t.lastState() === 'offline');
+    assert.match(t.states.at(-1)?.detail ?? '', /refused the subscription to \$filter\/payload=.* Check the server filter expression\./);
   } finally {
     await t.session.stop();
   }

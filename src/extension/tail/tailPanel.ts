@@ -103,7 +103,8 @@ export class TailPanel implements vscode.Disposable {
   ) {
     openPanels.set(channel.id, this);
     const config = vscode.workspace.getConfiguration('flespi.tail');
-    const bufferSize = clampInt(config.get<number>('bufferSize'), 100, 1_000_000, 10_000);
+    // The webview stays responsive with 100,000 rows (test/webview); more would only cost memory and resync time.
+    const bufferSize = clampInt(config.get<number>('bufferSize'), 100, 100_000, 10_000);
     this.backfill = clampInt(config.get<number>('backfill'), 0, bufferSize, 100);
     this.model = new TailModel({ bufferSize, maxPerBatch: MAX_PER_BATCH });
     this.columns = prefs.columns ?? columnsSetting(config.get<unknown>('columns'));

@@ -53,6 +53,8 @@ export class TailSession {
   /** The broker refused us (bad token, banned): MQTT.js does not retry, neither do we. */
   private refused = false;
   private connectedOnce = false;
+  /** Bumped on every connect, so a catch-up that outlived its connection does not finish the next one's. */
+  private connects = 0;
   /** Live messages that arrive while a backfill or gap fill is loading; they go after it. */
   private held: FlespiMessage[] | undefined;
   private lastError = '';
@@ -120,12 +122,14 @@ export class TailSession {
 
   private async onConnect(client: MqttClient): Promise<void> {
     const first = !this.connectedOnce;
+    const connect = ++this.connects;
     this.connectedOnce = true;
     this.held = [];
     try {
       await client.subscribeAsync(this.topic, { qos: 0, properties: { subscriptionIdentifier: 1 } });
     } catch (error) {
-      if (this.stopped) return;
+      // No SUBACK came (MQTT.js attaches it to a refusal): the connection went away first, and the next connect subscribes again.
+      if (this.stopped || (error as { packet?: { cmd?: unknown } }).packet?.cmd !== 'suback') return;
       this.refused = true;
       const hint = this.options.filter === '' ? '' : ' Check the server filter expression.';
       this.listener.state('offline', `flespi refused the subscription to ${this.topic}: ${errorMessage(error)}.${hint}`);
@@ -134,7 +138,7 @@ export class TailSession {
     }
     if (first) await this.loadBackfill();
     else await this.fillGap();
-    if (this.stopped || client !== this.mqtt || !client.connected) return;
+    if (this.stopped || connect !== this.connects || !client.connected) return;
     const held = this.held ?? [];
     this.held = undefined;
     if (held.length > 0) this.listener.messages(held, 'live');
