@@ -103,14 +103,14 @@ export interface EncodeOptions {
 
 /** One flespi message as one Retranslator packet. Throws WialonEncodeError when `ident` or `timestamp` is unusable. */
 export function encodeMessage(message: FlespiMessage, options: EncodeOptions = {}): Buffer {
-  return encodePacket(messageToPacket(message, options));
+  return fastEncode(message, options.onIssue) ?? encodePacket(messageToPacket(message, options));
 }
 
 /** The packet `encodeMessage` would send, before serialization. */
 export function messageToPacket(message: FlespiMessage, options: EncodeOptions = {}): WialonPacket {
   const report = options.onIssue ?? ignoreIssue;
-  const unitId = unitIdOf(message);
-  const time = timeOf(message);
+  const unitId = unitIdOf(message.ident);
+  const time = timeOf(message.timestamp);
   const consumed = new Set(['ident', 'timestamp']);
   const blocks: WialonBlock[] = [];
 
@@ -146,16 +146,14 @@ export function messageToPacket(message: FlespiMessage, options: EncodeOptions =
 
 function ignoreIssue(): void {}
 
-function unitIdOf(message: FlespiMessage): string {
-  const ident = message.ident;
+function unitIdOf(ident: unknown): string {
   if (ident === undefined || ident === null) throw new WialonEncodeError('ident', 'message has no "ident": Wialon needs it as the unit ID, so the message cannot be sent');
   if (typeof ident !== 'string' || ident === '') throw new WialonEncodeError('ident', `"ident" must be a non-empty string, got ${JSON.stringify(ident)}`);
   if (!isPrintableAscii(ident)) throw new WialonEncodeError('ident', `"ident" ${JSON.stringify(ident)} has characters outside printable ASCII; Wialon unit IDs are ASCII`);
   return ident;
 }
 
-function timeOf(message: FlespiMessage): number {
-  const timestamp = message.timestamp;
+function timeOf(timestamp: unknown): number {
   if (timestamp === undefined || timestamp === null) throw new WialonEncodeError('timestamp', 'message has no "timestamp": Wialon needs the message time, so the message cannot be sent');
   if (typeof timestamp !== 'number' || !Number.isFinite(timestamp)) throw new WialonEncodeError('timestamp', `"timestamp" must be a number of seconds, got ${JSON.stringify(timestamp)}`);
   const seconds = Math.floor(timestamp);
@@ -283,6 +281,338 @@ function isPrintableAscii(text: string): boolean {
     if (code < 0x20 || code > 0x7e) return false;
   }
   return true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// flespi message -> bytes in one pass (what encodeMessage runs)
+//
+// The same mapping as messageToPacket + encodePacket, byte for byte, without building block objects:
+// parameters are written straight into a scratch buffer, what each name means is looked up once per
+// name (names repeat from message to message), and the fixed blocks (posinfo, avl_inputs, avl_outputs)
+// are put in front at the end. Messages with a name that needs renaming or is reserved, and reentrant
+// calls (a toJSON that encodes), take the general path instead: fastEncode returns undefined for them
+// before reporting anything.
+
+/** What a parameter name means for the encoder, independent of its value. */
+class NameInfo {
+  /** The posinfo field this name feeds (when latitude and longitude are present). */
+  position: keyof PosInfo | undefined = undefined;
+  /** 'din'/'dout': the mask; with `bit`: the boolean din.N/dout.N. */
+  io: 'din' | 'dout' | undefined = undefined;
+  bit: number | undefined = undefined;
+  /** `ident` and `timestamp` go into the packet header, never into a block. */
+  header: 'ident' | 'timestamp' | undefined = undefined;
+  /** Sets the avl_driver flag. */
+  driver = false;
+  /** By type byte: marker, size, attribute, type and name of a block with this name (the size fits fixed-size values). */
+  private readonly starts: (Uint8Array | undefined)[] = [];
+
+  constructor(
+    /** 'plain' names are sent as they are; 'general' ones need the general path; 'bad' ones are always skipped. */
+    readonly kind: 'plain' | 'general' | 'bad',
+    readonly name = '',
+    /** Why a 'bad' name is skipped. */
+    readonly reason = '',
+  ) {}
+
+  /** The first 8 + name + 1 bytes of a block of `type` whose value takes `valueBytes`. */
+  blockStart(type: number, valueBytes: number): Uint8Array {
+    const known = this.starts[type];
+    if (known) return known;
+    const start = Buffer.alloc(8 + this.name.length + 1);
+    start.writeUInt16BE(BLOCK_MARKER, 0);
+    start.writeUInt32BE(2 + this.name.length + 1 + valueBytes, 2);
+    start[6] = FIXED_NAMES.has(this.name) ? 1 : 0;
+    start[7] = type;
+    writeAsciiz(start, this.name, 8);
+    this.starts[type] = start;
+    return start;
+  }
+}
+
+const POSITION_FIELDS: Readonly<Record<string, keyof PosInfo>> = {
+  'position.latitude': 'latitude',
+  'position.longitude': 'longitude',
+  'position.altitude': 'altitude',
+  'position.speed': 'speed',
+  'position.direction': 'course',
+  'position.satellites': 'satellites',
+};
+const NAME_CACHE_LIMIT = 10_000;
+const nameCache = new Map<string, NameInfo>();
+/** By position: the names of the latest message (usually those of the next one too) and what they mean. */
+const names: string[] = [];
+const infos: NameInfo[] = [];
+
+function isPlainObject(value: object): boolean {
+  const prototype: unknown = Object.getPrototypeOf(value);
+  return prototype === Object.prototype || prototype === null;
+}
+
+function nameInfo(key: string): NameInfo {
+  const known = nameCache.get(key);
+  if (known) return known;
+  const info = classifyName(key);
+  if (nameCache.size < NAME_CACHE_LIMIT) nameCache.set(key, info);
+  return info;
+}
+
+function classifyName(key: string): NameInfo {
+  if (key === '') return new NameInfo('bad', key, 'the name is empty');
+  if (!isPrintableAscii(key)) return new NameInfo('bad', key, 'the name has characters outside printable ASCII; Wialon parameter names are ASCII');
+  if (key.length > MAX_NAME_BYTES || key === 'posinfo' || key === 'avl_inputs' || key === 'avl_outputs') return new NameInfo('general', key);
+  const info = new NameInfo('plain', key);
+  info.position = POSITION_FIELDS[key];
+  info.driver = key === 'avl_driver';
+  if (key === 'ident' || key === 'timestamp') info.header = key;
+  if (key === 'din' || key === 'dout') info.io = key;
+  const io = /^(din|dout)\.([1-9]\d*)$/.exec(key);
+  if (io && Number(io[2]) <= 32) {
+    info.io = io[1] as 'din' | 'dout';
+    info.bit = Number(io[2]) - 1;
+  }
+  return info;
+}
+
+/** Grows as needed; holds the parameter blocks of the message being encoded. */
+let scratch = Buffer.allocUnsafe(64 * 1024);
+let view = new DataView(scratch.buffer, scratch.byteOffset, scratch.byteLength);
+let encoding = false;
+/** Issues of the message being encoded, reported only once it encoded (the general path reports its own). */
+const issues: EncodeIssue[] = [];
+
+function reserve(at: number, bytes: number): void {
+  if (at + bytes <= scratch.length) return;
+  const bigger = Buffer.allocUnsafe(Math.max(scratch.length * 2, at + bytes));
+  scratch.copy(bigger, 0, 0, at);
+  scratch = bigger;
+  view = new DataView(scratch.buffer, scratch.byteOffset, scratch.byteLength);
+}
+
+const POSINFO_BLOCK_BYTES = 6 + 2 + 'posinfo'.length + 1 + POSINFO_BYTES;
+const IO_BLOCK_BYTES = { din: 6 + 2 + 'avl_inputs'.length + 1 + 4, dout: 6 + 2 + 'avl_outputs'.length + 1 + 4 };
+
+function fastEncode(message: FlespiMessage, onIssue: ((issue: EncodeIssue) => void) | undefined): Buffer | undefined {
+  // Own names only; an object with a prototype of its own might inherit parameters: general path.
+  if (encoding || !isPlainObject(message)) return undefined;
+  // Pass 1: what each name means, and the values the header and the fixed blocks need. Reading them
+  // here by position is much cheaper than message.ident etc. on objects of many shapes.
+  const keys = Object.keys(message);
+  const values = Object.values(message);
+  let ident: unknown;
+  let timestamp: unknown;
+  let latitude: number | undefined;
+  let longitude: number | undefined;
+  let dinMask: number | undefined;
+  let doutMask: number | undefined;
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i]!;
+    const value = values[i];
+    // Messages of one device usually list the same names in the same order: compare before looking up.
+    let info = infos[i];
+    if (names[i] !== key || !info) {
+      info = nameInfo(key);
+      names[i] = key;
+      infos[i] = info;
+    }
+    if (info.kind === 'general' && value !== undefined) return undefined;
+    if (info.header === 'ident') ident = value;
+    else if (info.header === 'timestamp') timestamp = value;
+    else if (info.position === 'latitude') latitude = finite(value);
+    else if (info.position === 'longitude') longitude = finite(value);
+    else if (info.io === 'din' && info.bit === undefined) dinMask = ioMask(value);
+    else if (info.io === 'dout' && info.bit === undefined) doutMask = ioMask(value);
+  }
+  const unitId = unitIdOf(ident);
+  const time = timeOf(timestamp);
+
+  // Pass 2: the parameter blocks, into the scratch buffer.
+  const hasPosition = latitude !== undefined && longitude !== undefined;
+  let dinBits: number | undefined;
+  let doutBits: number | undefined;
+  let altitude = 0;
+  let speed = 0;
+  let course = 0;
+  let satellites = 0;
+  let driver = false;
+  let o = 0;
+  encoding = true;
+  issues.length = 0;
+  try {
+    for (let i = 0; i < keys.length; i++) {
+      const value = values[i];
+      const info = infos[i]!;
+      if (value === undefined || info.header) continue;
+      if (info.kind === 'bad') {
+        issues.push({ parameter: keys[i]!, action: 'skipped', reason: info.reason! });
+        continue;
+      }
+      if (info.position && hasPosition && typeof value === 'number' && Number.isFinite(value)) {
+        if (info.position === 'altitude') altitude = value;
+        else if (info.position === 'speed') speed = value;
+        else if (info.position === 'course') course = value;
+        else if (info.position === 'satellites') satellites = value;
+        continue; // latitude and longitude are known already
+      }
+      if (info.io) {
+        const mask = info.io === 'din' ? dinMask : doutMask;
+        if (info.bit === undefined) {
+          if (mask !== undefined) continue;
+        } else if (mask === undefined && typeof value === 'boolean') {
+          const bit = value ? 1 << info.bit : 0;
+          if (info.io === 'din') dinBits = (dinBits ?? 0) | bit;
+          else doutBits = (doutBits ?? 0) | bit;
+          continue;
+        }
+      }
+      const written = writeParameter(o, keys[i]!, info, value);
+      if (written !== o && info.driver) driver = true;
+      o = written;
+    }
+  } finally {
+    encoding = false;
+  }
+
+  const inputs = dinMask ?? dinBits;
+  const outputs = doutMask ?? doutBits;
+  let flags = driver ? WialonFlags.driver : 0;
+  let size = unitId.length + 1 + 8 + o;
+  if (hasPosition) {
+    flags |= WialonFlags.position;
+    size += POSINFO_BLOCK_BYTES;
+  }
+  if (inputs !== undefined) {
+    flags |= WialonFlags.inputs;
+    size += IO_BLOCK_BYTES.din;
+  }
+  if (outputs !== undefined) {
+    flags |= WialonFlags.outputs;
+    size += IO_BLOCK_BYTES.dout;
+  }
+  if (size > UINT32_MAX) throw new WialonEncodeError('size', `the packet would be ${size} bytes, more than a u32 size field can say`);
+
+  const out = Buffer.allocUnsafe(4 + size);
+  out.writeUInt32LE(size, 0);
+  let at = writeAsciiz(out, unitId, 4);
+  out.writeUInt32BE(time, at);
+  out.writeUInt32BE(flags, at + 4);
+  at += 8;
+  if (latitude !== undefined && longitude !== undefined) {
+    at = blockHeader(out, at, 'posinfo', 1, TYPE_BYTE.posinfo, POSINFO_BYTES);
+    const turned = Math.round(course) % 360;
+    out.writeDoubleLE(longitude, at);
+    out.writeDoubleLE(latitude, at + 8);
+    out.writeDoubleLE(altitude, at + 16);
+    out.writeUInt16BE(clamp(Math.round(speed), 0, 0xffff), at + 24);
+    out.writeUInt16BE(turned < 0 ? turned + 360 : turned, at + 26);
+    out[at + 28] = clamp(Math.round(satellites), 0, 0xff);
+    at += POSINFO_BYTES;
+  }
+  if (inputs !== undefined) at = out.writeInt32BE(inputs | 0, blockHeader(out, at, 'avl_inputs', 1, TYPE_BYTE.int32, 4));
+  if (outputs !== undefined) at = out.writeInt32BE(outputs | 0, blockHeader(out, at, 'avl_outputs', 1, TYPE_BYTE.int32, 4));
+  scratch.copy(out, at, 0, o);
+  if (issues.length > 0 && onIssue) {
+    const reported = issues.splice(0);
+    for (const issue of reported) onIssue(issue);
+  }
+  return out;
+}
+
+/** A din/dout value that is a whole bit mask. */
+function ioMask(value: unknown): number | undefined {
+  return typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= UINT32_MAX ? value : undefined;
+}
+
+function blockHeader(buf: Buffer, at: number, name: string, attribute: number, type: number, valueBytes: number): number {
+  buf.writeUInt16BE(BLOCK_MARKER, at);
+  buf.writeUInt32BE(2 + name.length + 1 + valueBytes, at + 2);
+  buf[at + 6] = attribute;
+  buf[at + 7] = type;
+  return writeAsciiz(buf, name, at + 8);
+}
+
+/**
+ * Appends one parameter block at `o` in the scratch buffer; returns the new end (`o` itself when the
+ * value cannot be sent, after reporting why). The rules are parameterBlock's.
+ */
+function writeParameter(o: number, key: string, info: NameInfo, value: unknown): number {
+  const at = o + 8 + info.name.length + 1; // where a value goes
+  switch (typeof value) {
+    case 'boolean':
+      writeFixed(o, info, TYPE_BYTE.int32, 4).setInt32(at, value ? 1 : 0);
+      return at + 4;
+    case 'number':
+      if (!Number.isFinite(value)) return skippedAt(o, key, `the value ${value} is not a finite number`);
+      if (Number.isInteger(value) && value >= INT32_MIN && value <= INT32_MAX) {
+        writeFixed(o, info, TYPE_BYTE.int32, 4).setInt32(at, value);
+        return at + 4;
+      }
+      if (Number.isSafeInteger(value)) {
+        const high = Math.floor(value / 2 ** 32);
+        writeFixed(o, info, TYPE_BYTE.int64, 8).setInt32(at, high);
+        view.setUint32(at + 4, value - high * 2 ** 32);
+        return at + 8;
+      }
+      writeFixed(o, info, TYPE_BYTE.double, 8).setFloat64(at, value, true);
+      return at + 8;
+    case 'bigint':
+      if (value >= INT64_MIN && value <= INT64_MAX) {
+        writeFixed(o, info, TYPE_BYTE.int64, 8).setBigInt64(at, value);
+        return at + 8;
+      }
+      issues.push({ parameter: key, action: 'converted', reason: 'the integer does not fit 64 bits; sent as decimal text' });
+      return writeText(o, info, value.toString());
+    case 'string':
+      if (value.includes('\0')) return skippedAt(o, key, 'the text contains a NUL character, which would end a Wialon text value early');
+      return writeText(o, info, value);
+    case 'object': {
+      if (value === null) return skippedAt(o, key, 'the value is null');
+      let json: string;
+      try {
+        json = JSON.stringify(value);
+      } catch (error) {
+        return skippedAt(o, key, `the ${Array.isArray(value) ? 'array' : 'object'} cannot be written as JSON (${error instanceof Error ? error.message : String(error)})`);
+      }
+      issues.push({ parameter: key, action: 'converted', reason: `Wialon has no ${Array.isArray(value) ? 'array' : 'object'} type; sent as JSON text` });
+      return writeText(o, info, json);
+    }
+    default:
+      return skippedAt(o, key, `a ${typeof value} value cannot be sent`);
+  }
+}
+
+function skippedAt(o: number, parameter: string, reason: string): number {
+  issues.push({ parameter, action: 'skipped', reason });
+  return o;
+}
+
+/** Marker, size, attribute, type and name of a block whose value has a fixed size; returns the view to write the value with. */
+function writeFixed(o: number, info: NameInfo, type: number, valueBytes: number): DataView {
+  const start = info.blockStart(type, valueBytes);
+  reserve(o, start.length + valueBytes);
+  scratch.set(start, o);
+  return view;
+}
+
+/** A text block: UTF-8 plus NUL. ASCII (the usual case) is copied by hand; anything else goes through Buffer#write. */
+function writeText(o: number, info: NameInfo, text: string): number {
+  const at = o + 8 + info.name.length + 1;
+  reserve(o, at - o + text.length * 3 + 1); // UTF-8 needs at most 3 bytes per UTF-16 unit
+  writeFixed(o, info, TYPE_BYTE.text, 0);
+  let end = at;
+  let ascii = true;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code >= 0x80) {
+      ascii = false;
+      break;
+    }
+    scratch[end++] = code;
+  }
+  if (!ascii) end = at + scratch.write(text, at, 'utf8');
+  scratch[end] = 0;
+  view.setUint32(o + 2, 2 + info.name.length + 1 + (end + 1 - at)); // the size counts bytes, known only now
+  return end + 1;
 }
 
 // ---------------------------------------------------------------------------------------------
