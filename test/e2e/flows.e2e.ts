@@ -9,13 +9,11 @@ import { isDeepStrictEqual } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import { outputDir } from './support/host';
 import { LiveTail } from './support/liveTail';
+import { AWS_SINK, AWS_TOPIC_PREFIX, sessionOptions } from './setup';
 import { extensionHostLogs, SANDBOX_TOKEN, startSession, type Session } from './support/session';
 import { record, writeTimings } from './support/timings';
 import { waitFor, type Workbench } from './support/workbench';
 
-/** The AWS IoT sink publishes under this prefix; the broker's subscriber listens to all of it. */
-const AWS_TOPIC_PREFIX = 'e2e/flespi';
-const AWS_SINK = 'e2e-aws-iot';
 const WIALON_SINK = 'e2e-wialon';
 const HANDLER = 'E2eHandler';
 /** The channel tailed in flows 2-7, one of the sandbox's defaults. */
@@ -46,31 +44,7 @@ function flow(name: string, title: string, body: (wb: Workbench) => Promise<void
 
 describe('flespi extension in VS Code (code-server)', { concurrency: false }, () => {
   before(async () => {
-    session = await startSession({
-      brokerTopics: `${AWS_TOPIC_PREFIX}/#`,
-      settings: (peers) => ({
-        // Flow 6 talks to the separately started sandbox, which accepts only its own token.
-        // These settings have scope "machine": the remote machine's settings of code-server.
-        machine: { 'flespi.baseUrl': peers.sandbox.restUrl, 'flespi.mqttUrl': peers.sandbox.mqttUrl },
-        user: {
-          // Flow 3's sink. Written here, not added through "Add Sink…": that asks only what a real AWS
-          // IoT endpoint needs (port 8883, Amazon's public CA), and the stand-in broker needs a port and a CA.
-          'flespi.sinks': [
-            {
-              name: AWS_SINK,
-              type: 'aws-iot',
-              // AWS IoT's endpoint is a host name; the Mosquitto stand-in listens on 127.0.0.1.
-              endpoint: peers.tls.broker.host,
-              port: peers.tls.broker.port,
-              topic: `${AWS_TOPIC_PREFIX}/{ident}`,
-              caFile: peers.tls.pki.ca.cert,
-              certFile: peers.tls.pki.client.cert,
-              keyFile: peers.tls.pki.client.key,
-            },
-          ],
-        },
-      }),
-    });
+    session = await startSession(sessionOptions);
   });
 
   after(async () => {

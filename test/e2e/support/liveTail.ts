@@ -59,11 +59,16 @@ export class LiveTail {
     await this.button(name).click();
   }
 
-  /** Selects exactly these rows: a click on the first, Ctrl+click on the others. */
+  /**
+   * Selects exactly these rows: a click on the first, Ctrl+click on the others. Each click is seen
+   * through before the next (rows are redrawn on the next animation frame, late on a busy machine).
+   */
   async select(ids: readonly number[]): Promise<void> {
-    const [first, ...rest] = ids;
-    await this.row(first).click();
-    for (const id of rest) await this.row(id).click({ modifiers: ['Control'] });
+    for (const [index, id] of ids.entries()) {
+      await this.row(id).click(index === 0 ? {} : { modifiers: ['Control'] });
+      const wanted = JSON.stringify([...ids.slice(0, index + 1)].sort((a, b) => a - b));
+      await waitFor(`rows ${wanted} to be selected`, async () => JSON.stringify((await this.selectedIds()).sort((a, b) => a - b)) === wanted, 10_000);
+    }
   }
 
   /** Pauses the tail unless it is paused already (the Pause button reads "Resume" then). */

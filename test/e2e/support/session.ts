@@ -19,15 +19,23 @@ export interface Peers {
   wialon: { receiver: WialonTestReceiver; port: number };
 }
 
-export interface Session {
+/** Everything up to a serving code-server (what scripts/e2e/serve.ts shows a person). */
+export interface ServedSession {
   root: string;
   workspace: string;
   profile: Profile;
   peers: Peers;
   server: CodeServer;
+  /** Stops everything started, last first; keepFiles leaves the temp folder for inspection. */
+  stop(options: { keepFiles: boolean }): Promise<void>;
+  /** Adds something for stop() to end. */
+  onStop(cleanup: () => Promise<void>): void;
+}
+
+/** A served session with Chromium showing the workbench. */
+export interface Session extends ServedSession {
   browser: Browser;
   workbench: Workbench;
-  stop(options: { keepFiles: boolean }): Promise<void>;
 }
 
 export interface SessionOptions {
@@ -37,7 +45,7 @@ export interface SessionOptions {
   brokerTopics: string;
 }
 
-export async function startSession(options: SessionOptions): Promise<Session> {
+export async function serveSession(options: SessionOptions): Promise<ServedSession> {
   const cleanups: (() => Promise<void>)[] = [];
   const root = mkdtempSync(join(tmpdir(), 'flespi-e2e-'));
   const stop = async ({ keepFiles }: { keepFiles: boolean }) => {
@@ -45,9 +53,6 @@ export async function startSession(options: SessionOptions): Promise<Session> {
     cleanups.length = 0;
     if (!keepFiles) rmSync(root, { recursive: true, force: true });
   };
-  // Screenshots of an earlier run would mix with this run's.
-  rmSync(outputDir, { recursive: true, force: true });
-  mkdirSync(outputDir, { recursive: true });
   try {
     const entry = await timed('install host (reused when present)', ensureHost);
     await timed('build (--production)', buildExtension);
@@ -69,17 +74,27 @@ export async function startSession(options: SessionOptions): Promise<Session> {
     const workspace = join(root, 'workspace');
     mkdirSync(workspace);
 
-    const { server, browser, workbench } = await timed('start code-server and open the workbench', async () => {
-      const server = await CodeServer.start(entry, profile);
-      cleanups.push(() => server.stop());
-      const browser = await launchChromium();
-      cleanups.push(() => browser.close());
-      const workbench = await Workbench.open(browser, server.folderUrl(workspace), outputDir);
-      return { server, browser, workbench };
-    });
-    return { root, workspace, profile, peers, server, browser, workbench, stop };
+    const server = await timed('start code-server', () => CodeServer.start(entry, profile));
+    cleanups.push(() => server.stop());
+    return { root, workspace, profile, peers, server, stop, onStop: (cleanup) => cleanups.push(cleanup) };
   } catch (error) {
     await stop({ keepFiles: true });
+    throw error;
+  }
+}
+
+export async function startSession(options: SessionOptions): Promise<Session> {
+  // Screenshots of an earlier run would mix with this run's.
+  rmSync(outputDir, { recursive: true, force: true });
+  mkdirSync(outputDir, { recursive: true });
+  const served = await serveSession(options);
+  try {
+    const browser = await launchChromium();
+    served.onStop(() => browser.close());
+    const workbench = await timed('open the workbench in Chromium', () => Workbench.open(browser, served.server.folderUrl(served.workspace), outputDir));
+    return { ...served, browser, workbench };
+  } catch (error) {
+    await served.stop({ keepFiles: true });
     throw error;
   }
 }

@@ -106,7 +106,7 @@ export class Workbench {
     await input.waitFor({ state: 'visible' });
     await input.fill(`>${title}`);
     const row = this.quickPickRow(title);
-    await row.waitFor({ timeout: 15_000 }).catch(async () => {
+    await row.waitFor({ timeout: 30_000 }).catch(async () => {
       throw new Error(`the command palette has no command "${title}"; it offers: ${(await this.quickPickLabels()).join(' | ') || 'nothing'}`);
     });
     await row.click();
@@ -125,7 +125,7 @@ export class Workbench {
   /** Picks an item of the open quick pick by label. */
   async pick(label: string): Promise<void> {
     const row = this.quickPickRow(label);
-    await row.waitFor({ timeout: 15_000 }).catch(async () => {
+    await row.waitFor({ timeout: 30_000 }).catch(async () => {
       throw new Error(`the quick pick has no item "${label}"; it offers: ${(await this.quickPickLabels()).join(' | ') || 'nothing'}`);
     });
     await row.click();
