@@ -495,6 +495,8 @@ export class Injector {
   constructor(
     private readonly sandbox: Pick<SandboxProcess, 'restUrl' | 'token' | 'epoch'>,
     private readonly channel = CHANNEL,
+    /** Parameters every message carries besides its ident and id. */
+    private readonly extra: FlespiMessage = {},
   ) {}
 
   get injected(): number[] {
@@ -503,7 +505,7 @@ export class Injector {
 
   /** Injects `count` messages now (one request); resolves with their ids. */
   async inject(count: number): Promise<number[]> {
-    const messages = numbered(this.nextId, count);
+    const messages = numbered(this.nextId, count, this.extra);
     await control(this.sandbox.restUrl, this.sandbox.token, 'POST', `/sandbox/channels/${this.channel}/messages`, messages);
     const ids = idsOf(messages);
     for (const id of ids) this.acceptedBy.set(id, this.sandbox.epoch);
