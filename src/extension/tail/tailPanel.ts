@@ -12,6 +12,7 @@ import type { FlespiMessage } from '../../core/message';
 import { DEFAULT_COLUMNS, LIMITS, checkWebviewMessage, type ConnectionState, type ExportFormat, type ForwardResult, type HostMessage, type NoticeLevel, type WebviewMessage } from '../../shared/tailProtocol';
 import { clipboardText, csvLines, ndjsonLines } from './tailExport';
 import { createNonce, renderTailHtml } from './tailHtml';
+import { TailFeed } from './tailFeed';
 import { TailModel } from './tailModel';
 import { TailSession } from './tailSession';
 
@@ -57,16 +58,14 @@ const openPanels = new Map<number, TailPanel>();
 
 export class TailPanel implements vscode.Disposable {
   private readonly model: TailModel;
+  private readonly feed: TailFeed;
   private readonly backfill: number;
   private session: TailSession | undefined;
   private connection: TailConnection | undefined;
   private columns: string[];
   private filter: string;
-  private webviewReady = false;
   /** The user pressed Stop: a connection change must not start the tail again. */
   private stoppedByUser = false;
-  private connectionState: { connection: ConnectionState; detail: string } = { connection: 'connecting', detail: '' };
-  private lastCounters = '';
   private readonly timer: ReturnType<typeof setInterval>;
   private readonly disposables: vscode.Disposable[] = [];
   private disposed = false;
@@ -109,6 +108,20 @@ export class TailPanel implements vscode.Disposable {
     this.model = new TailModel({ bufferSize, maxPerBatch: MAX_PER_BATCH });
     this.columns = prefs.columns ?? columnsSetting(config.get<unknown>('columns'));
     this.filter = prefs.filter ?? '';
+    this.feed = new TailFeed(
+      this.model,
+      // A post can still race with the panel closing; nothing is lost that a resync would not resend.
+      (message) => void panel.webview.postMessage(message).then(undefined, () => undefined),
+      () => ({
+        type: 'init',
+        channel: { id: channel.id, name: channel.name },
+        columns: this.columns,
+        bufferSize: this.model.bufferSize,
+        filter: this.filter,
+        paused: this.model.isPaused,
+        connectionLabel: this.connection?.label ?? 'not connected',
+      }),
+    );
 
     const webview = panel.webview;
     webview.html = renderTailHtml({
@@ -122,12 +135,12 @@ export class TailPanel implements vscode.Disposable {
       panel.onDidChangeViewState(() => {
         // A hidden webview is torn down (no retainContextWhenHidden) and says `ready` again when shown;
         // until then messages stay in the model.
-        if (!panel.visible) this.webviewReady = false;
+        if (!panel.visible) this.feed.detach();
       }),
       panel.onDidDispose(() => this.dispose()),
       deps.connection.onDidChange(() => this.onConnectionChanged()),
     );
-    this.timer = setInterval(() => this.flush(), FLUSH_INTERVAL_MS);
+    this.timer = setInterval(() => this.feed.tick(), FLUSH_INTERVAL_MS);
     this.startSession();
   }
 
@@ -136,6 +149,7 @@ export class TailPanel implements vscode.Disposable {
     this.disposed = true;
     openPanels.delete(this.channel.id);
     clearInterval(this.timer);
+    this.feed.detach();
     void this.stopSession();
     for (const d of this.disposables.splice(0)) d.dispose();
     this.panel.dispose();
@@ -191,8 +205,7 @@ export class TailPanel implements vscode.Disposable {
     this.stoppedByUser = false;
     this.model.clear();
     this.model.resume();
-    this.lastCounters = '';
-    if (this.webviewReady) this.resync();
+    this.feed.resync();
     this.startSession();
   }
 
@@ -223,16 +236,15 @@ export class TailPanel implements vscode.Disposable {
   private async handle(message: WebviewMessage): Promise<void> {
     switch (message.type) {
       case 'ready':
-        this.webviewReady = true;
-        this.resync();
+        this.feed.ready();
         return;
       case 'pause':
         this.model.pause();
-        this.flush();
+        this.feed.tick();
         return;
       case 'resume':
         this.model.resume();
-        this.flush();
+        this.feed.tick();
         return;
       case 'stop':
         this.stoppedByUser = true;
@@ -320,52 +332,17 @@ export class TailPanel implements vscode.Disposable {
     this.notice('info', `Exported ${plural(messages.length, 'message')} to ${uri.scheme === 'file' ? uri.fsPath : uri.toString(true)}.`);
   }
 
-  /** Everything the webview needs after it (re)loaded: settings, state, and the buffer. */
-  private resync(): void {
-    this.post({
-      type: 'init',
-      channel: { id: this.channel.id, name: this.channel.name },
-      columns: this.columns,
-      bufferSize: this.model.bufferSize,
-      filter: this.filter,
-      paused: this.model.isPaused,
-      connectionLabel: this.connection?.label ?? 'not connected',
-    });
-    this.post({ type: 'state', ...this.connectionState });
-    const batch = this.model.snapshot();
-    const counters = this.model.counters();
-    this.post({ type: 'messages', batch, counters, reset: true });
-    this.lastCounters = JSON.stringify(counters);
-  }
-
-  /** Sends what arrived since the last flush (or just the counters when they changed). */
-  private flush(): void {
-    if (!this.canPost()) return;
-    const batch = this.model.takeBatch();
-    const counters = this.model.counters();
-    const json = JSON.stringify(counters);
-    if (batch.length > 0) this.post({ type: 'messages', batch, counters });
-    else if (json !== this.lastCounters) this.post({ type: 'counters', counters });
-    this.lastCounters = json;
-  }
-
   private setState(connection: ConnectionState, detail: string): void {
-    this.connectionState = { connection, detail };
-    this.post({ type: 'state', connection, detail });
+    this.feed.setState(connection, detail);
   }
 
   private notice(level: NoticeLevel, text: string): void {
     this.log(level === 'error' ? 'error' : level === 'warning' ? 'warn' : 'info', text);
-    this.post({ type: 'notice', level, text });
-  }
-
-  private canPost(): boolean {
-    return !this.disposed && this.webviewReady && this.panel.visible;
+    this.feed.notice(level, text);
   }
 
   private post(message: HostMessage): void {
-    // Posts to a hidden or loading webview are lost: the next `ready` resyncs instead.
-    if (this.canPost()) void this.panel.webview.postMessage(message);
+    if (!this.disposed) this.feed.send(message);
   }
 }
 

@@ -1,0 +1,93 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { FlespiMessage } from '../../src/core/message';
+import { TailFeed } from '../../src/extension/tail/tailFeed';
+import { TailModel } from '../../src/extension/tail/tailModel';
+import type { HostMessage } from '../../src/shared/tailProtocol';
+
+function setup(bufferSize = 100, maxPerBatch = 20) {
+  const model = new TailModel({ bufferSize, maxPerBatch });
+  const posted: HostMessage[] = [];
+  const feed = new TailFeed(model, (m) => posted.push(m), () => ({ type: 'init', channel: { id: 7, name: 'c' }, columns: ['ident'], bufferSize, filter: '', paused: model.isPaused, connectionLabel: 'sandbox' }));
+  const add = (from: number, to: number) => {
+    const list: FlespiMessage[] = [];
+    for (let n = from; n <= to; n++) list.push({ n });
+    model.add(list);
+  };
+  const ids = (m: HostMessage | undefined) => (m?.type === 'messages' ? m.batch.map((i) => i.message.n) : undefined);
+  return { model, feed, posted, add, ids };
+}
+
+test('nothing is posted before the webview says ready; ready sends init, state and the buffer', () => {
+  const { feed, posted, add, ids } = setup();
+  feed.setState('live', 'Live');
+  feed.notice('info', 'early');
+  add(1, 5);
+  feed.tick();
+  assert.equal(posted.length, 0);
+  feed.ready();
+  assert.deepEqual(
+    posted.map((m) => m.type),
+    ['init', 'state', 'messages'],
+  );
+  assert.deepEqual(posted[1], { type: 'state', connection: 'live', detail: 'Live' }, 'the latest state, kept while nobody listened');
+  const messages = posted[2] as Extract<HostMessage, { type: 'messages' }>;
+  assert.equal(messages.reset, true);
+  assert.deepEqual(ids(messages), [1, 2, 3, 4, 5]);
+  assert.equal(messages.counters.shown, 5);
+});
+
+test('one batch per tick, counters only when they change', () => {
+  const { feed, posted, add, ids } = setup();
+  feed.ready();
+  posted.length = 0;
+  add(1, 3);
+  add(4, 6);
+  feed.tick();
+  feed.tick();
+  assert.equal(posted.length, 1, 'two adds, one batch; an idle tick with unchanged counters posts nothing');
+  assert.deepEqual(ids(posted[0]), [1, 2, 3, 4, 5, 6]);
+  add(7, 60);
+  feed.tick();
+  assert.deepEqual(ids(posted[1])?.length, 20, 'capped at maxPerBatch');
+  const counters = (posted[1] as Extract<HostMessage, { type: 'messages' }>).counters;
+  assert.deepEqual([counters.received, counters.shown, counters.dropped], [60, 26, 34]);
+});
+
+test('while hidden nothing is posted; the next ready resends the whole buffer, newest included', () => {
+  const { feed, posted, add, ids } = setup(50, 20);
+  feed.ready();
+  add(1, 10);
+  feed.tick();
+  feed.detach();
+  posted.length = 0;
+  add(11, 80);
+  feed.tick();
+  feed.setState('reconnecting', 'lost');
+  feed.notice('info', 'while hidden');
+  assert.equal(posted.length, 0);
+  feed.ready();
+  assert.deepEqual(
+    posted.map((m) => m.type),
+    ['init', 'state', 'messages'],
+  );
+  assert.deepEqual(posted[1], { type: 'state', connection: 'reconnecting', detail: 'lost' });
+  const resent = ids(posted[2]) ?? [];
+  assert.equal(resent.length, 50, 'the whole (bounded) buffer');
+  assert.deepEqual([resent[0], resent.at(-1)], [31, 80]);
+});
+
+test('paused: ticks send only counters with the pending count; resume sends the newest', () => {
+  const { model, feed, posted, add, ids } = setup(100, 20);
+  feed.ready();
+  posted.length = 0;
+  model.pause();
+  add(1, 30);
+  feed.tick();
+  assert.equal(posted.length, 1);
+  assert.equal(posted[0].type, 'counters');
+  assert.equal((posted[0] as Extract<HostMessage, { type: 'counters' }>).counters.pending, 30);
+  model.resume();
+  feed.tick();
+  assert.deepEqual(ids(posted[1]), Array.from({ length: 20 }, (_, i) => i + 11));
+});
