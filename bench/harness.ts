@@ -1,5 +1,6 @@
 // Shared pieces of `npm run bench`: repeated runs, median/min/max, ratios against a baseline
 // measured in the same run, machine description, table and JSON output.
+import { fork, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +18,8 @@ export interface Summary {
   max: number;
   runs: number;
   extra: Record<string, number>;
+  /** Every run's value in run order; runs of interleaved cases pair up by index. */
+  values: number[];
 }
 
 export interface Row {
@@ -26,21 +29,27 @@ export interface Row {
   summary: Summary;
   /** The baseline case this row is compared with (same bench), if any. */
   baseline?: string;
+  /** Median of the per-round ratios to the baseline (cases run interleaved), else median / baseline median. */
   ratio?: number;
+  /** Smallest and largest per-round ratio, when the runs pair up. */
+  ratioRange?: [number, number];
   target?: string;
   note?: string;
 }
 
+export function median(xs: readonly number[]): number {
+  const sorted = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
 export function summarize(samples: Sample[]): Summary {
-  const values = samples.map((s) => s.value).sort((a, b) => a - b);
-  const mid = Math.floor(values.length / 2);
-  const median = values.length % 2 ? values[mid]! : (values[mid - 1]! + values[mid]!) / 2;
+  const values = samples.map((s) => s.value);
   const extra: Record<string, number> = {};
   for (const key of new Set(samples.flatMap((s) => Object.keys(s.extra ?? {})))) {
-    const xs = samples.map((s) => s.extra?.[key]).filter((x): x is number => x !== undefined).sort((a, b) => a - b);
-    extra[key] = xs[Math.floor(xs.length / 2)]!;
+    extra[key] = median(samples.map((s) => s.extra?.[key]).filter((x): x is number => x !== undefined));
   }
-  return { median, min: values[0]!, max: values[values.length - 1]!, runs: values.length, extra };
+  return { median: median(values), min: Math.min(...values), max: Math.max(...values), runs: values.length, extra, values };
 }
 
 /** Runs `fn` `runs` times (after `warmup` unmeasured runs) and summarizes. */
@@ -51,12 +60,37 @@ export async function measure(runs: number, fn: () => Promise<Sample>, warmup = 
   return summarize(samples);
 }
 
-/** Adds `ratio` = median / baseline median to rows that name a baseline. */
+/**
+ * Runs several cases round-robin (`runs` rounds after `warmup` unmeasured ones), so a burst of load from
+ * other users of the machine hits every case alike, and the runs of one round can be compared as a pair.
+ */
+export async function measureInterleaved(runs: number, cases: Record<string, () => Promise<Sample>>, warmup = 0): Promise<Record<string, Summary>> {
+  const samples: Record<string, Sample[]> = Object.fromEntries(Object.keys(cases).map((name) => [name, []]));
+  for (let round = 0; round < warmup + runs; round++) {
+    for (const [name, fn] of Object.entries(cases)) {
+      const sample = await fn();
+      if (round >= warmup) samples[name]!.push(sample);
+    }
+  }
+  return Object.fromEntries(Object.entries(samples).map(([name, s]) => [name, summarize(s)]));
+}
+
+/**
+ * Adds `ratio` to rows that name a baseline: the median of per-round ratios when both were measured
+ * interleaved with the same number of runs, else median / baseline median.
+ */
 export function withRatios(rows: Row[]): Row[] {
   return rows.map((row) => {
     if (!row.baseline) return row;
     const base = rows.find((r) => r.bench === row.bench && r.case === row.baseline);
-    return base ? { ...row, ratio: row.summary.median / base.summary.median } : row;
+    if (!base) return row;
+    const a = row.summary.values;
+    const b = base.summary.values;
+    if (a.length > 1 && a.length === b.length) {
+      const ratios = a.map((x, i) => x / b[i]!);
+      return { ...row, ratio: median(ratios), ratioRange: [Math.min(...ratios), Math.max(...ratios)] };
+    }
+    return { ...row, ratio: row.summary.median / base.summary.median };
   });
 }
 
@@ -83,7 +117,7 @@ export function table(rows: Row[]): string {
     fmt(r.summary.min),
     fmt(r.summary.max),
     r.unit,
-    r.ratio === undefined ? (r.baseline ? '' : 'baseline') : `${r.ratio.toFixed(2)}× ${r.baseline}`,
+    r.ratio === undefined ? (r.baseline ? '' : 'baseline') : `${r.ratio.toFixed(2)}×${r.ratioRange ? ` (${r.ratioRange[0].toFixed(2)}–${r.ratioRange[1].toFixed(2)})` : ''} ${r.baseline}`,
     Object.entries(r.summary.extra).map(([k, v]) => `${k} ${fmt(v)}`).join(', '),
     r.target ?? '',
   ]);
@@ -98,4 +132,28 @@ export function writeResults(rows: Row[], options: Record<string, unknown>): str
   const file = join(dir, `${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
   writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), machine: machine(), options, rows }, null, 2) + '\n');
   return file;
+}
+
+/** Set by `npm run bench -- --profile`: workers then write V8 CPU profiles into this folder. */
+export const PROFILE_DIR_ENV = 'BENCH_PROFILE_DIR';
+
+/**
+ * Forks a TypeScript worker (through tsx). With profiling on, the worker runs with --cpu-prof and its
+ * profile lands in `<profile dir>/<label>/` (summarize with bench/profile.ts).
+ */
+export function forkWorker(script: string, args: string[], label: string, stdio: StdioOptions = ['ignore', 'inherit', 'inherit', 'ipc']): ChildProcess {
+  const execArgv = ['--import', 'tsx'];
+  const profileDir = process.env[PROFILE_DIR_ENV];
+  if (profileDir) execArgv.push('--cpu-prof', `--cpu-prof-dir=${join(profileDir, label.replace(/[^\w.-]+/g, '_'))}`);
+  return fork(script, args, { execArgv, stdio });
+}
+
+/** Forks a worker that answers with one message (a Sample unless told otherwise) over IPC and exits 0. */
+export function sampleFromWorker<T = Sample>(script: string, args: string[], label: string): Promise<T> {
+  const child = forkWorker(script, args, label);
+  return new Promise((resolve, reject) => {
+    let sample: T | undefined;
+    child.once('message', (m) => (sample = m as T));
+    child.once('exit', (code) => (code === 0 && sample ? resolve(sample) : reject(new Error(`bench worker ${label} exited with ${code}${sample ? '' : ' before answering'}`))));
+  });
 }

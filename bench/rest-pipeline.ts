@@ -1,14 +1,15 @@
 // Bench 1: REST pipeline. A sandbox (own process) preloaded with realistic messages is drained
 // by (a) a bare axios loop paging with curr_key/next_key (baseline) and (b) RestSource → Receiver →
 // a counting handler. Each sample runs in a fresh process so CPU and peak RSS are its own.
-import { fork, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
 import axios from 'axios';
 import { FlespiClient } from '../src/core/flespi/client';
 import { Handler } from '../src/core/handler';
 import type { FlespiMessage } from '../src/core/message';
 import { Receiver } from '../src/core/receiver/receiver';
 import { RestSource } from '../src/core/sources/rest';
-import { measure, type Row, type Sample } from './harness';
+import { forkWorker, measureInterleaved, sampleFromWorker, type Row, type Sample } from './harness';
 
 export interface SandboxInfo {
   restUrl: string;
@@ -20,7 +21,7 @@ export interface SandboxInfo {
 }
 
 export async function startPreloadedSandbox(count: number): Promise<{ info: SandboxInfo; child: ChildProcess }> {
-  const child = fork(new URL('./sandbox-child.ts', import.meta.url).pathname, [String(count)], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+  const child = forkWorker(join(__dirname, 'sandbox-child.ts'), [String(count)], 'sandbox', ['ignore', 'ignore', 'inherit', 'ipc']);
   const info = await new Promise<SandboxInfo>((resolve, reject) => {
     child.once('message', (m) => resolve(m as SandboxInfo));
     child.once('exit', (code) => reject(new Error(`sandbox child exited with ${code}`)));
@@ -87,16 +88,12 @@ async function drain(mode: Mode, limitCount: number, info: SandboxInfo): Promise
   };
 }
 
-async function runInWorker(mode: Mode, limitCount: number, info: SandboxInfo): Promise<Sample> {
-  const child = fork(new URL(import.meta.url).pathname, ['--worker', mode, String(limitCount), JSON.stringify(info)], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  return new Promise((resolve, reject) => {
-    child.once('message', (m) => resolve(m as Sample));
-    child.once('exit', (code) => code !== 0 && reject(new Error(`bench worker exited with ${code}`)));
-  });
+function runInWorker(mode: Mode, limitCount: number, info: SandboxInfo): Promise<Sample> {
+  return sampleFromWorker(__filename, ['--worker', mode, String(limitCount), JSON.stringify(info)], `rest-${mode}-${limitCount}`);
 }
 
 export async function benchRestPipeline(opts: { quick: boolean }): Promise<Row[]> {
-  const count = opts.quick ? 20_000 : 200_000;
+  const count = opts.quick ? 50_000 : 200_000;
   const runs = opts.quick ? 1 : 5;
   const { info, child } = await startPreloadedSandbox(count);
   const rows: Row[] = [];
@@ -104,8 +101,10 @@ export async function benchRestPipeline(opts: { quick: boolean }): Promise<Row[]
     const bench = `REST pipeline (${count.toLocaleString('en-US')} msgs)`;
     for (const limit of [1000, 10000]) {
       const base = `axios loop, limit_count ${limit}`;
-      rows.push({ bench, case: base, unit: 'msg/s', summary: await measure(runs, () => runInWorker('axios-loop', limit, info)) });
-      rows.push({ bench, case: `receiver, limit_count ${limit}`, unit: 'msg/s', baseline: base, target: '≥100k msg/s', summary: await measure(runs, () => runInWorker('receiver', limit, info)) });
+      const subject = `receiver, limit_count ${limit}`;
+      const results = await measureInterleaved(runs, { [base]: () => runInWorker('axios-loop', limit, info), [subject]: () => runInWorker('receiver', limit, info) });
+      rows.push({ bench, case: base, unit: 'msg/s', summary: results[base]! });
+      rows.push({ bench, case: subject, unit: 'msg/s', baseline: base, target: '≥100k msg/s', summary: results[subject]! });
     }
   } finally {
     child.disconnect();

@@ -1,15 +1,23 @@
 // `npm run bench [-- --quick] [-- --only name,...]`: runs the benchmarks, prints a table and writes
 // bench/results/<time>.json. Every figure sits next to a baseline measured in the same run.
 import { parseArgs } from 'node:util';
-import { table, withRatios, writeResults, machine, type Row } from './harness';
+import { resolve } from 'node:path';
+import { PROFILE_DIR_ENV, table, withRatios, writeResults, machine, type Row } from './harness';
 import { benchRestPipeline } from './rest-pipeline';
+import { benchWialon } from './wialon';
 
-const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false }, only: { type: 'string' } } });
+const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false }, only: { type: 'string' }, profile: { type: 'boolean', default: false } } });
 const quick = values.quick ?? false;
 const only = values.only?.split(',');
+if (values.profile) {
+  // Workers inherit the variable and write CPU profiles there (see forkWorker).
+  process.env[PROFILE_DIR_ENV] = resolve('bench', 'results', 'profiles', new Date().toISOString().replace(/[:.]/g, '-'));
+  console.log(`CPU profiles of the workers go to ${process.env[PROFILE_DIR_ENV]} (summarize: node --import tsx bench/profile.ts <folder>)`);
+}
 
 const benches: Record<string, (o: { quick: boolean }) => Promise<Row[]>> = {
   rest: benchRestPipeline,
+  wialon: benchWialon,
 };
 
 async function main(): Promise<void> {
