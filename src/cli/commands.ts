@@ -57,11 +57,13 @@ export async function runCommand(file: string, flags: Flags, log: Logger): Promi
   }
   const { receiver, client, handlers } = await buildReceiver(config, token, { log });
   const channel = await findChannel(client, String(config.channel), false);
-  log.info(`receiving channel ${channel.id} "${channel.name}" from ${client.baseUrl} into ${handlers.map((h) => h.name).join(', ')}; checkpoint ${config.checkpoint}`);
   // A terminal gets a summary every few seconds; a log file (not a TTY) only once a minute.
   const stopReporting = reportReceiver(receiver, log, process.stderr.isTTY ? 5_000 : 60_000);
+  const position = config.source.type === 'rest' ? `; checkpoint ${config.checkpoint}` : '';
   try {
-    return await runUntilStopped(receiver, log);
+    return await runUntilStopped(receiver, log, () =>
+      log.info(`receiving channel ${channel.id} "${channel.name}" from ${client.baseUrl} into ${handlers.map((h) => h.name).join(', ')}${position}`),
+    );
   } finally {
     stopReporting();
   }
@@ -115,7 +117,7 @@ export async function sandboxCommand(flags: Flags, log: Logger): Promise<number>
  * unacknowledged, the checkpoint saved) or until stdout is closed (`| head`). A second signal
  * exits at once. Rejects with the error that stopped the receiver.
  */
-async function runUntilStopped(receiver: Receiver, log: Logger): Promise<number> {
+async function runUntilStopped(receiver: Receiver, log: Logger, started?: () => void): Promise<number> {
   const removeSignals = onStopSignal(log, () => void receiver.stop());
   const onStdoutError = (error: NodeJS.ErrnoException) => {
     if (error.code === 'EPIPE') void receiver.stop(); // the reader went away: nothing more to print
@@ -123,6 +125,7 @@ async function runUntilStopped(receiver: Receiver, log: Logger): Promise<number>
   process.stdout.on('error', onStdoutError);
   try {
     await receiver.start();
+    started?.();
     await receiver.done;
     return 0;
   } finally {

@@ -29,6 +29,7 @@ export function reportReceiver(receiver: Receiver, log: Logger, everyMs: number 
   receiver.on('handler-error', (e) => {
     // A closed stdout (`| head`) stops the CLI; a warning about it would only be noise.
     if ((e.error as NodeJS.ErrnoException).code === 'EPIPE') return;
+    if (e.fatal) return; // the error that stopped the receiver is printed once, as the CLI exits
     const retry = e.retryInMs === undefined ? '' : `; retrying in ${seconds(e.retryInMs)}`;
     const what = e.phase === 'start' ? 'could not start' : `failed on batch ${e.seq}`;
     log.warn(`handler "${e.handler}" ${what} (attempt ${e.attempt}): ${e.error.message}${retry}`);

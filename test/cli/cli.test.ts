@@ -144,6 +144,19 @@ test('bad config files exit 2 with one line naming the file and the field', TIME
     assertOneLineError(await runCli(['run', 'bad.json'], env), 2, pattern);
   }
   assertOneLineError(await runCli(['run', 'missing.json'], env), 2, /missing\.json: no such config file/);
+
+  // A setting found wrong only when the handler starts (a missing certificate file, say) also ends the run.
+  await writeFile(
+    join(dir, 'NeedsCert.ts'),
+    `import { ConfigError, Handler } from 'flespi-receiver';
+export default class NeedsCert extends Handler {
+  async start() { throw new ConfigError('certFile ./client.crt does not exist: download the certificate'); }
+  async handle() {}
+}
+`,
+  );
+  await writeFile(join(dir, 'bad.json'), JSON.stringify({ flespi: { baseUrl: sandbox.restUrl }, channel: CHANNEL, handlers: [{ type: 'custom', file: './NeedsCert.ts' }] }));
+  assertOneLineError(await runCli(['run', 'bad.json'], env), 2, /certFile \.\/client\.crt does not exist/);
 });
 
 test('bad input exits non-zero with one clear line: flags, token, channel, server', TIMEOUT, async () => {

@@ -107,6 +107,15 @@ test('handler mistakes name the entry and the option', async () => {
   });
 });
 
+test('a custom handler class without its own constructor is named after the class (or the entry name)', async () => {
+  await withDir(async (dir) => {
+    await writeFile(join(dir, 'Bare.ts'), `import { Handler } from 'flespi-receiver';\nexport default class Bare extends Handler {\n  async handle() {}\n}\n`);
+    const [bare, named] = await createHandlers([{ type: 'custom', file: './Bare.ts', options: { x: 1 } }, { type: 'custom', name: 'second', file: './Bare.ts' }], { resolvePath: (p) => join(dir, p) });
+    assert.equal(bare!.name, 'Bare');
+    assert.equal(named!.name, 'second');
+  });
+});
+
 test('the token comes from FLESPI_TOKEN, else from the named token file', async () => {
   await withDir(async (dir) => {
     const tokenFile = join(dir, 'token.txt');

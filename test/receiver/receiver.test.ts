@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FlespiError } from '../../src/core/errors';
 import { FlespiClient } from '../../src/core/flespi/client';
+import { ConfigError } from '../../src/core/options';
 import { FileCheckpointStore, MemoryCheckpointStore } from '../../src/core/receiver/checkpoint';
 import { HandlerTimeoutError, Receiver, type HandlerErrorEvent, type ReceiverOptions, type SourceErrorEvent } from '../../src/core/receiver/receiver';
 import { RestSource } from '../../src/core/sources/rest';
@@ -340,6 +341,32 @@ test('429, 5xx, malformed answers, resets and hangs are retried with backoff and
     assert.deepEqual(handler.accepted, range(1, 60));
     assert.deepEqual(kinds, ['rate-limited', 'rate-limited', 'server', 'server', 'malformed', 'network', 'timeout']);
     assert.equal(sandbox.faults.pending.length, 0);
+  } finally {
+    await sandbox.stop();
+  }
+});
+
+test('a handler whose start() throws a ConfigError stops the receiver (start() rejects): retrying cannot fix a setting', TIMEOUT, async () => {
+  const sandbox = await quietSandbox();
+  try {
+    sandbox.inject(CHANNEL, numbered(1, 3));
+    const misconfigured = new RecordingHandler('mqtt');
+    misconfigured.start = async () => {
+      misconfigured.starts += 1;
+      throw new ConfigError('handler "mqtt" (mqtt): certFile /nowhere/client.crt does not exist');
+    };
+    const healthy = new RecordingHandler('healthy');
+    const receiver = receiverFor(sandbox, { handlers: [misconfigured, healthy] });
+    const errors: HandlerErrorEvent[] = [];
+    receiver.on('handler-error', (e) => errors.push(e));
+    const isTheSetting = (e: Error) => e instanceof ConfigError && /certFile \/nowhere\/client\.crt does not exist/.test(e.message);
+    await assert.rejects(receiver.start(), isTheSetting);
+    await assert.rejects(receiver.done, isTheSetting);
+    assert.equal(receiver.state, 'failed');
+    assert.equal(misconfigured.starts, 1);
+    assert.deepEqual(errors.map((e) => [e.handler, e.phase, e.retryInMs, e.fatal]), [['mqtt', 'start', undefined, true]]);
+    assert.equal(receiver.stats().batchesDone, 0, 'no batch is done without every handler');
+    assert.equal(healthy.stopped, true, 'the handlers that started are stopped');
   } finally {
     await sandbox.stop();
   }

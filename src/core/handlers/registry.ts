@@ -45,7 +45,9 @@ export async function createHandler(entry: Options, env: HandlerEnv, where: stri
       throw new ConfigError(`${label}: the constructor of ${HandlerClass.name || 'the handler class'} in ${file} failed: ${error instanceof Error ? error.message : String(error)}`);
     }
     // The entry's name wins over the class name, so two instances of one class can be told apart.
+    // A class without its own constructor passes the options on to Handler's `name` parameter: use the class name then.
     if (entry.name !== undefined) (handler as { name: string }).name = name;
+    else if (typeof handler.name !== 'string') (handler as { name: string }).name = HandlerClass.name || 'custom';
     return handler;
   }
   const spec = handlerSpec(type)!;

@@ -78,6 +78,8 @@ export interface HandlerErrorEvent {
   error: Error;
   /** When the next attempt starts; undefined when the receiver is stopping. */
   retryInMs?: number;
+  /** True when this error stops the receiver (a ConfigError from start()); `done` rejects with it. */
+  fatal?: boolean;
 }
 
 export interface SourceErrorEvent {
@@ -178,6 +180,7 @@ class Changes {
  * - Up to `prefetch` batches are fetched ahead, so fetching overlaps handling; beyond that the
  *   receiver stops fetching until handlers catch up.
  * - A handler whose start() fails is retried with backoff like a failing batch; the batch waits for it.
+ *   A ConfigError from start() (a setting the user must fix) stops the receiver with that error.
  * - Retryable source errors (rate limit, 5xx, network, timeouts, malformed answers, and errors that
  *   are not FlespiErrors) are retried with backoff (honouring Retry-After) and reported as
  *   'source-error'. Non-retryable ones (auth, forbidden, not found, bad request, ConfigError) stop
@@ -259,8 +262,9 @@ export class Receiver extends EventEmitter<ReceiverEvents> {
 
   /**
    * Loads the checkpoint, opens the source (retrying transient errors) and starts the handlers and
-   * the pipeline. Resolves once running; rejects with the error when the receiver cannot run
-   * (then `done` rejects with it too). Handlers that fail to start are retried in the background.
+   * the pipeline. Resolves once running and every handler made its first start attempt; rejects
+   * with the error when the receiver cannot run (then `done` rejects with it too). Handlers whose
+   * start failed for a reason that may pass are retried in the background.
    */
   async start(): Promise<void> {
     if (this.begun) throw new Error('a Receiver can only be started once; create a new one');
@@ -275,13 +279,19 @@ export class Receiver extends EventEmitter<ReceiverEvents> {
       return;
     }
     if (this.stopping.signal.aborted) return;
-    for (const runtime of this.runtimes) {
+    const firstAttempts = this.runtimes.map((runtime) => {
       runtime.handler.attachLogger(runtime.log);
-      runtime.ready = this.startHandler(runtime);
-    }
+      let settled!: () => void;
+      const first = new Promise<void>((resolve) => (settled = resolve));
+      runtime.ready = this.startHandler(runtime, settled);
+      return first;
+    });
     this.updateRunningState();
     // An unexpected throw (a bug in a source's checkpointAfter, say) must stop the receiver visibly, not stall it.
     this.loops = Promise.all([this.fetchLoop(), this.handleLoop()].map((loop) => loop.catch((error: unknown) => void this.shutdown(asError(error)))));
+    // Resolve once every handler tried to start, so a setting only start() finds wrong rejects start() itself.
+    await Promise.race([Promise.all(firstAttempts), this.done.catch(() => {})]);
+    if (this.stopping.signal.aborted) await this.done;
   }
 
   /** Graceful stop (see the class comment). Resolves when stopped; never rejects. */
@@ -388,8 +398,12 @@ export class Receiver extends EventEmitter<ReceiverEvents> {
     }
   }
 
-  /** Starts one handler, retrying with backoff until it succeeds. False when the receiver stops first. */
-  private async startHandler(runtime: HandlerRuntime): Promise<boolean> {
+  /**
+   * Starts one handler, retrying with backoff until it succeeds (a sink that is down now may be up
+   * later). A ConfigError from start() is a setting the user must fix (a missing certificate file,
+   * say): retrying cannot help, so it stops the receiver. False when the receiver stops first.
+   */
+  private async startHandler(runtime: HandlerRuntime, firstAttemptSettled: () => void): Promise<boolean> {
     for (let attempt = 1; !this.stopping.signal.aborted; attempt++) {
       try {
         await this.attempt(runtime, () => runtime.handler.start(), 'start');
@@ -397,9 +411,20 @@ export class Receiver extends EventEmitter<ReceiverEvents> {
         this.clearTrouble(`handler:${runtime.handler.name}`);
         return true;
       } catch (error) {
-        if (!(await this.handlerFailed(runtime, 'start', undefined, attempt, asError(error)))) return false;
+        if (error instanceof ConfigError && !this.aborting.signal.aborted) {
+          runtime.failed(error);
+          this.publish('handler-error', { handler: runtime.handler.name, phase: 'start', attempt, error, fatal: true });
+          void this.shutdown(error);
+          return false;
+        }
+        const retrying = this.handlerFailed(runtime, 'start', undefined, attempt, asError(error)); // reports at once
+        firstAttemptSettled();
+        if (!(await retrying)) return false;
+      } finally {
+        firstAttemptSettled();
       }
     }
+    firstAttemptSettled();
     return false;
   }
 
