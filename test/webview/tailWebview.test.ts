@@ -301,3 +301,22 @@ test('CSP: default-src none, scripts only with the per-render nonce; a script wi
   assert.match(outcome.directive, /^script-src/);
   await page.context().close();
 });
+
+test('after a reload: saved columns and search apply, and a resync replaces the buffer', async () => {
+  const page = await open({ state: { channelId: 42, columns: ['ident', 'battery.voltage'], search: 'dev-2' } });
+  await init(page);
+  await send(page, { type: 'messages', batch: items(1, 3), counters: counters() });
+  await waitForRows(page, { length: 1 });
+  assert.deepEqual(await page.locator('[role="columnheader"]').allTextContents(), ['Ident', 'battery.voltage']);
+  assert.equal(await page.getByRole('textbox', { name: 'Search messages' }).inputValue(), 'dev-2');
+  assert.deepEqual(await rowIds(page), [2]);
+  // The host resends its buffer (as after the panel was hidden): dev-2 is gone, dev-20..dev-25 match.
+  await send(page, { type: 'messages', batch: items(20, 25), counters: counters(), reset: true });
+  await waitForRows(page, { includes: 22, excludes: 2 });
+  assert.deepEqual(await rowIds(page), [20, 21, 22, 23, 24, 25]);
+  await page.getByRole('textbox', { name: 'Search messages' }).fill('dev-22');
+  await waitForRows(page, { length: 1 });
+  assert.deepEqual(await rowIds(page), [22]);
+  assert.equal(await page.locator('[role="grid"]').getAttribute('aria-rowcount'), '2');
+  await page.context().close();
+});
