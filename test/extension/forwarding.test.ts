@@ -7,6 +7,7 @@ import { FlespiError } from '../../src/core/errors';
 import { FlespiClient } from '../../src/core/flespi/client';
 import { silentLogger } from '../../src/core/logger';
 import { FileCheckpointStore } from '../../src/core/receiver/checkpoint';
+import { MqttSource } from '../../src/core/sources/mqtt';
 import { RestSource } from '../../src/core/sources/rest';
 import { startSandbox, type Sandbox } from '../../src/sandbox/index';
 import { ForwardingManager, type ForwardingDeps, type ForwardingSpec } from '../../src/extension/forwarding/manager';
@@ -124,6 +125,33 @@ test('forwarding: a removed sink leaves its forwardings, which continue to the o
     await manager.dropSink('b');
     assert.deepEqual(saved.at(-1), []);
     assert.equal(manager.get(channelId), undefined);
+  } finally {
+    await sandbox.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('forwarding: with the MQTT source the messages reach the sinks too', async () => {
+  const sandbox = await startSandbox({ simulate: false, devicesPerChannel: 1 });
+  const dir = await mkdtemp(join(tmpdir(), 'flespi-forwarding-'));
+  try {
+    const channelId = sandbox.channels[0]!.id;
+    const client = new FlespiClient({ token: sandbox.token, baseUrl: sandbox.restUrl });
+    const manager = new ForwardingManager({
+      ...deps(sandbox, dir, []),
+      // The options the extension's controller passes when flespi.forwarding.source is "mqtt".
+      build: async (spec) => ({
+        source: new MqttSource({ url: sandbox.mqttUrl, token: sandbox.token, channelId: spec.channelId, clientId: `flespi-vscode-${spec.channelId}-test`, gapFill: { client } }),
+        handlers: spec.sinks.map((sink) => new NdjsonFileHandler(join(dir, `${sink}.ndjson`), false, sink)),
+        checkpoints: new FileCheckpointStore(join(dir, `channel-${spec.channelId}.json`)),
+      }),
+    });
+    const forwarding = await manager.start({ channelId, channelName: 'c', sinks: ['a'], connection: 'sandbox' });
+    await until(manager, () => forwarding.state === 'running');
+    sandbox.inject(channelId, ['q1', 'q2', 'q3'].map((ident) => ({ ident, timestamp: 1_700_000_000 })));
+    await until(manager, () => forwarding.messagesForwarded === 3);
+    assert.deepEqual(await idents(join(dir, 'a.ndjson')), ['q1', 'q2', 'q3']);
+    await manager.stop(channelId);
   } finally {
     await sandbox.stop();
     await rm(dir, { recursive: true, force: true });

@@ -2,9 +2,11 @@
  * The VS Code side of forwarding: Start/Stop Forwarding commands, the status bar item, the list
  * persisted in globalState, checkpoints in globalStorage, and errors shown once with an action.
  */
+import { createHash } from 'node:crypto';
 import * as vscode from 'vscode';
 import { FlespiError, errorMessage } from '../../core/errors';
 import { MemoryCheckpointStore, FileCheckpointStore } from '../../core/receiver/checkpoint';
+import type { Source } from '../../core/sources/source';
 import type { Connection } from '../connection';
 import { coreLogger } from '../log';
 import type { ChannelInfo } from '../channels/channelModel';
@@ -153,8 +155,7 @@ export class ForwardingController implements vscode.Disposable {
             if (!sink) throw new Error(`sink "${name}" is no longer in flespi.sinks: start forwarding again with the sinks you have`);
             handlers.push(await sinks.createHandler(sink));
           }
-          const { RestSource } = await import('../../core/sources/rest.js');
-          const source = new RestSource({ client: info.client, channelId: spec.channelId });
+          const source = await this.createSource(spec.channelId);
           // The sandbox starts empty after every reload, so its keys do not survive it: keep its checkpoints in memory.
           const checkpoints = info.mode === 'sandbox' ? new MemoryCheckpointStore() : new FileCheckpointStore(vscode.Uri.joinPath(context.globalStorageUri, 'checkpoints', `${safe(info.label)}-channel-${spec.channelId}.json`).fsPath);
           return { source, handlers, checkpoints };
@@ -174,6 +175,30 @@ export class ForwardingController implements vscode.Disposable {
     manager.on('handler-error', (_forwarding, event) => this.deps.handlerError(event.handler, event.error));
     this.manager = manager;
     return manager;
+  }
+
+  /**
+   * The channel's messages: REST (the channel buffer by key, resumed from the checkpoint file) by
+   * default, or MQTT (`flespi.forwarding.source`), where the broker's persistent session keeps the
+   * position and a lost session is filled in over REST.
+   */
+  private async createSource(channelId: number): Promise<Source> {
+    const info = this.deps.connection.current!;
+    if (vscode.workspace.getConfiguration('flespi').get('forwarding.source') === 'mqtt') {
+      const { MqttSource } = await import('../../core/sources/mqtt.js');
+      // One stable session per channel and machine, apart from the CLI's sessions on the same host.
+      const machine = createHash('sha256').update(vscode.env.machineId).digest('hex').slice(0, 8);
+      return new MqttSource({
+        url: info.mqttUrl,
+        token: info.token,
+        channelId,
+        clientId: `flespi-vscode-${channelId}-${machine}`,
+        gapFill: { client: info.client },
+        log: coreLogger(this.deps.log, `mqtt ${channelId}`),
+      });
+    }
+    const { RestSource } = await import('../../core/sources/rest.js');
+    return new RestSource({ client: info.client, channelId });
   }
 
   /** Shown once per failure, with the action that fixes it. */
