@@ -24,7 +24,7 @@ let failed = false;
 
 /** Runs one flow: names its screenshots, times it, and on failure saves a screenshot of the moment. */
 function flow(name: string, title: string, body: (wb: Workbench) => Promise<void>): void {
-  test(title, { timeout: 180_000 }, async () => {
+  test(`${name}: ${title}`, { timeout: 180_000 }, async () => {
     assert.ok(session, 'the e2e session did not start (see the error of the "before" hook)');
     const wb = session.workbench;
     wb.beginFlow(name);
