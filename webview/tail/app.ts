@@ -2,7 +2,6 @@
  * The live tail's UI: toolbar, counters bar, virtualized table, detail pane. It renders what the
  * host sends (webview/tail/main.ts wires the messages) and turns clicks into host commands.
  */
-import '@vscode-elements/elements/dist/vscode-badge/index.js';
 import '@vscode-elements/elements/dist/vscode-button/index.js';
 import '@vscode-elements/elements/dist/vscode-checkbox/index.js';
 import '@vscode-elements/elements/dist/vscode-split-layout/index.js';
