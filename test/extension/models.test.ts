@@ -49,6 +49,9 @@ test('sinks view: idle, healthy and failing rows; the status bar totals', () => 
   assert.equal(row.status, 'trouble');
   assert.match(row.tooltip, /channel c2 \(#2, retrying\): 34 forwarded, 2 failures/);
   assert.equal(sinkRow(sink, [], 'not run: the workspace is not trusted').status, 'trouble');
+  const broken = sinkRow({ name: 'Rec', type: 'custom', file: 'h/Rec.ts' }, [], '/ws/h/Rec.ts:37:38: syntax error: Unexpected token');
+  assert.equal(broken.description, 'custom · Rec.ts:37:38: syntax error: Unexpected token');
+  assert.match(broken.tooltip, /\/ws\/h\/Rec\.ts:37:38: syntax error/);
 
   assert.equal(statusBarText([]), undefined);
   assert.deepEqual(statusBarText([{ messages: 1000, sinks: ['a', 'b'], failed: false }, { messages: 234, sinks: ['b'], failed: false }]), { text: '$(radio-tower) flespi: forwarding 1234 → 2 sinks', trouble: false });

@@ -40,7 +40,11 @@ export function sinkRow(sink: SinkSetting, uses: readonly SinkUse[], problem?: s
   const target = sinkTarget(sink);
   const icon = TYPE_ICONS[sink.type] ?? 'symbol-event';
   const header = [`**${sink.name}** (${sink.type})`, target ? `\n\n${target}` : ''].join('');
-  if (problem) return { description: `${sink.type} · ${problem}`, tooltip: `${header}\n\n$(error) ${problem}`, icon: 'error', color: 'errorForeground', status: 'trouble' };
+  if (problem) {
+    // The row names the file without its folder; the tooltip keeps the full path.
+    const short = problem.replace(/^(?:[A-Za-z]:)?[^:]*[\\/]([^\\/:]+(?::\d+:\d+)?:)/, '$1');
+    return { description: `${sink.type} · ${short}`, tooltip: `${header}\n\n$(error) ${problem}`, icon: 'error', color: 'errorForeground', status: 'trouble' };
+  }
   if (uses.length === 0) return { description: [sink.type, target].filter(Boolean).join(' · '), tooltip: `${header}\n\nNot forwarding.`, icon, status: 'idle' };
 
   const messages = uses.reduce((sum, u) => sum + (u.stats?.totalMessages ?? 0), 0);
