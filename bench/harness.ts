@@ -110,6 +110,9 @@ const fmt = (x: number) => (Math.abs(x) >= 100 ? Math.round(x).toLocaleString('e
 
 export function table(rows: Row[]): string {
   const header = ['bench', 'case', 'median', 'min', 'max', 'unit', 'vs baseline', 'other (median)', 'target'];
+  const isBaseline = (r: Row) => rows.some((other) => other.bench === r.bench && other.baseline === r.case);
+  const notes = rows.some((r) => r.note);
+  if (notes) header.push('note');
   const body = rows.map((r) => [
     r.bench,
     r.case,
@@ -117,9 +120,10 @@ export function table(rows: Row[]): string {
     fmt(r.summary.min),
     fmt(r.summary.max),
     r.unit,
-    r.ratio === undefined ? (r.baseline ? '' : 'baseline') : `${r.ratio.toFixed(2)}×${r.ratioRange ? ` (${r.ratioRange[0].toFixed(2)}–${r.ratioRange[1].toFixed(2)})` : ''} ${r.baseline}`,
+    r.ratio === undefined ? (isBaseline(r) ? 'baseline' : '') : `${r.ratio.toFixed(2)}×${r.ratioRange ? ` (${r.ratioRange[0].toFixed(2)}–${r.ratioRange[1].toFixed(2)})` : ''} ${r.baseline}`,
     Object.entries(r.summary.extra).map(([k, v]) => `${k} ${fmt(v)}`).join(', '),
     r.target ?? '',
+    ...(notes ? [r.note ?? ''] : []),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
   const line = (cells: string[]) => '| ' + cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ') + ' |';

@@ -107,12 +107,12 @@ export async function benchRestPipeline(opts: { quick: boolean }): Promise<Row[]
       rows.push({ bench, case: subject, unit: 'msg/s', baseline: base, target: '≥100k msg/s', summary: results[subject]! });
     }
   } finally {
-    child.disconnect();
+    if (child.connected) child.disconnect();
   }
   return rows;
 }
 
-if (process.argv[2] === '--worker') {
+if (require.main === module && process.argv[2] === '--worker') {
   const [, , , mode, limit, json] = process.argv;
   void drain(mode as Mode, Number(limit), JSON.parse(json!) as SandboxInfo).then((sample) => {
     process.send!(sample);

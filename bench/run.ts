@@ -5,6 +5,8 @@ import { resolve } from 'node:path';
 import { PROFILE_DIR_ENV, table, withRatios, writeResults, machine, type Row } from './harness';
 import { benchRestPipeline } from './rest-pipeline';
 import { benchWialon } from './wialon';
+import { benchMqttSink } from './mqtt-sink';
+import { benchMqttSource } from './mqtt-source';
 
 const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false }, only: { type: 'string' }, profile: { type: 'boolean', default: false } } });
 const quick = values.quick ?? false;
@@ -18,6 +20,8 @@ if (values.profile) {
 const benches: Record<string, (o: { quick: boolean }) => Promise<Row[]>> = {
   rest: benchRestPipeline,
   wialon: benchWialon,
+  'mqtt-sink': benchMqttSink,
+  'mqtt-source': benchMqttSource,
 };
 
 async function main(): Promise<void> {

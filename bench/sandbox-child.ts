@@ -1,10 +1,13 @@
-// A sandbox in its own process, preloaded with realistic messages, so a benchmark measures only
-// the client side's CPU and memory. Sends { restUrl, mqttUrl, token, channelId, count, bytes } over IPC.
+// A sandbox in its own process, so a benchmark measures only the client side's CPU and memory.
+// argv[2] = messages to preload into channel 1001 (0 for none). Sends { restUrl, mqttUrl, token,
+// channelId, count, bytes } over IPC. Then, on { publish: n }, injects n more messages as fast as it can
+// (chunks of 1000, yielding between chunks so the MQTT broker can write) and answers { published, ms }.
 import { startSandbox } from '../src/sandbox/index';
 import { BENCH_CHANNEL_ID, realisticMessages } from './messages';
 
 const count = Number(process.argv[2] ?? 200_000);
 const channelId = BENCH_CHANNEL_ID;
+const CHUNK = 1000;
 
 async function main(): Promise<void> {
   const sandbox = await startSandbox({ simulate: false, capacity: Math.max(count, 1_000_000) });
@@ -13,6 +16,18 @@ async function main(): Promise<void> {
   for (let i = 0; i < messages.length; i += 10_000) {
     for (const stored of sandbox.inject(channelId, messages.slice(i, i + 10_000))) bytes += Buffer.byteLength(stored.json);
   }
+  process.on('message', (command: { publish: number }) => {
+    const live = realisticMessages(command.publish, 11);
+    const t0 = performance.now();
+    let next = 0;
+    const chunk = () => {
+      sandbox.inject(channelId, live.slice(next, next + CHUNK));
+      next += CHUNK;
+      if (next < live.length) setImmediate(chunk);
+      else process.send?.({ published: live.length, ms: performance.now() - t0 });
+    };
+    chunk();
+  });
   process.send?.({ restUrl: sandbox.restUrl, mqttUrl: sandbox.mqttUrl, token: sandbox.token, channelId, count, bytes });
   process.on('disconnect', () => void sandbox.stop().then(() => process.exit(0)));
 }

@@ -133,7 +133,7 @@ async function startReceiverProcess(): Promise<ReceiverHandle> {
   return {
     port,
     counts: () => new Promise((resolve) => (child.once('message', (m) => resolve(m as { received: number; rejected: number })), child.send('count'))),
-    close: () => child.disconnect(),
+    close: () => child.connected && child.disconnect(),
   };
 }
 
