@@ -66,7 +66,8 @@ export async function findChannel(client: FlespiClient, wanted: string | undefin
       const { items } = await client.channels(Number(wanted), CHANNEL_FIELDS);
       if (items[0]) return channelInfo(items[0]);
     } catch (error) {
-      if (!(error instanceof FlespiError && error.kind === 'not-found')) throw error;
+      // Only flespi's own "not found" (an envelope with errors) means the id is unknown; a bare 404 page means a wrong base URL.
+      if (!(error instanceof FlespiError && error.kind === 'not-found' && error.details.length > 0)) throw error;
     }
     throw new UsageError(`channel ${wanted} not found at ${client.baseUrl}: list the channels with \`flespi-receiver channels\``);
   }

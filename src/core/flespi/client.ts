@@ -263,6 +263,10 @@ function parseAnswer(response: AxiosResponse<string>, label: string, subject: Re
     if (!envelope) throw malformed(label, status, text === '' ? 'an empty body' : `"${preview(text)}"`);
     return envelope;
   }
+  if (status === 404 && !envelope && text !== '') {
+    // flespi answers an unknown id with its JSON envelope; a 404 page means the base URL is not flespi's API.
+    throw new FlespiError('not-found', `${baseUrl} answered ${label} with 404 and a page that is not flespi's JSON: the base URL (or region) does not point at the flespi REST API; use https://flespi.io or https://ru.flespi.io`, { status });
+  }
   const details = Array.isArray(envelope?.errors) ? (envelope.errors as FlespiErrorDetail[]) : [];
   throw statusError(status, details, label, subject, baseUrl, retryAfterSeconds(response.headers['retry-after']));
 }
