@@ -290,18 +290,18 @@ export async function loadTlsFiles(settings: Pick<MqttSettings, 'caFile' | 'cert
       key = createPrivateKey(keyBytes);
     } catch (error) {
       if (/passphrase/i.test(errorMessage(error))) {
-        throw new Error(`keyFile ${settings.keyFile} is encrypted with a passphrase: decrypt it (openssl pkey -in ${settings.keyFile} -out <new file>) and point keyFile at the result`, { cause: error });
+        throw new ConfigError(`keyFile ${settings.keyFile} is encrypted with a passphrase: decrypt it (openssl pkey -in ${settings.keyFile} -out <new file>) and point keyFile at the result`, { cause: error });
       }
-      throw new Error(`keyFile ${settings.keyFile} is not a private key in PEM or DER form (${errorMessage(error)})`, { cause: error });
+      throw new ConfigError(`keyFile ${settings.keyFile} is not a private key in PEM or DER form (${errorMessage(error)})`, { cause: error });
     }
     if (!certificate.checkPrivateKey(key)) {
-      throw new Error(`keyFile ${settings.keyFile} does not belong to certFile ${settings.certFile} (their public keys differ): use the private key that was created together with this certificate`);
+      throw new ConfigError(`keyFile ${settings.keyFile} does not belong to certFile ${settings.certFile} (their public keys differ): use the private key that was created together with this certificate`);
     }
     const now = Date.now();
     const validFrom = new Date(certificate.validFrom);
     const validTo = new Date(certificate.validTo);
-    if (validTo.getTime() < now) throw new Error(`certFile ${settings.certFile} expired on ${validTo.toISOString()}: issue a new client certificate`);
-    if (validFrom.getTime() > now) throw new Error(`certFile ${settings.certFile} is not valid before ${validFrom.toISOString()}: check this computer's clock, or use a certificate that is valid now`);
+    if (validTo.getTime() < now) throw new ConfigError(`certFile ${settings.certFile} expired on ${validTo.toISOString()}: issue a new client certificate`);
+    if (validFrom.getTime() > now) throw new ConfigError(`certFile ${settings.certFile} is not valid before ${validFrom.toISOString()}: check this computer's clock, or use a certificate that is valid now`);
     await warnIfOthersCanRead(settings.keyFile, log);
     material.cert = certPem;
     material.key = key.export({ type: 'pkcs8', format: 'pem' }).toString();
@@ -314,10 +314,10 @@ async function readSettingFile(setting: string, path: string): Promise<Buffer> {
     return await readFile(path);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new Error(`${setting} ${path} does not exist`, { cause: error });
-    if (code === 'EACCES' || code === 'EPERM') throw new Error(`${setting} ${path} is not readable by this process (permission denied)`, { cause: error });
-    if (code === 'EISDIR') throw new Error(`${setting} ${path} is a folder: point ${setting} at the file inside it`, { cause: error });
-    throw new Error(`cannot read ${setting} ${path}: ${errorMessage(error)}`, { cause: error });
+    if (code === 'ENOENT') throw new ConfigError(`${setting} ${path} does not exist`, { cause: error });
+    if (code === 'EACCES' || code === 'EPERM') throw new ConfigError(`${setting} ${path} is not readable by this process (permission denied)`, { cause: error });
+    if (code === 'EISDIR') throw new ConfigError(`${setting} ${path} is a folder: point ${setting} at the file inside it`, { cause: error });
+    throw new ConfigError(`cannot read ${setting} ${path}: ${errorMessage(error)}`, { cause: error });
   }
 }
 
@@ -329,7 +329,7 @@ function certificatesPem(setting: string, path: string, bytes: Buffer): string {
     const first = new X509Certificate(pem ? text.slice(text.indexOf('-----BEGIN CERTIFICATE-----')) : bytes);
     return pem ? text : first.toString();
   } catch (error) {
-    throw new Error(`${setting} ${path} is not a certificate: expected a PEM file starting with "-----BEGIN CERTIFICATE-----"${/PRIVATE KEY-----/.test(text) ? ' (this looks like a private key; it belongs in keyFile)' : ''}`, { cause: error });
+    throw new ConfigError(`${setting} ${path} is not a certificate: expected a PEM file starting with "-----BEGIN CERTIFICATE-----"${/PRIVATE KEY-----/.test(text) ? ' (this looks like a private key; it belongs in keyFile)' : ''}`, { cause: error });
   }
 }
 
