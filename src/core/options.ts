@@ -61,6 +61,23 @@ export class OptionReader {
     return value;
   }
 
+  /**
+   * A URL with one of `schemes` (e.g. ['https:', 'http:']), without credentials in it.
+   * `example` shows the expected form; `credentialsHint` says where credentials go instead.
+   */
+  url(key: string, schemes: readonly string[], example: string, credentialsHint: string): { text: string; parsed: URL } {
+    const text = this.string(key);
+    let parsed: URL;
+    try {
+      parsed = new URL(text);
+    } catch {
+      throw new ConfigError(`${this.where}: "${key}" must be a URL like ${example}, got ${JSON.stringify(text)}`);
+    }
+    if (!schemes.includes(parsed.protocol)) throw new ConfigError(`${this.where}: "${key}" must start with ${orList(schemes.map((s) => `${s}//`))}, got ${JSON.stringify(text)}`);
+    if (parsed.username || parsed.password) throw new ConfigError(`${this.where}: "${key}" must not contain credentials: ${credentialsHint}`);
+    return { text, parsed };
+  }
+
   boolean(key: string, fallback: boolean): boolean {
     const value = this.get(key);
     if (value === undefined) return fallback;
@@ -92,6 +109,11 @@ export class OptionReader {
       throw new ConfigError(`${this.where}: unknown setting${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `"${k}"`).join(', ')} (known: ${known.join(', ')})`);
     }
   }
+}
+
+/** "a, b or c" */
+function orList(items: readonly string[]): string {
+  return items.length > 1 ? `${items.slice(0, -1).join(', ')} or ${items[items.length - 1]}` : (items[0] ?? '');
 }
 
 function describe(value: unknown): string {

@@ -153,15 +153,7 @@ export const httpSpec: HandlerSpec = {
   create(options: Options, _env: HandlerEnv, name: string) {
     const where = `handler "${name}" (http)`;
     const r = new OptionReader(options, where);
-    const url = r.string('url');
-    let parsed: URL;
-    try {
-      parsed = new URL(url);
-    } catch {
-      throw new ConfigError(`${where}: "url" must be a URL like https://example.com/flespi, got ${JSON.stringify(url)}`);
-    }
-    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new ConfigError(`${where}: "url" must start with http:// or https://, got ${JSON.stringify(url)}`);
-    if (parsed.username || parsed.password) throw new ConfigError(`${where}: "url" must not contain credentials: send them in "headers" (or "headersEnv"), e.g. Authorization`);
+    const { text: url } = r.url('url', ['http:', 'https:'], 'https://example.com/flespi', 'send them in "headers" (or "headersEnv"), e.g. Authorization');
     const headers = readHeaders(r, where);
     const settings: HttpSettings = {
       url,

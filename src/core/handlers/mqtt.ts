@@ -402,15 +402,7 @@ export const mqttSpec: HandlerSpec = {
   create(options: Options, env: HandlerEnv, name: string) {
     const where = `handler "${name}" (mqtt)`;
     const r = new OptionReader(options, where);
-    const url = r.string('url');
-    let parsed: URL;
-    try {
-      parsed = new URL(url);
-    } catch {
-      throw new ConfigError(`${where}: "url" must be a URL like mqtts://broker.example.com:8883, got ${JSON.stringify(url)}`);
-    }
-    if (!URL_SCHEMES.includes(parsed.protocol)) throw new ConfigError(`${where}: "url" must start with mqtt://, mqtts://, ws:// or wss://, got ${JSON.stringify(url)}`);
-    if (parsed.username || parsed.password) throw new ConfigError(`${where}: "url" must not contain credentials: use "username" and "password" (or "passwordEnv")`);
+    const { text: url, parsed } = r.url('url', URL_SCHEMES, 'mqtts://broker.example.com:8883', 'use "username" and "password" (or "passwordEnv")');
     const tlsFiles = readTlsFileSettings(r, where, env);
     if (!parsed.protocol.endsWith('s:') && (tlsFiles.caFile || tlsFiles.certFile)) {
       throw new ConfigError(`${where}: caFile/certFile/keyFile need a TLS url (mqtts:// or wss://), got ${JSON.stringify(url)}`);
