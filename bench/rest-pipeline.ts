@@ -20,8 +20,9 @@ export interface SandboxInfo {
   bytes: number;
 }
 
-export async function startPreloadedSandbox(count: number): Promise<{ info: SandboxInfo; child: ChildProcess }> {
-  const child = forkWorker(join(__dirname, 'sandbox-child.ts'), [String(count)], 'sandbox', ['ignore', 'ignore', 'inherit', 'ipc']);
+/** A bench sandbox in its own process (bench/sandbox-child.ts) with `count` messages in channel 1001. */
+export async function startPreloadedSandbox(count: number, token = ''): Promise<{ info: SandboxInfo; child: ChildProcess }> {
+  const child = forkWorker(join(__dirname, 'sandbox-child.ts'), [String(count), token], 'sandbox', ['ignore', 'ignore', 'inherit', 'ipc']);
   const info = await new Promise<SandboxInfo>((resolve, reject) => {
     child.once('message', (m) => resolve(m as SandboxInfo));
     child.once('exit', (code) => reject(new Error(`sandbox child exited with ${code}`)));

@@ -1,7 +1,10 @@
 // A sandbox in its own process, so a benchmark measures only the client side's CPU and memory.
-// argv[2] = messages to preload into channel 1001 (0 for none). Sends { restUrl, mqttUrl, token,
-// channelId, count, bytes } over IPC. Then, on { publish: n }, injects n more messages as fast as it can
-// (chunks of 1000, yielding between chunks so the MQTT broker can write) and answers { published, ms }.
+// argv[2] = messages to preload into channel 1001 (0 for none); argv[3] = its token (default: random).
+// Sends { restUrl, mqttUrl, token, channelId, count, bytes } over IPC. Then:
+// - on { publish: n }: injects n more messages as fast as it can (chunks of 1000, yielding between
+//   chunks so the MQTT broker can write) and answers { published, ms };
+// - on { rate: r, seconds: s }: injects r messages/s for s seconds (every 10 ms what is due) and
+//   answers { published, ms }.
 import { startSandbox } from '../src/sandbox/index';
 import { BENCH_CHANNEL_ID, realisticMessages } from './messages';
 
@@ -10,14 +13,15 @@ const channelId = BENCH_CHANNEL_ID;
 const CHUNK = 1000;
 
 async function main(): Promise<void> {
-  const sandbox = await startSandbox({ simulate: false, capacity: Math.max(count, 1_000_000) });
+  const sandbox = await startSandbox({ simulate: false, capacity: Math.max(count, 1_000_000), token: process.argv[3] || undefined });
   let bytes = 0;
   const messages = realisticMessages(count);
   for (let i = 0; i < messages.length; i += 10_000) {
     for (const stored of sandbox.inject(channelId, messages.slice(i, i + 10_000))) bytes += Buffer.byteLength(stored.json);
   }
-  process.on('message', (command: { publish: number }) => {
-    const live = realisticMessages(command.publish, 11);
+  process.on('message', (command: { publish?: number; rate?: number; seconds?: number }) => {
+    if (command.rate !== undefined) return paced(command.rate, command.seconds ?? 10);
+    const live = realisticMessages(command.publish ?? 0, 11);
     const t0 = performance.now();
     let next = 0;
     const chunk = () => {
@@ -28,6 +32,23 @@ async function main(): Promise<void> {
     };
     chunk();
   });
+  const paced = (rate: number, seconds: number) => {
+    const pool = realisticMessages(Math.min(rate, 20_000), 13);
+    const t0 = performance.now();
+    let published = 0;
+    const timer = setInterval(() => {
+      const elapsed = Math.min(performance.now() - t0, seconds * 1000);
+      const due = Math.floor((elapsed / 1000) * rate) - published;
+      const batch: typeof pool = [];
+      for (let i = 0; i < due; i++) batch.push(pool[(published + i) % pool.length]!);
+      if (batch.length > 0) sandbox.inject(channelId, batch);
+      published += due;
+      if (elapsed >= seconds * 1000) {
+        clearInterval(timer);
+        process.send?.({ published, ms: performance.now() - t0 });
+      }
+    }, 10);
+  };
   process.send?.({ restUrl: sandbox.restUrl, mqttUrl: sandbox.mqttUrl, token: sandbox.token, channelId, count, bytes });
   process.on('disconnect', () => void sandbox.stop().then(() => process.exit(0)));
 }

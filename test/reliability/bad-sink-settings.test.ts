@@ -116,10 +116,10 @@ for (const mistake of TLS_MISTAKES) {
   });
 }
 
-// KNOWN BUG (docs/reliability.md, "TLS file errors retried forever"): the MQTT handler reports bad TLS
-// files with a plain Error from start(), and the Receiver retries every start() failure with backoff,
-// so `run` never exits: it prints "could not start ... certFile ... does not exist; retrying" forever.
-// This test fails (the CLI is killed after 8 s) until a settings problem found at start stops the run.
+// KNOWN BUG (docs/reliability.md, "TLS file errors retried forever"): the Receiver stops on a ConfigError
+// from start(), but src/core/handlers/mqtt.ts reports bad TLS files with a plain Error, which the
+// Receiver retries with backoff, so `run` never exits: it prints "could not start ... certFile ... does
+// not exist; retrying" forever. This test fails (the CLI is killed after 8 s) until those are ConfigErrors.
 test('the CLI with a missing certificate file: exits with one line naming certFile (instead of retrying forever)', TIMEOUT, async () => {
   const files = await tlsFiles();
   const result = await runConfig('missing-cert', configWith(handler({ type: 'mqtt', url: broker.url, caFile: pki.ca.cert, certFile: files.missing!, keyFile: pki.client.key })), 8000);

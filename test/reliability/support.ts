@@ -4,8 +4,8 @@
 // injector that feeds a sandbox over its control API.
 import { spawn, type ChildProcess, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { readFileSync, rmSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
 import http from 'node:http';
 import { createServer as createTcpServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -343,7 +343,7 @@ export async function cliPath(): Promise<string> {
     const dir = await mkdtemp(join(tmpdir(), 'reliability-cli-'));
     const file = join(dir, 'cli.js');
     await build({ entryPoints: [join(ROOT, 'src/cli/main.ts')], outfile: file, bundle: true, platform: 'node', format: 'cjs', target: 'node20', external: ['vscode'], logLevel: 'error', legalComments: 'none' });
-    process.once('exit', () => void rm(dir, { recursive: true, force: true }));
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true })); // 'exit' runs synchronous code only
     return { file, dir };
   })();
   return (await cliBundle).file;
