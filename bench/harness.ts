@@ -106,7 +106,7 @@ export function machine(): Record<string, unknown> {
   };
 }
 
-const fmt = (x: number) => (Math.abs(x) >= 100 ? Math.round(x).toLocaleString('en-US') : x.toPrecision(3));
+const fmt = (x: number) => (Number.isNaN(x) ? 'n/a' : Math.abs(x) >= 100 || Number.isInteger(x) ? Math.round(x).toLocaleString('en-US') : x.toPrecision(3));
 
 export function table(rows: Row[]): string {
   const header = ['bench', 'case', 'median', 'min', 'max', 'unit', 'vs baseline', 'other (median)', 'target'];

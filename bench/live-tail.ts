@@ -1,0 +1,129 @@
+// Bench 5: the live tail in a real VS Code (the bench session: code-server + Chromium, see
+// vscode-session.ts). The bench sandbox (own process) publishes to channel 1001 at 1k, 5k and 10k
+// messages/s for 60 s each (10 s with --quick); the tail is open on that channel. Per rate:
+// messages published (the baseline), received by the extension host, shown and dropped (the tail's own
+// counters), long tasks in the webview (PerformanceObserver 'longtask' injected into its frame by
+// Playwright) after a warm-up, and memory of the extension host (RSS) and of the webview (JS heap) at
+// the start and the end.
+import type { Frame } from 'playwright-core';
+import { LiveTail } from '../test/e2e/support/liveTail';
+import { waitFor } from '../test/e2e/support/workbench';
+import { summarize, type Row } from './harness';
+import { extensionHostRssMb, vscodeSession, type VsCodeSession } from './vscode-session';
+
+const RATES = [1000, 5000, 10_000];
+const CHANNEL = 'sandbox-teltonika';
+
+/** Installed into the webview's frame: records every long task (start in epoch ms, duration). */
+const OBSERVE_LONG_TASKS = `(() => {
+  if (window.__benchLongTasks) return true;
+  window.__benchLongTasks = [];
+  new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) window.__benchLongTasks.push([performance.timeOrigin + entry.startTime, entry.duration]);
+  }).observe({ type: 'longtask' });
+  return true;
+})()`;
+
+/** A deliberate 120 ms task in the frame (a timer task, like the app's own): proves the observer sees this frame's long tasks. */
+const BUSY_120_MS = `(() => { setTimeout(() => { const end = performance.now() + 120; while (performance.now() < end) {} }, 0); return true; })()`;
+
+async function longTasks(frame: Frame, from: number, to: number): Promise<number[]> {
+  const all = (await frame.evaluate('window.__benchLongTasks')) as [number, number][];
+  return all.filter(([start]) => start >= from && start <= to).map(([, duration]) => duration);
+}
+
+async function webviewHeapMb(frame: Frame): Promise<number> {
+  return ((await frame.evaluate('performance.memory ? performance.memory.usedJSHeapSize : 0')) as number) / 2 ** 20;
+}
+
+async function openTail(session: VsCodeSession): Promise<LiveTail> {
+  const { workbench } = session;
+  await workbench.runCommand('flespi: Open Live Tail');
+  await workbench.pick(CHANNEL);
+  const tail = await LiveTail.find(workbench);
+  await waitFor('the tail to be live', async () => (await tail.text('state')) === 'live', 60_000);
+  await tail.frame.evaluate(OBSERVE_LONG_TASKS);
+  const before = Date.now();
+  await tail.frame.evaluate(BUSY_120_MS);
+  await waitFor('the long-task observer to see a deliberate 120 ms task in the webview', async () => (await longTasks(tail.frame, before - 1000, Date.now())).some((d) => d >= 100), 10_000);
+  return tail;
+}
+
+async function counters(tail: LiveTail): Promise<{ received: number; shown: number; dropped: number }> {
+  return { received: await tail.count('received'), shown: await tail.count('shown'), dropped: await tail.count('dropped') };
+}
+
+export async function benchLiveTail(opts: { quick: boolean }): Promise<Row[]> {
+  const session = await vscodeSession(); // throws when the e2e host cannot run: the bench is reported as failed
+  const seconds = opts.quick ? 10 : 60;
+  const warmupSeconds = opts.quick ? 2 : 5;
+  const tail = await openTail(session);
+  const rows: Row[] = [];
+  const bench = `Live tail in VS Code, ${seconds} s per rate (code-server + Chromium)`;
+  for (const rate of RATES) {
+    const sandbox = session.sandbox.child;
+    const start = await counters(tail);
+    const hostStart = extensionHostRssMb(session.profile) ?? NaN;
+    const heapStart = await webviewHeapMb(tail.frame);
+    const t0 = Date.now();
+    // Memory every second while publishing, to tell growth that levels off from growth that goes on.
+    const memory: { at: number; host: number; heap: number }[] = [];
+    const sampler = setInterval(() => {
+      void webviewHeapMb(tail.frame).then((heap) => memory.push({ at: Date.now(), host: extensionHostRssMb(session.profile) ?? NaN, heap }), () => undefined);
+    }, 1000);
+    const published = await new Promise<{ published: number; ms: number }>((resolve) => {
+      sandbox.once('message', (m) => resolve(m as { published: number; ms: number }));
+      sandbox.send({ rate, seconds });
+    });
+    clearInterval(sampler);
+    const t1 = Date.now();
+    // Let what is in flight arrive: until the received counter stops moving (at most 30 s).
+    let last = -1;
+    await waitFor('the tail to settle after publishing stopped', async () => {
+      const now = (await counters(tail)).received;
+      const settled = now === last;
+      last = now;
+      if (!settled) await new Promise((r) => setTimeout(r, 750));
+      return settled;
+    }, 30_000).catch(() => undefined);
+    const end = await counters(tail);
+    const hostEnd = extensionHostRssMb(session.profile) ?? NaN;
+    const heapEnd = await webviewHeapMb(tail.frame);
+    const half = memory.find((m) => m.at >= (t0 + t1) / 2) ?? { host: NaN, heap: NaN };
+    const tasks = await longTasks(tail.frame, t0 + warmupSeconds * 1000, t1);
+    const received = end.received - start.received;
+    const offered = `${rate.toLocaleString('en-US')} msg/s offered`;
+    rows.push({
+      bench,
+      case: `${offered}: sandbox published`,
+      unit: 'msgs',
+      summary: summarize([{ value: published.published }]),
+    });
+    rows.push({
+      bench,
+      case: `${offered}: tail received`,
+      unit: 'msgs',
+      baseline: `${offered}: sandbox published`,
+      target: rate === 10_000 ? 'no long task >200 ms after warm-up, flat memory' : undefined,
+      summary: summarize([
+        {
+          value: received,
+          extra: {
+            shown: end.shown - start.shown,
+            dropped: end.dropped - start.dropped,
+            'tasks >50ms': tasks.filter((d) => d > 50).length,
+            '>200ms': tasks.filter((d) => d > 200).length,
+            'longest ms': Math.max(0, ...tasks),
+            'host RSS MB start': hostStart,
+            'host RSS MB end': hostEnd,
+            'host RSS MB 2nd half': hostEnd - half.host,
+            'webview heap MB start': heapStart,
+            'webview heap MB end': heapEnd,
+            'webview heap MB 2nd half': heapEnd - half.heap,
+          },
+        },
+      ]),
+    });
+  }
+  return rows;
+}
