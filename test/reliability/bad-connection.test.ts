@@ -142,11 +142,12 @@ test('wrong region (a web server that is not flespi, answering HTML 200): one li
   for (const event of retried) assertFlespiError(event.error, 'malformed', /check that the base URL points at the flespi REST API/, sandbox.token);
 });
 
-// KNOWN BUG (docs/reliability.md, "HTML 404"): src/core/flespi/client.ts classifies a non-2xx answer
-// by its status alone, so a web server that is not flespi answering 404 with an HTML page reads as
-// "channel 1001 not found", and `channels` as "channel all not found ... list channels with
-// `flespi-receiver channels`" (the very command that failed). This test fails until an answer
-// without flespi's JSON envelope is reported as "not flespi: check the base URL".
-test('wrong region (a web server that is not flespi, answering HTML 404): the error says the base URL does not look like flespi, not "channel not found"', TIMEOUT, async () => {
-  await assertCliRefuses('not-flespi-404', notFlespiUrl(404), sandbox.token, /base URL/);
+// Was bug 2 in docs/reliability.md (fixed in fce3cf3): a 404 page read as "channel 1001 not found".
+test('wrong region (a web server that is not flespi, answering HTML 404): one line saying the base URL does not point at flespi, not "channel not found"; the Receiver stops with it', TIMEOUT, async () => {
+  const url = notFlespiUrl(404);
+  const says = /404 and a page that is not flespi's JSON: the base URL \(or region\) does not point at the flespi REST API/;
+  await assertCliRefuses('not-flespi-404', url, sandbox.token, says);
+  const { fatal, state } = await receiverOutcome(url, sandbox.token);
+  assert.equal(state, 'failed');
+  assertFlespiError(fatal, 'not-found', says, sandbox.token);
 });

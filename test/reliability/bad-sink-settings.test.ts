@@ -116,14 +116,12 @@ for (const mistake of TLS_MISTAKES) {
   });
 }
 
-// KNOWN BUG (docs/reliability.md, "TLS file errors retried forever"): the Receiver stops on a ConfigError
-// from start(), but src/core/handlers/mqtt.ts reports bad TLS files with a plain Error, which the
-// Receiver retries with backoff, so `run` never exits: it prints "could not start ... certFile ... does
-// not exist; retrying" forever. This test fails (the CLI is killed after 8 s) until those are ConfigErrors.
-test('the CLI with a missing certificate file: exits with one line naming certFile (instead of retrying forever)', TIMEOUT, async () => {
+// Was bug 3 in docs/reliability.md (fixed in c7f5d86): `run` retried a missing certificate file forever.
+test('the CLI with a missing certificate file: exits 2 with one line naming certFile (instead of retrying forever)', TIMEOUT, async () => {
   const files = await tlsFiles();
   const result = await runConfig('missing-cert', configWith(handler({ type: 'mqtt', url: broker.url, caFile: pki.ca.cert, certFile: files.missing!, keyFile: pki.client.key })), 8000);
   assertOneLineError(result, /certFile \S+client\.crt does not exist/);
+  assert.equal(result.status, 2, 'a setting to fix');
 });
 
 test('a key file other users can read gets a warning saying how to restrict it; a private one (600) and the certificate (public) do not', TIMEOUT, async () => {
