@@ -142,19 +142,19 @@ export function writeResults(rows: Row[], options: Record<string, unknown>): str
 export const PROFILE_DIR_ENV = 'BENCH_PROFILE_DIR';
 
 /**
- * Forks a TypeScript worker (through tsx). With profiling on, the worker runs with --cpu-prof and its
+ * Forks a worker (TypeScript through tsx, unless `nodeArgs` says otherwise). With profiling on, the worker runs with --cpu-prof and its
  * profile lands in `<profile dir>/<label>/` (summarize with bench/profile.ts).
  */
-export function forkWorker(script: string, args: string[], label: string, stdio: StdioOptions = ['ignore', 'inherit', 'inherit', 'ipc']): ChildProcess {
-  const execArgv = ['--import', 'tsx'];
+export function forkWorker(script: string, args: string[], label: string, stdio: StdioOptions = ['ignore', 'inherit', 'inherit', 'ipc'], nodeArgs = ['--import', 'tsx']): ChildProcess {
+  const execArgv = [...nodeArgs];
   const profileDir = process.env[PROFILE_DIR_ENV];
   if (profileDir) execArgv.push('--cpu-prof', `--cpu-prof-dir=${join(profileDir, label.replace(/[^\w.-]+/g, '_'))}`);
   return fork(script, args, { execArgv, stdio });
 }
 
 /** Forks a worker that answers with one message (a Sample unless told otherwise) over IPC and exits 0. */
-export function sampleFromWorker<T = Sample>(script: string, args: string[], label: string): Promise<T> {
-  const child = forkWorker(script, args, label);
+export function sampleFromWorker<T = Sample>(script: string, args: string[], label: string, nodeArgs?: string[]): Promise<T> {
+  const child = forkWorker(script, args, label, undefined, nodeArgs);
   return new Promise((resolve, reject) => {
     let sample: T | undefined;
     child.once('message', (m) => (sample = m as T));

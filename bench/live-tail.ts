@@ -5,21 +5,27 @@
 // counters), long tasks in the webview (PerformanceObserver 'longtask' injected into its frame by
 // Playwright) after a warm-up, and memory of the extension host (RSS) and of the webview (JS heap) at
 // the start and the end.
-import type { Frame } from 'playwright-core';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { CDPSession, Frame } from 'playwright-core';
 import { LiveTail } from '../test/e2e/support/liveTail';
 import { waitFor } from '../test/e2e/support/workbench';
-import { summarize, type Row } from './harness';
+import { PROFILE_DIR_ENV, summarize, type Row } from './harness';
 import { extensionHostRssMb, vscodeSession, type VsCodeSession } from './vscode-session';
 
 const RATES = [1000, 5000, 10_000];
 const CHANNEL = 'sandbox-teltonika';
 
-/** Installed into the webview's frame: records every long task (start in epoch ms, duration). */
+/**
+ * Installed into the webview's frame: records every long task (start in epoch ms, duration, and who
+ * it is attributed to: 'self' = the webview's own code; others = code of the workbench, which shares
+ * the renderer's main thread with the webview in code-server).
+ */
 const OBSERVE_LONG_TASKS = `(() => {
   if (window.__benchLongTasks) return true;
   window.__benchLongTasks = [];
   new PerformanceObserver((list) => {
-    for (const entry of list.getEntries()) window.__benchLongTasks.push([performance.timeOrigin + entry.startTime, entry.duration]);
+    for (const entry of list.getEntries()) window.__benchLongTasks.push([performance.timeOrigin + entry.startTime, entry.duration, entry.name]);
   }).observe({ type: 'longtask' });
   return true;
 })()`;
@@ -27,9 +33,15 @@ const OBSERVE_LONG_TASKS = `(() => {
 /** A deliberate 120 ms task in the frame (a timer task, like the app's own): proves the observer sees this frame's long tasks. */
 const BUSY_120_MS = `(() => { setTimeout(() => { const end = performance.now() + 120; while (performance.now() < end) {} }, 0); return true; })()`;
 
-async function longTasks(frame: Frame, from: number, to: number): Promise<number[]> {
-  const all = (await frame.evaluate('window.__benchLongTasks')) as [number, number][];
-  return all.filter(([start]) => start >= from && start <= to).map(([, duration]) => duration);
+interface LongTask {
+  duration: number;
+  /** 'self' when the webview's own code ran it. */
+  attribution: string;
+}
+
+async function longTasks(frame: Frame, from: number, to: number): Promise<LongTask[]> {
+  const all = (await frame.evaluate('window.__benchLongTasks')) as [number, number, string][];
+  return all.filter(([start]) => start >= from && start <= to).map(([, duration, attribution]) => ({ duration, attribution }));
 }
 
 async function webviewHeapMb(frame: Frame): Promise<number> {
@@ -45,8 +57,30 @@ async function openTail(session: VsCodeSession): Promise<LiveTail> {
   await tail.frame.evaluate(OBSERVE_LONG_TASKS);
   const before = Date.now();
   await tail.frame.evaluate(BUSY_120_MS);
-  await waitFor('the long-task observer to see a deliberate 120 ms task in the webview', async () => (await longTasks(tail.frame, before - 1000, Date.now())).some((d) => d >= 100), 10_000);
+  await waitFor('the long-task observer to see a deliberate 120 ms task in the webview', async () => (await longTasks(tail.frame, before - 1000, Date.now())).some((t) => t.duration >= 100 && t.attribution === 'self'), 10_000);
   return tail;
+}
+
+/**
+ * With --profile: a CPU profile of the renderer thread that runs the webview (its own CDP session when
+ * the webview is an out-of-process frame, else the page's, which then includes the workbench).
+ */
+async function startRendererProfile(session: VsCodeSession, tail: LiveTail): Promise<CDPSession | undefined> {
+  if (!process.env[PROFILE_DIR_ENV]) return undefined;
+  const context = session.workbench.page.context();
+  const cdp = await context.newCDPSession(tail.frame).catch(() => context.newCDPSession(session.workbench.page));
+  await cdp.send('Profiler.enable');
+  await cdp.send('Profiler.start');
+  return cdp;
+}
+
+async function saveRendererProfile(cdp: CDPSession | undefined, rate: number): Promise<void> {
+  if (!cdp) return;
+  const { profile } = await cdp.send('Profiler.stop');
+  const dir = join(process.env[PROFILE_DIR_ENV]!, 'live-tail-renderer');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, `rate-${rate}.cpuprofile`), JSON.stringify(profile));
+  await cdp.detach();
 }
 
 async function counters(tail: LiveTail): Promise<{ received: number; shown: number; dropped: number }> {
@@ -65,6 +99,7 @@ export async function benchLiveTail(opts: { quick: boolean }): Promise<Row[]> {
     const start = await counters(tail);
     const hostStart = extensionHostRssMb(session.profile) ?? NaN;
     const heapStart = await webviewHeapMb(tail.frame);
+    const cdp = await startRendererProfile(session, tail);
     const t0 = Date.now();
     // Memory every second while publishing, to tell growth that levels off from growth that goes on.
     const memory: { at: number; host: number; heap: number }[] = [];
@@ -77,6 +112,7 @@ export async function benchLiveTail(opts: { quick: boolean }): Promise<Row[]> {
     });
     clearInterval(sampler);
     const t1 = Date.now();
+    await saveRendererProfile(cdp, rate);
     // Let what is in flight arrive: until the received counter stops moving (at most 30 s).
     let last = -1;
     await waitFor('the tail to settle after publishing stopped', async () => {
@@ -111,9 +147,11 @@ export async function benchLiveTail(opts: { quick: boolean }): Promise<Row[]> {
           extra: {
             shown: end.shown - start.shown,
             dropped: end.dropped - start.dropped,
-            'tasks >50ms': tasks.filter((d) => d > 50).length,
-            '>200ms': tasks.filter((d) => d > 200).length,
-            'longest ms': Math.max(0, ...tasks),
+            'tasks >50ms': tasks.filter((t) => t.duration > 50).length,
+            '>200ms': tasks.filter((t) => t.duration > 200).length,
+            'longest ms': Math.max(0, ...tasks.map((t) => t.duration)),
+            'webview own >50ms': tasks.filter((t) => t.duration > 50 && t.attribution === 'self').length,
+            'own longest ms': Math.max(0, ...tasks.filter((t) => t.attribution === 'self').map((t) => t.duration)),
             'host RSS MB start': hostStart,
             'host RSS MB end': hostEnd,
             'host RSS MB 2nd half': hostEnd - half.host,

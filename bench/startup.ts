@@ -3,13 +3,12 @@
 //   own "Developer: Show Running Extensions" reports it (code loading + activate call), next to the
 //   built-in Git extension activated by the same extension host (baseline); the extension host is
 //   restarted for every further run. Only if that VS Code cannot start: require + activate of
-//   dist/extension.js with a minimal vscode stub, labelled as such.
+//   dist/extension.js with a minimal vscode stub (activation-stub.mjs), labelled as such.
 // - VSIX size (`vsce package --no-dependencies` of the --production build) and what is in it.
 // - CLI time to the first message on stdout (`node dist/cli.js`, no token: the built-in sandbox),
 //   next to `node -e 0` (baseline: Node's own start-up).
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
-import Module from 'node:module';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { buildExtension, packageExtension } from '../test/e2e/support/host';
@@ -63,30 +62,6 @@ async function activationInVsCode(session: VsCodeSession, runs: number): Promise
     { bench, case: `built-in ${BASELINE_EXTENSION} extension`, unit: 'ms', summary: summarize(git) },
     { bench, case: 'flespi receiver', unit: 'ms', baseline: `built-in ${BASELINE_EXTENSION} extension`, target: '<50 ms', summary: summarize(flespi) },
   ];
-}
-
-// ---- activation with a stub (fallback only) -----------------------------------------------------
-
-/** In a worker: require dist/extension.js against a minimal vscode stub, then activate(); times both. */
-async function stubActivation(): Promise<Sample> {
-  const disposable = { dispose() {} };
-  const event = () => disposable;
-  const anything: object = new Proxy(function () {}, {
-    get: (_t, key) => (key === 'then' ? undefined : key === 'event' || String(key).startsWith('on') ? event : anything),
-    apply: () => anything,
-    construct: () => anything,
-  });
-  const stub = new Proxy({}, { get: (_t, key) => (key === '__esModule' ? false : anything) });
-  const load = (Module as unknown as { _load: (request: string, ...rest: unknown[]) => unknown })._load;
-  (Module as unknown as { _load: unknown })._load = (request: string, ...rest: unknown[]) => (request === 'vscode' ? stub : load(request, ...rest));
-  const context = { subscriptions: [], extensionPath: root, extensionUri: anything, globalState: anything, workspaceState: anything, secrets: anything, globalStorageUri: anything, storageUri: undefined, extension: anything, environmentVariableCollection: anything, logUri: anything, extensionMode: 1 };
-  const t0 = performance.now();
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const extension = require(join(root, 'dist', 'extension.js')) as { activate(context: unknown): unknown };
-  const loaded = performance.now();
-  await extension.activate(context);
-  const done = performance.now();
-  return { value: done - t0, extra: { 'require ms': loaded - t0, 'activate ms': done - loaded } };
 }
 
 // ---- VSIX -------------------------------------------------------------------------------------------
@@ -172,7 +147,7 @@ export async function benchStartup(opts: { quick: boolean }): Promise<Row[]> {
   } else {
     if (!existsSync(join(root, 'dist', 'extension.js'))) await buildExtension();
     const stub = [] as Sample[];
-    for (let i = 0; i < (opts.quick ? 1 : 5); i++) stub.push(await sampleFromWorker(__filename, ['--worker', 'stub'], 'activation-stub'));
+    for (let i = 0; i < (opts.quick ? 1 : 5); i++) stub.push(await sampleFromWorker(join(__dirname, 'activation-stub.mjs'), [], 'activation-stub', []));
     rows.push({ bench: 'Activation, FALLBACK: require + activate with a minimal vscode stub (no VS Code available)', case: 'dist/extension.js', unit: 'ms', target: '<50 ms', summary: summarize(stub), note: 'not VS Code: a stub; code loading is real' });
   }
 
@@ -184,17 +159,4 @@ export async function benchStartup(opts: { quick: boolean }): Promise<Row[]> {
   rows.push({ bench, case: 'node -e 0', unit: 'ms', summary: cli['node -e 0']! });
   rows.push({ bench, case: 'node dist/cli.js', unit: 'ms', baseline: 'node -e 0', summary: cli['node dist/cli.js']!, note: 'lower is better; the ratio is how many Node start-ups it takes' });
   return rows;
-}
-
-if (require.main === module && process.argv[2] === '--worker') {
-  void stubActivation().then(
-    (sample) => {
-      process.send!(sample);
-      process.exit(0);
-    },
-    (error: unknown) => {
-      console.error(error);
-      process.exit(1);
-    },
-  );
 }

@@ -8,7 +8,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
-import { buildExtension, CodeServer, ensureHost, freshProfile, installVsix, packageExtension, type Profile } from '../test/e2e/support/host';
+import { buildExtension, CodeServer, ensureHost, freshProfile, installVsix, isolatedHome, packageExtension, type Profile } from '../test/e2e/support/host';
 import { waitFor, Workbench } from '../test/e2e/support/workbench';
 import { startPreloadedSandbox, type SandboxInfo } from './rest-pipeline';
 
@@ -56,10 +56,11 @@ async function start(): Promise<VsCodeSession> {
     if (sandbox.child.connected) sandbox.child.disconnect();
   });
   const profile = freshProfile(root, { user: {}, machine: { 'flespi.baseUrl': sandbox.info.restUrl, 'flespi.mqttUrl': sandbox.info.mqttUrl } });
-  await installVsix(entry, profile, vsix);
+  const env = isolatedHome(root);
+  await installVsix(entry, profile, vsix, env);
   const workspace = join(root, 'workspace');
   mkdirSync(workspace);
-  const server = await CodeServer.start(entry, profile);
+  const server = await CodeServer.start(entry, profile, { env, workspaceTrust: false });
   cleanups.push(() => server.stop());
 
   // The e2e harness's Chromium flags, plus exact (not bucketed) performance.memory figures.
@@ -69,8 +70,9 @@ async function start(): Promise<VsCodeSession> {
     args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--enable-precise-memory-info'],
   });
   cleanups.push(() => browser.close());
+  const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
   const opened = performance.now();
-  const workbench = await Workbench.open(browser, server.folderUrl(workspace), join(root, 'shots'));
+  const workbench = await Workbench.open(context, server.folderUrl(workspace), join(root, 'shots'));
   await workbench.activityItem('flespi').waitFor({ timeout: 60_000 });
   const workbenchReadyMs = performance.now() - opened;
 
