@@ -38,6 +38,12 @@ export interface SandboxOptions {
   capacity?: number;
   /** Channel messages_ttl in seconds. */
   channelMessagesTtl?: number;
+  /**
+   * The key of each channel's first message (default 1). flespi's keys only ever grow, but the sandbox
+   * keeps its buffers in memory: a sandbox that may be restarted under running receivers (the CLI's
+   * `sandbox` command) starts from a clock-based key, so its keys stay above those handed out before.
+   */
+  firstKey?: number;
 }
 
 export interface SandboxFaults {
@@ -78,7 +84,7 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
   const random = new Random(options.seed ?? Date.now());
   const token = bareToken(options.token ?? randomToken());
 
-  const store = new SandboxStore({ capacity: options.capacity, channelMessagesTtl: options.channelMessagesTtl });
+  const store = new SandboxStore({ capacity: options.capacity, channelMessagesTtl: options.channelMessagesTtl, firstKey: options.firstKey });
   const tokens = new TokenRegistry();
   tokens.add(token);
   const faults = new FaultQueue();

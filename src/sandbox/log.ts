@@ -98,7 +98,13 @@ abstract class Log {
 /** A channel buffer: messages in arrival order, keyed 1, 2, 3, ... (keys stay contiguous). */
 export class ChannelLog extends Log {
   /** The key the next message gets. */
-  nextKey = 1;
+  nextKey: number;
+
+  /** `firstKey` > 1 lets a restarted sandbox keep numbering above the keys it handed out before (see SandboxOptions.firstKey). */
+  constructor(capacity: number, ttlMs: number, firstKey = 1) {
+    super(capacity, ttlMs);
+    this.nextKey = firstKey;
+  }
   /** Whether `server.timestamp` never decreased, so time ranges can binary-search. */
   private orderedByServerTs = true;
 

@@ -49,6 +49,8 @@ export interface StoreOptions {
   capacity?: number;
   /** Channel `messages_ttl` in seconds. */
   channelMessagesTtl?: number;
+  /** The key of the first message of every channel buffer (default 1). */
+  firstKey?: number;
 }
 
 export type IngestListener = (channel: SandboxChannel, entries: readonly StoredMessage[]) => void;
@@ -67,10 +69,12 @@ export class SandboxStore {
   private readonly listeners = new Set<IngestListener>();
   private readonly capacity: number;
   private readonly channelTtl: number;
+  private readonly firstKey: number;
 
   constructor(options: StoreOptions = {}) {
     this.capacity = options.capacity ?? 1_000_000;
     this.channelTtl = options.channelMessagesTtl ?? 86400;
+    this.firstKey = options.firstKey ?? 1;
   }
 
   addChannel(spec: ChannelSpec): SandboxChannel {
@@ -94,7 +98,7 @@ export class SandboxStore {
       configuration: {},
       metadata: {},
     };
-    const channel: SandboxChannel = { id: spec.id, protocol, item, log: new ChannelLog(this.capacity, this.channelTtl * 1000), lastStamp: 0 };
+    const channel: SandboxChannel = { id: spec.id, protocol, item, log: new ChannelLog(this.capacity, this.channelTtl * 1000, this.firstKey), lastStamp: 0 };
     this.channels.set(spec.id, channel);
     return channel;
   }

@@ -95,9 +95,8 @@ test('REST source: the sandbox is SIGKILLed mid-stream and restarted on the same
       10_000,
     ).catch(() => {});
     wialon.sync();
-    // KNOWN BUG (docs/reliability.md, "sandbox restart"): the restarted sandbox numbers the channel's keys
-    // from 1 again, so the receiver, polling from its checkpoint key, never sees the messages whose new
-    // keys are below it. This assertion fails until the sandbox keeps its keys increasing across restarts.
+    // Bug 1 in docs/reliability.md (fixed): a restarted sandbox numbered keys from 1 again, below the
+    // receiver's checkpoint; the CLI's sandbox now starts from a clock-based key.
     ledger.assertAllArrived(t, expected);
     const lowPolls = client.polls.filter((p) => p.at > killedAt && p.currKey < checkpointAtKill);
     assert.equal(lowPolls.length, 0, `after the restart no poll asks for a key below the checkpoint ${checkpointAtKill}`);
