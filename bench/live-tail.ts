@@ -10,8 +10,8 @@ import { join } from 'node:path';
 import type { CDPSession, Frame } from 'playwright-core';
 import { LiveTail } from '../test/e2e/support/liveTail';
 import { waitFor } from '../test/e2e/support/workbench';
-import { PROFILE_DIR_ENV, summarize, type Row } from './harness';
-import { extensionHostRssMb, vscodeSession, type VsCodeSession } from './vscode-session';
+import { PROFILE_DIR_ENV, forkWorker, summarize, type Row } from './harness';
+import { extensionHostPid, extensionHostRssMb, vscodeSession, type VsCodeSession } from './vscode-session';
 
 const RATES = [1000, 5000, 10_000];
 const CHANNEL = 'sandbox-teltonika';
@@ -83,6 +83,21 @@ async function saveRendererProfile(cdp: CDPSession | undefined, rate: number): P
   await cdp.detach();
 }
 
+/** With --profile: a CPU profile of the extension host (bench/inspect-profile.mjs); returns its stop function. */
+async function startHostProfile(session: VsCodeSession, rate: number): Promise<(() => Promise<void>) | undefined> {
+  const pid = extensionHostPid(session.profile);
+  if (!process.env[PROFILE_DIR_ENV] || pid === undefined) return undefined;
+  const dir = join(process.env[PROFILE_DIR_ENV]!, 'live-tail-extension-host');
+  mkdirSync(dir, { recursive: true });
+  const child = forkWorker(join(__dirname, 'inspect-profile.mjs'), [String(pid), join(dir, `rate-${rate}.cpuprofile`)], 'inspect-profile', undefined, ['--experimental-websocket', '--no-warnings']);
+  const next = () => new Promise<unknown>((resolve, reject) => (child.once('message', resolve), child.once('exit', (code) => reject(new Error(`inspect-profile exited with ${code}`)))));
+  await next();
+  return async () => {
+    child.send('stop');
+    await next();
+  };
+}
+
 async function counters(tail: LiveTail): Promise<{ received: number; shown: number; dropped: number }> {
   return { received: await tail.count('received'), shown: await tail.count('shown'), dropped: await tail.count('dropped') };
 }
@@ -100,6 +115,7 @@ export async function benchLiveTail(opts: { quick: boolean }): Promise<Row[]> {
     const hostStart = extensionHostRssMb(session.profile) ?? NaN;
     const heapStart = await webviewHeapMb(tail.frame);
     const cdp = await startRendererProfile(session, tail);
+    const stopHostProfile = await startHostProfile(session, rate).catch((error: unknown) => void console.error(`live-tail: no extension host profile: ${String(error)}`));
     const t0 = Date.now();
     // Memory every second while publishing, to tell growth that levels off from growth that goes on.
     const memory: { at: number; host: number; heap: number }[] = [];
@@ -113,15 +129,16 @@ export async function benchLiveTail(opts: { quick: boolean }): Promise<Row[]> {
     clearInterval(sampler);
     const t1 = Date.now();
     await saveRendererProfile(cdp, rate);
-    // Let what is in flight arrive: until the received counter stops moving (at most 30 s).
+    await stopHostProfile?.();
+    // Let what is in flight arrive: until all arrived, or the received counter stood still for 3 s (at most 60 s).
     let last = -1;
+    let stillSince = Date.now();
     await waitFor('the tail to settle after publishing stopped', async () => {
-      const now = (await counters(tail)).received;
-      const settled = now === last;
+      const now = (await counters(tail)).received - start.received;
+      if (now !== last) stillSince = Date.now();
       last = now;
-      if (!settled) await new Promise((r) => setTimeout(r, 750));
-      return settled;
-    }, 30_000).catch(() => undefined);
+      return now >= published.published || Date.now() - stillSince >= 3000;
+    }, 60_000).catch(() => undefined);
     const end = await counters(tail);
     const hostEnd = extensionHostRssMb(session.profile) ?? NaN;
     const heapEnd = await webviewHeapMb(tail.frame);

@@ -32,11 +32,18 @@ function areaOf(url: string, name: string): string {
   if (name === '(idle)') return 'idle (waiting for I/O)';
   if (name === '(program)') return 'V8/native (program)';
   if (url.startsWith('node:')) return 'node internals';
+  if (/^https?:/.test(url)) return `page: ${shortUrl(url)}`;
   const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
   if (pkg) return pkg[1]!;
   const project = /\/(src|bench|test)\/(.+)$/.exec(url);
   if (project) return project[1] === 'src' ? `src/${project[2]!.split('/').slice(0, -1).join('/')}` : project[1]!;
   return url === '' ? 'native' : url;
+}
+
+/** The file part of a page URL (workbench.js, tail.js, the webview's index.html), without the query. */
+function shortUrl(url: string): string {
+  const path = url.replace(/[?#].*$/, '').split('/');
+  return path.slice(-2).join('/');
 }
 
 export function summarizeProfile(profile: CpuProfile): ProfileSummary {
@@ -53,7 +60,8 @@ export function summarizeProfile(profile: CpuProfile): ProfileSummary {
     const { functionName, url, lineNumber } = byId.get(id)!.callFrame;
     const area = areaOf(url, functionName);
     areas.set(area, (areas.get(area) ?? 0) + us);
-    const where = url ? ` ${url.replace(/^.*\/(node_modules\/|src\/|bench\/)/, '$1')}:${lineNumber + 1}` : '';
+    const file = /^https?:/.test(url) ? shortUrl(url) : url.replace(/^.*\/(node_modules\/|src\/|bench\/)/, '$1');
+    const where = url ? ` ${file}:${lineNumber + 1}` : '';
     const key = `${functionName || '(anonymous)'}${where}`;
     functions.set(key, (functions.get(key) ?? 0) + us);
   }

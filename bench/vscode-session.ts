@@ -84,8 +84,8 @@ async function start(): Promise<VsCodeSession> {
   return { root, vsix, profile, server, browser, workbench, sandbox, workbenchReadyMs };
 }
 
-/** Resident memory (MB) of the session's extension host: the node process of code-server's group started with --type=extensionHost. */
-export function extensionHostRssMb(profile: Profile): number | undefined {
+/** The process id of the session's extension host: the process of code-server's group started with --type=extensionHost. */
+export function extensionHostPid(profile: Profile): number | undefined {
   const pids = readdirSync('/proc').filter((p) => /^\d+$/.test(p));
   const cmdline = (pid: string) => {
     try {
@@ -94,8 +94,6 @@ export function extensionHostRssMb(profile: Profile): number | undefined {
       return [];
     }
   };
-  const server = pids.find((pid) => cmdline(pid).includes(profile.userDataDir));
-  if (!server) return undefined;
   const group = (pid: string) => {
     try {
       return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[2];
@@ -103,9 +101,21 @@ export function extensionHostRssMb(profile: Profile): number | undefined {
       return undefined;
     }
   };
+  const server = pids.find((pid) => cmdline(pid).includes(profile.userDataDir));
+  if (!server) return undefined;
   const serverGroup = group(server);
   const host = pids.find((pid) => group(pid) === serverGroup && cmdline(pid).some((arg) => arg.includes('extensionHost')));
-  if (!host) return undefined;
-  const rss = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${host}/status`, 'utf8'));
-  return rss ? Number(rss[1]) / 1024 : undefined;
+  return host === undefined ? undefined : Number(host);
+}
+
+/** Resident memory (MB) of the session's extension host. */
+export function extensionHostRssMb(profile: Profile): number | undefined {
+  const pid = extensionHostPid(profile);
+  if (pid === undefined) return undefined;
+  try {
+    const rss = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return rss ? Number(rss[1]) / 1024 : undefined;
+  } catch {
+    return undefined;
+  }
 }
