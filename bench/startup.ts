@@ -133,8 +133,19 @@ function timeToFirstLine(args: string[]): Promise<Sample> {
 
 // ---- the bench -------------------------------------------------------------------------------------
 
+/** Runs one part of the bench; a part that fails is reported and the others still run. */
+async function part(name: string, rows: Row[], work: () => Promise<Row[]>): Promise<void> {
+  try {
+    rows.push(...(await work()));
+  } catch (error) {
+    console.error(`startup: ${name} failed: ${error instanceof Error ? error.message : String(error)}`);
+    process.exitCode = 1;
+  }
+}
+
 export async function benchStartup(opts: { quick: boolean }): Promise<Row[]> {
   const rows: Row[] = [];
+  const runs = opts.quick ? 1 : 5;
   let session: VsCodeSession | undefined;
   try {
     session = await vscodeSession();
@@ -142,21 +153,24 @@ export async function benchStartup(opts: { quick: boolean }): Promise<Row[]> {
     console.error(`startup: no VS Code for the activation figure (${error instanceof Error ? error.message.split('\n')[0] : String(error)}); falling back to the vscode stub`);
   }
 
-  if (session) {
-    rows.push(...(await activationInVsCode(session, opts.quick ? 1 : 5)));
-  } else {
+  await part('activation', rows, async () => {
+    if (session) return activationInVsCode(session, runs);
     if (!existsSync(join(root, 'dist', 'extension.js'))) await buildExtension();
-    const stub = [] as Sample[];
-    for (let i = 0; i < (opts.quick ? 1 : 5); i++) stub.push(await sampleFromWorker(join(__dirname, 'activation-stub.mjs'), [], 'activation-stub', []));
-    rows.push({ bench: 'Activation, FALLBACK: require + activate with a minimal vscode stub (no VS Code available)', case: 'dist/extension.js', unit: 'ms', target: '<50 ms', summary: summarize(stub), note: 'not VS Code: a stub; code loading is real' });
-  }
+    const stub: Sample[] = [];
+    for (let i = 0; i < runs; i++) stub.push(await sampleFromWorker(join(__dirname, 'activation-stub.mjs'), [], 'activation-stub', []));
+    return [{ bench: 'Activation, FALLBACK: require + activate with a minimal vscode stub (no VS Code available)', case: 'dist/extension.js', unit: 'ms', target: '<50 ms', summary: summarize(stub), note: 'not VS Code: a stub; code loading is real' }];
+  });
 
-  rows.push(await vsixRow(session));
+  await part('VSIX size', rows, async () => [await vsixRow(session)]);
 
-  if (!existsSync(join(root, 'dist', 'cli.js'))) await buildExtension();
-  const cli = await measureInterleaved(opts.quick ? 2 : 7, { 'node -e 0': () => timeToFirstLine(['-e', '0']), 'node dist/cli.js': () => timeToFirstLine(['dist/cli.js']) }, 1);
-  const bench = 'CLI start-up: time to the first message on stdout (built-in sandbox, no token)';
-  rows.push({ bench, case: 'node -e 0', unit: 'ms', summary: cli['node -e 0']! });
-  rows.push({ bench, case: 'node dist/cli.js', unit: 'ms', baseline: 'node -e 0', summary: cli['node dist/cli.js']!, note: 'lower is better; the ratio is how many Node start-ups it takes' });
+  await part('CLI start-up', rows, async () => {
+    if (!existsSync(join(root, 'dist', 'cli.js'))) await buildExtension();
+    const cli = await measureInterleaved(opts.quick ? 2 : 7, { 'node -e 0': () => timeToFirstLine(['-e', '0']), 'node dist/cli.js': () => timeToFirstLine(['dist/cli.js']) }, 1);
+    const bench = 'CLI start-up: time to the first message on stdout (built-in sandbox, no token)';
+    return [
+      { bench, case: 'node -e 0', unit: 'ms', summary: cli['node -e 0']! },
+      { bench, case: 'node dist/cli.js', unit: 'ms', baseline: 'node -e 0', summary: cli['node dist/cli.js']!, note: 'lower is better; the ratio is how many Node start-ups it takes' },
+    ];
+  });
   return rows;
 }
