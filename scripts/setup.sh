@@ -4,7 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-debs=(mosquitto mosquitto-clients openssl chromium libkrb5-dev ripgrep)
+# chromium, libkrb5-dev, ripgrep and the native build tools (g++, make, python3 for node-gyp) are
+# for the e2e host, which rebuilds code-server's native modules (scripts/e2e/install-host.sh).
+debs=(mosquitto mosquitto-clients openssl chromium libkrb5-dev ripgrep g++ make python3)
 missing=()
 for p in "${debs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then

@@ -19,7 +19,8 @@ if [ -f "$marker" ]; then
   exit 0
 fi
 
-for tool in rg node npm; do
+# node-gyp builds code-server's native modules with g++, make and python3.
+for tool in rg node npm g++ make python3; do
   command -v "$tool" >/dev/null || { echo "e2e host: '$tool' is missing; run 'bash scripts/setup.sh' first" >&2; exit 1; }
 done
 [ -f /usr/include/gssapi/gssapi.h ] || [ -f /usr/include/krb5.h ] ||
@@ -48,7 +49,9 @@ vscode="$dir/node_modules/code-server/lib/vscode"
 # code-server loads argon2 at start even with --auth none.
 npm rebuild argon2 --loglevel=error
 
-node "$dir/node_modules/code-server/out/node/entry.js" --version >/dev/null
+# The check runs with a home inside the host folder: code-server writes a config file and logs there.
+HOME="$dir/.home" XDG_CONFIG_HOME="$dir/.home/.config" XDG_DATA_HOME="$dir/.home/.local/share" \
+  node "$dir/node_modules/code-server/out/node/entry.js" --version >/dev/null
 date -u +%FT%TZ > "$marker"
 echo "e2e host: code-server $version installed in $((SECONDS - start)) s"
 echo "$dir"

@@ -3,57 +3,34 @@
 // certificates, the Wialon test receiver). Screenshots of every step go to test-output/e2e/.
 // Run: npm run test:e2e   (docs/e2e.md)
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
-import { after, before, describe, test } from 'node:test';
-import { outputDir } from './support/host';
+import { describe } from 'node:test';
+import { sessionFlows } from './support/flow';
 import { LiveTail } from './support/liveTail';
+import { Injector, RecordingHttpSink } from './support/numbered';
+import { describeFindings, pemBodySecrets, READ_BROWSER_STORAGE, SECRET_STORAGE_KEY, searchBytes, scanFolder, unsealSecretStorage, type Secret, type StoredText } from './support/secrets';
 import { AWS_SINK, AWS_TOPIC_PREFIX, sessionOptions } from './setup';
-import { extensionHostLogs, SANDBOX_TOKEN, startSession, type Session } from './support/session';
-import { record, writeTimings } from './support/timings';
+import { SANDBOX_TOKEN } from './support/session';
 import { waitFor, type Workbench } from './support/workbench';
 
 const WIALON_SINK = 'e2e-wialon';
+const HTTP_SINK = 'e2e-http';
+/** Typed in flow 6 and refused; flow 9 checks it was written nowhere. Random: see SANDBOX_TOKEN. */
+const WRONG_TOKEN = randomBytes(32).toString('hex');
+/** The HTTP sink's Authorization header value (flow 8), kept in the secret storage. */
+const HTTP_AUTHORIZATION = `Bearer ${randomBytes(24).toString('base64url')}`;
+/** The ident of flow 8's numbered messages. */
+const RELOAD_IDENT = 'e2e-reload';
 const HANDLER = 'E2eHandler';
 /** The channel tailed in flows 2-7, one of the sandbox's defaults. */
 const TAIL_CHANNEL = 'sandbox-teltonika';
 
-let session: Session;
-let failed = false;
-
-/** Runs one flow: names its screenshots, times it, and on failure saves a screenshot of the moment. */
-function flow(name: string, title: string, body: (wb: Workbench) => Promise<void>): void {
-  test(`${name}: ${title}`, { timeout: 180_000 }, async () => {
-    assert.ok(session, 'the e2e session did not start (see the error of the "before" hook)');
-    const wb = session.workbench;
-    wb.beginFlow(name);
-    const start = performance.now();
-    try {
-      await body(wb);
-    } catch (error) {
-      failed = true;
-      await wb.shot('FAILED').catch(() => undefined);
-      throw error;
-    } finally {
-      record(`${name}: ${title}`, (performance.now() - start) / 1000);
-      await wb.closeQuickInput().catch(() => undefined);
-    }
-  });
-}
-
 describe('flespi extension in VS Code (code-server)', { concurrency: false }, () => {
-  before(async () => {
-    session = await startSession(sessionOptions);
-  });
-
-  after(async () => {
-    if (session) {
-      if (failed) console.log(`e2e: kept ${session.root} for inspection; extension host logs: ${extensionHostLogs(session.profile)}`);
-      await session.stop({ keepFiles: failed });
-    }
-    console.log(`e2e timings:\n${writeTimings(join(outputDir, 'timings.json'))}\nscreenshots: ${outputDir}`);
-  });
+  const e2e = sessionFlows(sessionOptions);
+  const flow = e2e.flow;
 
   flow('flow0', 'smoke: the workbench loads with the flespi activity-bar item', async (wb) => {
     await wb.activityItem('flespi').waitFor({ timeout: 30_000 });
@@ -77,7 +54,7 @@ describe('flespi extension in VS Code (code-server)', { concurrency: false }, ()
     });
     await wb.shot('channels');
     // The extension runs its own sandbox; its channels are those of every sandbox with default settings.
-    assert.deepEqual(channelNames(labels), (await session.peers.sandbox.channelNames()).sort());
+    assert.deepEqual(channelNames(labels), (await e2e.session.peers.sandbox.channelNames()).sort());
   });
 
   flow('flow2', 'live tail: messages stream in, pause holds the list while "new" counts, resume', async (wb) => {
@@ -110,7 +87,7 @@ describe('flespi extension in VS Code (code-server)', { concurrency: false }, ()
   });
 
   flow('flow3', 'forward three selected messages to an AWS IoT sink (Mosquitto with TLS client certificates)', async (wb) => {
-    const { subscriber } = session.peers.tls;
+    const { subscriber } = e2e.session.peers.tls;
     const { tail, ids, expected } = await pickThreeMessages(wb);
     const before = subscriber.messages.length;
     await forwardSelection(tail, AWS_SINK);
@@ -125,7 +102,7 @@ describe('flespi extension in VS Code (code-server)', { concurrency: false }, ()
   });
 
   flow('flow4', 'forward three selected messages to a Wialon Retranslator sink', async (wb) => {
-    const { receiver, port } = session.peers.wialon;
+    const { receiver, port } = e2e.session.peers.wialon;
     await wb.runCommand('flespi: Add Sink…');
     await wb.pick('Wialon Retranslator');
     await wb.answer(WIALON_SINK, /sink: name/);
@@ -152,7 +129,7 @@ describe('flespi extension in VS Code (code-server)', { concurrency: false }, ()
   flow('flow5', 'New Handler…: the file appears, becomes a sink, and forwarded messages reach its output file', async (wb) => {
     await wb.runCommand('flespi: New Handler…');
     await wb.answer(HANDLER, /New flespi handler/);
-    const file = join(session.workspace, 'flespi-handlers', `${HANDLER}.ts`);
+    const file = join(e2e.session.workspace, 'flespi-handlers', `${HANDLER}.ts`);
     await waitFor(`${file} to be written`, () => existsSync(file));
     await waitFor(`an editor showing ${HANDLER}.ts`, async () => (await wb.editorTabs()).includes(`${HANDLER}.ts`));
     await waitFor(`the Sinks view to list ${HANDLER}`, async () => (await wb.treeLabels('Sinks')).some((l) => l.startsWith(HANDLER)));
@@ -183,7 +160,7 @@ describe('flespi extension in VS Code (code-server)', { concurrency: false }, ()
     assert.equal(await tail.rowCount(), shown, 'the table does not hold every shown message');
     const sample: Record<string, unknown>[] = [];
     for (const id of (await tail.rowIds()).slice(0, 5)) sample.push(await tail.message(id));
-    const file = join(session.workspace, 'export', 'tail.ndjson');
+    const file = join(e2e.session.workspace, 'export', 'tail.ndjson');
     mkdirSync(dirname(file), { recursive: true });
     await tail.click('Export…');
     await tail.click('Export buffer as NDJSON');
@@ -204,28 +181,152 @@ describe('flespi extension in VS Code (code-server)', { concurrency: false }, ()
     await waitFor('the tail to be live', async () => (await tail.text('state')) === 'live');
     await wb.clearNotifications();
     await wb.runCommand('flespi: Set Token…');
-    await wb.answer('Wrong'.padEnd(64, 'x'), /flespi token/);
-    const error = await wb.waitForNotification(/token/i);
+    await wb.answer(WRONG_TOKEN, /flespi token/);
+    // Not the "Checking the token…" progress: the error that follows it.
+    const error = await wb.waitForErrorNotification();
     await wb.shot('wrong-token');
     assert.match(error, /401|not accepted|rejected|invalid|unauthori[sz]ed/i, `the error does not say the token was refused: ${error}`);
     // Still connected to the sandbox: the tail keeps receiving.
     const received = await tail.count('received');
     await tail.waitForCount('received', received + 2);
-    assert.deepEqual(channelNames(await wb.treeLabels('Channels')), (await session.peers.sandbox.channelNames()).sort());
+    assert.deepEqual(channelNames(await wb.treeLabels('Channels')), (await e2e.session.peers.sandbox.channelNames()).sort());
 
     await wb.clearNotifications();
     await wb.runCommand('flespi: Set Token…');
     await wb.answer(SANDBOX_TOKEN, /flespi token/);
     await wb.waitForNotification(/token accepted/i);
     // Now connected with the token to the separate sandbox (flespi.baseUrl), shown as its host.
-    const host = new URL(session.peers.sandbox.restUrl).host;
+    const host = new URL(e2e.session.peers.sandbox.restUrl).host;
     await waitFor(`the Channels view to say it is connected to ${host}`, async () => (await wb.view('Channels').locator('.pane-header').textContent())?.includes(host));
-    const labels = await waitFor('the Channels tree to list channels', async () => {
-      const rows = await wb.treeLabels('Channels');
-      return rows.length > 0 ? rows : undefined;
-    });
+    // The tree shows "Connecting…" first; then it must list exactly the separate sandbox's channels.
+    const wanted = (await e2e.session.peers.sandbox.channelNames()).sort();
+    let labels: string[] = [];
+    await waitFor(`the Channels tree to list ${wanted.join(', ')}`, async () => {
+      labels = await wb.treeLabels('Channels');
+      return labels.length > 0 && !/^Connecting/.test(labels[0]) ? true : undefined;
+    }).catch(() => undefined);
     await wb.shot('right-token');
-    assert.deepEqual(channelNames(labels), (await session.peers.sandbox.channelNames()).sort());
+    assert.deepEqual(channelNames(labels), wanted);
+  });
+  // After flow 6: connected with a token to the separate sandbox, whose channel buffers outlive the
+  // extension host, and whose checkpoints are files (the extension's own sandbox keeps them in memory).
+  flow('flow8', 'reload the window while forwarding: forwarding resumes by itself from its checkpoint, nothing is lost', async (wb, t) => {
+    const { sandbox } = e2e.session.peers;
+    const host = new URL(sandbox.restUrl).host;
+    assert.ok((await wb.view('Channels').locator('.pane-header').textContent())?.includes(host), `not connected to the separate sandbox ${host}, as flow 6 leaves it`);
+    const sink = await RecordingHttpSink.start(HTTP_AUTHORIZATION, RELOAD_IDENT);
+    e2e.session.onStop(() => sink.close());
+    // Added through the UI: the Authorization header goes to the secret storage (flow 9 looks for it).
+    await wb.runCommand('flespi: Add Sink…');
+    await wb.pick('HTTP endpoint');
+    await wb.answer(HTTP_SINK, /sink: name/);
+    await wb.answer(sink.url, /: url/);
+    await wb.answer(HTTP_AUTHORIZATION, /Authorization header/);
+    await wb.waitForNotification(new RegExp(`Sink "${HTTP_SINK}" added`));
+    await waitFor(`the Sinks view to list ${HTTP_SINK}`, async () => (await wb.treeLabels('Sinks')).some((l) => l.startsWith(HTTP_SINK)));
+
+    // A channel the live tail does not show, so only forwarding reads it.
+    const channel = (await sandbox.channels()).sort((a, b) => a.id - b.id).find((c) => c.name !== TAIL_CHANNEL);
+    assert.ok(channel, 'the sandbox has no second channel');
+    await wb.clearNotifications();
+    await wb.runCommand('flespi: Start Forwarding…');
+    await wb.pick(channel.name);
+    await wb.pickMany([HTTP_SINK]);
+    await wb.waitForNotification(new RegExp(`Forwarding channel ${channel.name} to ${HTTP_SINK}`));
+    await wb.waitForStatusBar(/flespi: forwarding \d+ → 1 sink/);
+    const injector = new Injector(sandbox, channel.id, RELOAD_IDENT);
+    e2e.session.onStop(() => injector.stop().then(() => undefined, () => undefined));
+    await sink.waitForDistinct(20);
+    const beforeReload = sink.distinct();
+    await wb.shot('forwarding');
+
+    await wb.reloadWindow();
+    const injectedAtReload = injector.count;
+    // The new window counts only what it forwarded itself: a number above 0 means it runs again.
+    const status = await wb.waitForStatusBar(/flespi: forwarding [1-9]\d* → 1 sink/, 90_000);
+    await wb.shot('resumed');
+    await injector.reach(injector.count + 20);
+    const injected = await injector.stop();
+    await waitFor(`all ${injected} numbered messages at the HTTP sink`, () => sink.missing(injected).length === 0, 60_000).catch(() => {
+      const missing = sink.missing(injected);
+      assert.fail(`${missing.length} of ${injected} numbered messages never reached the sink (first: ${missing.slice(0, 20).join(', ')}); ${beforeReload.size} had arrived before the reload`);
+    });
+    const duplicates = sink.duplicates();
+    t.diagnostic(
+      `flow8: ${injected} numbered messages (${injectedAtReload} injected before the reload, ${beforeReload.size} delivered before it); all arrived; ` +
+        `${duplicates.size} arrived more than once${duplicates.size ? ` (${[...duplicates].map(([n, k]) => `#${n}×${k}`).join(', ')})` : ''}; status after the reload: "${status}"`,
+    );
+    assert.equal(sink.refused, 0, `the HTTP sink refused ${sink.refused} requests without the right Authorization header`);
+    // From the start of the buffer instead of the checkpoint, everything delivered before would come again.
+    assert.ok(duplicates.size < beforeReload.size, `${duplicates.size} of the ${beforeReload.size} messages delivered before the reload came again: forwarding did not resume from its checkpoint`);
+    const checkpoints = join(e2e.session.profile.userDataDir, 'User', 'globalStorage', 'flespi-receiver.flespi-receiver', 'checkpoints');
+    const checkpoint = existsSync(checkpoints) ? readdirSync(checkpoints).find((name) => name.endsWith(`-channel-${channel.id}.json`)) : undefined;
+    assert.ok(checkpoint, `no checkpoint file of channel ${channel.id} in ${checkpoints}`);
+    assert.ok((JSON.parse(readFileSync(join(checkpoints, checkpoint), 'utf8')) as { currKey: number }).currKey > 0, 'the checkpoint is still at the start of the buffer');
+
+    await wb.runCommand('flespi: Stop Forwarding');
+    await wb.pick(channel.name);
+    await waitFor('the forwarding status to leave the status bar', async () => !(await wb.statusBarTexts()).some((text) => /flespi: forwarding/.test(text)));
+    await wb.shot('stopped');
+  });
+
+  // Last: it stops the session, so that everything written is on disk before it is read.
+  flow('flow9', 'no secret is written anywhere: tokens, the HTTP Authorization header, the AWS IoT private key', async (wb, t) => {
+    const session = e2e.session;
+    const keyPem = readFileSync(session.peers.tls.pki.client.key, 'utf8');
+    const keyLines = pemBodySecrets(keyPem, 'the private key of the AWS IoT sink');
+    // Controls: each key line is found in the key file itself; the search finds UTF-8 and UTF-16 text.
+    assert.equal(searchBytes(Buffer.from(keyPem), 'the key file', keyLines).length, keyLines.length, 'the key lines are not found in the key file');
+    const probe = { label: 'probe', value: WRONG_TOKEN };
+    assert.deepEqual(
+      ['utf8', 'utf16le'].map((encoding) => searchBytes(Buffer.from(`…${WRONG_TOKEN}…`, encoding as BufferEncoding), 'probe', [probe]).map((f) => f.encoding)),
+      [['UTF-8'], ['UTF-16LE']],
+    );
+    const secrets: Secret[] = [
+      { label: 'the flespi token (separate sandbox)', value: SANDBOX_TOKEN },
+      { label: 'the wrong token typed in flow 6', value: WRONG_TOKEN },
+      { label: `the Authorization header of sink ${HTTP_SINK}`, value: HTTP_AUTHORIZATION.slice('Bearer '.length) },
+      ...keyLines,
+    ];
+
+    // What the workbench keeps in the browser, as the page sees it (whatever the format on disk).
+    const stored = (await wb.page.evaluate(READ_BROWSER_STORAGE)) as StoredText[];
+    const findings = stored.flatMap((s) => searchBytes(Buffer.from(s.text, 'utf8'), `browser storage: ${s.where}`, secrets));
+    // The secret storage itself: code-server seals it (AES-GCM) into localStorage. Opened here with the
+    // server's key half, it holds the token and the header: so they were stored, and only there.
+    const sealed = stored.find((s) => s.where === `localStorage ${SECRET_STORAGE_KEY}`);
+    assert.ok(sealed, `the browser has no localStorage "${SECRET_STORAGE_KEY}" (the secret storage)`);
+    const opened = Object.values(unsealSecretStorage(sealed.text.slice(sealed.text.indexOf('\n') + 1), readFileSync(join(session.profile.userDataDir, 'serve-web-key-half'))));
+    assert.ok(opened.some((v) => v === SANDBOX_TOKEN), 'the token is not in the secret storage');
+    assert.ok(opened.some((v) => v.includes(HTTP_AUTHORIZATION)), `the Authorization header of ${HTTP_SINK} is not in the secret storage`);
+    assert.ok(!opened.some((v) => v.includes(WRONG_TOKEN)), 'the refused token was stored in the secret storage');
+
+    // Everything stops (the browser writes out its storage, the extension host its logs), then every file is read.
+    const serverOutput = session.server.log();
+    await session.stop({ keepFiles: true });
+    const scan = scanFolder(session.root, secrets);
+    findings.push(...scan.findings, ...searchBytes(Buffer.from(serverOutput), 'code-server output', secrets));
+    // Controls: the places the extension and the workbench write to were among the files read.
+    const expected: [string, RegExp][] = [
+      ['user settings', /^user-data\/User\/settings\.json$/],
+      ['machine settings', /^user-data\/Machine\/settings\.json$/],
+      ['the flespi log', /^user-data\/logs\/.*flespi\.log$/],
+      ['the forwarding checkpoint', /^user-data\/User\/globalStorage\/flespi-receiver\.flespi-receiver\/checkpoints\//],
+      ['the exported NDJSON', /^workspace\/export\/tail\.ndjson$/],
+      ["the browser's IndexedDB", /^browser\/Default\/IndexedDB\//],
+      ["the browser's localStorage", /^browser\/Default\/Local Storage\//],
+    ];
+    for (const [what, pattern] of expected) assert.ok(scan.paths.some((p) => pattern.test(p)), `${what} (${pattern}) was not among the files searched`);
+    // Control: the raw bytes show what the extension keeps in the browser (its forwardings in globalState, with the sink's name).
+    const indexedDb = scan.paths.filter((p) => p.startsWith('browser/Default/IndexedDB/')).map((p) => readFileSync(join(session.root, p)));
+    assert.ok(indexedDb.some((bytes) => bytes.includes('flespi.forwardings') && bytes.includes(HTTP_SINK)), "the extension's globalState is not visible in the browser's IndexedDB files");
+    // LevelDB tables (.ldb) may be compressed, so raw bytes could hide a secret there; the page read covers them.
+    const tables = scan.paths.filter((p) => p.startsWith('browser/') && p.endsWith('.ldb')).length;
+    t.diagnostic(
+      `flow9: searched ${scan.files} files (${(scan.bytes / 1e6).toFixed(1)} MB) under the session folder (user-data, workspace, browser profile, home, extensions; ` +
+        `${tables} LevelDB table files), ${stored.length} values of the browser's storage read through the page, and code-server's output, for ${secrets.length} secrets`,
+    );
+    assert.equal(findings.length, 0, `secrets were written where they must not be:\n${describeFindings(findings, session.root)}`);
   });
 });
 

@@ -7,6 +7,7 @@ export const AWS_TOPIC_PREFIX = 'e2e/flespi';
 export const AWS_SINK = 'e2e-aws-iot';
 
 export const sessionOptions: SessionOptions = {
+  name: 'flow',
   brokerTopics: `${AWS_TOPIC_PREFIX}/#`,
   settings: (peers) => ({
     // Flow 6 talks to the separately started sandbox, which accepts only its own token.

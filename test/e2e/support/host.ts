@@ -1,11 +1,33 @@
 // The VS Code host for the e2e flows: code-server 4.100.3 installed by scripts/e2e/install-host.sh,
 // the extension built and packaged as a VSIX, installed into fresh user-data and extensions folders.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
 export const projectRoot = resolve(__dirname, '../../..');
 export const outputDir = join(projectRoot, 'test-output', 'e2e');
+
+/**
+ * Removes the screenshots and timings of an earlier run of one e2e file (files named `prefix…`),
+ * leaving those of the other files.
+ */
+export function clearOutput(prefix: string): void {
+  mkdirSync(outputDir, { recursive: true });
+  for (const name of readdirSync(outputDir)) {
+    if (name.startsWith(prefix) || name === `timings-${prefix}.json`) rmSync(join(outputDir, name), { force: true });
+  }
+}
+
+/**
+ * A home folder of this session for code-server and Chromium: they keep config, logs and a
+ * heartbeat there (~/.config/code-server, ~/.local/share/code-server, ~/.config/chromium), so
+ * nothing an earlier run left in the real home is read, and nothing is left there.
+ */
+export function isolatedHome(root: string): NodeJS.ProcessEnv {
+  const home = join(root, 'home');
+  mkdirSync(home, { recursive: true });
+  return { HOME: home, XDG_CONFIG_HOME: join(home, '.config'), XDG_DATA_HOME: join(home, '.local/share'), XDG_CACHE_HOME: join(home, '.cache') };
+}
 
 /** Runs a command to completion; rejects with its output tail when it fails. Returns stdout. */
 export function run(command: string, args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<string> {
@@ -41,7 +63,10 @@ export async function buildExtension(): Promise<void> {
 
 export async function packageExtension(vsix: string): Promise<void> {
   const vsce = join(projectRoot, 'node_modules/.bin/vsce');
-  await run(vsce, ['package', '--no-dependencies', '--allow-missing-repository', '-o', vsix]);
+  // vsce refuses relative README images without a repository URL to resolve them against; this
+  // VSIX is never published, so any absolute base will do.
+  const base = 'https://localhost/flespi-receiver-e2e';
+  await run(vsce, ['package', '--no-dependencies', '--allow-missing-repository', '--baseContentUrl', base, '--baseImagesUrl', base, '-o', vsix]);
 }
 
 /** A fresh profile: user-data and extensions folders that no earlier run has touched. */
@@ -81,14 +106,14 @@ const quietWorkbench = {
   'window.commandCenter': false,
 };
 
-export async function installVsix(entry: string, profile: Profile, vsix: string): Promise<void> {
+export async function installVsix(entry: string, profile: Profile, vsix: string, env: NodeJS.ProcessEnv): Promise<void> {
   const out = await run(process.execPath, [
     entry,
     '--config', join(profile.userDataDir, 'code-server.yaml'),
     '--user-data-dir', profile.userDataDir,
     '--extensions-dir', profile.extensionsDir,
     '--install-extension', vsix,
-  ]);
+  ], { env: { ...process.env, ...env } });
   if (!/successfully installed/i.test(out)) throw new Error(`code-server did not confirm the VSIX install:\n${out}`);
 }
 
@@ -100,14 +125,15 @@ export class CodeServer {
     readonly log: () => string,
   ) {}
 
-  static async start(entry: string, profile: Profile, env: NodeJS.ProcessEnv = {}): Promise<CodeServer> {
+  /** `workspaceTrust`: ask whether to trust the folder (VS Code's default); off, every folder is trusted. */
+  static async start(entry: string, profile: Profile, options: { env: NodeJS.ProcessEnv; workspaceTrust: boolean }): Promise<CodeServer> {
     const args = [
       entry,
       '--auth', 'none',
       '--bind-addr', '127.0.0.1:0',
       '--disable-telemetry',
       '--disable-update-check',
-      '--disable-workspace-trust',
+      ...(options.workspaceTrust ? [] : ['--disable-workspace-trust']),
       '--disable-getting-started-override',
       '--user-data-dir', profile.userDataDir,
       '--extensions-dir', profile.extensionsDir,
@@ -115,7 +141,7 @@ export class CodeServer {
       '--config', join(profile.userDataDir, 'code-server.yaml'),
     ];
     // detached: own process group, so stop() reaches the extension host and its children too.
-    const child = spawn(process.execPath, args, { cwd: projectRoot, env: { ...process.env, ...env }, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, args, { cwd: projectRoot, env: { ...process.env, ...options.env }, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     const baseUrl = await new Promise<string>((resolvePromise, reject) => {
       const timer = setTimeout(() => reject(new Error(`code-server did not start within 60 s:\n${output.slice(-2000)}`)), 60_000);

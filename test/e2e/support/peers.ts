@@ -47,10 +47,23 @@ export class SandboxProcess {
 
   /** Names of the sandbox's channels, asked over its REST API. */
   async channelNames(): Promise<string[]> {
-    const res = await fetch(`${this.restUrl}/gw/channels/all?fields=name`, { headers: { Authorization: `FlespiToken ${this.token}` } });
+    return (await this.channels()).map((c) => c.name);
+  }
+
+  async channels(): Promise<{ id: number; name: string }[]> {
+    const res = await fetch(`${this.restUrl}/gw/channels/all?fields=id,name`, { headers: { Authorization: `FlespiToken ${this.token}` } });
     if (!res.ok) throw new Error(`the sandbox answered ${res.status} to GET /gw/channels/all`);
-    const body = (await res.json()) as { result: { name: string }[] };
-    return body.result.map((c) => c.name);
+    return ((await res.json()) as { result: { id: number; name: string }[] }).result;
+  }
+
+  /** Adds messages to a channel's buffer, as if a device had sent them (the sandbox's control API). */
+  async inject(channelId: number, messages: Record<string, unknown>[]): Promise<void> {
+    const res = await fetch(`${this.restUrl}/sandbox/channels/${channelId}/messages`, {
+      method: 'POST',
+      headers: { Authorization: `FlespiToken ${this.token}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify(messages),
+    });
+    if (!res.ok) throw new Error(`the sandbox answered ${res.status} to POST /sandbox/channels/${channelId}/messages: ${(await res.text()).slice(0, 300)}`);
   }
 
   async stop(): Promise<void> {

@@ -1,17 +1,21 @@
 // One e2e session: the host installed, the extension built, packaged and installed into a fresh
 // profile, the test peers running, code-server serving a fresh workspace, Chromium showing it.
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Browser } from 'playwright-core';
-import { buildExtension, CodeServer, ensureHost, freshProfile, installVsix, outputDir, packageExtension, type Profile } from './host';
+import type { BrowserContext } from 'playwright-core';
+import { buildExtension, clearOutput, CodeServer, ensureHost, freshProfile, installVsix, isolatedHome, outputDir, packageExtension, type Profile } from './host';
 import { SandboxProcess, startTlsBroker, startWialonReceiver, type TlsBroker } from './peers';
 import { timed } from './timings';
 import { launchChromium, Workbench } from './workbench';
 import type { WialonTestReceiver } from '../../../src/core/wialon/testReceiver';
 
-/** The token the external sandbox accepts (a test value, not a secret). */
-export const SANDBOX_TOKEN = 'E2eSandboxToken'.padEnd(64, '0');
+/**
+ * The token the external sandbox accepts: new for every run, so a search for it (flow 9) cannot
+ * match what an earlier run left, and random, so no storage compresses it out of sight.
+ */
+export const SANDBOX_TOKEN = randomBytes(32).toString('hex');
 
 export interface Peers {
   sandbox: SandboxProcess;
@@ -24,6 +28,8 @@ export interface ServedSession {
   root: string;
   workspace: string;
   profile: Profile;
+  /** HOME and XDG folders of code-server and Chromium, inside `root`. */
+  home: NodeJS.ProcessEnv;
   peers: Peers;
   server: CodeServer;
   /** Stops everything started, last first; keepFiles leaves the temp folder for inspection. */
@@ -34,11 +40,19 @@ export interface ServedSession {
 
 /** A served session with Chromium showing the workbench. */
 export interface Session extends ServedSession {
-  browser: Browser;
+  browser: BrowserContext;
+  /** Chromium's profile folder (inside `root`). */
+  browserProfile: string;
   workbench: Workbench;
 }
 
 export interface SessionOptions {
+  /** The start of this file's screenshot names (`flow3-02-….png`); its timings go to timings-<name>.json. */
+  name: string;
+  /** Ask whether to trust the workspace folder, as VS Code does by default. Off: every folder is trusted. */
+  workspaceTrust?: boolean;
+  /** Writes files into the fresh workspace folder before code-server opens it. */
+  prepareWorkspace?(workspace: string): void;
   /** Settings written before code-server starts, given the running peers (see freshProfile). */
   settings(peers: Peers): { user: Record<string, unknown>; machine: Record<string, unknown> };
   /** Topic filter the broker's subscriber listens on from the start. */
@@ -70,13 +84,15 @@ export async function serveSession(options: SessionOptions): Promise<ServedSessi
     });
 
     const profile = freshProfile(root, options.settings(peers));
-    await timed('install VSIX into a fresh profile', () => installVsix(entry, profile, vsix));
+    const home = isolatedHome(root);
+    await timed('install VSIX into a fresh profile', () => installVsix(entry, profile, vsix, home));
     const workspace = join(root, 'workspace');
     mkdirSync(workspace);
+    options.prepareWorkspace?.(workspace);
 
-    const server = await timed('start code-server', () => CodeServer.start(entry, profile));
+    const server = await timed('start code-server', () => CodeServer.start(entry, profile, { env: home, workspaceTrust: options.workspaceTrust ?? false }));
     cleanups.push(() => server.stop());
-    return { root, workspace, profile, peers, server, stop, onStop: (cleanup) => cleanups.push(cleanup) };
+    return { root, workspace, profile, home, peers, server, stop, onStop: (cleanup) => cleanups.push(cleanup) };
   } catch (error) {
     await stop({ keepFiles: true });
     throw error;
@@ -85,14 +101,14 @@ export async function serveSession(options: SessionOptions): Promise<ServedSessi
 
 export async function startSession(options: SessionOptions): Promise<Session> {
   // Screenshots of an earlier run would mix with this run's.
-  rmSync(outputDir, { recursive: true, force: true });
-  mkdirSync(outputDir, { recursive: true });
+  clearOutput(options.name);
   const served = await serveSession(options);
   try {
-    const browser = await launchChromium();
+    const browserProfile = join(served.root, 'browser');
+    const browser = await launchChromium(browserProfile, served.home);
     served.onStop(() => browser.close());
     const workbench = await timed('open the workbench in Chromium', () => Workbench.open(browser, served.server.folderUrl(served.workspace), outputDir));
-    return { ...served, browser, workbench };
+    return { ...served, browser, browserProfile, workbench };
   } catch (error) {
     await served.stop({ keepFiles: true });
     throw error;

@@ -2,12 +2,22 @@
 // the command palette, quick inputs, notifications and webviews, with a screenshot per step.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, type Browser, type Frame, type Locator, type Page } from 'playwright-core';
+import { chromium, type BrowserContext, type Frame, type Locator, type Page } from 'playwright-core';
 
 const chromiumArgs = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
 
-export function launchChromium(): Promise<Browser> {
-  return chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', headless: true, args: chromiumArgs });
+/**
+ * Chromium with its profile in `profileDir` (not a hidden temp folder), so what the workbench keeps
+ * in the browser (state, secret storage, webview state) can be inspected after the run.
+ */
+export function launchChromium(profileDir: string, env: NodeJS.ProcessEnv): Promise<BrowserContext> {
+  return chromium.launchPersistentContext(profileDir, {
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    headless: true,
+    args: chromiumArgs,
+    env: { ...process.env, ...env },
+    viewport: { width: 1440, height: 900 },
+  });
 }
 
 /** Polls `probe` until it returns a value other than undefined/false, or fails with `what`. */
@@ -36,18 +46,31 @@ export class Workbench {
     private readonly shotsDir: string,
   ) {}
 
-  static async open(browser: Browser, url: string, shotsDir: string): Promise<Workbench> {
+  static async open(context: BrowserContext, url: string, shotsDir: string): Promise<Workbench> {
     mkdirSync(shotsDir, { recursive: true });
-    const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
-    const page = await context.newPage();
+    const page = context.pages()[0] ?? (await context.newPage());
     // Fail a click or fill that cannot happen well before the flow's own timeout.
     page.setDefaultTimeout(15_000);
+    // A "leave site?" prompt on reload would otherwise be dismissed, i.e. keep the old page.
+    page.on('dialog', (dialog) => void dialog.accept().catch(() => undefined));
     await page.goto(url);
-    await page.locator('.monaco-workbench').waitFor({ timeout: 60_000 });
     const workbench = new Workbench(page, shotsDir);
-    // The activity bar is drawn once the extension host has registered contributions.
-    await page.locator('.part.activitybar').waitFor({ timeout: 60_000 });
+    await workbench.waitUntilLoaded();
     return workbench;
+  }
+
+  private async waitUntilLoaded(): Promise<void> {
+    await this.page.locator('.monaco-workbench').waitFor({ timeout: 60_000 });
+    // The activity bar is drawn once the extension host has registered contributions.
+    await this.page.locator('.part.activitybar').waitFor({ timeout: 60_000 });
+  }
+
+  /** "Developer: Reload Window": the page reloads and a new extension host starts. */
+  async reloadWindow(): Promise<void> {
+    const navigated = this.page.waitForEvent('framenavigated', { predicate: (frame) => frame === this.page.mainFrame(), timeout: 60_000 });
+    await this.runCommand('Developer: Reload Window');
+    await navigated;
+    await this.waitUntilLoaded();
   }
 
   /** Names the screenshots that follow, e.g. "flow2" → flow2-01-....png. */
@@ -122,6 +145,19 @@ export class Workbench {
     return (await rows.evaluateAll((els) => els.map((e) => e.getAttribute('aria-label') ?? e.textContent ?? ''))).map((s) => s.trim());
   }
 
+  /** In a multi-select quick pick: checks exactly the items with these labels, then accepts (Enter). */
+  async pickMany(labels: readonly string[]): Promise<void> {
+    for (const label of labels) {
+      const row = this.quickPickRow(label);
+      await row.waitFor({ timeout: 30_000 }).catch(async () => {
+        throw new Error(`the quick pick has no item "${label}"; it offers: ${(await this.quickPickLabels()).join(' | ') || 'nothing'}`);
+      });
+      if ((await row.getAttribute('aria-checked')) !== 'true') await row.click();
+      await waitFor(`"${label}" to be checked`, async () => (await row.getAttribute('aria-checked')) === 'true', 10_000);
+    }
+    await this.page.locator('.quick-input-widget .quick-input-box input').press('Enter');
+  }
+
   /** Picks an item of the open quick pick by label. */
   async pick(label: string): Promise<void> {
     const row = this.quickPickRow(label);
@@ -145,14 +181,17 @@ export class Workbench {
   }
 
   /**
-   * Answers code-server's save dialog (a quick input with a path box) with an absolute path.
-   * The dialog ignores Enter while it is still listing the folder of what was typed, so Enter
-   * is pressed again until the dialog closes.
+   * Answers code-server's save dialog (a quick input with a path box) with an absolute path; the
+   * dialog must propose a file name (the command gave it a default one). The dialog ignores Enter
+   * while it is still listing the folder of what was typed, so Enter is pressed until it closes.
    */
   async saveAs(path: string, title: RegExp): Promise<void> {
     const widget = this.page.locator('.quick-input-widget');
     const input = widget.locator('.quick-input-box input');
     await waitFor(`a save dialog titled ${title}`, async () => title.test(await this.quickInputPrompt()), 15_000);
+    // The dialog opens with the folder ("…/") and, once it has listed it, puts the proposed file
+    // name after it, replacing whatever was typed meanwhile: type only after that.
+    await waitFor('the save dialog to propose a file name', async () => !/[\\/]$/.test(await input.inputValue()), 15_000);
     await input.fill(path);
     await waitFor(`the save dialog to accept ${path}`, async () => {
       if (!(await widget.isVisible())) return true;
@@ -196,8 +235,29 @@ export class Workbench {
     return waitFor(`a notification matching ${pattern}`, async () => (await this.notifications()).find((t) => pattern.test(t)), timeoutMs);
   }
 
+  /** Waits for an error notification (not a progress or information one) and returns its text. */
+  waitForErrorNotification(timeoutMs = 30_000): Promise<string> {
+    const errors = this.page.locator('.notifications-toasts .notification-list-item').filter({ has: this.page.locator('.codicon-error') });
+    return waitFor('an error notification', async () => ((await errors.count()) > 0 ? ((await errors.first().locator('.notification-list-item-message').textContent()) ?? '').trim() : undefined), timeoutMs);
+  }
+
   async clearNotifications(): Promise<void> {
     await this.runCommand('Notifications: Clear All Notifications').catch(() => undefined);
+  }
+
+  /** Texts of the status bar items. */
+  async statusBarTexts(): Promise<string[]> {
+    return (await this.page.locator('.part.statusbar .statusbar-item').allTextContents()).map((s) => s.trim()).filter(Boolean);
+  }
+
+  /** Waits for a status bar item whose text matches, and returns it. */
+  waitForStatusBar(pattern: RegExp, timeoutMs = 30_000): Promise<string> {
+    return waitFor(`a status bar item matching ${pattern}`, async () => (await this.statusBarTexts()).find((t) => pattern.test(t)), timeoutMs);
+  }
+
+  /** A button of the modal dialog on screen (VS Code draws its own dialogs in the page). */
+  dialogButton(name: RegExp): Locator {
+    return this.page.locator('.monaco-dialog-box').getByRole('button', { name }).first();
   }
 
   /** Clicks a button of a notification toast. */
