@@ -1,7 +1,8 @@
 // The frame of an e2e file: one session, flows run in order in its window, each timed and with a
 // screenshot at the moment it fails; at the end the session stops (its files kept after a failure).
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
+import { copyFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { after, before, test, type TestContext } from 'node:test';
 import { outputDir } from './host';
 import { extensionHostLogs, startSession, type Session, type SessionOptions } from './session';
@@ -46,7 +47,11 @@ export function sessionFlows(options: SessionOptions): Flows {
           await body(wb, t);
         } catch (error) {
           failed = true;
-          await wb.shot('FAILED').catch(() => undefined);
+          // A copy goes to the kept temp folder too: the next run clears test-output/e2e.
+          await wb
+            .shot('FAILED')
+            .then((file) => copyFileSync(file, join(session!.root, basename(file))))
+            .catch(() => undefined);
           throw error;
         } finally {
           record(`${name}: ${title}`, (performance.now() - start) / 1000);

@@ -79,11 +79,12 @@ export class Workbench {
     this.step = 0;
   }
 
-  /** A screenshot of what a person would see now, named after the step. */
-  async shot(name: string): Promise<void> {
+  /** A screenshot of what a person would see now, named after the step; returns its path. */
+  async shot(name: string): Promise<string> {
     this.step += 1;
-    const file = `${this.flow}-${String(this.step).padStart(2, '0')}-${name.replace(/[^\w-]+/g, '-')}.png`;
-    await this.page.screenshot({ path: join(this.shotsDir, file) });
+    const file = join(this.shotsDir, `${this.flow}-${String(this.step).padStart(2, '0')}-${name.replace(/[^\w-]+/g, '-')}.png`);
+    await this.page.screenshot({ path: file });
+    return file;
   }
 
   /** The activity-bar item of a view container, found by its title (its aria-label starts with it). */
@@ -135,13 +136,14 @@ export class Workbench {
     await row.click();
   }
 
-  /** A row of the open quick pick whose label contains `label`. */
+  /** A visible row of the open quick pick whose label contains `label` (the widget may keep hidden rows). */
   quickPickRow(label: string): Locator {
-    return this.page.locator('.quick-input-widget .monaco-list-row').filter({ hasText: label }).first();
+    return this.page.locator('.quick-input-widget .monaco-list-row').filter({ visible: true, hasText: label }).first();
   }
 
+  /** Labels of the visible rows of the open quick pick. */
   async quickPickLabels(): Promise<string[]> {
-    const rows = this.page.locator('.quick-input-widget .monaco-list-row');
+    const rows = this.page.locator('.quick-input-widget .monaco-list-row').filter({ visible: true });
     return (await rows.evaluateAll((els) => els.map((e) => e.getAttribute('aria-label') ?? e.textContent ?? ''))).map((s) => s.trim());
   }
 
