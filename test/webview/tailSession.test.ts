@@ -1,6 +1,8 @@
 /** The tail's host side against the sandbox: real REST backfill, real MQTT, a real reconnect. */
 import assert from 'node:assert/strict';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { after, before, test } from 'node:test';
+import { generate, parser as createParser } from 'mqtt-packet';
 import { FlespiClient } from '../../src/core/flespi/client';
 import { silentLogger } from '../../src/core/logger';
 import type { FlespiMessage } from '../../src/core/message';
@@ -16,9 +18,39 @@ before(async () => {
   sandbox = await startSandbox({ simulate: false, seed: 1 });
 });
 
+/** Every session the tests started: a test that fails half-way must not leave a client reconnecting to the stopped sandbox. */
+const sessions: TailSession[] = [];
+
 after(async () => {
+  await Promise.all(sessions.map((session) => session.stop()));
   await sandbox?.stop();
+  await assertNothingLeftRunning();
 });
+
+/**
+ * Once every session and the sandbox are stopped, no socket, server or timer may remain (closing
+ * handles take a moment to go). Otherwise this file's process would never exit; this names what
+ * keeps it alive instead.
+ */
+async function assertNothingLeftRunning(): Promise<void> {
+  const running = () => process.getActiveResourcesInfo().filter((kind) => /^(TCP|Timeout|Immediate)/.test(kind));
+  const deadline = Date.now() + 10_000;
+  while (running().length > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.deepEqual(running(), [], 'a session or the sandbox left these running after stop()');
+}
+
+/** Fails instead of hanging when a promise never settles. */
+async function settlesWithin<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not settle within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /** A session wired to a TailModel the way TailPanel wires it, recording states and notices. */
 function tail(options: Partial<TailSessionOptions> = {}) {
@@ -59,6 +91,7 @@ function tail(options: Partial<TailSessionOptions> = {}) {
       },
     },
   );
+  sessions.push(session);
   /** Resolves once the condition holds (re-checked on every event); fails with what happened if it never does. */
   const until = async (condition: () => boolean): Promise<void> => {
     const deadline = Date.now() + 20_000;
@@ -188,6 +221,76 @@ test('stop unsubscribes: nothing arrives afterwards', async () => {
     assert.equal(t.states.length, states, 'no state changes after stop');
   } finally {
     await witness.session.stop();
+  }
+});
+
+/**
+ * A real MQTT 5 server that stops cooperating after CONNACK, the way a broker behind a dead network
+ * looks: it never answers SUBSCRIBE (or only that), and never closes its side of the connection.
+ */
+async function startUnresponsiveBroker(answersSubscribe: boolean) {
+  const sockets: Socket[] = [];
+  const received: string[] = [];
+  const server = createServer({ allowHalfOpen: true }, (socket) => {
+    sockets.push(socket);
+    const parser = createParser({ protocolVersion: 5 });
+    parser.on('packet', (packet) => {
+      received.push(packet.cmd);
+      if (packet.cmd === 'connect') socket.write(generate({ cmd: 'connack', reasonCode: 0, sessionPresent: false }, { protocolVersion: 5 }));
+      if (packet.cmd === 'subscribe' && answersSubscribe) socket.write(generate({ cmd: 'suback', messageId: packet.messageId, granted: [0] }, { protocolVersion: 5 }));
+    });
+    socket.on('data', (data) => parser.parse(data));
+    socket.on('error', () => undefined);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `mqtt://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    sockets,
+    received,
+    /** The client closed its side (this server never closes its own). */
+    ended: (socket: Socket) => new Promise<void>((resolve) => (socket.readableEnded ? resolve() : socket.once('end', () => resolve()))),
+    async stop() {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+test('stop closes the connection and resolves even when the broker stops answering', async () => {
+  for (const answersSubscribe of [false, true]) {
+    const broker = await startUnresponsiveBroker(answersSubscribe);
+    const t = tail({ mqttUrl: broker.url, backfill: 0, reconnectPeriodMs: 50 });
+    try {
+      t.session.start();
+      // Unanswered, the SUBSCRIBE stays in flight; answered, the tail goes live and the broker then ignores DISCONNECT.
+      await t.until(() => broker.received.includes('subscribe') && (!answersSubscribe || t.lastState() === 'live'));
+      await settlesWithin(t.session.stop(), 15_000, `stop() (broker ${answersSubscribe ? 'ignoring DISCONNECT' : 'not answering SUBSCRIBE'})`);
+      await settlesWithin(broker.ended(broker.sockets[0]), 15_000, 'the client closing the connection');
+      if (answersSubscribe) assert.equal(broker.received.at(-1), 'disconnect', 'a live tail says goodbye before it closes');
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      assert.equal(broker.sockets.length, 1, 'no reconnect after stop');
+    } finally {
+      await t.session.stop();
+      await broker.stop();
+    }
+  }
+});
+
+test('stop while reconnecting ends the retries; a stopped session cannot be started again', async () => {
+  const t = tail({ backfill: 0, reconnectPeriodMs: 50 });
+  t.session.start();
+  try {
+    await t.until(() => t.lastState() === 'live');
+    sandbox.faults.dropMqttClients();
+    await t.until(() => t.lastState() === 'reconnecting');
+    await settlesWithin(t.session.stop(), 15_000, 'stop() while reconnecting');
+    const states = t.states.length;
+    t.session.start();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.equal(sandbox.faults.dropMqttClients(), 0, 'no client of the stopped session is connected');
+    assert.equal(t.states.length, states, 'no state changes after stop');
+  } finally {
+    await t.session.stop();
   }
 });
 

@@ -66,6 +66,8 @@ export class TailPanel implements vscode.Disposable {
   private filter: string;
   /** The user pressed Stop: a connection change must not start the tail again. */
   private stoppedByUser = false;
+  /** Counts session stops: a restart (or Stop) still waiting for the old session to close may have been overtaken by a newer one. */
+  private stops = 0;
   private readonly timer: ReturnType<typeof setInterval>;
   private readonly disposables: vscode.Disposable[] = [];
   private disposed = false;
@@ -192,16 +194,19 @@ export class TailPanel implements vscode.Disposable {
     session.start();
   }
 
-  private async stopSession(): Promise<void> {
+  /** Resolves once the session is closed: true when no other stop or restart began meanwhile (the caller's follow-up still applies). */
+  private async stopSession(): Promise<boolean> {
+    const stop = ++this.stops;
     const session = this.session;
     this.session = undefined;
     await session?.stop();
+    return stop === this.stops;
   }
 
   /** Stops, forgets the buffer, and starts again (restart, a new filter, another connection). */
   private async restart(): Promise<void> {
-    await this.stopSession();
-    if (this.disposed) return;
+    // Overtaken by a newer restart, it must not start a second session.
+    if (!(await this.stopSession()) || this.disposed) return;
     this.stoppedByUser = false;
     this.model.clear();
     this.model.resume();
@@ -214,7 +219,9 @@ export class TailPanel implements vscode.Disposable {
     const same = next && this.connection && next.mqttUrl === this.connection.mqttUrl && next.token === this.connection.token;
     if (same || this.stoppedByUser) return;
     if (!next) {
-      void this.stopSession().then(() => this.setState('offline', 'Disconnected from flespi. The messages received so far stay here.'));
+      void this.stopSession().then((current) => {
+        if (current) this.setState('offline', 'Disconnected from flespi. The messages received so far stay here.');
+      });
       return;
     }
     this.notice('info', `Connection changed to ${next.label}: the tail restarted.`);
@@ -248,8 +255,7 @@ export class TailPanel implements vscode.Disposable {
         return;
       case 'stop':
         this.stoppedByUser = true;
-        await this.stopSession();
-        this.setState('stopped', 'Stopped: unsubscribed. Restart to tail again; the buffer stays for copy, forward and export.');
+        if (await this.stopSession()) this.setState('stopped', 'Stopped: unsubscribed. Restart to tail again; the buffer stays for copy, forward and export.');
         return;
       case 'restart':
         await this.restart();

@@ -43,6 +43,9 @@ export function tailTopic(channelId: number, filter: string): string {
   return filter === '' ? topic : `$filter/payload=${encodeURIComponent(filter)}/${topic}`;
 }
 
+/** How long stop() lets the broker answer a DISCONNECT by closing the connection before closing it itself. */
+const DISCONNECT_GRACE_MS = 2000;
+
 /** Seconds added to "now" when filling a gap, so that a local clock behind flespi's loses nothing; overlap is de-duplicated. */
 const CLOCK_SKEW_MARGIN_S = 300;
 
@@ -50,6 +53,7 @@ export class TailSession {
   private mqtt: MqttClient | undefined;
   private readonly aborter = new AbortController();
   private stopped = false;
+  private stopping: Promise<void> | undefined;
   /** The broker refused us (bad token, banned): MQTT.js does not retry, neither do we. */
   private refused = false;
   private connectedOnce = false;
@@ -71,6 +75,7 @@ export class TailSession {
   }
 
   start(): void {
+    if (this.stopped || this.mqtt) return;
     const { log } = this.options;
     this.listener.state('connecting', `Connecting to ${this.host}…`);
     log.info(`tail ${this.options.channelId}: connecting to ${this.host}, topic ${this.topic}`);
@@ -109,14 +114,21 @@ export class TailSession {
     });
   }
 
-  /** Unsubscribes and disconnects. */
-  async stop(): Promise<void> {
-    if (this.stopped) return;
+  /**
+   * Disconnects and cancels any REST catch-up. Resolves once the socket is closed: no reconnect
+   * timer, socket or request of this session remains. Safe to call more than once, even before start().
+   */
+  stop(): Promise<void> {
+    this.stopping ??= this.close();
+    return this.stopping;
+  }
+
+  private async close(): Promise<void> {
     this.stopped = true;
     this.aborter.abort();
     const client = this.mqtt;
     this.mqtt = undefined;
-    if (client) await client.endAsync(client.connected ? false : true).catch(() => undefined);
+    if (client) await endClient(client);
     this.options.log.info(`tail ${this.options.channelId}: stopped`);
   }
 
@@ -214,6 +226,25 @@ export class TailSession {
   private historyParams(params: { from?: number; to?: number; reverse: boolean; count: number }) {
     return this.options.filter === '' ? params : { ...params, filter: this.options.filter };
   }
+}
+
+/**
+ * Ends an MQTT.js client and resolves once its socket is closed. Connected, it says DISCONNECT
+ * first; but MQTT.js alone would wait forever for a peer that never closes the connection (a
+ * dead network), or for a SUBACK that a dropped connection took with it, so after a grace period
+ * the socket is destroyed. end() cancels the reconnect timer at once; the close ends the keepalive.
+ */
+function endClient(client: MqttClient): Promise<void> {
+  if (!client.connected) return client.endAsync(true).catch(() => undefined);
+  return new Promise((resolve) => {
+    const stream = client.stream;
+    const grace = setTimeout(() => stream.destroy(), DISCONNECT_GRACE_MS);
+    stream.once('close', () => {
+      clearTimeout(grace);
+      resolve();
+    });
+    client.end(false);
+  });
 }
 
 /** host:port of a broker URL, without any credentials it may carry, for logs and the UI. */
