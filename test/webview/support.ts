@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { chromium, errors, type Browser, type Page } from 'playwright-core';
 import { createNonce, renderTailHtml } from '../../src/extension/tail/tailHtml';
 import type { HostMessage, TailCounters, TailItem, WebviewMessage } from '../../src/shared/tailProtocol';
 
@@ -132,4 +132,19 @@ export async function rowIds(page: Page): Promise<number[]> {
 
 export async function testId(page: Page, id: string): Promise<string> {
   return (await page.locator(`[data-testid="${id}"]`).first().textContent()) ?? '';
+}
+
+/**
+ * An attribute of the first element matching `selector`, read once it holds `expected` or after
+ * 10 s. The table updates row attributes on the next animation frame, after the counters, so a
+ * read straight after a click can see the previous frame. The caller still asserts the value:
+ * a wrong one fails with what it was.
+ */
+export async function settledAttribute(page: Page, selector: string, name: string, expected: string): Promise<string | null> {
+  try {
+    await page.waitForFunction(([s, n, v]) => document.querySelector(s)?.getAttribute(n) === v, [selector, name, expected] as const, { timeout: 10_000 });
+  } catch (error) {
+    if (!(error instanceof errors.TimeoutError)) throw error;
+  }
+  return page.locator(selector).first().getAttribute(name);
 }

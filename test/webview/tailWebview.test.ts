@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { Page } from 'playwright-core';
-import { counters, init, items, posted, rowIds, send, startWebviewHarness, testId, violations, type WebviewHarness } from './support';
+import { counters, init, items, posted, rowIds, send, settledAttribute, startWebviewHarness, testId, violations, type WebviewHarness } from './support';
 
 let harness: WebviewHarness;
 const pages: Page[] = [];
@@ -91,7 +91,7 @@ test('100,000 messages: only the visible rows exist in the DOM, and scrolling to
   const last = page.locator('.rows [role="row"][data-id="100000"]');
   assert.equal(await last.locator('[role="gridcell"]').nth(2).textContent(), 'dev-100000');
   assert.ok(await last.isVisible());
-  assert.equal(await last.getAttribute('aria-selected'), 'true', 'End moves the selection to the last row');
+  assert.equal(await settledAttribute(page, '.rows [role="row"][data-id="100000"]', 'aria-selected', 'true'), 'true', 'End moves the selection to the last row');
   assert.ok((await page.locator('.rows [role="row"]').count()) < 100);
   await page.context().close();
 });
@@ -161,15 +161,17 @@ test('click, shift-click and ctrl-click select; Forward posts the selected ids a
   await init(page);
   await send(page, { type: 'messages', batch: items(1, 6), counters: counters() });
   await waitForRows(page, { length: 6 });
-  const row = (id: number) => page.locator(`.rows [role="row"][data-id="${id}"]`);
+  const rowSelector = (id: number) => `.rows [role="row"][data-id="${id}"]`;
+  const row = (id: number) => page.locator(rowSelector(id));
   assert.ok(await page.getByRole('button', { name: 'Forward to sink…' }).isDisabled(), 'nothing selected yet');
 
   await row(2).click();
   await row(5).click({ modifiers: ['Shift'] });
   await row(3).click({ modifiers: ['Control'] });
   await page.waitForFunction(() => document.querySelector('[data-testid="selected"]')?.textContent === '3');
-  assert.equal(await row(3).getAttribute('aria-selected'), 'false');
-  assert.equal(await row(4).getAttribute('aria-selected'), 'true');
+  // The counter changes at once, the rows on the next frame.
+  assert.equal(await settledAttribute(page, rowSelector(3), 'aria-selected', 'false'), 'false');
+  assert.equal(await settledAttribute(page, rowSelector(4), 'aria-selected', 'true'), 'true');
   // The detail pane shows the last clicked message.
   assert.equal(await testId(page, 'detail-title'), 'Message #3');
 
@@ -197,7 +199,7 @@ test('keyboard: arrows move the selection, shift extends it, Ctrl+A selects all,
   await page.keyboard.press('ArrowDown');
   await page.keyboard.press('Shift+ArrowDown');
   await page.waitForFunction(() => document.querySelector('[data-testid="selected"]')?.textContent === '2');
-  assert.equal(await page.locator('[role="grid"]').getAttribute('aria-activedescendant'), 'row-3');
+  assert.equal(await settledAttribute(page, '[role="grid"]', 'aria-activedescendant', 'row-3'), 'row-3');
   await page.keyboard.press('Control+a');
   await page.waitForFunction(() => document.querySelector('[data-testid="selected"]')?.textContent === '5');
   await page.keyboard.press('Escape');
