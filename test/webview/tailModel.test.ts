@@ -16,6 +16,17 @@ function balanced(c: TailCounters): void {
   assert.equal(c.received, c.shown + c.dropped + c.pending, `received ${c.received} != shown ${c.shown} + dropped ${c.dropped} + pending ${c.pending}`);
 }
 
+test('a late flush (a busy host) may take a larger batch, never more than the buffer', () => {
+  const model = new TailModel({ bufferSize: 6000, maxPerBatch: 2500 });
+  model.add(messages(1, 8000));
+  const batch = model.takeBatch(5000);
+  assert.equal(batch.length, 5000);
+  assert.equal(batch[0].id, 3001);
+  model.add(messages(8001, 16_000));
+  assert.equal(model.takeBatch(1_000_000).length, 6000, 'capped at the buffer size');
+  balanced(model.counters());
+});
+
 test('a 10,000-message burst: one batch of the newest 2,500, the rest counted as dropped', () => {
   const model = new TailModel({ bufferSize: 10_000, maxPerBatch: 2500 });
   model.add(messages(1, 10_000));

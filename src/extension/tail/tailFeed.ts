@@ -46,9 +46,9 @@ export class TailFeed {
   }
 
   /** Called on a timer: the next batch, or the counters when only they changed. */
-  tick(): void {
+  tick(limit?: number): void {
     if (!this.attached) return;
-    const batch = this.model.takeBatch();
+    const batch = this.model.takeBatch(limit);
     const counters = this.model.counters();
     const json = JSON.stringify(counters);
     if (batch.length > 0) this.post({ type: 'messages', batch, counters });

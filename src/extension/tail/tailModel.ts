@@ -65,12 +65,13 @@ export class TailModel {
   }
 
   /**
-   * The next batch for the webview: the newest pending messages, at most `maxPerBatch`.
-   * Older pending ones are counted as dropped. Empty while paused or when nothing is pending.
+   * The next batch for the webview: the newest pending messages, at most `limit` (default
+   * `maxPerBatch`, never more than the buffer). Older pending ones are counted as dropped.
+   * Empty while paused or when nothing is pending.
    */
-  takeBatch(): TailItem[] {
+  takeBatch(limit = this.maxPerBatch): TailItem[] {
     if (this.paused) return [];
-    return this.settle(this.maxPerBatch);
+    return this.settle(Math.max(1, Math.min(limit, this.bufferSize)));
   }
 
   /**

@@ -51,8 +51,9 @@ interface RestoredPrefs {
 
 /** Batches go to the webview at most this often. */
 const FLUSH_INTERVAL_MS = 250;
-/** Most messages per batch (so at most 10,000 msg/s reach the webview; the rest count as dropped). */
+/** Most messages per batch on time (so at most 10,000 msg/s reach the webview; the rest count as dropped). */
 const MAX_PER_BATCH = 2500;
+const MAX_PER_SECOND = (MAX_PER_BATCH * 1000) / FLUSH_INTERVAL_MS;
 
 const openPanels = new Map<number, TailPanel>();
 
@@ -142,7 +143,14 @@ export class TailPanel implements vscode.Disposable {
       panel.onDidDispose(() => this.dispose()),
       deps.connection.onDidChange(() => this.onConnectionChanged()),
     );
-    this.timer = setInterval(() => this.feed.tick(), FLUSH_INTERVAL_MS);
+    let lastTick = Date.now();
+    this.timer = setInterval(() => {
+      // A late timer (a busy extension host) must not lower the rate that reaches the webview.
+      const now = Date.now();
+      const limit = Math.round((MAX_PER_SECOND * Math.max(FLUSH_INTERVAL_MS, now - lastTick)) / 1000);
+      lastTick = now;
+      this.feed.tick(limit);
+    }, FLUSH_INTERVAL_MS);
     this.startSession();
   }
 
@@ -210,8 +218,8 @@ export class TailPanel implements vscode.Disposable {
     this.stoppedByUser = false;
     this.model.clear();
     this.model.resume();
+    this.startSession(); // first, so the resync's init names the new connection
     this.feed.resync();
-    this.startSession();
   }
 
   private onConnectionChanged(): void {
