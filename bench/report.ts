@@ -8,7 +8,7 @@ import type { Row } from './harness';
 interface Results {
   date: string;
   machine: { cpus: number; cpuModel: string; memoryGiB: number; node: string; platform: string; loadAverage: number[] };
-  options: { quick: boolean; timings?: Record<string, { seconds: number; loadBefore: number[]; loadAfter: number[] }> };
+  options: { quick: boolean; loadAtStart?: number[]; timings?: Record<string, { seconds: number; loadBefore: number[]; loadAfter: number[] }> };
   rows: Row[];
 }
 
@@ -18,7 +18,8 @@ export function markdown(results: Results): string {
   const { machine, options, rows } = results;
   const out: string[] = [];
   out.push(`Run of ${results.date}${options.quick ? ' (--quick)' : ''}: ${machine.cpus} × ${machine.cpuModel}, ${machine.memoryGiB} GiB, Node ${machine.node}, ${machine.platform}.`);
-  out.push(`Load average (1, 5, 15 min) at the start: ${machine.loadAverage.join(', ')}.`);
+  if (options.loadAtStart) out.push(`Load average (1, 5, 15 min) at the start: ${options.loadAtStart.join(', ')}; at the end: ${machine.loadAverage.join(', ')}.`);
+  else out.push(`Load average (1, 5, 15 min) at the end: ${machine.loadAverage.join(', ')}.`);
   if (options.timings) {
     out.push('Per bench: ' + Object.entries(options.timings).map(([name, t]) => `${name} ${t.seconds} s (load ${t.loadBefore[0]} → ${t.loadAfter[0]})`).join('; ') + '.');
   }

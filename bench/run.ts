@@ -39,6 +39,7 @@ if (values.profile) {
 const load = () => loadavg().map((x) => Math.round(x * 100) / 100);
 
 async function main(): Promise<void> {
+  const loadAtStart = load();
   console.log(`machine: ${JSON.stringify(machine())}${quick ? ' (quick mode: fewer messages and runs)' : ''}`);
   const rows: Row[] = [];
   const timings: Record<string, { seconds: number; loadBefore: number[]; loadAfter: number[] }> = {};
@@ -62,7 +63,7 @@ async function main(): Promise<void> {
   }
   const final = withRatios(rows);
   console.log('\n' + table(final));
-  console.log(`\nwritten ${writeResults(final, { quick, only, timings })}`);
+  console.log(`\nwritten ${writeResults(final, { quick, only, loadAtStart, timings })}`);
 }
 
 void main();
