@@ -1,6 +1,7 @@
 // Bundles the CLI, the extension and the webview with esbuild into dist/.
 // Usage: node scripts/build.mjs [--watch] [--production] [--quiet]
 import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import * as esbuild from 'esbuild';
 
 const args = new Set(process.argv.slice(2));
@@ -15,17 +16,45 @@ const common = {
   legalComments: 'none',
 };
 
+const node = { ...common, outdir: 'dist', platform: 'node', format: 'cjs', target: 'node20' };
+
+// axios bundles the `form-data` package (and through it mime-db, 134 KB) for multipart bodies,
+// which we never send. Without it axios falls back to Node's own FormData when one is sent; the
+// shim must not touch globalThis.FormData itself, as that loads Node's fetch stack at start.
+/** @type {import('esbuild').Plugin} */
+const nodeFormData = {
+  name: 'node-form-data',
+  setup(build) {
+    build.onResolve({ filter: /^form-data$/ }, () => ({ path: 'form-data', namespace: 'node-form-data' }));
+    build.onLoad({ filter: /.*/, namespace: 'node-form-data' }, () => ({ contents: 'module.exports = undefined;', loader: 'js' }));
+  },
+};
+
+// Parts of the extension that activation does not need are separate bundles, loaded on first use:
+// every kilobyte in dist/extension.js is compiled before activate() runs.
+const lazyBundles = {
+  sucrase: { filter: /^sucrase$/, entry: createRequire(import.meta.url).resolve('sucrase') }, // custom handlers only
+  sandbox: { filter: /\/sandbox\/index(\.js)?$/, entry: 'src/sandbox/index.ts' }, // "Use Local Sandbox" only
+};
+/** @type {import('esbuild').Plugin} */
+const loadLazily = {
+  name: 'load-lazily',
+  setup(build) {
+    // The import becomes a bundled module that requires the separate file: esbuild then loads it
+    // when the importing code first runs, and named imports work as for any CommonJS module.
+    for (const [name, { filter }] of Object.entries(lazyBundles)) {
+      build.onResolve({ filter }, () => ({ path: name, namespace: 'load-lazily' }));
+    }
+    build.onLoad({ filter: /.*/, namespace: 'load-lazily' }, ({ path }) => ({ contents: `module.exports = require('./${path}.js');`, loader: 'js' }));
+    build.onResolve({ filter: /.*/, namespace: 'load-lazily' }, ({ path }) => ({ path, external: true }));
+  },
+};
+
 /** @type {import('esbuild').BuildOptions[]} */
 const builds = [
-  {
-    ...common,
-    entryPoints: { cli: 'src/cli/main.ts', extension: 'src/extension/extension.ts' },
-    outdir: 'dist',
-    platform: 'node',
-    format: 'cjs',
-    target: 'node20',
-    external: ['vscode'],
-  },
+  { ...node, entryPoints: { cli: 'src/cli/main.ts' }, plugins: [nodeFormData] },
+  { ...node, entryPoints: { extension: 'src/extension/extension.ts' }, external: ['vscode'], plugins: [nodeFormData, loadLazily] },
+  { ...node, entryPoints: Object.fromEntries(Object.entries(lazyBundles).map(([name, { entry }]) => [name, entry])) },
   {
     ...common,
     entryPoints: { 'webview/tail': 'webview/tail/main.ts' },

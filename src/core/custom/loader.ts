@@ -16,7 +16,6 @@ import { readFile } from 'node:fs/promises';
 import { createRequire, SourceMap } from 'node:module';
 import { dirname, extname, isAbsolute, resolve } from 'node:path';
 import { compileFunction } from 'node:vm';
-import { transform } from 'sucrase';
 import { Handler } from '../handler';
 
 /** The module name user handlers import the library by. */
@@ -74,7 +73,9 @@ export async function loadHandlerClass(file: string, api?: object): Promise<Hand
 }
 
 /** Compiles TypeScript to CommonJS; syntax errors become HandlerLoadErrors with the position. */
-export function compileHandlerSource(source: string, file: string): { code: string; sourceMap: SourceMap } {
+export async function compileHandlerSource(source: string, file: string): Promise<{ code: string; sourceMap: SourceMap }> {
+  // Imported on first use: sucrase is a large part of the bundle and only custom handlers need it.
+  const { transform } = await import('sucrase');
   try {
     const result = transform(source, {
       transforms: extname(file) === '.ts' || extname(file) === '.mts' || extname(file) === '.cts' ? ['typescript', 'imports'] : ['imports'],
@@ -142,7 +143,7 @@ class ModuleLoader {
       const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'the file does not exist (check the path in the sink settings)' : errorText(error);
       throw new HandlerLoadError(`${path}: cannot read the handler: ${reason}`, path, undefined, { cause: error });
     }
-    const { code, sourceMap } = compileHandlerSource(source, path);
+    const { code, sourceMap } = await compileHandlerSource(source, path);
     compiledFiles.set(path, { map: sourceMap, sourceLines: source.split('\n'), codeLines: code.split('\n') });
     // Cached before its imports load, so an import cycle gets the partial exports, as in Node.
     const module = { exports: {} as unknown };
