@@ -37,12 +37,24 @@ export class WialonAckTimeoutError extends Error {
   override readonly name = 'WialonAckTimeoutError';
 }
 
+/**
+ * A batch being delivered. Packets are encoded as they are needed (at most one window ahead of the sends),
+ * so sending starts at once and encoding overlaps the wait for acks; retries reuse what is encoded.
+ */
 interface PendingBatch {
+  messages: readonly FlespiMessage[];
+  /** Messages 0..encoded-1 are encoded into `packets` or skipped as unsendable. */
+  encoded: number;
   packets: Buffer[];
   /** Packets 0..acked-1 are acknowledged. Acks arrive in order, so they always form a prefix. */
   acked: number;
   /** Packets 0..sent-1 went out at least once (to count resends). */
   sent: number;
+}
+
+/** Encoding a message failed for a reason other than the message itself being unsendable: not retried. */
+class EncodeFailure {
+  constructor(readonly cause: unknown) {}
 }
 
 export interface WialonStats {
@@ -109,24 +121,27 @@ export class WialonHandler extends Handler {
 
   private async deliver(messages: readonly FlespiMessage[], ctx: HandlerContext): Promise<void> {
     if (this.stopped) throw new Error(`${this.name} is stopped`);
-    const batch = this.batchFor(messages, ctx.log);
+    const batch = this.batchFor(messages);
     let failures = 0;
-    while (batch.acked < batch.packets.length) {
+    // packetAt(batch.acked) is the first packet not yet acknowledged; none left means the batch is delivered.
+    while (this.packetAt(batch, batch.acked, ctx.log)) {
       ctx.signal.throwIfAborted();
       const ackedBefore = batch.acked;
       try {
         this.socket ??= await this.connect(ctx.signal);
-        await this.pump(this.socket, batch, ctx.signal);
+        await this.pump(this.socket, batch, ctx);
       } catch (error) {
         // Whatever went wrong, this connection's ack count can no longer be trusted.
         this.drop();
+        if (error instanceof EncodeFailure) throw error.cause;
         this.lastError = message(error);
         if (ctx.signal.aborted) throw ctx.signal.reason;
         if (error instanceof WialonAckTimeoutError) throw error;
         failures = batch.acked > ackedBefore ? 1 : failures + 1;
         if (failures > RECONNECTS_WITHOUT_PROGRESS) throw error;
         const wait = RECONNECT_DELAY_MS * 2 ** (failures - 1);
-        ctx.log.warn(`${this.name}: ${message(error)}; reconnecting in ${wait} ms to resend ${batch.packets.length - batch.acked} unacknowledged packets`);
+        const unacked = batch.sent - batch.acked;
+        ctx.log.warn(`${this.name}: ${message(error)}; reconnecting in ${wait} ms${unacked ? ` to resend ${unacked} unacknowledged packets` : ''}`);
         await sleep(wait, undefined, { signal: ctx.signal });
       }
     }
@@ -134,15 +149,23 @@ export class WialonHandler extends Handler {
     this.lastError = undefined;
   }
 
-  /** Encodes a batch once (retries reuse it, keeping the ack progress); messages that can never be sent are skipped. */
-  private batchFor(messages: readonly FlespiMessage[], log: Logger): PendingBatch {
-    const known = this.batches.get(messages);
-    if (known) return known;
-    const packets: Buffer[] = [];
+  /** The batch's delivery state; a retry of the same messages continues where the last attempt stopped. */
+  private batchFor(messages: readonly FlespiMessage[]): PendingBatch {
+    let batch = this.batches.get(messages);
+    if (!batch) this.batches.set(messages, (batch = { messages, encoded: 0, packets: [], acked: 0, sent: 0 }));
+    return batch;
+  }
+
+  /**
+   * Packet `index` of the batch, encoding messages up to it if needed (each message once); undefined when
+   * the messages are used up. Messages that can never be sent are skipped.
+   */
+  private packetAt(batch: PendingBatch, index: number, log: Logger): Buffer | undefined {
     const onIssue = (issue: EncodeIssue) => this.noteIssue(issue, log);
-    for (const msg of messages) {
+    while (index >= batch.packets.length && batch.encoded < batch.messages.length) {
+      const msg = batch.messages[batch.encoded];
       try {
-        packets.push(encodeMessage(msg, { onIssue }));
+        batch.packets.push(encodeMessage(msg, { onIssue }));
       } catch (error) {
         if (!(error instanceof WialonEncodeError)) throw error;
         this.stats.messagesSkipped++;
@@ -150,10 +173,9 @@ export class WialonHandler extends Handler {
         if (this.stats.messagesSkipped === 1) log.warn(`${line} (further ones are counted in the status)`);
         else log.debug(line);
       }
+      batch.encoded++;
     }
-    const batch: PendingBatch = { packets, acked: 0, sent: 0 };
-    this.batches.set(messages, batch);
-    return batch;
+    return batch.packets[index];
   }
 
   private noteIssue(issue: EncodeIssue, log: Logger): void {
@@ -202,16 +224,18 @@ export class WialonHandler extends Handler {
     });
   }
 
-  /** Sends the unacked rest of `batch` on `socket`, keeping `window` packets in flight; resolves when all are acked. */
-  private pump(socket: Socket, batch: PendingBatch, signal: AbortSignal): Promise<void> {
+  /**
+   * Sends the unacked rest of `batch` on `socket`, keeping `window` packets in flight and encoding up to one
+   * window ahead; resolves when all are acked. Rejects with an EncodeFailure when encoding throws unexpectedly.
+   */
+  private pump(socket: Socket, batch: PendingBatch, { signal, log }: HandlerContext): Promise<void> {
     const { window, ackTimeoutMs } = this.options;
-    const packets = batch.packets;
     return new Promise((resolve, reject) => {
       let next = batch.acked;
       let lastProgress = performance.now();
       let timer: NodeJS.Timeout | undefined;
 
-      const finish = (error?: Error) => {
+      const finish = (error?: Error | EncodeFailure) => {
         clearTimeout(timer);
         socket.off('data', onData);
         socket.off('close', onClose);
@@ -231,19 +255,33 @@ export class WialonHandler extends Handler {
           else watchAcks();
         }, ackTimeoutMs - (performance.now() - lastProgress));
       };
-      const fill = () => {
-        if (next - batch.acked >= window || next >= packets.length) return;
-        if (next === batch.acked) lastProgress = performance.now();
+      const send = () => {
         socket.cork();
-        while (next < packets.length && next - batch.acked < window) {
-          socket.write(packets[next]);
-          this.stats.packetsSent++;
-          if (next < batch.sent) this.stats.packetsResent++;
-          else batch.sent = next + 1;
-          next++;
+        try {
+          let packet: Buffer | undefined;
+          while (next - batch.acked < window && (packet = this.packetAt(batch, next, log))) {
+            socket.write(packet);
+            this.stats.packetsSent++;
+            if (next < batch.sent) this.stats.packetsResent++;
+            else batch.sent = next + 1;
+            next++;
+          }
+        } finally {
+          socket.uncork();
         }
-        socket.uncork();
+      };
+      const fill = () => {
+        if (next - batch.acked >= window) return;
+        if (next === batch.acked) lastProgress = performance.now();
+        try {
+          send();
+          // Encode what the next acks will let out now, while these packets are in flight, not when the acks arrive.
+          this.packetAt(batch, next + window - 1, log);
+        } catch (error) {
+          return finish(new EncodeFailure(error));
+        }
         this.awaitingAck = next - batch.acked;
+        if (next === batch.acked) return finish(); // every packet acked and no message left
         watchAcks();
       };
       const onData = (chunk: Buffer) => {
@@ -254,9 +292,8 @@ export class WialonHandler extends Handler {
           this.stats.packetsAcked++;
         }
         lastProgress = performance.now();
-        if (batch.acked === packets.length) return finish();
-        fill();
         this.awaitingAck = next - batch.acked;
+        fill();
       };
       const onClose = () => finish(new Error(`Wialon at ${this.address} closed the connection with ${next - batch.acked} packets awaiting ack`));
       const onError = (error: Error) => finish(new Error(`connection to Wialon at ${this.address} failed: ${error.message}`));
