@@ -273,3 +273,16 @@ test('an empty batch, or one with only unsendable messages, succeeds without con
     await done();
   }
 });
+
+test('an unexpected error while encoding fails handle() with that error at once (no reconnect loop), and the next batch still goes through', async () => {
+  const { receiver, handler, done } = await setup();
+  try {
+    const broken = { ...messages(1)[0], seq: 7 };
+    Object.defineProperty(broken, 'boom', { enumerable: true, get: () => { throw new Error('getter exploded'); } });
+    await assert.rejects(handler.handle([...messages(2), broken], context()), /getter exploded/);
+    await handler.handle(messages(3), context());
+    assert.ok(seqs(receiver).filter((s) => s === 2).length >= 1, 'the later batch arrived');
+  } finally {
+    await done();
+  }
+});
