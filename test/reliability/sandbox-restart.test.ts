@@ -85,15 +85,7 @@ test('REST source: the sandbox is SIGKILLed mid-stream and restarted on the same
     const expected = [...new Set([...fetchedBeforeKill, ...afterRestart])].sort((a, b) => a - b);
     const lostWithSandbox = injector.injected.filter((id) => injector.acceptedBy.get(id) === 1 && !client.fetched.has(id));
     t.diagnostic(`injected ${injector.injected.length} (${afterRestart.length} after the restart); fetched before the kill ${fetchedBeforeKill.length}; gone with the killed sandbox's memory (never fetched) ${lostWithSandbox.length}`);
-    // The assertions below say what is missing when this times out.
-    await waitUntil(
-      () => {
-        wialon.sync();
-        return ledger.complete(expected);
-      },
-      () => ledger.summary(expected),
-      10_000,
-    ).catch(() => {});
+    await ledger.waitForAll(expected, () => wialon.sync(), 10_000);
     wialon.sync();
     // Bug 1 in docs/reliability.md (fixed): a restarted sandbox numbered keys from 1 again, below the
     // receiver's checkpoint; the CLI's sandbox now starts from a clock-based key.
@@ -150,14 +142,7 @@ test('MQTT source: the sandbox (and its broker) is SIGKILLed mid-stream and rest
     const afterRestart = injector.injected.filter((id) => injector.acceptedBy.get(id) === restartEpoch);
     const expected = [...new Set([...handedOutBeforeKill, ...afterRestart])].sort((a, b) => a - b);
     const lostWithSandbox = injector.injected.filter((id) => injector.acceptedBy.get(id) !== restartEpoch && !handedOut.has(id));
-    await waitUntil(
-      () => {
-        wialon.sync();
-        return ledger.complete(expected);
-      },
-      () => ledger.summary(expected),
-      15_000,
-    ).catch(() => {}); // the assertions below say what is missing
+    await ledger.waitForAll(expected, () => wialon.sync(), 15_000);
     wialon.sync();
     t.diagnostic(`injected ${injector.injected.length} (${afterRestart.length} after the restart); handed out before the kill ${handedOutBeforeKill.length}; gone with the killed sandbox (never received) ${lostWithSandbox.length}; filled over REST ${source.stats.gapFilled}, reconnects ${source.stats.reconnects}`);
     t.diagnostic(`source states: ${states.join(' → ')}`);

@@ -83,14 +83,7 @@ async function rig(): Promise<Rig> {
       await delay(500); // a little more traffic after the sink came back
       await injector.stop();
       const expected = injector.injected;
-      await waitUntil(
-        () => {
-          wialon.sync();
-          return ledger.complete(expected);
-        },
-        () => ledger.summary(expected),
-        40_000,
-      ).catch(() => {}); // the assertions below say what is missing
+      await ledger.waitForAll(expected, () => wialon.sync(), 40_000);
       wialon.sync();
       ledger.assertAllArrived(t, expected);
       for (const sink of SINKS) {

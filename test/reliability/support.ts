@@ -93,6 +93,18 @@ export class Ledger {
   }
 
   /** True when every sink has every expected id. */
+  /**
+   * Waits up to `timeoutMs` until every expected id reached every sink, calling `sync` before each look
+   * (e.g. to collect what a Wialon receiver decoded). Never throws: the assertions that follow say what is missing.
+   */
+  async waitForAll(expected: readonly number[], sync: () => void, timeoutMs?: number): Promise<void> {
+    const arrived = () => {
+      sync();
+      return this.complete(expected);
+    };
+    await waitUntil(arrived, () => this.summary(expected), timeoutMs).catch(() => {});
+  }
+
   complete(expected: readonly number[]): boolean {
     return this.sinkNames.every((sink) => expected.every((id) => this.has(sink, id)));
   }
