@@ -18,6 +18,19 @@ import { CHANNEL, HttpSink, Injector, Ledger, control, numbered, range, startCli
 const LIMIT_COUNT = 100;
 /** The batch the sink is holding when the receiver is killed. */
 const KILLED_IN_BATCH = 5;
+
+/** Makes the sink hold its answer to batch KILLED_IN_BATCH (the receiver waits mid-batch) until released. */
+function holdAnswer(http: HttpSink): { readonly holding: boolean; release(): void } {
+  let release: () => void = () => {};
+  const hold = { holding: false, release: () => release() };
+  http.beforeAnswer = async () => {
+    if (http.batches.length !== KILLED_IN_BATCH) return;
+    hold.holding = true;
+    await new Promise<void>((resolve) => (release = resolve));
+  };
+  return hold;
+}
+
 const TIMEOUT = { timeout: 90_000 };
 
 let sandbox: Sandbox;
@@ -52,20 +65,14 @@ test('the CLI receiver is SIGKILLed mid-batch and restarted: it resumes from the
   const env = { FLESPI_TOKEN: sandbox.token };
   sandbox.inject(CHANNEL, numbered(1, 1500));
 
-  let held: (() => void) | undefined;
-  let holding = false;
-  http.beforeAnswer = async () => {
-    if (http.batches.length !== KILLED_IN_BATCH) return;
-    holding = true;
-    await new Promise<void>((release) => (held = release));
-  };
+  const hold = holdAnswer(http);
   let cli: CliProcess | undefined;
   try {
     cli = await startCli(['run', config], { env });
-    await waitUntil(() => holding, () => `the sink never got batch ${KILLED_IN_BATCH}; stderr: ${cli!.stderr()}`);
+    await waitUntil(() => hold.holding, () => `the sink never got batch ${KILLED_IN_BATCH}; stderr: ${cli!.stderr()}`);
     cli.child.kill('SIGKILL');
     assert.equal(await cli.exit, null, 'killed by the signal');
-    held!();
+    hold.release();
 
     const saved = JSON.parse(await readFile(checkpoint, 'utf8')) as { currKey: number };
     assert.equal(saved.currKey, (KILLED_IN_BATCH - 1) * LIMIT_COUNT + 1, 'the checkpoint is the one after the last completed batch');
@@ -85,7 +92,7 @@ test('the CLI receiver is SIGKILLed mid-batch and restarted: it resumes from the
     assert.ok(duplicates <= LIMIT_COUNT, `at most one batch is delivered twice, got ${duplicates} duplicates`);
     assert.equal((JSON.parse(await readFile(checkpoint, 'utf8')) as { currKey: number }).currKey, 2001, 'the final checkpoint is after the last message');
   } finally {
-    held?.();
+    hold.release();
     cli?.child.kill('SIGKILL');
     await http.close();
   }
@@ -110,22 +117,16 @@ test('the CLI receiver with the MQTT source is SIGKILLed mid-batch and restarted
   const injector = new Injector({ restUrl: sandbox.restUrl, token: sandbox.token, epoch: 1 }, channel);
   const subscribed = async () => ((await control(sandbox.restUrl, sandbox.token, 'GET', '/sandbox/info')) as { result: [{ mqtt_clients: number }] }).result[0].mqtt_clients > 0;
 
-  let held: (() => void) | undefined;
-  let holding = false;
-  http.beforeAnswer = async () => {
-    if (http.batches.length !== KILLED_IN_BATCH) return;
-    holding = true;
-    await new Promise<void>((release) => (held = release));
-  };
+  const hold = holdAnswer(http);
   let cli: CliProcess | undefined;
   try {
     cli = await startCli(['run', config], { env });
     await waitUntil(subscribed, () => `the receiver did not subscribe; stderr: ${cli!.stderr()}`);
     for (let i = 0; i < 15; i++) await injector.inject(100);
-    await waitUntil(() => holding, () => `the sink never got batch ${KILLED_IN_BATCH}; stderr: ${cli!.stderr()}`);
+    await waitUntil(() => hold.holding, () => `the sink never got batch ${KILLED_IN_BATCH}; stderr: ${cli!.stderr()}`);
     cli.child.kill('SIGKILL');
     assert.equal(await cli.exit, null, 'killed by the signal');
-    held!();
+    hold.release();
 
     for (let i = 0; i < 5; i++) await injector.inject(100); // published while the receiver is down: the session keeps them
     http.beforeAnswer = undefined;
@@ -140,7 +141,7 @@ test('the CLI receiver with the MQTT source is SIGKILLed mid-batch and restarted
     t.diagnostic(`duplicates after the kill: ${duplicates} (what the sink had stored but the killed receiver never acknowledged to the broker)`);
     assert.ok(duplicates <= LIMIT_COUNT, `at most one batch is delivered twice, got ${duplicates} duplicates`);
   } finally {
-    held?.();
+    hold.release();
     cli?.child.kill('SIGKILL');
     await http.close();
   }
