@@ -489,14 +489,8 @@ function fastEncode(message: FlespiMessage, onIssue: ((issue: EncodeIssue) => vo
     flags |= WialonFlags.outputs;
     size += IO_BLOCK_BYTES.dout;
   }
-  if (size > UINT32_MAX) throw new WialonEncodeError('size', `the packet would be ${size} bytes, more than a u32 size field can say`);
-
-  const out = Buffer.allocUnsafe(4 + size);
-  out.writeUInt32LE(size, 0);
-  let at = writeAsciiz(out, unitId, 4);
-  out.writeUInt32BE(time, at);
-  out.writeUInt32BE(flags, at + 4);
-  at += 8;
+  const [out, blocksAt] = newPacket(size, unitId, time, flags);
+  let at = blocksAt;
   if (latitude !== undefined && longitude !== undefined) {
     at = blockHeader(out, at, 'posinfo', 1, TYPE_BYTE.posinfo, POSINFO_BYTES);
     const turned = Math.round(course) % 360;
@@ -628,14 +622,8 @@ export function encodePacket(packet: WialonPacket): Buffer {
   const valueSizes = blocks.map(valueSize);
   let size = unitId.length + 1 + 8;
   for (let i = 0; i < blocks.length; i++) size += 6 + 2 + blocks[i].name.length + 1 + valueSizes[i];
-  if (size > UINT32_MAX) throw new WialonEncodeError('size', `the packet would be ${size} bytes, more than a u32 size field can say`);
-
-  const buf = Buffer.allocUnsafe(4 + size);
-  buf.writeUInt32LE(size, 0);
-  let o = writeAsciiz(buf, unitId, 4);
-  buf.writeUInt32BE(time, o);
-  buf.writeUInt32BE(flags, o + 4);
-  o += 8;
+  const [buf, blocksAt] = newPacket(size, unitId, time, flags);
+  let o = blocksAt;
   for (let i = 0; i < blocks.length; i++) {
     const block = blocks[i];
     buf.writeUInt16BE(BLOCK_MARKER, o);
@@ -648,6 +636,17 @@ export function encodePacket(packet: WialonPacket): Buffer {
 }
 
 /** Writes validated ASCII plus NUL; a plain loop beats Buffer#write for strings this short. */
+/** A packet with `size` bytes after its size field, its header written; returns it and where the blocks start. */
+function newPacket(size: number, unitId: string, time: number, flags: number): [Buffer, number] {
+  if (size > UINT32_MAX) throw new WialonEncodeError('size', `the packet would be ${size} bytes, more than a u32 size field can say`);
+  const buf = Buffer.allocUnsafe(4 + size);
+  buf.writeUInt32LE(size, 0);
+  const at = writeAsciiz(buf, unitId, 4);
+  buf.writeUInt32BE(time, at);
+  buf.writeUInt32BE(flags, at + 4);
+  return [buf, at + 8];
+}
+
 function writeAsciiz(buf: Buffer, text: string, at: number): number {
   for (let i = 0; i < text.length; i++) buf[at + i] = text.charCodeAt(i);
   buf[at + text.length] = 0;
