@@ -32,9 +32,14 @@ const nodeFormData = {
 
 // Parts of the extension that activation does not need are separate bundles, loaded on first use:
 // every kilobyte in dist/extension.js is compiled before activate() runs.
+// Only whole npm packages and the sandbox (which shares no classes with the extension) qualify:
+// a module of ours in two bundles would be two classes, and `instanceof` would fail across them.
+const resolvePackage = createRequire(import.meta.url).resolve;
 const lazyBundles = {
-  sucrase: { filter: /^sucrase$/, entry: createRequire(import.meta.url).resolve('sucrase') }, // custom handlers only
+  sucrase: { filter: /^sucrase$/, entry: resolvePackage('sucrase') }, // custom handlers only
   sandbox: { filter: /\/sandbox\/index(\.js)?$/, entry: 'src/sandbox/index.ts' }, // "Use Local Sandbox" only
+  axios: { filter: /^axios$/, entry: resolvePackage('axios') }, // the first REST request
+  mqtt: { filter: /^mqtt$/, entry: resolvePackage('mqtt') }, // a tail, an MQTT source or sink
 };
 /** @type {import('esbuild').Plugin} */
 const loadLazily = {
@@ -54,7 +59,7 @@ const loadLazily = {
 const builds = [
   { ...node, entryPoints: { cli: 'src/cli/main.ts' }, plugins: [nodeFormData] },
   { ...node, entryPoints: { extension: 'src/extension/extension.ts' }, external: ['vscode'], plugins: [nodeFormData, loadLazily] },
-  { ...node, entryPoints: Object.fromEntries(Object.entries(lazyBundles).map(([name, { entry }]) => [name, entry])) },
+  { ...node, entryPoints: Object.fromEntries(Object.entries(lazyBundles).map(([name, { entry }]) => [name, entry])), plugins: [nodeFormData] },
   {
     ...common,
     entryPoints: { 'webview/tail': 'webview/tail/main.ts' },

@@ -5,7 +5,7 @@
  */
 import * as vscode from 'vscode';
 import { FlespiError, errorMessage, type FlespiErrorKind } from '../core/errors';
-import { FlespiClient } from '../core/flespi/client';
+import type { FlespiClient } from '../core/flespi/client';
 import { resolveEndpoints, type Endpoints } from './endpoints';
 
 export type ConnectionMode = 'token' | 'sandbox';
@@ -102,7 +102,7 @@ export class Connection implements vscode.Disposable {
     const bare = token.trim().replace(/^FlespiToken\s+/i, '');
     const endpoints = this.endpoints();
     if (!options.saveAnyway) {
-      const client = new FlespiClient({ token: bare, baseUrl: endpoints.restUrl, appName: APP_NAME });
+      const client = await newClient(bare, endpoints.restUrl);
       await client.authInfo();
     }
     await this.context.secrets.store(TOKEN_SECRET, bare);
@@ -139,7 +139,8 @@ export class Connection implements vscode.Disposable {
       }
       if (generation !== this.generation) return;
       const { restUrl, mqttUrl, token } = sandbox;
-      const client = new FlespiClient({ token, baseUrl: restUrl, appName: APP_NAME });
+      const client = await newClient(token, restUrl);
+      if (generation !== this.generation) return;
       this.setState({ kind: 'connected', info: { client, restUrl, mqttUrl, token, label: 'sandbox', mode: 'sandbox' } });
     } catch (error) {
       const message = `cannot start the local sandbox: ${errorMessage(error)}`;
@@ -179,8 +180,9 @@ export class Connection implements vscode.Disposable {
       return;
     }
     this.setState({ kind: 'connecting', mode: 'token', label: endpoints.label });
-    const client = new FlespiClient({ token, baseUrl: endpoints.restUrl, appName: APP_NAME });
+    let client: FlespiClient;
     try {
+      client = await newClient(token, endpoints.restUrl);
       await client.authInfo();
     } catch (error) {
       if (generation !== this.generation) return;
@@ -210,4 +212,10 @@ export class Connection implements vscode.Disposable {
     void vscode.commands.executeCommand('setContext', 'flespi.connection', state.kind);
     this.changed.fire(this.current);
   }
+}
+
+/** axios (and through it Node's HTTP stack) loads with the first connection, not on activation. */
+async function newClient(token: string, baseUrl: string): Promise<FlespiClient> {
+  const { FlespiClient } = await import('../core/flespi/client.js');
+  return new FlespiClient({ token, baseUrl, appName: APP_NAME });
 }

@@ -635,7 +635,6 @@ export function encodePacket(packet: WialonPacket): Buffer {
   return buf;
 }
 
-/** Writes validated ASCII plus NUL; a plain loop beats Buffer#write for strings this short. */
 /** A packet with `size` bytes after its size field, its header written; returns it and where the blocks start. */
 function newPacket(size: number, unitId: string, time: number, flags: number): [Buffer, number] {
   if (size > UINT32_MAX) throw new WialonEncodeError('size', `the packet would be ${size} bytes, more than a u32 size field can say`);
@@ -647,6 +646,7 @@ function newPacket(size: number, unitId: string, time: number, flags: number): [
   return [buf, at + 8];
 }
 
+/** Writes validated ASCII plus NUL; a plain loop beats Buffer#write for strings this short. */
 function writeAsciiz(buf: Buffer, text: string, at: number): number {
   for (let i = 0; i < text.length; i++) buf[at + i] = text.charCodeAt(i);
   buf[at + text.length] = 0;

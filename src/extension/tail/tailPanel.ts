@@ -18,7 +18,7 @@ import { TailSession } from './tailSession';
 
 export type { ForwardResult } from '../../shared/tailProtocol';
 
-export const TAIL_VIEW_TYPE = 'flespi.tail';
+import { TAIL_VIEW_TYPE } from './index';
 
 /** What a tail needs from the connection: read when a session starts; a change restarts open tails. */
 export interface TailConnection {
@@ -360,25 +360,19 @@ export class TailPanel implements vscode.Disposable {
   }
 }
 
-/** Restores tail panels after a window reload; the webview state holds the channel id and UI preferences, never a token. */
-export function registerTailSerializer(context: vscode.ExtensionContext, deps: TailDeps): vscode.Disposable {
-  const registration = vscode.window.registerWebviewPanelSerializer(TAIL_VIEW_TYPE, {
-    async deserializeWebviewPanel(panel: vscode.WebviewPanel, state: unknown) {
-      const saved = (typeof state === 'object' && state !== null ? state : {}) as Record<string, unknown>;
-      const id = saved.channelId;
-      if (typeof id !== 'number' || !Number.isSafeInteger(id) || id <= 0) {
-        deps.log.warn('tail: a restored panel had no channel id; closing it');
-        panel.dispose();
-        return;
-      }
-      const name = typeof saved.channelName === 'string' ? saved.channelName.slice(0, 255) : `channel ${id}`;
-      const filter = typeof saved.filter === 'string' && saved.filter.length <= LIMITS.filterLength ? saved.filter : undefined;
-      const columns = Array.isArray(saved.columns) ? columnsSetting(saved.columns) : undefined;
-      TailPanel.restore(panel, { id, name }, deps, { filter, columns });
-    },
-  });
-  context.subscriptions.push(registration);
-  return registration;
+/** Restores a tail panel after a window reload; the webview state holds the channel id and UI preferences, never a token. */
+export function restoreTailPanel(panel: vscode.WebviewPanel, state: unknown, deps: TailDeps): void {
+  const saved = (typeof state === 'object' && state !== null ? state : {}) as Record<string, unknown>;
+  const id = saved.channelId;
+  if (typeof id !== 'number' || !Number.isSafeInteger(id) || id <= 0) {
+    deps.log.warn('tail: a restored panel had no channel id; closing it');
+    panel.dispose();
+    return;
+  }
+  const name = typeof saved.channelName === 'string' ? saved.channelName.slice(0, 255) : `channel ${id}`;
+  const filter = typeof saved.filter === 'string' && saved.filter.length <= LIMITS.filterLength ? saved.filter : undefined;
+  const columns = Array.isArray(saved.columns) ? columnsSetting(saved.columns) : undefined;
+  TailPanel.restore(panel, { id, name }, deps, { filter, columns });
 }
 
 /** Closes every tail (extension deactivation). */
