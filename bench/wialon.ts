@@ -5,6 +5,7 @@
 //     ack per packet), vs a bare socket that writes the same packets pre-encoded with the same window
 //     (baseline: what the receiver and the loopback can take without the handler).
 import { createConnection } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import { WialonHandler } from '../src/core/handlers/wialon';
 import { silentLogger } from '../src/core/logger';
 import type { FlespiMessage } from '../src/core/message';
@@ -60,23 +61,28 @@ async function sendAll(sender: Sender, port: number, window: number, count: numb
   const batches: FlespiMessage[][] = [];
   for (let i = 0; i < count; i += BATCH) batches.push(messages.slice(i, i + BATCH));
   const cpu0 = process.cpuUsage();
+  let elu0 = performance.eventLoopUtilization();
   let t0: number;
   if (sender === 'handler') {
     const handler = new WialonHandler({ host: '127.0.0.1', port, window, ackTimeoutMs: 30_000, connectTimeoutMs: 5_000 });
     await handler.start();
     const ctx = { signal: new AbortController().signal, attempt: 1, log: silentLogger };
     t0 = performance.now();
+    elu0 = performance.eventLoopUtilization();
     for (const batch of batches) await handler.handle(batch, ctx);
     if (handler.stats.packetsAcked !== count) throw new Error(`handler: ${handler.stats.packetsAcked} of ${count} acked`);
     await handler.stop();
   } else {
     const packets = messages.map((m) => encodeMessage(m)); // not timed: the baseline sends ready bytes
     t0 = performance.now();
+    elu0 = performance.eventLoopUtilization();
     await bareSend(port, packets, window);
   }
   const seconds = (performance.now() - t0) / 1000;
   const cpu = process.cpuUsage(cpu0);
-  return { value: count / seconds, extra: { 'sender CPU s/100k': ((cpu.user + cpu.system) / 1e6 / count) * 1e5 } };
+  // How much of the time the sender's event loop was busy: near 100% means the sender limits the rate.
+  const busy = performance.eventLoopUtilization(elu0).utilization * 100;
+  return { value: count / seconds, extra: { 'sender CPU s/100k': ((cpu.user + cpu.system) / 1e6 / count) * 1e5, 'sender busy %': busy } };
 }
 
 /** Writes packets keeping at most `window` unacked, like the handler, with no encoding or bookkeeping. */

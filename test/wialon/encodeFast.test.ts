@@ -125,3 +125,32 @@ test('objects with a prototype of their own (inherited parameters) encode like t
   const bare = Object.assign(Object.create(null) as FlespiMessage, { ident: 'bare', timestamp: 9, own: 1 });
   assert.deepEqual(onePass(bare), general(bare));
 });
+
+test('a getter that encodes another message while the names are read does not corrupt either', () => {
+  const inner = { ident: 'inner', timestamp: 5, a: 1, b: 'two', c: true };
+  const expectedInner = encodePacket(messageToPacket(inner)).toString('hex');
+  let innerBytes = '';
+  const outer: FlespiMessage = { ident: 'outer', timestamp: 6, first: 123 };
+  Object.defineProperty(outer, 'reads', {
+    enumerable: true,
+    get() {
+      innerBytes = encodeMessage(inner).toString('hex');
+      return 42;
+    },
+  });
+  outer.last = 'text';
+  assert.deepEqual(onePass(outer), general(outer));
+  assert.equal(innerBytes, expectedInner);
+});
+
+test('an enumerable property added to Object.prototype is not sent as a parameter', () => {
+  const message = { ident: 'u1', timestamp: 7, speed: 3 };
+  const clean = onePass(message);
+  Object.defineProperty(Object.prototype, 'polluted', { value: 1, enumerable: true, configurable: true, writable: true });
+  try {
+    assert.deepEqual(onePass(message), clean);
+    assert.deepEqual(onePass(message), general(message));
+  } finally {
+    delete (Object.prototype as Record<string, unknown>).polluted;
+  }
+});

@@ -161,11 +161,12 @@ export class WialonHandler extends Handler {
    * the messages are used up. Messages that can never be sent are skipped.
    */
   private packetAt(batch: PendingBatch, index: number, log: Logger): Buffer | undefined {
-    const onIssue = (issue: EncodeIssue) => this.noteIssue(issue, log);
+    if (index < batch.packets.length) return batch.packets[index]; // the usual case: encoded one window ahead
+    const options = { onIssue: (issue: EncodeIssue) => this.noteIssue(issue, log) };
     while (index >= batch.packets.length && batch.encoded < batch.messages.length) {
       const msg = batch.messages[batch.encoded];
       try {
-        batch.packets.push(encodeMessage(msg, { onIssue }));
+        batch.packets.push(encodeMessage(msg, options));
       } catch (error) {
         if (!(error instanceof WialonEncodeError)) throw error;
         this.stats.messagesSkipped++;
