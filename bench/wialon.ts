@@ -5,7 +5,7 @@
 //     ack per packet), vs a bare socket that writes the same packets pre-encoded with the same window
 //     (baseline: what the receiver and the loopback can take without the handler).
 import { createConnection } from 'node:net';
-import { performance } from 'node:perf_hooks';
+import { performance, type EventLoopUtilization } from 'node:perf_hooks';
 import { WialonHandler } from '../src/core/handlers/wialon';
 import { silentLogger } from '../src/core/logger';
 import type { FlespiMessage } from '../src/core/message';
@@ -61,7 +61,7 @@ async function sendAll(sender: Sender, port: number, window: number, count: numb
   const batches: FlespiMessage[][] = [];
   for (let i = 0; i < count; i += BATCH) batches.push(messages.slice(i, i + BATCH));
   const cpu0 = process.cpuUsage();
-  let elu0 = performance.eventLoopUtilization();
+  let elu0: EventLoopUtilization;
   let t0: number;
   if (sender === 'handler') {
     const handler = new WialonHandler({ host: '127.0.0.1', port, window, ackTimeoutMs: 30_000, connectTimeoutMs: 5_000 });
