@@ -12,7 +12,7 @@ import { sessionFlows } from './support/flow';
 import { LiveTail } from './support/liveTail';
 import { Injector, RecordingHttpSink } from './support/numbered';
 import { describeFindings, pemBodySecrets, READ_BROWSER_STORAGE, SECRET_STORAGE_KEY, searchBytes, scanFolder, unsealSecretStorage, type Secret, type StoredText } from './support/secrets';
-import { AWS_SINK, AWS_TOPIC_PREFIX, sessionOptions } from './setup';
+import { AWS_SINK, AWS_TOPIC_PREFIX, awsSinkSetting, sessionOptions } from './setup';
 import { SANDBOX_TOKEN } from './support/session';
 import { waitFor, type Workbench } from './support/workbench';
 
@@ -86,8 +86,23 @@ describe('flespi extension in VS Code (code-server)', { concurrency: false }, ()
     await wb.shot('resumed');
   });
 
-  flow('flow3', 'forward three selected messages to an AWS IoT sink (Mosquitto with TLS client certificates)', async (wb) => {
+  flow('flow3', 'add an AWS IoT sink (Mosquitto with TLS client certificates) and forward three selected messages to it', async (wb) => {
     const { subscriber } = e2e.session.peers.tls;
+    const sink = awsSinkSetting(e2e.session.peers);
+    await wb.runCommand('flespi: Add Sink…');
+    await wb.pick('AWS IoT Core');
+    await wb.answer(AWS_SINK, /sink: name/);
+    await wb.answer(String(sink.endpoint), /: endpoint/);
+    await wb.answer(String(sink.port), /: port/);
+    await waitFor('the CA file question', async () => /: caFile/.test(await wb.quickInputPrompt()));
+    await wb.pick('Select a file…');
+    await wb.openFile(String(sink.caFile), /: caFile/);
+    await wb.openFile(String(sink.certFile), /: certFile/);
+    await wb.openFile(String(sink.keyFile), /: keyFile/);
+    await wb.answer(String(sink.topic), /: topic/);
+    await wb.waitForNotification(new RegExp(`Sink "${AWS_SINK}" added`));
+    await waitFor(`the Sinks view to list ${AWS_SINK}`, async () => (await wb.treeLabels('Sinks')).some((l) => l.startsWith(AWS_SINK)));
+    await wb.shot('sink-added');
     const { tail, ids, expected } = await pickThreeMessages(wb);
     const before = subscriber.messages.length;
     await forwardSelection(tail, AWS_SINK);

@@ -150,7 +150,7 @@ test('add sink: every type the flow offers is one the registry builds, and each 
   const field = (type: string, key: string): SinkField => SINK_TYPES.find((t) => t.type === type)!.fields.find((f) => f.key === key)!;
   const problem = async (sink: SinkSetting, f: SinkField) => {
     try {
-      await createSinkHandler(sink, undefined, { baseDir: tmpdir(), allowCustomCode: false });
+      await createSinkHandler(sink, undefined, { baseDir: tmpdir(), allowCustomCode: sink.type === 'custom' });
       return undefined;
     } catch (error) {
       return fieldProblem(f, error);
@@ -165,6 +165,23 @@ test('add sink: every type the flow offers is one the registry builds, and each 
   assert.throws(() => answerValue(field('wialon', 'port'), 'abc'), (e: unknown) => e instanceof ConfigError && fieldProblem(field('wialon', 'port'), e) === '"port" must be a whole number, got "abc"');
   assert.match((await problem({ name: 'm', type: 'mqtt', url: 'mqtt://u:p@b' }, field('mqtt', 'url'))) ?? '', /must not contain credentials/);
   assert.match((await problem({ name: 'a', type: 'aws-iot', endpoint: 'https://abc.iot' }, field('aws-iot', 'endpoint'))) ?? '', /"endpoint" must be the host name/);
+  assert.match((await problem({ name: 'a', type: 'aws-iot', endpoint: 'abc.iot', port: 0 }, field('aws-iot', 'port'))) ?? '', /"port" must be an integer from 1 to 65535/);
+  // A custom handler's options: JSON that does not parse, or JSON that is not an object, is named.
+  const options = field('custom', 'options');
+  assert.deepEqual(answerValue(options, '{"retries": 3}'), { retries: 3 });
+  assert.throws(() => answerValue(options, '{retries: 3}'), (e: unknown) => e instanceof ConfigError && /^"options" must be a JSON object like/.test(fieldProblem(options, e) ?? ''));
+  assert.match((await problem({ name: 'c', type: 'custom', file: 'h.ts', options: [1] }, options)) ?? '', /"options" must be an object/);
+});
+
+test('add sink: TLS files are asked only where they apply', () => {
+  const asked = (type: string, options: Record<string, unknown>) =>
+    SINK_TYPES.find((t) => t.type === type)!.fields.filter((f) => !f.askIf || f.askIf(options)).map((f) => f.key);
+  assert.deepEqual(asked('mqtt', { url: 'mqtt://broker' }), ['url', 'topic', 'username']);
+  assert.deepEqual(asked('mqtt', { url: 'mqtts://broker', username: 'u' }), ['url', 'topic', 'username', 'password', 'caFile', 'certFile']);
+  assert.deepEqual(asked('mqtt', { url: 'wss://broker', certFile: 'c.pem' }), ['url', 'topic', 'username', 'caFile', 'certFile', 'keyFile']);
+  assert.deepEqual(asked('aws-iot', {}), ['endpoint', 'port', 'caFile', 'certFile', 'keyFile', 'topic']);
+  // Optional files can be skipped from the quick pick, which says what applies then.
+  for (const type of SINK_TYPES) for (const f of type.fields) if (f.kind === 'file' && f.optional) assert.ok(f.skipLabel, `${type.type}.${f.key} has no skip label`);
 });
 
 test('add sink: names must be unique and usable as secret keys', () => {

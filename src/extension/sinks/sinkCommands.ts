@@ -40,7 +40,7 @@ export async function addSink(deps: SinkCommandDeps): Promise<SinkSetting | unde
   };
 
   for (const field of info.fields) {
-    if (field.onlyWith && draft.options[field.onlyWith] === undefined) continue;
+    if (field.askIf && !field.askIf(draft.options)) continue;
     const title = `Add ${info.label} sink "${name}": ${field.kind === 'secretHeader' ? `${field.header} header` : field.key}`;
     let answer: string | undefined;
     if (field.kind === 'file') {
@@ -98,7 +98,14 @@ function withAnswer(draft: Draft, field: SinkField, answer: string): Draft {
   return next;
 }
 
+/** A path for `field`; '' when an optional file is skipped, undefined when the user cancelled. */
 async function pickFile(field: SinkField, title: string, baseDir: string): Promise<string | undefined> {
+  if (field.optional) {
+    const select = { label: '$(folder-opened) Select a file…', detail: field.prompt };
+    const skip = { label: field.skipLabel ?? 'Skip' };
+    const choice = await vscode.window.showQuickPick([select, skip], { title, ignoreFocusOut: true });
+    if (choice !== select) return choice === skip ? '' : undefined;
+  }
   const uris = await vscode.window.showOpenDialog({ title, openLabel: 'Select', canSelectMany: false, filters: field.filters, defaultUri: vscode.Uri.file(baseDir) });
   const picked = uris?.[0];
   if (!picked) return undefined;

@@ -13,7 +13,9 @@ export type FieldKind =
   /** A secret HTTP header value, kept in SecretStorage (`header` names it). */
   | 'secretHeader'
   /** The MQTT password, kept in SecretStorage. */
-  | 'password';
+  | 'password'
+  /** A JSON object (a custom handler's constructor options). */
+  | 'json';
 
 export interface SinkField {
   /** The option key in the sink settings (for secrets: the key the value is merged into). */
@@ -25,8 +27,10 @@ export interface SinkField {
   optional?: boolean;
   /** For 'secretHeader'. */
   header?: string;
-  /** Asked only when this earlier field got an answer. */
-  onlyWith?: string;
+  /** Asked only when the answers so far satisfy this (e.g. a password only with a username). */
+  askIf?: (options: Readonly<Record<string, unknown>>) => boolean;
+  /** For an optional 'file': the quick pick item that skips it, saying what applies then. */
+  skipLabel?: string;
   /** File dialog filter, e.g. { 'PEM files': ['pem', 'crt', 'key'] }. */
   filters?: Record<string, string[]>;
 }
@@ -39,6 +43,7 @@ export interface SinkTypeInfo {
 }
 
 const PEM = { 'PEM files': ['pem', 'crt', 'key', 'cer'], 'All files': ['*'] };
+const isTlsUrl = (options: Readonly<Record<string, unknown>>) => /^(mqtts|wss):/i.test(String(options.url));
 
 export const SINK_TYPES: readonly SinkTypeInfo[] = [
   {
@@ -58,7 +63,10 @@ export const SINK_TYPES: readonly SinkTypeInfo[] = [
       { key: 'url', kind: 'text', prompt: 'Broker URL (mqtt://, mqtts://, ws:// or wss://), without credentials', placeholder: 'mqtts://broker.example.com:8883' },
       { key: 'topic', kind: 'text', optional: true, prompt: 'Topic template: {field} is replaced by that message parameter', placeholder: 'flespi/{channel.id}/{ident} (default)' },
       { key: 'username', kind: 'text', optional: true, prompt: 'Username (leave empty for none)' },
-      { key: 'password', kind: 'password', optional: true, onlyWith: 'username', prompt: 'Password, kept in the secret storage (leave empty for none)' },
+      { key: 'password', kind: 'password', optional: true, askIf: (o) => o.username !== undefined, prompt: 'Password, kept in the secret storage (leave empty for none)' },
+      { key: 'caFile', kind: 'file', optional: true, askIf: isTlsUrl, filters: PEM, prompt: "CA certificate (PEM) that signed the broker's certificate", skipLabel: 'No CA file: trust the CAs this computer trusts' },
+      { key: 'certFile', kind: 'file', optional: true, askIf: isTlsUrl, filters: PEM, prompt: 'Client certificate (PEM), if the broker asks for one', skipLabel: 'No client certificate' },
+      { key: 'keyFile', kind: 'file', askIf: (o) => o.certFile !== undefined, filters: PEM, prompt: 'Private key file (PEM) of the client certificate' },
     ],
   },
   {
@@ -67,6 +75,8 @@ export const SINK_TYPES: readonly SinkTypeInfo[] = [
     description: 'Publish each message over MQTT with a device certificate',
     fields: [
       { key: 'endpoint', kind: 'text', prompt: 'Device data endpoint (AWS IoT → Settings)', placeholder: 'abc123-ats.iot.eu-west-1.amazonaws.com' },
+      { key: 'port', kind: 'integer', optional: true, prompt: 'Port of the endpoint (leave empty for 8883)', placeholder: '8883' },
+      { key: 'caFile', kind: 'file', optional: true, filters: PEM, prompt: "CA certificate (PEM) that signed the endpoint's certificate", skipLabel: "No CA file: trust the CAs this computer trusts (AWS IoT's Amazon Root CA is one)" },
       { key: 'certFile', kind: 'file', prompt: 'Device certificate file (PEM)', filters: PEM },
       { key: 'keyFile', kind: 'file', prompt: 'Private key file (PEM) of the certificate', filters: PEM },
       { key: 'topic', kind: 'text', optional: true, prompt: 'Topic template: {field} is replaced by that message parameter', placeholder: '{ident} (default)' },
@@ -91,7 +101,10 @@ export const SINK_TYPES: readonly SinkTypeInfo[] = [
     type: 'custom',
     label: 'Your own handler file',
     description: 'A TypeScript class in the workspace (New Handler… creates one)',
-    fields: [{ key: 'file', kind: 'file', prompt: 'Handler file (.ts or .js) whose default export extends Handler', filters: { 'Handler files': ['ts', 'js'] } }],
+    fields: [
+      { key: 'file', kind: 'file', prompt: 'Handler file (.ts or .js) whose default export extends Handler', filters: { 'Handler files': ['ts', 'js'] } },
+      { key: 'options', kind: 'json', optional: true, prompt: "Options for your handler's constructor, as a JSON object (leave empty for none)", placeholder: '{"url": "https://example.com", "retries": 3}' },
+    ],
   },
 ];
 
@@ -105,8 +118,15 @@ export function validateSinkName(name: string, existing: readonly string[]): str
   return undefined;
 }
 
-/** Turns a typed answer into the option value (integers become numbers); throws ConfigError for non-numbers. */
+/** Turns a typed answer into the option value (integers become numbers, JSON is parsed); throws ConfigError for what does not parse. */
 export function answerValue(field: SinkField, answer: string): unknown {
+  if (field.kind === 'json') {
+    try {
+      return JSON.parse(answer);
+    } catch (error) {
+      throw new ConfigError(`"${field.key}" must be a JSON object like {"key": "value"}: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  }
   if (field.kind !== 'integer') return answer;
   const value = Number(answer.trim());
   if (answer.trim() === '' || !Number.isInteger(value)) throw new ConfigError(`"${field.key}" must be a whole number, got ${JSON.stringify(answer)}`);

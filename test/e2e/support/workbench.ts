@@ -188,19 +188,35 @@ export class Workbench {
    * while it is still listing the folder of what was typed, so Enter is pressed until it closes.
    */
   async saveAs(path: string, title: RegExp): Promise<void> {
-    const widget = this.page.locator('.quick-input-widget');
-    const input = widget.locator('.quick-input-box input');
+    const input = this.page.locator('.quick-input-widget .quick-input-box input');
     await waitFor(`a save dialog titled ${title}`, async () => title.test(await this.quickInputPrompt()), 15_000);
     // The dialog opens with the folder ("…/") and, once it has listed it, puts the proposed file
     // name after it, replacing whatever was typed meanwhile: type only after that.
     await waitFor('the save dialog to propose a file name', async () => !/[\\/]$/.test(await input.inputValue()), 15_000);
+    await this.acceptPath(path, title);
+  }
+
+  /** Answers code-server's open dialog (a quick input with a path box) with the absolute path of a file. */
+  async openFile(path: string, title: RegExp): Promise<void> {
+    const input = this.page.locator('.quick-input-widget .quick-input-box input');
+    await waitFor(`an open dialog titled ${title}`, async () => title.test(await this.quickInputPrompt()), 15_000);
+    // As in the save dialog, the folder it opens with replaces what is typed before it has listed it.
+    await waitFor('the open dialog to show its folder', async () => /[\\/]$/.test(await input.inputValue()), 15_000);
+    await this.acceptPath(path, title);
+  }
+
+  /** Types `path` into the dialog titled `title` and presses Enter until that dialog is gone (the next question may reuse the widget). */
+  private async acceptPath(path: string, title: RegExp): Promise<void> {
+    const widget = this.page.locator('.quick-input-widget');
+    const input = widget.locator('.quick-input-box input');
+    const gone = async () => !(await widget.isVisible()) || !title.test(await this.quickInputPrompt());
     await input.fill(path);
-    await waitFor(`the save dialog to accept ${path}`, async () => {
-      if (!(await widget.isVisible())) return true;
+    await waitFor(`the dialog ${title} to accept ${path}`, async () => {
+      if (await gone()) return true;
       if ((await input.inputValue()) !== path) await input.fill(path);
       await input.press('Enter');
-      await widget.waitFor({ state: 'hidden', timeout: 2_000 }).catch(() => undefined);
-      return !(await widget.isVisible());
+      await waitFor(`the dialog ${title} to close`, gone, 2_000).catch(() => undefined);
+      return gone();
     });
   }
 
