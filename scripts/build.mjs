@@ -31,7 +31,8 @@ const nodeFormData = {
 };
 
 // Parts of the extension that activation does not need are separate bundles, loaded on first use:
-// every kilobyte in dist/extension.js is compiled before activate() runs.
+// every kilobyte in dist/extension.js is compiled before activate() runs. The CLI shares them (it
+// then compiles sucrase only for custom handlers).
 // Only whole npm packages and the sandbox (which shares no classes with the extension) qualify:
 // a module of ours in two bundles would be two classes, and `instanceof` would fail across them.
 const resolvePackage = createRequire(import.meta.url).resolve;
@@ -57,7 +58,7 @@ const loadLazily = {
 
 /** @type {import('esbuild').BuildOptions[]} */
 const builds = [
-  { ...node, entryPoints: { cli: 'src/cli/main.ts' }, plugins: [nodeFormData] },
+  { ...node, entryPoints: { cli: 'src/cli/main.ts' }, plugins: [nodeFormData, loadLazily] },
   { ...node, entryPoints: { extension: 'src/extension/extension.ts' }, external: ['vscode'], plugins: [nodeFormData, loadLazily] },
   { ...node, entryPoints: Object.fromEntries(Object.entries(lazyBundles).map(([name, { entry }]) => [name, entry])), plugins: [nodeFormData] },
   {
