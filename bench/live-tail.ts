@@ -4,7 +4,9 @@
 // messages published (the baseline), received by the extension host, shown and dropped (the tail's own
 // counters), long tasks in the webview (PerformanceObserver 'longtask' injected into its frame by
 // Playwright) after a warm-up, and memory of the extension host (RSS) and of the webview (JS heap) at
-// the start and the end.
+// the start and the end, and how much its floor (lowest sample) rose from the first half to the second;
+// also the extension host's JS heap after a full GC (through its inspector) before and after each rate.
+import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CDPSession, Frame } from 'playwright-core';
@@ -83,14 +85,30 @@ async function saveRendererProfile(cdp: CDPSession | undefined, rate: number): P
   await cdp.detach();
 }
 
-/** With --profile: a CPU profile of the extension host (bench/inspect-profile.mjs); returns its stop function. */
+/** Runs bench/inspect-host.mjs against the extension host; `next()` resolves with its next IPC message. */
+function inspectHost(args: string[]): { child: ChildProcess; next: () => Promise<unknown> } {
+  const child = forkWorker(join(__dirname, 'inspect-host.mjs'), args, 'inspect-host', undefined, ['--experimental-websocket', '--no-warnings']);
+  const next = () => new Promise<unknown>((resolve, reject) => (child.once('message', resolve), child.once('exit', (code) => reject(new Error(`inspect-host exited with ${code}`)))));
+  return { child, next };
+}
+
+/** The extension host's JS heap in use after a full GC (MB), or NaN when its inspector cannot be reached. */
+async function hostHeapAfterGcMb(session: VsCodeSession): Promise<number> {
+  const pid = extensionHostPid(session.profile);
+  if (pid === undefined) return NaN;
+  const answer = await inspectHost(['heap', String(pid)])
+    .next()
+    .catch((error: unknown) => void console.error(`live-tail: no extension host heap: ${String(error)}`));
+  return (answer as { usedMB?: number } | undefined)?.usedMB ?? NaN;
+}
+
+/** With --profile: a CPU profile of the extension host (bench/inspect-host.mjs); returns its stop function. */
 async function startHostProfile(session: VsCodeSession, rate: number): Promise<(() => Promise<void>) | undefined> {
   const pid = extensionHostPid(session.profile);
   if (!process.env[PROFILE_DIR_ENV] || pid === undefined) return undefined;
   const dir = join(process.env[PROFILE_DIR_ENV]!, 'live-tail-extension-host');
   mkdirSync(dir, { recursive: true });
-  const child = forkWorker(join(__dirname, 'inspect-profile.mjs'), [String(pid), join(dir, `rate-${rate}.cpuprofile`)], 'inspect-profile', undefined, ['--experimental-websocket', '--no-warnings']);
-  const next = () => new Promise<unknown>((resolve, reject) => (child.once('message', resolve), child.once('exit', (code) => reject(new Error(`inspect-profile exited with ${code}`)))));
+  const { child, next } = inspectHost(['profile', String(pid), join(dir, `rate-${rate}.cpuprofile`)]);
   await next();
   return async () => {
     child.send('stop');
@@ -113,6 +131,7 @@ export async function benchLiveTail(opts: { quick: boolean }): Promise<Row[]> {
     const sandbox = session.sandbox.child;
     const start = await counters(tail);
     const hostStart = extensionHostRssMb(session.profile) ?? NaN;
+    const hostHeapStart = await hostHeapAfterGcMb(session);
     const heapStart = await webviewHeapMb(tail.frame);
     const cdp = await startRendererProfile(session, tail);
     const stopHostProfile = await startHostProfile(session, rate).catch((error: unknown) => void console.error(`live-tail: no extension host profile: ${String(error)}`));
@@ -141,8 +160,14 @@ export async function benchLiveTail(opts: { quick: boolean }): Promise<Row[]> {
     }, 60_000).catch(() => undefined);
     const end = await counters(tail);
     const hostEnd = extensionHostRssMb(session.profile) ?? NaN;
+    const hostHeapEnd = await hostHeapAfterGcMb(session);
     const heapEnd = await webviewHeapMb(tail.frame);
-    const half = memory.find((m) => m.at >= (t0 + t1) / 2) ?? { host: NaN, heap: NaN };
+    // Memory is a sawtooth (GC); its floor (the lowest sample) in each half tells growth that goes on from a heap that is just sized.
+    const mid = (t0 + t1) / 2;
+    const floorGrowth = (key: 'host' | 'heap') => {
+      const floor = (samples: typeof memory) => Math.min(...samples.map((m) => m[key]).filter(Number.isFinite));
+      return floor(memory.filter((m) => m.at >= mid)) - floor(memory.filter((m) => m.at < mid));
+    };
     const tasks = await longTasks(tail.frame, t0 + warmupSeconds * 1000, t1);
     const received = end.received - start.received;
     const offered = `${rate.toLocaleString('en-US')} msg/s offered`;
@@ -171,10 +196,12 @@ export async function benchLiveTail(opts: { quick: boolean }): Promise<Row[]> {
             'own longest ms': Math.max(0, ...tasks.filter((t) => t.attribution === 'self').map((t) => t.duration)),
             'host RSS MB start': hostStart,
             'host RSS MB end': hostEnd,
-            'host RSS MB 2nd half': hostEnd - half.host,
+            'host RSS MB floor 2nd − 1st half': floorGrowth('host'),
+            'host heap after GC MB start': hostHeapStart,
+            'host heap after GC MB end': hostHeapEnd,
             'webview heap MB start': heapStart,
             'webview heap MB end': heapEnd,
-            'webview heap MB 2nd half': heapEnd - half.heap,
+            'webview heap MB floor 2nd − 1st half': floorGrowth('heap'),
           },
         },
       ]),
