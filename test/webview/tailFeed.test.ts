@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { FlespiMessage } from '../../src/core/message';
-import { TailFeed } from '../../src/extension/tail/tailFeed';
+import { SendAllowance, TailFeed } from '../../src/extension/tail/tailFeed';
 import { TailModel } from '../../src/extension/tail/tailModel';
 import type { HostMessage } from '../../src/shared/tailProtocol';
 
@@ -90,4 +90,33 @@ test('paused: ticks send only counters with the pending count; resume sends the 
   model.resume();
   feed.tick();
   assert.deepEqual(ids(posted[1]), Array.from({ length: 20 }, (_, i) => i + 11));
+});
+
+test('send allowance: steady ticks pass the rate, unused allowance carries over up to one second, late ticks catch up', () => {
+  const allowance = new SendAllowance(10_000, 0);
+  assert.equal(allowance.available(250), 2500, 'an on-time tick: a quarter second of the rate');
+  allowance.spend(2500);
+  // A lull: this tick had only 500 to send; the rest of its share waits for the burst that follows.
+  assert.equal(allowance.available(500), 2500);
+  allowance.spend(500);
+  assert.equal(allowance.available(750), 4500, 'the unused 2000 carried over');
+  allowance.spend(4500);
+  // A tick 3 s late (a busy extension host) may send at most one second's worth.
+  assert.equal(allowance.available(3750), 10_000);
+  allowance.spend(10_000);
+  assert.equal(allowance.available(3750), 0, 'nothing more at the same instant');
+});
+
+test('send allowance with the feed: a burst of 4000 after a lull is shown whole at 10k msg/s, not cut to 2500', () => {
+  const { model, feed, posted, add, ids } = setup(10_000, 2500);
+  const allowance = new SendAllowance(10_000, 0);
+  const tick = (now: number) => allowance.spend(feed.tick(Math.max(1, allowance.available(now))));
+  feed.ready();
+  posted.length = 0;
+  add(1, 1000);
+  tick(250); // 1000 of an allowance of 2500
+  add(1001, 5000);
+  tick(500); // 4000 pending, allowance 1500 + 2500
+  assert.deepEqual(posted.map((m) => ids(m)?.length), [1000, 4000]);
+  assert.equal(model.counters().dropped, 0);
 });

@@ -45,15 +45,16 @@ export class TailFeed {
     this.lastCounters = JSON.stringify(counters);
   }
 
-  /** Called on a timer: the next batch, or the counters when only they changed. */
-  tick(limit?: number): void {
-    if (!this.attached) return;
+  /** Called on a timer: the next batch, or the counters when only they changed. Returns how many messages it sent. */
+  tick(limit?: number): number {
+    if (!this.attached) return 0;
     const batch = this.model.takeBatch(limit);
     const counters = this.model.counters();
     const json = JSON.stringify(counters);
     if (batch.length > 0) this.post({ type: 'messages', batch, counters });
     else if (json !== this.lastCounters) this.post({ type: 'counters', counters });
     this.lastCounters = json;
+    return batch.length;
   }
 
   setState(connection: ConnectionState, detail: string): void {
@@ -68,5 +69,31 @@ export class TailFeed {
   /** Posts now if the webview listens; otherwise drops it (state and buffer come back with the next resync). */
   send(message: HostMessage): void {
     if (this.attached) this.post(message);
+  }
+}
+
+/**
+ * How many messages the next tick may send to the webview: a token bucket filled at `perSecond` that
+ * holds at most one second's worth. Arrivals come in bursts (MQTT, a busy extension host) and ticks
+ * come late, so a fixed cap per tick would drop messages even when the average rate is within
+ * `perSecond`; what a tick leaves unused carries over, and no batch exceeds a second's worth.
+ */
+export class SendAllowance {
+  private tokens = 0;
+
+  constructor(
+    private readonly perSecond: number,
+    private last: number,
+  ) {}
+
+  /** The messages a tick at time `now` (ms) may send. */
+  available(now: number): number {
+    this.tokens = Math.min(this.perSecond, this.tokens + (this.perSecond * Math.max(0, now - this.last)) / 1000);
+    this.last = now;
+    return Math.floor(this.tokens);
+  }
+
+  spend(count: number): void {
+    this.tokens = Math.max(0, this.tokens - count);
   }
 }

@@ -12,7 +12,7 @@ import type { FlespiMessage } from '../../core/message';
 import { DEFAULT_COLUMNS, LIMITS, checkWebviewMessage, type ConnectionState, type ExportFormat, type ForwardResult, type HostMessage, type NoticeLevel, type WebviewMessage } from '../../shared/tailProtocol';
 import { clipboardText, csvLines, ndjsonLines } from './tailExport';
 import { createNonce, renderTailHtml } from './tailHtml';
-import { TailFeed } from './tailFeed';
+import { SendAllowance, TailFeed } from './tailFeed';
 import { TailModel } from './tailModel';
 import { TailSession } from './tailSession';
 
@@ -51,9 +51,10 @@ interface RestoredPrefs {
 
 /** Batches go to the webview at most this often. */
 const FLUSH_INTERVAL_MS = 250;
-/** Most messages per batch on time (so at most 10,000 msg/s reach the webview; the rest count as dropped). */
-const MAX_PER_BATCH = 2500;
-const MAX_PER_SECOND = (MAX_PER_BATCH * 1000) / FLUSH_INTERVAL_MS;
+/** At most this many messages per second reach the webview, on average (SendAllowance); older pending ones count as dropped. */
+const MAX_PER_SECOND = 10_000;
+/** A batch's share of that when ticks come on time (also what a resync settles at once). */
+const MAX_PER_BATCH = (MAX_PER_SECOND * FLUSH_INTERVAL_MS) / 1000;
 
 const openPanels = new Map<number, TailPanel>();
 
@@ -143,14 +144,8 @@ export class TailPanel implements vscode.Disposable {
       panel.onDidDispose(() => this.dispose()),
       deps.connection.onDidChange(() => this.onConnectionChanged()),
     );
-    let lastTick = Date.now();
-    this.timer = setInterval(() => {
-      // A late timer (a busy extension host) must not lower the rate that reaches the webview.
-      const now = Date.now();
-      const limit = Math.round((MAX_PER_SECOND * Math.max(FLUSH_INTERVAL_MS, now - lastTick)) / 1000);
-      lastTick = now;
-      this.feed.tick(limit);
-    }, FLUSH_INTERVAL_MS);
+    const allowance = new SendAllowance(MAX_PER_SECOND, Date.now());
+    this.timer = setInterval(() => allowance.spend(this.feed.tick(Math.max(1, allowance.available(Date.now())))), FLUSH_INTERVAL_MS);
     this.startSession();
   }
 
