@@ -1,6 +1,7 @@
 // Bench 2: Wialon Retranslator.
-// (a) encode rate of encodeMessage vs JSON.stringify of the same messages (baseline), in a fresh process
-//     per sample, both measured alternately after a warm-up;
+// (a) encode rate of encodeMessage vs JSON.stringify of the same messages (baseline), and the receiving
+//     side's split + strict decode vs JSON.parse, in a fresh process per sample, measured alternately
+//     after a warm-up;
 // (b) end to end: WialonHandler → the Wialon test receiver in its own process (strict decode, one 0x11
 //     ack per packet), vs a bare socket that writes the same packets pre-encoded with the same window
 //     (baseline: what the receiver and the loopback can take without the handler).
@@ -9,7 +10,7 @@ import { performance, type EventLoopUtilization } from 'node:perf_hooks';
 import { WialonHandler } from '../src/core/handlers/wialon';
 import { silentLogger } from '../src/core/logger';
 import type { FlespiMessage } from '../src/core/message';
-import { ACK_BYTE, encodeMessage } from '../src/core/wialon/codec';
+import { ACK_BYTE, PacketSplitter, decodePacket, encodeMessage } from '../src/core/wialon/codec';
 import { WialonTestReceiver } from '../src/core/wialon/testReceiver';
 import { forkWorker, measureInterleaved, median, sampleFromWorker, summarize, type Row, type Sample } from './harness';
 import { channelMessages, jsonBytes } from './messages';
@@ -18,36 +19,53 @@ const BATCH = 1000;
 
 // ---- encode --------------------------------------------------------------------------------------
 
-interface EncodeSample {
+interface CodecSample {
   encode: Sample;
   json: Sample;
+  decode: Sample;
+  parse: Sample;
 }
 
-/** In a worker: warms up, then times encodeMessage and JSON.stringify over the same messages, alternately. */
-function encodeRates(count: number): EncodeSample {
+/**
+ * In a worker: warms up, then times, alternately over the same messages: encodeMessage vs JSON.stringify,
+ * and what the receiving side does, splitting the packet stream and strictly decoding each packet vs
+ * JSON.parse of the messages' JSON.
+ */
+function codecRates(count: number): CodecSample {
   const messages = channelMessages(count);
+  const stream = Buffer.concat(messages.map((m) => encodeMessage(m)));
+  const texts = messages.map((m) => JSON.stringify(m));
   let sink = 0;
-  const time = (fn: (m: FlespiMessage) => number) => {
+  const rate = (run: () => void) => {
     const t0 = performance.now();
-    for (const m of messages) sink += fn(m);
-    return messages.length / ((performance.now() - t0) / 1000);
+    run();
+    return count / ((performance.now() - t0) / 1000);
   };
-  const encode = (m: FlespiMessage) => encodeMessage(m).length;
-  const json = (m: FlespiMessage) => JSON.stringify(m).length;
-  time(encode);
-  time(json);
-  const encodeRuns: number[] = [];
-  const jsonRuns: number[] = [];
-  for (let i = 0; i < 5; i++) {
-    encodeRuns.push(time(encode));
-    jsonRuns.push(time(json));
-  }
-  let packetBytes = 0;
-  for (const m of messages) packetBytes += encodeMessage(m).length;
+  const cases = {
+    encode: () => {
+      for (const m of messages) sink += encodeMessage(m).length;
+    },
+    json: () => {
+      for (const m of messages) sink += JSON.stringify(m).length;
+    },
+    decode: () => {
+      // The stream in 64 KB reads, as a socket delivers it.
+      const splitter = new PacketSplitter();
+      for (let at = 0; at < stream.length; at += 65_536) for (const packet of splitter.push(stream.subarray(at, at + 65_536))) sink += decodePacket(packet).blocks.length;
+    },
+    parse: () => {
+      for (const text of texts) sink += Object.keys(JSON.parse(text) as object).length;
+    },
+  };
+  const runs: Record<keyof typeof cases, number[]> = { encode: [], json: [], decode: [], parse: [] };
+  for (const run of Object.values(cases)) rate(run); // warm-up
+  for (let i = 0; i < 5; i++) for (const [name, run] of Object.entries(cases)) runs[name as keyof typeof cases].push(rate(run));
   if (sink === 0) throw new Error('nothing encoded');
   return {
-    encode: { value: median(encodeRuns), extra: { 'bytes/msg': packetBytes / count } },
-    json: { value: median(jsonRuns), extra: { 'bytes/msg': jsonBytes(messages) / count } },
+    encode: { value: median(runs.encode), extra: { 'bytes/msg': stream.length / count } },
+    json: { value: median(runs.json), extra: { 'bytes/msg': jsonBytes(messages) / count } },
+    decode: { value: median(runs.decode) },
+    parse: { value: median(runs.parse) },
   };
 }
 
@@ -149,17 +167,16 @@ export async function benchWialon(opts: { quick: boolean }): Promise<Row[]> {
   const rows: Row[] = [];
   const runs = opts.quick ? 1 : 5;
 
-  const encodeCount = opts.quick ? 20_000 : 100_000;
-  const bench = `Wialon encode (${encodeCount.toLocaleString('en-US')} msgs, 27 params)`;
-  const encode: Sample[] = [];
-  const json: Sample[] = [];
-  for (let i = 0; i < runs; i++) {
-    const sample = await sampleFromWorker<EncodeSample>(__filename, ['--worker', 'encode', String(encodeCount)], 'wialon-encode');
-    encode.push(sample.encode);
-    json.push(sample.json);
-  }
-  rows.push({ bench, case: 'JSON.stringify', unit: 'msg/s', summary: summarize(json) });
-  rows.push({ bench, case: 'encodeMessage', unit: 'msg/s', baseline: 'JSON.stringify', target: '≥300k msg/s', summary: summarize(encode) });
+  const codecCount = opts.quick ? 20_000 : 100_000;
+  const samples: CodecSample[] = [];
+  for (let i = 0; i < runs; i++) samples.push(await sampleFromWorker<CodecSample>(__filename, ['--worker', 'codec', String(codecCount)], 'wialon-codec'));
+  const of = (key: keyof CodecSample) => summarize(samples.map((sample) => sample[key]));
+  const encodeBench = `Wialon encode (${codecCount.toLocaleString('en-US')} msgs, 27 params)`;
+  rows.push({ bench: encodeBench, case: 'JSON.stringify', unit: 'msg/s', summary: of('json') });
+  rows.push({ bench: encodeBench, case: 'encodeMessage', unit: 'msg/s', baseline: 'JSON.stringify', target: '≥300k msg/s', summary: of('encode') });
+  const decodeBench = `Wialon strict decode, the test receiver's side (${codecCount.toLocaleString('en-US')} packets)`;
+  rows.push({ bench: decodeBench, case: 'JSON.parse of the same messages', unit: 'msg/s', summary: of('parse') });
+  rows.push({ bench: decodeBench, case: 'PacketSplitter + decodePacket', unit: 'msg/s', baseline: 'JSON.parse of the same messages', summary: of('decode') });
 
   const count = opts.quick ? 20_000 : 100_000;
   const receiver = await startReceiverProcess();
@@ -187,7 +204,7 @@ export async function benchWialon(opts: { quick: boolean }): Promise<Row[]> {
 if (require.main === module && process.argv[2] === '--worker') {
   const [, , , role, ...args] = process.argv;
   const work: Promise<unknown> =
-    role === 'encode' ? Promise.resolve(encodeRates(Number(args[0]))) : role === 'send' ? sendAll(args[0] as Sender, Number(args[1]), Number(args[2]), Number(args[3])) : receiverProcess().then(() => undefined);
+    role === 'codec' ? Promise.resolve(codecRates(Number(args[0]))) : role === 'send' ? sendAll(args[0] as Sender, Number(args[1]), Number(args[2]), Number(args[3])) : receiverProcess().then(() => undefined);
   void work.then(
     (result) => {
       if (role === 'receiver') return;
