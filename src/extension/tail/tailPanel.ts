@@ -13,12 +13,11 @@ import { DEFAULT_COLUMNS, LIMITS, checkWebviewMessage, type ConnectionState, typ
 import { clipboardText, csvLines, ndjsonLines } from './tailExport';
 import { createNonce, renderTailHtml } from './tailHtml';
 import { SendAllowance, TailFeed } from './tailFeed';
+import { TAIL_VIEW_TYPE } from './index';
 import { TailModel } from './tailModel';
 import { TailSession } from './tailSession';
 
 export type { ForwardResult } from '../../shared/tailProtocol';
-
-import { TAIL_VIEW_TYPE } from './index';
 
 /** What a tail needs from the connection: read when a session starts; a change restarts open tails. */
 export interface TailConnection {
