@@ -75,7 +75,7 @@ export const SINK_TYPES: readonly SinkTypeInfo[] = [
     description: 'Publish each message over MQTT with a device certificate',
     fields: [
       { key: 'endpoint', kind: 'text', prompt: 'Device data endpoint (AWS IoT → Settings)', placeholder: 'abc123-ats.iot.eu-west-1.amazonaws.com' },
-      { key: 'port', kind: 'integer', optional: true, prompt: 'Port of the endpoint (leave empty for 8883)', placeholder: '8883' },
+      { key: 'port', kind: 'integer', optional: true, prompt: 'Port of the endpoint: leave empty for 8883; 443 passes firewalls that allow only HTTPS', placeholder: '8883' },
       { key: 'caFile', kind: 'file', optional: true, filters: PEM, prompt: "CA certificate (PEM) that signed the endpoint's certificate", skipLabel: "No CA file: trust the CAs this computer trusts (AWS IoT's Amazon Root CA is one)" },
       { key: 'certFile', kind: 'file', prompt: 'Device certificate file (PEM)', filters: PEM },
       { key: 'keyFile', kind: 'file', prompt: 'Private key file (PEM) of the certificate', filters: PEM },
