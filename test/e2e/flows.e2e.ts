@@ -260,6 +260,11 @@ describe('flespi extension in VS Code (code-server)', { concurrency: false }, ()
     // The new window counts only what it forwarded itself: a number above 0 means it runs again.
     const status = await wb.waitForStatusBar(/flespi: forwarding [1-9]\d* → 1 sink/, 90_000);
     await wb.shot('resumed');
+    // The live tail open before the reload comes back by itself (its panel serializer), and is live again.
+    assert.ok((await wb.editorTabs()).includes(`Tail: ${TAIL_CHANNEL}`), `the tail of ${TAIL_CHANNEL} was not restored after the reload`);
+    await wb.showEditor(`Tail: ${TAIL_CHANNEL}`);
+    const restored = await LiveTail.find(wb);
+    await restored.waitForCount('received', (await restored.count('received')) + 3, 60_000);
     await injector.reach(injector.count + 20);
     const injected = await injector.stop();
     await waitFor(`all ${injected} numbered messages at the HTTP sink`, () => sink.missing(injected).length === 0, 60_000).catch(() => {
