@@ -124,11 +124,16 @@ export class Workbench {
 
   /** Runs a command through the command palette, by its full title ("flespi: Open Live Tail"). */
   async runCommand(title: string): Promise<void> {
-    await this.closeQuickInput();
-    await this.page.keyboard.press('F1');
     const input = this.page.locator('.quick-input-widget .quick-input-box input');
-    await input.waitFor({ state: 'visible' });
-    await input.fill(`>${title}`);
+    // Focus moving at the wrong moment (a webview re-rendering, a notification) closes the palette right
+    // after it opened; then it is opened again. Nothing has run until the row is clicked below.
+    await waitFor(`the command palette to take "${title}"`, async () => {
+      await this.closeQuickInput();
+      await this.page.keyboard.press('F1');
+      await input.waitFor({ state: 'visible', timeout: 5_000 });
+      await input.fill(`>${title}`, { timeout: 5_000 });
+      return true;
+    });
     const row = this.quickPickRow(title);
     await row.waitFor({ timeout: 30_000 }).catch(async () => {
       throw new Error(`the command palette has no command "${title}"; it offers: ${(await this.quickPickLabels()).join(' | ') || 'nothing'}`);
