@@ -137,10 +137,9 @@ export class Connection implements vscode.Disposable {
         sandbox = this.sandbox = await startSandbox({ restPort: 0, mqttPort: 0 });
         this.log.info(`sandbox started: REST ${sandbox.restUrl}, MQTT ${sandbox.mqttUrl}`);
       }
-      if (generation !== this.generation) return;
       const { restUrl, mqttUrl, token } = sandbox;
       const client = await newClient(token, restUrl);
-      if (generation !== this.generation) return;
+      if (generation !== this.generation) return; // a newer connect or disconnect came meanwhile
       this.setState({ kind: 'connected', info: { client, restUrl, mqttUrl, token, label: 'sandbox', mode: 'sandbox' } });
     } catch (error) {
       const message = `cannot start the local sandbox: ${errorMessage(error)}`;

@@ -115,7 +115,7 @@ export function activate(context: vscode.ExtensionContext): void {
     sinksView,
     connection.onDidChange(describeConnection),
     sinks.onDidChange(sinksChanged),
-    registerTailSerializer(context, tailDeps),
+    registerTailSerializer(tailDeps),
     vscode.workspace.onDidChangeConfiguration((event) => {
       if (['flespi.region', 'flespi.baseUrl', 'flespi.mqttUrl'].some((key) => event.affectsConfiguration(key)) && connection.mode() === 'token') void connection.reconnect();
     }),

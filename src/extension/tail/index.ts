@@ -18,15 +18,13 @@ export async function openTailPanel(channel: TailChannel, deps: TailDeps): Promi
   (await loadPanels()).TailPanel.open(channel, deps);
 }
 
-/** Restores tail panels after a window reload. */
-export function registerTailSerializer(context: vscode.ExtensionContext, deps: TailDeps): vscode.Disposable {
-  const registration = vscode.window.registerWebviewPanelSerializer(TAIL_VIEW_TYPE, {
+/** Restores tail panels after a window reload; the caller disposes the registration. */
+export function registerTailSerializer(deps: TailDeps): vscode.Disposable {
+  return vscode.window.registerWebviewPanelSerializer(TAIL_VIEW_TYPE, {
     async deserializeWebviewPanel(panel: vscode.WebviewPanel, state: unknown) {
       (await loadPanels()).restoreTailPanel(panel, state, deps);
     },
   });
-  context.subscriptions.push(registration);
-  return registration;
 }
 
 /** Closes every tail (extension deactivation). */
