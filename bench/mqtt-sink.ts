@@ -37,7 +37,7 @@ async function publishAll(publisher: Publisher, target: Target, count: number): 
   if (publisher === 'MqttHandler') {
     const handler = mqttSpec.create({ ...target, topic: 'flespi/{channel.id}/{ident}', window: WINDOW }, { resolvePath: (p: string) => p }, 'bench');
     await handler.start();
-    const ctx: HandlerContext = { signal: new AbortController().signal, attempt: 1, log: silentLogger };
+    const ctx: HandlerContext = { signal: new AbortController().signal, attempt: 1, log: silentLogger, reject: (index, reason) => { throw new Error(`message ${index} rejected: ${String(reason)}`); } };
     t0 = performance.now();
     for (const batch of batches) await handler.handle(batch, ctx);
     await handler.stop();

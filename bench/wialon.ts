@@ -84,7 +84,7 @@ async function sendAll(sender: Sender, port: number, window: number, count: numb
   if (sender === 'handler') {
     const handler = new WialonHandler({ host: '127.0.0.1', port, window, ackTimeoutMs: 30_000, connectTimeoutMs: 5_000 });
     await handler.start();
-    const ctx = { signal: new AbortController().signal, attempt: 1, log: silentLogger };
+    const ctx = { signal: new AbortController().signal, attempt: 1, log: silentLogger, reject: (index: number) => { throw new Error(`message ${index} rejected`); } };
     t0 = performance.now();
     elu0 = performance.eventLoopUtilization();
     for (const batch of batches) await handler.handle(batch, ctx);

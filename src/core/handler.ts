@@ -8,7 +8,22 @@ export interface HandlerContext {
   /** 1 for the first delivery of this batch to this handler, 2 for the first retry, ... */
   readonly attempt: number;
   readonly log: Logger;
+  /**
+   * Says that `messages[index]` can never be delivered by this handler (it cannot be encoded, the
+   * sink refused it for good): the receiver records it in the dead-letter store with `reason`, and
+   * handle() should go on with the others and resolve once they are accepted.
+   */
+  reject(index: number, reason: unknown): void;
 }
+
+/**
+ * What happens to a message this handler can never deliver (see UndeliverableError):
+ * - `dead-letter` (default): it is recorded in the dead-letter store with the reason; the rest goes on.
+ * - `stop`: the receiver stops with the error, the batch unacknowledged (fix, then run again).
+ * - `retry`: it is retried with backoff forever, holding up the channel (the behaviour before 0.2).
+ */
+export type UndeliverablePolicy = 'dead-letter' | 'stop' | 'retry';
+export const undeliverablePolicies: readonly UndeliverablePolicy[] = ['dead-letter', 'stop', 'retry'];
 
 /** Live state a handler may report (shown by the CLI and the extension's Sinks tree). */
 export interface HandlerHealth {
@@ -22,9 +37,12 @@ export interface HandlerHealth {
  * The extension point: a sink that flespi messages are forwarded to.
  *
  * Lifecycle: `start()` once (connect), then `handle()` for each batch, then `stop()` once.
- * `handle()` resolves when the sink has accepted every message of the batch, and throws
- * to report failure: the receiver then retries the same batch with backoff (at-least-once),
- * and never acknowledges it to flespi before every handler succeeded.
+ * `handle()` resolves when the sink has accepted every message of the batch (but those it named
+ * with `ctx.reject`), and throws to report failure. What the receiver does then depends on the error
+ * (see `classifyFailure`): a `TransientError` or a network error is retried with backoff for as long
+ * as it takes; an `UndeliverableError` makes the receiver split the batch to find the messages at
+ * fault and dead-letter them; any other error is retried a few times and then treated the same way.
+ * A batch is never acknowledged to flespi before every handler accepted or dead-lettered each message.
  *
  * ```ts
  * export default class CountHandler extends Handler {
@@ -36,6 +54,8 @@ export interface HandlerHealth {
 export abstract class Handler {
   /** Shown in logs, status and errors. Defaults to the class name. */
   readonly name: string;
+  /** Set from the handler's configuration entry (`onUndeliverable`). */
+  onUndeliverable: UndeliverablePolicy = 'dead-letter';
   protected log: Logger = silentLogger;
 
   constructor(name?: string) {

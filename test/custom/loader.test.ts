@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { unexpectedReject } from '../support/logger';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -45,7 +46,7 @@ export default class Counter extends Handler {
     const handler = new Counter({ factor: 10 }) as Handler & { total: number; where: string };
     assert.ok(handler instanceof Handler, 'the default export extends the library\'s Handler');
     assert.equal(handler.name, 'Counter');
-    await handler.handle([{ x: 1 }, { x: 2 }, { y: 3 }], { signal: new AbortController().signal, attempt: 1, log: { debug() {}, info() {}, warn() {}, error() {} } });
+    await handler.handle([{ x: 1 }, { x: 2 }, { y: 3 }], { signal: new AbortController().signal, attempt: 1, log: { debug() {}, info() {}, warn() {}, error() {} }, reject: unexpectedReject });
     assert.equal(handler.total, 30);
     assert.equal(handler.where, join('a', 'b'));
   });
@@ -101,7 +102,7 @@ test('loader: a run-time error inside handle() maps back to the TypeScript line 
     const source = `import { Handler, type FlespiMessage } from 'flespi-receiver';\n\nexport default class Faulty extends Handler {\n  async handle(messages: readonly FlespiMessage[]): Promise<void> {\n    const first: Record<string, unknown> | null = messages.length > 5 ? messages[0]! : null; const value: string = (first as any).ident;\n    this.log.info(value);\n  }\n}\n`;
     await writeFile(file, source);
     const Faulty = await loadHandlerClass(file);
-    const error = await new Faulty().handle([{ ident: 'a' }], { signal: new AbortController().signal, attempt: 1, log: { debug() {}, info() {}, warn() {}, error() {} } }).then(
+    const error = await new Faulty().handle([{ ident: 'a' }], { signal: new AbortController().signal, attempt: 1, log: { debug() {}, info() {}, warn() {}, error() {} }, reject: unexpectedReject }).then(
       () => assert.fail('should throw'),
       (e: unknown) => e,
     );
@@ -118,7 +119,7 @@ test('loader: columns stay right after a template literal (where sucrase\'s own 
     await writeFile(file, source);
     const Templated = await loadHandlerClass(file);
     const handler = new Templated();
-    const ctx = { signal: new AbortController().signal, attempt: 1, log: { debug() {}, info() {}, warn() {}, error() {} } };
+    const ctx = { signal: new AbortController().signal, attempt: 1, log: { debug() {}, info() {}, warn() {}, error() {} }, reject: unexpectedReject };
     const thrown = await handler.handle([{}, {}], ctx).then(() => assert.fail('should throw'), (e: unknown) => e);
     assert.deepEqual(locateError(thrown), { file, line: 5, column: positionOf(source, 'new Error').column });
     const typed = await handler.handle([{}], ctx).then(() => assert.fail('should throw'), (e: unknown) => e);

@@ -1,5 +1,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { unexpectedReject } from '../support/logger';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { resolve } from 'node:path';
@@ -13,7 +14,7 @@ import { freePort } from '../support/mosquitto';
 const env = { resolvePath: (p: string) => resolve(p) };
 
 function ctx(signal = new AbortController().signal): HandlerContext {
-  return { signal, attempt: 1, log: silentLogger };
+  return { signal, attempt: 1, log: silentLogger, reject: unexpectedReject };
 }
 
 function batch(from: number, count: number): FlespiMessage[] {

@@ -11,7 +11,7 @@ import { silentLogger } from '../../src/core/logger';
 import type { FlespiMessage } from '../../src/core/message';
 import { ConfigError, type Options } from '../../src/core/options';
 import { createTestPki, type TestPki } from '../support/certs';
-import { memoryLogger } from '../support/logger';
+import { memoryLogger, unexpectedReject } from '../support/logger';
 import { freePort, startMosquitto, type RunningMosquitto } from '../support/mosquitto';
 import { subscribe } from '../support/subscriber';
 
@@ -27,7 +27,7 @@ function messages(from: number, count: number): FlespiMessage[] {
 }
 
 function ctx(signal = new AbortController().signal): HandlerContext {
-  return { signal, attempt: 1, log: silentLogger };
+  return { signal, attempt: 1, log: silentLogger, reject: unexpectedReject };
 }
 
 function create(options: Options, spec: HandlerSpec = mqttSpec, pathEnv: HandlerEnv = env): MqttHandler {

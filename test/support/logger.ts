@@ -19,3 +19,8 @@ export function memoryLogger(): MemoryLogger {
     error: write('error'),
   };
 }
+
+/** `HandlerContext.reject` for tests that call a handler directly and expect every message to be accepted. */
+export function unexpectedReject(index: number, reason: unknown): never {
+  throw new Error(`message ${index} was rejected as undeliverable: ${reason instanceof Error ? reason.message : String(reason)}`);
+}

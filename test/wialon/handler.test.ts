@@ -4,6 +4,7 @@ import { createServer } from 'node:net';
 import { WialonAckTimeoutError, WialonHandler, wialonSpec, type WialonHandlerOptions } from '../../src/core/handlers/wialon';
 import type { HandlerContext } from '../../src/core/handler';
 import type { Logger } from '../../src/core/logger';
+import { unexpectedReject } from '../support/logger';
 import type { FlespiMessage } from '../../src/core/message';
 import { ConfigError } from '../../src/core/options';
 import { findBlock } from '../../src/core/wialon/codec';
@@ -28,7 +29,7 @@ class RecordingLogger implements Logger {
 }
 
 function context(signal = new AbortController().signal, attempt = 1): HandlerContext & { log: RecordingLogger } {
-  return { signal, attempt, log: new RecordingLogger() };
+  return { signal, attempt, log: new RecordingLogger(), reject: unexpectedReject };
 }
 
 /** Messages with a `seq` parameter so each one can be traced to the receiver. */

@@ -5,8 +5,10 @@ import { silentLogger, type Logger } from '../../core/logger';
 import type { FlespiMessage } from '../../core/message';
 
 export interface DeliveryOutcome {
-  /** Messages the sink accepted: all of them, or 0 when handle() failed. */
+  /** Messages the sink accepted: all but those it rejected as undeliverable, or 0 when handle() failed. */
   acknowledged: number;
+  /** Messages the sink said it can never take, with why (their index in `messages`). */
+  rejected: { index: number; reason: string }[];
   /** What went wrong, in order (start, handle, stop); empty on success. */
   errors: string[];
   ms: number;
@@ -31,11 +33,13 @@ export async function deliverOnce(handler: Handler, messages: readonly FlespiMes
     }, options.timeoutMs);
   });
   let acknowledged = 0;
+  const rejected: DeliveryOutcome['rejected'] = [];
+  const reject = (index: number, reason: unknown) => void rejected.push({ index, reason: describe(reason) });
   handler.attachLogger(log);
   try {
     await Promise.race([handler.start(), deadline]);
-    await Promise.race([handler.handle(messages, { signal: abort.signal, attempt: 1, log }), deadline]);
-    acknowledged = messages.length;
+    await Promise.race([handler.handle(messages, { signal: abort.signal, attempt: 1, log, reject }), deadline]);
+    acknowledged = messages.length - new Set(rejected.map((r) => r.index)).size;
   } catch (error) {
     errors.push(describe(error));
   } finally {
@@ -47,7 +51,7 @@ export async function deliverOnce(handler: Handler, messages: readonly FlespiMes
   } catch (error) {
     errors.push(`stop: ${describe(error)}`);
   }
-  return { acknowledged, errors, ms: Math.round(performance.now() - began) };
+  return { acknowledged, rejected, errors, ms: Math.round(performance.now() - began) };
 }
 
 /** start() then stop() on a fresh handler ("Test Sink Connection"); a handler that reports itself disconnected fails. Never throws: the failure is in `error`. */
