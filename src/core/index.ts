@@ -27,7 +27,8 @@ export {
   type HandlerErrorEvent,
   type SourceErrorEvent,
 } from './receiver/receiver';
-export { FileCheckpointStore, MemoryCheckpointStore, type CheckpointStore } from './receiver/checkpoint';
+export { FileCheckpointStore, MemoryCheckpointStore, CheckpointLockedError, type CheckpointStore } from './receiver/checkpoint';
+export { FileLock, LockedError, type LockOwner } from './receiver/lock';
 export type { RetryOptions } from './receiver/backoff';
 
 export type { HandlerSpec, HandlerEnv } from './handlers/spec';

@@ -2,6 +2,7 @@ import { mkdir, readFile, rename, writeFile, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Checkpoint } from '../sources/source';
 import { ConfigError } from '../options';
+import { describeOwner, FileLock, LockedError, type LockOwner } from './lock';
 
 /** Where the receiver keeps its position between runs. */
 export interface CheckpointStore {
@@ -23,14 +24,62 @@ export class MemoryCheckpointStore implements CheckpointStore {
   }
 }
 
+/** Another live receiver owns the checkpoint (see `FileCheckpointStore.acquire`). */
+export class CheckpointLockedError extends LockedError {
+  override readonly name = 'CheckpointLockedError';
+
+  constructor(
+    readonly checkpoint: string,
+    locked: LockedError,
+  ) {
+    super(
+      locked.path,
+      locked.owner,
+      `checkpoint ${checkpoint} is in use by another receiver: ${describeOwner(locked.owner)}. Two receivers on one position fight over it and deliver messages twice` +
+        (locked.local ? '' : `; if that host no longer runs it, delete ${locked.path}`),
+    );
+  }
+}
+
 /**
  * Keeps the checkpoint in a small JSON file. Each save writes a temporary file next to it and
  * renames it over the old one, so a crash mid-write leaves either the old or the new checkpoint.
+ *
+ * One receiver per checkpoint: `acquire()` takes the exclusive lock `<path>.lock` (pid, host, time)
+ * before the receiver starts, and `release()` gives it back after it stopped. The Receiver does not
+ * take it by itself: the CLI and the extension do, and so should an embedder running receivers in
+ * more than one process.
  */
 export class FileCheckpointStore implements CheckpointStore {
   private writing: Promise<void> = Promise.resolve();
+  readonly lock: FileLock;
 
-  constructor(readonly path: string) {}
+  /** `by` says what holds the lock, for the message another receiver gets (e.g. the command line). */
+  constructor(
+    readonly path: string,
+    options: { by?: string } = {},
+  ) {
+    this.lock = new FileLock(`${path}.lock`, options.by);
+  }
+
+  /**
+   * Takes the checkpoint's lock; a stale one (its process is gone) is taken over and returned.
+   * Rejects with CheckpointLockedError naming the owner when a live receiver holds it.
+   */
+  async acquire(): Promise<{ takenOverFrom?: LockOwner }> {
+    try {
+      await this.lock.acquire();
+    } catch (error) {
+      if (error instanceof LockedError) throw new CheckpointLockedError(this.path, error);
+      throw error;
+    }
+    return { takenOverFrom: this.lock.takenOverFrom };
+  }
+
+  /** Gives the lock back (after the receiver stopped). Safe to call when not held. */
+  release(): Promise<void> {
+    return this.lock.release();
+  }
 
   async load(): Promise<Checkpoint | undefined> {
     let text: string;
