@@ -26,8 +26,6 @@ export class MemoryCheckpointStore implements CheckpointStore {
 
 /** Another live receiver owns the checkpoint (see `FileCheckpointStore.acquire`). */
 export class CheckpointLockedError extends LockedError {
-  override readonly name = 'CheckpointLockedError';
-
   constructor(
     readonly checkpoint: string,
     locked: LockedError,
