@@ -3,7 +3,9 @@ import { buildReceiver, loadConfig, resolveToken } from '../core/config';
 import { regionBaseUrl, type FlespiRegion } from '../core/flespi/client';
 import { StdoutHandler } from '../core/handlers/stdout';
 import type { Logger } from '../core/logger';
-import { FileCheckpointStore, MemoryCheckpointStore } from '../core/receiver/checkpoint';
+import { ConfigError } from '../core/options';
+import { CheckpointLockedError, FileCheckpointStore, MemoryCheckpointStore } from '../core/receiver/checkpoint';
+import { describeOwner } from '../core/receiver/lock';
 import { Receiver } from '../core/receiver/receiver';
 import { RestSource } from '../core/sources/rest';
 import { startSandbox } from '../sandbox/index';
@@ -33,14 +35,20 @@ export async function tailCommand(wanted: string | undefined, flags: Flags, log:
     } else {
       log.info(`tailing channel ${channel.id} "${channel.name}" (${channel.protocol}) at ${client.baseUrl}, from the oldest message in its buffer`);
     }
+    const file = flags.checkpoint ? new FileCheckpointStore(resolve(flags.checkpoint), { by: 'flespi-receiver tail' }) : undefined;
+    if (file) await lockCheckpoint(file, log, 'use another --checkpoint file');
     const receiver = new Receiver({
       source: new RestSource({ client, channelId: channel.id }),
       handlers: [new StdoutHandler({ pretty: flags.pretty })],
-      checkpoints: flags.checkpoint ? new FileCheckpointStore(resolve(flags.checkpoint)) : new MemoryCheckpointStore(),
+      checkpoints: file ?? new MemoryCheckpointStore(),
       log,
     });
     reportReceiver(receiver, log, undefined);
-    return await runUntilStopped(receiver, log);
+    try {
+      return await runUntilStopped(receiver, log);
+    } finally {
+      await file?.release();
+    }
   } finally {
     await sandbox?.stop();
   }
@@ -55,17 +63,34 @@ export async function runCommand(file: string, flags: Flags, log: Logger): Promi
   if (!token) {
     throw new UsageError(`no flespi token: set FLESPI_TOKEN, or name a file holding it with "flespi": { "tokenFile": "..." } in ${config.file}`);
   }
-  const { receiver, client, handlers } = await buildReceiver(config, token, { log });
-  const channel = await findChannel(client, String(config.channel), false);
-  // A terminal gets a summary every few seconds; a log file (not a TTY) only once a minute.
-  const stopReporting = reportReceiver(receiver, log, process.stderr.isTTY ? 5_000 : 60_000);
-  const position = config.source.type === 'rest' ? `; checkpoint ${config.checkpoint}` : '';
+  const { receiver, client, handlers, checkpoints } = await buildReceiver(config, token, { log, lockedBy: `flespi-receiver run ${config.file}` });
+  // One receiver per position: a second run of this config (or another one naming the same checkpoint) stops here.
+  await lockCheckpoint(checkpoints, log, 'give this config its own "checkpoint" file to run a second, independent receiver');
   try {
-    return await runUntilStopped(receiver, log, () =>
-      log.info(`receiving channel ${channel.id} "${channel.name}" from ${client.baseUrl} into ${handlers.map((h) => h.name).join(', ')}${position}`),
-    );
+    const channel = await findChannel(client, String(config.channel), false);
+    // A terminal gets a summary every few seconds; a log file (not a TTY) only once a minute.
+    const stopReporting = reportReceiver(receiver, log, process.stderr.isTTY ? 5_000 : 60_000);
+    const position = config.source.type === 'rest' ? `; checkpoint ${config.checkpoint}` : '';
+    try {
+      return await runUntilStopped(receiver, log, () =>
+        log.info(`receiving channel ${channel.id} "${channel.name}" from ${client.baseUrl} into ${handlers.map((h) => h.name).join(', ')}${position}`),
+      );
+    } finally {
+      stopReporting();
+    }
   } finally {
-    stopReporting();
+    await checkpoints.release();
+  }
+}
+
+/** Takes the checkpoint's lock, or fails saying which receiver holds it and what to do. */
+async function lockCheckpoint(store: FileCheckpointStore, log: Logger, alternative: string): Promise<void> {
+  try {
+    const { takenOverFrom } = await store.acquire();
+    if (takenOverFrom) log.warn(`took over ${store.lock.path}: the receiver that held it (${describeOwner(takenOverFrom)}) is no longer running`);
+  } catch (error) {
+    if (!(error instanceof CheckpointLockedError)) throw error;
+    throw new ConfigError(`${error.message}. Stop that receiver first${error.local ? ` (kill ${error.owner.pid})` : ''}, or ${alternative}`);
   }
 }
 

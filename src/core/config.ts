@@ -225,7 +225,8 @@ export async function resolveToken(env: NodeJS.ProcessEnv, tokenFile?: string): 
 export function createSource(config: ReceiverConfig, client: FlespiClient, token: string, log?: Logger): Source {
   if (config.source.type === 'mqtt') {
     const { type: _type, gapFill, ...options } = config.source;
-    return new MqttSource({ ...options, token, channelId: config.channel, gapFill: gapFill ? { client } : undefined, log });
+    // The checkpoint path names this config's position: its default clientId is its own, stable across restarts.
+    return new MqttSource({ ...options, sessionOwner: config.checkpoint, token, channelId: config.channel, gapFill: gapFill ? { client } : undefined, log });
   }
   const { type: _type, ...options } = config.source;
   return new RestSource({ ...options, client, channelId: config.channel });
@@ -235,19 +236,22 @@ export interface BuiltReceiver {
   receiver: Receiver;
   client: FlespiClient;
   handlers: Handler[];
+  /** Take its lock (`acquire()`) before starting the receiver, release it after it stopped. */
+  checkpoints: FileCheckpointStore;
 }
 
 /** Everything `run` needs: the flespi client, the source, the handlers and the receiver with its checkpoint file. */
-export async function buildReceiver(config: ReceiverConfig, token: string, options: { log?: Logger; appName?: string } = {}): Promise<BuiltReceiver> {
+export async function buildReceiver(config: ReceiverConfig, token: string, options: { log?: Logger; appName?: string; lockedBy?: string } = {}): Promise<BuiltReceiver> {
   const env: HandlerEnv = { resolvePath: (path) => resolveUserPath(path, dirname(config.file)) };
   const handlers = await createHandlers(config.handlers, env, `${config.file}: handlers`);
   const client = new FlespiClient({ token, baseUrl: config.flespi.baseUrl, appName: options.appName ?? 'flespi-receiver' });
+  const checkpoints = new FileCheckpointStore(config.checkpoint, { by: options.lockedBy });
   const receiverOptions: ReceiverOptions = {
     source: createSource(config, client, token, options.log),
     handlers,
-    checkpoints: new FileCheckpointStore(config.checkpoint),
+    checkpoints,
     ...config.receiver,
     log: options.log,
   };
-  return { receiver: new Receiver(receiverOptions), client, handlers };
+  return { receiver: new Receiver(receiverOptions), client, handlers, checkpoints };
 }

@@ -21,8 +21,18 @@ export interface MqttSourceOptions {
   /** The flespi token, bare or with the `FlespiToken ` prefix (sent as the MQTT username). */
   token: string;
   channelId: number;
-  /** Identifies the broker session that keeps unacknowledged messages; keep it stable across restarts. Default: `flespi-receiver-{channel}-{hostname}` (+ a hash of group/filter). Give each member of a group on one host its own. */
+  /**
+   * Identifies the broker session that keeps unacknowledged messages; keep it stable across restarts,
+   * and never give two receivers the same one (the broker hands the session back and forth between
+   * them, see `sessionOwner`). Default: `flespi-receiver-{channel}-{hostname}` (+ a hash of group,
+   * filter and sessionOwner).
+   */
   clientId?: string;
+  /**
+   * Who owns this position, e.g. the checkpoint path of the receiver's config: folded into the
+   * default clientId, so a restart resumes its own session while two configs never share one.
+   */
+  sessionOwner?: string;
   /** Shared subscription group: receivers in one group split the stream (`$share/{group}/...`). */
   group?: string;
   /** A flespi expression evaluated by the broker (`$filter/payload=`), e.g. `position.speed>60`. */
@@ -69,6 +79,26 @@ export interface MqttSourceStats {
   reconnects: number;
   /** Messages received and not yet acknowledged. */
   unacked: number;
+  /**
+   * Times another client took the session over (same clientId): MQTT 5 DISCONNECT 0x8E, or with
+   * MQTT 3.1.1 a connection the broker closed right after accepting it, several times in a row.
+   */
+  takeovers: number;
+}
+
+/**
+ * Another client connected with this source's clientId and the broker gave it the session (MQTT 5
+ * DISCONNECT reason 0x8E). Not retryable: reconnecting would take the session back, and the two
+ * receivers would keep stealing it from each other, each getting the other's unacknowledged
+ * messages again. The other client keeps receiving everything, so stopping this one loses nothing.
+ */
+export class MqttSessionTakenOverError extends FlespiError {
+  constructor(
+    readonly clientId: string,
+    message: string,
+  ) {
+    super('bad-request', message);
+  }
 }
 
 /** One QoS 1 message's PUBACK, sent once its batch is done. */
@@ -85,6 +115,12 @@ interface Received {
 }
 
 const DEFAULT_RECONNECT: RetryOptions = { initialMs: 1000, maxMs: 30_000 };
+/** MQTT 5 DISCONNECT reason code: another connection with the same clientId took the session. */
+const RC_SESSION_TAKEN_OVER = 0x8e;
+/** MQTT 3.1.1: a connection the broker closes sooner than this after accepting it counts as a quick close... */
+const QUICK_CLOSE_MS = 5000;
+/** ...and this many in a row are reported as a probable session takeover. */
+const QUICK_CLOSES_FOR_TAKEOVER = 3;
 const SEEN_KEYS_KEPT = 50_000;
 /** Passed to MQTT.js's handleMessage callback so it does not send the PUBACK itself (ack() does). */
 const ACK_LATER = new Error('acknowledged once the batch is done');
@@ -107,7 +143,8 @@ export class MqttSource implements Source {
   private readonly options: MqttSourceOptions;
   private readonly log: Logger;
   private readonly topic: string;
-  private readonly clientId: string;
+  /** The MQTT client id (the broker session): the given one or the default. */
+  readonly clientId: string;
   private readonly protocolVersion: 4 | 5;
   private readonly batchMaxMessages: number;
   private readonly batchMaxWaitMs: number;
@@ -120,6 +157,11 @@ export class MqttSource implements Source {
   private fatal?: Error;
   private reconnectFailures = 0;
   private reconnectTimer?: NodeJS.Timeout;
+  /** When the current connection was accepted (CONNACK), and whether a socket error ended it. */
+  private connectedAt?: number;
+  private connectionErrored = false;
+  /** MQTT 3.1.1: connections in a row that the broker closed right after accepting them. */
+  private quickCloses = 0;
   private readonly pending: Received[] = [];
   private pendingSince = 0;
   private readonly acks: PendingAck[] = [];
@@ -131,7 +173,7 @@ export class MqttSource implements Source {
   private lastServerTimestamp?: number;
   private readonly seenKeys = new Set<string>();
   private readonly gapFillAbort = new AbortController();
-  private readonly counters: Omit<MqttSourceStats, 'unacked'> = { received: 0, malformed: 0, redelivered: 0, gapFilled: 0, duplicatesSkipped: 0, reconnects: 0 };
+  private readonly counters: Omit<MqttSourceStats, 'unacked'> = { received: 0, malformed: 0, redelivered: 0, gapFilled: 0, duplicatesSkipped: 0, reconnects: 0, takeovers: 0 };
   private currentState: MqttConnectionState = 'offline';
 
   constructor(options: MqttSourceOptions) {
@@ -145,7 +187,7 @@ export class MqttSource implements Source {
     this.maxUnacked = positive('maxUnacked', options.maxUnacked ?? 10_000);
     if (options.group !== undefined && !/^[^/+#]+$/.test(options.group)) throw new RangeError(`MqttSource group "${options.group}" is invalid: use a name without '/', '+' or '#'`);
     this.topic = subscriptionTopic(options.channelId, options.group, options.filter);
-    this.clientId = options.clientId ?? defaultClientId(options.channelId, options.group, options.filter);
+    this.clientId = options.clientId ?? defaultClientId(options.channelId, options.group, options.filter, options.sessionOwner);
     this.description = `channel ${options.channelId} over MQTT (${safeHost(options.url)}${options.group ? `, group ${options.group}` : ''})`;
   }
 
@@ -256,7 +298,11 @@ export class MqttSource implements Source {
     client.on('connect', (connack) => {
       if (this.everConnected) void this.onReconnected(connack);
     });
+    client.on('disconnect', (packet) => {
+      if (packet.reasonCode === RC_SESSION_TAKEN_OVER) this.takenOver();
+    });
     client.on('error', (error) => {
+      this.connectionErrored = true;
       const classified = this.classifyError(error);
       if (!classified.retryable && this.everConnected) this.fail(classified);
       else if (this.everConnected) this.log.debug(`flespi MQTT: ${classified.message}`);
@@ -271,6 +317,8 @@ export class MqttSource implements Source {
     this.connection++;
     this.acks.length = 0; // PUBACKs for messages of an earlier connection would hit the wrong messages
     this.reconnectFailures = 0;
+    this.connectedAt = performance.now();
+    this.connectionErrored = false;
     if (first || !connack.sessionPresent) {
       try {
         await client.subscribeAsync(this.topic, { qos: 1 });
@@ -304,8 +352,11 @@ export class MqttSource implements Source {
     this.resumeReading = undefined;
     if (this.closing || this.fatal) return;
     this.reconnectFailures++;
-    const delay = backoffDelay(this.options.reconnect ?? DEFAULT_RECONNECT, this.reconnectFailures);
-    this.setState('reconnecting', `connection lost; retrying in ${(delay / 1000).toFixed(1)} s`);
+    const suspected = this.countQuickClose();
+    // After quick closes the delay keeps growing (a plain reconnect resets it): no tight loop against another owner.
+    const delay = backoffDelay(this.options.reconnect ?? DEFAULT_RECONNECT, Math.max(this.reconnectFailures, this.quickCloses));
+    const retrying = `retrying in ${(delay / 1000).toFixed(1)} s`;
+    this.setState('reconnecting', suspected ? `${suspected}; ${retrying}` : `connection lost; ${retrying}`);
     clearTimeout(this.reconnectTimer);
     this.reconnectTimer = setTimeout(() => {
       if (this.closing || this.fatal || !this.client) return;
@@ -313,6 +364,37 @@ export class MqttSource implements Source {
       this.setState('connecting', `attempt ${this.reconnectFailures + 1}`);
       this.client.reconnect();
     }, delay);
+  }
+
+  /** MQTT 5 told us another client took the session: stop, loudly (see MqttSessionTakenOverError). */
+  private takenOver(): void {
+    this.counters.takeovers++;
+    this.fail(
+      new MqttSessionTakenOverError(
+        this.clientId,
+        `flespi MQTT at ${safeHost(this.options.url)}: another client connected with the same clientId "${this.clientId}" and took over its session (DISCONNECT 0x8E). ` +
+          'Two receivers sharing one session steal it from each other and get messages twice, so this one stopped; the other keeps receiving. ' +
+          'Give each receiver its own clientId (or the same "group" to split the channel between them), or stop the other one.',
+      ),
+    );
+  }
+
+  /**
+   * MQTT 3.1.1 has no DISCONNECT from the server: a takeover is a connection closed right after
+   * it was accepted, without a socket error. Returns the warning when several came in a row.
+   */
+  private countQuickClose(): string | undefined {
+    const lived = this.connectedAt === undefined ? Infinity : performance.now() - this.connectedAt;
+    const quick = this.protocolVersion === 4 && !this.connectionErrored && lived < QUICK_CLOSE_MS;
+    this.connectedAt = undefined;
+    this.quickCloses = quick ? this.quickCloses + 1 : 0;
+    if (this.quickCloses < QUICK_CLOSES_FOR_TAKEOVER) return undefined;
+    if (this.quickCloses === QUICK_CLOSES_FOR_TAKEOVER) this.counters.takeovers++;
+    const warning =
+      `the broker closed the connection right after accepting it ${this.quickCloses} times in a row: most likely another client uses the same clientId "${this.clientId}" and they keep taking the session from each other (messages come twice). ` +
+      'Give each receiver its own clientId, or stop the other one';
+    this.log.error(`flespi MQTT at ${safeHost(this.options.url)}: ${warning}`);
+    return warning;
   }
 
   /** A refusal that will not go away by retrying (bad token, lost access): next() rejects with it. */
@@ -504,10 +586,14 @@ export function subscriptionTopic(channelId: number, group?: string, filter?: st
   return topic;
 }
 
-function defaultClientId(channelId: number, group?: string, filter?: string): string {
+/**
+ * `flespi-receiver-{channel}-{host}[-{hash}]`: a different group or filter gets its own session (an
+ * old subscription does not linger in it), and so does each position owner (a config's checkpoint).
+ */
+export function defaultClientId(channelId: number, group?: string, filter?: string, owner?: string): string {
   const host = hostname().replace(/[^A-Za-z0-9_.-]/g, '').slice(0, 40) || 'host';
-  // A different group or filter gets its own session, so an old subscription does not linger in it.
-  const variant = group || filter ? `-${createHash('sha256').update(`${group ?? ''}\n${filter ?? ''}`).digest('hex').slice(0, 6)}` : '';
+  const parts = owner ? `${group ?? ''}\n${filter ?? ''}\n${owner}` : `${group ?? ''}\n${filter ?? ''}`;
+  const variant = group || filter || owner ? `-${createHash('sha256').update(parts).digest('hex').slice(0, owner ? 10 : 6)}` : '';
   return `flespi-receiver-${channelId}-${host}${variant}`;
 }
 
