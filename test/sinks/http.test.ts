@@ -4,12 +4,14 @@ import { unexpectedReject } from '../support/logger';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { resolve } from 'node:path';
+import { classifyFailure } from '../../src/core/errors';
 import type { HandlerContext } from '../../src/core/handler';
 import { HttpHandler, httpSpec } from '../../src/core/handlers/http';
 import { silentLogger } from '../../src/core/logger';
 import type { FlespiMessage } from '../../src/core/message';
 import { ConfigError, type Options } from '../../src/core/options';
 import { freePort } from '../support/mosquitto';
+import { depthOf, nested, recordingContext } from '../support/rejects';
 
 const env = { resolvePath: (p: string) => resolve(p) };
 
@@ -113,6 +115,7 @@ describe('HTTP sink against a real local server', () => {
       );
       assert.equal(error.message, `http://127.0.0.1:${new URL(server.url).port}/flespi answered 503 Service Unavailable: {"errors":[{"reason":"backend busy, status 503"}]}`);
       assert.doesNotMatch(error.message, /secret-in-query/, 'the query string (which may hold a token) stays out of errors');
+      assert.equal(classifyFailure(error), 'transient', 'a 503 is the server, not the messages: retried, never dead-lettered');
       status = 200;
       await handler.handle(batch(0, 2), ctx());
       assert.equal(server.received.length, 2);
@@ -146,7 +149,7 @@ describe('HTTP sink against a real local server', () => {
     const handler = create({ url: silent.url, timeoutMs: 200 });
     try {
       await handler.start();
-      await assert.rejects(handler.handle(batch(0, 1), ctx()), /^Error: no answer from http:\/\/127\.0\.0\.1:\d+\/flespi within 200 ms \(timeoutMs\)$/);
+      await assert.rejects(handler.handle(batch(0, 1), ctx()), /^TransientError: no answer from http:\/\/127\.0\.0\.1:\d+\/flespi within 200 ms \(timeoutMs\)$/);
       assert.equal(silent.received.length, 1, 'the request reached the server');
     } finally {
       await handler.stop();
@@ -163,7 +166,7 @@ describe('HTTP sink against a real local server', () => {
       const delivery = handler.handle(batch(0, 1), ctx(controller.signal));
       while (silent.received.length === 0) await new Promise((r) => setTimeout(r, 5));
       controller.abort();
-      await assert.rejects(delivery, /^Error: request to http:\/\/127\.0\.0\.1:\d+\/flespi cancelled$/);
+      await assert.rejects(delivery, /^TransientError: request to http:\/\/127\.0\.0\.1:\d+\/flespi cancelled$/);
     } finally {
       await handler.stop();
       await silent.close();
@@ -175,7 +178,7 @@ describe('HTTP sink against a real local server', () => {
     const handler = create({ url: `http://127.0.0.1:${port}/x` });
     try {
       await handler.start();
-      await assert.rejects(handler.handle(batch(0, 1), ctx()), new RegExp(`^Error: cannot reach 127\\.0\\.0\\.1:${port} \\(ECONNREFUSED\\): check url`));
+      await assert.rejects(handler.handle(batch(0, 1), ctx()), new RegExp(`^TransientError: cannot reach 127\\.0\\.0\\.1:${port} \\(ECONNREFUSED\\): check url`));
     } finally {
       await handler.stop();
     }
@@ -223,5 +226,65 @@ describe('HTTP sink settings', () => {
     assert.match(configError({ url: 'https://h/x', headers: { a: 1 } }), /"headers" must be an object of string values/);
     assert.match(configError({ url: 'https://h/x', method: 'GET' }), /"method" must be one of "POST", "PUT"/);
     assert.match(configError({ url: 'https://h/x', timeout: 5 }), /unknown setting "timeout"/);
+  });
+});
+
+describe('HTTP sink: what a refusal means, and messages that cannot be JSON', () => {
+  test('4xx refusing the batch is UndeliverableError; 408, 429, 5xx and answers about the settings (3xx, 401, 403, 404) are TransientError', async () => {
+    const server = await startServer((request, response) => {
+      const status = (request.body as FlespiMessage[])[0]!.seq as number;
+      response.writeHead(status, status < 400 ? { location: 'https://example.com/moved' } : {}).end(status === 413 ? 'too big' : 'no');
+    });
+    const handler = create({ url: server.url });
+    try {
+      await handler.start();
+      const kinds: Record<number, string> = {};
+      for (const status of [400, 409, 413, 422, 408, 429, 500, 502, 503, 301, 401, 403, 404]) {
+        const error = await handler.handle([{ ident: 'x', seq: status }], ctx()).then(
+          () => assert.fail(`${status} acknowledged the batch`),
+          (e: Error) => e,
+        );
+        kinds[status] = `${classifyFailure(error)} ${error.name}`;
+        if (status === 413) assert.match(error.message, /answered 413 Payload Too Large: the batch of \d+ bytes is too large for this server$/);
+      }
+      const undeliverable = 'undeliverable UndeliverableError';
+      const transient = 'transient TransientError';
+      assert.deepEqual(kinds, {
+        400: undeliverable, 409: undeliverable, 413: undeliverable, 422: undeliverable,
+        408: transient, 429: transient, 500: transient, 502: transient, 503: transient,
+        301: transient, 401: transient, 403: transient, 404: transient,
+      });
+    } finally {
+      await handler.stop();
+      await server.close();
+    }
+  });
+
+  test('a message nested 6,000 deep is posted intact with the batch; one with a BigInt or a cycle is rejected with the reason and the rest is posted', async () => {
+    const server = await startServer();
+    const handler = create({ url: server.url });
+    const cyclic: FlespiMessage = { ident: 'cyclic', seq: 3 };
+    cyclic.self = cyclic;
+    const messages: FlespiMessage[] = [{ ident: 'a', seq: 0 }, { ident: 'deep', seq: 1, deep: nested(6000) }, { ident: 'big', seq: 2, big: 2n ** 70n as unknown as number }, cyclic, { ident: 'b', seq: 4 }];
+    try {
+      await handler.start();
+      const context = recordingContext();
+      await handler.handle(messages, context);
+      assert.deepEqual(context.reasons(), ['2: the message cannot be written as JSON: it holds a BigInt, which JSON cannot represent', '3: the message cannot be written as JSON: it refers to itself (a circular structure)']);
+      assert.ok([...context.rejected.values()].every((r) => classifyFailure(r) === 'undeliverable'));
+      assert.equal(server.received.length, 1, 'one request for the batch');
+      const posted = server.received[0]!.body as FlespiMessage[];
+      assert.deepEqual(posted.map((m) => m.seq), [0, 1, 4]);
+      assert.equal(depthOf(posted[1]!.deep), 6000, 'the deep message arrives whole');
+
+      // A batch of only such messages sends nothing and succeeds.
+      const onlyBad = recordingContext();
+      await handler.handle([cyclic], onlyBad);
+      assert.deepEqual([...onlyBad.rejected.keys()], [0]);
+      assert.equal(server.received.length, 1);
+    } finally {
+      await handler.stop();
+      await server.close();
+    }
   });
 });

@@ -1,15 +1,24 @@
 /**
  * POSTs each batch as a JSON array to a URL (`type: "http"`), the way flespi's HTTP streams do.
- * Any 2xx answer acknowledges the batch; anything else (another status, a timeout, a network
- * error) throws an error with the status and a short excerpt of the answer, and the receiver
- * retries the batch with backoff. Connections are kept alive between batches.
+ * Any 2xx answer acknowledges the batch; anything else throws an error with the status and a short
+ * excerpt of the answer. Connections are kept alive between batches.
+ *
+ * What the error says to the receiver (see classifyFailure):
+ * - 408, 429, 5xx, a timeout, a network error, and the answers that say the *settings* are wrong
+ *   (3xx, 401, 403, 404, 405, 407, 410, 415, 421, 426: every batch would get the same): TransientError,
+ *   retried with backoff until the server or the setting is fixed; never dead-lettered.
+ * - Any other 4xx (400, 409, 413, 422, ...): UndeliverableError, this batch as it is was refused; the
+ *   receiver splits it to find the messages at fault.
+ * - Each message is serialized on its own and the array is joined from the pieces, so one message
+ *   that cannot be written as JSON (serialize.ts) goes to ctx.reject and the others are posted.
  */
 import http from 'node:http';
 import https from 'node:https';
 import { Handler, type HandlerContext, type HandlerHealth } from '../handler';
-import { errorMessage } from '../errors';
+import { errorMessage, TransientError, UndeliverableError } from '../errors';
 import type { FlespiMessage } from '../message';
 import { ConfigError, OptionReader, type Options } from '../options';
+import { eachMessageJson } from './serialize';
 import type { HandlerEnv, HandlerSpec } from './spec';
 
 export interface HttpSettings {
@@ -23,6 +32,14 @@ export interface HttpSettings {
 
 /** How much of an error answer goes into the error message. */
 const EXCERPT_CHARS = 200;
+/** 4xx answers that say the URL, credentials or server setup are wrong, not the messages: retried, never dead-lettered. */
+const SETTINGS_STATUSES: ReadonlySet<number> = new Set([401, 403, 404, 405, 407, 410, 415, 421, 426]);
+
+/** The error for a non-2xx answer, classified for the receiver. */
+function statusError(status: number, message: string): Error {
+  if (status >= 400 && status < 500 && status !== 408 && status !== 429 && !SETTINGS_STATUSES.has(status)) return new UndeliverableError(message);
+  return new TransientError(message);
+}
 
 export class HttpHandler extends Handler {
   private agent?: http.Agent;
@@ -47,8 +64,17 @@ export class HttpHandler extends Handler {
   }
 
   override async handle(messages: readonly FlespiMessage[], ctx: HandlerContext): Promise<void> {
-    if (!this.agent) throw new Error(`${this.name}: not started`);
-    const body = Buffer.from(JSON.stringify(messages));
+    if (!this.agent) throw new TransientError(`${this.name}: not started`);
+    const parts: Buffer[] = [];
+    eachMessageJson(
+      messages,
+      false,
+      (_index, json) => parts.push(Buffer.from(parts.length === 0 ? `[${json}` : `,${json}`)),
+      (index, error) => ctx.reject(index, error),
+    );
+    if (parts.length === 0) return; // every message rejected: nothing to send
+    parts.push(Buffer.from(']'));
+    const body = Buffer.concat(parts);
     try {
       await this.send(this.agent, body, ctx.signal);
     } catch (error) {
@@ -84,8 +110,8 @@ export class HttpHandler extends Handler {
           reject(error);
         } else resolve();
       };
-      const onAbort = () => settle(new Error(`request to ${this.shownUrl} cancelled`));
-      const timer = setTimeout(() => settle(new Error(`no answer from ${this.shownUrl} within ${timeoutMs} ms (timeoutMs)`)), timeoutMs);
+      const onAbort = () => settle(new TransientError(`request to ${this.shownUrl} cancelled`));
+      const timer = setTimeout(() => settle(new TransientError(`no answer from ${this.shownUrl} within ${timeoutMs} ms (timeoutMs)`)), timeoutMs);
 
       const request = transport.request(this.target, {
         method,
@@ -100,11 +126,12 @@ export class HttpHandler extends Handler {
           reject(new StaleConnectionError());
           return;
         }
-        settle(new Error(this.explainRequestError(error), { cause: error }));
+        // No answer at all: the server, the network or the TLS setup, never the messages.
+        settle(new TransientError(this.explainRequestError(error), { cause: error }));
       });
       request.on('response', (response) => {
         const status = response.statusCode ?? 0;
-        response.on('error', (error) => settle(new Error(`answer from ${this.shownUrl} broke off: ${errorMessage(error)}`, { cause: error })));
+        response.on('error', (error) => settle(new TransientError(`answer from ${this.shownUrl} broke off: ${errorMessage(error)}`, { cause: error })));
         if (status >= 200 && status < 300) {
           response.resume(); // drain, so the connection can be reused
           response.on('end', () => settle());
@@ -115,7 +142,7 @@ export class HttpHandler extends Handler {
         response.on('data', (chunk: string) => {
           if (excerpt.length < EXCERPT_CHARS) excerpt += chunk;
         });
-        response.on('end', () => settle(new Error(this.explainStatus(status, response.statusMessage ?? '', excerpt, response.headers.location, body.length))));
+        response.on('end', () => settle(statusError(status, this.explainStatus(status, response.statusMessage ?? '', excerpt, response.headers.location, body.length))));
       });
       if (signal.aborted) return onAbort();
       signal.addEventListener('abort', onAbort, { once: true });
