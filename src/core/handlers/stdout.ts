@@ -1,7 +1,8 @@
 import type { Writable } from 'node:stream';
-import { Handler } from '../handler';
+import { Handler, type HandlerContext } from '../handler';
 import type { FlespiMessage } from '../message';
 import { OptionReader, type Options } from '../options';
+import { eachMessageJson } from './serialize';
 import type { HandlerSpec } from './spec';
 
 export interface StdoutOptions {
@@ -14,7 +15,8 @@ export interface StdoutOptions {
 /**
  * Writes each message as JSON to a stream: one object per line (NDJSON, for `jq` and pipes), or
  * indented with `pretty`. A batch is accepted once the stream took all of it, so a slow reader of
- * the pipe slows the receiver down instead of filling memory.
+ * the pipe slows the receiver down instead of filling memory. A message that cannot be written as
+ * JSON (serialize.ts) goes to ctx.reject; the others are written.
  */
 export class StdoutHandler extends Handler {
   private readonly pretty: boolean;
@@ -27,14 +29,25 @@ export class StdoutHandler extends Handler {
     this.output = options.output ?? process.stdout;
   }
 
-  async handle(messages: readonly FlespiMessage[]): Promise<void> {
+  async handle(messages: readonly FlespiMessage[], ctx: HandlerContext): Promise<void> {
     if (messages.length === 0) return;
-    const text = messages.map((m) => (this.pretty ? JSON.stringify(m, null, 2) : JSON.stringify(m))).join('\n') + '\n';
+    let text = '';
+    let lines = 0;
+    eachMessageJson(
+      messages,
+      this.pretty,
+      (_index, json) => {
+        text += `${json}\n`;
+        lines++;
+      },
+      (index, error) => ctx.reject(index, error),
+    );
+    if (lines === 0) return;
     // The callback fires once the stream has flushed the chunk (or failed): that is our backpressure.
     await new Promise<void>((resolve, reject) => {
       this.output.write(text, (error) => (error ? reject(error) : resolve()));
     });
-    this.written += messages.length;
+    this.written += lines;
   }
 
   override health() {

@@ -1,12 +1,14 @@
 import { appendFile, mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { Handler } from '../../core/handler';
+import { errorMessage, TransientError } from '../../core/errors';
+import { Handler, type HandlerContext } from '../../core/handler';
+import { eachMessageJson } from '../../core/handlers/serialize';
 import type { FlespiMessage } from '../../core/message';
 
 /**
  * The extension's `stdout` sink: VS Code has no stdout to print to, and streaming messages into an
  * output channel freezes the window, so the lines go to a file instead. A batch is accepted once
- * it is appended.
+ * it is appended. A message that cannot be written as JSON (serialize.ts) goes to ctx.reject.
  */
 export class NdjsonFileHandler extends Handler {
   private written = 0;
@@ -23,11 +25,27 @@ export class NdjsonFileHandler extends Handler {
     await mkdir(dirname(this.file), { recursive: true });
   }
 
-  async handle(messages: readonly FlespiMessage[]): Promise<void> {
+  async handle(messages: readonly FlespiMessage[], ctx: HandlerContext): Promise<void> {
     if (messages.length === 0) return;
-    const text = messages.map((m) => (this.pretty ? JSON.stringify(m, null, 2) : JSON.stringify(m))).join('\n') + '\n';
-    await appendFile(this.file, text, 'utf8');
-    this.written += messages.length;
+    let text = '';
+    let lines = 0;
+    eachMessageJson(
+      messages,
+      this.pretty,
+      (_index, json) => {
+        text += `${json}\n`;
+        lines++;
+      },
+      (index, error) => ctx.reject(index, error),
+    );
+    if (lines === 0) return;
+    try {
+      await appendFile(this.file, text, 'utf8');
+    } catch (error) {
+      // A full disk or a folder that became unwritable is the file's problem, not the messages': retried, never dead-lettered.
+      throw new TransientError(`cannot append to ${this.file}: ${errorMessage(error)}`, { cause: error });
+    }
+    this.written += lines;
   }
 
   override health() {
