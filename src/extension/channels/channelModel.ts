@@ -1,4 +1,5 @@
 /** Channel rows of the Channels view, computed without vscode so they can be tested on their own. */
+import { escapeMarkdown } from '../markdown';
 
 export interface ChannelInfo {
   id: number;
@@ -64,7 +65,7 @@ export function channelSummary(channel: ChannelInfo, forwarding?: ChannelForward
 
   const lines = [`**${escapeMarkdown(channel.name)}**`, '', `- id: \`${channel.id}\``];
   if (channel.protocol) lines.push(`- protocol: ${escapeMarkdown(channel.protocol)}`);
-  if (channel.uri) lines.push(`- listens at: \`${channel.uri}\``);
+  if (channel.uri) lines.push(`- listens at: ${escapeMarkdown(channel.uri)}`);
   lines.push(`- state: ${channel.blocked ? `blocked (${BLOCK_REASONS[channel.blocked] ?? `code ${channel.blocked}`})` : channel.enabled ? 'enabled' : 'disabled'}`);
   if (channel.connections !== undefined) lines.push(`- connections: ${channel.connections}`);
   if (channel.messagesTtl !== undefined) lines.push(`- keeps messages for: ${duration(channel.messagesTtl)}`);
@@ -90,8 +91,4 @@ function duration(seconds: number): string {
   if (seconds % 86400 === 0) return `${seconds / 86400} day${seconds === 86400 ? '' : 's'}`;
   if (seconds % 3600 === 0) return `${seconds / 3600} h`;
   return `${seconds} s`;
-}
-
-function escapeMarkdown(text: string): string {
-  return text.replace(/[\\`*_{}[\]()#+\-.!|<>]/g, '\\$&');
 }

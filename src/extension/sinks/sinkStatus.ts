@@ -1,4 +1,6 @@
 /** How a sink row looks in the Sinks view, from its settings and live counters. No vscode here. */
+import { redactUrl } from '../../core/security';
+import { escapeMarkdown } from '../markdown';
 import { sinkTarget, type SinkSetting } from './sinkModel';
 
 /** One forwarding's view of a sink (from the receiver's per-handler stats). */
@@ -37,13 +39,16 @@ const TYPE_ICONS: Readonly<Record<string, string>> = {
 };
 
 export function sinkRow(sink: SinkSetting, uses: readonly SinkUse[], problem?: string): SinkRow {
-  const target = sinkTarget(sink);
+  // A URL's user:password never shows; everything else in the tooltip (Markdown) is escaped: names,
+  // paths and error texts come from settings, servers and flespi.
+  const target = redactUrl(sinkTarget(sink));
   const icon = TYPE_ICONS[sink.type] ?? 'symbol-event';
-  const header = [`**${sink.name}** (${sink.type})`, target ? `\n\n${target}` : ''].join('');
+  const md = escapeMarkdown;
+  const header = [`**${md(sink.name)}** (${md(sink.type)})`, target ? `\n\n${md(target)}` : ''].join('');
   if (problem) {
     // The row names the file without its folder; the tooltip keeps the full path.
     const short = problem.replace(/^(?:[A-Za-z]:)?[^:]*[\\/]([^\\/:]+(?::\d+:\d+)?:)/, '$1');
-    return { description: `${sink.type} · ${short}`, tooltip: `${header}\n\n$(error) ${problem}`, icon: 'error', color: 'errorForeground', status: 'trouble' };
+    return { description: `${sink.type} · ${short}`, tooltip: `${header}\n\n$(error) ${md(problem)}`, icon: 'error', color: 'errorForeground', status: 'trouble' };
   }
   if (uses.length === 0) return { description: [sink.type, target].filter(Boolean).join(' · '), tooltip: `${header}\n\nNot forwarding.`, icon, status: 'idle' };
 
@@ -64,9 +69,9 @@ export function sinkRow(sink: SinkSetting, uses: readonly SinkUse[], problem?: s
   for (const use of uses) {
     const s = use.stats;
     const state = s ? (s.health.connected === undefined ? '' : s.health.connected ? 'connected, ' : 'disconnected, ') : 'starting, ';
-    lines.push(`- channel ${use.channelName} (#${use.channelId}, ${use.forwardingState}): ${state}${s?.totalMessages ?? 0} forwarded, ${s?.totalFailures ?? 0} failures${s?.health.detail ? ` — ${s.health.detail}` : ''}`);
+    lines.push(`- channel ${md(use.channelName)} (#${use.channelId}, ${md(use.forwardingState)}): ${state}${s?.totalMessages ?? 0} forwarded, ${s?.totalFailures ?? 0} failures${s?.health.detail ? ` — ${md(s.health.detail)}` : ''}`);
   }
-  if (lastError) lines.push('', `Last error: ${lastError}`);
+  if (lastError) lines.push('', `Last error: ${md(lastError)}`);
   return {
     description: parts.join(' · '),
     tooltip: lines.join('\n'),
