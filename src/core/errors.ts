@@ -56,7 +56,7 @@ export function errorMessage(error: unknown): string {
  * dead-letter store with this error (see `HandlerContext.reject` to name them directly).
  */
 export class UndeliverableError extends Error {
-  override readonly name = 'UndeliverableError';
+  override readonly name: string = 'UndeliverableError';
 }
 
 /**
@@ -64,7 +64,7 @@ export class UndeliverableError extends Error {
  * the same messages are retried with backoff for as long as it takes, and never dead-lettered.
  */
 export class TransientError extends Error {
-  override readonly name = 'TransientError';
+  override readonly name: string = 'TransientError';
 }
 
 /**

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FlespiError } from '../../src/core/errors';
+import { FlespiError, TransientError } from '../../src/core/errors';
 import { FlespiClient } from '../../src/core/flespi/client';
 import { ConfigError } from '../../src/core/options';
 import { FileCheckpointStore, MemoryCheckpointStore } from '../../src/core/receiver/checkpoint';
@@ -56,7 +56,7 @@ test('a handler that fails twice on a batch gets it again; the other handler get
     const flaky = new RecordingHandler('flaky', (messages) => {
       if (messages[0]!['test.seq'] === 21 && failuresLeft > 0) {
         failuresLeft -= 1;
-        throw new Error('sink unavailable');
+        throw new TransientError('sink unavailable');
       }
     });
     const steady = new RecordingHandler('steady');

@@ -1,11 +1,13 @@
 import { EventEmitter } from 'node:events';
-import { FlespiError, errorMessage } from '../errors';
-import type { Handler, HandlerContext, HandlerHealth } from '../handler';
+import { FlespiError, classifyFailure, errorMessage } from '../errors';
+import type { Handler, HandlerHealth } from '../handler';
+import type { FlespiMessage } from '../message';
 import { silentLogger, type Logger } from '../logger';
 import { ConfigError } from '../options';
 import type { Checkpoint, Source, SourceBatch } from '../sources/source';
 import { AbortError, abortReason, backoffDelay, defaultRetry, raceAbort, sleep, type RetryOptions } from './backoff';
 import { MemoryCheckpointStore, type CheckpointStore } from './checkpoint';
+import { MemoryDeadLetterStore, type DeadLetter, type DeadLetterStore } from './deadLetters';
 
 export type ReceiverState = 'starting' | 'running' | 'retrying' | 'stopping' | 'stopped' | 'failed';
 
@@ -22,6 +24,10 @@ export interface ReceiverOptions {
   retry?: Partial<RetryOptions>;
   /** On stop, how long in-flight handler attempts may still finish before they are aborted (default 5 s). */
   stopGraceMs?: number;
+  /** Where messages a handler can never deliver are recorded, with why (default: in memory). */
+  deadLetters?: DeadLetterStore;
+  /** Failed attempts of a batch with an unclassified error before it is split to find the messages at fault (default 2). */
+  splitAfter?: number;
   log?: Logger;
 }
 
@@ -37,6 +43,8 @@ export interface HandlerStats {
   lastLatencyMs?: number;
   /** Moving average of successful attempts' latency. */
   avgLatencyMs?: number;
+  /** Messages of this handler in the dead-letter store (including earlier runs). */
+  deadLetters: number;
   health: HandlerHealth;
 }
 
@@ -51,6 +59,8 @@ export interface ReceiverStats {
   pending: number;
   lastCheckpoint?: Checkpoint;
   lastSourceError?: string;
+  /** Where dead letters go (a file path, or "memory"). */
+  deadLetterStore: string;
   handlers: HandlerStats[];
 }
 
@@ -78,8 +88,21 @@ export interface HandlerErrorEvent {
   error: Error;
   /** When the next attempt starts; undefined when the receiver is stopping. */
   retryInMs?: number;
-  /** True when this error stops the receiver (a ConfigError from start()); `done` rejects with it. */
+  /** How the receiver took the error (see classifyFailure); 'isolating' when it splits the batch to find the messages at fault. */
+  verdict?: 'retry' | 'isolating' | 'dead-letter';
+  /** Messages in the failed attempt (less than the batch while isolating). */
+  messages?: number;
+  /** True when this error stops the receiver (a ConfigError from start(), or onUndeliverable "stop"); `done` rejects with it. */
   fatal?: boolean;
+}
+
+export interface DeadLetterEvent {
+  handler: string;
+  seq: number;
+  /** The letters just recorded (one per message). */
+  letters: readonly DeadLetter[];
+  /** This handler's letters in the store now. */
+  total: number;
 }
 
 export interface SourceErrorEvent {
@@ -98,6 +121,8 @@ export interface ReceiverEvents {
   /** A batch was handled by every handler, checkpointed and acknowledged. */
   done: [event: DoneEvent];
   'handler-error': [event: HandlerErrorEvent];
+  /** Messages a handler can never deliver were recorded in the dead-letter store; the rest goes on. */
+  'dead-letter': [event: DeadLetterEvent];
   'source-error': [event: SourceErrorEvent];
   checkpoint: [checkpoint: Checkpoint];
 }
@@ -105,6 +130,19 @@ export interface ReceiverEvents {
 /** A handler attempt that did not settle within `handlerTimeoutMs`. */
 export class HandlerTimeoutError extends Error {
   override readonly name = 'HandlerTimeoutError';
+}
+
+/** Messages of a batch (indices into it) that one handler still has to take. */
+interface Part {
+  indices: number[];
+  /** Failed attempts of this part. */
+  failures: number;
+  /** Failed attempts of the parts it was split from (every one of them included these messages). */
+  failuresBefore: number;
+  /** True when it is a half of a part that failed for reasons of its messages. */
+  split: boolean;
+  /** True once it was moved behind the rest of the batch. */
+  rotated: boolean;
 }
 
 interface PendingBatch {
@@ -123,15 +161,18 @@ class HandlerRuntime {
   lastError?: string;
   lastLatencyMs?: number;
   avgLatencyMs?: number;
+  deadLetters = 0;
+  /** The backoff announced with the last handle() failure. */
+  nextDelay?: number;
 
   constructor(
     readonly handler: Handler,
     readonly log: Logger,
   ) {}
 
+  /** A handle() call succeeded (a whole batch, or a part of one while isolating a bad message). */
   succeeded(messages: number, latencyMs: number): void {
     this.messages += messages;
-    this.batches += 1;
     this.consecutiveFailures = 0;
     this.lastLatencyMs = latencyMs;
     this.avgLatencyMs = this.avgLatencyMs === undefined ? latencyMs : this.avgLatencyMs * 0.8 + latencyMs * 0.2;
@@ -151,8 +192,8 @@ class HandlerRuntime {
       health = { detail: `health() failed: ${errorMessage(error)}` };
     }
     const { name } = this.handler;
-    const { started, messages, batches, failures, consecutiveFailures, lastError, lastLatencyMs, avgLatencyMs } = this;
-    return { name, started, messages, batches, failures, consecutiveFailures, lastError, lastLatencyMs, avgLatencyMs, health };
+    const { started, messages, batches, failures, consecutiveFailures, lastError, lastLatencyMs, avgLatencyMs, deadLetters } = this;
+    return { name, started, messages, batches, failures, consecutiveFailures, lastError, lastLatencyMs, avgLatencyMs, deadLetters, health };
   }
 }
 
@@ -172,11 +213,20 @@ class Changes {
 /**
  * Pulls batches from one source and runs every handler on every batch, at least once.
  *
- * - Every handler gets each batch concurrently. A handler that throws, or does not settle within
- *   `handlerTimeoutMs`, gets the same batch again after a backoff, forever (each failure is reported
- *   as 'handler-error'); handlers that already succeeded on that batch do not get it again.
- * - A batch is done when every handler succeeded: then its checkpoint is saved, then the source
- *   acknowledges it. Batches are done strictly in order; the next batch goes to handlers only then.
+ * - Every handler gets each batch concurrently; a batch is done when every handler accepted each of
+ *   its messages or recorded it in the dead-letter store. Then its checkpoint is saved, then the
+ *   source acknowledges it. Batches are done strictly in order; the next batch goes to handlers only then.
+ * - A handler that fails a batch is treated by what the error says (see `classifyFailure`):
+ *   transient errors (the sink is down, a timeout) are retried with backoff, forever; an
+ *   UndeliverableError makes the receiver split the batch in halves, again and again, until the
+ *   messages at fault are alone, and record those as dead letters (AWS Lambda's "bisect batch on
+ *   function error"); an unclassified error is retried `splitAfter` times and then isolated the same
+ *   way. An unclassified error of one message alone is recorded only once the handler accepted other
+ *   messages of the batch (else the handler itself is failing, and it is retried as if transient), or
+ *   when it is an engine error (TypeError, RangeError, ...) which the same input raises every time.
+ *   Messages named with `ctx.reject` are recorded at once. The handler's `onUndeliverable` policy can
+ *   instead stop the receiver, or retry forever. While isolating, the parts of one batch may reach a
+ *   sink out of order.
  * - Up to `prefetch` batches are fetched ahead, so fetching overlaps handling; beyond that the
  *   receiver stops fetching until handlers catch up.
  * - A handler whose start() fails is retried with backoff like a failing batch; the batch waits for it.
@@ -200,6 +250,8 @@ export class Receiver extends EventEmitter<ReceiverEvents> {
   private readonly handlerTimeoutMs: number;
   private readonly retry: RetryOptions;
   private readonly stopGraceMs: number;
+  private readonly deadLetters: DeadLetterStore;
+  private readonly splitAfter: number;
   private readonly log: Logger;
 
   /** Aborted when stop begins: no more fetching, retries or new attempts. */
@@ -231,6 +283,8 @@ export class Receiver extends EventEmitter<ReceiverEvents> {
     this.handlerTimeoutMs = options.handlerTimeoutMs ?? 60_000;
     this.retry = { ...defaultRetry, ...options.retry };
     this.stopGraceMs = options.stopGraceMs ?? 5_000;
+    this.deadLetters = options.deadLetters ?? new MemoryDeadLetterStore();
+    this.splitAfter = Math.max(1, Math.floor(options.splitAfter ?? 2));
     const names = new Set<string>();
     this.runtimes = options.handlers.map((handler) => {
       if (names.has(handler.name)) throw new ConfigError(`two handlers are named "${handler.name}": give each a different "name"`);
@@ -256,6 +310,7 @@ export class Receiver extends EventEmitter<ReceiverEvents> {
       pending: this.queue.length,
       lastCheckpoint: this.lastCheckpoint,
       lastSourceError: this.lastSourceError,
+      deadLetterStore: this.deadLetters.location,
       handlers: this.runtimes.map((r) => r.stats()),
     };
   }
@@ -272,6 +327,8 @@ export class Receiver extends EventEmitter<ReceiverEvents> {
     this.setState('starting');
     try {
       this.lastCheckpoint = await this.checkpoints.load();
+      const counts = await this.deadLetters.counts();
+      for (const runtime of this.runtimes) runtime.deadLetters = counts.get(runtime.handler.name) ?? 0;
       await this.withRetry('open', () => this.source.open(this.lastCheckpoint));
     } catch (error) {
       await this.shutdown(asError(error)); // no-op when stop() came first or the error already stopped us
@@ -428,22 +485,136 @@ export class Receiver extends EventEmitter<ReceiverEvents> {
     return false;
   }
 
-  /** Gives `batch` to one handler until it accepts it. False when the receiver stops first. */
+  /**
+   * Gives `batch` to one handler until it accepted or dead-lettered each message (see the class
+   * comment). Parts of the batch wait in `pending`: the whole batch at first, then halves of the
+   * parts that fail for reasons of their messages. False when the receiver stops first.
+   */
   private async deliver(runtime: HandlerRuntime, batch: SourceBatch): Promise<boolean> {
     if (!(await runtime.ready)) return false;
-    for (let attempt = 1; !this.stopping.signal.aborted; attempt++) {
+    const all = batch.messages;
+    const policy = runtime.handler.onUndeliverable;
+    const pending: Part[] = [{ indices: all.map((_, i) => i), failures: 0, failuresBefore: 0, split: false, rotated: false }];
+    let attempt = 0;
+    let failed = false; // some attempt of this batch failed
+    let acceptedSinceFailure = false; // ... and the handler accepted another part since: it works, so failures are about messages
+    while (pending.length > 0) {
+      if (this.stopping.signal.aborted) return false;
+      const part = pending[0]!;
+      const messages = part.indices.length === all.length ? all : part.indices.map((i) => all[i]!);
+      const rejected = new Map<number, unknown>();
+      const reject = (index: number, reason: unknown) => {
+        if (!Number.isInteger(index) || index < 0 || index >= messages.length) throw new RangeError(`reject(${index}): no such message in this batch of ${messages.length}`);
+        if (!rejected.has(index)) rejected.set(index, reason);
+      };
+      attempt += 1;
       const began = performance.now();
       try {
-        const ctx: Omit<HandlerContext, 'signal'> = { attempt, log: runtime.log };
-        await this.attempt(runtime, (signal) => runtime.handler.handle(batch.messages, { ...ctx, signal }), 'handle');
-        runtime.succeeded(batch.messages.length, performance.now() - began);
-        this.clearTrouble(`handler:${runtime.handler.name}`);
-        return true;
+        await this.attempt(runtime, (signal) => runtime.handler.handle(messages, { attempt, log: runtime.log, signal, reject }), 'handle');
       } catch (error) {
-        if (!(await this.handlerFailed(runtime, 'handle', batch.seq, attempt, asError(error)))) return false;
+        if (this.aborting.signal.aborted) return false; // cancelled by stop, not a failure of the handler
+        const cause = asError(error);
+        part.failures += 1;
+        failed = true;
+        const kind = policy === 'retry' ? 'transient' : classifyFailure(cause);
+        const deterministic = kind === 'undeliverable' || isEngineError(cause);
+        const isolate = kind !== 'transient' && (kind === 'undeliverable' || part.failures >= (part.split ? 1 : this.splitAfter));
+        if (isolate && part.indices.length > 1) {
+          // Split in halves; an unclassified error with no proof yet that the handler works backs off first, so a sink that is down is not hammered.
+          this.reportHandlerError(runtime, batch.seq, attempt, cause, messages.length, 'isolating', deterministic || acceptedSinceFailure ? 0 : undefined);
+          const middle = Math.ceil(part.indices.length / 2);
+          const child = (indices: number[]): Part => ({ indices, failures: 0, failuresBefore: part.failuresBefore + part.failures, split: true, rotated: false });
+          pending.splice(0, 1, child(part.indices.slice(0, middle)), child(part.indices.slice(middle)));
+          if (!deterministic && !acceptedSinceFailure && !(await this.backoff(runtime))) return false;
+          continue;
+        }
+        if (isolate && (deterministic || acceptedSinceFailure)) {
+          // One message that this handler cannot take, while it takes others.
+          this.reportHandlerError(runtime, batch.seq, attempt, cause, 1, 'dead-letter', 0);
+          if (!(await this.undeliverable(runtime, batch, [{ message: messages[0]!, error: cause, attempts: part.failuresBefore + part.failures }]))) return false;
+          pending.shift();
+          continue;
+        }
+        if (isolate && !part.rotated && pending.length > 1) {
+          // Alone and failing, but nothing proves yet that the handler works: let the rest of the batch show it.
+          this.reportHandlerError(runtime, batch.seq, attempt, cause, 1, 'isolating', 0);
+          part.rotated = true;
+          pending.push(pending.shift()!);
+          continue;
+        }
+        this.reportHandlerError(runtime, batch.seq, attempt, cause, messages.length, 'retry', undefined);
+        if (!(await this.backoff(runtime))) return false;
+        continue;
+      }
+      runtime.succeeded(messages.length - rejected.size, performance.now() - began);
+      this.clearTrouble(`handler:${runtime.handler.name}`);
+      pending.shift();
+      if (failed) acceptedSinceFailure = true;
+      if (rejected.size === 0) continue;
+      if (policy === 'retry') {
+        // Rejected messages are retried like failures, forever, as this handler's policy asks.
+        const error = new Error(`${rejected.size} message(s) rejected: ${errorMessage([...rejected.values()][0])}`);
+        pending.push({ indices: [...rejected.keys()].map((i) => part.indices[i]!), failures: 1, failuresBefore: part.failuresBefore + part.failures, split: true, rotated: true });
+        this.reportHandlerError(runtime, batch.seq, attempt, error, rejected.size, 'retry', undefined);
+        if (!(await this.backoff(runtime))) return false;
+        continue;
+      }
+      const letters = [...rejected].map(([index, reason]) => ({ message: messages[index]!, error: asError(reason), attempts: part.failuresBefore + part.failures + 1 }));
+      if (!(await this.undeliverable(runtime, batch, letters))) return false;
+    }
+    runtime.batches += 1;
+    return true;
+  }
+
+  /**
+   * Records messages a handler can never deliver, or stops the receiver when its policy says so.
+   * A full store is retried with backoff (the messages stay unacknowledged). False when the receiver stops.
+   */
+  private async undeliverable(runtime: HandlerRuntime, batch: SourceBatch, failures: readonly { message: FlespiMessage; error: Error; attempts: number }[]): Promise<boolean> {
+    const name = runtime.handler.name;
+    if (runtime.handler.onUndeliverable === 'stop') {
+      const first = failures[0]!;
+      const error = new Error(`${name} cannot deliver a message (${first.error.message}); its onUndeliverable policy is "stop", so the receiver stopped with the batch unacknowledged: fix the cause, or set onUndeliverable to "dead-letter"`, { cause: first.error });
+      this.publish('handler-error', { handler: name, phase: 'handle', seq: batch.seq, attempt: first.attempts, error, fatal: true });
+      void this.shutdown(error);
+      return false;
+    }
+    const time = new Date().toISOString();
+    const letters: DeadLetter[] = failures.map(({ message, error, attempts }) => ({ time, handler: name, error: error.message, errorName: error.name, attempts, source: this.source.description, message }));
+    for (let tries = 1; ; tries++) {
+      try {
+        await this.deadLetters.add(letters);
+        break;
+      } catch (error) {
+        this.reportHandlerError(runtime, batch.seq, tries, asError(error), letters.length, 'retry', undefined);
+        if (!(await this.backoff(runtime))) return false;
       }
     }
-    return false;
+    runtime.deadLetters += letters.length;
+    runtime.log.warn(`${letters.length} message(s) dead-lettered in ${this.deadLetters.location} (${letters[0]!.error}); ${runtime.deadLetters} in total`);
+    this.publish('dead-letter', { handler: name, seq: batch.seq, letters, total: runtime.deadLetters });
+    return true;
+  }
+
+  private reportHandlerError(runtime: HandlerRuntime, seq: number, attempt: number, error: Error, messages: number, verdict: HandlerErrorEvent['verdict'], retryInMs: number | undefined): void {
+    runtime.failed(error);
+    const stopping = this.stopping.signal.aborted;
+    if (!stopping) this.setTrouble(`handler:${runtime.handler.name}`);
+    const delay = stopping ? undefined : (retryInMs ?? backoffDelay(this.retry, runtime.consecutiveFailures));
+    runtime.nextDelay = delay;
+    this.publish('handler-error', { handler: runtime.handler.name, phase: 'handle', seq, attempt, error, retryInMs: delay, verdict, messages });
+  }
+
+  /** Waits the delay the last reportHandlerError announced. False when the receiver stops. */
+  private async backoff(runtime: HandlerRuntime): Promise<boolean> {
+    const delay = runtime.nextDelay;
+    if (delay === undefined) return false;
+    try {
+      await sleep(delay, this.stopping.signal);
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /** Counts and reports a handler failure, then waits its backoff. False when the receiver stops. */
@@ -551,6 +722,11 @@ export class Receiver extends EventEmitter<ReceiverEvents> {
 function isRetryable(error: Error): boolean {
   if (error instanceof FlespiError) return error.retryable;
   return !(error instanceof ConfigError);
+}
+
+/** Errors the JavaScript engine raises for the same input every time: a bug meeting a message it does not expect, not a sink that is down. */
+function isEngineError(error: Error): boolean {
+  return error instanceof TypeError || error instanceof RangeError || error instanceof SyntaxError || error instanceof ReferenceError || error instanceof URIError;
 }
 
 function asError(error: unknown): Error {
