@@ -8,6 +8,7 @@
  *   "source": { "type": "rest", "delete": false },   // or { "type": "mqtt", "group"?: ..., "filter"?: ... }
  *   "handlers": [{ "type": "stdout" }, { "type": "custom", "file": "./MyHandler.ts", "options": {} }],
  *   "checkpoint": "./state/receiver.checkpoint.json",
+ *   "deadLetters": { "file": "./state/receiver.dead-letters.ndjson", "maxBytes": 67108864 },
  *   "receiver": { "prefetch": 1, "handlerTimeoutMs": 60000, "retry": { "initialMs": 500, "maxMs": 30000 } }
  * }
  * ```
@@ -26,6 +27,7 @@ import type { Logger } from './logger';
 import { ConfigError, OptionReader, type Options } from './options';
 import type { RetryOptions } from './receiver/backoff';
 import { FileCheckpointStore } from './receiver/checkpoint';
+import { DEFAULT_DEAD_LETTER_MAX_BYTES, FileDeadLetterStore, deadLetterPathFor } from './receiver/deadLetters';
 import { Receiver, type ReceiverOptions } from './receiver/receiver';
 import { MqttSource, type MqttSourceOptions } from './sources/mqtt';
 import { RestSource, type RestSourceOptions } from './sources/rest';
@@ -56,6 +58,7 @@ export interface ReceiverTuning {
   prefetch?: number;
   handlerTimeoutMs?: number;
   stopGraceMs?: number;
+  splitAfter?: number;
   retry?: Partial<RetryOptions>;
 }
 
@@ -69,6 +72,8 @@ export interface ReceiverConfig {
   handlers: Options[];
   /** Absolute path of the checkpoint file. */
   checkpoint: string;
+  /** Where messages a handler can never deliver are recorded (default: beside the checkpoint). */
+  deadLetters: { file: string; maxBytes: number };
   receiver: ReceiverTuning;
 }
 
@@ -101,9 +106,18 @@ export function parseConfig(json: unknown, file: string): ReceiverConfig {
   const handlers = parseHandlerList(top.options.handlers, `${file}: handlers`);
   const checkpointPath = top.string('checkpoint', undefined);
   const checkpoint = checkpointPath ? resolveUserPath(checkpointPath, dir) : join(dir, `${basename(file, extname(file))}.channel-${channel}.checkpoint.json`);
+  const deadLetters = parseDeadLetters(child(top, 'deadLetters', `${file}: deadLetters`) ?? {}, `${file}: deadLetters`, dir, checkpoint);
   const receiver = parseTuning(child(top, 'receiver', `${file}: receiver`) ?? {}, `${file}: receiver`);
-  top.rejectUnknown(['flespi', 'source', 'handlers', 'receiver']);
-  return { file, flespi, channel, source, handlers, checkpoint, receiver };
+  top.rejectUnknown(['flespi', 'source', 'handlers', 'receiver', 'deadLetters']);
+  return { file, flespi, channel, source, handlers, checkpoint, deadLetters, receiver };
+}
+
+function parseDeadLetters(options: Options, where: string, dir: string, checkpoint: string): ReceiverConfig['deadLetters'] {
+  const reader = new OptionReader(options, where);
+  const path = reader.string('file', undefined);
+  const maxBytes = reader.number('maxBytes', { min: 1024, max: 10 * 1024 ** 3, integer: true }, DEFAULT_DEAD_LETTER_MAX_BYTES);
+  reader.rejectUnknown();
+  return { file: path ? resolveUserPath(path, dir) : deadLetterPathFor(checkpoint), maxBytes };
 }
 
 function parseFlespi(options: Options, where: string, dir: string): FlespiConnectionConfig {
@@ -177,6 +191,7 @@ function parseTuning(options: Options, where: string): ReceiverTuning {
   if (reader.has('prefetch')) tuning.prefetch = reader.number('prefetch', { min: 0, max: 16, integer: true });
   if (reader.has('handlerTimeoutMs')) tuning.handlerTimeoutMs = reader.number('handlerTimeoutMs', { min: 100, max: 3_600_000, integer: true });
   if (reader.has('stopGraceMs')) tuning.stopGraceMs = reader.number('stopGraceMs', { min: 0, max: 600_000, integer: true });
+  if (reader.has('splitAfter')) tuning.splitAfter = reader.number('splitAfter', { min: 1, max: 100, integer: true });
   const retry = child(reader, 'retry', `${where}.retry`);
   if (retry) {
     const r = new OptionReader(retry, `${where}.retry`);
@@ -250,6 +265,7 @@ export async function buildReceiver(config: ReceiverConfig, token: string, optio
     source: createSource(config, client, token, options.log),
     handlers,
     checkpoints,
+    deadLetters: new FileDeadLetterStore(config.deadLetters.file, config.deadLetters.maxBytes),
     ...config.receiver,
     log: options.log,
   };

@@ -1,5 +1,5 @@
 import { HandlerLoadError, loadHandlerClass } from '../custom/loader';
-import type { Handler } from '../handler';
+import { undeliverablePolicies, type Handler, type UndeliverablePolicy } from '../handler';
 import { ConfigError, OptionReader, type Options } from '../options';
 import type { HandlerEnv, HandlerSpec } from './spec';
 import { httpSpec } from './http';
@@ -18,7 +18,7 @@ export function handlerSpec(type: string): HandlerSpec | undefined {
 }
 
 /**
- * Builds one handler from a configuration entry `{ "type": ..., "name"?: ..., ...options }`.
+ * Builds one handler from a configuration entry `{ "type": ..., "name"?: ..., "onUndeliverable"?: ..., ...options }`.
  * `custom` entries are `{ "type": "custom", "file": "path/to/MyHandler.ts", "options"?: {...} }`:
  * the file's default export (a Handler subclass) is constructed with `options`.
  * `where` names the entry in errors, e.g. `receiver.json: handlers[1]`.
@@ -26,7 +26,14 @@ export function handlerSpec(type: string): HandlerSpec | undefined {
 export async function createHandler(entry: Options, env: HandlerEnv, where: string): Promise<Handler> {
   const reader = new OptionReader(entry, where);
   const type = reader.oneOf('type', handlerTypes);
-  const name = reader.string('name', type);
+  const policy = reader.oneOf<UndeliverablePolicy>('onUndeliverable', undeliverablePolicies, 'dead-letter');
+  const handler = await buildHandler(entry, env, where, type);
+  handler.onUndeliverable = policy;
+  return handler;
+}
+
+async function buildHandler(entry: Options, env: HandlerEnv, where: string, type: string): Promise<Handler> {
+  const name = new OptionReader(entry, where).string('name', type);
   const label = `${where} (${type})`;
   if (type === 'custom') {
     const file = new OptionReader(entry, label).string('file');
@@ -34,7 +41,7 @@ export async function createHandler(entry: Options, env: HandlerEnv, where: stri
     if (typeof options !== 'object' || options === null || Array.isArray(options)) {
       throw new ConfigError(`${label}: "options" must be an object of settings for your handler's constructor`);
     }
-    new OptionReader(entry, label).rejectUnknown(['type', 'name', 'file', 'options']);
+    new OptionReader(entry, label).rejectUnknown(['type', 'name', 'file', 'options', 'onUndeliverable']);
     const HandlerClass = await loadHandlerClass(env.resolvePath(file)).catch((error: unknown) => {
       throw error instanceof HandlerLoadError ? new HandlerLoadError(`${label}: ${error.message}`, error.file, error.location, { cause: error }) : error;
     });
@@ -51,7 +58,7 @@ export async function createHandler(entry: Options, env: HandlerEnv, where: stri
     return handler;
   }
   const spec = handlerSpec(type)!;
-  const { type: _type, name: _name, ...options } = entry;
+  const { type: _type, name: _name, onUndeliverable: _policy, ...options } = entry;
   try {
     return spec.create(options, env, name);
   } catch (error) {
