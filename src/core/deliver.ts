@@ -1,8 +1,9 @@
-/** Sends messages to one handler once (the tail panel's "send to sink"). No vscode here: tested on its own. */
-import { errorMessage } from '../../core/errors';
-import type { Handler } from '../../core/handler';
-import { silentLogger, type Logger } from '../../core/logger';
-import type { FlespiMessage } from '../../core/message';
+/** Delivery outside a receiver, once: test-forwarding selected messages, testing a sink connection, sending dead letters again. */
+import { errorMessage } from './errors';
+import type { Handler } from './handler';
+import { silentLogger, type Logger } from './logger';
+import type { FlespiMessage } from './message';
+import type { DeadLetterStore } from './receiver/deadLetters';
 
 export interface DeliveryOutcome {
   /** Messages the sink accepted: all but those it rejected as undeliverable, or 0 when handle() failed. */
@@ -82,4 +83,43 @@ export async function connectOnce(handler: Handler, options: { timeoutMs: number
     error ??= `stop: ${describe(e)}`;
   }
   return { error, ms: Math.round(performance.now() - began) };
+}
+
+export interface RedeliveryOutcome {
+  /** Letters the handler accepted now; they were removed from the store. */
+  sent: number;
+  /** Letters still in the store for this handler (rejected again, or the attempt failed). */
+  remaining: number;
+  /** Why some were not sent (the attempt's errors, and the reasons of messages rejected again). */
+  errors: string[];
+  ms: number;
+}
+
+/**
+ * Sends a handler's dead letters again through a fresh instance of that handler (after the cause
+ * was fixed), `batchSize` at a time. Letters it accepts are removed from the store; those it rejects
+ * again, or all of a batch whose attempt failed, stay. Never throws for the handler's failures.
+ */
+export async function redeliverDeadLetters(
+  store: DeadLetterStore,
+  handlerName: string,
+  createHandler: () => Promise<Handler> | Handler,
+  options: { timeoutMs: number; batchSize?: number; log?: Logger; describeError?: (error: unknown) => string },
+): Promise<RedeliveryOutcome> {
+  const began = performance.now();
+  const letters = await store.read(handlerName);
+  const batchSize = options.batchSize ?? 500;
+  const errors: string[] = [];
+  let sent = 0;
+  for (let i = 0; i < letters.length; i += batchSize) {
+    const batch = letters.slice(i, i + batchSize);
+    const outcome = await deliverOnce(await createHandler(), batch.map((l) => l.message), options);
+    errors.push(...outcome.errors, ...outcome.rejected.map((r) => `dead letter ${i + r.index + 1}: ${r.reason}`));
+    if (outcome.errors.length > 0) continue;
+    const rejected = new Set(outcome.rejected.map((r) => r.index));
+    const accepted = batch.filter((_, index) => !rejected.has(index));
+    await store.remove(accepted);
+    sent += accepted.length;
+  }
+  return { sent, remaining: letters.length - sent, errors: [...new Set(errors)], ms: Math.round(performance.now() - began) };
 }

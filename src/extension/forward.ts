@@ -44,7 +44,7 @@ export async function sendToSink(sinkName: string, messages: readonly FlespiMess
   if (!sink) return { sink: sinkName, acknowledged: 0, errors: [`no sink named "${sinkName}" in flespi.sinks`], ms: 0 };
   // Loaded on first use: the loader brings the TypeScript compiler for custom handlers.
   const { describeHandlerError } = await import('../core/custom/loader.js');
-  const { deliverOnce } = await import('./sinks/deliver.js');
+  const { deliverOnce } = await import('../core/deliver.js');
   let result: ForwardResult;
   try {
     const handler = await deps.sinks.createHandler(sink);

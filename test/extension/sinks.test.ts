@@ -11,7 +11,7 @@ import { handlerTypes } from '../../src/core/handlers/registry';
 import { ConfigError } from '../../src/core/options';
 import { handlerTemplate } from '../../src/extension/custom/scaffold';
 import { createSinkHandler, UntrustedCodeError } from '../../src/extension/sinks/createSinkHandler';
-import { connectOnce, deliverOnce } from '../../src/extension/sinks/deliver';
+import { connectOnce, deliverOnce } from '../../src/core/deliver';
 import { answerValue, fieldProblem, SINK_TYPES, validateSinkName, type SinkField } from '../../src/extension/sinks/sinkFields';
 import { handlerEntry, missingSecrets, parseSinks, splitSecrets, type SinkSetting } from '../../src/extension/sinks/sinkModel';
 

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { appendFile, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { redeliverDeadLetters } from '../../src/core/deliver';
 import { TransientError, UndeliverableError } from '../../src/core/errors';
 import { FlespiClient } from '../../src/core/flespi/client';
 import type { FlespiMessage } from '../../src/core/message';
@@ -236,4 +237,29 @@ test('a transient error is retried on the whole batch and never bisected', TIMEO
   assert.ok(sink.batches.every((b) => b.length === 100));
   assert.deepEqual(errors.map((e) => e.verdict), ['retry', 'retry', 'retry', 'retry']);
   assert.equal((await deadLetters.read()).length, 0);
+});
+
+test('redeliverDeadLetters sends a handler\'s letters again through a fresh handler: accepted ones leave the store, those rejected again stay with the reason', TIMEOUT, async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'flespi-dlq-'));
+  try {
+    const store = new FileDeadLetterStore(join(dir, 'dl.ndjson'));
+    const letter = (handler: string, seq: number) => ({ time: new Date().toISOString(), handler, error: 'was down', errorName: 'UndeliverableError', attempts: 3, message: { 'test.seq': seq } });
+    await store.add([letter('http', 1), letter('http', 2), letter('mqtt', 3), letter('http', 4)]);
+    const created: RecordingHandler[] = [];
+    const fixed = () => {
+      const handler = new RecordingHandler('http', (messages, ctx) => messages.forEach((m, i) => m['test.seq'] === 4 && ctx.reject(i, 'still too big')));
+      created.push(handler);
+      return handler;
+    };
+    const outcome = await redeliverDeadLetters(store, 'http', fixed, { timeoutMs: 5_000, batchSize: 2 });
+    assert.equal(created.length, 2, 'one fresh handler per batch of 2');
+    assert.deepEqual(created.flatMap((h) => h.accepted), [1, 2, 4]);
+    assert.deepEqual({ sent: outcome.sent, remaining: outcome.remaining, errors: outcome.errors }, { sent: 2, remaining: 1, errors: ['dead letter 3: still too big'] });
+    assert.deepEqual((await store.read()).map((l) => [l.handler, l.message['test.seq']]), [['mqtt', 3], ['http', 4]]);
+    const down = await redeliverDeadLetters(store, 'http', () => new RecordingHandler('http', () => { throw new TransientError('connection refused'); }), { timeoutMs: 5_000 });
+    assert.deepEqual({ sent: down.sent, remaining: down.remaining }, { sent: 0, remaining: 1 });
+    assert.match(down.errors[0]!, /connection refused/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });

@@ -145,7 +145,7 @@ export async function removeSink(deps: SinkCommandDeps, node: SinkNode | undefin
 export async function testSink(deps: SinkCommandDeps, nodeOrName: SinkNode | string | undefined): Promise<void> {
   const sink = typeof nodeOrName === 'string' ? deps.sinks.get(nodeOrName) : await pickSink(deps, nodeOrName, 'Test Sink Connection');
   if (!sink) return;
-  const { connectOnce } = await import('./deliver.js');
+  const { connectOnce } = await import('../../core/deliver.js');
   const { describeHandlerError } = await import('../../core/custom/loader.js');
   const result = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `Testing sink "${sink.name}"…` }, async () => {
     try {
