@@ -3,12 +3,11 @@
 //
 // Fail fast instead of hanging: every test without a `timeout` of its own gets TEST_TIMEOUT_MS
 // (default 30 s; the slowest test takes about 9 s on an idle 2-core machine) through
-// scripts/test-timeout.cjs, and each file gets FILE_TIMEOUT_MS (default 5 min) through
+// scripts/test-timeout.mjs, and each file gets FILE_TIMEOUT_MS (default 5 min) through
 // --test-timeout, which in Node 20 bounds a whole file (its hooks and leaked handles included).
 import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 
 function find(dir) {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
@@ -25,7 +24,7 @@ if (files.length === 0) {
   process.exit(1);
 }
 const fileTimeout = Number(process.env.FILE_TIMEOUT_MS) || 300_000;
-const preload = fileURLToPath(new URL('test-timeout.cjs', import.meta.url));
-const args = ['--import', 'tsx', '--require', preload, '--test', '--test-concurrency=2', `--test-timeout=${fileTimeout}`, ...files];
+const preload = new URL('test-timeout.mjs', import.meta.url).href;
+const args = ['--import', 'tsx', '--import', preload, '--test', '--test-concurrency=2', `--test-timeout=${fileTimeout}`, ...files];
 const r = spawnSync(process.execPath, args, { stdio: 'inherit' });
 process.exit(r.status ?? 1);

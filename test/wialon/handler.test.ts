@@ -206,6 +206,27 @@ test('receiver closes the connection mid-batch: the handler reconnects and resen
   }
 });
 
+test('a connection lost with the whole batch sent: the new connection resends every unacked packet, from the first one', async () => {
+  const { receiver, handler, done } = await setup({ window: 16, ackTimeoutMs: 1000 });
+  try {
+    const ctx = context();
+    const batch = messages(10);
+    await handler.start();
+    receiver.closeConnectionsAfter(3); // acks packets 0 and 1, keeps packet 2 without an ack, drops the rest of the stream
+    await handler.handle(batch, ctx);
+    assert.equal(receiver.received.filter((r) => r.connection === 1).length, 3);
+    const second = receiver.received.filter((r) => r.connection === 2).map((r) => findBlock(r.packet, 'seq')?.value as number);
+    const resentFrom = second[0] ?? -1;
+    assert.ok(resentFrom >= 0 && resentFrom <= 2, `the second connection starts at or before the packet that lost its ack, got ${second.join(', ') || 'nothing'}`);
+    assert.deepEqual(second, batch.slice(resentFrom).map((m) => m.seq), 'and resends the rest in order');
+    assert.equal(handler.stats.packetsResent, 10 - resentFrom, 'every packet after the last ack was sent before, so each is a resend');
+    assert.equal(handler.stats.packetsSent, 10 + handler.stats.packetsResent);
+    assert.equal(handler.stats.packetsAcked, 10);
+  } finally {
+    await done();
+  }
+});
+
 test('the peer closing an idle connection between batches is not an error', async () => {
   const { receiver, handler, done } = await setup();
   try {
