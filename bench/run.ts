@@ -7,6 +7,7 @@ import { PROFILE_DIR_ENV, machine, table, withRatios, writeResults, type Row } f
 import { benchLiveTail } from './live-tail';
 import { benchMqttSink } from './mqtt-sink';
 import { benchMqttSource } from './mqtt-source';
+import { benchPoison } from './poison';
 import { benchRestPipeline } from './rest-pipeline';
 import { benchStartup } from './startup';
 import { stopVsCodeSession } from './vscode-session';
@@ -15,6 +16,7 @@ import { benchWialon } from './wialon';
 /** In this order; the live tail last (it needs the e2e host and runs longest). */
 const benches: Record<string, (o: { quick: boolean }) => Promise<Row[]>> = {
   rest: benchRestPipeline,
+  poison: benchPoison,
   wialon: benchWialon,
   'mqtt-sink': benchMqttSink,
   'mqtt-source': benchMqttSource,

@@ -498,9 +498,18 @@ export class Receiver extends EventEmitter<ReceiverEvents> {
     let attempt = 0;
     let failed = false; // some attempt of this batch failed
     let acceptedSinceFailure = false; // ... and the handler accepted another part since: it works, so failures are about messages
+    const halve = (part: Part) => {
+      const middle = Math.ceil(part.indices.length / 2);
+      const child = (indices: number[]): Part => ({ indices, failures: 0, failuresBefore: part.failuresBefore + part.failures, split: true, rotated: false });
+      pending.splice(pending.indexOf(part), 1, child(part.indices.slice(0, middle)), child(part.indices.slice(middle)));
+    };
     while (pending.length > 0) {
       if (this.stopping.signal.aborted) return false;
       const part = pending[0]!;
+      if (part.rotated && part.failures > 0 && acceptedSinceFailure && part.indices.length > 1) {
+        halve(part); // it failed before the handler proved it works; now it has: no need to fail it again
+        continue;
+      }
       const messages = part.indices.length === all.length ? all : part.indices.map((i) => all[i]!);
       const rejected = new Map<number, unknown>();
       const reject = (index: number, reason: unknown) => {
@@ -517,29 +526,28 @@ export class Receiver extends EventEmitter<ReceiverEvents> {
         part.failures += 1;
         failed = true;
         const kind = policy === 'retry' ? 'transient' : classifyFailure(cause);
-        const deterministic = kind === 'undeliverable' || isEngineError(cause);
+        // Is it these messages? Certain for an UndeliverableError or an engine error; for other errors, once the handler took other messages meanwhile.
+        const conclusive = kind === 'undeliverable' || isEngineError(cause) || acceptedSinceFailure;
         const isolate = kind !== 'transient' && (kind === 'undeliverable' || part.failures >= (part.split ? 1 : this.splitAfter));
-        if (isolate && part.indices.length > 1) {
-          // Split in halves; an unclassified error with no proof yet that the handler works backs off first, so a sink that is down is not hammered.
-          this.reportHandlerError(runtime, batch.seq, attempt, cause, messages.length, 'isolating', deterministic || acceptedSinceFailure ? 0 : undefined);
-          const middle = Math.ceil(part.indices.length / 2);
-          const child = (indices: number[]): Part => ({ indices, failures: 0, failuresBefore: part.failuresBefore + part.failures, split: true, rotated: false });
-          pending.splice(0, 1, child(part.indices.slice(0, middle)), child(part.indices.slice(middle)));
-          if (!deterministic && !acceptedSinceFailure && !(await this.backoff(runtime))) return false;
+        if (isolate && !conclusive && part.split && !part.rotated && pending.length > 1) {
+          // Nothing proves yet that the handler works at all: let the rest of the batch show it first.
+          this.reportHandlerError(runtime, batch.seq, attempt, cause, messages.length, 'isolating', 0);
+          part.rotated = true;
+          pending.push(pending.shift()!);
           continue;
         }
-        if (isolate && (deterministic || acceptedSinceFailure)) {
+        if (isolate && part.indices.length > 1) {
+          // Split in halves; when it is not conclusive, back off first, so a sink that is down is not hammered.
+          this.reportHandlerError(runtime, batch.seq, attempt, cause, messages.length, 'isolating', conclusive ? 0 : undefined);
+          halve(part);
+          if (!conclusive && !(await this.backoff(runtime))) return false;
+          continue;
+        }
+        if (isolate && conclusive) {
           // One message that this handler cannot take, while it takes others.
           this.reportHandlerError(runtime, batch.seq, attempt, cause, 1, 'dead-letter', 0);
           if (!(await this.undeliverable(runtime, batch, [{ message: messages[0]!, error: cause, attempts: part.failuresBefore + part.failures }]))) return false;
           pending.shift();
-          continue;
-        }
-        if (isolate && !part.rotated && pending.length > 1) {
-          // Alone and failing, but nothing proves yet that the handler works: let the rest of the batch show it.
-          this.reportHandlerError(runtime, batch.seq, attempt, cause, 1, 'isolating', 0);
-          part.rotated = true;
-          pending.push(pending.shift()!);
           continue;
         }
         this.reportHandlerError(runtime, batch.seq, attempt, cause, messages.length, 'retry', undefined);
