@@ -80,8 +80,8 @@ export interface MqttSourceStats {
   /** Messages received and not yet acknowledged. */
   unacked: number;
   /**
-   * Times another client took the session over (same clientId): MQTT 5 DISCONNECT 0x8E, or with
-   * MQTT 3.1.1 a connection the broker closed right after accepting it, several times in a row.
+   * Times another client took the session over (same clientId): MQTT 5 DISCONNECT 0x8E, or (MQTT
+   * 3.1.1, or a broker that does not say why) connections closed right after they were accepted, several in a row.
    */
   takeovers: number;
 }
@@ -117,7 +117,7 @@ interface Received {
 const DEFAULT_RECONNECT: RetryOptions = { initialMs: 1000, maxMs: 30_000 };
 /** MQTT 5 DISCONNECT reason code: another connection with the same clientId took the session. */
 const RC_SESSION_TAKEN_OVER = 0x8e;
-/** MQTT 3.1.1: a connection the broker closes sooner than this after accepting it counts as a quick close... */
+/** A connection the broker closes (without a socket error) sooner than this after accepting it is a quick close... */
 const QUICK_CLOSE_MS = 5000;
 /** ...and this many in a row are reported as a probable session takeover. */
 const QUICK_CLOSES_FOR_TAKEOVER = 3;
@@ -160,7 +160,7 @@ export class MqttSource implements Source {
   /** When the current connection was accepted (CONNACK), and whether a socket error ended it. */
   private connectedAt?: number;
   private connectionErrored = false;
-  /** MQTT 3.1.1: connections in a row that the broker closed right after accepting them. */
+  /** Connections in a row that the broker closed right after accepting them. */
   private quickCloses = 0;
   private readonly pending: Received[] = [];
   private pendingSince = 0;
@@ -380,12 +380,14 @@ export class MqttSource implements Source {
   }
 
   /**
-   * MQTT 3.1.1 has no DISCONNECT from the server: a takeover is a connection closed right after
-   * it was accepted, without a socket error. Returns the warning when several came in a row.
+   * MQTT 3.1.1 has no DISCONNECT from the server, and some MQTT 5 brokers (Mosquitto 2.0) do not
+   * send one on a takeover either: it is a connection closed right after it was accepted, without a
+   * socket error. Returns the warning when several came in a row. Not a certainty (a broker may
+   * close connections for other reasons), so the source keeps trying, with a growing delay.
    */
   private countQuickClose(): string | undefined {
     const lived = this.connectedAt === undefined ? Infinity : performance.now() - this.connectedAt;
-    const quick = this.protocolVersion === 4 && !this.connectionErrored && lived < QUICK_CLOSE_MS;
+    const quick = !this.connectionErrored && lived < QUICK_CLOSE_MS;
     this.connectedAt = undefined;
     this.quickCloses = quick ? this.quickCloses + 1 : 0;
     if (this.quickCloses < QUICK_CLOSES_FOR_TAKEOVER) return undefined;
