@@ -1,0 +1,63 @@
+// Mutation testing with StrykerJS, one folder of the core at a time: `npm run mutate [-- folder ...]`
+// (scripts/mutate.mjs sets STRYKER_FOLDER). Each folder is mutated and checked against only the test
+// files that exercise it; per-test coverage then runs, for each mutant, only the files that reach it.
+// How to read the results: docs/testing.md.
+
+/** The folders, what is mutated in each and the test files that judge the mutants. */
+export const folders = {
+  receiver: {
+    mutate: ['src/core/receiver/**/*.ts'],
+    tests: ['test/receiver/receiver.test.ts', 'test/receiver/ordering.test.ts', 'test/receiver/dead-letters.test.ts', 'test/receiver/lock.test.ts', 'test/reliability/receiver-crash.test.ts'],
+  },
+  sources: {
+    mutate: ['src/core/sources/**/*.ts'],
+    tests: ['test/sources/*.test.ts', 'test/receiver/receiver.test.ts', 'test/receiver/ordering.test.ts'],
+  },
+  flespi: {
+    mutate: ['src/core/flespi/**/*.ts'],
+    tests: ['test/client/*.test.ts', 'test/sources/rest-source.test.ts', 'test/receiver/receiver.test.ts'],
+  },
+  handlers: {
+    mutate: ['src/core/handlers/**/*.ts'],
+    tests: ['test/sinks/*.test.ts', 'test/wialon/handler.test.ts', 'test/config/config.test.ts', 'test/reliability/bad-sink-settings.test.ts'],
+  },
+  wialon: {
+    mutate: ['src/core/wialon/codec.ts'],
+    tests: ['test/wialon/decode.test.ts', 'test/wialon/encode.test.ts', 'test/wialon/encodeFast.test.ts', 'test/wialon/receiver.test.ts'],
+  },
+};
+
+const name = process.env.STRYKER_FOLDER ?? 'receiver';
+const folder = folders[name];
+if (!folder) throw new Error(`STRYKER_FOLDER must be one of ${Object.keys(folders).join(', ')}, got ${name}`);
+
+/** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
+export default {
+  mutate: folder.mutate,
+  testRunner: 'tap',
+  tap: {
+    testFiles: folder.tests,
+    // The same preloads as scripts/run-tests.mjs: TypeScript through tsx, and a default timeout per test.
+    nodeArgs: ['-r', '{{hookFile}}', '--import', 'tsx', '--import', './scripts/test-timeout.mjs', '{{testFile}}'],
+    forceBail: true,
+  },
+  checkers: ['typescript'],
+  tsconfigFile: 'tsconfig.stryker.json',
+  typescriptChecker: { prioritizePerformanceOverAccuracy: true },
+  coverageAnalysis: 'perTest',
+  // Mutants in module-level code would need every test file for each of them; they are left out.
+  ignoreStatic: true,
+  // Two shared cores: one test process at a time, and time enough for the slow reliability tests.
+  concurrency: 1,
+  timeoutMS: 20_000,
+  timeoutFactor: 2,
+  incremental: true,
+  incrementalFile: `reports/mutation/${name}.incremental.json`,
+  reporters: ['clear-text', 'progress-append-only', 'html', 'json'],
+  htmlReporter: { fileName: `reports/mutation/${name}.html` },
+  jsonReporter: { fileName: `reports/mutation/${name}.json` },
+  clearTextReporter: { allowColor: false, logTests: false, reportScoreTable: true },
+  ignorePatterns: ['dist', 'out', 'reports', '.e2e', '.vscode-test', 'bench/results', 'test-output', 'media', '*.vsix'],
+  tempDirName: `.stryker-tmp`,
+  cleanTempDir: true,
+};
