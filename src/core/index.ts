@@ -26,6 +26,7 @@ export {
   type DoneEvent,
   type HandlerErrorEvent,
   type SourceErrorEvent,
+  type DeadLetterEvent,
 } from './receiver/receiver';
 export { FileCheckpointStore, MemoryCheckpointStore, CheckpointLockedError, type CheckpointStore } from './receiver/checkpoint';
 export { FileLock, LockedError, type LockOwner } from './receiver/lock';
