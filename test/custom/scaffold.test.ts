@@ -46,8 +46,8 @@ test('scaffold: the template type-checks against the written typings, with and w
 });
 
 test('scaffold: every value the typings declare exists in the library the loader hands to handlers', () => {
-  const declared = [...typingsTemplate(false).matchAll(/export (?:abstract class|function) (\w+)/g)].map((m) => m[1]!);
-  assert.deepEqual(declared.sort(), ['Handler', 'numberParam', 'stringParam']);
+  const declared = [...typingsTemplate(false).matchAll(/export (?:abstract class|class|function) (\w+)/g)].map((m) => m[1]!);
+  assert.deepEqual(declared.sort(), ['Handler', 'TransientError', 'UndeliverableError', 'numberParam', 'stringParam']);
   for (const name of declared) assert.equal(typeof (api as Record<string, unknown>)[name], 'function', name);
 });
 

@@ -4,7 +4,7 @@
  */
 
 /** Names the handler class may not take: they would shadow what the template imports. */
-const TAKEN = new Set(['Handler', 'FlespiMessage', 'HandlerContext', 'HandlerHealth', 'Logger', 'Promise', 'Error', 'Object', 'JSON', 'Array']);
+const TAKEN = new Set(['Handler', 'FlespiMessage', 'HandlerContext', 'HandlerHealth', 'Logger', 'TransientError', 'UndeliverableError', 'Promise', 'Error', 'Object', 'JSON', 'Array']);
 
 /** Why `name` cannot be a handler class name, or undefined when it can. */
 export function validateHandlerName(name: string): string | undefined {
@@ -35,9 +35,11 @@ import { Handler, type FlespiMessage } from 'flespi-receiver';
  * Lifecycle (the receiver calls these):
  *  - constructor(options): once, with the sink's "options" from the settings.
  *  - start(): once, before the first batch. Open connections or files here; throw to report a problem.
- *  - handle(messages): for each batch, in order. Resolve when all of it is safely stored;
- *    throw to have the same batch delivered again later (with backoff). flespi's messages are
- *    acknowledged only after every sink accepted them, so nothing is lost.
+ *  - handle(messages, ctx): for each batch, in order. Resolve when all of it is safely stored.
+ *    Throw TransientError when the sink is down: the same batch comes again later (with backoff).
+ *    Call ctx.reject(index, why) for a message you can never store (or throw UndeliverableError):
+ *    it goes to the dead-letter store and the rest goes on. flespi's messages are acknowledged only
+ *    after every sink accepted or dead-lettered them, so nothing is lost.
  *  - stop(): once at the end. Close what start() opened.
  *  - health(): a short status line for the Sinks view.
  *
@@ -110,7 +112,14 @@ declare module 'flespi-receiver' {
     /** 1 for the first delivery of this batch, 2 for the first retry, ... */
     readonly attempt: number;
     readonly log: Logger;
+    /** messages[index] can never be delivered by this handler: it is dead-lettered with \`reason\`; go on with the rest. */
+    reject(index: number, reason: unknown): void;
   }
+
+  /** Throw it when the sink is down or busy: the same messages are retried with backoff, forever. */
+  export class TransientError extends Error {}
+  /** Throw it when these messages can never be delivered as they are: they are isolated and dead-lettered. */
+  export class UndeliverableError extends Error {}
 
   export interface HandlerHealth {
     connected?: boolean;
@@ -119,6 +128,8 @@ declare module 'flespi-receiver' {
 
   export abstract class Handler {
     readonly name: string;
+    /** What happens to a message this handler can never deliver (the sink's "onUndeliverable" setting). */
+    onUndeliverable: 'dead-letter' | 'stop' | 'retry';
     protected log: Logger;
     constructor(name?: string);
     start(): Promise<void>;
