@@ -263,3 +263,20 @@ test('redeliverDeadLetters sends a handler\'s letters again through a fresh hand
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('FileDeadLetterStore records a message with a BigInt (as its digits) and one with a cycle (as why it cannot be written), never failing the record', TIMEOUT, async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'flespi-dlq-'));
+  try {
+    const store = new FileDeadLetterStore(join(dir, 'dl.ndjson'));
+    const cyclic: Record<string, unknown> = { 'test.seq': 2 };
+    cyclic.self = cyclic;
+    const letter = (message: FlespiMessage) => ({ time: 't', handler: 'custom', error: 'bad', errorName: 'UndeliverableError', attempts: 1, message });
+    await store.add([letter({ 'test.seq': 1, big: 12345678901234567890n }), letter(cyclic)]);
+    const letters = await store.read();
+    assert.deepEqual(letters[0]!.message, { 'test.seq': 1, big: '12345678901234567890' });
+    assert.match(String(letters[1]!.message.unserializable), /circular/i);
+    assert.equal(letters[1]!.handler, 'custom');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

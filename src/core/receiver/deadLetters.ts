@@ -91,7 +91,7 @@ export class FileDeadLetterStore implements DeadLetterStore {
   add(letters: readonly DeadLetter[]): Promise<void> {
     return this.serialized(async () => {
       if (letters.length === 0) return;
-      const text = letters.map((l) => stringifySafely(l) + '\n').join('');
+      const text = letters.map(letterLine).join('');
       const size = Buffer.byteLength(text);
       const current = await this.size();
       if (current + size > this.maxBytes) {
@@ -115,9 +115,9 @@ export class FileDeadLetterStore implements DeadLetterStore {
 
   remove(letters: readonly DeadLetter[]): Promise<void> {
     return this.serialized(async () => {
-      const gone = new Set(letters.map((l) => stringifySafely(l)));
-      const kept = (await this.readAll()).filter((l) => !gone.delete(stringifySafely(l)));
-      const text = kept.map((l) => stringifySafely(l) + '\n').join('');
+      const gone = new Set(letters.map(letterLine));
+      const kept = (await this.readAll()).filter((l) => !gone.delete(letterLine(l)));
+      const text = kept.map(letterLine).join('');
       const temp = `${this.location}.${process.pid}.tmp`;
       await writeFile(temp, text, { encoding: 'utf8', mode: 0o600 });
       await rename(temp, this.location);
@@ -162,6 +162,15 @@ export class FileDeadLetterStore implements DeadLetterStore {
     const run = this.queue.then(work, work);
     this.queue = run.catch(() => {});
     return run;
+  }
+}
+
+/** One NDJSON line; a message that cannot be JSON even so (a cycle) is replaced by why, so the record still says what happened. */
+function letterLine(letter: DeadLetter): string {
+  try {
+    return stringifySafely(letter) + '\n';
+  } catch (error) {
+    return stringifySafely({ ...letter, message: { unserializable: error instanceof Error ? error.message : String(error) } }) + '\n';
   }
 }
 
