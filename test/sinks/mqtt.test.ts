@@ -4,6 +4,7 @@ import { chmod, copyFile } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join, resolve } from 'node:path';
 import mqttPacket from 'mqtt-packet';
+import { classifyFailure } from '../../src/core/errors';
 import type { Handler, HandlerContext } from '../../src/core/handler';
 import { awsIotSpec, mqttSpec, MqttHandler } from '../../src/core/handlers/mqtt';
 import type { HandlerEnv, HandlerSpec } from '../../src/core/handlers/spec';
@@ -13,9 +14,11 @@ import { ConfigError, type Options } from '../../src/core/options';
 import { createTestPki, type TestPki } from '../support/certs';
 import { memoryLogger, unexpectedReject } from '../support/logger';
 import { freePort, startMosquitto, type RunningMosquitto } from '../support/mosquitto';
+import { depthOf, nested, recordingContext } from '../support/rejects';
 import { subscribe } from '../support/subscriber';
 
 const env: HandlerEnv = { resolvePath: (p) => resolve(p) };
+const utf8 = (text: string) => Buffer.byteLength(text, 'utf8');
 
 function messages(from: number, count: number): FlespiMessage[] {
   return Array.from({ length: count }, (_, i) => ({
@@ -218,7 +221,7 @@ describe('MQTT sink against Mosquitto with TLS and required client certificates'
       assert.match(failure.message, /connection to mqtts:\/\/127\.0\.0\.1:\d+ lost.*: \d+ of 20000 messages not acknowledged|not acknowledged/);
 
       // While the broker is down a batch fails within connectTimeoutMs instead of hanging.
-      await assert.rejects(handler.handle(pending[1]!, ctx()), /^Error: not connected: /);
+      await assert.rejects(handler.handle(pending[1]!, ctx()), /^TransientError: not connected: /);
       assert.equal(handler.health().connected, false);
 
       await restarting.start();
@@ -259,7 +262,7 @@ describe('MQTT sink delivery guarantees (broker that withholds PUBACKs)', () => 
     const handler = create({ url: `mqtt://127.0.0.1:${broker.port}`, topic: 'x/{ident}', window: 5, ackTimeoutMs: 300 });
     try {
       await handler.start();
-      await assert.rejects(handler.handle(messages(0, 20), ctx()), /^Error: no PUBACK from mqtt:\/\/127\.0\.0\.1:\d+ for 300 ms \(ackTimeoutMs\): 17 of 20 messages not acknowledged$/);
+      await assert.rejects(handler.handle(messages(0, 20), ctx()), /^TransientError: no PUBACK from mqtt:\/\/127\.0\.0\.1:\d+ for 300 ms \(ackTimeoutMs\): 17 of 20 messages not acknowledged$/);
       assert.equal(broker.publishes(), 3 + 5, 'three acknowledged, then a full window of five waiting');
       assert.equal(handler.counts.acknowledged, 3);
     } finally {
@@ -277,7 +280,7 @@ describe('MQTT sink delivery guarantees (broker that withholds PUBACKs)', () => 
       const delivery = handler.handle(messages(0, 10), ctx(controller.signal));
       await broker.waitForPublishes(4);
       controller.abort();
-      await assert.rejects(delivery, /^Error: delivery to mqtt:\/\/127\.0\.0\.1:\d+ cancelled: 10 of 10 messages not acknowledged$/);
+      await assert.rejects(delivery, /^TransientError: delivery to mqtt:\/\/127\.0\.0\.1:\d+ cancelled: 10 of 10 messages not acknowledged$/);
       assert.match(handler.health().detail ?? '', /^0 awaiting PUBACK/);
     } finally {
       await handler.stop();
@@ -434,3 +437,127 @@ async function startWithholdingBroker(ackFirst: number) {
       }),
   };
 }
+
+describe('MQTT sink: topics and payloads from hostile device fields (issue 11, cases 1 and 3)', () => {
+  let broker: RunningMosquitto;
+  before(async () => {
+    broker = await startMosquitto({ extraConfig: ['max_queued_messages 10000'] });
+  });
+  after(() => broker?.stop());
+
+  test('control characters, noncharacters, lone surrogates, a leading $ and a 70,000-character field make valid topics; every message arrives, the one after them too', async () => {
+    const sub = await subscribe(broker.url, '#');
+    const handler = create({ url: broker.url, topic: '{name}/t/{ident}', window: 4, connectTimeoutMs: 2000, ackTimeoutMs: 5000 });
+    const long = `${'x'.repeat(69_990)}-tail`;
+    const batch: FlespiMessage[] = [
+      { seq: 0, name: 'bell', ident: 'dev\u0007x' },
+      { seq: 1, name: 'c1', ident: 'del\u007f nel\u0085 csi\u009b' },
+      { seq: 2, name: 'nonchar', ident: 'a\uffffb\ufdd0c\u{1fffe}d' },
+      { seq: 3, name: 'surrogates', ident: 'lone\ud800high lone\udc00low pair\u{1f69a}' },
+      { seq: 4, name: '$SYS', ident: 'broker/uptime' },
+      { seq: 5, name: '$share', ident: 'g/#' },
+      { seq: 6, name: 'long', ident: long },
+      { seq: 7, name: 'good', ident: 'after-the-poison' },
+    ];
+    try {
+      await handler.start();
+      const ctx = recordingContext();
+      await handler.handle(batch, ctx);
+      assert.deepEqual(ctx.reasons(), [], 'nothing needs to be rejected: every field can be made a valid topic level');
+      await sub.waitForCount(batch.length);
+      const topicOf = new Map(sub.messages.map((m) => [(m.json as FlespiMessage).seq, m.topic]));
+      assert.equal(topicOf.get(0), 'bell/t/dev_x');
+      assert.equal(topicOf.get(1), 'c1/t/del_ nel_ csi_');
+      assert.equal(topicOf.get(2), 'nonchar/t/a_b_c_d');
+      assert.equal(topicOf.get(3), 'surrogates/t/lone_high lone_low pair\u{1f69a}');
+      assert.equal(topicOf.get(4), '_SYS/t/broker_uptime', 'a field must not move the message into the broker\'s $ topics, where no subscriber to # sees it');
+      assert.equal(topicOf.get(5), '_share/t/g__');
+      assert.equal(topicOf.get(7), 'good/t/after-the-poison');
+      const longTopic = topicOf.get(6)!;
+      assert.ok(utf8(longTopic) <= 65_535, `the topic has ${utf8(longTopic)} bytes`);
+      assert.match(longTopic, /^long\/t\/x+~[0-9a-f]{8}$/, 'cut, with a hash of the whole value');
+      assert.equal(handler.settings.topic.render(batch[6]!), longTopic, 'the same value gives the same topic');
+      assert.notEqual(handler.settings.topic.render({ ...batch[6]!, ident: `${'x'.repeat(69_990)}-TAIL` }), longTopic, 'a value that differs only after the cut gets another topic');
+      assert.deepEqual(sub.messages.find((m) => (m.json as FlespiMessage).seq === 0)!.json, batch[0], 'the payload keeps the original ident');
+      assert.equal(handler.health().connected, true, 'the broker kept the connection');
+    } finally {
+      await handler.stop();
+      await sub.close();
+    }
+  });
+
+  test('a message nested 6,000 deep is published whole; one with a BigInt or a cycle is rejected with the reason and the rest is published', async () => {
+    const sub = await subscribe(broker.url, 'deep/#');
+    const handler = create({ url: broker.url, topic: 'deep/{ident}', connectTimeoutMs: 2000, ackTimeoutMs: 5000 });
+    const cyclic: FlespiMessage = { ident: 'cyclic', seq: 3 };
+    cyclic.self = { again: cyclic };
+    const batch: FlespiMessage[] = [{ ident: 'a', seq: 0 }, { ident: 'deep', seq: 1, deep: nested(6000) }, { ident: 'big', seq: 2, big: 1n as unknown as number }, cyclic, { ident: 'b', seq: 4 }];
+    try {
+      await handler.start();
+      const ctx = recordingContext();
+      await handler.handle(batch, ctx);
+      assert.deepEqual(ctx.reasons(), ['2: the message cannot be written as JSON: it holds a BigInt, which JSON cannot represent', '3: the message cannot be written as JSON: it refers to itself (a circular structure)']);
+      assert.ok([...ctx.rejected.values()].every((r) => classifyFailure(r) === 'undeliverable'));
+      await sub.waitForCount(3);
+      assert.deepEqual(sub.messages.map((m) => (m.json as FlespiMessage).seq).sort(), [0, 1, 4]);
+      assert.equal(depthOf((sub.messages.find((m) => m.topic === 'deep/deep')!.json as FlespiMessage).deep), 6000);
+      assert.equal(handler.counts.acknowledged, 3);
+      assert.equal(handler.counts.rejected, 2);
+      assert.match(handler.health().detail ?? '', /2 messages rejected as undeliverable/);
+    } finally {
+      await handler.stop();
+      await sub.close();
+    }
+  });
+
+  test('MQTT 5: a message over the maximum packet size the broker announced is rejected, the others are published', async () => {
+    const small = await startMosquitto({ extraConfig: ['max_packet_size 2000'] });
+    const sub = await subscribe(small.url, 'size/#');
+    const handler = create({ url: small.url, topic: 'size/{ident}', protocolVersion: 5, connectTimeoutMs: 2000, ackTimeoutMs: 5000 });
+    try {
+      await handler.start();
+      const ctx = recordingContext();
+      await handler.handle([{ ident: 'small-1' }, { ident: 'huge', text: 'z'.repeat(5000) }, { ident: 'small-2' }], ctx);
+      assert.equal(ctx.reasons().length, 1, ctx.reasons().join('; '));
+      assert.match(ctx.reasons()[0]!, /^1: the message is \d+ bytes as an MQTT packet; the broker at mqtt:\/\/127\.0\.0\.1:\d+ accepts at most 2000$/);
+      await sub.waitForCount(2);
+      assert.deepEqual(sub.messages.map((m) => m.topic).sort(), ['size/small-1', 'size/small-2']);
+      assert.equal(handler.health().connected, true, 'the broker was never sent the oversized packet, so it kept the connection');
+    } finally {
+      await handler.stop();
+      await sub.close();
+      await small.stop();
+    }
+  });
+});
+
+describe('AWS IoT topic limits (issue 11, case 1)', () => {
+  test('a topic stays within 256 bytes with a stable hash; a field cannot form a $aws topic; a template that leaves no room is refused', async () => {
+    const pki = await createTestPki();
+    const broker = await startMosquitto({ tls: { caFile: pki.ca.cert, certFile: pki.server.cert, keyFile: pki.server.key } });
+    const tls = { caFile: pki.ca.cert, certFile: pki.client.cert, keyFile: pki.client.key };
+    const sub = await subscribe(broker.url, '#', tls);
+    const handler = create({ endpoint: '127.0.0.1', port: broker.port, ...tls, topic: '{ident}/fleet/{name}', connectTimeoutMs: 3000 }, awsIotSpec);
+    const longName = 'Ж'.repeat(400); // 800 bytes of UTF-8
+    try {
+      await handler.start();
+      const ctx = recordingContext();
+      await handler.handle([{ ident: '$aws/things/t1/shadow/update', name: 'n' }, { ident: 'truck', name: longName }, { ident: 'after', name: 'ok' }], ctx);
+      assert.deepEqual(ctx.reasons(), []);
+      await sub.waitForCount(3);
+      const topics = sub.messages.map((m) => m.topic);
+      assert.equal(topics[0], '_aws_things_t1_shadow_update/fleet/n');
+      assert.match(topics[1]!, /^truck\/fleet\/Ж+~[0-9a-f]{8}$/);
+      assert.ok(utf8(topics[1]!) <= 256, `${utf8(topics[1]!)} bytes`);
+      assert.equal(topics[2], 'after/fleet/ok');
+      assert.equal(handler.settings.topic.maxBytes, 256);
+    } finally {
+      await handler.stop();
+      await sub.close();
+      await broker.stop();
+      await pki.cleanup();
+    }
+    assert.throws(() => awsIotSpec.create({ endpoint: 'a.b', certFile: 'c', keyFile: 'k', topic: `${'p'.repeat(250)}/{ident}` }, env, 'aws'), /"topic": 251 bytes of text \(leaving less than 16 bytes for each field; topics may have at most 256 bytes here\)/);
+    assert.throws(() => mqttSpec.create({ url: 'mqtt://h', topic: 'a\u0007/{ident}' }, env, 'm'), /a control character, noncharacter or lone surrogate, which MQTT topics must not contain/);
+  });
+});

@@ -8,20 +8,28 @@
  * the receiver retries it, and the handler reconnects with exponential backoff. A batch that arrives
  * while disconnected waits up to `connectTimeoutMs` for the connection, then fails.
  *
+ * Messages that can never be published as they are go to `ctx.reject` and the rest of the batch goes
+ * on: one that cannot be written as JSON (a BigInt or a cycle from a custom source; deep nesting is
+ * fine, see serialize.ts), one whose PUBLISH packet would exceed the broker's maximum packet size
+ * (MQTT 5 CONNACK, else MQTT's own 256 MB), one the broker refuses by MQTT 5 reason code (not
+ * authorized, topic name invalid, packet too large, payload format invalid). Topics are made valid
+ * from any field value (topic.ts). Connection trouble is a TransientError: retried, never dead-lettered.
+ *
  * TLS: caFile/certFile/keyFile are paths read at start(); start() checks them (readable, key matches
  * certificate, certificate not expired) and turns TLS and connection errors into one sentence that
  * names the file or setting to fix. Certificate verification is always on.
  */
 import { X509Certificate, createPrivateKey, randomBytes } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
-import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import mqtt, { type IClientOptions, type IConnackPacket, type MqttClient } from 'mqtt';
 import { Handler, type HandlerContext, type HandlerHealth } from '../handler';
-import { errorMessage } from '../errors';
+import { errorMessage, TransientError, UndeliverableError } from '../errors';
 import type { Logger } from '../logger';
 import type { FlespiMessage } from '../message';
 import { ConfigError, OptionReader, type Options } from '../options';
 import type { HandlerEnv, HandlerSpec } from './spec';
-import { parseTopicTemplate, type TopicTemplate } from './topic';
+import { messageJson } from './serialize';
+import { MAX_AWS_TOPIC_BYTES, MAX_MQTT_TOPIC_BYTES, parseTopicTemplate, type TopicTemplate } from './topic';
 
 export interface MqttSettings {
   /** mqtt://, mqtts://, ws:// or wss:// URL of the broker. */
@@ -35,6 +43,8 @@ export interface MqttSettings {
   readonly username?: string;
   readonly password?: string;
   readonly clientId: string;
+  /** 4 (MQTT 3.1.1, the default) or 5 (the broker then says its maximum packet size and why it refuses a publish). */
+  readonly protocolVersion: 4 | 5;
   readonly topic: TopicTemplate;
   readonly qos: 0 | 1;
   readonly retain: boolean;
@@ -52,6 +62,25 @@ export interface MqttSettings {
 
 const RECONNECT_MIN_MS = 1000; // AWS IoT allows one connect per second per client id
 const RECONNECT_MAX_MS = 30_000;
+/** The largest MQTT control packet: 1 header byte, 4 bytes of remaining length, 268,435,455 bytes (MQTT 3.1.1 §2.2.3, MQTT 5 §2.1.4). */
+const MQTT_MAX_PACKET_BYTES = 1 + 4 + 268_435_455;
+/**
+ * MQTT 5 PUBACK reason codes that refuse this one message for good (MQTT 5 §3.4.2.1): retrying it
+ * cannot help, while the next message may well be accepted.
+ */
+const REFUSED_FOR_GOOD: ReadonlyMap<number, string> = new Map([
+  [0x87, 'not authorized to publish to this topic'],
+  [0x90, 'topic name invalid'],
+  [0x95, 'packet too large'],
+  [0x99, 'payload format invalid'],
+]);
+
+/** A message ready to publish: where it is in the batch, its topic and its JSON. */
+interface Outgoing {
+  readonly index: number;
+  readonly topic: string;
+  readonly payload: string;
+}
 
 export class MqttHandler extends Handler {
   private client?: MqttClient;
@@ -63,8 +92,10 @@ export class MqttHandler extends Handler {
   private inFlight = 0;
   /** Batches waiting for a free slot in the window. */
   private readonly slotWaiters = new Set<() => void>();
-  /** Totals since start: publishes sent and publishes the broker confirmed (PUBACK, or written for QoS 0). */
-  readonly counts = { published: 0, acknowledged: 0 };
+  /** The broker's maximum packet size (MQTT 5 CONNACK), or MQTT's own limit. */
+  private maxPacketBytes = MQTT_MAX_PACKET_BYTES;
+  /** Totals since start: publishes sent, publishes the broker confirmed (PUBACK, or written for QoS 0), messages rejected as undeliverable. */
+  readonly counts = { published: 0, acknowledged: 0, rejected: 0 };
 
   constructor(
     readonly settings: MqttSettings,
@@ -80,7 +111,7 @@ export class MqttHandler extends Handler {
       clientId: s.clientId,
       username: s.username,
       password: s.password,
-      protocolVersion: 4,
+      protocolVersion: s.protocolVersion,
       clean: true,
       connectTimeout: s.connectTimeoutMs,
       reconnectPeriod: 0, // reconnects are scheduled here, with backoff
@@ -94,7 +125,8 @@ export class MqttHandler extends Handler {
     this.client = client;
     let established = false; // this connection got its CONNACK
     let explained = false; // an 'error' already said why this connection ended
-    client.on('connect', () => {
+    client.on('connect', (connack: IConnackPacket) => {
+      this.maxPacketBytes = connack.properties?.maximumPacketSize ?? MQTT_MAX_PACKET_BYTES;
       this.log.info(`${this.name}: connected to ${s.url}${this.reconnectAttempts ? ` after ${this.reconnectAttempts} retries` : ''}`);
       established = true;
       // PUBACK round trips are the pace of QoS 1: do not let Nagle's algorithm hold small packets back.
@@ -123,12 +155,41 @@ export class MqttHandler extends Handler {
 
   override async handle(messages: readonly FlespiMessage[], ctx: HandlerContext): Promise<void> {
     const client = this.client;
-    if (!client || this.stopping) throw new Error(`${this.name}: not started`);
+    if (!client || this.stopping) throw new TransientError(`${this.name}: not started`);
     if (messages.length === 0) return;
-    const topics = messages.map((m) => this.settings.topic.render(m));
-    const payloads = messages.map((m) => JSON.stringify(m));
     await this.waitUntilConnected(ctx.signal, false);
-    await this.publishAll(client, topics, payloads, ctx.signal);
+    const outgoing = this.prepare(messages, ctx);
+    if (outgoing.length > 0) await this.publishAll(client, outgoing, ctx);
+  }
+
+  /** Topic and JSON of each message; those that cannot be published go to ctx.reject. */
+  private prepare(messages: readonly FlespiMessage[], ctx: HandlerContext): Outgoing[] {
+    const outgoing: Outgoing[] = [];
+    const limit = this.maxPacketBytes;
+    for (let index = 0; index < messages.length; index++) {
+      const message = messages[index]!;
+      let topic: string;
+      let payload: string;
+      try {
+        topic = this.settings.topic.render(message);
+        payload = messageJson(message);
+        // Every UTF-16 unit is at most 3 UTF-8 bytes, so a message far below the limit is not measured.
+        if ((topic.length + payload.length) * 3 + 32 > limit) {
+          const bytes = publishPacketBytes(topic, payload, this.settings);
+          if (bytes > limit) throw new UndeliverableError(`the message is ${bytes} bytes as an MQTT packet; ${limit === MQTT_MAX_PACKET_BYTES ? 'MQTT' : `the broker at ${this.settings.url}`} accepts at most ${limit}`);
+        }
+      } catch (error) {
+        this.reject(ctx, index, error);
+        continue;
+      }
+      outgoing.push({ index, topic, payload });
+    }
+    return outgoing;
+  }
+
+  private reject(ctx: HandlerContext, index: number, reason: unknown): void {
+    this.counts.rejected++;
+    ctx.reject(index, reason);
   }
 
   override async stop(): Promise<void> {
@@ -143,7 +204,8 @@ export class MqttHandler extends Handler {
 
   override health(): HandlerHealth {
     const connected = this.client?.connected ?? false;
-    const detail = connected ? `${this.inFlight} awaiting ${this.settings.qos === 1 ? 'PUBACK' : 'write'}` : (this.connectionProblem ?? 'not connected');
+    const rejected = this.counts.rejected ? `, ${this.counts.rejected} messages rejected as undeliverable` : '';
+    const detail = (connected ? `${this.inFlight} awaiting ${this.settings.qos === 1 ? 'PUBACK' : 'write'}` : (this.connectionProblem ?? 'not connected')) + rejected;
     return { connected, detail };
   }
 
@@ -163,10 +225,10 @@ export class MqttHandler extends Handler {
       };
       const onConnect = () => finish();
       const onClose = () => {
-        if (failOnFirstClose) finish(new Error(this.connectionProblem ?? `cannot connect to ${url}`));
+        if (failOnFirstClose) finish(new TransientError(this.connectionProblem ?? `cannot connect to ${url}`));
       };
-      const onAbort = () => finish(new Error(`not connected to ${url} when the batch was cancelled${this.connectionProblem ? `: ${this.connectionProblem}` : ''}`));
-      const timer = setTimeout(() => finish(new Error(this.connectionProblem ? `not connected: ${this.connectionProblem}` : `no answer from ${url} within ${connectTimeoutMs} ms (connectTimeoutMs)`)), connectTimeoutMs);
+      const onAbort = () => finish(new TransientError(`not connected to ${url} when the batch was cancelled${this.connectionProblem ? `: ${this.connectionProblem}` : ''}`));
+      const timer = setTimeout(() => finish(new TransientError(this.connectionProblem ? `not connected: ${this.connectionProblem}` : `no answer from ${url} within ${connectTimeoutMs} ms (connectTimeoutMs)`)), connectTimeoutMs);
       client.on('connect', onConnect);
       client.on('close', onClose);
       if (signal?.aborted) onAbort();
@@ -174,10 +236,14 @@ export class MqttHandler extends Handler {
     });
   }
 
-  /** Publishes every message with at most `window` unacknowledged; resolves when all are acknowledged. */
-  private publishAll(client: MqttClient, topics: string[], payloads: string[], signal: AbortSignal): Promise<void> {
+  /**
+   * Publishes every message with at most `window` unacknowledged; resolves when each is acknowledged
+   * or refused for good by the broker (then rejected).
+   */
+  private publishAll(client: MqttClient, outgoing: readonly Outgoing[], ctx: HandlerContext): Promise<void> {
     const { url, qos, retain, window, ackTimeoutMs } = this.settings;
-    const total = topics.length;
+    const signal = ctx.signal;
+    const total = outgoing.length;
     const pending = new Set<PublishCallback>();
     let next = 0;
     let acknowledged = 0;
@@ -201,25 +267,29 @@ export class MqttHandler extends Handler {
         client.off('close', onClose);
         signal.removeEventListener('abort', onAbort);
       };
-      const fail = (reason: string) => {
+      const fail = (reason: string, transient = true) => {
         if (done) return;
         finish();
         this.withdraw(client, pending);
-        reject(new Error(`${reason}: ${total - acknowledged} of ${total} messages not acknowledged`));
+        const message = `${reason}: ${total - acknowledged} of ${total} messages not acknowledged`;
+        reject(transient ? new TransientError(message) : new Error(message));
       };
       const onClose = () => fail(`connection to ${url} lost${this.connectionProblem ? ` (${this.connectionProblem})` : ''}`);
       const onAbort = () => fail(`delivery to ${url} cancelled`);
 
       const fill = () => {
         while (!done && next < total && this.inFlight < window) {
-          const index = next++;
+          const item = outgoing[next++]!;
           const callback: PublishCallback = (error) => {
             pending.delete(callback);
             this.inFlight--;
-            if (!done && error) fail(`publish to ${url} failed: ${error.message}`);
+            const code = (error as { code?: unknown } | undefined)?.code;
+            const refused = typeof code === 'number' ? REFUSED_FOR_GOOD.get(code) : undefined;
+            if (!done && error && !refused) fail(`publish to ${url} failed: ${error.message}`, typeof code !== 'number');
             else if (!done) {
-              acknowledged++;
-              this.counts.acknowledged++;
+              if (refused) this.reject(ctx, item.index, new UndeliverableError(`the broker at ${url} refused the message for good (${refused}, reason code 0x${(code as number).toString(16)}) on topic ${JSON.stringify(item.topic.slice(0, 200))}`));
+              else this.counts.acknowledged++;
+              acknowledged++; // answered: acknowledged, or refused for good
               lastProgress = performance.now();
               if (acknowledged === total) {
                 finish();
@@ -231,7 +301,7 @@ export class MqttHandler extends Handler {
           pending.add(callback);
           this.inFlight++;
           this.counts.published++;
-          client.publish(topics[index]!, payloads[index]!, { qos, retain }, callback);
+          client.publish(item.topic, item.payload, { qos, retain }, callback);
         }
         if (this.stopping) fail(`${this.name} stopped`);
       };
@@ -393,7 +463,14 @@ function hostAndPort(url: string): string {
 // ---- settings -------------------------------------------------------------------------------
 
 const URL_SCHEMES = ['mqtt:', 'mqtts:', 'ws:', 'wss:'];
-const MAX_AWS_TOPIC_SLASHES = 7; // AWS IoT Core quota for topic names
+const MAX_AWS_TOPIC_SLASHES = 7; // AWS IoT Core quota for topic names: 8 levels
+
+/** Bytes of the PUBLISH packet for this topic and payload (MQTT 5 adds at least one byte of properties). */
+function publishPacketBytes(topic: string, payload: string, settings: Pick<MqttSettings, 'qos' | 'protocolVersion'>): number {
+  const remaining = 2 + Buffer.byteLength(topic, 'utf8') + (settings.qos > 0 ? 2 : 0) + (settings.protocolVersion === 5 ? 1 : 0) + Buffer.byteLength(payload, 'utf8');
+  const lengthBytes = remaining < 128 ? 1 : remaining < 16_384 ? 2 : remaining < 2_097_152 ? 3 : 4;
+  return 1 + lengthBytes + remaining;
+}
 
 /** `type: "mqtt"`: any MQTT 3.1.1 broker. */
 export const mqttSpec: HandlerSpec = {
@@ -416,7 +493,7 @@ export const mqttSpec: HandlerSpec = {
       ...tlsFiles,
       username,
       password,
-      ...commonSettings(r, where, 'flespi/{channel.id}/{ident}'),
+      ...commonSettings(r, where, 'flespi/{channel.id}/{ident}', MAX_MQTT_TOPIC_BYTES),
       refusedCertificateHint: 'is it signed by a CA the broker trusts?',
     };
     r.rejectUnknown(['type', 'name']);
@@ -438,7 +515,7 @@ export const awsIotSpec: HandlerSpec = {
     const port = r.number('port', { min: 1, max: 65535, integer: true }, 8883);
     const tlsFiles = readTlsFileSettings(r, where, env);
     if (!tlsFiles.certFile) throw new ConfigError(`${where}: "certFile" and "keyFile" are required: the device certificate and private key downloaded from AWS IoT`);
-    const common = commonSettings(r, where, '{ident}');
+    const common = commonSettings(r, where, '{ident}', MAX_AWS_TOPIC_BYTES);
     const slashes = common.topic.source.split('/').length - 1;
     if (slashes > MAX_AWS_TOPIC_SLASHES) throw new ConfigError(`${where}: "topic" has ${slashes} slashes; AWS IoT allows at most ${MAX_AWS_TOPIC_SLASHES}`);
     const settings: MqttSettings = {
@@ -455,10 +532,11 @@ export const awsIotSpec: HandlerSpec = {
   },
 };
 
-function commonSettings(r: OptionReader, where: string, defaultTopic: string) {
+function commonSettings(r: OptionReader, where: string, defaultTopic: string, maxTopicBytes: number) {
   return {
     clientId: r.string('clientId', `flespi-receiver-${randomBytes(3).toString('hex')}`),
-    topic: parseTopicTemplate(r.string('topic', defaultTopic), `${where}: "topic"`),
+    protocolVersion: r.number('protocolVersion', { min: 4, max: 5, integer: true }, 4) as 4 | 5,
+    topic: parseTopicTemplate(r.string('topic', defaultTopic), `${where}: "topic"`, maxTopicBytes),
     qos: r.number('qos', { min: 0, max: 1, integer: true }, 1) as 0 | 1,
     retain: r.boolean('retain', false),
     window: r.number('window', { min: 1, max: 65535, integer: true }, 100),
