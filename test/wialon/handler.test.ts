@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { afterEach, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import { WialonAckTimeoutError, WialonHandler, wialonSpec, type WialonHandlerOptions } from '../../src/core/handlers/wialon';
@@ -7,7 +7,7 @@ import type { Logger } from '../../src/core/logger';
 import { unexpectedReject } from '../support/logger';
 import type { FlespiMessage } from '../../src/core/message';
 import { ConfigError } from '../../src/core/options';
-import { findBlock } from '../../src/core/wialon/codec';
+import { DEFAULT_MAX_PACKET_BYTES, findBlock } from '../../src/core/wialon/codec';
 import { startWialonTestReceiver, type WialonTestReceiver } from '../../src/core/wialon/testReceiver';
 
 const env = { resolvePath: (p: string) => p };
@@ -28,8 +28,14 @@ class RecordingLogger implements Logger {
   }
 }
 
-function context(signal = new AbortController().signal, attempt = 1): HandlerContext & { log: RecordingLogger } {
-  return { signal, attempt, log: new RecordingLogger(), reject: unexpectedReject };
+function context(signal = new AbortController().signal, attempt = 1, reject: HandlerContext['reject'] = unexpectedReject): HandlerContext & { log: RecordingLogger } {
+  return { signal, attempt, log: new RecordingLogger(), reject };
+}
+
+/** A context that records ctx.reject calls: index -> the reason's text. */
+function rejecting(signal?: AbortSignal): HandlerContext & { log: RecordingLogger; rejected: Map<number, string> } {
+  const rejected = new Map<number, string>();
+  return { ...context(signal, 1, (index, reason) => rejected.set(index, String(reason))), rejected };
 }
 
 /** Messages with a `seq` parameter so each one can be traced to the receiver. */
@@ -48,17 +54,23 @@ function seqs(receiver: WialonTestReceiver): number[] {
   return receiver.packets.map((p) => findBlock(p, 'seq')?.value as number);
 }
 
+// What setup() started is closed after each test, also when the test timed out before its `finally`
+// (an open socket or server would keep the test process alive).
+const cleanups = new Set<() => Promise<void>>();
+afterEach(async () => {
+  for (const cleanup of cleanups) await cleanup();
+  cleanups.clear();
+});
+
 async function setup(options: Partial<WialonHandlerOptions> = {}): Promise<{ receiver: WialonTestReceiver; handler: WialonHandler; done: () => Promise<void> }> {
   const { receiver, port } = await startWialonTestReceiver();
   const handler = new WialonHandler({ host: '127.0.0.1', port, ackTimeoutMs: 2000, window: 4, connectTimeoutMs: 2000, ...options }, 'wialon-test');
-  return {
-    receiver,
-    handler,
-    done: async () => {
-      await handler.stop();
-      await receiver.close();
-    },
+  const done = async () => {
+    await handler.stop();
+    await receiver.close();
   };
+  cleanups.add(done);
+  return { receiver, handler, done };
 }
 
 test('spec: valid options build a handler with defaults; bad ones give a ConfigError naming the setting', () => {
@@ -122,19 +134,56 @@ test('stop-and-wait (window 1) with slow acks still delivers everything', async 
   }
 });
 
-test('messages without ident or timestamp are skipped, counted in health() and logged once', async () => {
+test('messages without ident or timestamp are rejected with the reason (ctx.reject), counted in health() and logged once; the others are sent', async () => {
   const { receiver, handler, done } = await setup();
   try {
-    const ctx = context();
+    const ctx = rejecting();
     const batch = [{ timestamp: 1, seq: 100 }, ...messages(2), { ident: 'x', seq: 101 }, { ident: 'x', seq: 102 }];
     await handler.handle(batch, ctx);
     assert.deepEqual(seqs(receiver), [0, 1]);
+    assert.deepEqual([...ctx.rejected.keys()], [0, 3, 4]);
+    assert.match(ctx.rejected.get(0)!, /^UndeliverableError: the message cannot be sent to Wialon: message has no "ident"/);
+    assert.match(ctx.rejected.get(3)!, /^UndeliverableError: the message cannot be sent to Wialon: message has no "timestamp"/);
     assert.equal(handler.stats.messagesSkipped, 3);
-    assert.match(handler.health().detail ?? '', /3 messages skipped \(no ident\/timestamp\)/);
+    assert.match(handler.health().detail ?? '', /3 messages rejected as unsendable \(no ident\/timestamp, or too large\)/);
     const warnings = ctx.log.lines.filter((l) => l.startsWith('warn:'));
     assert.equal(warnings.length, 1);
-    assert.match(warnings[0], /skipped a message that cannot be sent to Wialon: message has no "ident"/);
+    assert.match(warnings[0], /the message cannot be sent to Wialon: message has no "ident".*\(rejected as undeliverable; further ones are counted in the status\)/);
     assert.equal(ctx.log.lines.filter((l) => l.startsWith('debug:') && /no "timestamp"/.test(l)).length, 2);
+  } finally {
+    await done();
+  }
+});
+
+test('a message whose packet would exceed the 16 MB receivers accept is rejected; the strict receiver never sees it and keeps the connection', async () => {
+  const { receiver, handler, done } = await setup();
+  try {
+    const ctx = rejecting();
+    const huge = { ident: 'u', timestamp: 1, seq: 50, text: 'x'.repeat(DEFAULT_MAX_PACKET_BYTES) };
+    await handler.handle([...messages(1), huge, ...messages(1, 1)], ctx);
+    assert.deepEqual([...ctx.rejected.keys()], [1]);
+    assert.match(ctx.rejected.get(1)!, /^UndeliverableError: the Wialon packet would be \d+ bytes; Wialon receivers accept at most 16777216$/);
+    assert.deepEqual(seqs(receiver), [0, 1]);
+    assert.equal(receiver.connectionCount, 1);
+  } finally {
+    await done();
+  }
+});
+
+test('an attempt that fails after rejecting a message: the retry of the same batch rejects it again (a failed attempt\'s rejections do not count)', async () => {
+  const { receiver, handler, done } = await setup();
+  try {
+    const batch = [{ timestamp: 1, seq: 100 }, ...messages(2)];
+    const cancelled = new AbortController();
+    cancelled.abort(new Error('attempt timed out'));
+    const first = rejecting(cancelled.signal);
+    await assert.rejects(handler.handle(batch, first), /attempt timed out/);
+    assert.deepEqual([...first.rejected.keys()], [0]);
+    const retry = rejecting();
+    await handler.handle(batch, retry);
+    assert.deepEqual([...retry.rejected.keys()], [0], 'told again in the attempt that succeeds');
+    assert.deepEqual(seqs(receiver), [0, 1]);
+    assert.equal(handler.stats.messagesSkipped, 1, 'encoded once');
   } finally {
     await done();
   }
@@ -289,7 +338,9 @@ test('an empty batch, or one with only unsendable messages, succeeds without con
   const { receiver, handler, done } = await setup();
   try {
     await handler.handle([], context());
-    await handler.handle([{ seq: 1 }], context());
+    const ctx = rejecting();
+    await handler.handle([{ seq: 1 }], ctx);
+    assert.deepEqual([...ctx.rejected.keys()], [0]);
     assert.equal(receiver.connectionCount, 0);
   } finally {
     await done();

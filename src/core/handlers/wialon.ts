@@ -4,15 +4,22 @@
  *
  * Delivery is at-least-once: packets not acked when the connection drops or an ack times out are resent on a
  * new connection, so the receiver may see some twice. See docs/wialon.md.
+ *
+ * A message that can never be sent (no usable ident or timestamp, or a packet over the 16 MB that receivers
+ * accept) goes to ctx.reject with the reason, and the rest of the batch goes on. A Wialon server that cannot be
+ * reached is a TransientError (retried, never dead-lettered); one that takes the connection but then closes it
+ * or stops acking without progress fails with a plain error, which the receiver retries and, if it persists
+ * while other packets get through, isolates.
  */
 import { createConnection, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { TransientError, UndeliverableError } from '../errors';
 import { Handler, type HandlerContext, type HandlerHealth } from '../handler';
 import type { FlespiMessage } from '../message';
 import type { Logger } from '../logger';
 import { ConfigError, OptionReader } from '../options';
 import type { HandlerSpec } from './spec';
-import { ACK_BYTE, WialonEncodeError, encodeMessage, type EncodeIssue } from '../wialon/codec';
+import { ACK_BYTE, DEFAULT_MAX_PACKET_BYTES, WialonEncodeError, encodeMessage, type EncodeIssue } from '../wialon/codec';
 
 export interface WialonHandlerOptions {
   host: string;
@@ -50,6 +57,8 @@ interface PendingBatch {
   acked: number;
   /** Packets 0..sent-1 went out at least once (to count resends). */
   sent: number;
+  /** Messages that can never be sent, by index, with why: told to ctx.reject in every attempt (a failed attempt's rejections do not count). */
+  rejected: Map<number, UndeliverableError>;
 }
 
 /** Encoding a message failed for a reason other than the message itself being unsendable: not retried. */
@@ -63,7 +72,7 @@ export interface WialonStats {
   /** Sends of a packet that had been sent before without an ack. */
   packetsResent: number;
   connects: number;
-  /** Messages without a usable ident or timestamp: never sendable, so skipped (not retried). */
+  /** Messages that can never be sent (no usable ident or timestamp, too large): rejected to the receiver's dead letters, not retried. */
   messagesSkipped: number;
   /** Parameters skipped, renamed or converted to JSON text (each occurrence). */
   parameterIssues: number;
@@ -114,17 +123,18 @@ export class WialonHandler extends Handler {
 
   override health(): HandlerHealth {
     const parts = [`${this.awaitingAck} packets awaiting ack`];
-    if (this.stats.messagesSkipped) parts.push(`${this.stats.messagesSkipped} messages skipped (no ident/timestamp)`);
+    if (this.stats.messagesSkipped) parts.push(`${this.stats.messagesSkipped} messages rejected as unsendable (no ident/timestamp, or too large)`);
     if (!this.socket && this.lastError) parts.push(this.lastError);
     return { connected: this.socket !== undefined, detail: parts.join(', ') };
   }
 
   private async deliver(messages: readonly FlespiMessage[], ctx: HandlerContext): Promise<void> {
-    if (this.stopped) throw new Error(`${this.name} is stopped`);
+    if (this.stopped) throw new TransientError(`${this.name} is stopped`);
     const batch = this.batchFor(messages);
+    for (const [index, reason] of batch.rejected) ctx.reject(index, reason); // found in an earlier attempt of this batch
     let failures = 0;
     // packetAt(batch.acked) is the first packet not yet acknowledged; none left means the batch is delivered.
-    while (this.packetAt(batch, batch.acked, ctx.log)) {
+    while (this.packetAt(batch, batch.acked, ctx)) {
       ctx.signal.throwIfAborted();
       const ackedBefore = batch.acked;
       try {
@@ -152,29 +162,39 @@ export class WialonHandler extends Handler {
   /** The batch's delivery state; a retry of the same messages continues where the last attempt stopped. */
   private batchFor(messages: readonly FlespiMessage[]): PendingBatch {
     let batch = this.batches.get(messages);
-    if (!batch) this.batches.set(messages, (batch = { messages, encoded: 0, packets: [], acked: 0, sent: 0 }));
+    if (!batch) this.batches.set(messages, (batch = { messages, encoded: 0, packets: [], acked: 0, sent: 0, rejected: new Map() }));
     return batch;
   }
 
   /**
    * Packet `index` of the batch, encoding messages up to it if needed (each message once); undefined when
-   * the messages are used up. Messages that can never be sent are skipped.
+   * the messages are used up. Messages that can never be sent are rejected (ctx.reject) and get no packet.
    */
-  private packetAt(batch: PendingBatch, index: number, log: Logger): Buffer | undefined {
+  private packetAt(batch: PendingBatch, index: number, ctx: HandlerContext): Buffer | undefined {
     if (index < batch.packets.length) return batch.packets[index]; // the usual case: encoded one window ahead
+    const log = ctx.log;
     const options = { onIssue: (issue: EncodeIssue) => this.noteIssue(issue, log) };
     while (index >= batch.packets.length && batch.encoded < batch.messages.length) {
-      const msg = batch.messages[batch.encoded];
+      const at = batch.encoded;
+      const msg = batch.messages[at];
+      let unsendable: UndeliverableError | undefined;
       try {
-        batch.packets.push(encodeMessage(msg, options));
+        const packet = encodeMessage(msg, options);
+        if (packet.length - 4 > DEFAULT_MAX_PACKET_BYTES) unsendable = new UndeliverableError(`the Wialon packet would be ${packet.length - 4} bytes; Wialon receivers accept at most ${DEFAULT_MAX_PACKET_BYTES}`);
+        else batch.packets.push(packet);
       } catch (error) {
         if (!(error instanceof WialonEncodeError)) throw error;
-        this.stats.messagesSkipped++;
-        const line = `${this.name}: skipped a message that cannot be sent to Wialon: ${error.message}`;
-        if (this.stats.messagesSkipped === 1) log.warn(`${line} (further ones are counted in the status)`);
-        else log.debug(line);
+        unsendable = new UndeliverableError(`the message cannot be sent to Wialon: ${error.message}`, { cause: error });
       }
       batch.encoded++;
+      if (unsendable) {
+        this.stats.messagesSkipped++;
+        batch.rejected.set(at, unsendable);
+        const line = `${this.name}: ${unsendable.message}`;
+        if (this.stats.messagesSkipped === 1) log.warn(`${line} (rejected as undeliverable; further ones are counted in the status)`);
+        else log.debug(line);
+        ctx.reject(at, unsendable);
+      }
     }
     return batch.packets[index];
   }
@@ -216,9 +236,9 @@ export class WialonHandler extends Handler {
         this.log.debug(`${this.name}: connected to ${this.address}`);
         resolve(socket);
       };
-      const onError = (error: Error) => done(new Error(`cannot connect to Wialon at ${this.address}: ${error.message}`));
+      const onError = (error: Error) => done(new TransientError(`cannot connect to Wialon at ${this.address}: ${error.message}`, { cause: error }));
       const onAbort = () => done(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
-      const timer = setTimeout(() => done(new Error(`cannot connect to Wialon at ${this.address}: no answer within ${connectTimeoutMs} ms`)), connectTimeoutMs);
+      const timer = setTimeout(() => done(new TransientError(`cannot connect to Wialon at ${this.address}: no answer within ${connectTimeoutMs} ms`)), connectTimeoutMs);
       socket.once('connect', onConnect);
       socket.once('error', onError);
       signal.addEventListener('abort', onAbort, { once: true });
@@ -229,7 +249,8 @@ export class WialonHandler extends Handler {
    * Sends the unacked rest of `batch` on `socket`, keeping `window` packets in flight and encoding up to one
    * window ahead; resolves when all are acked. Rejects with an EncodeFailure when encoding throws unexpectedly.
    */
-  private pump(socket: Socket, batch: PendingBatch, { signal, log }: HandlerContext): Promise<void> {
+  private pump(socket: Socket, batch: PendingBatch, ctx: HandlerContext): Promise<void> {
+    const signal = ctx.signal;
     const { window, ackTimeoutMs } = this.options;
     return new Promise((resolve, reject) => {
       let next = batch.acked;
@@ -260,7 +281,7 @@ export class WialonHandler extends Handler {
         socket.cork();
         try {
           let packet: Buffer | undefined;
-          while (next - batch.acked < window && (packet = this.packetAt(batch, next, log))) {
+          while (next - batch.acked < window && (packet = this.packetAt(batch, next, ctx))) {
             socket.write(packet);
             this.stats.packetsSent++;
             if (next < batch.sent) this.stats.packetsResent++;
@@ -277,7 +298,7 @@ export class WialonHandler extends Handler {
         try {
           send();
           // Encode what the next acks will let out now, while these packets are in flight, not when the acks arrive.
-          this.packetAt(batch, next + window - 1, log);
+          this.packetAt(batch, next + window - 1, ctx);
         } catch (error) {
           return finish(new EncodeFailure(error));
         }

@@ -4,6 +4,7 @@
  * Byte orders follow Gurtam's description (see docs/wialon.md): the packet size is u32 little-endian;
  * time, flags, block sizes, int32, int64 and the posinfo u16 fields are big-endian; doubles are little-endian.
  */
+import { messageJson } from '../handlers/serialize';
 import type { FlespiMessage } from '../message';
 
 /** The one-byte acknowledgement a receiver sends for each correct packet. */
@@ -240,7 +241,7 @@ function parameterBlock(key: string, value: unknown, report: (issue: EncodeIssue
       if (value === null) return skipped(report, key, 'the value is null');
       let json: string | undefined;
       try {
-        json = JSON.stringify(value);
+        json = jsonText(value);
       } catch (error) {
         return skipped(report, key, `the ${Array.isArray(value) ? 'array' : 'object'} cannot be written as JSON (${error instanceof Error ? error.message : String(error)})`);
       }
@@ -249,6 +250,16 @@ function parameterBlock(key: string, value: unknown, report: (issue: EncodeIssue
     }
     default:
       return skipped(report, key, `a ${typeof value} value cannot be sent`);
+  }
+}
+
+/** JSON.stringify of an object or array, or for one nested deeper than the call stack allows, the same text written without recursion. */
+function jsonText(value: object): string {
+  try {
+    return JSON.stringify(value);
+  } catch (error) {
+    if (!(error instanceof RangeError)) throw error;
+    return messageJson(value);
   }
 }
 
@@ -581,7 +592,7 @@ function writeParameter(o: number, key: string, info: NameInfo, value: unknown):
       if (value === null) return skippedAt(o, key, 'the value is null');
       let json: string;
       try {
-        json = JSON.stringify(value);
+        json = jsonText(value);
       } catch (error) {
         return skippedAt(o, key, `the ${Array.isArray(value) ? 'array' : 'object'} cannot be written as JSON (${error instanceof Error ? error.message : String(error)})`);
       }
