@@ -1,5 +1,9 @@
-import { resolve } from 'node:path';
-import { buildReceiver, loadConfig, resolveToken } from '../core/config';
+import { dirname, resolve } from 'node:path';
+import { buildReceiver, loadConfig, resolveToken, resolveUserPath } from '../core/config';
+import { describeHandlerError } from '../core/custom/loader';
+import { redeliverDeadLetters } from '../core/deliver';
+import { createHandler } from '../core/handlers/registry';
+import { FileDeadLetterStore } from '../core/receiver/deadLetters';
 import { regionBaseUrl, type FlespiRegion } from '../core/flespi/client';
 import { StdoutHandler } from '../core/handlers/stdout';
 import type { Logger } from '../core/logger';
@@ -23,6 +27,8 @@ export interface Flags {
   mqttPort?: string;
   devices?: string;
   rate?: string;
+  resend?: boolean;
+  handler?: string;
 }
 
 /** `tail [channel]`: a channel's messages on stdout, one JSON object per line. */
@@ -81,6 +87,50 @@ export async function runCommand(file: string, flags: Flags, log: Logger): Promi
   } finally {
     await checkpoints.release();
   }
+}
+
+/**
+ * `dead-letters <config.json>`: the messages the config's handlers could never deliver, one JSON record per
+ * line on stdout, with counts on stderr. `--resend` sends them again through fresh handlers built from the
+ * config (after the cause was fixed) and removes those accepted; it takes the checkpoint's lock, so it
+ * never runs beside the receiver that appends to the file. `--handler name` picks one handler.
+ */
+export async function deadLettersCommand(file: string, flags: Flags, log: Logger): Promise<number> {
+  const config = await loadConfig(file);
+  const store = new FileDeadLetterStore(config.deadLetters.file, config.deadLetters.maxBytes);
+  const env = { resolvePath: (path: string) => resolveUserPath(path, dirname(config.file)) };
+  const names = config.handlers.map((entry, index) => (typeof entry.name === 'string' ? entry.name : String(entry.type ?? `handlers[${index}]`)));
+  if (flags.handler !== undefined && !names.includes(flags.handler)) {
+    throw new UsageError(`no handler named "${flags.handler}" in ${config.file}: its handlers are ${names.join(', ')}`);
+  }
+  const counts = await store.counts();
+  const wanted = flags.handler === undefined ? [...counts.keys()] : [flags.handler];
+  if (!flags.resend) {
+    for (const letter of await store.read(flags.handler)) process.stdout.write(JSON.stringify(letter) + '\n');
+    const summary = wanted.map((name) => `${name}: ${counts.get(name) ?? 0}`).join(', ');
+    log.info(`${config.deadLetters.file}: ${summary || 'no dead letters'}${wanted.length > 0 ? '; send them again with --resend once the cause is fixed' : ''}`);
+    return 0;
+  }
+  const checkpoints = new FileCheckpointStore(config.checkpoint, { by: `flespi-receiver dead-letters --resend ${config.file}` });
+  await lockCheckpoint(checkpoints, log, 'wait until it stops');
+  let remaining = 0;
+  try {
+    for (const name of wanted) {
+      const index = names.indexOf(name);
+      if (index === -1) {
+        log.warn(`${counts.get(name) ?? 0} dead letters of "${name}", which is no longer a handler of ${config.file}: left in the file`);
+        remaining += counts.get(name) ?? 0;
+        continue;
+      }
+      const outcome = await redeliverDeadLetters(store, name, () => createHandler(config.handlers[index]!, env, `${config.file}: handlers[${index}]`), { timeoutMs: 60_000, log, describeError: describeHandlerError });
+      for (const error of outcome.errors.slice(0, 5)) log.warn(`${name}: ${error}`);
+      log.info(`${name}: ${outcome.sent} sent again, ${outcome.remaining} still in ${config.deadLetters.file} (${outcome.ms} ms)`);
+      remaining += outcome.remaining;
+    }
+  } finally {
+    await checkpoints.release();
+  }
+  return remaining === 0 ? 0 : 1;
 }
 
 /** Takes the checkpoint's lock, or fails saying which receiver holds it and what to do. */

@@ -6,7 +6,7 @@ import { HandlerLoadError } from '../core/custom/loader';
 import { errorMessage } from '../core/errors';
 import { stderrLogger } from '../core/logger';
 import { ConfigError } from '../core/options';
-import { channelsCommand, runCommand, sandboxCommand, tailCommand, type Flags } from './commands';
+import { channelsCommand, deadLettersCommand, runCommand, sandboxCommand, tailCommand, type Flags } from './commands';
 import { HELP, UsageError } from './usage';
 import { version } from '../../package.json';
 
@@ -20,6 +20,8 @@ const OPTIONS = {
   'mqtt-port': { type: 'string' },
   devices: { type: 'string' },
   rate: { type: 'string' },
+  resend: { type: 'boolean' },
+  handler: { type: 'string' },
   verbose: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean' },
@@ -31,6 +33,7 @@ const COMMANDS: Record<string, { options: OptionName[]; maxArgs: number; usage: 
   tail: { options: [...CONNECTION, 'pretty', 'checkpoint'], maxArgs: 1, usage: 'flespi-receiver tail [channel] [--pretty]' },
   run: { options: [...CONNECTION], maxArgs: 1, usage: 'flespi-receiver run <config.json>' },
   channels: { options: [...CONNECTION], maxArgs: 0, usage: 'flespi-receiver channels' },
+  'dead-letters': { options: ['resend', 'handler'], maxArgs: 1, usage: 'flespi-receiver dead-letters <config.json> [--handler name] [--resend]' },
   sandbox: { options: ['rest-port', 'mqtt-port', 'devices', 'rate', 'token'], maxArgs: 0, usage: 'flespi-receiver sandbox [--rest-port n] [--mqtt-port n] [--devices n] [--rate hz]' },
 };
 
@@ -53,7 +56,7 @@ async function main(argv: string[]): Promise<number> {
   const [first, ...rest] = positionals;
   const command = first === undefined ? 'tail' : first;
   const spec = COMMANDS[command];
-  if (!spec) throw new UsageError(`unknown command "${command}": use tail, run, channels or sandbox (see flespi-receiver --help)`);
+  if (!spec) throw new UsageError(`unknown command "${command}": use tail, run, dead-letters, channels or sandbox (see flespi-receiver --help)`);
   const args = first === undefined ? [] : rest;
   if (args.length > spec.maxArgs) throw new UsageError(`too many arguments for ${command}: ${spec.usage}`);
   for (const name of Object.keys(values) as OptionName[]) {
@@ -75,12 +78,17 @@ async function main(argv: string[]): Promise<number> {
     mqttPort: values['mqtt-port'],
     devices: values.devices,
     rate: values.rate,
+    resend: values.resend ?? false,
+    handler: values.handler,
   };
   const log = stderrLogger(values.verbose ?? false);
   switch (command) {
     case 'run':
       if (!args[0]) throw new UsageError(`run needs a config file: ${spec.usage}`);
       return runCommand(args[0], flags, log);
+    case 'dead-letters':
+      if (!args[0]) throw new UsageError(`dead-letters needs a config file: ${spec.usage}`);
+      return deadLettersCommand(args[0], flags, log);
     case 'channels':
       return channelsCommand(flags, log);
     case 'sandbox':

@@ -8,6 +8,7 @@ export const HELP = `flespi-receiver: forward flespi channel messages to stdout 
 Usage:
   flespi-receiver [tail [channel]] [--pretty]   print a channel's messages, one JSON object per line
   flespi-receiver run <config.json>             run the handlers of a config file (status on stderr)
+  flespi-receiver dead-letters <config.json>    the messages its handlers could never deliver, as JSON lines
   flespi-receiver channels                      list the channels of the account
   flespi-receiver sandbox [options]             run the local flespi sandbox until Ctrl+C
 
@@ -22,6 +23,11 @@ tail:
   [channel]              channel id or exact name; default: the account's only channel
   --pretty               indented JSON
   --checkpoint <file>    resume where the last run with this file stopped
+
+dead-letters:
+  --handler <name>       only this handler's
+  --resend               send them again through the config's handlers (after a fix); those accepted
+                         leave the file. Refuses while a receiver holds the config's checkpoint.
 
 sandbox:
   --rest-port <n> --mqtt-port <n>   ports to listen on (default: random free ports)
