@@ -2,8 +2,9 @@
 //
 // Rules (docs/reliability.md, docs/wialon.md): stdout, HTTP and MQTT forward every message as JSON,
 // whatever it holds; a topic field the message lacks becomes "unknown". Wialon sends what it can
-// encode (objects become JSON text) and skips messages without a usable ident (printable ASCII) or
-// timestamp, logging the first and counting all of them in health().
+// encode (objects become JSON text) and rejects messages without a usable ident (printable ASCII) or
+// timestamp (ctx.reject): the receiver records them in the dead-letter store with the reason, the
+// handler logs the first and counts all of them in health().
 //
 // Deep nesting, 1 MB strings and non-ASCII idents come through the sandbox like any flespi message.
 // The sandbox (like flespi) refuses messages without an ident and stamps a missing timestamp, so
@@ -19,6 +20,7 @@ import { StdoutHandler } from '../../src/core/handlers/stdout';
 import { WialonHandler } from '../../src/core/handlers/wialon';
 import type { FlespiMessage } from '../../src/core/message';
 import { abortReason } from '../../src/core/receiver/backoff';
+import { MemoryDeadLetterStore } from '../../src/core/receiver/deadLetters';
 import { Receiver } from '../../src/core/receiver/receiver';
 import { RestSource } from '../../src/core/sources/rest';
 import type { Source, SourceBatch } from '../../src/core/sources/source';
@@ -150,10 +152,12 @@ test(`deep nesting (${NESTING} levels), a 1 MB string and non-ASCII idents: stdo
     { ident: 'plain-5', [ID]: 5 },
   ];
   sandbox.inject(CHANNEL, odd);
+  const deadLetters = new MemoryDeadLetterStore();
   const receiver = new Receiver({
     source: new RestSource({ client: new FlespiClient({ token: sandbox.token, baseUrl: sandbox.restUrl }), channelId: CHANNEL, limitCount: 2, timeout: 1 }),
     handlers: s.handlers,
     log: s.log,
+    deadLetters,
   });
   try {
     await receiver.start();
@@ -185,10 +189,13 @@ test(`deep nesting (${NESTING} levels), a 1 MB string and non-ASCII idents: stdo
     );
     assert.ok(s.http.batches.flat().length >= 5);
 
-    // Wialon: the nested object went out as JSON text; the two non-ASCII idents are skipped, logged and counted.
+    // Wialon: the nested object went out as JSON text; the two non-ASCII idents are dead-lettered with why, logged and counted.
+    const letters = await deadLetters.read();
+    assert.deepEqual(letters.map((l) => [l.handler, l.message[ID]]), [['wialon', 3], ['wialon', 4]], 'only Wialon dead-letters, and only those two');
+    for (const letter of letters) assert.match(letter.error, /^the message cannot be sent to Wialon: "ident" .* has characters outside printable ASCII/);
     assert.equal(s.wialonHandler.stats.messagesSkipped, 2);
-    assert.match(s.wialonHandler.health().detail ?? '', /2 messages skipped \(no ident\/timestamp\)/);
-    assert.equal(s.log.at('warn').filter((w) => /skipped a message that cannot be sent to Wialon/.test(w)).length, 1, 'the first skip is a warning; the rest are counted');
+    assert.match(s.wialonHandler.health().detail ?? '', /2 messages rejected as unsendable \(no ident\/timestamp, or too large\)/);
+    assert.equal(s.log.at('warn').filter((w) => /wialon: the message cannot be sent to Wialon/.test(w)).length, 1, 'the first rejection is the handler\'s warning; the rest are counted');
     assert.ok(s.wialonHandler.stats.parameterIssues >= 1, 'the nested object was reported as converted to JSON text');
   } finally {
     await receiver.stop();
@@ -196,10 +203,11 @@ test(`deep nesting (${NESTING} levels), a 1 MB string and non-ASCII idents: stdo
   }
 });
 
-test('messages without ident or timestamp: stdout, HTTP and MQTT forward them (topic field "unknown"); Wialon skips them, logs once and counts them in health()', TIMEOUT, async (t) => {
+test('messages without ident or timestamp: stdout, HTTP and MQTT forward them (topic field "unknown"); Wialon dead-letters them with the reason, logs once and counts them in health()', TIMEOUT, async (t) => {
   const s = await sinks('bare');
   const bare: FlespiMessage[] = [{ [ID]: 11, timestamp: 1_700_000_000 }, { ident: 'no-time-12', [ID]: 12 }, { ident: 'fine-13', [ID]: 13, timestamp: 1_700_000_001 }];
-  const receiver = new Receiver({ source: new ListSource([bare.slice(0, 2), bare.slice(2)]), handlers: s.handlers, log: s.log });
+  const deadLetters = new MemoryDeadLetterStore();
+  const receiver = new Receiver({ source: new ListSource([bare.slice(0, 2), bare.slice(2)]), handlers: s.handlers, log: s.log, deadLetters });
   try {
     await receiver.start();
     await waitUntil(() => receiver.stats().messagesDone >= 3, () => `${receiver.stats().messagesDone} of 3 done`);
@@ -211,11 +219,18 @@ test('messages without ident or timestamp: stdout, HTTP and MQTT forward them (t
     assert.deepEqual(s.ledger.ids('wialon'), [13]);
     assert.ok(s.subscriber.messages.some((m) => m.topic === 'bare/unknown' && (m.json as FlespiMessage)[ID] === 11), 'the message without ident is published under .../unknown');
     assert.equal(s.wialonHandler.stats.messagesSkipped, 2);
-    assert.match(s.wialonHandler.health().detail ?? '', /2 messages skipped/);
-    const warnings = s.log.at('warn').filter((w) => /skipped a message that cannot be sent to Wialon/.test(w));
+    assert.match(s.wialonHandler.health().detail ?? '', /2 messages rejected as unsendable/);
+    assert.deepEqual(
+      (await deadLetters.read()).map((l) => [l.handler, l.message[ID], l.error]),
+      [
+        ['wialon', 11, 'the message cannot be sent to Wialon: message has no "ident": Wialon needs it as the unit ID, so the message cannot be sent'],
+        ['wialon', 12, 'the message cannot be sent to Wialon: message has no "timestamp": Wialon needs the message time, so the message cannot be sent'],
+      ],
+    );
+    const warnings = s.log.at('warn').filter((w) => /wialon: the message cannot be sent to Wialon/.test(w));
     assert.equal(warnings.length, 1);
     assert.match(warnings[0]!, /ident/);
-    assert.equal(receiver.stats().handlers.find((h) => h.name === 'wialon')!.failures, 0, 'skipping is not a failure: the channel does not stall');
+    assert.equal(receiver.stats().handlers.find((h) => h.name === 'wialon')!.failures, 0, 'a rejected message is not a failure: the channel does not stall');
   } finally {
     await receiver.stop();
     await s.close();
