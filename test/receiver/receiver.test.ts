@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { afterEach, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -10,14 +10,33 @@ import { FileCheckpointStore, MemoryCheckpointStore } from '../../src/core/recei
 import { HandlerTimeoutError, Receiver, type HandlerErrorEvent, type ReceiverOptions, type SourceErrorEvent } from '../../src/core/receiver/receiver';
 import { RestSource } from '../../src/core/sources/rest';
 import type { Sandbox } from '../../src/sandbox/index';
-import { CHANNEL, CountingClient, RecordingHandler, fastRetry, nextEvent, numbered, quietSandbox, range, until } from './helpers';
+import { CHANNEL, CountingClient, RecordingHandler, fastRetry, nextEvent, numbered, quietSandbox as startQuietSandbox, range, until } from './helpers';
 
 const TIMEOUT = { timeout: 60_000 };
+
+// Whatever a test started is stopped after it, also when an assertion failed or the test timed out
+// (a receiver left running retries forever and keeps the test process alive).
+const receivers = new Set<Receiver>();
+const sandboxes = new Set<Sandbox>();
+afterEach(async () => {
+  await Promise.all([...receivers].map((r) => r.stop()));
+  await Promise.all([...sandboxes].map((s) => s.stop()));
+  receivers.clear();
+  sandboxes.clear();
+});
+
+async function quietSandbox(): Promise<Sandbox> {
+  const sandbox = await startQuietSandbox();
+  sandboxes.add(sandbox);
+  return sandbox;
+}
 
 function receiverFor(sandbox: Sandbox, options: Partial<ReceiverOptions> & { limitCount?: number; delete?: boolean; client?: FlespiClient } = {}): Receiver {
   const client = options.client ?? new FlespiClient({ token: sandbox.token, baseUrl: sandbox.restUrl });
   const source = options.source ?? new RestSource({ client, channelId: CHANNEL, limitCount: options.limitCount ?? 100, timeout: 1, delete: options.delete });
-  return new Receiver({ handlers: [], retry: fastRetry(), ...options, source });
+  const receiver = new Receiver({ handlers: [], retry: fastRetry(), ...options, source });
+  receivers.add(receiver);
+  return receiver;
 }
 
 test('basic use: every injected message reaches every handler once, in order, and the checkpoint follows', TIMEOUT, async () => {

@@ -82,16 +82,19 @@ async function receiverOutcome(baseUrl: string, token: string, channel = CHANNEL
   receiver.on('source-error', (e) => {
     if (!e.fatal) retried.push(e);
   });
-  await receiver.start(); // resolves once running: the source is first used by the fetch loop
   const ended = receiver.done.then(
     () => undefined,
     (error: Error) => error,
   );
-  await waitUntil(() => receiver.state === 'failed' || retried.length >= 3, () => `state ${receiver.state}`);
-  const state = receiver.state;
-  await receiver.stop();
-  const fatal = await ended;
-  return { fatal, retried, state };
+  try {
+    await receiver.start(); // resolves once running: the source is first used by the fetch loop
+    await waitUntil(() => receiver.state === 'failed' || retried.length >= 3, () => `state ${receiver.state}`);
+    const state = receiver.state;
+    await receiver.stop();
+    return { fatal: await ended, retried, state };
+  } finally {
+    await receiver.stop(); // also when it did not get there: a receiver left retrying keeps the test process alive
+  }
 }
 
 function assertFlespiError(error: unknown, kind: FlespiErrorKind, pattern: RegExp, token: string): void {
