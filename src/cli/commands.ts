@@ -6,7 +6,7 @@ import { createHandler } from '../core/handlers/registry';
 import { FileDeadLetterStore } from '../core/receiver/deadLetters';
 import { regionBaseUrl, type FlespiRegion } from '../core/flespi/client';
 import { StdoutHandler } from '../core/handlers/stdout';
-import type { Logger } from '../core/logger';
+import { escapeControl, type Logger } from '../core/logger';
 import { ConfigError } from '../core/options';
 import { CheckpointLockedError, FileCheckpointStore, MemoryCheckpointStore } from '../core/receiver/checkpoint';
 import { describeOwner } from '../core/receiver/lock';
@@ -33,7 +33,7 @@ export interface Flags {
 
 /** `tail [channel]`: a channel's messages on stdout, one JSON object per line. */
 export async function tailCommand(wanted: string | undefined, flags: Flags, log: Logger): Promise<number> {
-  const { client, sandbox } = await connect(flags, process.env);
+  const { client, sandbox } = await connect(flags, process.env, log);
   try {
     const channel = await findChannel(client, wanted, sandbox !== undefined);
     if (sandbox) {
@@ -65,7 +65,7 @@ export async function runCommand(file: string, flags: Flags, log: Logger): Promi
   const config = await loadConfig(file);
   if (flags.baseUrl) config.flespi.baseUrl = flags.baseUrl;
   else if (flags.region) config.flespi.baseUrl = regionBaseUrl(flags.region);
-  const token = flags.token?.trim() || (await resolveToken(process.env, config.flespi.tokenFile));
+  const token = flags.token?.trim() || (await resolveToken(process.env, config.flespi.tokenFile, log));
   if (!token) {
     throw new UsageError(`no flespi token: set FLESPI_TOKEN, or name a file holding it with "flespi": { "tokenFile": "..." } in ${config.file}`);
   }
@@ -146,10 +146,11 @@ async function lockCheckpoint(store: FileCheckpointStore, log: Logger, alternati
 
 /** `channels`: id, name and protocol of every channel. */
 export async function channelsCommand(flags: Flags, log: Logger): Promise<number> {
-  const { client, sandbox } = await connect(flags, process.env);
+  const { client, sandbox } = await connect(flags, process.env, log);
   try {
     if (sandbox) log.info(`no FLESPI_TOKEN set: listing the channels of the built-in flespi sandbox (REST ${sandbox.restUrl})`);
-    const rows = (await listChannels(client)).map((c) => [String(c.id), c.name, c.protocol]);
+    // Names come from the account (anyone who can edit a channel): no control character reaches the terminal.
+    const rows = (await listChannels(client)).map((c) => [String(c.id), escapeControl(c.name), escapeControl(c.protocol)]);
     const table = [['ID', 'NAME', 'PROTOCOL'], ...rows];
     const widths = [0, 1].map((col) => Math.max(...table.map((row) => row[col]!.length)));
     process.stdout.write(table.map((row) => row.map((cell, col) => (col < 2 ? cell.padEnd(widths[col]!) : cell)).join('  ')).join('\n') + '\n');

@@ -1,5 +1,7 @@
 import { FlespiError } from '../core/errors';
 import { FlespiClient, regionBaseUrl, type FlespiItem, type FlespiRegion } from '../core/flespi/client';
+import type { Logger } from '../core/logger';
+import { redactUrl, warnCleartextCredentials } from '../core/security';
 import { startSandbox } from '../sandbox/index';
 import { UsageError } from './usage';
 
@@ -25,17 +27,19 @@ const EMBEDDED_SANDBOX = { devicesPerChannel: 3, rateHz: 1 };
  * flespi when a token is set (FLESPI_TOKEN or --token); with neither a token nor a server
  * (--base-url, --region), the built-in sandbox, started here (the caller says so on stderr).
  */
-export async function connect(flags: ConnectionFlags, env: NodeJS.ProcessEnv): Promise<Connection> {
+export async function connect(flags: ConnectionFlags, env: NodeJS.ProcessEnv, log?: Logger): Promise<Connection> {
   const token = flags.token?.trim() || env.FLESPI_TOKEN?.trim();
   if (!token) {
     if (flags.baseUrl || flags.region) {
-      throw new UsageError(`no flespi token for ${flags.baseUrl ?? regionBaseUrl(flags.region!)}: set FLESPI_TOKEN (create a token at https://flespi.io/#/panel/tokens)`);
+      throw new UsageError(`no flespi token for ${redactUrl(flags.baseUrl ?? regionBaseUrl(flags.region!))}: set FLESPI_TOKEN (create a token at https://flespi.io/#/panel/tokens)`);
     }
     const sandbox = await startSandbox({ restPort: 0, mqttPort: 0, simulate: true, ...EMBEDDED_SANDBOX });
     return { client: new FlespiClient({ token: sandbox.token, baseUrl: sandbox.restUrl, appName: 'flespi-receiver' }), sandbox };
   }
   const baseUrl = flags.baseUrl ?? regionBaseUrl(flags.region ?? 'eu');
-  return { client: new FlespiClient({ token, baseUrl, appName: 'flespi-receiver' }) };
+  const client = new FlespiClient({ token, baseUrl, appName: 'flespi-receiver' });
+  if (log) warnCleartextCredentials(baseUrl, 'the flespi token', log);
+  return { client };
 }
 
 export interface ChannelInfo {

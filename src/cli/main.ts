@@ -4,7 +4,7 @@
 import { parseArgs } from 'node:util';
 import { HandlerLoadError } from '../core/custom/loader';
 import { errorMessage } from '../core/errors';
-import { stderrLogger } from '../core/logger';
+import { stderrLogger, terminalLine } from '../core/logger';
 import { ConfigError } from '../core/options';
 import { channelsCommand, deadLettersCommand, runCommand, sandboxCommand, tailCommand, type Flags } from './commands';
 import { HELP, UsageError } from './usage';
@@ -108,7 +108,8 @@ main(process.argv.slice(2)).then(
   (code) => finish(code),
   (error: unknown) => {
     const text = verbose && error instanceof Error && error.stack ? error.stack : errorMessage(error).replace(/\s*\n\s*/g, ' ');
-    process.stderr.write(`flespi-receiver: ${text}\n`);
+    // Error texts quote servers, files and devices: escaped like every other stderr line (a stack keeps its lines).
+    process.stderr.write(`flespi-receiver: ${terminalLine(text, verbose)}\n`);
     finish(exitCodeOf(error));
   },
 );

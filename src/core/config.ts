@@ -24,6 +24,7 @@ import type { Handler } from './handler';
 import { createHandlers } from './handlers/registry';
 import type { HandlerEnv } from './handlers/spec';
 import type { Logger } from './logger';
+import { warnCleartextCredentials, warnIfOthersCanRead } from './security';
 import { ConfigError, OptionReader, type Options } from './options';
 import type { RetryOptions } from './receiver/backoff';
 import { FileCheckpointStore } from './receiver/checkpoint';
@@ -39,6 +40,8 @@ export interface FlespiConnectionConfig {
   region: FlespiRegion;
   /** Absolute path of a file holding the token, when the user named one. */
   tokenFile?: string;
+  /** How long a request may take to its last byte, beyond a long-poll's wait (FlespiClient `timeoutMs`). */
+  timeoutMs?: number;
 }
 
 export type RestSourceConfig = { type: 'rest' } & Omit<RestSourceOptions, 'client' | 'channelId'>;
@@ -134,8 +137,9 @@ function parseFlespi(options: Options, where: string, dir: string): FlespiConnec
     throw new ConfigError(`${where}: "token" does not belong in a config file (it would end up in version control): set FLESPI_TOKEN, or put the token in a file and name it with "tokenFile"`);
   }
   const tokenFile = reader.string('tokenFile', undefined);
+  const timeoutMs = reader.number('timeoutMs', { min: 1000, max: 600_000, integer: true }, 40_000);
   reader.rejectUnknown();
-  return { baseUrl: explicitUrl ?? regionBaseUrl(region), region, tokenFile: tokenFile && resolveUserPath(tokenFile, dir) };
+  return { baseUrl: explicitUrl ?? regionBaseUrl(region), region, tokenFile: tokenFile && resolveUserPath(tokenFile, dir), timeoutMs };
 }
 
 function parseSource(options: Options, where: string, flespi: FlespiConnectionConfig, customServer: boolean): RestSourceConfig | MqttSourceConfig {
@@ -221,7 +225,7 @@ export function resolveUserPath(path: string, dir: string): string {
  * The token to use: FLESPI_TOKEN, else the config's token file. Undefined when there is none.
  * Throws ConfigError when the named token file cannot be read or is empty.
  */
-export async function resolveToken(env: NodeJS.ProcessEnv, tokenFile?: string): Promise<string | undefined> {
+export async function resolveToken(env: NodeJS.ProcessEnv, tokenFile?: string, log?: Logger): Promise<string | undefined> {
   const fromEnv = env.FLESPI_TOKEN?.trim();
   if (fromEnv) return fromEnv;
   if (!tokenFile) return undefined;
@@ -233,6 +237,7 @@ export async function resolveToken(env: NodeJS.ProcessEnv, tokenFile?: string): 
   }
   const token = text.trim();
   if (!token) throw new ConfigError(`token file ${tokenFile} is empty: put the flespi token in it, or set FLESPI_TOKEN`);
+  if (log) await warnIfOthersCanRead(tokenFile, 'tokenFile', log);
   return token;
 }
 
@@ -259,7 +264,11 @@ export interface BuiltReceiver {
 export async function buildReceiver(config: ReceiverConfig, token: string, options: { log?: Logger; appName?: string; lockedBy?: string } = {}): Promise<BuiltReceiver> {
   const env: HandlerEnv = { resolvePath: (path) => resolveUserPath(path, dirname(config.file)) };
   const handlers = await createHandlers(config.handlers, env, `${config.file}: handlers`);
-  const client = new FlespiClient({ token, baseUrl: config.flespi.baseUrl, appName: options.appName ?? 'flespi-receiver' });
+  const client = new FlespiClient({ token, baseUrl: config.flespi.baseUrl, timeoutMs: config.flespi.timeoutMs, appName: options.appName ?? 'flespi-receiver' });
+  if (options.log) {
+    warnCleartextCredentials(config.flespi.baseUrl, 'the flespi token', options.log);
+    if (config.source.type === 'mqtt') warnCleartextCredentials(config.source.url, 'the flespi token (the MQTT source logs in with it)', options.log);
+  }
   const checkpoints = new FileCheckpointStore(config.checkpoint, { by: options.lockedBy });
   const receiverOptions: ReceiverOptions = {
     source: createSource(config, client, token, options.log),

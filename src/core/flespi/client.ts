@@ -1,6 +1,8 @@
 import axios, { type AxiosInstance, type AxiosResponse } from 'axios';
 import { FlespiError, type FlespiErrorDetail, type FlespiErrorKind } from '../errors';
 import type { FlespiMessage } from '../message';
+import { MAX_TIMER_MS } from '../receiver/backoff';
+import { redactUrl } from '../security';
 
 export type FlespiRegion = 'eu' | 'ru';
 
@@ -17,12 +19,39 @@ export function regionBaseUrl(region: FlespiRegion): string {
 /** The longest long-poll flespi accepts for channel messages (style A `timeout`), in seconds. */
 export const MAX_POLL_TIMEOUT_S = 30;
 
+/**
+ * The longest wait a `Retry-After` header can impose, in seconds. A longer one (seen: 3,000,000) is
+ * clamped to this: such a value is a broken or hostile server, not a rate limit (flespi's own limits are
+ * per minute), and it must neither stop a receiver for weeks nor reach a timer: Node turns any delay
+ * above 2^31-1 ms (24.8 days) into 1 ms, which would make the receiver poll in a tight loop.
+ */
+export const MAX_RETRY_AFTER_S = 600;
+
+/**
+ * What an answer may weigh per message asked for, when no `limit_size` caps the poll: 64 KiB, far
+ * above a tracker message (typically 0.5–2 KB, a few KB with CAN data), so limit_count 1000 allows
+ * 62.5 MiB. Beyond the cap the answer is dropped while it arrives, so a runaway or hostile server
+ * cannot fill the memory (a 700 MB answer used to take the CLI to 805 MB RSS).
+ */
+export const BODY_BYTES_PER_MESSAGE = 64 * 1024;
+/** The smallest body cap of a poll, and the slack above `limit_size` (flespi includes the message that crosses it). */
+const BODY_SLACK_BYTES = 16 * 1024 * 1024;
+/** The body cap of every other request (lists, history ranges, token info) unless `maxBodyBytes` says otherwise. */
+export const DEFAULT_MAX_BODY_BYTES = 256 * 1024 * 1024;
+/** No cap goes beyond this: V8 cannot hold a longer string (the body is read as text). */
+const MAX_BODY_BYTES = 512 * 1024 * 1024;
+
 export interface FlespiClientOptions {
   /** The 64-character flespi token, bare or with the `FlespiToken ` prefix. */
   token: string;
   baseUrl?: string;
-  /** How long to wait for an answer; long-polls get their wait time on top of it. */
+  /**
+   * How long a request may take from start to its last byte (default 40 s); long-polls get their wait on
+   * top of it. A server that answers slowly (even a byte at a time) fails with a `timeout` FlespiError.
+   */
   timeoutMs?: number;
+  /** Largest answer body of a request other than a poll (default 256 MiB); polls derive theirs from limit_size / limit_count. */
+  maxBodyBytes?: number;
   /** Sent as `x-flespi-app` so the request shows up by name in flespi's logs. */
   appName?: string;
 }
@@ -83,8 +112,10 @@ interface RequestSubject {
  * It classifies every failure as a FlespiError; retrying is the caller's job.
  */
 export class FlespiClient {
+  /** The base URL as shown in messages and logs: without a `user:password@` part. */
   readonly baseUrl: string;
   private readonly timeoutMs: number;
+  private readonly maxBodyBytes: number;
   private readonly http: AxiosInstance;
 
   constructor(options: FlespiClientOptions) {
@@ -92,21 +123,22 @@ export class FlespiClient {
     if (token === '') throw new FlespiError('auth', 'no flespi token given: create one at https://flespi.io/#/panel/tokens and set it');
     // eslint-disable-next-line no-control-regex -- control characters would corrupt the header
     if (/[\s\u0000-\u001f\u007f]/.test(token)) throw new FlespiError('auth', 'the flespi token contains spaces or control characters: paste only the token itself (64 letters and digits)');
-    this.baseUrl = (options.baseUrl ?? REGION_BASE_URLS.eu).replace(/\/+$/, '');
-    if (!/^https?:\/\/[^/]/.test(this.baseUrl)) {
+    const baseUrl = (options.baseUrl ?? REGION_BASE_URLS.eu).replace(/\/+$/, '');
+    this.baseUrl = redactUrl(baseUrl);
+    if (!/^https?:\/\/[^/]/.test(baseUrl)) {
       throw new FlespiError('bad-request', `the base URL "${this.baseUrl}" is not an http(s) URL: use https://flespi.io, https://ru.flespi.io or a sandbox URL like http://127.0.0.1:9005`);
     }
-    this.timeoutMs = options.timeoutMs ?? 40_000;
+    this.timeoutMs = boundedMs(options.timeoutMs ?? 40_000);
+    this.maxBodyBytes = boundedBytes(options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES);
     const headers: Record<string, string> = { Authorization: `FlespiToken ${token}`, Accept: 'application/json' };
     if (options.appName) headers['x-flespi-app'] = options.appName.slice(0, 63);
     this.http = axios.create({
-      baseURL: this.baseUrl,
+      baseURL: baseUrl,
       headers,
       // Every status and body is classified here, not by axios.
       validateStatus: () => true,
       responseType: 'text',
       transformResponse: [(data: unknown) => data],
-      maxContentLength: Infinity,
       maxRedirects: 0,
     });
   }
@@ -144,7 +176,8 @@ export class FlespiClient {
     if (params.limitSize !== undefined) data.limit_size = params.limitSize;
     if (timeout > 0) data.timeout = timeout;
     if (params.delete) data.delete = true;
-    const body = await this.request('GET', `/gw/channels/${channelId}/messages?data=${encodeData(data)}`, channelSubject(channelId), signal, this.timeoutMs + timeout * 1000);
+    const limits = { deadlineMs: this.timeoutMs + timeout * 1000, maxBytes: pollBodyCap(params), capReason: pollCapReason(params) };
+    const body = await this.request('GET', `/gw/channels/${channelId}/messages?data=${encodeData(data)}`, channelSubject(channelId), signal, limits);
     const messages = resultOf<FlespiMessage>(body, this.subjectLabel('GET', channelSubject(channelId)), channelSubject(channelId));
     const nextKey = typeof body.next_key === 'number' ? body.next_key : undefined;
     return { messages, nextKey };
@@ -192,19 +225,81 @@ export class FlespiClient {
     return `${method} ${subject.what} at ${this.baseUrl}`;
   }
 
-  /** Sends one request and returns the parsed envelope of a 2xx answer; anything else becomes a FlespiError. */
-  private async request(method: 'GET' | 'DELETE', path: string, subject: RequestSubject, signal?: AbortSignal, timeoutMs = this.timeoutMs): Promise<Record<string, unknown>> {
+  /**
+   * Sends one request and returns the parsed envelope of a 2xx answer; anything else becomes a FlespiError.
+   * The whole exchange, last body byte included, must finish within `deadlineMs` (axios' own `timeout`
+   * is only a socket idle timeout in Node: a server dripping one byte at a time would never trip it), and
+   * the body may not exceed `maxBytes` (it is dropped as it arrives). Both fail as retryable errors.
+   */
+  private async request(method: 'GET' | 'DELETE', path: string, subject: RequestSubject, signal?: AbortSignal, limits: RequestLimits = {}): Promise<Record<string, unknown>> {
     if (signal?.aborted) throw abortError(signal);
+    const deadlineMs = boundedMs(limits.deadlineMs ?? this.timeoutMs);
+    const maxBytes = boundedBytes(limits.maxBytes ?? this.maxBodyBytes);
+    // One controller for the caller's signal and the deadline; listeners are removed after, so a
+    // long-lived caller signal (the receiver's) does not collect one per request.
+    const controller = new AbortController();
+    let deadlinePassed = false;
+    const timer = setTimeout(() => {
+      deadlinePassed = true;
+      controller.abort();
+    }, deadlineMs);
+    const onAbort = () => controller.abort();
+    signal?.addEventListener('abort', onAbort, { once: true });
     let response: AxiosResponse<string>;
     try {
-      response = await this.http.request<string>({ method, url: path, signal, timeout: timeoutMs });
+      response = await this.http.request<string>({ method, url: path, signal: controller.signal, timeout: deadlineMs, maxContentLength: maxBytes });
     } catch (error) {
       if (signal?.aborted) throw abortError(signal);
+      const label = this.subjectLabel(method, subject);
+      if (deadlinePassed) throw deadlineError(this.baseUrl, `${method} ${subject.what}, the whole answer`, deadlineMs, limits.deadlineMs !== undefined && limits.deadlineMs > this.timeoutMs ? this.timeoutMs : undefined);
+      if (isMaxContentLengthError(error)) throw tooLargeError(label, maxBytes, limits.capReason);
       // The axios error carries the request headers (the token): never pass it on as a cause.
-      throw transportError(error, this.baseUrl, timeoutMs);
+      throw transportError(error, this.baseUrl, deadlineMs);
+    } finally {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
     }
     return parseAnswer(response, this.subjectLabel(method, subject), subject, this.baseUrl);
   }
+}
+
+interface RequestLimits {
+  /** From the start of the request to the last byte of the answer. Default: the client's `timeoutMs`. */
+  deadlineMs?: number;
+  /** Largest body accepted. Default: the client's `maxBodyBytes`. */
+  maxBytes?: number;
+  /** How the cap was chosen, for the error (e.g. `limit_count 1000 × 64 KiB`). */
+  capReason?: string;
+}
+
+/** A delay a timer can take: Node turns anything above 2^31-1 ms into 1 ms. */
+function boundedMs(ms: number): number {
+  return Number.isFinite(ms) && ms > 0 ? Math.min(Math.ceil(ms), MAX_TIMER_MS) : MAX_TIMER_MS;
+}
+
+function boundedBytes(bytes: number): number {
+  return Number.isFinite(bytes) && bytes > 0 ? Math.min(Math.floor(bytes), MAX_BODY_BYTES) : MAX_BODY_BYTES;
+}
+
+/**
+ * The largest answer a poll may have: `limit_size` plus 16 MiB (flespi includes the message that crosses
+ * the limit, and the envelope), else `limit_count` × 64 KiB, at least 16 MiB; a poll with neither
+ * limit gets the default cap.
+ */
+export function pollBodyCap(params: Pick<PollParams, 'limitCount' | 'limitSize'>): number {
+  if (params.limitSize !== undefined && params.limitSize > 0) return boundedBytes(params.limitSize + BODY_SLACK_BYTES);
+  if (params.limitCount !== undefined && params.limitCount > 0) return boundedBytes(Math.max(BODY_SLACK_BYTES, params.limitCount * BODY_BYTES_PER_MESSAGE));
+  return DEFAULT_MAX_BODY_BYTES;
+}
+
+function pollCapReason(params: Pick<PollParams, 'limitCount' | 'limitSize'>): string {
+  if (params.limitSize !== undefined && params.limitSize > 0) return `limit_size ${params.limitSize} bytes plus ${mib(BODY_SLACK_BYTES)} for the last message`;
+  if (params.limitCount !== undefined && params.limitCount > 0) return `limit_count ${params.limitCount} × ${BODY_BYTES_PER_MESSAGE / 1024} KiB per message; set limitSize if your messages are larger`;
+  return 'the default cap';
+}
+
+function mib(bytes: number): string {
+  return `${Math.round((bytes / (1024 * 1024)) * 10) / 10} MiB`;
 }
 
 function channelSubject(channelId: number): RequestSubject {
@@ -329,12 +424,33 @@ function transportError(error: unknown, baseUrl: string, timeoutMs: number): Fle
   return new FlespiError('network', `cannot reach ${baseUrl} (${cause}): check the base URL / region and your network`);
 }
 
-function retryAfterSeconds(header: unknown): number | undefined {
+/** Seconds from a `Retry-After` header (delta-seconds or an HTTP date), at most MAX_RETRY_AFTER_S. */
+export function retryAfterSeconds(header: unknown): number | undefined {
   if (typeof header !== 'string' || header.trim() === '') return undefined;
   const seconds = Number(header);
-  if (Number.isFinite(seconds) && seconds >= 0) return seconds;
+  if (Number.isFinite(seconds) && seconds >= 0) return Math.min(seconds, MAX_RETRY_AFTER_S);
   const date = Date.parse(header);
-  return Number.isNaN(date) ? undefined : Math.max(0, Math.ceil((date - Date.now()) / 1000));
+  return Number.isNaN(date) ? undefined : Math.min(MAX_RETRY_AFTER_S, Math.max(0, Math.ceil((date - Date.now()) / 1000)));
+}
+
+function isMaxContentLengthError(error: unknown): boolean {
+  return axios.isAxiosError(error) && /maxContentLength/.test(error.message);
+}
+
+function deadlineError(baseUrl: string, what: string, deadlineMs: number, marginMs: number | undefined): FlespiError {
+  const why = marginMs === undefined ? `${what}` : `the long-poll wait plus ${seconds(marginMs)} s; ${what}`;
+  return new FlespiError('timeout', `no answer from ${baseUrl} within ${seconds(deadlineMs)} s (${why}): the server is slow or the connection stalls; check your network, or raise the request timeout (flespi.timeoutMs in a config file)`);
+}
+
+function tooLargeError(label: string, maxBytes: number, reason: string | undefined): FlespiError {
+  return new FlespiError(
+    'malformed',
+    `the answer to ${label} is larger than ${mib(maxBytes)}${reason ? ` (${reason})` : ''}: it was dropped while arriving; lower limitCount or set limitSize, and check that the base URL points at the flespi REST API`,
+  );
+}
+
+function seconds(ms: number): number {
+  return Math.round(ms / 100) / 10;
 }
 
 function preview(text: string): string {

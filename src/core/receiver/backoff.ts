@@ -30,7 +30,20 @@ export class AbortError extends Error {
   }
 }
 
-/** Waits `ms`, or rejects with the abort reason as soon as `signal` aborts. */
+/** The longest delay a Node timer can take: above 2^31-1 ms (24.8 days) Node warns and waits 1 ms instead. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * A delay a timer can take as meant: negative or NaN becomes 0, anything above MAX_TIMER_MS (Infinity
+ * included) becomes MAX_TIMER_MS. Delays computed from what a server sent (Retry-After, a reconnect
+ * hint) must pass through this, or an absurd value turns into a 1 ms busy loop.
+ */
+export function clampDelay(ms: number): number {
+  if (!(ms > 0)) return 0;
+  return Math.min(ms, MAX_TIMER_MS);
+}
+
+/** Waits `ms` (clamped by `clampDelay`), or rejects with the abort reason as soon as `signal` aborts. */
 export function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal.aborted) return reject(abortReason(signal));
@@ -41,7 +54,7 @@ export function sleep(ms: number, signal: AbortSignal): Promise<void> {
     const timer = setTimeout(() => {
       signal.removeEventListener('abort', onAbort);
       resolve();
-    }, ms);
+    }, clampDelay(ms));
     signal.addEventListener('abort', onAbort, { once: true });
   });
 }
