@@ -15,6 +15,8 @@ export interface SinkUse {
     totalFailures: number;
     consecutiveFailures: number;
     lastError?: string;
+    /** This sink's messages in the forwarding's dead-letter store. */
+    deadLetters?: number;
     health: { connected?: boolean; detail?: string };
   };
 }
@@ -27,6 +29,8 @@ export interface SinkRow {
   color?: string;
   /** ok: forwarding and healthy; trouble: failing or disconnected; idle: not in use. */
   status: 'idle' | 'ok' | 'trouble';
+  /** Messages this sink could never deliver, kept in the dead-letter stores (0 when none or unknown). */
+  deadLetters: number;
 }
 
 const TYPE_ICONS: Readonly<Record<string, string>> = {
@@ -38,7 +42,8 @@ const TYPE_ICONS: Readonly<Record<string, string>> = {
   custom: 'code',
 };
 
-export function sinkRow(sink: SinkSetting, uses: readonly SinkUse[], problem?: string): SinkRow {
+/** `deadLetters`: this sink's dead letters in stores of forwardings not running in this window (they are not in `uses`). */
+export function sinkRow(sink: SinkSetting, uses: readonly SinkUse[], problem?: string, deadLettersElsewhere = 0): SinkRow {
   // A URL's user:password never shows; everything else in the tooltip (Markdown) is escaped: names,
   // paths and error texts come from settings, servers and flespi.
   const target = redactUrl(sinkTarget(sink));
@@ -48,9 +53,14 @@ export function sinkRow(sink: SinkSetting, uses: readonly SinkUse[], problem?: s
   if (problem) {
     // The row names the file without its folder; the tooltip keeps the full path.
     const short = problem.replace(/^(?:[A-Za-z]:)?[^:]*[\\/]([^\\/:]+(?::\d+:\d+)?:)/, '$1');
-    return { description: `${sink.type} · ${short}`, tooltip: `${header}\n\n$(error) ${md(problem)}`, icon: 'error', color: 'errorForeground', status: 'trouble' };
+    return { description: `${sink.type} · ${short}`, tooltip: `${header}\n\n$(error) ${md(problem)}`, icon: 'error', color: 'errorForeground', status: 'trouble', deadLetters: deadLettersElsewhere };
   }
-  if (uses.length === 0) return { description: [sink.type, target].filter(Boolean).join(' · '), tooltip: `${header}\n\nNot forwarding.`, icon, status: 'idle' };
+  const deadLetters = deadLettersElsewhere + uses.reduce((sum, u) => sum + (u.stats?.deadLetters ?? 0), 0);
+  const dead = deadLetters > 0 ? `${deadLetters} dead letter${deadLetters === 1 ? '' : 's'}` : '';
+  const deadNote = dead ? `\n\n$(mail) ${dead}: messages it could never deliver. *Open Dead Letters* shows them with why; *Send Dead Letters Again* retries them after a fix.` : '';
+  if (uses.length === 0) {
+    return { description: [sink.type, target, dead].filter(Boolean).join(' · '), tooltip: `${header}\n\nNot forwarding.${deadNote}`, icon: dead ? 'mail' : icon, color: dead ? 'list.warningForeground' : undefined, status: 'idle', deadLetters };
+  }
 
   const messages = uses.reduce((sum, u) => sum + (u.stats?.totalMessages ?? 0), 0);
   const failures = uses.reduce((sum, u) => sum + (u.stats?.totalFailures ?? 0), 0);
@@ -62,6 +72,7 @@ export function sinkRow(sink: SinkSetting, uses: readonly SinkUse[], problem?: s
   const parts: string[] = [];
   if (connected.length > 0) parts.push(connected.every(Boolean) ? '● connected' : '○ disconnected');
   parts.push(`${messages} forwarded`);
+  if (dead) parts.push(dead);
   if (failures > 0) parts.push(`${failures} failure${failures === 1 ? '' : 's'}`);
   if (failing && lastError) parts.push(lastError);
 
@@ -74,19 +85,22 @@ export function sinkRow(sink: SinkSetting, uses: readonly SinkUse[], problem?: s
   if (lastError) lines.push('', `Last error: ${md(lastError)}`);
   return {
     description: parts.join(' · '),
-    tooltip: lines.join('\n'),
-    icon: trouble ? 'warning' : icon,
-    color: trouble ? 'list.warningForeground' : 'charts.green',
+    tooltip: lines.join('\n') + deadNote,
+    icon: trouble ? 'warning' : dead ? 'mail' : icon,
+    color: trouble || dead ? 'list.warningForeground' : 'charts.green',
     status: trouble ? 'trouble' : 'ok',
+    deadLetters,
   };
 }
 
-/** The status bar text: `$(radio-tower) flespi: forwarding 1234 → 2 sinks`. */
-export function statusBarText(forwardings: readonly { messages: number; sinks: readonly string[]; failed: boolean }[]): { text: string; trouble: boolean } | undefined {
+/** The status bar text: `$(radio-tower) flespi: forwarding 1234 → 2 sinks`, and `· 3 dead letters` when there are any. */
+export function statusBarText(forwardings: readonly { messages: number; sinks: readonly string[]; failed: boolean; deadLetters?: number }[]): { text: string; trouble: boolean } | undefined {
   if (forwardings.length === 0) return undefined;
   const messages = forwardings.reduce((sum, f) => sum + f.messages, 0);
   const sinks = new Set(forwardings.flatMap((f) => f.sinks)).size;
+  const dead = forwardings.reduce((sum, f) => sum + (f.deadLetters ?? 0), 0);
   const trouble = forwardings.some((f) => f.failed);
   const icon = trouble ? '$(warning)' : '$(radio-tower)';
-  return { text: `${icon} flespi: forwarding ${messages} → ${sinks} sink${sinks === 1 ? '' : 's'}`, trouble };
+  const deadText = dead > 0 ? ` · ${dead} dead letter${dead === 1 ? '' : 's'}` : '';
+  return { text: `${icon} flespi: forwarding ${messages} → ${sinks} sink${sinks === 1 ? '' : 's'}${deadText}`, trouble };
 }
