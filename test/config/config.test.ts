@@ -129,7 +129,7 @@ test('the token comes from FLESPI_TOKEN, else from the named token file', async 
   });
 });
 
-test('a config with a custom TypeScript handler runs end to end against the sandbox', { timeout: 60_000 }, async () => {
+test('a config with a custom TypeScript handler runs end to end against the sandbox', { timeout: 60_000 }, async (t) => {
   const sandbox = await quietSandbox();
   try {
     await withDir(async (dir) => {
@@ -159,6 +159,7 @@ export default class AppendHandler extends Handler {
       });
       sandbox.inject(CHANNEL, numbered(1, 20));
       const { receiver, handlers } = await buildReceiver(await loadConfig(file), sandbox.token);
+      t.after(() => receiver.stop()); // also when the test fails or times out before its own stop()
       assert.equal(handlers[0]!.name, 'append');
       await receiver.start();
       await until(receiver, () => receiver.stats().messagesDone >= 20);
@@ -173,7 +174,7 @@ export default class AppendHandler extends Handler {
   }
 });
 
-test('built-in types from the registry run from a config: http posts every batch to a real server', { timeout: 60_000 }, async () => {
+test('built-in types from the registry run from a config: http posts every batch to a real server', { timeout: 60_000 }, async (t) => {
   const sandbox = await quietSandbox();
   const received: number[] = [];
   const server = createServer((req, res) => {
@@ -196,6 +197,7 @@ test('built-in types from the registry run from a config: http posts every batch
       });
       const config = await loadConfig(file);
       const { receiver, handlers } = await buildReceiver(config, sandbox.token);
+      t.after(() => receiver.stop());
       assert.deepEqual(handlers.map((h) => h.name), ['http', 'again']);
       sandbox.inject(CHANNEL, numbered(1, 10));
       await receiver.start();
@@ -209,7 +211,7 @@ test('built-in types from the registry run from a config: http posts every batch
   }
 });
 
-test('an MQTT source from a config: region default URL, required url with a custom server, delivery over the sandbox broker', { timeout: 60_000 }, async () => {
+test('an MQTT source from a config: region default URL, required url with a custom server, delivery over the sandbox broker', { timeout: 60_000 }, async (t) => {
   await withDir(async (dir) => {
     const ru = await loadConfig(await writeConfig(dir, { flespi: { region: 'ru' }, channel: 5, source: { type: 'mqtt', group: 'workers' }, handlers: [{ type: 'stdout' }] }, 'ru.json'));
     assert.deepEqual(ru.source, { type: 'mqtt', url: 'mqtts://ru-mqtt.flespi.io:8883', gapFill: true, group: 'workers' });
@@ -234,6 +236,7 @@ export default class Append extends Handler {
         handlers: [{ type: 'custom', file: './Append.ts' }],
       });
       const { receiver } = await buildReceiver(await loadConfig(file), sandbox.token);
+      t.after(() => receiver.stop());
       await receiver.start(); // resolves once subscribed
       sandbox.inject(CHANNEL, numbered(1, 12));
       await until(receiver, () => receiver.stats().messagesDone >= 12);

@@ -51,7 +51,7 @@ test('scaffold: every value the typings declare exists in the library the loader
   for (const name of declared) assert.equal(typeof (api as Record<string, unknown>)[name], 'function', name);
 });
 
-test('scaffold: a new handler runs unchanged in the CLI receiver against the sandbox and writes every message', async () => {
+test('scaffold: a new handler runs unchanged in the CLI receiver against the sandbox and writes every message', async (t) => {
   const sandbox = await startSandbox({ simulate: false, devicesPerChannel: 1 });
   const dir = await mkdtemp(join(tmpdir(), 'flespi-scaffold-'));
   try {
@@ -73,6 +73,7 @@ test('scaffold: a new handler runs unchanged in the CLI receiver against the san
       join(dir, 'receiver.json'),
     );
     const { receiver } = await buildReceiver(config, sandbox.token);
+    t.after(() => receiver.stop()); // also when the test fails or times out before its own stop()
     let done = 0;
     const allDone = new Promise<void>((resolve) =>
       receiver.on('done', (event) => {
