@@ -48,8 +48,9 @@ export async function sendToSink(sinkName: string, messages: readonly FlespiMess
   let result: ForwardResult;
   try {
     const handler = await deps.sinks.createHandler(sink);
-    const outcome = await deliverOnce(handler, messages, { timeoutMs: deps.timeoutMs ?? 30_000, log: coreLogger(deps.log, sink.name), describeError: describeHandlerError });
-    result = { sink: sink.name, ...outcome };
+    const { rejected, errors, acknowledged, ms } = await deliverOnce(handler, messages, { timeoutMs: deps.timeoutMs ?? 30_000, log: coreLogger(deps.log, sink.name), describeError: describeHandlerError });
+    // A message the sink can never take is an error of this send (nothing is dead-lettered from the tail).
+    result = { sink: sink.name, acknowledged, errors: [...errors, ...rejected.map((r) => `message ${r.index + 1} refused: ${r.reason}`)], ms };
   } catch (error) {
     result = { sink: sink.name, acknowledged: 0, errors: [describeHandlerError(error)], ms: 0 };
   }
