@@ -17,6 +17,8 @@ export interface ChannelForwardingInfo {
   state: string;
   messages: number;
   sinks: readonly string[];
+  /** Set when another window runs it: `another window (pid 123, …)`. */
+  where?: string;
 }
 
 export interface ChannelSummary {
@@ -61,7 +63,8 @@ export function parseChannels(items: readonly Record<string, unknown>[]): Channe
 export function channelSummary(channel: ChannelInfo, forwarding?: ChannelForwardingInfo): ChannelSummary {
   const state = channel.blocked ? 'blocked' : channel.enabled ? undefined : 'disabled';
   const parts = [`#${channel.id}`, channel.protocol, state].filter(Boolean);
-  if (forwarding) parts.push(forwarding.state === 'failed' ? 'forwarding failed' : `→ ${forwarding.sinks.length} sink${forwarding.sinks.length === 1 ? '' : 's'}`);
+  if (forwarding?.where) parts.push('forwarding in another window');
+  else if (forwarding) parts.push(forwarding.state === 'failed' ? 'forwarding failed' : `→ ${forwarding.sinks.length} sink${forwarding.sinks.length === 1 ? '' : 's'}`);
 
   const lines = [`**${escapeMarkdown(channel.name)}**`, '', `- id: \`${channel.id}\``];
   if (channel.protocol) lines.push(`- protocol: ${escapeMarkdown(channel.protocol)}`);
@@ -69,7 +72,8 @@ export function channelSummary(channel: ChannelInfo, forwarding?: ChannelForward
   lines.push(`- state: ${channel.blocked ? `blocked (${BLOCK_REASONS[channel.blocked] ?? `code ${channel.blocked}`})` : channel.enabled ? 'enabled' : 'disabled'}`);
   if (channel.connections !== undefined) lines.push(`- connections: ${channel.connections}`);
   if (channel.messagesTtl !== undefined) lines.push(`- keeps messages for: ${duration(channel.messagesTtl)}`);
-  if (forwarding) lines.push(`- forwarding (${forwarding.state}): ${forwarding.messages} messages → ${forwarding.sinks.map(escapeMarkdown).join(', ')}`);
+  if (forwarding?.where) lines.push(`- forwarding → ${forwarding.sinks.map(escapeMarkdown).join(', ')}: runs in ${escapeMarkdown(forwarding.where)}`);
+  else if (forwarding) lines.push(`- forwarding (${forwarding.state}): ${forwarding.messages} messages → ${forwarding.sinks.map(escapeMarkdown).join(', ')}`);
 
   let icon = 'broadcast';
   let color: string | undefined;
@@ -79,6 +83,8 @@ export function channelSummary(channel: ChannelInfo, forwarding?: ChannelForward
   } else if (!channel.enabled) {
     icon = 'circle-slash';
     color = 'disabledForeground';
+  } else if (forwarding?.where) {
+    icon = 'radio-tower';
   } else if (forwarding) {
     icon = forwarding.state === 'failed' ? 'warning' : 'radio-tower';
     color = forwarding.state === 'failed' ? 'list.warningForeground' : forwarding.state === 'running' ? 'charts.green' : 'list.warningForeground';

@@ -50,7 +50,7 @@ export class ChannelsTree implements vscode.TreeDataProvider<ChannelNode>, vscod
     if (node.kind === 'message') return node.item;
     const { channel } = node;
     const forwarding = this.forwarding()?.get(channel.id);
-    const summary = channelSummary(channel, forwarding ? { state: forwarding.state, messages: forwarding.messagesForwarded, sinks: forwarding.spec.sinks } : undefined);
+    const summary = channelSummary(channel, forwarding ? { state: forwarding.state, messages: forwarding.messagesForwarded, sinks: forwarding.spec.sinks, where: forwarding.where } : undefined);
     const item = new vscode.TreeItem(channel.name, vscode.TreeItemCollapsibleState.None);
     item.id = `channel-${channel.id}`;
     item.description = summary.description;

@@ -1,11 +1,15 @@
 /**
- * The VS Code side of forwarding: Start/Stop Forwarding commands, the status bar item, the list
- * persisted in globalState, checkpoints in globalStorage, and errors shown once with an action.
+ * The VS Code side of forwarding: Start/Stop Forwarding commands, the status bar item, one record
+ * per forwarding plus its lock and checkpoint in globalStorage (shared by every window), and errors
+ * shown once with an action. A forwarding runs in the one window that holds its lock; the others
+ * show where it runs and take it over when that window goes away.
  */
 import { createHash } from 'node:crypto';
+import { join } from 'node:path';
 import * as vscode from 'vscode';
 import { FlespiError, errorMessage } from '../../core/errors';
 import { MemoryCheckpointStore, FileCheckpointStore } from '../../core/receiver/checkpoint';
+import { FileLock } from '../../core/receiver/lock';
 import type { Source } from '../../core/sources/source';
 import type { Connection } from '../connection';
 import { coreLogger } from '../log';
@@ -13,9 +17,12 @@ import type { ChannelInfo } from '../channels/channelModel';
 import { statusBarText } from '../sinks/sinkStatus';
 import type { SinkStore } from '../sinks/sinkStore';
 import type { Forwarding, ForwardingManager, ForwardingSpec } from './manager';
+import { ForwardingRecords, isForwardingSpec, recordName } from './records';
 
-/** globalState: the forwardings to resume after a reload (channel ids and sink names only). */
+/** globalState: the list of forwardings of versions before per-forwarding records (moved into the records once). */
 export const FORWARDINGS_KEY = 'flespi.forwardings';
+/** How often a window looks whether a forwarding that ran in another window is free to run here. */
+const ADOPT_EVERY_MS = 15_000;
 
 export interface ForwardingControllerDeps {
   context: vscode.ExtensionContext;
@@ -36,8 +43,11 @@ export class ForwardingController implements vscode.Disposable {
   private statusTimer?: NodeJS.Timeout;
   /** The connection the running receivers belong to. */
   private connectionKey?: string;
+  private readonly records: ForwardingRecords;
+  private adoptTimer?: NodeJS.Timeout;
 
   constructor(private readonly deps: ForwardingControllerDeps) {
+    this.records = new ForwardingRecords(join(deps.context.globalStorageUri.fsPath, 'forwardings'));
     this.statusBar.name = 'flespi forwarding';
     this.statusBar.command = 'flespi.showForwardings';
     this.subscriptions.push(this.statusBar, deps.connection.onDidChange(() => void this.connectionChanged()));
@@ -45,7 +55,7 @@ export class ForwardingController implements vscode.Disposable {
 
   /** True when forwardings were persisted: they resume as soon as their connection is up. */
   hasPersisted(): boolean {
-    return (this.deps.context.globalState.get<unknown[]>(FORWARDINGS_KEY) ?? []).length > 0;
+    return this.records.any() || (this.deps.context.globalState.get<unknown[]>(FORWARDINGS_KEY) ?? []).length > 0;
   }
 
   /** The manager, if it was created (it is created on first use: it pulls in the receiver). */
@@ -76,7 +86,10 @@ export class ForwardingController implements vscode.Disposable {
     if (!picked || picked.length === 0) return;
     const spec: ForwardingSpec = { channelId: channel.id, channelName: channel.name, sinks: picked.map((p) => p.label), connection: info.label };
     const forwarding = await manager.start(spec);
-    if (!forwarding.error) void vscode.window.showInformationMessage(`Forwarding channel ${channel.name} to ${spec.sinks.join(', ')}.`);
+    if (forwarding.owner) {
+      void vscode.window.showWarningMessage(`Channel ${channel.name} is already forwarded in ${forwarding.where}: stop it there first (one window forwards a channel, so that messages are not delivered twice).`);
+      this.scheduleAdopt();
+    } else if (!forwarding.error) void vscode.window.showInformationMessage(`Forwarding channel ${channel.name} to ${spec.sinks.join(', ')}.`);
   }
 
   async stop(channelId: number): Promise<void> {
@@ -96,7 +109,7 @@ export class ForwardingController implements vscode.Disposable {
       forwardings.map((f) => ({
         label: `$(${f.state === 'failed' ? 'warning' : 'radio-tower'}) ${f.spec.channelName}`,
         description: `#${f.spec.channelId} → ${f.spec.sinks.join(', ')}`,
-        detail: f.error ? `failed: ${errorMessage(f.error)}` : `${f.state}, ${f.messagesForwarded} messages forwarded`,
+        detail: f.owner ? `runs in ${f.where}` : f.error ? `failed: ${errorMessage(f.error)}` : `${f.state}, ${f.messagesForwarded} messages forwarded`,
         forwarding: f,
       })),
       { title: 'flespi forwardings — pick one to stop it' },
@@ -133,7 +146,37 @@ export class ForwardingController implements vscode.Disposable {
     if (!info || !this.hasPersisted()) return;
     const manager = await this.getManager();
     const problems = await manager.resume(info.label);
-    if (manager.list().length > 0) this.deps.log.info(`resumed ${manager.list().length - problems.length} forwarding(s) on ${info.label}`);
+    const here = manager.list().filter((f) => !f.owner).length;
+    const elsewhere = manager.list().length - here;
+    if (here > 0) this.deps.log.info(`resumed ${here - problems.length} forwarding(s) on ${info.label}`);
+    if (elsewhere > 0) {
+      this.deps.log.info(`${elsewhere} forwarding(s) run in another window; this window takes them over when that one closes`);
+      this.scheduleAdopt();
+    }
+  }
+
+  /** While forwardings run in other windows, looks every few seconds whether they are free to run here. */
+  private scheduleAdopt(): void {
+    if (this.adoptTimer) return;
+    this.adoptTimer = setTimeout(() => {
+      this.adoptTimer = undefined;
+      void this.manager?.adoptOrphans().then(
+        (waiting) => waiting && this.scheduleAdopt(),
+        (error: unknown) => this.deps.log.warn(`forwarding: ${errorMessage(error)}`),
+      );
+    }, ADOPT_EVERY_MS);
+  }
+
+  /** Forwardings saved by earlier versions as one list in globalState become records, once. */
+  private async migrateLegacyList(): Promise<void> {
+    const legacy = this.deps.context.globalState.get<unknown[]>(FORWARDINGS_KEY);
+    if (!Array.isArray(legacy) || legacy.length === 0) return;
+    const existing = await this.records.list();
+    for (const spec of legacy.filter(isForwardingSpec)) {
+      if (!existing.some((r) => r.channelId === spec.channelId && r.connection === spec.connection)) await this.records.put(spec);
+    }
+    await this.deps.context.globalState.update(FORWARDINGS_KEY, undefined);
+    this.deps.log.info(`moved ${legacy.length} forwarding(s) from the old list into per-forwarding records`);
   }
 
   private getManager(): Promise<ForwardingManager> {
@@ -144,8 +187,9 @@ export class ForwardingController implements vscode.Disposable {
   private async createManager(): Promise<ForwardingManager> {
     const { ForwardingManager } = await import('./manager.js');
     const { context, connection, sinks, log } = this.deps;
-    const manager = new ForwardingManager(
-      {
+    await this.migrateLegacyList().catch((error: unknown) => log.warn(`cannot move the old list of forwardings: ${errorMessage(error)}`));
+    const owner = `VS Code window "${vscode.workspace.name ?? 'no folder'}"`;
+    const manager = new ForwardingManager({
         build: async (spec) => {
           const info = connection.current;
           if (!info || info.label !== spec.connection) throw new Error(`not connected to ${spec.connection}`);
@@ -155,18 +199,18 @@ export class ForwardingController implements vscode.Disposable {
             if (!sink) throw new Error(`sink "${name}" is no longer in flespi.sinks: start forwarding again with the sinks you have`);
             handlers.push(await sinks.createHandler(sink));
           }
-          const source = await this.createSource(spec.channelId);
+          const source = await this.createSource(spec);
           // The sandbox starts empty after every reload, so its keys do not survive it: keep its checkpoints in memory.
           const checkpoints = info.mode === 'sandbox' ? new MemoryCheckpointStore() : new FileCheckpointStore(vscode.Uri.joinPath(context.globalStorageUri, 'checkpoints', `${safe(info.label)}-channel-${spec.channelId}.json`).fsPath);
           return { source, handlers, checkpoints };
         },
-        save: (specs) => context.globalState.update(FORWARDINGS_KEY, specs),
+        records: this.records,
+        lock: (spec) => new FileLock(this.lockPath(spec), owner),
+        scope: () => sinks.scopeId(),
         log: coreLogger(log, 'forwarding'),
         // VS Code waits only a few seconds for deactivate(): in-flight batches get 2 s to finish.
         receiverOptions: { stopGraceMs: 2000 },
-      },
-      context.globalState.get<ForwardingSpec[]>(FORWARDINGS_KEY) ?? [],
-    );
+    });
     manager.on('change', () => {
       this.deps.changed();
       this.scheduleStatus();
@@ -182,23 +226,30 @@ export class ForwardingController implements vscode.Disposable {
    * default, or MQTT (`flespi.forwarding.source`), where the broker's persistent session keeps the
    * position and a lost session is filled in over REST.
    */
-  private async createSource(channelId: number): Promise<Source> {
+  private async createSource(spec: ForwardingSpec): Promise<Source> {
     const info = this.deps.connection.current!;
+    const channelId = spec.channelId;
     if (vscode.workspace.getConfiguration('flespi').get('forwarding.source') === 'mqtt') {
       const { MqttSource } = await import('../../core/sources/mqtt.js');
-      // One stable session per channel and machine, apart from the CLI's sessions on the same host.
-      const machine = createHash('sha256').update(vscode.env.machineId).digest('hex').slice(0, 8);
+      // One stable session per forwarding (machine, profile storage, connection, channel), apart from
+      // the CLI's sessions and from other VS Code profiles on the same host: never shared by two receivers.
+      const owner = createHash('sha256').update(`${vscode.env.machineId}\n${this.lockPath(spec)}`).digest('hex').slice(0, 10);
       return new MqttSource({
         url: info.mqttUrl,
         token: info.token,
         channelId,
-        clientId: `flespi-vscode-${channelId}-${machine}`,
+        clientId: `flespi-vscode-${channelId}-${owner}`,
         gapFill: { client: info.client },
         log: coreLogger(this.deps.log, `mqtt ${channelId}`),
       });
     }
     const { RestSource } = await import('../../core/sources/rest.js');
     return new RestSource({ client: info.client, channelId });
+  }
+
+  /** The lock file a window holds while it runs the forwarding (next to its record, shared by every window). */
+  private lockPath(spec: Pick<ForwardingSpec, 'connection' | 'channelId'>): string {
+    return join(this.records.dir, `${recordName(spec)}.lock`);
   }
 
   /** Shown once per failure, with the action that fixes it. */
@@ -221,7 +272,9 @@ export class ForwardingController implements vscode.Disposable {
   }
 
   private updateStatus(): void {
-    const forwardings = this.manager?.list() ?? [];
+    const all = this.manager?.list() ?? [];
+    const forwardings = all.filter((f) => !f.owner);
+    const elsewhere = all.filter((f) => f.owner);
     const status = statusBarText(forwardings.map((f) => ({ messages: f.messagesForwarded, sinks: f.spec.sinks, failed: f.state === 'failed' || f.state === 'retrying' })));
     if (!status) {
       this.statusBar.hide();
@@ -231,6 +284,7 @@ export class ForwardingController implements vscode.Disposable {
     this.statusBar.backgroundColor = status.trouble ? new vscode.ThemeColor('statusBarItem.warningBackground') : undefined;
     const tooltip = new vscode.MarkdownString('**flespi forwarding**\n\n', true);
     for (const f of forwardings) tooltip.appendMarkdown(`- ${f.spec.channelName} (#${f.spec.channelId}) → ${f.spec.sinks.join(', ')}: ${f.state}, ${f.messagesForwarded} messages\n`);
+    for (const f of elsewhere) tooltip.appendMarkdown(`- ${f.spec.channelName} (#${f.spec.channelId}): runs in ${f.where}\n`);
     tooltip.appendMarkdown('\nClick to stop one.');
     this.statusBar.tooltip = tooltip;
     this.statusBar.show();
@@ -238,6 +292,7 @@ export class ForwardingController implements vscode.Disposable {
 
   dispose(): void {
     clearTimeout(this.statusTimer);
+    clearTimeout(this.adoptTimer);
     for (const s of this.subscriptions) s.dispose();
   }
 }

@@ -4,7 +4,7 @@
  *
  * Secrets never sit in settings: an HTTP sink lists the names of its secret headers in
  * `secretHeaders` and an MQTT sink says `secretPassword: true`; the values live in SecretStorage
- * under the sink's name and are merged in only when the handler is created.
+ * under the sink's scope and name (sinkSecrets.ts) and are merged in only when the handler is created.
  */
 import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
@@ -24,11 +24,6 @@ export interface SinkSecrets {
 
 /** Keys of a sink setting that belong to the extension, not to the handler. */
 const EXTENSION_KEYS = ['name', 'type', 'secretHeaders', 'secretPassword'] as const;
-
-/** The SecretStorage key of a sink's secrets. */
-export function secretKey(sinkName: string): string {
-  return `flespi.sink/${sinkName}`;
-}
 
 /** The valid sinks of the setting, and one problem line per entry that is not. */
 export function parseSinks(raw: unknown): { sinks: SinkSetting[]; problems: string[] } {

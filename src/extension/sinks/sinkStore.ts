@@ -1,22 +1,30 @@
 /**
  * The `flespi.sinks` setting plus the sinks' secrets in SecretStorage. All sinks live in one
  * settings scope (VS Code does not merge arrays across scopes): the workspace when a folder is
- * open, else the user settings.
+ * open, else the user settings. Secrets are kept per scope (sinkSecrets.ts), so one workspace never
+ * receives another's.
  */
 import * as vscode from 'vscode';
 import type { Handler } from '../../core/handler';
-import { parseSinks, secretKey, type SinkSecrets, type SinkSetting } from './sinkModel';
+import { redactUrl } from '../../core/security';
+import { parseSinks, sinkTarget, type SinkSecrets, type SinkSetting } from './sinkModel';
+import { SinkSecretVault, USER_SCOPE, workspaceScope, type LegacyQuestion } from './sinkSecrets';
+
+/** workspaceState: sink names whose unscoped secrets the user did not want for this workspace. */
+const DECLINED_KEY = 'flespi.legacySinkSecretsDeclined';
 
 export class SinkStore implements vscode.Disposable {
   private readonly changed = new vscode.EventEmitter<void>();
   readonly onDidChange = this.changed.event;
   private readonly subscriptions: vscode.Disposable[] = [];
   private reportedProblems = '';
+  private readonly vault: SinkSecretVault;
 
   constructor(
     private readonly context: vscode.ExtensionContext,
     private readonly log: vscode.LogOutputChannel,
   ) {
+    this.vault = new SinkSecretVault(context.secrets, (question) => this.askLegacy(question), (message) => log.info(message));
     this.subscriptions.push(
       vscode.workspace.onDidChangeConfiguration((event) => {
         if (event.affectsConfiguration('flespi.sinks')) this.changed.fire();
@@ -40,8 +48,24 @@ export class SinkStore implements vscode.Disposable {
     return this.all().find((s) => s.name === name);
   }
 
+  /**
+   * Whose sinks are in effect: `user` (user settings) or this workspace's scope. VS Code reads
+   * `flespi.sinks` from the workspace when it sets it (and is trusted), else from the user settings.
+   */
+  scopeId(): string {
+    const inspected = vscode.workspace.getConfiguration('flespi').inspect<unknown[]>('sinks');
+    const fromWorkspace = vscode.workspace.isTrusted && (Array.isArray(inspected?.workspaceFolderValue) || Array.isArray(inspected?.workspaceValue));
+    return fromWorkspace ? this.workspaceScopeId() : USER_SCOPE;
+  }
+
+  /** The scope id of the open workspace: its `.code-workspace` file, else its first folder. */
+  workspaceScopeId(): string {
+    const identity = vscode.workspace.workspaceFile ?? vscode.workspace.workspaceFolders?.[0]?.uri;
+    return identity ? workspaceScope(identity.toString()) : USER_SCOPE;
+  }
+
   async secrets(name: string): Promise<SinkSecrets | undefined> {
-    const text = await this.context.secrets.get(secretKey(name));
+    const text = await this.vault.read(this.scopeId(), name);
     if (text === undefined) return undefined;
     try {
       return JSON.parse(text) as SinkSecrets;
@@ -53,9 +77,8 @@ export class SinkStore implements vscode.Disposable {
 
   /** Adds a sink (or replaces the one with the same name) and stores its secrets. */
   async save(setting: SinkSetting, secrets: SinkSecrets | undefined): Promise<void> {
-    if (secrets) await this.context.secrets.store(secretKey(setting.name), JSON.stringify(secrets));
-    else await this.context.secrets.delete(secretKey(setting.name));
     const { target, list } = this.scope();
+    await this.vault.write(this.scopeOf(target), setting.name, secrets && JSON.stringify(secrets));
     const index = list.findIndex((s) => isNamed(s, setting.name));
     const next = index >= 0 ? list.map((s, i) => (i === index ? setting : s)) : [...list, setting];
     await vscode.workspace.getConfiguration('flespi').update('sinks', next, target);
@@ -68,7 +91,29 @@ export class SinkStore implements vscode.Disposable {
       list.filter((s) => !isNamed(s, name)),
       target,
     );
-    await this.context.secrets.delete(secretKey(name));
+    await this.vault.remove(this.scopeOf(target), name);
+  }
+
+  /** The secrets scope of a settings target. */
+  private scopeOf(target: vscode.ConfigurationTarget): string {
+    return target === vscode.ConfigurationTarget.Global ? USER_SCOPE : this.workspaceScopeId();
+  }
+
+  /** Asks once per sink whether secrets stored before scopes belong to this workspace's sink. */
+  private async askLegacy({ sinkName }: LegacyQuestion): Promise<boolean> {
+    const declined = this.context.workspaceState.get<string[]>(DECLINED_KEY) ?? [];
+    if (declined.includes(sinkName)) return false;
+    const sink = this.get(sinkName);
+    const target = sink ? redactUrl(sinkTarget(sink)) : '';
+    const use = 'Use Them for This Workspace';
+    const choice = await vscode.window.showWarningMessage(
+      `Sink "${sinkName}" of this workspace has no secrets of its own. Secrets stored for a sink named "${sinkName}" before secrets were kept per workspace exist, and may belong to another workspace's sink. Use them for this workspace's sink${target ? ` (${target})` : ''}?`,
+      { modal: true, detail: 'If not, run "flespi: Add Sink…" for this sink to store its own secrets.' },
+      use,
+    );
+    if (choice === use) return true;
+    await this.context.workspaceState.update(DECLINED_KEY, [...declined, sinkName]);
+    return false;
   }
 
   /** Where the sink list is written: the scope whose value is in effect, else the workspace (or user settings without a folder). */

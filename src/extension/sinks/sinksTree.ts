@@ -45,7 +45,8 @@ export class SinksTree implements vscode.TreeDataProvider<SinkNode>, vscode.Disp
   getTreeItem(node: SinkNode): vscode.TreeItem {
     const { sink } = node;
     const manager = this.forwarding();
-    const uses: SinkUse[] = (manager?.sinkStatus(sink.name) ?? []).map(({ forwarding, stats }) => ({
+    // A forwarding another window runs shows on its channel ("forwarding in another window"), not as a use here.
+    const uses: SinkUse[] = (manager?.sinkStatus(sink.name) ?? []).filter(({ forwarding }) => !forwarding.owner).map(({ forwarding, stats }) => ({
       channelId: forwarding.spec.channelId,
       channelName: forwarding.spec.channelName,
       forwardingState: forwarding.state,
