@@ -1,5 +1,5 @@
 // flespi item selectors (`all`, `1,2,3`, `name=car*,enabled=true`, `{expression}`) and `fields` projection.
-import { compileFilter, maskToRegExp, FilterSyntaxError } from './filter';
+import { compileFilter, compileMask, FilterSyntaxError } from './filter';
 
 export type Item = Record<string, unknown>;
 
@@ -36,10 +36,10 @@ export function parseSelector(text: string, aliases: Readonly<Record<string, str
       throw new SelectorError(`selector "${selector}" is invalid at "${part}": use all, an id list like 1,2,3, field masks like name=car*,enabled=true, or an expression in braces`);
     }
     const name = part.slice(0, eq).trim();
-    const mask = maskToRegExp(part.slice(eq + 1).trim());
+    const matches = compileMask(part.slice(eq + 1).trim());
     return (item: Item) => {
       const value = read(item, name);
-      return value !== undefined && value !== null && typeof value !== 'object' && mask.test(String(value));
+      return value !== undefined && value !== null && typeof value !== 'object' && matches(String(value));
     };
   });
   return { kind: 'match', test: (item) => conditions.every((c) => c(item)) };
@@ -88,12 +88,12 @@ export function messageProjection(fields: string): (message: Item) => Item | und
     .map((f) => f.trim())
     .filter((f) => f !== '');
   const exact = new Set(patterns.filter((p) => !/[*?]/.test(p)));
-  const masks = patterns.filter((p) => /[*?]/.test(p)).map(maskToRegExp);
+  const masks = patterns.filter((p) => /[*?]/.test(p)).map(compileMask);
   return (message) => {
     const out: Item = {};
     let any = false;
     for (const name of Object.keys(message)) {
-      if (exact.has(name) || masks.some((m) => m.test(name))) {
+      if (exact.has(name) || masks.some((matches) => matches(name))) {
         out[name] = message[name];
         any = true;
       }

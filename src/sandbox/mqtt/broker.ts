@@ -173,7 +173,7 @@ export class SandboxBroker {
     for (const target of targets) {
       if (target.filter.payloadFilter) {
         const object = (json ??= new LazyJson(message.payload)).value();
-        if (!object || !target.filter.payloadFilter(object)) continue;
+        if (!object || !passes(target.filter.payloadFilter, object)) continue;
       }
       if (target instanceof SharedGroup) {
         target.route(message);
@@ -253,7 +253,7 @@ export class SandboxBroker {
       if (!filterMatches(filter, message.levels)) continue;
       if (filter.payloadFilter) {
         const object = new LazyJson(message.payload).value();
-        if (!object || !filter.payloadFilter(object)) continue;
+        if (!object || !passes(filter.payloadFilter, object)) continue;
       }
       session.deliver({
         message,
@@ -352,6 +352,19 @@ class LazyJson {
   }
 }
 
+/**
+ * Whether a message passes a subscription's `$filter/payload=`. A filter that throws while evaluating
+ * (it should not: filter.ts bounds its depth) does not match, rather than failing the delivery of the
+ * message to everyone else or, from a timer, the whole sandbox.
+ */
+function passes(filter: (message: Readonly<Record<string, unknown>>) => boolean, message: Record<string, unknown>): boolean {
+  try {
+    return filter(message);
+  } catch {
+    return false;
+  }
+}
+
 function isValidTopicName(topic: string): boolean {
   return topic.length > 0 && !topic.includes('+') && !topic.includes('#');
 }
@@ -375,9 +388,20 @@ class Connection implements SessionLink {
     socket.on('error', () => {}); // resets and timeouts end in 'close', handled there
     socket.on('data', (data) => {
       this.lastSeen = Date.now();
-      this.parser.parse(data);
+      try {
+        this.parser.parse(data);
+      } catch {
+        this.abort(RC_MALFORMED);
+      }
     });
-    this.parser.on('packet', (packet) => this.handle(packet));
+    // Whatever one client sends, a failure ends that client's connection, never the sandbox.
+    this.parser.on('packet', (packet) => {
+      try {
+        this.handle(packet);
+      } catch {
+        this.abort(RC_UNSPECIFIED);
+      }
+    });
     this.parser.on('error', () => this.abort(RC_MALFORMED));
   }
 
@@ -586,12 +610,14 @@ class Connection implements SessionLink {
     const subscriptionId = this.isV5 ? packet.properties?.subscriptionIdentifier : undefined;
     const granted: number[] = [];
     const retainedFor: Subscription[] = [];
+    const refusals: string[] = [];
     for (const request of packet.subscriptions) {
       let filter: TopicFilter;
       try {
         filter = parseTopicFilter(request.topic);
-      } catch {
+      } catch (error) {
         granted.push(this.isV5 ? RC_TOPIC_FILTER_INVALID : RC_UNSPECIFIED);
+        refusals.push(error instanceof Error ? error.message : String(error));
         continue;
       }
       const qos = request.qos >= 1 ? 1 : 0;
@@ -606,7 +632,9 @@ class Connection implements SessionLink {
       const retainHandling = this.isV5 ? (request.rh ?? 0) : 0;
       if (filter.shareGroup === undefined && (retainHandling === 0 || (retainHandling === 1 && !existed))) retainedFor.push(session.subscriptions.get(filter.raw)!);
     }
-    this.write({ cmd: 'suback', messageId: packet.messageId, granted });
+    // MQTT 5 can say why (SUBACK Reason String); the filter's own text is left out, it may be huge.
+    const reasonString = this.isV5 && refusals.length > 0 ? refusals.join('; ').slice(0, 1000) : undefined;
+    this.write({ cmd: 'suback', messageId: packet.messageId, granted, ...(reasonString ? { properties: { reasonString } } : {}) });
     for (const subscription of retainedFor) this.broker.deliverRetained(session, subscription);
   }
 

@@ -30,6 +30,11 @@ export class TopicFilterError extends Error {
   override readonly name = 'TopicFilterError';
 }
 
+/** A client's text in an error, quoted and cut to 80 characters (a refused filter may be 9,000 characters long). */
+function quote(text: string): string {
+  return `'${text.length > 80 ? `${text.slice(0, 80)}…` : text}'`;
+}
+
 /** Parses a SUBSCRIBE topic filter; throws TopicFilterError saying what is wrong. */
 export function parseTopicFilter(raw: string): TopicFilter {
   let rest = raw;
@@ -37,40 +42,40 @@ export function parseTopicFilter(raw: string): TopicFilter {
   if (rest.startsWith('$share/')) {
     const slash = rest.indexOf('/', 7);
     shareGroup = slash < 0 ? '' : rest.slice(7, slash);
-    if (shareGroup === '' || /[+#]/.test(shareGroup)) throw new TopicFilterError(`'${raw}': $share needs a group name and a topic filter: $share/{group}/{filter}`);
+    if (shareGroup === '' || /[+#]/.test(shareGroup)) throw new TopicFilterError(`${quote(raw)}: $share needs a group name and a topic filter: $share/{group}/{filter}`);
     rest = rest.slice(slash + 1);
   }
   const unshared = rest;
   const predicates: MessagePredicate[] = [];
   while (rest.startsWith('$filter/')) {
     const slash = rest.indexOf('/', 8);
-    if (slash < 0) throw new TopicFilterError(`'${raw}': $filter needs a spec and a topic filter: $filter/payload={expression}/{filter}`);
+    if (slash < 0) throw new TopicFilterError(`${quote(raw)}: $filter needs a spec and a topic filter: $filter/payload={expression}/{filter}`);
     const spec = rest.slice(8, slash);
     rest = rest.slice(slash + 1);
-    if (!spec.startsWith('payload=')) throw new TopicFilterError(`'${raw}': the sandbox supports only $filter/payload={url-encoded expression}, not '${spec}'`);
+    if (!spec.startsWith('payload=')) throw new TopicFilterError(`${quote(raw)}: the sandbox supports only $filter/payload={url-encoded expression}, not '${spec}'`);
     let expression: string;
     try {
       expression = decodeURIComponent(spec.slice('payload='.length));
     } catch {
-      throw new TopicFilterError(`'${raw}': the $filter expression is not valid URL encoding`);
+      throw new TopicFilterError(`${quote(raw)}: the $filter expression is not valid URL encoding`);
     }
     try {
       const test = compileFilter(expression);
       predicates.push((message) => test((name) => message[name]));
     } catch (error) {
-      if (error instanceof FilterSyntaxError) throw new TopicFilterError(`'${raw}': bad $filter expression '${expression}': ${error.message}`);
+      if (error instanceof FilterSyntaxError) throw new TopicFilterError(`${quote(raw)}: bad $filter expression ${quote(expression)}: ${error.message}`);
       throw error;
     }
   }
-  if (rest === '') throw new TopicFilterError(`'${raw}': the topic filter is empty`);
+  if (rest === '') throw new TopicFilterError(`${quote(raw)}: the topic filter is empty`);
   const levels = rest.split('/');
   let patterns: string[][] = [[]];
   levels.forEach((level, index) => {
-    if (level.includes('#') && (level !== '#' || index !== levels.length - 1)) throw new TopicFilterError(`'${raw}': '#' must be a whole level and the last one`);
-    if (level.includes('+') && level !== '+') throw new TopicFilterError(`'${raw}': '+' must be a whole level`);
+    if (level.includes('#') && (level !== '#' || index !== levels.length - 1)) throw new TopicFilterError(`${quote(raw)}: '#' must be a whole level and the last one`);
+    if (level.includes('+') && level !== '+') throw new TopicFilterError(`${quote(raw)}: '+' must be a whole level`);
     const alternatives = level.includes(',') ? level.split(',') : [level];
-    if (alternatives.length > 1 && alternatives.some((a) => a === '' || a === '+' || a === '#')) throw new TopicFilterError(`'${raw}': a comma list holds plain names only`);
-    if (patterns.length * alternatives.length > MAX_PATTERNS) throw new TopicFilterError(`'${raw}': the comma lists expand to more than ${MAX_PATTERNS} topics`);
+    if (alternatives.length > 1 && alternatives.some((a) => a === '' || a === '+' || a === '#')) throw new TopicFilterError(`${quote(raw)}: a comma list holds plain names only`);
+    if (patterns.length * alternatives.length > MAX_PATTERNS) throw new TopicFilterError(`${quote(raw)}: the comma lists expand to more than ${MAX_PATTERNS} topics`);
     patterns = patterns.flatMap((pattern) => alternatives.map((alternative) => [...pattern, alternative]));
   });
   patterns = [...new Map(patterns.map((pattern) => [pattern.join('/'), pattern])).values()];
