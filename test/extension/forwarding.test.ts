@@ -172,7 +172,7 @@ function window(sandbox: Sandbox, dir: string, name: string, scope = 'user'): { 
   const records = new ForwardingRecords(join(dir, 'forwardings'));
   const manager = new ForwardingManager({
     ...deps(sandbox, dir, records),
-    lock: (spec) => new FileLock(join(records.dir, `${recordName(spec)}.lock`), `VS Code window "${name}"`),
+    lock: (spec) => new FileLock(join(records.dir, `${recordName(spec)}.lock`), `workspace "${name}"`),
     scope: () => scope,
   });
   return { manager, records };
@@ -195,7 +195,7 @@ test('forwarding in two windows: the second window shows where it runs instead o
     const shown = b.manager.get(channelId)!;
     assert.equal(shown.state, 'elsewhere');
     assert.equal(shown.owner?.pid, process.pid);
-    assert.match(shown.where!, /^another window \(pid \d+ \(VS Code window "A"\), since .+\)$/);
+    assert.equal(shown.where, `another window (pid ${process.pid}, workspace "A")`);
     assert.equal(shown.receiver, undefined, 'no receiver in window B');
     await assert.rejects(b.manager.stop(channelId), /is forwarded in another window .*: stop it in that window/);
     const again = await b.manager.start(spec);
@@ -248,7 +248,7 @@ test('forwarding held by another process (a window of another extension host): l
   const lockFile = join(records.dir, `${recordName(spec)}.lock`);
   const holder = spawn(
     process.execPath,
-    ['--import', 'tsx', '-e', `const { FileLock } = require(${JSON.stringify(join(ROOT, 'src/core/receiver/lock.ts'))}); new FileLock(${JSON.stringify(lockFile)}, 'VS Code window "A"').acquire().then(() => { console.log('held'); setTimeout(() => {}, 60000); });`],
+    ['--import', 'tsx', '-e', `const { FileLock } = require(${JSON.stringify(join(ROOT, 'src/core/receiver/lock.ts'))}); new FileLock(${JSON.stringify(lockFile)}, 'workspace "A"').acquire().then(() => { console.log('held'); setTimeout(() => {}, 60000); });`],
     { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
   );
   try {
@@ -260,7 +260,7 @@ test('forwarding held by another process (a window of another extension host): l
     const forwarding = manager.get(spec.channelId)!;
     assert.equal(forwarding.state, 'elsewhere');
     assert.equal(forwarding.owner?.pid, holder.pid);
-    assert.match(forwarding.where!, new RegExp(`pid ${holder.pid} \\(VS Code window "A"\\)`));
+    assert.equal(forwarding.where, `another window (pid ${holder.pid}, workspace "A")`);
 
     holder.kill('SIGKILL');
     await new Promise((resolve) => holder.once('exit', resolve));

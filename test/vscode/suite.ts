@@ -1,7 +1,12 @@
 // Integration checks that run inside a real VS Code extension host (launched by test/vscode/run.ts).
 // VS Code calls run(); it throws when a check fails. No mocha: a list of named checks with node:assert.
 import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import * as vscode from 'vscode';
+import { scopedSecretKey, USER_SCOPE, workspaceScope } from '../../src/extension/sinks/sinkSecrets';
+import { SinkStore } from '../../src/extension/sinks/sinkStore';
 
 const EXTENSION_ID = 'flespi-receiver.flespi-receiver';
 
@@ -63,6 +68,46 @@ const checks: [string, () => Promise<void>][] = [
       for (const [key, schema] of Object.entries(properties)) {
         if (!('default' in schema)) continue;
         assert.deepEqual(vscode.workspace.getConfiguration().inspect(key)?.defaultValue, schema.default, `default of ${key}`);
+      }
+    },
+  ],
+  [
+    "sink secrets are scoped by VS Code's own workspace identity: a workspace sink's secret is not visible to a user-settings sink of the same name",
+    async () => {
+      // The real workspace, settings scopes and trust; SecretStorage is a map with its methods (the
+      // extension's own storage belongs to its context, which a test cannot reach).
+      const values = new Map<string, string>();
+      const secrets = {
+        get: async (key: string) => values.get(key),
+        store: async (key: string, value: string) => void values.set(key, value),
+        delete: async (key: string) => void values.delete(key),
+        onDidChange: new vscode.EventEmitter<vscode.SecretStorageChangeEvent>().event,
+      };
+      const memento = { get: () => undefined, update: async () => {}, keys: () => [] };
+      const context = { secrets, workspaceState: memento, globalState: memento, globalStorageUri: vscode.Uri.file(mkdtempSync(join(tmpdir(), 'flespi-suite-'))) } as unknown as vscode.ExtensionContext;
+      const log = vscode.window.createOutputChannel('flespi suite', { log: true });
+      const store = new SinkStore(context, log);
+      const config = () => vscode.workspace.getConfiguration('flespi');
+      const folder = vscode.workspace.workspaceFolders?.[0]?.uri;
+      assert.ok(folder, 'the suite runs with a workspace folder');
+      const workspace = workspaceScope(folder.toString());
+      try {
+        await store.save({ name: 'http', type: 'http', url: 'https://workspace.example/in', secretHeaders: ['Authorization'] }, { headers: { Authorization: 'Bearer workspace' } });
+        assert.equal(config().inspect<unknown[]>('sinks')?.workspaceValue?.length, 1, 'a folder is open: the sink went to the workspace settings');
+        assert.equal(store.scopeId(), workspace);
+        assert.deepEqual([...values.keys()], [scopedSecretKey(workspace, 'http')]);
+        assert.deepEqual(await store.secrets('http'), { headers: { Authorization: 'Bearer workspace' } });
+
+        // The same name in the user settings, once the workspace no longer defines sinks.
+        await config().update('sinks', undefined, vscode.ConfigurationTarget.Workspace);
+        await config().update('sinks', [{ name: 'http', type: 'http', url: 'https://user.example/in', secretHeaders: ['Authorization'] }], vscode.ConfigurationTarget.Global);
+        assert.equal(store.scopeId(), USER_SCOPE);
+        assert.equal(await store.secrets('http'), undefined, "the user-settings sink does not get the workspace sink's header");
+      } finally {
+        await config().update('sinks', undefined, vscode.ConfigurationTarget.Global);
+        await config().update('sinks', undefined, vscode.ConfigurationTarget.Workspace);
+        store.dispose();
+        log.dispose();
       }
     },
   ],

@@ -188,7 +188,7 @@ export class ForwardingController implements vscode.Disposable {
     const { ForwardingManager } = await import('./manager.js');
     const { context, connection, sinks, log } = this.deps;
     await this.migrateLegacyList().catch((error: unknown) => log.warn(`cannot move the old list of forwardings: ${errorMessage(error)}`));
-    const owner = `VS Code window "${vscode.workspace.name ?? 'no folder'}"`;
+    const owner = vscode.workspace.name ? `workspace "${vscode.workspace.name}"` : 'no folder open';
     const manager = new ForwardingManager({
         build: async (spec) => {
           const info = connection.current;

@@ -10,6 +10,7 @@
  * No vscode here: tested against the sandbox.
  */
 import { EventEmitter } from 'node:events';
+import { hostname } from 'node:os';
 import { errorMessage } from '../../core/errors';
 import type { Handler } from '../../core/handler';
 import type { Logger } from '../../core/logger';
@@ -103,9 +104,10 @@ export class Forwarding {
     return { ...current, totalMessages: before.messages + current.messages, totalFailures: before.failures + current.failures };
   }
 
-  /** Where it runs when not here: `another window (pid 123, since …)`. */
+  /** Where it runs when not here: `another window (pid 123, workspace "x")`. */
   get where(): string | undefined {
-    return this.owner && `another window (${describeOwner(this.owner).replace(/ on this machine/, '')})`;
+    const owner = this.owner;
+    return owner && `another window (pid ${owner.pid}${owner.by ? `, ${owner.by}` : ''}${owner.hostname === hostname() ? '' : ` on ${owner.hostname}`})`;
   }
 
   /** @internal */
