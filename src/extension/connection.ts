@@ -6,6 +6,7 @@
 import * as vscode from 'vscode';
 import { FlespiError, errorMessage, type FlespiErrorKind } from '../core/errors';
 import type { FlespiClient } from '../core/flespi/client';
+import { redactUrl, warnCleartextCredentials } from '../core/security';
 import { resolveEndpoints, type Endpoints } from './endpoints';
 
 export type ConnectionMode = 'token' | 'sandbox';
@@ -179,6 +180,8 @@ export class Connection implements vscode.Disposable {
       return;
     }
     this.setState({ kind: 'connecting', mode: 'token', label: endpoints.label });
+    warnCleartextCredentials(endpoints.restUrl, 'the flespi token', this.log);
+    warnCleartextCredentials(endpoints.mqttUrl, 'the flespi token (live tails and forwarding log in with it over MQTT)', this.log);
     let client: FlespiClient;
     try {
       client = await newClient(token, endpoints.restUrl);
@@ -190,7 +193,7 @@ export class Connection implements vscode.Disposable {
       return;
     }
     if (generation !== this.generation) return;
-    this.log.info(`connected to flespi (${endpoints.label}, ${endpoints.restUrl})`);
+    this.log.info(`connected to flespi (${endpoints.label}, ${redactUrl(endpoints.restUrl)})`);
     this.setState({ kind: 'connected', info: { client, restUrl: endpoints.restUrl, mqttUrl: endpoints.mqttUrl, token, label: endpoints.label, mode: 'token' } });
   }
 
