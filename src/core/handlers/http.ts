@@ -9,8 +9,9 @@
  *   retried with backoff until the server or the setting is fixed; never dead-lettered.
  * - Any other 4xx (400, 409, 413, 422, ...): UndeliverableError, this batch as it is was refused; the
  *   receiver splits it to find the messages at fault.
- * - Each message is serialized on its own and the array is joined from the pieces, so one message
- *   that cannot be written as JSON (serialize.ts) goes to ctx.reject and the others are posted.
+ * - A message that cannot be written as JSON (serialize.ts) goes to ctx.reject and the others are
+ *   posted: when the batch cannot be written at once, each message is written on its own and the
+ *   array joined from the pieces.
  */
 import http from 'node:http';
 import https from 'node:https';
@@ -18,7 +19,7 @@ import { Handler, type HandlerContext, type HandlerHealth } from '../handler';
 import { errorMessage, TransientError, UndeliverableError } from '../errors';
 import type { FlespiMessage } from '../message';
 import { ConfigError, OptionReader, type Options } from '../options';
-import { eachMessageJson } from './serialize';
+import { jsonArray } from './serialize';
 import type { HandlerEnv, HandlerSpec } from './spec';
 
 export interface HttpSettings {
@@ -65,16 +66,9 @@ export class HttpHandler extends Handler {
 
   override async handle(messages: readonly FlespiMessage[], ctx: HandlerContext): Promise<void> {
     if (!this.agent) throw new TransientError(`${this.name}: not started`);
-    const parts: Buffer[] = [];
-    eachMessageJson(
-      messages,
-      false,
-      (_index, json) => parts.push(Buffer.from(parts.length === 0 ? `[${json}` : `,${json}`)),
-      (index, error) => ctx.reject(index, error),
-    );
-    if (parts.length === 0) return; // every message rejected: nothing to send
-    parts.push(Buffer.from(']'));
-    const body = Buffer.concat(parts);
+    const json = jsonArray(messages, (index, error) => ctx.reject(index, error));
+    if (json === undefined) return; // every message rejected: nothing to send
+    const body = Buffer.from(json);
     try {
       await this.send(this.agent, body, ctx.signal);
     } catch (error) {

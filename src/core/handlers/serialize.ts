@@ -53,6 +53,41 @@ export function eachMessageJson(messages: readonly unknown[], pretty: boolean, w
   }
 }
 
+/**
+ * The messages as one JSON array (what the HTTP sink posts), leaving out those that cannot be written,
+ * which go to `reject`; undefined when none is left. One native JSON.stringify when it can (the usual
+ * case, as fast as before), else message by message.
+ */
+export function jsonArray(messages: readonly unknown[], reject: (index: number, error: UnserializableError) => void): string | undefined {
+  try {
+    return JSON.stringify(messages);
+  } catch {
+    const parts: string[] = [];
+    eachMessageJson(messages, false, (_index, json) => parts.push(json), reject);
+    return parts.length === 0 ? undefined : `[${parts.join(',')}]`;
+  }
+}
+
+/**
+ * The messages as JSON lines (each ending in a newline; indented documents with `pretty`), leaving out
+ * those that cannot be written, which go to `reject`. Also how many were written.
+ */
+export function jsonLines(messages: readonly unknown[], pretty: boolean, reject: (index: number, error: UnserializableError) => void): { text: string; count: number } {
+  try {
+    const text = messages.map((m) => (pretty ? JSON.stringify(m, null, 2) : JSON.stringify(m))).join('\n');
+    return { text: messages.length > 0 ? `${text}\n` : '', count: messages.length };
+  } catch {
+    // one of them cannot be written natively: message by message below
+  }
+  let text = '';
+  let count = 0;
+  eachMessageJson(messages, pretty, (_index, json) => {
+    text += `${json}\n`;
+    count++;
+  }, reject);
+  return { text, count };
+}
+
 function isStackOverflow(error: unknown): boolean {
   return error instanceof RangeError && /call stack/i.test(error.message);
 }

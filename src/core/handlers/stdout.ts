@@ -2,7 +2,7 @@ import type { Writable } from 'node:stream';
 import { Handler, type HandlerContext } from '../handler';
 import type { FlespiMessage } from '../message';
 import { OptionReader, type Options } from '../options';
-import { eachMessageJson } from './serialize';
+import { jsonLines } from './serialize';
 import type { HandlerSpec } from './spec';
 
 export interface StdoutOptions {
@@ -31,17 +31,7 @@ export class StdoutHandler extends Handler {
 
   async handle(messages: readonly FlespiMessage[], ctx: HandlerContext): Promise<void> {
     if (messages.length === 0) return;
-    let text = '';
-    let lines = 0;
-    eachMessageJson(
-      messages,
-      this.pretty,
-      (_index, json) => {
-        text += `${json}\n`;
-        lines++;
-      },
-      (index, error) => ctx.reject(index, error),
-    );
+    const { text, count: lines } = jsonLines(messages, this.pretty, (index, error) => ctx.reject(index, error));
     if (lines === 0) return;
     // The callback fires once the stream has flushed the chunk (or failed): that is our backpressure.
     await new Promise<void>((resolve, reject) => {

@@ -2,7 +2,7 @@ import { appendFile, mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { errorMessage, TransientError } from '../../core/errors';
 import { Handler, type HandlerContext } from '../../core/handler';
-import { eachMessageJson } from '../../core/handlers/serialize';
+import { jsonLines } from '../../core/handlers/serialize';
 import type { FlespiMessage } from '../../core/message';
 
 /**
@@ -27,17 +27,7 @@ export class NdjsonFileHandler extends Handler {
 
   async handle(messages: readonly FlespiMessage[], ctx: HandlerContext): Promise<void> {
     if (messages.length === 0) return;
-    let text = '';
-    let lines = 0;
-    eachMessageJson(
-      messages,
-      this.pretty,
-      (_index, json) => {
-        text += `${json}\n`;
-        lines++;
-      },
-      (index, error) => ctx.reject(index, error),
-    );
+    const { text, count: lines } = jsonLines(messages, this.pretty, (index, error) => ctx.reject(index, error));
     if (lines === 0) return;
     try {
       await appendFile(this.file, text, 'utf8');
