@@ -1,6 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmod, copyFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join, resolve } from 'node:path';
 import mqttPacket from 'mqtt-packet';
@@ -527,6 +528,33 @@ describe('MQTT sink: topics and payloads from hostile device fields (issue 11, c
       await handler.stop();
       await sub.close();
       await small.stop();
+    }
+  });
+});
+
+describe('MQTT 5 refusals', () => {
+  test('a message the broker refuses for good (ACL: not authorized, reason code 0x87) is rejected with the reason; the others are acknowledged', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'mqtt-acl-'));
+    const acl = join(dir, 'acl');
+    await writeFile(acl, 'topic read #\ntopic write open/#\n');
+    await chmod(acl, 0o644);
+    const broker = await startMosquitto({ extraConfig: [`acl_file ${acl}`] });
+    const sub = await subscribe(broker.url, '#');
+    const handler = create({ url: broker.url, topic: '{area}/{ident}', protocolVersion: 5, connectTimeoutMs: 2000, ackTimeoutMs: 5000 });
+    try {
+      await handler.start();
+      const ctx = recordingContext();
+      await handler.handle([{ area: 'open', ident: 'a' }, { area: 'closed', ident: 'b' }, { area: 'open', ident: 'c' }], ctx);
+      assert.deepEqual(ctx.reasons(), [`1: the broker at ${broker.url} refused the message for good (not authorized to publish to this topic, reason code 0x87) on topic "closed/b"`]);
+      assert.equal(classifyFailure(ctx.rejected.get(1)), 'undeliverable');
+      await sub.waitForCount(2);
+      assert.deepEqual(sub.messages.map((m) => m.topic), ['open/a', 'open/c']);
+      assert.equal(handler.counts.acknowledged, 2);
+    } finally {
+      await handler.stop();
+      await sub.close();
+      await broker.stop();
+      await rm(dir, { recursive: true, force: true });
     }
   });
 });
