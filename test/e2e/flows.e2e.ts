@@ -337,9 +337,9 @@ describe('flespi extension in VS Code (code-server)', { concurrency: false }, ()
       ["the browser's localStorage", /^browser\/Default\/Local Storage\//],
     ];
     for (const [what, pattern] of expected) assert.ok(scan.paths.some((p) => pattern.test(p)), `${what} (${pattern}) was not among the files searched`);
-    // Control: the raw bytes show what the extension keeps in the browser (its forwardings in globalState, with the sink's name).
+    // Control: the raw bytes show what the extension keeps in the browser (the connection mode in globalState).
     const indexedDb = scan.paths.filter((p) => p.startsWith('browser/Default/IndexedDB/')).map((p) => readFileSync(join(session.root, p)));
-    assert.ok(indexedDb.some((bytes) => bytes.includes('flespi.forwardings') && bytes.includes(HTTP_SINK)), "the extension's globalState is not visible in the browser's IndexedDB files");
+    assert.ok(indexedDb.some((bytes) => bytes.includes('flespi.connectionMode')), "the extension's globalState is not visible in the browser's IndexedDB files");
     // LevelDB tables (.ldb) may be compressed, so raw bytes could hide a secret there; the page read covers them.
     const tables = scan.paths.filter((p) => p.startsWith('browser/') && p.endsWith('.ldb')).length;
     t.diagnostic(
