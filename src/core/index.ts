@@ -12,7 +12,7 @@ export { FlespiClient, regionBaseUrl, type FlespiClientOptions, type FlespiRegio
 
 export type { Source, SourceBatch, Checkpoint } from './sources/source';
 export { RestSource, type RestSourceOptions } from './sources/rest';
-export { MqttSource, type MqttSourceOptions, type MqttConnectionState } from './sources/mqtt';
+export { MqttSource, MqttSessionTakenOverError, defaultClientId, type MqttSourceOptions, type MqttConnectionState } from './sources/mqtt';
 
 export {
   Receiver,
