@@ -16,6 +16,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import { Handler, type HandlerContext, type HandlerHealth } from '../handler';
+import { warnCleartextCredentials } from '../security';
 import { errorMessage, TransientError, UndeliverableError } from '../errors';
 import type { FlespiMessage } from '../message';
 import { ConfigError, OptionReader, type Options } from '../options';
@@ -60,6 +61,7 @@ export class HttpHandler extends Handler {
   }
 
   override async start(): Promise<void> {
+    if (Object.keys(this.settings.headers).length > 0) warnCleartextCredentials(this.settings.url, `each header of HTTP sink "${this.name}"`, this.log);
     const options = { keepAlive: true, maxSockets: 4 };
     this.agent = this.target.protocol === 'https:' ? new https.Agent(options) : new http.Agent(options);
   }
