@@ -33,9 +33,10 @@ export class StdoutHandler extends Handler {
     if (messages.length === 0) return;
     const { text, count: lines } = jsonLines(messages, this.pretty, (index, error) => ctx.reject(index, error));
     if (lines === 0) return;
+    const safe = TERMINAL_CONTROLS.test(text) ? text.replace(TERMINAL_CONTROLS_ALL, escapeChar) : text;
     // The callback fires once the stream has flushed the chunk (or failed): that is our backpressure.
     await new Promise<void>((resolve, reject) => {
-      this.output.write(text, (error) => (error ? reject(error) : resolve()));
+      this.output.write(safe, (error) => (error ? reject(error) : resolve()));
     });
     this.written += lines;
   }
@@ -43,6 +44,18 @@ export class StdoutHandler extends Handler {
   override health() {
     return { detail: `${this.written} messages written` };
   }
+}
+
+/**
+ * Characters JSON.stringify leaves raw that a terminal may act on: DEL and the C1 controls (U+009B
+ * starts an escape sequence in terminals that honour 8-bit controls) and the bidi overrides (they
+ * reorder what the reader sees). Written as \uXXXX they are the same JSON value, and inert.
+ */
+const TERMINAL_CONTROLS = /[\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
+const TERMINAL_CONTROLS_ALL = new RegExp(TERMINAL_CONTROLS.source, 'g');
+
+function escapeChar(char: string): string {
+  return `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`;
 }
 
 export const stdoutSpec: HandlerSpec = {
