@@ -1,5 +1,5 @@
 // Issue 11, "upstream guards" and "CLI hygiene": the real CLI (`flespi-receiver run` / `channels`, its
-// own process) against a flespi that answers like a broken or hostile server (test/support/hostileFlespi.ts,
+// own process) against a flespi that answers like a broken or hostile server (test/support/fakeFlespi.ts,
 // real HTTP): an absurd Retry-After, an answer that drips forever, an answer of 700 MB, escape sequences
 // in reasons, error pages and parameter names, and a URL with user:password in it.
 import { test, type TestContext } from 'node:test';
@@ -9,7 +9,7 @@ import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WialonTestReceiver } from '../../src/core/wialon/testReceiver';
-import { startHostileFlespi, type HostileFlespi } from '../support/hostileFlespi';
+import { startFakeFlespi, type FakeFlespi } from '../support/fakeFlespi';
 import { delay, freePort, newToken, runCli, startCli, waitUntil, type CliProcess } from './support';
 
 const CHANNEL = 7;
@@ -21,8 +21,8 @@ const RAW_CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/;
 /** An OSC that retitles the terminal, a clear screen, and the 8-bit CSI. */
 const ESCAPES = '\u001b]0;pwned\u0007\u001b[2J\u009b31m';
 
-async function hostile(t: TestContext, host?: string): Promise<HostileFlespi> {
-  const server = await startHostileFlespi(host);
+async function hostile(t: TestContext, host?: string): Promise<FakeFlespi> {
+  const server = await startFakeFlespi(host);
   t.after(() => server.close());
   return server;
 }

@@ -1,40 +1,68 @@
-// A scriptable stand-in for the flespi REST API over a real HTTP socket, for answers the sandbox never
-// gives (a next_key going backwards, `errors` beside `result` in a 200, ...). Each test scripts the
-// answers per route; every request is recorded, and one that no route matches is answered 404 with a
-// flespi envelope and listed in `unmatched`, so a test can assert it asked only what it scripted.
+// A fake flespi REST server over a real HTTP socket, for answers the sandbox never gives: every answer
+// is scripted per route (status, headers such as Retry-After, any body or `next_key`), and an answer
+// can be delayed (a long-poll), drip-fed a few bytes at a time, generated to any size without holding
+// it in memory, or cut off. Every request is recorded with its arrival time and how many body bytes it
+// was sent before the client went away, so a test can count polls and see where a client gave up. A
+// request no route matches is answered 404 with a flespi envelope and listed in `unmatched`, so a test
+// can assert it asked only what it scripted.
+//
+//   const server = await startFakeFlespi();
+//   server.channel(7, 'cars');                                   // the lookups the CLI makes first
+//   server.on('GET', '/gw/channels/7/messages', { status: 429, headers: { 'Retry-After': '3000000' } });
+//   ... run a client against server.url ...
+//   server.requestsTo('GET', '/gw/channels/7/messages').length
 import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 
 export interface FakeRequest {
   method: string;
-  /** The path without the query string, e.g. `/gw/channels/1/messages`. */
+  /** The path without the query string, e.g. `/gw/channels/7/messages`. */
   path: string;
   /** The parsed `data` query parameter (flespi's JSON parameters), or undefined. */
   data: Record<string, unknown> | undefined;
   query: URLSearchParams;
   headers: IncomingHttpHeaders;
+  /** `Date.now()` when it arrived. */
+  at: number;
+  /** Body bytes written to the client so far (updated while a drip or a huge body is being sent). */
+  bytesSent: number;
+  /** True once the client closed the connection before the whole answer was sent. */
+  clientGaveUp: boolean;
 }
 
 export interface FakeAnswer {
   /** Default 200. */
   status?: number;
-  /** An object or array is sent as JSON; a string as is. */
-  body?: unknown;
   headers?: Record<string, string>;
-  /** Answer after this many ms (a long-poll); a request closed meanwhile is dropped. */
+  /** An object or array is sent as JSON, a string or Buffer as is. */
+  body?: unknown;
+  /** Wait this long before the status line (a slow server, or a long-poll); a request closed meanwhile is dropped. */
   delayMs?: number;
+  /**
+   * Send the body `bytes` at a time (default 1), one piece every `everyMs`. With `endless`, keep sending
+   * spaces after it (valid JSON whitespace) for as long as the client listens: an answer that never ends.
+   */
+  drip?: { everyMs: number; bytes?: number; endless?: boolean };
+  /**
+   * A generated JSON answer of about this many bytes, `{"result":[],"next_key":…,"pad":"xxx…"}`,
+   * written in 64 KiB pieces as fast as the client reads, never held in memory whole.
+   */
+  hugeBytes?: number;
+  /** Close the connection without answering. */
+  destroy?: boolean;
 }
 
-/** A fixed answer, or one computed from the request (which may wait, e.g. for a test's signal). */
+/** A fixed answer, or one computed from the request. */
 export type FakeReply = FakeAnswer | ((request: FakeRequest) => FakeAnswer | Promise<FakeAnswer>);
 
 interface Route {
   method: string;
   path: string | RegExp;
   replies: FakeReply[];
-  /** Requests this route answered so far. */
   hits: number;
 }
+
+const PIECE = 64 * 1024;
 
 export class FakeFlespi {
   /** Every request, in arrival order. */
@@ -43,8 +71,10 @@ export class FakeFlespi {
   readonly unmatched: FakeRequest[] = [];
   private readonly routes: Route[] = [];
   private readonly sockets = new Set<Socket>();
+  private readonly timers = new Set<NodeJS.Timeout>();
   private readonly server: Server;
   private port = 0;
+  private host = '127.0.0.1';
 
   constructor() {
     this.server = createServer((req, res) => {
@@ -56,9 +86,13 @@ export class FakeFlespi {
       } catch {
         data = undefined;
       }
-      const request: FakeRequest = { method: req.method ?? 'GET', path: url.pathname, data, query: url.searchParams, headers: req.headers };
+      const request: FakeRequest = { method: req.method ?? 'GET', path: url.pathname, data, query: url.searchParams, headers: req.headers, at: Date.now(), bytesSent: 0, clientGaveUp: false };
       this.requests.push(request);
-      void this.answer(request, res);
+      res.once('close', () => {
+        if (!res.writableFinished) request.clientGaveUp = true;
+      });
+      req.resume();
+      void this.answer(request, res).catch(() => res.destroy());
     });
     this.server.on('connection', (socket) => {
       this.sockets.add(socket);
@@ -66,15 +100,19 @@ export class FakeFlespi {
     });
   }
 
-  /** The base URL to give a FlespiClient. */
+  /** The base URL to give a client (the host it listens on, `127.0.0.1` by default). */
   get url(): string {
-    return `http://127.0.0.1:${this.port}`;
+    return `http://${this.host.includes(':') ? `[${this.host}]` : this.host}:${this.port}`;
+  }
+
+  get listeningPort(): number {
+    return this.port;
   }
 
   /**
    * Scripts the answers to `method` + `path` (exact, or a RegExp on the path): the first matching
    * request gets `replies[0]`, the next `replies[1]`, ...; the last reply answers every later one.
-   * Routes added later take precedence, so a test can override a general route for a while.
+   * Routes added later take precedence. A request no route matches gets flespi's 404 envelope.
    */
   on(method: string, path: string | RegExp, ...replies: FakeReply[]): this {
     if (replies.length === 0) throw new Error('FakeFlespi.on: give at least one reply');
@@ -82,24 +120,51 @@ export class FakeFlespi {
     return this;
   }
 
+  /**
+   * Answers the lookups a client makes before reading a channel: `GET /gw/channels/{id}` and
+   * `GET /gw/channels/all` (with `fields`), and `GET /auth/info`.
+   */
+  channel(id: number, name = `channel ${id}`, protocol = 'test'): this {
+    const item = { id, name, protocol_name: protocol };
+    this.on('GET', '/auth/info', { body: { result: [{ id: 1, cid: 1 }] } });
+    this.on('GET', '/gw/channels/all', { body: { result: [item] } });
+    return this.on('GET', `/gw/channels/${id}`, { body: { result: [item] } });
+  }
+
   /** The requests to `method` + `path` (same matching as `on`). */
   requestsTo(method: string, path: string | RegExp): FakeRequest[] {
     return this.requests.filter((r) => matches(r, method.toUpperCase(), path));
   }
 
-  async listen(): Promise<this> {
+  /** Listens on `host` (default 127.0.0.1; give `0.0.0.0` to be reachable on every interface). */
+  async listen(host = '127.0.0.1'): Promise<this> {
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject);
-      this.server.listen(0, '127.0.0.1', () => resolve());
+      this.server.listen(0, host, () => resolve());
     });
     this.port = (this.server.address() as AddressInfo).port;
+    this.host = host === '0.0.0.0' ? '127.0.0.1' : host;
     return this;
   }
 
-  /** Stops listening and drops every open connection (pending long-polls included). */
+  /** Stops listening and drops every connection (drips and long-polls included). */
   async close(): Promise<void> {
+    for (const timer of this.timers) clearTimeout(timer);
     for (const socket of this.sockets) socket.destroy();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  private wait(ms: number, res: ServerResponse): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      this.timers.add(timer);
+      res.once('close', done);
+      function done() {
+        clearTimeout(timer);
+        res.off('close', done);
+        resolve();
+      }
+    });
   }
 
   private async answer(request: FakeRequest, res: ServerResponse): Promise<void> {
@@ -107,7 +172,7 @@ export class FakeFlespi {
     let answer: FakeAnswer;
     if (!route) {
       this.unmatched.push(request);
-      answer = { status: 404, body: { result: [], errors: [{ reason: `the fake flespi has no route for ${request.method} ${request.path}` }] } };
+      answer = { status: 404, body: { result: [], errors: [{ code: 404, reason: `the fake flespi has no route for ${request.method} ${request.path}` }] } };
     } else {
       const reply = route.replies[Math.min(route.hits, route.replies.length - 1)]!;
       route.hits += 1;
@@ -117,19 +182,60 @@ export class FakeFlespi {
         answer = { status: 500, body: { errors: [{ reason: `fake flespi reply failed: ${error instanceof Error ? error.message : String(error)}` }] } };
       }
     }
-    if (answer.delayMs) {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, answer.delayMs);
-        res.once('close', () => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
+    if (answer.delayMs) await this.wait(answer.delayMs, res);
+    if (res.destroyed) return;
+    if (answer.destroy) {
+      res.destroy();
+      return;
     }
-    if (res.destroyed || res.writableEnded) return;
-    const text = answer.body === undefined ? '' : typeof answer.body === 'string' ? answer.body : JSON.stringify(answer.body);
-    res.writeHead(answer.status ?? 200, { 'content-type': 'application/json', ...answer.headers });
-    res.end(text);
+    const body = answer.body === undefined ? Buffer.alloc(0) : Buffer.isBuffer(answer.body) ? answer.body : Buffer.from(typeof answer.body === 'string' ? answer.body : JSON.stringify(answer.body));
+    const headers = { 'content-type': 'application/json', ...answer.headers };
+    if (answer.hugeBytes !== undefined) return this.sendHuge(request, res, answer.status ?? 200, headers, answer.hugeBytes);
+    if (answer.drip) return this.drip(request, res, answer.status ?? 200, headers, body, answer.drip);
+    res.writeHead(answer.status ?? 200, { ...headers, 'content-length': String(body.length) });
+    res.end(body);
+    request.bytesSent = body.length;
+  }
+
+  private async drip(request: FakeRequest, res: ServerResponse, status: number, headers: Record<string, string>, body: Buffer, drip: NonNullable<FakeAnswer['drip']>): Promise<void> {
+    res.writeHead(status, headers); // chunked: no length, so the client cannot tell how much is left
+    res.flushHeaders();
+    const step = Math.max(1, drip.bytes ?? 1);
+    for (let offset = 0; !res.destroyed && (offset < body.length || drip.endless); offset += step) {
+      const piece = offset < body.length ? body.subarray(offset, offset + step) : Buffer.alloc(step, 0x20);
+      res.write(piece);
+      request.bytesSent += piece.length;
+      await this.wait(drip.everyMs, res);
+    }
+    if (!res.destroyed) res.end();
+  }
+
+  private async sendHuge(request: FakeRequest, res: ServerResponse, status: number, headers: Record<string, string>, total: number): Promise<void> {
+    const head = Buffer.from('{"result":[],"next_key":1,"pad":"');
+    const tail = Buffer.from('"}');
+    const filler = Buffer.alloc(PIECE, 0x78);
+    res.writeHead(status, { ...headers, 'content-length': String(Math.max(total, head.length + tail.length)) });
+    const write = async (piece: Buffer) => {
+      if (res.destroyed) return;
+      request.bytesSent += piece.length;
+      if (!res.write(piece)) await new Promise<void>((resolve) => {
+        const done = () => {
+          res.off('drain', done);
+          res.off('close', done);
+          resolve();
+        };
+        res.once('drain', done);
+        res.once('close', done);
+      });
+    };
+    await write(head);
+    let left = total - head.length - tail.length;
+    while (left > 0 && !res.destroyed) {
+      const piece = left >= PIECE ? filler : filler.subarray(0, left);
+      await write(piece);
+      left -= piece.length;
+    }
+    if (!res.destroyed) res.end(tail);
   }
 }
 
@@ -137,9 +243,14 @@ function matches(request: FakeRequest, method: string, path: string | RegExp): b
   return request.method === method && (typeof path === 'string' ? request.path === path : path.test(request.path));
 }
 
-/** Starts a fake flespi on a free port; call `close()` when done (e.g. in `t.after`). */
-export function startFakeFlespi(): Promise<FakeFlespi> {
-  return new FakeFlespi().listen();
+/** Starts a fake flespi on a free port of `host` (default 127.0.0.1); `close()` it when done. */
+export function startFakeFlespi(host?: string): Promise<FakeFlespi> {
+  return new FakeFlespi().listen(host);
+}
+
+/** An answer to a style-A poll: these messages and `next_key`. */
+export function pollAnswer(messages: readonly Record<string, unknown>[], nextKey: number, extra: FakeAnswer = {}): FakeAnswer {
+  return { ...extra, body: { result: messages, next_key: nextKey } };
 }
 
 /**
