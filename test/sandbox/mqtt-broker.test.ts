@@ -29,8 +29,9 @@ describe('sandbox MQTT broker', () => {
       });
     }
 
-    test('MQTT 3.1.1 refuses a wrong token with CONNACK 5', async () => {
-      await assert.rejects(connect(url, { protocolVersion: 4, username: 'wrong' }), (error) => codeOf(error) === 5);
+    test('MQTT 3.1.1 refuses a wrong or missing token with CONNACK 2 (identifier rejected), as flespi does', async () => {
+      await assert.rejects(connect(url, { protocolVersion: 4, username: 'wrong' }), (error) => codeOf(error) === 2);
+      await assert.rejects(connect(url, { protocolVersion: 4, username: undefined }), (error) => codeOf(error) === 2);
     });
 
     test('MQTT 5 refuses a wrong token with 134, a missing one with 135, a blocked one with 138', async () => {

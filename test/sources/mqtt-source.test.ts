@@ -216,10 +216,10 @@ describe('MqttSource', { timeout: 30_000 }, () => {
   });
 
   describe('refusals', () => {
-    test('a wrong token: open() rejects with an auth error naming the CONNACK code (MQTT 5: 134, 3.1.1: 5)', async () => {
+    test('a wrong token: open() rejects with an auth error naming the CONNACK code (MQTT 5: 134, 3.1.1: 2 "identifier rejected", as flespi answers)', async () => {
       for (const [protocolVersion, code] of [
         [5, 134],
-        [4, 5],
+        [4, 2],
       ] as const) {
         const states: string[] = [];
         const source = sourceFor(sandbox, { token: 'not-the-token', protocolVersion, onState: (state) => states.push(state) });
@@ -227,7 +227,7 @@ describe('MqttSource', { timeout: 30_000 }, () => {
           assert.ok(error instanceof FlespiError);
           assert.equal(error.kind, 'auth');
           assert.equal(error.retryable, false);
-          assert.match(error.message, new RegExp(`flespi MQTT refused the token \\(CONNACK ${code}\\): check the token`));
+          assert.match(error.message, new RegExp(`flespi MQTT refused the token \\(CONNACK ${code}\\b.*check the token`));
           assert.doesNotMatch(error.message, /not-the-token/);
           return true;
         });
@@ -241,6 +241,14 @@ describe('MqttSource', { timeout: 30_000 }, () => {
       sandbox.addToken(blocked, { blocked: true });
       const source = sourceFor(sandbox, { token: blocked });
       await assert.rejects(source.open(undefined), (error: unknown) => error instanceof FlespiError && error.kind === 'forbidden' && /CONNACK 138/.test(error.message));
+      await source.close();
+    });
+
+    test('MQTT 3.1.1: CONNACK 5 "not authorized" (the sandbox\'s answer to a blocked token) is an auth error too', async () => {
+      const blocked = 'J'.repeat(64);
+      sandbox.addToken(blocked, { blocked: true });
+      const source = sourceFor(sandbox, { token: blocked, protocolVersion: 4 });
+      await assert.rejects(source.open(undefined), (error: unknown) => error instanceof FlespiError && error.kind === 'auth' && !error.retryable && /refused the token \(CONNACK 5\)/.test(error.message));
       await source.close();
     });
 

@@ -564,7 +564,17 @@ export class MqttSource implements Source {
         return new FlespiError('auth', `flespi MQTT refused the token (CONNACK ${code}): check the token (create one at https://flespi.io/#/panel/tokens)`, { cause: error });
       }
       if (code === 138) return new FlespiError('forbidden', `flespi MQTT refused the token (CONNACK 138 banned): the token or account is blocked; check it in the flespi panel`, { cause: error });
-      if (code === 2 || code === 133) return new FlespiError('bad-request', `flespi MQTT rejected the client id "${this.clientId}" (CONNACK ${code}): set another clientId`, { cause: error });
+      // MQTT 3.1.1 has no "bad credentials" of its own that flespi uses: it answers 2 "identifier
+      // rejected" to a wrong or expired token (flespi-io-js and the Toolbox treat 2 as a bad token).
+      // A broker following the letter of 3.1.1 means the client id: say both.
+      if (code === 2) {
+        return new FlespiError(
+          'auth',
+          `flespi MQTT refused the token (CONNACK 2 "identifier rejected", flespi's answer to a wrong or expired token over MQTT 3.1.1): check the token (create one at https://flespi.io/#/panel/tokens); if the token is right, the broker may refuse the client id "${this.clientId}": set another clientId`,
+          { cause: error },
+        );
+      }
+      if (code === 133) return new FlespiError('bad-request', `flespi MQTT rejected the client id "${this.clientId}" (CONNACK 133): set another clientId`, { cause: error });
       return new FlespiError('server', `flespi MQTT at ${where} refused the connection (CONNACK ${code}: ${error.message}); retrying`, { cause: error });
     }
     return new FlespiError('network', `cannot connect to flespi MQTT at ${where}: ${error.message}`, { cause: error });

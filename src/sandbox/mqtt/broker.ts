@@ -548,8 +548,10 @@ class Connection implements SessionLink {
     };
     const verdict = this.broker.options.authenticate(packet.username, packet.password);
     if (verdict === 'blocked') return refuse(RC_BANNED, V3_NOT_AUTHORIZED);
-    // 134 "bad user name or password" for a wrong token, 135 "not authorized" when none was given.
-    if (verdict !== 'ok') return refuse(packet.username || packet.password ? RC_BAD_CREDENTIALS : RC_NOT_AUTHORIZED, V3_NOT_AUTHORIZED);
+    // MQTT 5: 134 "bad user name or password" for a wrong token, 135 "not authorized" when none was given.
+    // MQTT 3.1.1: 2 "identifier rejected", which flespi's own clients (flespi-io-js, Toolbox) take for
+    // a bad token; see docs/flespi-assumptions.md.
+    if (verdict !== 'ok') return refuse(packet.username || packet.password ? RC_BAD_CREDENTIALS : RC_NOT_AUTHORIZED, V3_IDENTIFIER_REJECTED);
 
     let clientId = packet.clientId;
     let assigned: string | undefined;
