@@ -55,6 +55,7 @@ export function activate(context: vscode.ExtensionContext): void {
     () => forwarding.current(),
     (sink) => custom.problemOf(sink),
     (sink) => custom.fileOf(sink),
+    (sink) => forwarding.deadLetterCount(sink.name),
   );
   const channelsView = vscode.window.createTreeView('flespi.channels', { treeDataProvider: channelsTree });
   const sinksView = vscode.window.createTreeView('flespi.sinks', { treeDataProvider: sinksTree });
@@ -78,6 +79,14 @@ export function activate(context: vscode.ExtensionContext): void {
     if (!connection.current && !(await offerConnect())) return;
     const channel = await resolveChannel(channelsTree, arg, title);
     if (channel) await run(channel);
+  };
+
+  /** A sink command: runs on the clicked sink, or asks for one (from the palette), after restoring the connection. */
+  const onSink = (title: string, run: (name: string) => Promise<void>) => async (node?: SinkNode) => {
+    await ensureRestored();
+    if (!connection.current && !(await offerConnect())) return;
+    const name = node?.sink.name ?? (await vscode.window.showQuickPick(sinks.all().map((s) => s.name), { title, placeHolder: 'Pick a sink' }));
+    if (name) await run(name);
   };
 
   // Forwardings restart when the settings of a sink they use change, and lose sinks that were removed.
@@ -148,6 +157,8 @@ export function activate(context: vscode.ExtensionContext): void {
     command('flespi.removeSink', (node?: SinkNode) => removeSink(sinkDeps, node, (name) => (forwarding.current()?.sinkStatus(name).length ?? 0) > 0)),
     command('flespi.testSink', (node?: SinkNode) => testSink(sinkDeps, node)),
     command('flespi.openSinkSettings', () => openSinkSettings(sinkDeps)),
+    command('flespi.openDeadLetters', onSink('Open Dead Letters', (name) => forwarding.openDeadLetters(name))),
+    command('flespi.resendDeadLetters', onSink('Send Dead Letters Again', (name) => forwarding.resendDeadLetters(name))),
     command('flespi.newHandler', () => custom.newHandler()),
   );
 

@@ -14,8 +14,10 @@ import type { Source } from '../../core/sources/source';
 import type { Connection } from '../connection';
 import { coreLogger } from '../log';
 import type { ChannelInfo } from '../channels/channelModel';
+import { escapeMarkdown } from '../markdown';
 import { statusBarText } from '../sinks/sinkStatus';
 import type { SinkStore } from '../sinks/sinkStore';
+import type { DeadLetterFiles } from './deadLetterFiles';
 import type { Forwarding, ForwardingManager, ForwardingSpec } from './manager';
 import { ForwardingRecords, isForwardingSpec, recordName } from './records';
 
@@ -43,6 +45,11 @@ export class ForwardingController implements vscode.Disposable {
   private statusTimer?: NodeJS.Timeout;
   /** The connection the running receivers belong to. */
   private connectionKey?: string;
+  private deadLetterFilesPromise?: Promise<DeadLetterFiles>;
+  /** Dead letters per sink on the current connection. */
+  private deadLetterCounts = new Map<string, number>();
+  /** Sinks whose first dead letter in this window was announced. */
+  private readonly warnedDeadLetters = new Set<string>();
   private readonly records: ForwardingRecords;
   private adoptTimer?: NodeJS.Timeout;
 
@@ -97,6 +104,69 @@ export class ForwardingController implements vscode.Disposable {
     await manager.stop(channelId);
   }
 
+  /** This sink's dead letters on the current connection (cached; refreshed when letters are added or sent again). */
+  deadLetterCount(sink: string): number {
+    return this.deadLetterCounts.get(sink) ?? 0;
+  }
+
+  /** Shows a sink's dead letters (every channel of the current connection) as a JSON document. */
+  async openDeadLetters(sink: string): Promise<void> {
+    const info = this.deps.connection.current;
+    if (!info) {
+      void vscode.window.showErrorMessage('Connect to flespi first: dead letters are kept per connection.');
+      return;
+    }
+    const files = await this.deadLetterFiles();
+    const found = await files.read(info.label, sink);
+    if (found.length === 0) {
+      void vscode.window.showInformationMessage(`Sink "${sink}" has no dead letters on ${info.label}.`);
+      return;
+    }
+    const { deadLettersDocument } = await import('./deadLetterFiles.js');
+    const document = await vscode.workspace.openTextDocument({ language: 'json', content: deadLettersDocument(found) });
+    await vscode.window.showTextDocument(document, { preview: false });
+  }
+
+  /** Sends a sink's dead letters again through a fresh handler (after a fix); those it accepts leave the store. */
+  async resendDeadLetters(sink: string): Promise<void> {
+    const info = this.deps.connection.current;
+    const setting = this.deps.sinks.get(sink);
+    if (!info || !setting) {
+      void vscode.window.showErrorMessage(info ? `No sink named "${sink}" in flespi.sinks.` : 'Connect to flespi first: dead letters are kept per connection.');
+      return;
+    }
+    const files = await this.deadLetterFiles();
+    const count = (await files.counts(info.label)).get(sink) ?? 0;
+    if (count === 0) {
+      void vscode.window.showInformationMessage(`Sink "${sink}" has no dead letters on ${info.label}.`);
+      return;
+    }
+    const send = 'Send Again';
+    const question = `Send the ${count} dead letter${count === 1 ? '' : 's'} of sink "${sink}" again? Those it accepts leave the store; the others stay with their new reason.`;
+    if ((await vscode.window.showWarningMessage(question, { modal: true }, send)) !== send) return;
+    const { describeHandlerError } = await import('../../core/custom/loader.js');
+    const outcome = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `Sending the dead letters of sink "${sink}" again…` }, () =>
+      files.resend(info.label, sink, () => this.deps.sinks.createHandler(setting), {
+        timeoutMs: 60_000,
+        log: coreLogger(this.deps.log, sink),
+        describeError: describeHandlerError,
+        // Another window runs that forwarding and appends to its file: leave it to that window.
+        skip: (channelId) => this.manager?.get(channelId)?.owner !== undefined,
+      }),
+    );
+    for (const error of outcome.errors.slice(0, 10)) this.deps.log.warn(`sending dead letters of "${sink}" again: ${error}`);
+    await this.refreshDeadLetters();
+    const left = outcome.remaining + outcome.skipped;
+    const summary = `Sink "${sink}": ${outcome.sent} dead letter${outcome.sent === 1 ? '' : 's'} sent again${left > 0 ? `, ${left} still kept${outcome.skipped > 0 ? ` (${outcome.skipped} of forwardings running in another window)` : ''}` : ''}.`;
+    this.deps.log.info(summary);
+    if (outcome.remaining > 0 && outcome.errors.length > 0) {
+      void vscode.window.showWarningMessage(`${summary} ${outcome.errors[0]}`, 'Show Log').then((choice) => {
+        if (choice) this.deps.log.show();
+      });
+    }
+    else void vscode.window.showInformationMessage(summary);
+  }
+
   /** Lists forwardings; picking one offers to stop it. */
   async show(): Promise<void> {
     const manager = await this.getManager();
@@ -142,6 +212,7 @@ export class ForwardingController implements vscode.Disposable {
     const key = info?.label;
     if (key === this.connectionKey) return;
     this.connectionKey = key;
+    void this.refreshDeadLetters();
     if (this.manager) await this.manager.suspendAll();
     if (!info || !this.hasPersisted()) return;
     const manager = await this.getManager();
@@ -179,6 +250,23 @@ export class ForwardingController implements vscode.Disposable {
     this.deps.log.info(`moved ${legacy.length} forwarding(s) from the old list into per-forwarding records`);
   }
 
+  private deadLetterFiles(): Promise<DeadLetterFiles> {
+    this.deadLetterFilesPromise ??= import('./deadLetterFiles.js').then(({ DeadLetterFiles }) => new DeadLetterFiles(join(this.deps.context.globalStorageUri.fsPath, 'dead-letters')));
+    return this.deadLetterFilesPromise;
+  }
+
+  /** Reads the dead-letter counts of the current connection again, and redraws. */
+  private async refreshDeadLetters(): Promise<void> {
+    const info = this.deps.connection.current;
+    try {
+      this.deadLetterCounts = info ? await (await this.deadLetterFiles()).counts(info.label) : new Map();
+    } catch (error) {
+      this.deps.log.warn(`cannot read the dead-letter files: ${errorMessage(error)}`);
+    }
+    this.deps.changed();
+    this.scheduleStatus();
+  }
+
   private getManager(): Promise<ForwardingManager> {
     this.managerPromise ??= this.createManager();
     return this.managerPromise;
@@ -202,7 +290,8 @@ export class ForwardingController implements vscode.Disposable {
           const source = await this.createSource(spec);
           // The sandbox starts empty after every reload, so its keys do not survive it: keep its checkpoints in memory.
           const checkpoints = info.mode === 'sandbox' ? new MemoryCheckpointStore() : new FileCheckpointStore(vscode.Uri.joinPath(context.globalStorageUri, 'checkpoints', `${safe(info.label)}-channel-${spec.channelId}.json`).fsPath);
-          return { source, handlers, checkpoints };
+          const deadLetters = (await this.deadLetterFiles()).store(info.label, spec.channelId);
+          return { source, handlers, checkpoints, deadLetters };
         },
         records: this.records,
         lock: (spec) => new FileLock(this.lockPath(spec), owner),
@@ -217,6 +306,16 @@ export class ForwardingController implements vscode.Disposable {
     });
     manager.on('failed', (forwarding, error) => void this.showFailure(forwarding, error));
     manager.on('handler-error', (_forwarding, event) => this.deps.handlerError(event.handler, event.error));
+    manager.on('dead-letter', (forwarding, event) => {
+      void this.refreshDeadLetters();
+      if (this.warnedDeadLetters.has(event.handler)) return;
+      this.warnedDeadLetters.add(event.handler);
+      const open = 'Open Dead Letters';
+      const text = `Sink "${event.handler}" cannot deliver ${event.letters.length === 1 ? 'a message' : `${event.letters.length} messages`} of channel ${forwarding.spec.channelName}: ${event.letters[0]?.error ?? ''}. ${event.letters.length === 1 ? 'It is' : 'They are'} kept as dead letters; the rest goes on.`;
+      void vscode.window.showWarningMessage(text, open).then(async (choice) => {
+        if (choice === open) await this.openDeadLetters(event.handler);
+      });
+    });
     this.manager = manager;
     return manager;
   }
@@ -275,7 +374,9 @@ export class ForwardingController implements vscode.Disposable {
     const all = this.manager?.list() ?? [];
     const forwardings = all.filter((f) => !f.owner);
     const elsewhere = all.filter((f) => f.owner);
-    const status = statusBarText(forwardings.map((f) => ({ messages: f.messagesForwarded, sinks: f.spec.sinks, failed: f.state === 'failed' || f.state === 'retrying' })));
+    const status = statusBarText(
+      forwardings.map((f) => ({ messages: f.messagesForwarded, sinks: f.spec.sinks, failed: f.state === 'failed' || f.state === 'retrying', deadLetters: f.stats()?.handlers.reduce((sum, h) => sum + h.deadLetters, 0) ?? 0 })),
+    );
     if (!status) {
       this.statusBar.hide();
       return;
@@ -283,8 +384,12 @@ export class ForwardingController implements vscode.Disposable {
     this.statusBar.text = status.text;
     this.statusBar.backgroundColor = status.trouble ? new vscode.ThemeColor('statusBarItem.warningBackground') : undefined;
     const tooltip = new vscode.MarkdownString('**flespi forwarding**\n\n', true);
-    for (const f of forwardings) tooltip.appendMarkdown(`- ${f.spec.channelName} (#${f.spec.channelId}) → ${f.spec.sinks.join(', ')}: ${f.state}, ${f.messagesForwarded} messages\n`);
-    for (const f of elsewhere) tooltip.appendMarkdown(`- ${f.spec.channelName} (#${f.spec.channelId}): runs in ${f.where}\n`);
+    // Channel and sink names come from flespi and the settings: escaped, so they cannot add links or icons.
+    const md = escapeMarkdown;
+    for (const f of forwardings) tooltip.appendMarkdown(`- ${md(f.spec.channelName)} (#${f.spec.channelId}) → ${f.spec.sinks.map(md).join(', ')}: ${f.state}, ${f.messagesForwarded} messages\n`);
+    for (const f of elsewhere) tooltip.appendMarkdown(`- ${md(f.spec.channelName)} (#${f.spec.channelId}): runs in ${md(f.where ?? 'another window')}\n`);
+    const dead = [...this.deadLetterCounts].filter(([, n]) => n > 0);
+    if (dead.length > 0) tooltip.appendMarkdown(`\nDead letters: ${dead.map(([sink, n]) => `${md(sink)} ${n}`).join(', ')} (Sinks view → Open Dead Letters)\n`);
     tooltip.appendMarkdown('\nClick to stop one.');
     this.statusBar.tooltip = tooltip;
     this.statusBar.show();

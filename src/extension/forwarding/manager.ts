@@ -16,7 +16,8 @@ import type { Handler } from '../../core/handler';
 import type { Logger } from '../../core/logger';
 import type { CheckpointStore } from '../../core/receiver/checkpoint';
 import { describeOwner, LockedError, type FileLock, type LockOwner } from '../../core/receiver/lock';
-import { Receiver, type HandlerErrorEvent, type HandlerStats, type ReceiverOptions, type ReceiverStats } from '../../core/receiver/receiver';
+import type { DeadLetterStore } from '../../core/receiver/deadLetters';
+import { Receiver, type DeadLetterEvent, type HandlerErrorEvent, type HandlerStats, type ReceiverOptions, type ReceiverStats } from '../../core/receiver/receiver';
 import type { Source } from '../../core/sources/source';
 
 export interface ForwardingSpec {
@@ -39,6 +40,8 @@ export interface ReceiverParts {
   source: Source;
   handlers: Handler[];
   checkpoints: CheckpointStore;
+  /** Where messages a sink can never deliver are recorded (default: in memory). */
+  deadLetters?: DeadLetterStore;
 }
 
 /** The persisted forwardings, shared with other windows: read fresh each time, written one record at a time. */
@@ -131,6 +134,8 @@ export interface ForwardingEvents {
   /** A receiver stopped by itself with this error (bad token, channel gone, ...). */
   failed: [forwarding: Forwarding, error: Error];
   'handler-error': [forwarding: Forwarding, event: HandlerErrorEvent];
+  /** Messages a sink can never deliver were recorded in the forwarding's dead-letter store. */
+  'dead-letter': [forwarding: Forwarding, event: DeadLetterEvent];
 }
 
 export class ForwardingManager extends EventEmitter<ForwardingEvents> {
@@ -347,6 +352,10 @@ export class ForwardingManager extends EventEmitter<ForwardingEvents> {
     receiver.on('done', changed);
     receiver.on('handler-error', (event) => {
       this.emit('handler-error', forwarding, event);
+      changed();
+    });
+    receiver.on('dead-letter', (event) => {
+      this.emit('dead-letter', forwarding, event);
       changed();
     });
     receiver.on('source-error', changed);

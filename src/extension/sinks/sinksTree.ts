@@ -27,6 +27,8 @@ export class SinksTree implements vscode.TreeDataProvider<SinkNode>, vscode.Disp
     private readonly problemOf: (sink: SinkSetting) => string | undefined,
     /** The handler file of a custom sink, opened on click. */
     private readonly handlerFile: (sink: SinkSetting) => vscode.Uri | undefined,
+    /** The sink's dead letters on the current connection, over all its forwardings. */
+    private readonly deadLetters: (sink: SinkSetting) => number,
   ) {
     this.subscriptions.push(sinks.onDidChange(() => this.redraw()));
   }
@@ -52,14 +54,17 @@ export class SinksTree implements vscode.TreeDataProvider<SinkNode>, vscode.Disp
       forwardingState: forwarding.state,
       stats,
     }));
-    const row = sinkRow(sink, uses, this.problemOf(sink));
+    // Running forwardings count their letters live; the files may hold more (stopped forwardings, earlier runs).
+    const live = uses.reduce((sum, use) => sum + (use.stats?.deadLetters ?? 0), 0);
+    const row = sinkRow(sink, uses, this.problemOf(sink), Math.max(0, this.deadLetters(sink) - live));
     const item = new vscode.TreeItem(sink.name, vscode.TreeItemCollapsibleState.None);
     item.id = `sink-${sink.name}`;
     item.description = row.description;
     const tooltip = new vscode.MarkdownString(row.tooltip, true);
     item.tooltip = tooltip;
     item.iconPath = new vscode.ThemeIcon(row.icon, row.color ? new vscode.ThemeColor(row.color) : undefined);
-    item.contextValue = sink.type === 'custom' ? 'sink.custom' : 'sink';
+    // `.deadLetters` turns on the dead-letter commands in its context menu.
+    item.contextValue = `${sink.type === 'custom' ? 'sink.custom' : 'sink'}${row.deadLetters > 0 ? '.deadLetters' : ''}`;
     const file = this.handlerFile(sink);
     if (file) item.command = { command: 'vscode.open', title: 'Open Handler File', arguments: [file] };
     return item;
