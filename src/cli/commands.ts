@@ -140,7 +140,8 @@ async function lockCheckpoint(store: FileCheckpointStore, log: Logger, alternati
     if (takenOverFrom) log.warn(`took over ${store.lock.path}: the receiver that held it (${describeOwner(takenOverFrom)}) is no longer running`);
   } catch (error) {
     if (!(error instanceof CheckpointLockedError)) throw error;
-    throw new ConfigError(`${error.message}. Stop that receiver first${error.local ? ` (kill ${error.owner.pid})` : ''}, or ${alternative}`);
+    const reused = error.local ? ` (if pid ${error.owner.pid} is not a flespi receiver, its number was reused: delete ${error.path})` : '';
+    throw new ConfigError(`${error.message}. Stop that receiver first${error.local ? ` (kill ${error.owner.pid})` : ''}, or ${alternative}${reused}`);
   }
 }
 
