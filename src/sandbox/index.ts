@@ -108,6 +108,7 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
   const replay = options.replayFile ? await readReplay(options.replayFile, store) : [];
 
   const broker = new SandboxBroker({
+    cid: store.cid,
     authenticate(username, password) {
       for (const candidate of [username, password?.toString('utf8')]) {
         if (candidate === undefined || candidate === '') continue;

@@ -206,6 +206,113 @@ describe('sandbox MQTT broker', () => {
     });
   });
 
+  test('sticky $share/{name}:{count}/ sends every message of one ident to the same member, and a joining member takes over only some idents', async () => {
+    const topic = `$share/by_ident:6/${CHANNEL_TOPIC}/+/+`;
+    const a = await connect(url, { protocolVersion: 5, clientId: 'sticky-a' });
+    const b = await connect(url, { protocolVersion: 4, clientId: 'sticky-b' });
+    const got = new Map<string, Set<string>>(); // ident -> members that got it
+    const record = (client: typeof a, name: string) =>
+      client.on('message', (t) => {
+        const ident = t.split('/')[5];
+        if (!got.has(ident)) got.set(ident, new Set());
+        got.get(ident)!.add(name);
+      });
+    record(a, 'a');
+    record(b, 'b');
+    const granted = [...(await a.subscribeAsync(topic, { qos: 1 })), ...(await b.subscribeAsync(topic, { qos: 1 }))];
+    assert.deepEqual(
+      granted.map((g) => g.qos),
+      [1, 1],
+      'flespi accepts sticky shared subscriptions',
+    );
+    const idents = Array.from({ length: 24 }, (_, i) => `imei-${i}`);
+    let count = 0;
+    const publishRound = () => {
+      for (const ident of idents) for (let n = 0; n < 3; n++) broker.publish(`${CHANNEL_TOPIC}/11/${ident}`, String(count++));
+    };
+    const delivered = () => [...got.values()].reduce((sum, members) => sum + members.size, 0);
+    let total = 0;
+    const received = () => total;
+    a.on('message', () => total++);
+    b.on('message', () => total++);
+    publishRound();
+    await until(a, () => received() === idents.length * 3);
+    assert.equal(got.size, idents.length);
+    assert.equal(delivered(), idents.length, 'each ident went to exactly one member');
+    const owner = new Map([...got].map(([ident, members]) => [ident, [...members][0]]));
+    assert.ok(new Set(owner.values()).size === 2, `both members own some idents: ${[...owner.values()].join(',')}`);
+
+    // A third member joins: some idents move to it, none moves between a and b.
+    const c = await connect(url, { protocolVersion: 5, clientId: 'sticky-c' });
+    got.clear();
+    record(c, 'c');
+    c.on('message', () => total++);
+    await c.subscribeAsync(topic, { qos: 1 });
+    total = 0;
+    publishRound();
+    await until(a, () => received() === idents.length * 3);
+    await eventually(() => received() === idents.length * 3);
+    for (const [ident, members] of got) {
+      assert.equal(members.size, 1, `${ident} still goes to one member`);
+      const now = [...members][0];
+      assert.ok(now === owner.get(ident) || now === 'c', `${ident} moved from ${owner.get(ident)} to ${now}, not to the new member`);
+    }
+    assert.ok([...got.values()].some((members) => members.has('c')), 'the new member took over some idents');
+    await endAll(a, b, c);
+  });
+
+  test('sticky $share/{name}:{from}:{count}/ hashes the levels from `from`: one device id, one member', async () => {
+    const topic = `$share/by_device:4:1/flespi/+/gw/devices/+`;
+    const members = await Promise.all(['x', 'y', 'z'].map((n) => connect(url, { protocolVersion: 5, clientId: `sticky-dev-${n}` })));
+    const byDevice = new Map<string, Set<number>>();
+    let total = 0;
+    members.forEach((client, index) =>
+      client.on('message', (t) => {
+        total++;
+        const device = t.split('/')[4];
+        if (!byDevice.has(device)) byDevice.set(device, new Set());
+        byDevice.get(device)!.add(index);
+      }),
+    );
+    for (const client of members) await client.subscribeAsync(topic, { qos: 1 });
+    // message and state topics of one device differ in level 1 but must go to the same member
+    for (let d = 0; d < 12; d++) for (const kind of ['message', 'state', 'message']) broker.publish(`flespi/${kind}/gw/devices/${d}`, kind);
+    await eventually(() => total === 36);
+    assert.equal(byDevice.size, 12);
+    for (const [device, got] of byDevice) assert.equal(got.size, 1, `device ${device} went to ${[...got].join(',')}`);
+    await endAll(...members);
+  });
+
+  test('$filter/cid= delivers only the messages of that account (the cid user property), also inside $share', async () => {
+    const { broker: own, url: ownUrl } = await startBroker({ cid: 42 });
+    try {
+      const plain = await connect(ownUrl, { protocolVersion: 5 });
+      const shared = await connect(ownUrl, { protocolVersion: 4 });
+      const gotPlain = collect(plain);
+      const gotShared = collect(shared);
+      await plain.subscribeAsync(`$filter/cid=42/${CHANNEL_TOPIC}/12/+`, { qos: 1 });
+      await shared.subscribeAsync(`$share/workers/$filter/cid=7/${CHANNEL_TOPIC}/12/+`, { qos: 1 });
+      own.publish(`${CHANNEL_TOPIC}/12/dev`, 'platform-42', { userProperties: { cid: '42' } });
+      own.publish(`${CHANNEL_TOPIC}/12/dev`, 'platform-7', { userProperties: { cid: '7' } });
+      const publisher = await connect(ownUrl, { protocolVersion: 5 });
+      await plain.subscribeAsync(`$filter/cid=42/mine/#`, { qos: 1 });
+      await publisher.publishAsync('mine/x', 'client-of-42', { qos: 1 }); // no cid property: the broker's account
+      await until(plain, () => gotPlain.length === 2);
+      await until(shared, () => gotShared.length === 1);
+      assert.deepEqual(
+        gotPlain.map((r) => r.payload),
+        ['platform-42', 'client-of-42'],
+      );
+      assert.deepEqual(
+        gotShared.map((r) => r.payload),
+        ['platform-7'],
+      );
+      await endAll(plain, shared, publisher);
+    } finally {
+      await own.close();
+    }
+  });
+
   test('$filter/payload= delivers only messages whose payload matches, alone and inside $share', async () => {
     const expression = encodeURIComponent('position.speed>60 && position.valid==true');
     const plain = await connect(url, { protocolVersion: 5 });
@@ -236,7 +343,7 @@ describe('sandbox MQTT broker', () => {
   });
 
   test('refuses malformed topic filters in SUBACK (0x80 for 3.1.1, 0x8F for MQTT 5)', async () => {
-    const bad = ['a/#/b', 'a/b+', `$filter/payload=${encodeURIComponent('speed>')}/a`, '$filter/cid=1/a', '$share/g', 'a/10,+/b'];
+    const bad = ['a/#/b', 'a/b+', `$filter/payload=${encodeURIComponent('speed>')}/a`, '$filter/cid=abc/a', '$filter/modified_since>1/a', '$share/g', 'a/10,+/b'];
     for (const [protocolVersion, code] of [
       [4, 0x80],
       [5, 0x8f],

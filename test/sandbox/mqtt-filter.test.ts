@@ -47,3 +47,24 @@ describe('topic filters', () => {
     }
   });
 });
+
+describe('flespi topic filter extensions', () => {
+  test('sticky shared subscriptions: $share/{name}:{count}/ and $share/{name}:{from}:{count}/; a plain name may hold a colon', () => {
+    assert.deepEqual(parseTopicFilter('$share/by_ident:6/flespi/message/gw/channels/+/+').sticky, { from: 0, count: 6 });
+    const byDevice = parseTopicFilter('$share/by_device:4:1/flespi/+/gw/devices/+/#');
+    assert.deepEqual(byDevice.sticky, { from: 4, count: 1 });
+    assert.equal(byDevice.shareGroup, 'by_device:4:1');
+    assert.equal(parseTopicFilter('$share/a:b/x').sticky, undefined);
+    assert.equal(parseTopicFilter('$share/plain/x').sticky, undefined);
+    assert.throws(() => parseTopicFilter('$share/none:0/x'), /at least one topic level/);
+  });
+
+  test('$filter/cid= takes an account id, combines with $share and $filter/payload=', () => {
+    const filter = parseTopicFilter(`$share/w/$filter/cid=123/$filter/payload=${encodeURIComponent('n>1')}/a/+`);
+    assert.equal(filter.cid, '123');
+    assert.equal(filter.shareGroup, 'w');
+    assert.equal(filter.payloadFilter?.({ n: 2 }), true);
+    assert.throws(() => parseTopicFilter('$filter/cid=x1/a'), /needs an account id/);
+    assert.throws(() => parseTopicFilter('$filter/cid=1/$filter/cid=2/a'), /match nothing/);
+  });
+});

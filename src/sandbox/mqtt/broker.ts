@@ -15,8 +15,9 @@ import { filterMatches, parseTopicFilter, TopicTrie, type TopicFilter } from './
 
 /**
  * The sandbox's MQTT broker: MQTT 3.1.1 and 5 over TCP, QoS 0/1 (QoS 2 subscriptions are granted
- * QoS 1), retained messages, persistent sessions, and flespi's topic filter extensions (`$share`,
- * `$filter/payload=`, comma lists; see topic-filter.ts).
+ * QoS 1), retained messages, persistent sessions, and flespi's topic filter extensions (`$share`
+ * and sticky `$share/{name}:{count}/`, `$filter/payload=`, `$filter/cid=`, comma lists; see
+ * topic-filter.ts).
  *
  * Like flespi, it refuses client publishes under `flespi/` (only the platform publishes there):
  * they are discarded, and a QoS 1 publish is answered with PUBACK 135 "not authorized" (MQTT 5)
@@ -26,6 +27,8 @@ import { filterMatches, parseTopicFilter, TopicTrie, type TopicFilter } from './
 export interface BrokerOptions {
   /** Accepts or refuses a CONNECT. `username` may be the bare token or "FlespiToken <token>"; the token may also be in the password. */
   authenticate(username: string | undefined, password: Buffer | undefined): 'ok' | 'bad-credentials' | 'blocked';
+  /** The account id: the `cid` of messages that carry none (client publishes), for `$filter/cid=`. */
+  cid?: number;
   /** QoS 1 messages a client may have unacknowledged at once (MQTT 5 clients may ask for fewer with Receive Maximum). Default 10,000. */
   maxInflight?: number;
   /** QoS 1 messages kept per session (and per shared group with no member online) beyond the in-flight ones; the oldest are dropped. Default 100,000. */
@@ -171,6 +174,7 @@ export class SandboxBroker {
     let json: LazyJson | undefined;
     let direct: Map<Session, Delivery> | undefined;
     for (const target of targets) {
+      if (target.filter.cid !== undefined && this.cidOf(message) !== target.filter.cid) continue;
       if (target.filter.payloadFilter) {
         const object = (json ??= new LazyJson(message.payload)).value();
         if (!object || !passes(target.filter.payloadFilter, object)) continue;
@@ -251,6 +255,7 @@ export class SandboxBroker {
     const { filter, options } = subscription;
     for (const message of this.retained.values()) {
       if (!filterMatches(filter, message.levels)) continue;
+      if (filter.cid !== undefined && this.cidOf(message) !== filter.cid) continue;
       if (filter.payloadFilter) {
         const object = new LazyJson(message.payload).value();
         if (!object || !passes(filter.payloadFilter, object)) continue;
@@ -264,6 +269,14 @@ export class SandboxBroker {
         messageId: 0,
       });
     }
+  }
+
+  /** The account a message belongs to: its `cid` user property (the platform's messages), else this broker's account. */
+  private cidOf(message: BrokerMessage): string | undefined {
+    const cid = message.userProperties?.cid;
+    if (typeof cid === 'string') return cid;
+    if (Array.isArray(cid)) return cid[0];
+    return this.options.cid === undefined ? undefined : String(this.options.cid);
   }
 
   // ---- sessions

@@ -1,6 +1,6 @@
 import type { UserProperties } from 'mqtt-packet';
 import { Deque } from './deque';
-import type { TopicFilter } from './topic-filter';
+import { fnv1a, type TopicFilter } from './topic-filter';
 
 /** A message as published once; deliveries to each session share it. */
 export interface BrokerMessage {
@@ -55,6 +55,10 @@ export class Subscription {
 
 /**
  * The members of one `$share/{group}/{filter}`: each message goes to one connected member, in turn.
+ * A sticky group (`$share/{name}:{count}/`, `$share/{name}:{from}:{count}/`) sends every message
+ * whose topic has the same values in those levels to the same connected member, by rendezvous
+ * hashing: a member joining takes over only some topics, and a member leaving hands over only its
+ * own, which is how flespi describes its sticky subscriptions (blog, 13 March 2019).
  * When no member is connected but one has a persistent session, QoS 1 messages wait here (bounded).
  */
 export class SharedGroup {
@@ -70,7 +74,7 @@ export class SharedGroup {
   ) {}
 
   route(message: BrokerMessage, dup = false): void {
-    const member = this.nextConnectedMember();
+    const member = this.filter.sticky ? this.stickyMember(message.levels) : this.nextConnectedMember();
     if (member) {
       const { qos, subscriptionId } = member.options;
       member.session.deliver({
@@ -99,6 +103,23 @@ export class SharedGroup {
 
   private hasConnectedMember(): boolean {
     return this.members.some((m) => m.session.link !== undefined);
+  }
+
+  /** The connected member with the highest weight for this topic's sticky levels. */
+  private stickyMember(levels: readonly string[]): Subscription | undefined {
+    const { from, count } = this.filter.sticky!;
+    const key = levels.slice(from, from + count).join('/');
+    let best: Subscription | undefined;
+    let bestWeight = -1;
+    for (const member of this.members) {
+      if (!member.session.link) continue;
+      const weight = mix32(fnv1a(`${key}\u0000${member.session.clientId}`));
+      if (weight > bestWeight) {
+        best = member;
+        bestWeight = weight;
+      }
+    }
+    return best;
   }
 
   private nextConnectedMember(): Subscription | undefined {
@@ -201,4 +222,12 @@ export class Session {
     while (this.inflight.has(this.lastMessageId));
     return this.lastMessageId;
   }
+}
+
+/** Spreads the bits of a 32-bit hash (MurmurHash3's finalizer), so rendezvous weights are uniform. */
+function mix32(hash: number): number {
+  let h = hash;
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0;
 }

@@ -4,18 +4,27 @@ import { compileFilter, FilterSyntaxError } from '../filter';
 export type MessagePredicate = (message: Readonly<Record<string, unknown>>) => boolean;
 
 /**
- * A subscription's topic filter with flespi's extensions:
+ * A subscription's topic filter with flespi's extensions (flespi's SKILL.md, `flespi-software/skills`;
+ * see docs/flespi-assumptions.md M7–M10):
  * - `$share/{group}/{filter}`: a shared subscription;
+ * - sticky shared subscriptions: `$share/{name}:{count}/{filter}` sends all messages whose topic has
+ *   the same first `count` levels to the same member, `$share/{name}:{from}:{count}/` the same for
+ *   `count` levels from level `from` (zero-based);
  * - `$filter/payload={url-encoded expression}/{filter}`: only messages whose JSON payload matches
  *   (the same expression language as REST `filter`, from ../filter.ts);
+ * - `$filter/cid={account id}/{filter}`: only messages of that account (their `cid` user property);
  * - comma lists in one level: `flespi/message/gw/channels/10,20/+`.
- * They combine as `$share/{group}/$filter/payload=.../{filter}`.
+ * They combine as `$share/{group}/$filter/cid=.../$filter/payload=.../{filter}`.
  */
 export interface TopicFilter {
   /** The filter as the client sent it (the key of the subscription). */
   readonly raw: string;
-  /** The shared subscription group, for `$share/...` filters. */
+  /** The shared subscription group, for `$share/...` filters (with a sticky suffix, `name:6`, as written). */
   readonly shareGroup?: string;
+  /** For sticky shared subscriptions: the topic levels whose values pick the member. */
+  readonly sticky?: { readonly from: number; readonly count: number };
+  /** `$filter/cid=`: only messages whose account (`cid` user property) is this one. */
+  readonly cid?: string;
   /** The filter without `$share/{group}/` (identifies a shared subscription together with the group). */
   readonly unshared: string;
   readonly payloadFilter?: MessagePredicate;
@@ -45,14 +54,23 @@ export function parseTopicFilter(raw: string): TopicFilter {
     if (shareGroup === '' || /[+#]/.test(shareGroup)) throw new TopicFilterError(`${quote(raw)}: $share needs a group name and a topic filter: $share/{group}/{filter}`);
     rest = rest.slice(slash + 1);
   }
+  const sticky = shareGroup === undefined ? undefined : stickySlice(raw, shareGroup);
   const unshared = rest;
   const predicates: MessagePredicate[] = [];
+  let cid: string | undefined;
   while (rest.startsWith('$filter/')) {
     const slash = rest.indexOf('/', 8);
     if (slash < 0) throw new TopicFilterError(`${quote(raw)}: $filter needs a spec and a topic filter: $filter/payload={expression}/{filter}`);
     const spec = rest.slice(8, slash);
     rest = rest.slice(slash + 1);
-    if (!spec.startsWith('payload=')) throw new TopicFilterError(`${quote(raw)}: the sandbox supports only $filter/payload={url-encoded expression}, not '${spec}'`);
+    if (spec.startsWith('cid=')) {
+      const value = spec.slice('cid='.length);
+      if (!/^[1-9]\d{0,15}$/.test(value)) throw new TopicFilterError(`${quote(raw)}: $filter/cid= needs an account id (a positive integer), not '${value.slice(0, 40)}'`);
+      if (cid !== undefined && cid !== value) throw new TopicFilterError(`${quote(raw)}: two different $filter/cid= in one filter match nothing`);
+      cid = value;
+      continue;
+    }
+    if (!spec.startsWith('payload=')) throw new TopicFilterError(`${quote(raw)}: the sandbox supports only $filter/payload={url-encoded expression} and $filter/cid={account id}, not '${spec.slice(0, 80)}'`);
     let expression: string;
     try {
       expression = decodeURIComponent(spec.slice('payload='.length));
@@ -81,7 +99,30 @@ export function parseTopicFilter(raw: string): TopicFilter {
   patterns = [...new Map(patterns.map((pattern) => [pattern.join('/'), pattern])).values()];
   const payloadFilter: MessagePredicate | undefined =
     predicates.length === 0 ? undefined : predicates.length === 1 ? predicates[0] : (message) => predicates.every((p) => p(message));
-  return { raw, shareGroup, unshared, payloadFilter, patterns };
+  return { raw, shareGroup, sticky, cid, unshared, payloadFilter, patterns };
+}
+
+/**
+ * The sticky part of a share name: `name:{count}` or `name:{from}:{count}` (numbers), or undefined
+ * for a plain name (MQTT allows `:` in share names, so `a:b` is just a name).
+ */
+function stickySlice(raw: string, group: string): { from: number; count: number } | undefined {
+  const match = /^[^:]+:(\d{1,4})(?::(\d{1,4}))?$/.exec(group);
+  if (!match) return undefined;
+  const from = match[2] === undefined ? 0 : Number(match[1]);
+  const count = Number(match[2] ?? match[1]);
+  if (count < 1) throw new TopicFilterError(`${quote(raw)}: a sticky shared subscription needs at least one topic level: $share/{name}:{count}/ or $share/{name}:{from}:{count}/`);
+  return { from, count };
+}
+
+/** A fast, stable 32-bit hash (FNV-1a) of a text, for picking a sticky shared member. */
+export function fnv1a(text: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    hash ^= text.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return hash >>> 0;
 }
 
 /** Whether a topic name (split in levels) matches one level pattern. Topics starting with `$` are not matched by a leading wildcard. */
