@@ -14,6 +14,7 @@ import { MemoryCheckpointStore } from '../../src/core/receiver/checkpoint';
 import { RestSource } from '../../src/core/sources/rest';
 import { startSandbox } from '../../src/sandbox/index';
 import { DeadLetterFiles, deadLettersDocument } from '../../src/extension/forwarding/deadLetterFiles';
+import { createSinkHandler } from '../../src/extension/sinks/createSinkHandler';
 import { ForwardingManager, type ForwardingSpec } from '../../src/extension/forwarding/manager';
 import { ForwardingRecords } from '../../src/extension/forwarding/records';
 
@@ -96,4 +97,12 @@ test('forwarding dead letters: recorded per connection and channel, counted per 
     await sandbox.stop();
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+test('a sink setting\'s onUndeliverable reaches its handler, for the file sink as for the core ones; a wrong value names the choices', async () => {
+  const env = { baseDir: tmpdir(), allowCustomCode: false };
+  assert.equal((await createSinkHandler({ name: 'file', type: 'stdout', onUndeliverable: 'stop' }, undefined, env)).onUndeliverable, 'stop');
+  assert.equal((await createSinkHandler({ name: 'hook', type: 'http', url: 'https://example.com/in', onUndeliverable: 'retry' }, undefined, env)).onUndeliverable, 'retry');
+  assert.equal((await createSinkHandler({ name: 'hook', type: 'http', url: 'https://example.com/in' }, undefined, env)).onUndeliverable, 'dead-letter');
+  await assert.rejects(createSinkHandler({ name: 'file', type: 'stdout', onUndeliverable: 'drop' }, undefined, env), /onUndeliverable.*"dead-letter", "stop", "retry"/);
 });

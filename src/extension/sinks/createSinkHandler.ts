@@ -1,6 +1,6 @@
 /** Builds the handler of a configured sink. No vscode here: tested on its own. */
 import { join } from 'node:path';
-import type { Handler } from '../../core/handler';
+import { undeliverablePolicies, type Handler, type UndeliverablePolicy } from '../../core/handler';
 import { createHandler } from '../../core/handlers/registry';
 import type { HandlerEnv } from '../../core/handlers/spec';
 import { ConfigError, OptionReader } from '../../core/options';
@@ -31,9 +31,12 @@ export async function createSinkHandler(sink: SinkSetting, secrets: SinkSecrets 
     const reader = new OptionReader(options, where);
     const file = reader.string('file', join('flespi-output', `${sink.name.replace(/[^\w.-]+/g, '_')}.ndjson`));
     const pretty = reader.boolean('pretty', false);
+    const policy = reader.oneOf<UndeliverablePolicy>('onUndeliverable', undeliverablePolicies, 'dead-letter');
     reader.rejectUnknown();
     if (file.includes('\n')) throw new ConfigError(`${where}: "file" must be a file path`);
-    return new NdjsonFileHandler(resolveSinkPath(file, env.baseDir), pretty, sink.name);
+    const handler = new NdjsonFileHandler(resolveSinkPath(file, env.baseDir), pretty, sink.name);
+    handler.onUndeliverable = policy;
+    return handler;
   }
   return createHandler(handlerEntry(sink, secrets), handlerEnv, `sink "${sink.name}"`);
 }
