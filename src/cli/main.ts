@@ -7,6 +7,7 @@ import { errorMessage } from '../core/errors';
 import { stderrLogger, terminalLine } from '../core/logger';
 import { ConfigError } from '../core/options';
 import { channelsCommand, deadLettersCommand, runCommand, sandboxCommand, tailCommand, type Flags } from './commands';
+import { doctorCommand } from './doctor';
 import { HELP, UsageError } from './usage';
 import { version } from '../../package.json';
 
@@ -14,6 +15,7 @@ const OPTIONS = {
   token: { type: 'string' },
   'base-url': { type: 'string' },
   region: { type: 'string' },
+  'mqtt-url': { type: 'string' },
   pretty: { type: 'boolean' },
   checkpoint: { type: 'string' },
   'rest-port': { type: 'string' },
@@ -33,6 +35,7 @@ const COMMANDS: Record<string, { options: OptionName[]; maxArgs: number; usage: 
   tail: { options: [...CONNECTION, 'pretty', 'checkpoint'], maxArgs: 1, usage: 'flespi-receiver tail [channel] [--pretty]' },
   run: { options: [...CONNECTION], maxArgs: 1, usage: 'flespi-receiver run <config.json>' },
   channels: { options: [...CONNECTION], maxArgs: 0, usage: 'flespi-receiver channels' },
+  doctor: { options: [...CONNECTION, 'mqtt-url'], maxArgs: 1, usage: 'flespi-receiver doctor [channel] [--mqtt-url url]' },
   'dead-letters': { options: ['resend', 'handler'], maxArgs: 1, usage: 'flespi-receiver dead-letters <config.json> [--handler name] [--resend]' },
   sandbox: { options: ['rest-port', 'mqtt-port', 'devices', 'rate', 'token'], maxArgs: 0, usage: 'flespi-receiver sandbox [--rest-port n] [--mqtt-port n] [--devices n] [--rate hz]' },
 };
@@ -56,7 +59,7 @@ async function main(argv: string[]): Promise<number> {
   const [first, ...rest] = positionals;
   const command = first === undefined ? 'tail' : first;
   const spec = COMMANDS[command];
-  if (!spec) throw new UsageError(`unknown command "${command}": use tail, run, dead-letters, channels or sandbox (see flespi-receiver --help)`);
+  if (!spec) throw new UsageError(`unknown command "${command}": use tail, run, dead-letters, channels, doctor or sandbox (see flespi-receiver --help)`);
   const args = first === undefined ? [] : rest;
   if (args.length > spec.maxArgs) throw new UsageError(`too many arguments for ${command}: ${spec.usage}`);
   for (const name of Object.keys(values) as OptionName[]) {
@@ -91,6 +94,8 @@ async function main(argv: string[]): Promise<number> {
       return deadLettersCommand(args[0], flags, log);
     case 'channels':
       return channelsCommand(flags, log);
+    case 'doctor':
+      return doctorCommand(args[0], flags, values['mqtt-url'], log);
     case 'sandbox':
       return sandboxCommand(flags, log);
     default:

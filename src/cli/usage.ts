@@ -10,9 +10,10 @@ Usage:
   flespi-receiver run <config.json>             run the handlers of a config file (status on stderr)
   flespi-receiver dead-letters <config.json>    the messages its handlers could never deliver, as JSON lines
   flespi-receiver channels                      list the channels of the account
+  flespi-receiver doctor [channel]              check what this tool assumes about the account (read-only)
   flespi-receiver sandbox [options]             run the local flespi sandbox until Ctrl+C
 
-Connection (tail, channels):
+Connection (tail, channels, doctor):
   FLESPI_TOKEN=<token>   the flespi token (never put it in a config file)
   --base-url <url>       REST server (default https://flespi.io), e.g. a sandbox's URL
   --region eu|ru         flespi region (instead of --base-url)
@@ -23,6 +24,11 @@ tail:
   [channel]              channel id or exact name; default: the account's only channel
   --pretty               indented JSON
   --checkpoint <file>    resume where the last run with this file stopped
+
+doctor:
+  [channel]              channel id or exact name; default: the account's only (or first) channel
+  --mqtt-url <url>       MQTT broker to check (default: the region's, mqtts://mqtt.flespi.io:8883)
+  Exit code 0 when no check failed (warnings allowed), 1 when one did.
 
 dead-letters:
   --handler <name>       only this handler's
