@@ -55,12 +55,17 @@ export async function deliverOnce(handler: Handler, messages: readonly FlespiMes
   return { acknowledged, rejected, errors, ms: Math.round(performance.now() - began) };
 }
 
-/** start() then stop() on a fresh handler ("Test Sink Connection"); a handler that reports itself disconnected fails. Never throws: the failure is in `error`. */
-export async function connectOnce(handler: Handler, options: { timeoutMs: number; log?: Logger; describeError?: (error: unknown) => string }): Promise<{ error?: string; ms: number }> {
+/**
+ * start(), probe() and stop() on a fresh handler ("Test Sink Connection"); a handler that reports
+ * itself disconnected, or whose probe throws, fails. `answer` is what the probe got (e.g. the HTTP
+ * status). Never throws: the failure is in `error`.
+ */
+export async function connectOnce(handler: Handler, options: { timeoutMs: number; log?: Logger; describeError?: (error: unknown) => string }): Promise<{ error?: string; answer?: string; ms: number }> {
   const describe = options.describeError ?? errorMessage;
   const began = performance.now();
   let timer: NodeJS.Timeout | undefined;
   let error: string | undefined;
+  let answer: string | undefined;
   handler.attachLogger(options.log ?? silentLogger);
   try {
     await Promise.race([
@@ -72,6 +77,16 @@ export async function connectOnce(handler: Handler, options: { timeoutMs: number
     // Some handlers start without a connection and keep retrying (Wialon): their health says whether it worked.
     const health = handler.health();
     if (health.connected === false) error = `started, but not connected${health.detail ? `: ${health.detail}` : ''}`;
+    else {
+      // Connectionless sinks (HTTP) start without talking to anyone: the probe reaches them.
+      const abort = new AbortController();
+      const late = setTimeout(() => abort.abort(), options.timeoutMs);
+      try {
+        answer = await handler.probe(abort.signal);
+      } finally {
+        clearTimeout(late);
+      }
+    }
   } catch (e) {
     error = describe(e);
   } finally {
@@ -82,7 +97,7 @@ export async function connectOnce(handler: Handler, options: { timeoutMs: number
   } catch (e) {
     error ??= `stop: ${describe(e)}`;
   }
-  return { error, ms: Math.round(performance.now() - began) };
+  return { error, answer: error ? undefined : answer, ms: Math.round(performance.now() - began) };
 }
 
 export interface RedeliveryOutcome {

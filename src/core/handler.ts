@@ -80,4 +80,13 @@ export abstract class Handler {
   health(): HandlerHealth {
     return {};
   }
+
+  /**
+   * Optional, for "Test Sink Connection": after start(), reach the sink with something it cannot take
+   * for a message (never data) and say what it answered, e.g. `answered 200 OK to an empty batch`.
+   * Throw when it cannot be reached or refuses. Undefined: start() alone shows the sink works.
+   */
+  async probe(_signal: AbortSignal): Promise<string | undefined> {
+    return undefined;
+  }
 }

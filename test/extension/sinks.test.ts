@@ -145,6 +145,40 @@ test('sink test: a Wialon receiver that cannot be reached fails the connection t
   assert.match(down.error ?? '', /^started, but not connected/);
 });
 
+test('sink test: an HTTP sink is reached with an empty batch; nothing listening, or a refusal, fails the test', async () => {
+  const requests: { method?: string; body: string; authorization?: string }[] = [];
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      requests.push({ method: req.method, body: Buffer.concat(chunks).toString('utf8'), authorization: req.headers.authorization });
+      if (req.headers.authorization !== 'Bearer right') res.writeHead(401).end('who are you');
+      else res.writeHead(202).end();
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/in`;
+  const http = (authorization: string) => createSinkHandler({ name: 'h', type: 'http', url, headers: { Authorization: authorization } }, undefined, { baseDir: tmpdir(), allowCustomCode: false });
+  try {
+    const ok = await connectOnce(await http('Bearer right'), { timeoutMs: 5000 });
+    assert.equal(ok.error, undefined);
+    assert.equal(ok.answer, `${url} answered 202 Accepted to POST [] (an empty batch, no messages)`);
+    const refused = await connectOnce(await http('Bearer wrong'), { timeoutMs: 5000 });
+    assert.match(refused.error ?? '', /answered 401 Unauthorized: who are you \(check the credentials/);
+    assert.deepEqual(requests, [
+      { method: 'POST', body: '[]', authorization: 'Bearer right' },
+      { method: 'POST', body: '[]', authorization: 'Bearer wrong' },
+    ]);
+  } finally {
+    server.close();
+  }
+  await once(server, 'close');
+  const down = await connectOnce(await http('Bearer right'), { timeoutMs: 5000 });
+  assert.match(down.error ?? '', /^cannot reach 127\.0\.0\.1:\d+ \(ECONNREFUSED\)/);
+  assert.equal(down.answer, undefined);
+});
+
 test('add sink: every type the flow offers is one the registry builds, and each answer is checked by the handler itself', async () => {
   assert.deepEqual(SINK_TYPES.map((t) => t.type).sort(), [...handlerTypes].sort());
   const field = (type: string, key: string): SinkField => SINK_TYPES.find((t) => t.type === type)!.fields.find((f) => f.key === key)!;

@@ -90,11 +90,24 @@ export class HttpHandler extends Handler {
     return { detail: `${this.batches} batches delivered; last: ${this.lastOutcome}` };
   }
 
-  private send(agent: http.Agent, body: Buffer, signal: AbortSignal): Promise<void> {
+  /**
+   * "Test Sink Connection": the configured method, URL and headers with the body `[]`, an empty
+   * batch: a flespi HTTP-stream endpoint stores nothing from it, and it tests the address, TLS and
+   * credentials. Any 2xx passes; another answer throws the same error a batch would get.
+   */
+  override async probe(signal: AbortSignal): Promise<string> {
+    if (!this.agent) throw new Error(`${this.name}: not started`);
+    const status = await this.send(this.agent, Buffer.from('[]'), signal);
+    return `${this.shownUrl} answered ${status} to ${this.settings.method} [] (an empty batch, no messages)`;
+  }
+
+  /** Sends `body`; resolves with the 2xx status and its text, throws a classified error otherwise. */
+  private send(agent: http.Agent, body: Buffer, signal: AbortSignal): Promise<string> {
     const { method, headers, timeoutMs } = this.settings;
     const transport = this.target.protocol === 'https:' ? https : http;
-    return new Promise<void>((resolve, reject) => {
+    return new Promise<string>((resolve, reject) => {
       let settled = false;
+      let answer = '';
       const settle = (error?: Error) => {
         if (settled) return;
         settled = true;
@@ -104,7 +117,7 @@ export class HttpHandler extends Handler {
         if (error) {
           request.destroy();
           reject(error);
-        } else resolve();
+        } else resolve(answer);
       };
       const onAbort = () => settle(new TransientError(`request to ${this.shownUrl} cancelled`));
       const timer = setTimeout(() => settle(new TransientError(`no answer from ${this.shownUrl} within ${timeoutMs} ms (timeoutMs)`)), timeoutMs);
@@ -129,6 +142,7 @@ export class HttpHandler extends Handler {
         const status = response.statusCode ?? 0;
         response.on('error', (error) => settle(new TransientError(`answer from ${this.shownUrl} broke off: ${errorMessage(error)}`, { cause: error })));
         if (status >= 200 && status < 300) {
+          answer = `${status}${response.statusMessage ? ` ${response.statusMessage}` : ''}`;
           response.resume(); // drain, so the connection can be reused
           response.on('end', () => settle());
           return;

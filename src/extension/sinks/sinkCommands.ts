@@ -160,8 +160,9 @@ export async function testSink(deps: SinkCommandDeps, nodeOrName: SinkNode | str
     const settings = 'Open Sink Settings';
     if ((await vscode.window.showErrorMessage(`Sink "${sink.name}": ${result.error}`, settings)) === settings) await openSinkSettings(deps);
   } else {
-    deps.log.info(`test of sink "${sink.name}": connected and disconnected in ${result.ms} ms`);
-    void vscode.window.showInformationMessage(`Sink "${sink.name}" works: connected and disconnected in ${result.ms} ms.`);
+    const what = 'answer' in result && result.answer ? result.answer : 'connected and disconnected';
+    deps.log.info(`test of sink "${sink.name}": ${what} in ${result.ms} ms`);
+    void vscode.window.showInformationMessage(`Sink "${sink.name}" works: ${what} in ${result.ms} ms.`);
   }
 }
 
