@@ -10,7 +10,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { describe } from 'node:test';
 import { sessionFlows } from './support/flow';
 import { LiveTail } from './support/liveTail';
-import { Injector, RecordingHttpSink } from './support/numbered';
+import { Injector, RecordingHttpSink, SEQ_PARAM } from './support/numbered';
 import { describeFindings, pemBodySecrets, READ_BROWSER_STORAGE, SECRET_STORAGE_KEY, searchBytes, scanFolder, unsealSecretStorage, type Secret, type StoredText } from './support/secrets';
 import { AWS_SINK, AWS_TOPIC_PREFIX, awsSinkSetting, sessionOptions } from './setup';
 import { SANDBOX_TOKEN } from './support/session';
@@ -25,6 +25,10 @@ const HTTP_AUTHORIZATION = `Bearer ${randomBytes(24).toString('base64url')}`;
 /** The ident of flow 8's numbered messages. */
 const RELOAD_IDENT = 'e2e-reload';
 const HANDLER = 'E2eHandler';
+/** Flow 10: an HTTP sink that refuses one message for good, and that message's ident and number. */
+const PICKY_SINK = 'e2e-picky';
+const POISON_IDENT = 'e2e-poison';
+const POISON_SEQ = 5;
 /** The channel tailed in flows 2-7, one of the sandbox's defaults. */
 const TAIL_CHANNEL = 'sandbox-teltonika';
 
@@ -291,6 +295,60 @@ describe('flespi extension in VS Code (code-server)', { concurrency: false }, ()
   });
 
   // Last: it stops the session, so that everything written is on disk before it is read.
+  // After flow 8, on the same separate sandbox: a message the sink refuses for good does not hold up the
+  // channel; it is kept as a dead letter, shown, and sent again once the sink takes it.
+  flow('flow10', 'a message the sink refuses with 400 becomes a dead letter: counted, shown, and sent again after the fix', async (wb) => {
+    const { sandbox } = e2e.session.peers;
+    const sink = await RecordingHttpSink.start(HTTP_AUTHORIZATION, POISON_IDENT);
+    e2e.session.onStop(() => sink.close());
+    sink.refuse = (message) => message[SEQ_PARAM] === POISON_SEQ;
+    await wb.runCommand('flespi: Add Sink…');
+    await wb.pick('HTTP endpoint');
+    await wb.answer(PICKY_SINK, /sink: name/);
+    await wb.answer(sink.url, /: url/);
+    await wb.answer(HTTP_AUTHORIZATION, /Authorization header/);
+    await wb.waitForNotification(new RegExp(`Sink "${PICKY_SINK}" added`));
+
+    // A channel neither the tail nor flow 8 reads.
+    const channels = (await sandbox.channels()).sort((a, b) => a.id - b.id).filter((c) => c.name !== TAIL_CHANNEL);
+    const channel = channels[1] ?? channels[0];
+    assert.ok(channel, 'the sandbox has no channel to forward');
+    for (let seq = 1; seq <= 10; seq++) await sandbox.inject(channel.id, [{ ident: POISON_IDENT, [SEQ_PARAM]: seq, timestamp: Date.now() / 1000 }]);
+    await wb.clearNotifications();
+    await wb.runCommand('flespi: Start Forwarding…');
+    await wb.pick(channel.name);
+    await wb.pickMany([PICKY_SINK]);
+    await waitFor('the nine good messages at the sink', () => (sink.distinct().size >= 9 ? true : undefined), 60_000);
+    assert.deepEqual([...sink.distinct()].sort((a, b) => a - b), [1, 2, 3, 4, 6, 7, 8, 9, 10], 'every message but the refused one arrived');
+    await wb.waitForNotification(new RegExp(`Sink "${PICKY_SINK}" cannot deliver a message of channel ${channel.name}: .*400.*kept as dead letters`), 30_000);
+    await wb.waitForStatusBar(/flespi: forwarding \d+ → \d+ sinks? · 1 dead letter$/);
+    await waitFor(`the Sinks view to count the dead letter of ${PICKY_SINK}`, async () => (await wb.treeLabels('Sinks')).some((l) => l.startsWith(PICKY_SINK) && l.includes('1 dead letter')));
+    await wb.shot('dead-letter');
+
+    await wb.runCommand('flespi: Open Dead Letters');
+    await wb.pick(PICKY_SINK);
+    await waitFor('the dead letters document to open', async () => (await wb.editorTabs()).includes(`${PICKY_SINK}.dead-letters.json`));
+    const text = await waitFor('the dead letters document to show the refused message', async () => {
+      // Monaco draws spaces as no-break spaces.
+      const lines = (await wb.page.locator('.editor-instance .monaco-editor .view-lines').first().textContent())?.replace(/\u00a0/g, ' ');
+      return lines?.includes(`"${SEQ_PARAM}": ${POISON_SEQ}`) ? lines : undefined;
+    });
+    assert.match(text, /"error": ".*400/, 'the letter says why');
+    assert.match(text, new RegExp(`"channel": ${channel.id}`));
+    await wb.shot('dead-letters-document');
+
+    sink.refuse = undefined; // the endpoint was fixed
+    await wb.runCommand('flespi: Send Dead Letters Again…');
+    await wb.pick(PICKY_SINK);
+    await wb.dialogButton(/^Send Again$/).click();
+    await wb.waitForNotification(new RegExp(`Sink "${PICKY_SINK}": 1 dead letter sent again\\.`), 60_000);
+    assert.ok(sink.distinct().has(POISON_SEQ), 'the dead letter reached the sink');
+    await waitFor('the dead-letter count to leave the status bar', async () => (await wb.statusBarTexts()).some((t) => /flespi: forwarding/.test(t) && !/dead letter/.test(t)));
+    await wb.shot('sent-again');
+    await wb.runCommand('flespi: Stop Forwarding');
+    await wb.pick(channel.name);
+  });
+
   flow('flow9', 'no secret is written anywhere: tokens, the HTTP Authorization header, the AWS IoT private key', async (wb, t) => {
     const session = e2e.session;
     const keyPem = readFileSync(session.peers.tls.pki.client.key, 'utf8');

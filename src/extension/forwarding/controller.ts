@@ -37,6 +37,9 @@ export interface ForwardingControllerDeps {
   handlerError(sink: string, error: Error): void;
 }
 
+/** Read-only documents listing a sink's dead letters. */
+const DEAD_LETTERS_SCHEME = 'flespi-dead-letters';
+
 export class ForwardingController implements vscode.Disposable {
   private managerPromise?: Promise<ForwardingManager>;
   private manager?: ForwardingManager;
@@ -48,6 +51,8 @@ export class ForwardingController implements vscode.Disposable {
   private deadLetterFilesPromise?: Promise<DeadLetterFiles>;
   /** Dead letters per sink on the current connection. */
   private deadLetterCounts = new Map<string, number>();
+  /** Fires for a dead-letters document whose content changed. */
+  private readonly deadLetterDocuments = new vscode.EventEmitter<vscode.Uri>();
   /** Sinks whose first dead letter in this window was announced. */
   private readonly warnedDeadLetters = new Set<string>();
   private readonly records: ForwardingRecords;
@@ -57,7 +62,12 @@ export class ForwardingController implements vscode.Disposable {
     this.records = new ForwardingRecords(join(deps.context.globalStorageUri.fsPath, 'forwardings'));
     this.statusBar.name = 'flespi forwarding';
     this.statusBar.command = 'flespi.showForwardings';
-    this.subscriptions.push(this.statusBar, deps.connection.onDidChange(() => void this.connectionChanged()));
+    this.subscriptions.push(
+      this.statusBar,
+      this.deadLetterDocuments,
+      deps.connection.onDidChange(() => void this.connectionChanged()),
+      vscode.workspace.registerTextDocumentContentProvider(DEAD_LETTERS_SCHEME, { onDidChange: this.deadLetterDocuments.event, provideTextDocumentContent: (uri) => this.deadLettersText(uri) }),
+    );
   }
 
   /** True when forwardings were persisted: they resume as soon as their connection is up. */
@@ -109,22 +119,30 @@ export class ForwardingController implements vscode.Disposable {
     return this.deadLetterCounts.get(sink) ?? 0;
   }
 
-  /** Shows a sink's dead letters (every channel of the current connection) as a JSON document. */
+  /** Shows a sink's dead letters (every channel of the current connection) as a read-only JSON document. */
   async openDeadLetters(sink: string): Promise<void> {
     const info = this.deps.connection.current;
     if (!info) {
       void vscode.window.showErrorMessage('Connect to flespi first: dead letters are kept per connection.');
       return;
     }
-    const files = await this.deadLetterFiles();
-    const found = await files.read(info.label, sink);
-    if (found.length === 0) {
+    if (((await (await this.deadLetterFiles()).counts(info.label)).get(sink) ?? 0) === 0) {
       void vscode.window.showInformationMessage(`Sink "${sink}" has no dead letters on ${info.label}.`);
       return;
     }
-    const { deadLettersDocument } = await import('./deadLetterFiles.js');
-    const document = await vscode.workspace.openTextDocument({ language: 'json', content: deadLettersDocument(found) });
+    const uri = vscode.Uri.from({ scheme: DEAD_LETTERS_SCHEME, path: `/${sink}.dead-letters.json`, query: new URLSearchParams({ connection: info.label, sink }).toString() });
+    this.deadLetterDocuments.fire(uri); // an open one shows what is there now
+    const document = await vscode.workspace.openTextDocument(uri);
+    await vscode.languages.setTextDocumentLanguage(document, 'json');
     await vscode.window.showTextDocument(document, { preview: false });
+  }
+
+  /** The text of a dead-letters document (see openDeadLetters): read from the files each time it is shown. */
+  private async deadLettersText(uri: vscode.Uri): Promise<string> {
+    const query = new URLSearchParams(uri.query);
+    const found = await (await this.deadLetterFiles()).read(query.get('connection') ?? '', query.get('sink') ?? '');
+    const { deadLettersDocument } = await import('./deadLetterFiles.js');
+    return deadLettersDocument(found);
   }
 
   /** Sends a sink's dead letters again through a fresh handler (after a fix); those it accepts leave the store. */
@@ -265,6 +283,7 @@ export class ForwardingController implements vscode.Disposable {
     }
     this.deps.changed();
     this.scheduleStatus();
+    for (const document of vscode.workspace.textDocuments) if (document.uri.scheme === DEAD_LETTERS_SCHEME) this.deadLetterDocuments.fire(document.uri);
   }
 
   private getManager(): Promise<ForwardingManager> {
@@ -375,7 +394,8 @@ export class ForwardingController implements vscode.Disposable {
     const forwardings = all.filter((f) => !f.owner);
     const elsewhere = all.filter((f) => f.owner);
     const status = statusBarText(
-      forwardings.map((f) => ({ messages: f.messagesForwarded, sinks: f.spec.sinks, failed: f.state === 'failed' || f.state === 'retrying', deadLetters: f.stats()?.handlers.reduce((sum, h) => sum + h.deadLetters, 0) ?? 0 })),
+      forwardings.map((f) => ({ messages: f.messagesForwarded, sinks: f.spec.sinks, failed: f.state === 'failed' || f.state === 'retrying' })),
+      [...this.deadLetterCounts.values()].reduce((sum, n) => sum + n, 0),
     );
     if (!status) {
       this.statusBar.hide();

@@ -15,8 +15,6 @@ export interface SinkUse {
     totalFailures: number;
     consecutiveFailures: number;
     lastError?: string;
-    /** This sink's messages in the forwarding's dead-letter store. */
-    deadLetters?: number;
     health: { connected?: boolean; detail?: string };
   };
 }
@@ -42,8 +40,8 @@ const TYPE_ICONS: Readonly<Record<string, string>> = {
   custom: 'code',
 };
 
-/** `deadLetters`: this sink's dead letters in stores of forwardings not running in this window (they are not in `uses`). */
-export function sinkRow(sink: SinkSetting, uses: readonly SinkUse[], problem?: string, deadLettersElsewhere = 0): SinkRow {
+/** `deadLetters`: the sink's messages in the dead-letter stores of the current connection. */
+export function sinkRow(sink: SinkSetting, uses: readonly SinkUse[], problem?: string, deadLetters = 0): SinkRow {
   // A URL's user:password never shows; everything else in the tooltip (Markdown) is escaped: names,
   // paths and error texts come from settings, servers and flespi.
   const target = redactUrl(sinkTarget(sink));
@@ -53,9 +51,8 @@ export function sinkRow(sink: SinkSetting, uses: readonly SinkUse[], problem?: s
   if (problem) {
     // The row names the file without its folder; the tooltip keeps the full path.
     const short = problem.replace(/^(?:[A-Za-z]:)?[^:]*[\\/]([^\\/:]+(?::\d+:\d+)?:)/, '$1');
-    return { description: `${sink.type} · ${short}`, tooltip: `${header}\n\n$(error) ${md(problem)}`, icon: 'error', color: 'errorForeground', status: 'trouble', deadLetters: deadLettersElsewhere };
+    return { description: `${sink.type} · ${short}`, tooltip: `${header}\n\n$(error) ${md(problem)}`, icon: 'error', color: 'errorForeground', status: 'trouble', deadLetters };
   }
-  const deadLetters = deadLettersElsewhere + uses.reduce((sum, u) => sum + (u.stats?.deadLetters ?? 0), 0);
   const dead = deadLetters > 0 ? `${deadLetters} dead letter${deadLetters === 1 ? '' : 's'}` : '';
   const deadNote = dead ? `\n\n$(mail) ${dead}: messages it could never deliver. *Open Dead Letters* shows them with why; *Send Dead Letters Again* retries them after a fix.` : '';
   if (uses.length === 0) {
@@ -93,12 +90,11 @@ export function sinkRow(sink: SinkSetting, uses: readonly SinkUse[], problem?: s
   };
 }
 
-/** The status bar text: `$(radio-tower) flespi: forwarding 1234 → 2 sinks`, and `· 3 dead letters` when there are any. */
-export function statusBarText(forwardings: readonly { messages: number; sinks: readonly string[]; failed: boolean; deadLetters?: number }[]): { text: string; trouble: boolean } | undefined {
+/** The status bar text: `$(radio-tower) flespi: forwarding 1234 → 2 sinks`, and `· 3 dead letters` when the stores hold any. */
+export function statusBarText(forwardings: readonly { messages: number; sinks: readonly string[]; failed: boolean }[], dead = 0): { text: string; trouble: boolean } | undefined {
   if (forwardings.length === 0) return undefined;
   const messages = forwardings.reduce((sum, f) => sum + f.messages, 0);
   const sinks = new Set(forwardings.flatMap((f) => f.sinks)).size;
-  const dead = forwardings.reduce((sum, f) => sum + (f.deadLetters ?? 0), 0);
   const trouble = forwardings.some((f) => f.failed);
   const icon = trouble ? '$(warning)' : '$(radio-tower)';
   const deadText = dead > 0 ? ` · ${dead} dead letter${dead === 1 ? '' : 's'}` : '';

@@ -54,9 +54,7 @@ export class SinksTree implements vscode.TreeDataProvider<SinkNode>, vscode.Disp
       forwardingState: forwarding.state,
       stats,
     }));
-    // Running forwardings count their letters live; the files may hold more (stopped forwardings, earlier runs).
-    const live = uses.reduce((sum, use) => sum + (use.stats?.deadLetters ?? 0), 0);
-    const row = sinkRow(sink, uses, this.problemOf(sink), Math.max(0, this.deadLetters(sink) - live));
+    const row = sinkRow(sink, uses, this.problemOf(sink), this.deadLetters(sink));
     const item = new vscode.TreeItem(sink.name, vscode.TreeItemCollapsibleState.None);
     item.id = `sink-${sink.name}`;
     item.description = row.description;

@@ -60,6 +60,11 @@ export class RecordingHttpSink {
   private readonly server: Server;
   private address = '';
 
+  /** Batches answered 400 because they held a message `refuse` picked. */
+  rejected = 0;
+  /** Set it to pick messages the endpoint refuses for good (400 for the whole batch, as many APIs do). */
+  refuse?: (message: Record<string, unknown>) => boolean;
+
   private constructor(
     private readonly authorization: string,
     private readonly ident: string,
@@ -79,6 +84,12 @@ export class RecordingHttpSink {
         }
         if (!Array.isArray(batch)) {
           res.writeHead(400).end('expected a JSON array of messages');
+          return;
+        }
+        const refuse = this.refuse;
+        if (refuse && (batch as Record<string, unknown>[]).some((message) => refuse(message))) {
+          this.rejected++;
+          res.writeHead(400, { 'content-type': 'application/json' }).end('{"error":"a message of this batch is invalid"}');
           return;
         }
         for (const message of batch as Record<string, unknown>[]) {
