@@ -62,7 +62,7 @@ async function drain(sandbox: Sandbox, count: number, poisoned: number, failure:
 }
 
 async function sandboxWith(messages: FlespiMessage[]): Promise<Sandbox> {
-  const sandbox = await startSandbox({ restPort: 0, mqttPort: 0, simulate: false, capacity: Math.max(messages.length, 1_000_000) });
+  const sandbox = await startSandbox({ restPort: 0, mqttPort: 0, simulate: false, capacity: Math.max(messages.length, 1_000_000), channelBufferBytes: Infinity });
   for (let i = 0; i < messages.length; i += 10_000) sandbox.inject(BENCH_CHANNEL_ID, messages.slice(i, i + 10_000));
   return sandbox;
 }

@@ -6,7 +6,7 @@ import { FaultQueue, type Fault, type FaultKind, type FaultOptions } from './fau
 import type { StoredMessage } from './log';
 import { SandboxBroker } from './mqtt/broker';
 import { imeiLike, Random } from './random';
-import { RestServer } from './rest';
+import { RestServer, type RestOptions } from './rest';
 import { SimulatedVehicle, Simulator, type SimulationState } from './simulator';
 import { SandboxInputError, SandboxStore, type ChannelSpec } from './store';
 import { bareToken, randomToken, TokenRegistry } from './tokens';
@@ -34,8 +34,24 @@ export interface SandboxOptions {
   replayFile?: string;
   /** Makes idents, routes and sensor values reproducible. */
   seed?: number;
-  /** Messages kept per channel and per device (oldest dropped first). */
+  /** Messages a channel buffer holds before the channel blocks (default 1,000,000), and a device log keeps (oldest dropped first). */
   capacity?: number;
+  /**
+   * A channel buffer's size limit in bytes of message JSON (default 100 MB, flespi's free plan). A full
+   * channel is blocked as flespi blocks it: it refuses new messages and shows `blocked` 4 in REST and
+   * on `flespi/state/gw/channels/{id}` until deletes or the TTL make room; nothing is dropped.
+   */
+  channelBufferBytes?: number;
+  /** The sandbox's flespi clock minus the real one, in ms: `server.timestamp` stamps and the REST `Date` header are shifted by it. */
+  clockOffsetMs?: number;
+  /** false: key-based reading (`curr_key`/`next_key`/`delete_key`) is refused (400, code 2), as an API that reads channels only by time would. */
+  keyReading?: boolean;
+  /** `errors[].code` style: `flespi` small integers (default) or `http` statuses. */
+  errorCodes?: RestOptions['errorCodes'];
+  /** Listed ids of which none exists: 404 (default) or 200 with `errors`. */
+  notFoundStatus?: RestOptions['notFoundStatus'];
+  /** Items a collection answers per page at most (and without `limit`); default everything. */
+  collectionLimit?: number;
   /** Channel messages_ttl in seconds. */
   channelMessagesTtl?: number;
   /**
@@ -84,7 +100,13 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
   const random = new Random(options.seed ?? Date.now());
   const token = bareToken(options.token ?? randomToken());
 
-  const store = new SandboxStore({ capacity: options.capacity, channelMessagesTtl: options.channelMessagesTtl, firstKey: options.firstKey });
+  const store = new SandboxStore({
+    capacity: options.capacity,
+    channelMessagesTtl: options.channelMessagesTtl,
+    firstKey: options.firstKey,
+    channelBufferBytes: options.channelBufferBytes,
+    clockOffsetMs: options.clockOffsetMs,
+  });
   const tokens = new TokenRegistry();
   tokens.add(token);
   const faults = new FaultQueue();
@@ -132,6 +154,9 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
     }
   });
 
+  // A channel blocked or unblocked by its buffer shows on its retained state topic, as its REST item does.
+  store.onBlockChange((channel) => broker.publish(`flespi/state/gw/channels/${channel.id}`, JSON.stringify(channel.item), { retain: true }));
+
   const inject = (channelId: number, messages: unknown[]) => store.ingest(channelId, messages);
   const simulator = new Simulator(vehicles, rateHz, (channelId, messages) => inject(channelId, messages), replay);
   const setSimulation = (settings: { rateHz?: number; running?: boolean }): SimulationState => {
@@ -147,13 +172,14 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
     store,
     tokens,
     faults,
+    options: { keyReading: options.keyReading, errorCodes: options.errorCodes, notFoundStatus: options.notFoundStatus, collectionLimit: options.collectionLimit },
     control: {
       info: () => ({
         sandbox: true,
         rest_url: restUrl,
         mqtt_url: mqttUrl,
         mqtt_clients: broker.clientCount,
-        channels: [...store.channels.values()].map((c) => ({ id: c.id, name: c.item.name, messages: c.log.size, first_key: c.log.firstKey, next_key: c.log.nextKey })),
+        channels: [...store.channels.values()].map((c) => ({ id: c.id, name: c.item.name, messages: c.log.size, first_key: c.log.firstKey, next_key: c.log.nextKey, blocked: c.item.blocked, refused: c.refused })),
         devices: [...store.devices.values()].map((d) => ({ id: d.id, ident: d.ident, messages: d.log.size })),
         faults: faults.pending,
         simulation: simulator.state,

@@ -41,14 +41,19 @@ abstract class Log {
     public ttlMs: number,
   ) {}
 
+  /** True when a full log drops its oldest messages; false when it refuses new ones instead (a channel buffer: see ChannelLog.full). */
+  protected get rotates(): boolean {
+    return true;
+  }
+
   get size(): number {
     return this.entries.length - this.head;
   }
 
-  /** Drops messages past their TTL and beyond the capacity, oldest first. */
+  /** Drops messages past their TTL (and, for a device log, beyond the capacity), oldest first. */
   expire(nowMs: number): void {
     const oldest = nowMs - this.ttlMs;
-    let drop = Math.max(0, this.size - this.capacity);
+    let drop = this.rotates ? Math.max(0, this.size - this.capacity) : 0;
     while (this.head + drop < this.entries.length && (this.entries[this.head + drop] as StoredMessage).storedAt < oldest) drop++;
     this.dropOldest(drop);
   }
@@ -100,10 +105,24 @@ export class ChannelLog extends Log {
   /** The key the next message gets. */
   nextKey: number;
 
-  /** `firstKey` > 1 lets a restarted sandbox keep numbering above the keys it handed out before (see SandboxOptions.firstKey). */
-  constructor(capacity: number, ttlMs: number, firstKey = 1) {
+  /**
+   * `firstKey` > 1 lets a restarted sandbox keep numbering above the keys it handed out before (see
+   * SandboxOptions.firstKey). `capacity` (messages) and `bufferChars` (JSON characters, i.e. bytes for
+   * ASCII) bound the buffer: a full buffer takes nothing more (flespi blocks the channel) until
+   * deletes or the TTL make room; it never drops its oldest messages to make room.
+   */
+  constructor(capacity: number, ttlMs: number, firstKey = 1, readonly bufferChars = Infinity) {
     super(capacity, ttlMs);
     this.nextKey = firstKey;
+  }
+
+  protected override get rotates(): boolean {
+    return false;
+  }
+
+  /** True when the buffer holds its capacity or its size limit: the channel takes no more messages. */
+  get full(): boolean {
+    return this.size >= this.capacity || this.chars >= this.bufferChars;
   }
   /** Whether `server.timestamp` never decreased, so time ranges can binary-search. */
   private orderedByServerTs = true;
@@ -152,17 +171,28 @@ export class ChannelLog extends Log {
   }
 }
 
-/** A device's messages, ordered by device `timestamp` (late messages are inserted in place). */
+/**
+ * A device's messages, ordered by device `timestamp` (late messages are inserted in place). flespi
+ * stores a device's messages under their `timestamp` (to the microsecond), so a message with the
+ * `timestamp` of one already stored is merged into it: one message with the parameters of both, the
+ * newer values winning (flespi forum, https://forum.flespi.com/d/25/67).
+ */
 export class DeviceLog extends Log {
-  insert(entry: StoredMessage): void {
+  /** Stores `entry`, or merges it into the message with the same `timestamp`; returns what the log now holds for that time. */
+  insert(entry: StoredMessage): StoredMessage {
     const n = this.entries.length;
-    if (n === this.head || (this.entries[n - 1] as StoredMessage).ts <= entry.ts) {
-      this.entries.push(entry);
-    } else {
-      const at = lowerBound(this.entries, this.head, n, (e) => e.ts > entry.ts);
-      this.entries.splice(at, 0, entry);
+    const at = n === this.head || (this.entries[n - 1] as StoredMessage).ts < entry.ts ? n : lowerBound(this.entries, this.head, n, (e) => e.ts >= entry.ts);
+    const same = at < n ? (this.entries[at] as StoredMessage) : undefined;
+    if (same && same.ts === entry.ts) {
+      const merged: StoredMessage = { ...entry, json: JSON.stringify({ ...(JSON.parse(same.json) as object), ...(JSON.parse(entry.json) as object) }) };
+      this.entries[at] = merged;
+      this.chars += merged.json.length - same.json.length;
+      return merged;
     }
+    if (at === n) this.entries.push(entry);
+    else this.entries.splice(at, 0, entry);
     this.chars += entry.json.length;
+    return entry;
   }
 
   byDeviceTime(query: RangeQuery): StoredMessage[] {

@@ -17,18 +17,43 @@ export interface SandboxControl {
   setSimulation(settings: { rateHz?: number; running?: boolean }): unknown;
 }
 
+/** How the sandbox answers where flespi's behaviour is uncertain (docs/flespi-assumptions.md), so a client can be tested against each form. */
+export interface RestOptions {
+  /**
+   * `errors[].code`: `flespi` (default) small integers, 2 for a refused request (400, unknown ids) and
+   * 3 for a refusal by permission (403), as the 2018 swagger and real answers show; 1 for the rest
+   * (no source gives those). `http`: the HTTP status, as flespi's SKILL.md example shows.
+   */
+  errorCodes?: 'flespi' | 'http';
+  /** Listed ids of which none exists: 404 (default) or 200 with `errors` beside an empty `result`. */
+  notFoundStatus?: 404 | 200;
+  /** false: key-based reading (`curr_key`, `next_key`, `delete_key`) is refused with 400 code 2, as an API that reads only by time would. */
+  keyReading?: boolean;
+  /** Items a collection answers without `limit`, and the largest `limit` (default: everything, no cap). */
+  collectionLimit?: number;
+}
+
 export interface RestContext {
   store: SandboxStore;
   tokens: TokenRegistry;
   faults: FaultQueue;
   control: SandboxControl;
+  options?: RestOptions;
 }
 
-/** flespi error codes: 2 = bad request (confirmed); others follow the HTTP status (UNCONFIRMED). */
+/** flespi's error item: code (see RestOptions.errorCodes), reason, and the id it is about. */
 interface ErrorItem {
   code: number;
   reason: string;
   id?: number;
+}
+
+/** The `code` of an error answered with HTTP `status` (see RestOptions.errorCodes). */
+function errorCode(status: number, style: RestOptions['errorCodes']): number {
+  if (style === 'http') return status;
+  if (status === 400 || status === 404) return 2;
+  if (status === 403) return 3;
+  return 1;
 }
 
 /** A request that fails with an HTTP status and flespi's `errors` body. */
@@ -42,7 +67,7 @@ class HttpError extends Error {
 }
 
 function badRequest(reason: string): HttpError {
-  return new HttpError(400, [{ code: 2, reason }]);
+  return new HttpError(400, [{ code: 400, reason }]);
 }
 
 const MAX_POLL_TIMEOUT_S = 30;
@@ -64,8 +89,10 @@ export class RestServer {
   private readonly waiters = new Map<number, Set<() => void>>();
   private readonly unsubscribe: () => void;
   private closing = false;
+  private readonly options: RestOptions;
 
   constructor(private readonly ctx: RestContext) {
+    this.options = ctx.options ?? {};
     this.server = createServer((req, res) => {
       this.handle(req, res).catch((error: unknown) => this.fail(res, error));
     });
@@ -104,9 +131,11 @@ export class RestServer {
     const url = new URL(rawUrl, 'http://sandbox');
     const path = url.pathname.replace(/\/+$/, '') || '/';
     const control = path === '/sandbox' || path.startsWith('/sandbox/');
+    // flespi's clock (shifted by the clock offset option), as every answer's Date header.
+    res.setHeader('Date', new Date(this.ctx.store.now()).toUTCString());
     if (!control) {
       const fault = this.ctx.faults.take(path);
-      if (fault) return applyFault(fault, req, res);
+      if (fault) return applyFault(fault, req, res, this.options.errorCodes);
     }
     this.authorize(req);
     const method = req.method ?? 'GET';
@@ -131,6 +160,10 @@ export class RestServer {
       if (sub === undefined && method === 'GET') return this.listItems(collection, selectorText, url, res);
       if (sub === 'messages' && collection === 'channels' && (method === 'GET' || method === 'DELETE')) {
         const data = readData(url, rawUrl, body);
+        if (this.options.keyReading === false) {
+          const key = [...STYLE_A_KEYS, 'delete_key'].find((k) => k in data);
+          if (key !== undefined) throw badRequest(`unknown parameter "${key}": read channel messages by time (from, to, count, reverse, filter on server.timestamp)`);
+        }
         if (method === 'DELETE') return this.deleteChannelMessages(selectorText, data, res);
         return this.channelMessages(selectorText, data, res);
       }
@@ -138,17 +171,17 @@ export class RestServer {
         return this.deviceMessages(selectorText, readData(url, rawUrl, body), res);
       }
     }
-    throw new HttpError(404, [{ code: 404, reason: `${method} ${path} is not an endpoint of the flespi sandbox: it serves /auth/info, /gw/{channels,devices,streams,channel-protocols}/{selector}, their /messages, and /sandbox/*` }]);
+    throw new HttpError(404, [{ code: 2, reason: `${method} ${path} is not an endpoint of the flespi sandbox: it serves /auth/info, /gw/{channels,devices,streams,channel-protocols}/{selector}, their /messages, and /sandbox/*` }]);
   }
 
   private authorize(req: IncomingMessage): void {
     const header = req.headers.authorization;
     if (header === undefined || !/^FlespiToken\s+\S/i.test(header)) {
-      throw new HttpError(401, [{ code: 401, reason: "the header 'Authorization: FlespiToken <token>' is required" }]);
+      throw new HttpError(401, [{ code: 1, reason: "the header 'Authorization: FlespiToken <token>' is required" }]);
     }
     const check = this.ctx.tokens.check(header);
-    if (check === 'unknown') throw new HttpError(401, [{ code: 401, reason: 'invalid or expired token' }]);
-    if (check === 'blocked') throw new HttpError(403, [{ code: 403, reason: 'token or customer is blocked' }]);
+    if (check === 'unknown') throw new HttpError(401, [{ code: 1, reason: 'invalid or expired token' }]);
+    if (check === 'blocked') throw new HttpError(403, [{ code: 3, reason: 'token or customer is blocked' }]);
   }
 
   private tokenInfo(req: IncomingMessage): Item {
@@ -179,7 +212,22 @@ export class RestServer {
       }
       result = found.map((item) => projectItem(item, fields));
     }
-    sendResult(res, result, missing.map((id) => notFound(spec.noun, id)));
+    // Paging (SKILL.md): `limit`/`offset`, answered with a `pagination` object.
+    const limitText = url.searchParams.get('limit');
+    const offsetText = url.searchParams.get('offset');
+    const cap = this.options.collectionLimit;
+    if (limitText !== null || offsetText !== null || cap !== undefined) {
+      const asked = limitText === null ? undefined : Number(limitText);
+      const offset = offsetText === null ? 0 : Number(offsetText);
+      if (asked !== undefined && (!Number.isInteger(asked) || asked < 1)) throw badRequest(`limit must be a positive integer, got "${limitText}"`);
+      if (!Number.isInteger(offset) || offset < 0) throw badRequest(`offset must be an integer ≥ 0, got "${offsetText}"`);
+      const limit = Math.min(asked ?? Infinity, cap ?? Infinity);
+      const page = result.slice(offset, offset + limit);
+      const body: Record<string, unknown> = { result: page, pagination: { limit: Number.isFinite(limit) ? limit : result.length, offset, count: result.length } };
+      if (missing.length > 0) body.errors = missing.map((id) => this.notFound(spec.noun, id));
+      return sendRaw(res, 200, JSON.stringify(body));
+    }
+    sendResult(res, result, missing.map((id) => this.notFound(spec.noun, id)));
   }
 
   /** Items a selector picks; 404 when it lists ids and none exists, partial success when some do. */
@@ -192,7 +240,7 @@ export class RestServer {
       throw error;
     }
     const picked = selectItems(items, selector);
-    if (selector.kind === 'ids' && picked.found.length === 0) throw new HttpError(404, picked.missing.map((id) => notFound(noun, id)));
+    if (selector.kind === 'ids' && picked.found.length === 0) throw new HttpError(this.options.notFoundStatus ?? 404, picked.missing.map((id) => this.notFound(noun, id)));
     return picked;
   }
 
@@ -204,7 +252,7 @@ export class RestServer {
 
   private async channelMessages(selectorText: string, data: Item, res: ServerResponse): Promise<void> {
     const { channels, missing } = this.channelsOf(selectorText);
-    const errors = missing.map((id) => notFound('channel', id));
+    const errors = missing.map((id) => this.notFound('channel', id));
     const styleB = STYLE_B_KEYS.some((k) => k in data);
     if (styleB) {
       checkKeys(data, STYLE_B_KEYS, 'channel messages by time (from, to, count, reverse, filter)', STYLE_A_KEYS);
@@ -271,7 +319,7 @@ export class RestServer {
       channel.log.deleteBelow(deleteKey);
       this.ctx.store.expire(channel);
     }
-    sendResult(res, channels.map((c) => c.id), missing.map((id) => notFound('channel', id)));
+    sendResult(res, channels.map((c) => c.id), missing.map((id) => this.notFound('channel', id)));
   }
 
   private deviceMessages(selectorText: string, data: Item, res: ServerResponse): void {
@@ -291,7 +339,7 @@ export class RestServer {
     if (found.length > 1) merged.sort((a, b) => (query.reverse ? b.ts - a.ts : a.ts - b.ts));
     const chosen = merged.slice(0, query.count);
     const texts = project ? chosen.map((e) => JSON.stringify(project(JSON.parse(e.json) as Item))) : chosen.map((e) => e.json);
-    sendRaw(res, 200, envelope(texts, missing.map((id) => notFound('device', id))));
+    sendRaw(res, 200, envelope(texts, missing.map((id) => this.notFound('device', id))));
   }
 
   private handleControl(method: string, segments: string[], body: string, res: ServerResponse): void {
@@ -332,28 +380,37 @@ export class RestServer {
     throw new HttpError(404, [{ code: 404, reason: `${route} is not a sandbox control endpoint: use GET /sandbox/info, POST|DELETE /sandbox/faults, POST /sandbox/channels/{id}/messages, POST /sandbox/mqtt/drop-clients, POST /sandbox/simulation` }]);
   }
 
+  /**
+   * Every error answer: `errors[].code` written in the configured style (see RestOptions.errorCodes).
+   * A 200 (notFoundStatus 200) carries an empty `result` beside the errors, as flespi's partial answers do.
+   */
   private fail(res: ServerResponse, error: unknown): void {
     if (res.headersSent || res.destroyed) return;
-    if (error instanceof HttpError) return sendRaw(res, error.status, JSON.stringify({ errors: error.errors }));
-    if (error instanceof SandboxInputError) return sendRaw(res, error.status, JSON.stringify({ errors: [{ code: error.status === 400 ? 2 : error.status, reason: error.message }] }));
-    sendRaw(res, 500, JSON.stringify({ errors: [{ code: 500, reason: `the sandbox failed: ${error instanceof Error ? error.message : String(error)}` }] }));
+    const style = this.options.errorCodes;
+    if (error instanceof HttpError) {
+      const errors = error.errors.map((e) => ({ ...e, code: errorCode(error.status === 200 ? 404 : error.status, style) }));
+      return sendRaw(res, error.status, JSON.stringify(error.status === 200 ? { result: [], errors } : { errors }));
+    }
+    if (error instanceof SandboxInputError) return sendRaw(res, error.status, JSON.stringify({ errors: [{ code: errorCode(error.status, style), reason: error.message }] }));
+    sendRaw(res, 500, JSON.stringify({ errors: [{ code: errorCode(500, style), reason: `the sandbox failed: ${error instanceof Error ? error.message : String(error)}` }] }));
+  }
+
+  /** An unknown id, inside a partial answer or a 404 (code 2 or 404 by RestOptions.errorCodes). */
+  private notFound(noun: string, id: number): ErrorItem {
+    return { code: errorCode(404, this.options.errorCodes), reason: `${noun} ${id} not found`, id };
   }
 }
 
-function notFound(noun: string, id: number): ErrorItem {
-  return { code: 404, reason: `${noun} ${id} not found`, id };
-}
-
-function applyFault(fault: Fault, req: IncomingMessage, res: ServerResponse): void {
+function applyFault(fault: Fault, req: IncomingMessage, res: ServerResponse, style: RestOptions['errorCodes']): void {
   req.resume();
   switch (fault.kind) {
     case '429': {
       const headers: Record<string, string> = fault.retryAfter !== undefined ? { 'Retry-After': String(fault.retryAfter) } : {};
-      return sendRaw(res, 429, JSON.stringify({ errors: [{ code: 429, reason: 'too many requests (sandbox fault injection)' }] }), headers);
+      return sendRaw(res, 429, JSON.stringify({ errors: [{ code: errorCode(429, style), reason: 'too many requests (sandbox fault injection)' }] }), headers);
     }
     case '500':
     case '503':
-      return sendRaw(res, Number(fault.kind), JSON.stringify({ errors: [{ code: Number(fault.kind), reason: 'server is unable to process request at the moment, try again later (sandbox fault injection)' }] }));
+      return sendRaw(res, Number(fault.kind), JSON.stringify({ errors: [{ code: errorCode(Number(fault.kind), style), reason: 'server is unable to process request at the moment, try again later (sandbox fault injection)' }] }));
     case 'malformed':
       return sendRaw(res, 200, '{"result":[{"ident":"3526');
     case 'reset':
@@ -390,7 +447,7 @@ async function readBody(req: IncomingMessage): Promise<string> {
   let size = 0;
   for await (const chunk of req) {
     size += (chunk as Buffer).length;
-    if (size > MAX_BODY_BYTES) throw new HttpError(413, [{ code: 413, reason: `the request body is over ${MAX_BODY_BYTES} bytes: send fewer messages per request` }]);
+    if (size > MAX_BODY_BYTES) throw new HttpError(413, [{ code: 1, reason: `the request body is over ${MAX_BODY_BYTES} bytes: send fewer messages per request` }]);
     chunks.push(chunk as Buffer);
   }
   return Buffer.concat(chunks).toString('utf8');

@@ -35,7 +35,19 @@ export interface SandboxChannel {
   readonly log: ChannelLog;
   /** `server.timestamp` of the newest stamp, so stamps never go backwards. */
   lastStamp: number;
+  /** Messages the channel refused while its buffer was full (blocked). */
+  refused: number;
 }
+
+/**
+ * flespi's block code the sandbox shows in a channel's `blocked` while its buffer is full. The 2018
+ * swagger lists 4 as "too much storage used"; which code flespi shows for a buffer overflow is not
+ * documented (our assumption).
+ */
+export const BUFFER_FULL_BLOCK_CODE = 4;
+
+/** The channel buffer of flespi's free plan: 100 MB (https://flespi.com/kb/channel-entry-point-to-gateway). */
+export const DEFAULT_CHANNEL_BUFFER_BYTES = 100 * 1024 * 1024;
 
 export interface SandboxDevice {
   readonly id: number;
@@ -45,8 +57,12 @@ export interface SandboxDevice {
 }
 
 export interface StoreOptions {
-  /** Messages kept per channel and per device; the oldest go first. */
+  /** Messages kept per channel and per device. A full channel blocks (takes no more); a full device log drops its oldest. */
   capacity?: number;
+  /** A channel buffer's size limit in bytes of message JSON (default 100 MB, flespi's free plan); a full channel blocks. */
+  channelBufferBytes?: number;
+  /** flespi's clock minus the real one, in ms: `server.timestamp` stamps and the REST `Date` header are shifted by it. */
+  clockOffsetMs?: number;
   /** Channel `messages_ttl` in seconds. */
   channelMessagesTtl?: number;
   /** The key of the first message of every channel buffer (default 1). */
@@ -54,6 +70,8 @@ export interface StoreOptions {
 }
 
 export type IngestListener = (channel: SandboxChannel, entries: readonly StoredMessage[]) => void;
+/** Called when a channel becomes blocked (its buffer is full) or unblocked (room again). */
+export type BlockListener = (channel: SandboxChannel) => void;
 
 // eslint-disable-next-line no-control-regex -- control characters are exactly what is refused
 const FORBIDDEN_IDENT = /[#+/\u0000-\u001f\u007f]/;
@@ -67,14 +85,25 @@ export class SandboxStore {
   readonly protocols: Record<string, unknown>[] = PROTOCOLS.map(protocolItem);
   private readonly deviceByIdent = new Map<string, SandboxDevice>();
   private readonly listeners = new Set<IngestListener>();
+  private readonly blockListeners = new Set<BlockListener>();
   private readonly capacity: number;
   private readonly channelTtl: number;
   private readonly firstKey: number;
+  private readonly bufferBytes: number;
+  /** flespi's clock minus the real one (ms). */
+  readonly clockOffsetMs: number;
 
   constructor(options: StoreOptions = {}) {
     this.capacity = options.capacity ?? 1_000_000;
     this.channelTtl = options.channelMessagesTtl ?? 86400;
     this.firstKey = options.firstKey ?? 1;
+    this.bufferBytes = options.channelBufferBytes ?? DEFAULT_CHANNEL_BUFFER_BYTES;
+    this.clockOffsetMs = options.clockOffsetMs ?? 0;
+  }
+
+  /** The sandbox's flespi clock, ms since the epoch (the real clock plus `clockOffsetMs`). */
+  now(): number {
+    return Date.now() + this.clockOffsetMs;
   }
 
   addChannel(spec: ChannelSpec): SandboxChannel {
@@ -98,7 +127,7 @@ export class SandboxStore {
       configuration: {},
       metadata: {},
     };
-    const channel: SandboxChannel = { id: spec.id, protocol, item, log: new ChannelLog(this.capacity, this.channelTtl * 1000, this.firstKey), lastStamp: 0 };
+    const channel: SandboxChannel = { id: spec.id, protocol, item, log: new ChannelLog(this.capacity, this.channelTtl * 1000, this.firstKey, this.bufferBytes), lastStamp: 0, refused: 0 };
     this.channels.set(spec.id, channel);
     return channel;
   }
@@ -151,20 +180,34 @@ export class SandboxStore {
     return () => this.listeners.delete(listener);
   }
 
+  /** Called when a channel's `blocked` changes (its buffer became full, or has room again). */
+  onBlockChange(listener: BlockListener): () => void {
+    this.blockListeners.add(listener);
+    return () => this.blockListeners.delete(listener);
+  }
+
   /**
    * Stores messages as if devices sent them to the channel. Fills what the channel adds: `channel.id`,
    * `server.timestamp` (when missing; never going backwards), `protocol.id` and `timestamp` (when missing),
    * and `device.*` for registered idents. Validates the whole batch first: nothing is stored if one is bad.
+   * A channel whose buffer is full is blocked, as flespi blocks it: the messages from then on are
+   * refused (counted in `refused`, not stored), the oldest are never dropped to make room, and its
+   * `blocked` field shows BUFFER_FULL_BLOCK_CODE until deletes or the TTL make room.
    */
   ingest(channelId: number, messages: readonly unknown[]): StoredMessage[] {
     const channel = this.channel(channelId);
     const texts = messages.map((message, index) => serialize(message, index));
     const nowMs = Date.now();
     const entries: StoredMessage[] = [];
+    this.expire(channel, nowMs);
     messages.forEach((message, index) => {
+      if (channel.log.full) {
+        channel.refused++;
+        return;
+      }
       const raw = message as FlespiMessage;
       const given = raw['server.timestamp'];
-      const serverTs = typeof given === 'number' ? given : microseconds(Math.max(preciseNow(), channel.lastStamp + 0.000001));
+      const serverTs = typeof given === 'number' ? given : microseconds(Math.max(preciseNow() + this.clockOffsetMs / 1000, channel.lastStamp + 0.000001));
       channel.lastStamp = Math.max(channel.lastStamp, serverTs);
       const ident = raw.ident as string;
       const device = this.deviceByIdent.get(ident);
@@ -187,10 +230,15 @@ export class SandboxStore {
     return entries;
   }
 
-  /** Applies TTL and capacity, and refreshes `messages_size` (KB, like flespi). */
+  /** Applies TTL and capacity, refreshes `messages_size` (KB, like flespi) and `blocked` (the buffer is full). */
   expire(channel: SandboxChannel, nowMs = Date.now()): void {
     channel.log.expire(nowMs);
     channel.item.messages_size = Math.ceil(channel.log.chars / 1024);
+    const blocked = channel.log.full ? BUFFER_FULL_BLOCK_CODE : 0;
+    if (channel.item.blocked !== blocked) {
+      channel.item.blocked = blocked;
+      for (const listener of this.blockListeners) listener(channel);
+    }
     for (const device of this.devices.values()) {
       device.log.expire(nowMs);
       device.item.messages_size = Math.ceil(device.log.chars / 1024);

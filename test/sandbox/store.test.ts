@@ -4,11 +4,11 @@ import { SandboxInputError, SandboxStore } from '../../src/sandbox/store';
 
 const idents = (entries: { json: string }[]) => entries.map((e) => (JSON.parse(e.json) as { ident: string }).ident);
 
-test('store: keys stay contiguous through deletes, compaction and the capacity limit', () => {
-  const store = new SandboxStore({ capacity: 10_000 });
+test('store: keys stay contiguous through deletes and compaction', () => {
+  const store = new SandboxStore({ capacity: 20_000 });
   const channel = store.addChannel({ id: 1, name: 'c' });
   store.ingest(1, Array.from({ length: 12_000 }, (_, i) => ({ ident: `d${i + 1}` })));
-  assert.equal(channel.log.size, 10_000, 'the oldest 2000 went over capacity');
+  assert.equal(channel.log.deleteBelow(2001), 2000);
   assert.equal(channel.log.firstKey, 2001);
   assert.equal(channel.log.nextKey, 12_001);
   assert.equal(channel.log.deleteBelow(9000), 6999);
@@ -16,6 +16,30 @@ test('store: keys stay contiguous through deletes, compaction and the capacity l
   assert.deepEqual(idents(channel.log.fromKey(1, 1, Infinity)), ['d9000'], 'a deleted key reads from the first kept one');
   assert.deepEqual(channel.log.fromKey(12_001, 10, Infinity), []);
   assert.equal(channel.log.deleteBelow(1), 0);
+});
+
+test('store: a full channel buffer blocks the channel (refuses new messages, blocked 4) instead of dropping the oldest; room again unblocks it', () => {
+  for (const full of [{ capacity: 10_000 }, { channelBufferBytes: 1_000_000 }]) {
+    const store = new SandboxStore(full);
+    const channel = store.addChannel({ id: 1, name: 'c' });
+    const changes: unknown[] = [];
+    store.onBlockChange((c) => changes.push(c.item.blocked));
+    const stored = store.ingest(1, Array.from({ length: 12_000 }, (_, i) => ({ ident: `d${i + 1}` })));
+    const kept = channel.log.size;
+    if (full.capacity) assert.equal(kept, 10_000, 'the buffer holds its capacity');
+    else assert.ok(channel.log.chars >= 1_000_000 && channel.log.chars < 1_000_200 && kept < 12_000, `the buffer filled to its size limit: ${channel.log.chars} characters in ${kept} messages`);
+    assert.equal(stored.length, kept);
+    assert.equal(channel.log.firstKey, 1, 'the oldest message is still there');
+    assert.deepEqual(idents(channel.log.fromKey(1, 1, Infinity)), ['d1']);
+    assert.equal(channel.refused, 12_000 - kept, 'the rest was refused, not stored');
+    assert.equal(channel.item.blocked, 4, 'the channel shows it is blocked');
+    assert.deepEqual(store.ingest(1, [{ ident: 'late' }]), [], 'a blocked channel takes nothing');
+    channel.log.deleteBelow(5001);
+    store.expire(channel);
+    assert.equal(channel.item.blocked, 0, 'deleting made room: unblocked');
+    assert.equal(store.ingest(1, [{ ident: 'after' }]).length, 1);
+    assert.deepEqual(changes, [4, 0]);
+  }
 });
 
 test('store: stamps what the channel adds and keeps server.timestamp increasing', () => {
@@ -44,13 +68,16 @@ test('store: time ranges stay right when injected server.timestamps arrive out o
   assert.deepEqual(idents(channel.log.byServerTime({ ...query, reverse: true, count: 1 })), ['t30']);
 });
 
-test('store: a device log is ordered by device time, late messages in place', () => {
+test('store: a device log is ordered by device time, late messages in place; an equal timestamp merges into one message as flespi does', () => {
   const store = new SandboxStore();
-  store.addChannel({ id: 1, name: 'c' });
+  const channel = store.addChannel({ id: 1, name: 'c' });
   const device = store.addDevice({ id: 9, name: 'd', ident: 'dev', protocol: 'teltonika' });
-  store.ingest(1, [5, 1, 3, 3, 9].map((ts, i) => ({ ident: 'dev', timestamp: ts, n: i })));
-  const all = device.log.byDeviceTime({ from: 0, to: Infinity, count: 100, reverse: false }).map((e) => JSON.parse(e.json) as { timestamp: number; n: number });
-  assert.deepEqual(all.map((m) => [m.timestamp, m.n]), [[1, 1], [3, 2], [3, 3], [5, 0], [9, 4]]);
+  store.ingest(1, [5, 1, 3, 3, 9].map((ts, i) => ({ ident: 'dev', timestamp: ts, n: i, [`only${i}`]: true })));
+  const all = device.log.byDeviceTime({ from: 0, to: Infinity, count: 100, reverse: false }).map((e) => JSON.parse(e.json) as Record<string, unknown>);
+  assert.deepEqual(all.map((m) => [m.timestamp, m.n]), [[1, 1], [3, 3], [5, 0], [9, 4]], 'one message at timestamp 3, the newer values winning');
+  assert.equal(all[1]?.only2, true, 'the merged message keeps the parameters of the first');
+  assert.equal(all[1]?.only3, true, 'and has those of the second');
+  assert.equal(channel.log.size, 5, 'the channel buffer keeps both messages');
 });
 
 test('store: TTL drops messages stored longer ago than messages_ttl', () => {

@@ -65,6 +65,15 @@ export interface FlespiList<T = FlespiItem> {
   errors: FlespiErrorDetail[];
 }
 
+/**
+ * Items asked for per page of a collection (`limit`). flespi documents `limit`/`offset` and a
+ * `pagination` object on collections (SKILL.md) but not the largest page; a third-party description
+ * says 1..1000. The client follows `pagination.limit` when the server answers a smaller page.
+ */
+export const COLLECTION_PAGE_LIMIT = 1000;
+/** No listing goes past this many pages (a server that ignores `offset` is caught earlier: a page with no new id ends it). */
+const MAX_COLLECTION_PAGES = 10_000;
+
 /** Style A: consume the channel buffer by key. */
 export interface PollParams {
   /** The `next_key` of the previous answer; 0 for the start of the buffer. */
@@ -105,6 +114,8 @@ interface RequestSubject {
   what: string;
   /** How to find valid ids, for 404 answers. */
   listHint?: string;
+  /** The one id asked for, when there is one: an envelope error naming it means it was not found. */
+  id?: number;
 }
 
 /**
@@ -117,6 +128,12 @@ export class FlespiClient {
   private readonly timeoutMs: number;
   private readonly maxBodyBytes: number;
   private readonly http: AxiosInstance;
+  /** flespi's clock minus ours (ms) lies in [lo, hi]: narrowed by every `Date` header, reset when samples disagree or grow old. */
+  private skew?: { lo: number; hi: number; since: number };
+  /** The newest `server.timestamp` (ms) of a message this client read. */
+  private newestServerStampMs = 0;
+  /** False once a server refused `limit`/`offset` on a collection: list without them from then on. */
+  private pagesCollections = true;
 
   constructor(options: FlespiClientOptions) {
     const token = options.token.trim().replace(/^FlespiToken\s+/i, '');
@@ -141,6 +158,25 @@ export class FlespiClient {
       transformResponse: [(data: unknown) => data],
       maxRedirects: 0,
     });
+  }
+
+  /**
+   * flespi's clock now, in ms since the epoch: for anything time-based (a gap fill's `to`), so a local
+   * clock behind flespi's loses nothing. An upper estimate: every answer's `Date` header (1-s
+   * resolution) bounds the skew from both sides, and the estimate is the upper bound, i.e. at least
+   * flespi's time, at most about a second plus a round trip ahead of it; never earlier than the newest
+   * `server.timestamp` this client has read. Before any answer it is the local clock. Callers add their
+   * own margin on top (a message may be stamped a moment before it becomes readable).
+   */
+  serverNow(): number {
+    const local = Date.now();
+    const skewed = this.skew ? local + this.skew.hi : local;
+    return Math.max(skewed, this.newestServerStampMs);
+  }
+
+  /** flespi's clock minus the local clock in ms (the middle of the estimate), or undefined before the first answer with a `Date` header. */
+  get clockSkewMs(): number | undefined {
+    return this.skew && Math.round((this.skew.lo + this.skew.hi) / 2);
   }
 
   /** Token info; the cheapest way to check a token (401 when it is wrong). */
@@ -179,13 +215,16 @@ export class FlespiClient {
     const limits = { deadlineMs: this.timeoutMs + timeout * 1000, maxBytes: pollBodyCap(params), capReason: pollCapReason(params) };
     const body = await this.request('GET', `/gw/channels/${channelId}/messages?data=${encodeData(data)}`, channelSubject(channelId), signal, limits);
     const messages = resultOf<FlespiMessage>(body, this.subjectLabel('GET', channelSubject(channelId)), channelSubject(channelId));
+    this.noteStamps(messages);
     const nextKey = typeof body.next_key === 'number' ? body.next_key : undefined;
     return { messages, nextKey };
   }
 
   /** Style B: channel messages in a `server.timestamp` range. */
-  channelMessages(channelId: number, params: ChannelHistoryParams = {}, signal?: AbortSignal): Promise<FlespiMessage[]> {
-    return this.result<FlespiMessage>('GET', `/gw/channels/${channelId}/messages?data=${encodeData(historyData(params))}`, channelSubject(channelId), signal);
+  async channelMessages(channelId: number, params: ChannelHistoryParams = {}, signal?: AbortSignal): Promise<FlespiMessage[]> {
+    const messages = await this.result<FlespiMessage>('GET', `/gw/channels/${channelId}/messages?data=${encodeData(historyData(params))}`, channelSubject(channelId), signal);
+    this.noteStamps(messages);
+    return messages;
   }
 
   /** Deletes every message of the channel buffer with a key below `deleteKey` (≥ 2, usually a `next_key`). */
@@ -204,15 +243,86 @@ export class FlespiClient {
     return this.result<FlespiMessage>('GET', `/gw/devices/${encodeSelector(selector)}/messages?data=${encodeData(data)}`, subject, signal);
   }
 
+  /**
+   * A collection, page by page: `limit`/`offset` until a page comes back shorter than the page size
+   * (the server's `pagination.limit` when it answers one), or adds no new id (a server that ignores
+   * `offset`). A first page refused as a bad request (400) is asked once more without `limit`/`offset`
+   * (a server without paging), and this client does not page again. Per-id errors of every page are kept (partial success).
+   */
   private async list(base: string, selector: string | number, fields: string[] | undefined, subject: RequestSubject, signal?: AbortSignal): Promise<FlespiList> {
-    const query = fields && fields.length > 0 ? `?fields=${encodeURIComponent(fields.join(','))}` : '';
-    const named = { ...subject, what: `${subject.what} ${selector}` };
-    const body = await this.request('GET', `${base}/${encodeSelector(selector)}${query}`, named, signal);
-    const items = Array.isArray(body.result) ? (body.result as FlespiItem[]) : [];
-    const errors = Array.isArray(body.errors) ? (body.errors as FlespiErrorDetail[]) : [];
-    if (!Array.isArray(body.result) && errors.length === 0) throw malformed(this.subjectLabel('GET', named), 200, 'no "result" array');
+    const named: RequestSubject = { ...subject, what: `${subject.what} ${selector}`, id: typeof selector === 'number' ? selector : /^\d+$/.test(selector) ? Number(selector) : undefined };
+    const path = `${base}/${encodeSelector(selector)}`;
+    const fieldsQuery = fields && fields.length > 0 ? `fields=${encodeURIComponent(fields.join(','))}` : '';
+    const items: FlespiItem[] = [];
+    const errors: FlespiErrorDetail[] = [];
+    const ids = new Set<unknown>();
+    for (let offset = 0, pages = 0; pages < MAX_COLLECTION_PAGES; pages++) {
+      let paging = this.pagesCollections ? `limit=${COLLECTION_PAGE_LIMIT}&offset=${offset}` : '';
+      const query = [fieldsQuery, paging].filter((q) => q !== '').join('&');
+      let body: Record<string, unknown>;
+      try {
+        body = await this.request('GET', `${path}${query ? `?${query}` : ''}`, named, signal);
+      } catch (error) {
+        if (!(paging !== '' && offset === 0 && error instanceof FlespiError && error.kind === 'bad-request')) throw error;
+        // Perhaps a server without paging: ask for everything at once. If that is refused too, the
+        // request itself is wrong (an unknown field, say) and its own error says why.
+        body = await this.request('GET', `${path}${fieldsQuery ? `?${fieldsQuery}` : ''}`, named, signal);
+        this.pagesCollections = false;
+        paging = '';
+      }
+      const page = Array.isArray(body.result) ? (body.result as FlespiItem[]) : [];
+      if (Array.isArray(body.errors)) errors.push(...(body.errors as FlespiErrorDetail[]));
+      if (!Array.isArray(body.result) && errors.length === 0) throw malformed(this.subjectLabel('GET', named), 200, 'no "result" array');
+      let fresh = 0;
+      for (const item of page) {
+        const key = item.id ?? item;
+        if (ids.has(key)) continue;
+        ids.add(key);
+        items.push(item);
+        fresh++;
+      }
+      if (paging === '' || page.length === 0 || fresh === 0) break;
+      const pagination = body.pagination as { limit?: unknown } | undefined;
+      const pageSize = typeof pagination?.limit === 'number' && pagination.limit > 0 ? Math.min(pagination.limit, COLLECTION_PAGE_LIMIT) : COLLECTION_PAGE_LIMIT;
+      if (page.length < pageSize) break;
+      offset += page.length;
+    }
     if (items.length === 0 && errors.length > 0) throw envelopeError(errors, this.subjectLabel('GET', named), named);
     return { items, errors };
+  }
+
+  /** Remembers the newest `server.timestamp` read (a lower bound of flespi's clock). */
+  private noteStamps(messages: readonly FlespiMessage[]): void {
+    for (const message of messages) {
+      const stamp = message['server.timestamp'];
+      if (typeof stamp === 'number' && Number.isFinite(stamp) && stamp * 1000 > this.newestServerStampMs) this.newestServerStampMs = stamp * 1000;
+    }
+  }
+
+  /**
+   * Narrows the clock skew with one answer's `Date` header: flespi wrote it after the request left
+   * (`sentAt`) and before the answer arrived (`receivedAt`), with whole seconds, so
+   * skew ∈ [date − receivedAt, date + 1 s − sentAt]. Samples intersect for 10 minutes; one that does
+   * not fit (a clock was set) starts over.
+   */
+  private noteDate(header: unknown, sentAt: number, receivedAt: number): void {
+    if (typeof header !== 'string') return;
+    const date = Date.parse(header);
+    if (Number.isNaN(date)) return;
+    let lo = date - receivedAt;
+    let hi = date + 1000 - sentAt;
+    const previous = this.skew;
+    let since = receivedAt;
+    if (previous && receivedAt - previous.since < 600_000) {
+      const narrowLo = Math.max(lo, previous.lo);
+      const narrowHi = Math.min(hi, previous.hi);
+      if (narrowLo <= narrowHi) {
+        lo = narrowLo;
+        hi = narrowHi;
+        since = previous.since;
+      }
+    }
+    this.skew = { lo, hi, since };
   }
 
   /** The `result` array of a request whose envelope must carry no `errors`. */
@@ -246,8 +356,10 @@ export class FlespiClient {
     const onAbort = () => controller.abort();
     signal?.addEventListener('abort', onAbort, { once: true });
     let response: AxiosResponse<string>;
+    const sentAt = Date.now();
     try {
       response = await this.http.request<string>({ method, url: path, signal: controller.signal, timeout: deadlineMs, maxContentLength: maxBytes });
+      this.noteDate(response.headers.date, sentAt, Date.now());
     } catch (error) {
       if (signal?.aborted) throw abortError(signal);
       const label = this.subjectLabel(method, subject);
@@ -303,7 +415,7 @@ function mib(bytes: number): string {
 }
 
 function channelSubject(channelId: number): RequestSubject {
-  return { what: `channel ${channelId}`, listHint: 'check the channel id; list channels with `flespi-receiver channels`' };
+  return { what: `channel ${channelId}`, listHint: 'check the channel id; list channels with `flespi-receiver channels`', id: channelId };
 }
 
 function historyData(params: ChannelHistoryParams): Record<string, unknown> {
@@ -399,11 +511,35 @@ function statusError(status: number, details: FlespiErrorDetail[], label: string
   return new FlespiError(kind, message, options);
 }
 
+/** A reason that says an item does not exist, in the words flespi (or an HTTP-style server) may use. */
+const NOT_FOUND_REASON = /not\s+found|does\s*n[o']t\s+exist|no\s+such|unknown\s+\w+\s+id/i;
+
+/**
+ * What errors inside a 2xx envelope mean. flespi's codes are small integers (2 bad request, 3 not
+ * permitted by ACL); flespi's own SKILL.md also shows HTTP statuses in `code` (404 not found), so
+ * both are read: 3/403 forbidden, 401 auth, 404 or a "not found" reason (or an error naming the one id
+ * asked for, without another meaning) not found, anything else a bad request.
+ */
+export function envelopeKind(details: readonly FlespiErrorDetail[], askedId?: number): FlespiErrorKind {
+  if (details.some((d) => d.code === 3 || d.code === 403)) return 'forbidden';
+  if (details.some((d) => d.code === 401)) return 'auth';
+  const notFound = (d: FlespiErrorDetail) => d.code === 404 || (typeof d.reason === 'string' && NOT_FOUND_REASON.test(d.reason)) || (askedId !== undefined && d.id === askedId && d.code !== 2);
+  if (details.length > 0 && details.every(notFound)) return 'not-found';
+  return 'bad-request';
+}
+
 /** Errors inside a 2xx envelope: the request reached flespi but was (partly) refused. */
 function envelopeError(details: FlespiErrorDetail[], label: string, subject?: RequestSubject): FlespiError {
   const reasons = details.map((d) => `${d.reason ?? 'error'}${d.code !== undefined ? ` (code ${d.code})` : ''}${d.id !== undefined ? ` [id ${d.id}]` : ''}`);
-  const kind: FlespiErrorKind = details.some((d) => d.code === 3) ? 'forbidden' : 'bad-request';
-  const hint = kind === 'forbidden' ? "check the token's ACL at https://flespi.io/#/panel/tokens" : (subject?.listHint ?? 'check the request parameters');
+  const kind = envelopeKind(details, subject?.id);
+  const hint =
+    kind === 'forbidden'
+      ? "check the token's ACL at https://flespi.io/#/panel/tokens"
+      : kind === 'auth'
+        ? 'check the token at https://flespi.io/#/panel/tokens or set a new one'
+        : kind === 'not-found'
+          ? `${subject?.what ?? 'the item'} not found: ${subject?.listHint ?? 'check the id'}`
+          : (subject?.listHint ?? 'check the request parameters');
   return new FlespiError(kind, `flespi answered ${label} with errors: ${reasons.join('; ')}; ${hint}`, { status: 200, details });
 }
 
