@@ -31,9 +31,12 @@ const name = process.env.STRYKER_FOLDER ?? 'receiver';
 const folder = folders[name];
 if (!folder) throw new Error(`STRYKER_FOLDER must be one of ${Object.keys(folders).join(', ')}, got ${name}`);
 
+// STRYKER_MUTATE (comma-separated globs, from `npm run mutate -- folder --only ...`) narrows a run to some files.
+const only = process.env.STRYKER_MUTATE?.split(',').filter(Boolean);
+
 /** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
 export default {
-  mutate: folder.mutate,
+  mutate: only?.length ? only : folder.mutate,
   testRunner: 'tap',
   tap: {
     testFiles: folder.tests,
