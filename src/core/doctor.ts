@@ -341,7 +341,11 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
   const token = options.token.trim().replace(/^FlespiToken\s+/i, '');
   const restUrl = options.restUrl.replace(/\/+$/, '');
   const total = new AbortController();
-  const totalTimer = setTimeout(() => total.abort(), limits.totalMs);
+  let deadlinePassed = false;
+  const totalTimer = setTimeout(() => {
+    deadlinePassed = true;
+    total.abort();
+  }, limits.totalMs);
   const onOuterAbort = () => total.abort();
   options.signal?.addEventListener('abort', onOuterAbort, { once: true });
   const mqttUrl = options.mqttUrl ?? flespiBrokerFor(restUrl);
@@ -369,8 +373,10 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
       timer = setTimeout(() => resolve({ status: 'fail', finding: `no result within ${seconds(ms)} s`, advice: 'the server is slow or does not answer: check the URL and your network, then run the doctor again' }), ms);
     });
     try {
-      const outcome = total.signal.aborted ? { status: 'fail' as const, finding: `not run: the doctor's ${seconds(limits.totalMs)} s were up` } : await Promise.race([body(shared, own.signal).catch((error: unknown) => probeFailure(error, 'the check failed')), overrun]);
-      record(id, outcome, Date.now() - t0);
+      const outcome = total.signal.aborted ? { status: deadlinePassed ? ('fail' as const) : ('skip' as const), finding: `not run: ${deadlinePassed ? `the doctor's ${seconds(limits.totalMs)} s were up` : 'stopped'}` } : await Promise.race([body(shared, own.signal).catch((error: unknown) => probeFailure(error, 'the check failed')), overrun]);
+      // A check stopped by the run's deadline did not finish: that is a failure, not a skip.
+      const cut = deadlinePassed && outcome.status === 'skip' ? { status: 'fail' as const, finding: `did not finish within the doctor's ${seconds(limits.totalMs)} s`, advice: 'the server is slow: check your network, then run the doctor again' } : outcome;
+      record(id, cut, Date.now() - t0);
     } finally {
       clearTimeout(timer);
       own.abort();
@@ -780,12 +786,13 @@ function connectMqtt(url: string, token: string, timeoutMs: number, signal: Abor
       protocolVersion: 5,
       clean: true,
       reconnectPeriod: 0,
-      connectTimeout: timeoutMs,
+      // The timer below reports the missing CONNACK; MQTT.js' own must not fire first.
+      connectTimeout: timeoutMs + 2_000,
       keepalive: 30,
       properties: { sessionExpiryInterval: 0 },
     });
     let settled = false;
-    const timer = setTimeout(() => finish(new Error(`no CONNACK within ${seconds(timeoutMs)} s`)), timeoutMs);
+    const timer = setTimeout(() => finish(Object.assign(new Error(`no CONNACK within ${seconds(timeoutMs)} s`), { code: 'NO_CONNACK' })), timeoutMs);
     const onAbort = () => finish(new Error('stopped'));
     signal.addEventListener('abort', onAbort, { once: true });
     function finish(error?: Error, connack?: IConnackPacket): void {
@@ -814,7 +821,11 @@ function subscribe(client: MqttClient, topic: string, timeoutMs: number, signal:
     client.subscribe(topic, { qos: 1 }, (error, granted) => {
       clearTimeout(timer);
       signal.removeEventListener('abort', onAbort);
-      if (error) return reject(error);
+      if (error) {
+        // MQTT.js 5 rejects with the SUBACK packet attached, not with the code.
+        const refused = (error as { packet?: { granted?: unknown[] } }).packet?.granted?.find((c) => typeof c === 'number' && c >= 0x80);
+        return reject(refused === undefined ? error : Object.assign(new Error(`SUBACK ${String(refused)}`), { code: refused }));
+      }
       const qos = granted?.[0]?.qos ?? 0;
       if (qos >= 0x80) return reject(Object.assign(new Error(`SUBACK ${qos}`), { code: qos }));
       resolve(qos);
@@ -837,6 +848,7 @@ function mqttConnectFailure(error: unknown, url: string): Omit<DoctorCheck, 'id'
   if (typeof code === 'string' && /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ALTNAME|TLS|SSL/i.test(code)) {
     return { status: 'fail', finding: `TLS to ${where} failed: the broker's certificate is not trusted (${code})`, advice: "check the MQTT URL (flespi's is mqtts://mqtt.flespi.io:8883) and any TLS-intercepting proxy; NODE_EXTRA_CA_CERTS adds a CA" };
   }
+  if (code === 'NO_CONNACK') return { status: 'fail', finding: `the broker at ${where} accepted the connection but sent no CONNACK: ${e.message}`, advice: 'check that the MQTT URL points at an MQTT broker (flespi: mqtts://mqtt.flespi.io:8883); try again later' };
   if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'ECONNRESET' || code === 'ETIMEDOUT' || code === 'EHOSTUNREACH') {
     return { status: 'fail', finding: `cannot connect to ${where} (${code})`, advice: 'check the MQTT URL and that your network allows outgoing port 8883 (or use wss://mqtt.flespi.io on 443)' };
   }
