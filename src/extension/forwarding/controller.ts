@@ -5,6 +5,7 @@
  * show where it runs and take it over when that window goes away.
  */
 import { createHash } from 'node:crypto';
+import { rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as vscode from 'vscode';
 import { FlespiError, errorMessage } from '../../core/errors';
@@ -101,7 +102,9 @@ export class ForwardingController implements vscode.Disposable {
       { title: `Forward channel ${channel.name} (#${channel.id}) to…`, placeHolder: 'Pick one or more sinks', canPickMany: true },
     );
     if (!picked || picked.length === 0) return;
-    const spec: ForwardingSpec = { channelId: channel.id, channelName: channel.name, sinks: picked.map((p) => p.label), connection: info.label };
+    const start = await this.askStart(info, channel, manager.get(channel.id));
+    if (!start) return;
+    const spec: ForwardingSpec = { channelId: channel.id, channelName: channel.name, sinks: picked.map((p) => p.label), connection: info.label, ...(start.startKey === undefined ? {} : { startKey: start.startKey }) };
     const forwarding = await manager.start(spec);
     if (forwarding.owner) {
       void vscode.window.showWarningMessage(`Channel ${channel.name} is already forwarded in ${forwarding.where}: stop it there first (one window forwards a channel, so that messages are not delivered twice).`);
@@ -109,9 +112,93 @@ export class ForwardingController implements vscode.Disposable {
     } else if (!forwarding.error) void vscode.window.showInformationMessage(`Forwarding channel ${channel.name} to ${spec.sinks.join(', ')}.`);
   }
 
-  async stop(channelId: number): Promise<void> {
+  /**
+   * Where a new forwarding starts: where it stopped (when a checkpoint is kept), from now, from the
+   * oldest message in the buffer (with how many there are), or from a time. Not asked when the
+   * channel is forwarded already (it keeps its position) or read over MQTT (the broker's session
+   * starts now). Undefined when the user cancelled; a start other than the checkpoint removes it.
+   */
+  private async askStart(info: NonNullable<Connection['current']>, channel: ChannelInfo, running: Forwarding | undefined): Promise<{ startKey?: number } | undefined> {
+    if (running && !running.owner) return { startKey: running.spec.startKey };
+    if (vscode.workspace.getConfiguration('flespi').get('forwarding.source') === 'mqtt') return {};
+    const { bufferExtent, formatLocalTime, keyAtTime, parseStartTime } = await import('./startPosition.js');
+    const checkpointFile = info.mode === 'sandbox' ? undefined : this.checkpointPath(info.label, channel.id);
+    const hasCheckpoint = checkpointFile !== undefined && (await stat(checkpointFile).then(() => true, () => false));
+    let extent: Awaited<ReturnType<typeof bufferExtent>>;
+    try {
+      extent = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `Reading the buffer of channel ${channel.name}…` }, () => bufferExtent(info.client, channel.id));
+    } catch (error) {
+      void vscode.window.showErrorMessage(`Cannot read the buffer of channel ${channel.name}: ${errorMessage(error)}`);
+      return undefined;
+    }
+    type Choice = vscode.QuickPickItem & { start: 'checkpoint' | 'now' | 'oldest' | 'time' };
+    const plural = (n: number) => `${n} message${n === 1 ? '' : 's'}`;
+    const choices: Choice[] = [
+      ...(hasCheckpoint ? [{ label: 'Where it stopped last time', detail: 'After the last message it forwarded (its checkpoint)', start: 'checkpoint' as const }] : []),
+      { label: 'From now', detail: 'Only messages that arrive from now on', start: 'now' },
+      {
+        label: 'From the oldest message in the buffer',
+        description: plural(extent.count),
+        detail: extent.count === 0 ? 'The buffer is empty: the same as from now' : `All ${plural(extent.count)} in the buffer${extent.oldestMs ? `, from ${formatLocalTime(extent.oldestMs)}` : ''}, then what arrives`,
+        start: 'oldest',
+      },
+      { label: 'From a time…', detail: 'The first message flespi received at or after a time you give', start: 'time' },
+    ];
+    const choice = await vscode.window.showQuickPick(choices, { title: `Forward channel ${channel.name}: start where?`, placeHolder: `The buffer holds ${plural(extent.count)}` });
+    if (!choice) return undefined;
+    let startKey: number | undefined;
+    if (choice.start === 'checkpoint') return {};
+    if (choice.start === 'now') startKey = extent.endKey;
+    else if (choice.start === 'oldest') startKey = extent.oldestKey;
+    else {
+      const answer = await vscode.window.showInputBox({
+        title: `Forward channel ${channel.name}: from what time?`,
+        prompt: 'Local time (2026-11-26 14:05), an ISO time with a zone, or how long ago (15m, 2h, 1d)',
+        value: formatLocalTime(Date.now() - 3_600_000),
+        validateInput: (value) => (parseStartTime(value) === undefined ? 'A time like 2026-11-26 14:05, or 15m, 2h, 1d (ago)' : undefined),
+      });
+      const time = answer === undefined ? undefined : parseStartTime(answer);
+      if (time === undefined) return undefined;
+      try {
+        startKey = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `Finding the first message at ${formatLocalTime(time)}…` }, () => keyAtTime(info.client, channel.id, time, extent));
+      } catch (error) {
+        void vscode.window.showErrorMessage(`Cannot read the buffer of channel ${channel.name}: ${errorMessage(error)}`);
+        return undefined;
+      }
+    }
+    this.deps.log.info(`forwarding channel ${channel.id} starts ${choice.start === 'time' ? 'at a time' : choice.start === 'now' ? 'from now' : 'from the oldest message'}: key ${startKey} (buffer keys ${extent.oldestKey}..${extent.endKey - 1})`);
+    if (hasCheckpoint && checkpointFile) await rm(checkpointFile, { force: true });
+    return { startKey };
+  }
+
+  /** The checkpoint file of a forwarding with a token (with the sandbox they are kept in memory). */
+  private checkpointPath(connection: string, channelId: number): string {
+    return vscode.Uri.joinPath(this.deps.context.globalStorageUri, 'checkpoints', `${safe(connection)}-channel-${channelId}.json`).fsPath;
+  }
+
+  /** Stops forwarding a channel: the one given (the row clicked), or one the user picks among those forwarded. */
+  async stop(channelId?: number): Promise<void> {
     const manager = await this.getManager();
+    if (channelId === undefined) {
+      const forwardings = manager.list();
+      if (forwardings.length === 0) {
+        void vscode.window.showInformationMessage('No channel is being forwarded.');
+        return;
+      }
+      const picked = await vscode.window.showQuickPick(
+        forwardings.map((f) => ({ label: f.spec.channelName, description: `#${f.spec.channelId} → ${f.spec.sinks.join(', ')}`, detail: f.owner ? `runs in ${f.where}` : undefined, id: f.spec.channelId })),
+        { title: 'Stop Forwarding', placeHolder: 'Pick a forwarded channel' },
+      );
+      if (!picked) return;
+      channelId = picked.id;
+    }
+    const forwarding = manager.get(channelId);
+    if (!forwarding) {
+      void vscode.window.showInformationMessage(`Channel #${channelId} is not being forwarded.`);
+      return;
+    }
     await manager.stop(channelId);
+    vscode.window.setStatusBarMessage(`Stopped forwarding channel ${forwarding.spec.channelName}`, 5000);
   }
 
   /** This sink's dead letters on the current connection (cached; refreshed when letters are added or sent again). */
@@ -293,7 +380,7 @@ export class ForwardingController implements vscode.Disposable {
 
   private async createManager(): Promise<ForwardingManager> {
     const { ForwardingManager } = await import('./manager.js');
-    const { context, connection, sinks, log } = this.deps;
+    const { connection, sinks, log } = this.deps;
     await this.migrateLegacyList().catch((error: unknown) => log.warn(`cannot move the old list of forwardings: ${errorMessage(error)}`));
     const owner = vscode.workspace.name ? `workspace "${vscode.workspace.name}"` : 'no folder open';
     const manager = new ForwardingManager({
@@ -308,7 +395,7 @@ export class ForwardingController implements vscode.Disposable {
           }
           const source = await this.createSource(spec);
           // The sandbox starts empty after every reload, so its keys do not survive it: keep its checkpoints in memory.
-          const checkpoints = info.mode === 'sandbox' ? new MemoryCheckpointStore() : new FileCheckpointStore(vscode.Uri.joinPath(context.globalStorageUri, 'checkpoints', `${safe(info.label)}-channel-${spec.channelId}.json`).fsPath);
+          const checkpoints = info.mode === 'sandbox' ? new MemoryCheckpointStore() : new FileCheckpointStore(this.checkpointPath(info.label, spec.channelId));
           const deadLetters = (await this.deadLetterFiles()).store(info.label, spec.channelId);
           return { source, handlers, checkpoints, deadLetters };
         },
@@ -362,7 +449,7 @@ export class ForwardingController implements vscode.Disposable {
       });
     }
     const { RestSource } = await import('../../core/sources/rest.js');
-    return new RestSource({ client: info.client, channelId });
+    return new RestSource({ client: info.client, channelId, startKey: spec.startKey });
   }
 
   /** The lock file a window holds while it runs the forwarding (next to its record, shared by every window). */

@@ -33,6 +33,11 @@ export interface ForwardingSpec {
    * before scopes: the first window that resumes it claims it.
    */
   readonly scope?: string;
+  /**
+   * The `curr_key` of the REST source while no checkpoint exists (what the user chose: from now, from
+   * the oldest message, from a time). Absent: the oldest message in the buffer.
+   */
+  readonly startKey?: number;
 }
 
 /** What one receiver is built from; the host decides (source kind, checkpoint file, handlers). */

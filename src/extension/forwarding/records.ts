@@ -86,6 +86,7 @@ export function isForwardingSpec(value: unknown): value is ForwardingSpec {
     typeof spec.channelName === 'string' &&
     typeof spec.connection === 'string' &&
     (spec.scope === undefined || typeof spec.scope === 'string') &&
+    (spec.startKey === undefined || (Number.isInteger(spec.startKey) && spec.startKey >= 0)) &&
     Array.isArray(spec.sinks) &&
     spec.sinks.every((s) => typeof s === 'string')
   );
