@@ -6,7 +6,7 @@
 import * as vscode from 'vscode';
 import { errorMessage } from '../core/errors';
 import { copyChannelId, openMessagesHistory, resolveChannel } from './channels/channelCommands';
-import { ChannelsTree } from './channels/channelsTree';
+import { ChannelsTree, type ChannelNode } from './channels/channelsTree';
 import { Connection } from './connection';
 import { forgetToken, setToken, useSandbox } from './connectionCommands';
 import { CustomHandlers } from './custom/customHandlers';
@@ -147,10 +147,12 @@ export function activate(context: vscode.ExtensionContext): void {
     command('flespi.copyChannelId', onChannel('Copy Channel Id', copyChannelId)),
     command('flespi.openMessagesHistory', onChannel('Open Messages History', (channel) => openMessagesHistory(channel, connection.current!.client, log))),
     command('flespi.startForwarding', onChannel('Start Forwarding', (channel) => forwarding.start(channel))),
-    command(
-      'flespi.stopForwarding',
-      onChannel('Stop Forwarding', (channel) => forwarding.stop(channel.id)),
-    ),
+    // The clicked channel, or (from the palette) a pick among the forwarded ones only.
+    command('flespi.stopForwarding', async (arg?: ChannelNode | { id?: unknown }) => {
+      await ensureRestored();
+      const id = arg && 'kind' in arg ? (arg.kind === 'channel' ? arg.channel.id : undefined) : typeof arg?.id === 'number' ? arg.id : undefined;
+      await forwarding.stop(id);
+    }),
     command('flespi.showForwardings', () => forwarding.show()),
 
     command('flespi.addSink', () => addSink(sinkDeps)),

@@ -8,14 +8,20 @@ import { channelSummary, parseChannels, type ChannelInfo } from './channelModel'
 /** A row of the tree: a channel, or a message row (connecting, error, empty). */
 export type ChannelNode = { kind: 'channel'; channel: ChannelInfo } | { kind: 'message'; item: vscode.TreeItem };
 
+/** Rows redraw at most this often (a forwarding reports a change with every batch). */
+const REDRAW_INTERVAL_MS = 300;
+
 const FIELDS = ['id', 'name', 'protocol_name', 'protocol_id', 'enabled', 'blocked', 'uri', 'messages_ttl', 'connections_count'];
 
 export class ChannelsTree implements vscode.TreeDataProvider<ChannelNode>, vscode.Disposable {
-  private readonly changed = new vscode.EventEmitter<ChannelNode | undefined>();
+  private readonly changed = new vscode.EventEmitter<ChannelNode | ChannelNode[] | undefined>();
   readonly onDidChangeTreeData = this.changed.event;
   private readonly subscriptions: vscode.Disposable[] = [];
   /** The last listing, for pick lists; undefined until the view or a picker asked for it. */
   private channels?: ChannelInfo[];
+  /** The rows shown, one object per channel id (VS Code redraws a row given the same object), and what each shows. */
+  private readonly nodes = new Map<number, { node: ChannelNode & { kind: 'channel' }; shown: string }>();
+  private redrawTimer?: NodeJS.Timeout;
 
   constructor(
     private readonly connection: Connection,
@@ -30,9 +36,28 @@ export class ChannelsTree implements vscode.TreeDataProvider<ChannelNode>, vscod
     this.changed.fire(undefined);
   }
 
-  /** Redraws rows without listing again (forwarding started or stopped). */
+  /**
+   * Redraws the rows whose text or icon changed (a forwarding started, stopped or failed), without
+   * listing again; at most every REDRAW_INTERVAL_MS. Forwarding counters are only in the tooltip,
+   * filled in when it is shown: redrawing a row hides its tooltip, so rows must not redraw per batch.
+   */
   redraw(): void {
-    this.changed.fire(undefined);
+    this.redrawTimer ??= setTimeout(() => {
+      this.redrawTimer = undefined;
+      const changed = [...this.nodes.values()].filter((entry) => this.rowKey(entry.node.channel) !== entry.shown).map((entry) => entry.node);
+      if (changed.length > 0) this.changed.fire(changed);
+    }, REDRAW_INTERVAL_MS);
+  }
+
+  private summary(channel: ChannelInfo) {
+    const forwarding = this.forwarding()?.get(channel.id);
+    return { forwarding, summary: channelSummary(channel, forwarding ? { state: forwarding.state, messages: forwarding.messagesForwarded, sinks: forwarding.spec.sinks, where: forwarding.where } : undefined) };
+  }
+
+  /** What a row shows, apart from its tooltip. */
+  private rowKey(channel: ChannelInfo): string {
+    const { forwarding, summary } = this.summary(channel);
+    return JSON.stringify([channel.name, summary.description, summary.icon, summary.color, forwarding !== undefined]);
   }
 
   /** The channels of the current connection (listed once, then cached until refresh). */
@@ -49,15 +74,21 @@ export class ChannelsTree implements vscode.TreeDataProvider<ChannelNode>, vscod
   getTreeItem(node: ChannelNode): vscode.TreeItem {
     if (node.kind === 'message') return node.item;
     const { channel } = node;
-    const forwarding = this.forwarding()?.get(channel.id);
-    const summary = channelSummary(channel, forwarding ? { state: forwarding.state, messages: forwarding.messagesForwarded, sinks: forwarding.spec.sinks, where: forwarding.where } : undefined);
+    const { forwarding, summary } = this.summary(channel);
+    const entry = this.nodes.get(channel.id);
+    if (entry?.node === node) entry.shown = this.rowKey(channel);
     const item = new vscode.TreeItem(channel.name, vscode.TreeItemCollapsibleState.None);
     item.id = `channel-${channel.id}`;
     item.description = summary.description;
-    item.tooltip = new vscode.MarkdownString(summary.tooltip);
+    // The tooltip (with live counters) is filled in by resolveTreeItem when it is about to show.
     item.iconPath = new vscode.ThemeIcon(summary.icon, summary.color ? new vscode.ThemeColor(summary.color) : undefined);
     item.contextValue = forwarding ? 'channel.forwarding' : 'channel';
     item.command = { command: 'flespi.openTail', title: 'Open Live Tail', arguments: [node] };
+    return item;
+  }
+
+  resolveTreeItem(item: vscode.TreeItem, node: ChannelNode): vscode.TreeItem {
+    if (node.kind === 'channel') item.tooltip = new vscode.MarkdownString(this.summary(node.channel).summary.tooltip);
     return item;
   }
 
@@ -80,7 +111,14 @@ export class ChannelsTree implements vscode.TreeDataProvider<ChannelNode>, vscod
       if (channels.length === 0) {
         return [message('No channels yet — click to create one in flespi.io', 'info', 'Channels receive the messages of your trackers. Create one in the flespi panel, then refresh this view.', { command: 'vscode.open', title: 'Open flespi.io', arguments: [vscode.Uri.parse('https://flespi.io/#/panel/list/channels')] })];
       }
-      return channels.map((channel) => ({ kind: 'channel', channel }));
+      const ids = new Set(channels.map((c) => c.id));
+      for (const id of this.nodes.keys()) if (!ids.has(id)) this.nodes.delete(id);
+      return channels.map((channel) => {
+        const entry = this.nodes.get(channel.id);
+        if (entry) entry.node.channel = channel;
+        else this.nodes.set(channel.id, { node: { kind: 'channel', channel }, shown: '' });
+        return this.nodes.get(channel.id)!.node;
+      });
     } catch (error) {
       const kind = error instanceof FlespiError ? error.kind : undefined;
       return [failureRow(this.connection.mode() ?? 'token', errorMessage(error), kind)];
@@ -88,6 +126,7 @@ export class ChannelsTree implements vscode.TreeDataProvider<ChannelNode>, vscod
   }
 
   dispose(): void {
+    clearTimeout(this.redrawTimer);
     for (const s of this.subscriptions) s.dispose();
     this.changed.dispose();
   }

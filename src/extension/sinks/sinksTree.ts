@@ -10,15 +10,20 @@ export interface SinkNode {
   sink: SinkSetting;
 }
 
-/** Live counters change with every batch; the view redraws at most this often. */
-const REDRAW_INTERVAL_MS = 300;
+/**
+ * Live counters change with every batch; rows whose text changed redraw at most this often (a
+ * redrawn row hides its tooltip, so it must stay put long enough to be read).
+ */
+const REDRAW_INTERVAL_MS = 1000;
 
 export class SinksTree implements vscode.TreeDataProvider<SinkNode>, vscode.Disposable {
-  private readonly changed = new vscode.EventEmitter<SinkNode | undefined>();
+  private readonly changed = new vscode.EventEmitter<SinkNode | SinkNode[] | undefined>();
   readonly onDidChangeTreeData = this.changed.event;
   private readonly subscriptions: vscode.Disposable[] = [];
   private redrawTimer?: NodeJS.Timeout;
   private lastRedraw = 0;
+  /** The rows shown, one object per sink name (VS Code redraws a row given the same object), and what each shows. */
+  private readonly nodes = new Map<string, { node: SinkNode; shown: string }>();
 
   constructor(
     private readonly sinks: SinkStore,
@@ -30,22 +35,23 @@ export class SinksTree implements vscode.TreeDataProvider<SinkNode>, vscode.Disp
     /** The sink's dead letters on the current connection, over all its forwardings. */
     private readonly deadLetters: (sink: SinkSetting) => number,
   ) {
-    this.subscriptions.push(sinks.onDidChange(() => this.redraw()));
+    // The list itself changed: every row again, at once.
+    this.subscriptions.push(sinks.onDidChange(() => this.changed.fire(undefined)));
   }
 
-  /** Schedules a redraw, coalescing bursts of changes. */
+  /** Schedules a redraw of the rows whose text changed, coalescing bursts of changes. */
   redraw(): void {
     if (this.redrawTimer) return;
     const wait = Math.max(0, this.lastRedraw + REDRAW_INTERVAL_MS - Date.now());
     this.redrawTimer = setTimeout(() => {
       this.redrawTimer = undefined;
       this.lastRedraw = Date.now();
-      this.changed.fire(undefined);
+      const changed = [...this.nodes.values()].filter((entry) => JSON.stringify(this.row(entry.node.sink)) !== entry.shown).map((entry) => entry.node);
+      if (changed.length > 0) this.changed.fire(changed);
     }, wait);
   }
 
-  getTreeItem(node: SinkNode): vscode.TreeItem {
-    const { sink } = node;
+  private row(sink: SinkSetting) {
     const manager = this.forwarding();
     // A forwarding another window runs shows on its channel ("forwarding in another window"), not as a use here.
     const uses: SinkUse[] = (manager?.sinkStatus(sink.name) ?? []).filter(({ forwarding }) => !forwarding.owner).map(({ forwarding, stats }) => ({
@@ -54,7 +60,14 @@ export class SinksTree implements vscode.TreeDataProvider<SinkNode>, vscode.Disp
       forwardingState: forwarding.state,
       stats,
     }));
-    const row = sinkRow(sink, uses, this.problemOf(sink), this.deadLetters(sink));
+    return sinkRow(sink, uses, this.problemOf(sink), this.deadLetters(sink));
+  }
+
+  getTreeItem(node: SinkNode): vscode.TreeItem {
+    const { sink } = node;
+    const row = this.row(sink);
+    const entry = this.nodes.get(sink.name);
+    if (entry?.node === node) entry.shown = JSON.stringify(row);
     const item = new vscode.TreeItem(sink.name, vscode.TreeItemCollapsibleState.None);
     item.id = `sink-${sink.name}`;
     item.description = row.description;
@@ -70,7 +83,15 @@ export class SinksTree implements vscode.TreeDataProvider<SinkNode>, vscode.Disp
 
   getChildren(parent?: SinkNode): SinkNode[] {
     if (parent) return [];
-    return this.sinks.all().map((sink) => ({ kind: 'sink', sink }));
+    const sinks = this.sinks.all();
+    const names = new Set(sinks.map((s) => s.name));
+    for (const name of this.nodes.keys()) if (!names.has(name)) this.nodes.delete(name);
+    return sinks.map((sink) => {
+      const entry = this.nodes.get(sink.name);
+      if (entry) entry.node.sink = sink;
+      else this.nodes.set(sink.name, { node: { kind: 'sink', sink }, shown: '' });
+      return this.nodes.get(sink.name)!.node;
+    });
   }
 
   dispose(): void {
