@@ -41,6 +41,10 @@ test('channels: rows sorted by name with protocol, state and forwarding', () => 
 test('sinks view: idle, healthy and failing rows; the status bar totals', () => {
   const sink = { name: 'hook', type: 'http', url: 'https://example.com/in' };
   assert.deepEqual(sinkRow(sink, []).description, 'http · https://example.com/in');
+  // Where a sink goes includes the port, the default one too.
+  assert.equal(sinkRow({ name: 'aws', type: 'aws-iot', endpoint: 'abc-ats.iot.eu-west-1.amazonaws.com' }, []).description, 'aws-iot · abc-ats.iot.eu-west-1.amazonaws.com:8883');
+  assert.equal(sinkRow({ name: 'aws', type: 'aws-iot', endpoint: 'abc-ats.iot.eu-west-1.amazonaws.com', port: 443 }, []).description, 'aws-iot · abc-ats.iot.eu-west-1.amazonaws.com:443');
+  assert.equal(sinkRow({ name: 'w', type: 'wialon', host: 'gw.example.com', port: 20163 }, []).description, 'wialon · gw.example.com:20163');
   const healthy: SinkUse = { channelId: 1, channelName: 'c1', forwardingState: 'running', stats: { started: true, totalMessages: 1200, totalFailures: 0, consecutiveFailures: 0, health: { connected: true } } };
   const failing: SinkUse = { channelId: 2, channelName: 'c2', forwardingState: 'retrying', stats: { started: true, totalMessages: 34, totalFailures: 2, consecutiveFailures: 1, lastError: 'HTTP 503 from https://example.com/in', health: {} } };
   assert.deepEqual({ ...sinkRow(sink, [healthy]), tooltip: undefined }, { description: '● connected · 1200 forwarded', tooltip: undefined, icon: 'globe', color: 'charts.green', status: 'ok', deadLetters: 0 });

@@ -109,6 +109,9 @@ export function sinkTarget(sink: SinkSetting): string {
       return text('file') ?? '';
     case 'stdout':
       return text('file') ?? 'NDJSON file';
+    case 'aws-iot':
+      // The port is part of where it goes (8883, or 443 with ALPN): shown even when it is the default.
+      return text('endpoint') ? `${text('endpoint')}:${typeof sink.port === 'number' ? sink.port : 8883}` : '';
     default:
       return text('url') ?? text('endpoint') ?? text('host') ?? '';
   }
