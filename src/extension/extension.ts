@@ -6,6 +6,7 @@
 import * as vscode from 'vscode';
 import { errorMessage } from '../core/errors';
 import { copyChannelId, openMessagesHistory, resolveChannel } from './channels/channelCommands';
+import { checkConnection } from './checkConnection';
 import { ChannelsTree, type ChannelNode } from './channels/channelsTree';
 import { Connection } from './connection';
 import { forgetToken, setToken, useSandbox } from './connectionCommands';
@@ -147,6 +148,7 @@ export function activate(context: vscode.ExtensionContext): void {
     command('flespi.copyChannelId', onChannel('Copy Channel Id', copyChannelId)),
     command('flespi.openMessagesHistory', onChannel('Open Messages History', (channel) => openMessagesHistory(channel, connection.current!.client, log))),
     command('flespi.startForwarding', onChannel('Start Forwarding', (channel) => forwarding.start(channel))),
+    command('flespi.checkConnection', onChannel('Check Connection', (channel) => checkConnection(connection.current!, channel, log))),
     // The clicked channel, or (from the palette) a pick among the forwarded ones only.
     command('flespi.stopForwarding', async (arg?: ChannelNode | { id?: unknown }) => {
       await ensureRestored();

@@ -111,6 +111,29 @@ const checks: [string, () => Promise<void>][] = [
       }
     },
   ],
+  [
+    'flespi: Check Connection… runs the doctor against the sandbox and opens a Markdown report in which every check passed',
+    async () => {
+      await extension().activate();
+      await vscode.commands.executeCommand('flespi.useSandbox');
+      try {
+        await vscode.commands.executeCommand('flespi.checkConnection', { id: 1001, name: 'sandbox-teltonika' });
+        const report = vscode.workspace.textDocuments.find((d) => d.isUntitled && d.languageId === 'markdown' && d.getText().startsWith('# flespi connection check'));
+        assert.ok(report, 'no untitled Markdown report was opened');
+        assert.equal(vscode.window.activeTextEditor?.document, report, 'the report is the active editor');
+        const text = report.getText();
+        assert.match(text, /^# flespi connection check \(sandbox\)$/m);
+        assert.match(text, /channel 1001 "sandbox-teltonika"/);
+        for (const id of ['token', 'channel', 'read-by-key', 'read-by-time', 'long-poll', 'mqtt', 'mqtt-share', 'clock', 'buffer', 'rate-limit']) {
+          assert.match(text, new RegExp(`^\\| ✅ pass \\| \\*\\*${id}\\*\\*`, 'm'), `the report has no passed row for ${id}:\n${text}`);
+        }
+        assert.match(text, /\*\*10 passed, 0 warnings, 0 failed in [\d.]+ s\.\*\* Nothing failed\./);
+        assert.doesNotMatch(text, /[A-Za-z0-9]{64}/, 'nothing like a token is in the report');
+      } finally {
+        await vscode.commands.executeCommand('flespi.disconnect');
+      }
+    },
+  ],
 ];
 
 export async function run(): Promise<void> {

@@ -1,0 +1,26 @@
+/** The doctor's report as Markdown, for *flespi: Check Connection…*. No vscode here: tested on its own. */
+import type { DoctorCheck, DoctorReport, DoctorStatus } from '../core/doctor';
+import { escapeMarkdown } from './markdown';
+
+const ICON: Readonly<Record<DoctorStatus, string>> = { pass: '✅ pass', warn: '⚠️ warn', fail: '❌ fail', skip: '➖ skip' };
+
+/** The report as Markdown: a summary and one table row per check. Text from the server is escaped. */
+export function reportMarkdown(report: DoctorReport, { title, label, summary }: { title: (id: DoctorCheck['id']) => string; label: string; summary: string }): string {
+  const cell = (text: string) => escapeMarkdown(text);
+  const channel = report.channel ? `channel ${report.channel.id} "${cell(report.channel.name)}"` : 'no channel';
+  const verdict = report.ok ? 'Nothing failed.' : 'Something failed: fix it, then run *flespi: Check Connection…* again.';
+  return [
+    `# flespi connection check (${cell(label)})`,
+    '',
+    `${cell(report.restUrl)}${report.mqttUrl ? `, MQTT ${cell(report.mqttUrl)}` : ''}, ${channel}, ${new Date().toISOString().replace('T', ' ').slice(0, 19)} UTC`,
+    '',
+    `**${cell(summary)}.** ${verdict}`,
+    '',
+    '| result | check | what it found | what to do |',
+    '|---|---|---|---|',
+    ...report.checks.map((c) => `| ${ICON[c.status]} | **${c.id}**<br>${cell(title(c.id))} | ${cell(c.finding)} | ${c.advice ? cell(c.advice) : ''} |`),
+    '',
+    'Each check reads only: nothing is deleted or published. Which flespi behaviour each one settles is listed in docs/flespi-assumptions.md of the flespi receiver project.',
+    '',
+  ].join('\n');
+}
