@@ -103,7 +103,9 @@ test('a custom handler that throws, throws synchronously, hangs and never settle
     for (const warning of warnings) t.diagnostic(warning);
     assert.equal(warnings.length, 4, 'one warning per failed attempt');
     assert.match(warnings[0]!, /\(attempt 1\): .*sync boom.*retrying in/);
-    assert.match(warnings[1]!, /\(attempt 2\): .*async boom.*retrying in/);
+    // A second unclassified failure of the batch: the receiver splits it to look for a bad message
+    // (backing off first, since the handler has not shown yet that it works); the timeouts are transient.
+    assert.match(warnings[1]!, /\(attempt 2\): .*async boom; splitting it to find the messages at fault/);
     for (const [i, warning] of [warnings[2]!, warnings[3]!].entries()) {
       assert.match(warning, new RegExp(`\\(attempt ${i + 3}\\): .*did not finish within ${HANDLER_TIMEOUT_MS} ms \\(handlerTimeoutMs\\).*retrying in`));
     }
