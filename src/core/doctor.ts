@@ -567,7 +567,7 @@ const checkReadByKey: CheckBody = async (shared) => {
     return {
       status: 'warn',
       finding: `flespi refused key-based reading (curr_key / limit_count) with ${answer.status}${reasons(answer)}`,
-      advice: 'the REST source (source type "rest", the CLI tail) cannot read by key on this account: read over MQTT (source type "mqtt") or by time; see docs/flespi-assumptions.md K1',
+      advice: 'the REST source (source type "rest", the CLI tail) then reads by time instead (from on server.timestamp: it polls, without long-poll or delete), or read over MQTT (source type "mqtt"); see docs/flespi-assumptions.md K1',
     };
   }
   if (answer.status !== 200 || !result) {

@@ -4,6 +4,7 @@
 // scripted MQTT broker, and Mosquitto over TLS.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { runDoctor } from '../../src/core/doctor';
 import { startSandbox, type Sandbox } from '../../src/sandbox/index';
 import { runCli } from '../reliability/support';
 import { createTestPki, type TestPki } from '../support/certs';
@@ -115,11 +116,18 @@ test('a wrong token: token fails with what to do, the checks that need it are sk
   assert.doesNotMatch(result.stdout + result.stderr, /not-the-sandbox-token/);
 });
 
-test('a blocked channel fails the channel check, naming the block', TIMEOUT, async (t) => {
-  const fake = await proxyToSandbox(t);
-  fake.on('GET', `/gw/channels/${CHANNEL}`, (request) => forward(request, (body) => ((body.result as Record<string, unknown>[])[0]!.blocked = 4)));
-  const { args, env } = sandboxArgs(fake.url);
-  const result = await doctor(args, env);
+test('a channel the sandbox blocked because its buffer is full fails the channel check, naming the block', TIMEOUT, async (t) => {
+  const small = await startSandbox({ restPort: 0, mqttPort: 0, devicesPerChannel: 1, simulate: false, channelBufferBytes: 4096 });
+  t.after(() => small.stop());
+  for (let i = 0; i < 100 && small.store.channel(CHANNEL).item.blocked === 0; i++) {
+    try {
+      small.inject(CHANNEL, [{ ident: 'filler', 'payload.text': 'x'.repeat(200) }]);
+    } catch {
+      break; // a blocked channel refuses new messages
+    }
+  }
+  assert.equal(small.store.channel(CHANNEL).item.blocked, 4, 'the sandbox blocked the full channel');
+  const result = await doctor([String(CHANNEL), '--base-url', small.restUrl, '--mqtt-url', small.mqttUrl], { FLESPI_TOKEN: small.token });
   assert.equal(result.status, 1);
   assert.match(line(result, 'channel', 'FAIL'), /flespi has blocked it \(blocked 4: too much storage used\) — to do: a full buffer or an account limit blocks a channel/);
 });
@@ -131,17 +139,23 @@ test('an unknown channel fails the channel check and skips the checks that read 
   for (const check of ['read-by-key', 'read-by-time', 'long-poll', 'mqtt', 'mqtt-share', 'buffer']) line(result, check, 'SKIP');
 });
 
-test('key-based reading refused (400 code 2): read-by-key warns with the way out, long-poll is skipped, exit code 0', TIMEOUT, async (t) => {
-  const fake = await proxyToSandbox(t);
-  fake.on('GET', messagesPath, (request) =>
-    request.data && 'curr_key' in request.data ? { status: 400, body: { errors: [{ code: 2, reason: 'unknown field curr_key' }] } } : forward(request),
-  );
-  const { args, env } = sandboxArgs(fake.url);
-  const result = await doctor(args, env);
+test('an unknown channel answered 200 with errors (the sandbox\'s notFoundStatus 200) fails the channel check the same way, naming the form', TIMEOUT, async (t) => {
+  const other = await startSandbox({ restPort: 0, mqttPort: 0, devicesPerChannel: 1, simulate: false, notFoundStatus: 200 });
+  t.after(() => other.stop());
+  const result = await doctor(['4242', '--base-url', other.restUrl, '--mqtt-url', other.mqttUrl], { FLESPI_TOKEN: other.token });
+  assert.equal(result.status, 1);
+  assert.match(line(result, 'channel', 'FAIL'), /channel 4242 is not visible to this token \(200 with errors: .*4242.*\)/);
+});
+
+test('a sandbox without key-based reading (keyReading: false): read-by-key warns with the way out, long-poll is skipped, exit code 0', TIMEOUT, async (t) => {
+  const byTime = await startSandbox({ restPort: 0, mqttPort: 0, devicesPerChannel: 2, rateHz: 2, keyReading: false });
+  t.after(() => byTime.stop());
+  const result = await doctor([String(CHANNEL), '--base-url', byTime.restUrl, '--mqtt-url', byTime.mqttUrl], { FLESPI_TOKEN: byTime.token });
   assert.equal(result.status, 0, result.stdout);
-  assert.match(line(result, 'read-by-key', 'WARN'), /flespi refused key-based reading \(curr_key \/ limit_count\) with 400: unknown field curr_key \(code 2\) — to do: .*source type "mqtt"/);
+  assert.match(line(result, 'read-by-key', 'WARN'), /flespi refused key-based reading \(curr_key \/ limit_count\) with 400: .*\(code 2\) — to do: the REST source .* then reads by time instead/);
   assert.match(line(result, 'long-poll', 'SKIP'), /flespi long-polls only key-based reads/);
   line(result, 'read-by-time', 'PASS');
+  line(result, 'buffer', 'PASS');
 });
 
 test('time-based reading refused fails read-by-time; a range answered outside from/to fails it too', TIMEOUT, async (t) => {
@@ -170,16 +184,17 @@ test('a long-poll that answers at once although timeout was given warns', TIMEOU
   assert.match(line(result, 'long-poll', 'WARN'), /a long-poll with timeout 5 s answered empty after 0\.\d s: flespi does not wait — to do: a receiver at the end of the buffer then polls continually/);
 });
 
-test("clock skew from the server's Date header: 2 minutes fails, 10 seconds warns", TIMEOUT, async (t) => {
+test("clock skew against the server's Date header (the sandbox's clockOffsetMs): 2 minutes fails, 10 seconds warns", TIMEOUT, async (t) => {
   for (const [offsetS, status, pattern] of [
     [120, 'FAIL', /the local clock is 1[12]\d\.\d s behind the server's .*— to do: sync the local clock \(NTP\)/],
     [-10, 'WARN', /the local clock is (9|10|11)\.\d s ahead of the server's/],
   ] as const) {
-    const fake = await proxyToSandbox(t);
-    fake.on('GET', /.*/, async (request) => ({ ...(await forward(request)), headers: { Date: new Date(Date.now() + offsetS * 1000).toUTCString() } }));
-    const result = await doctor(sandboxArgs(fake.url).args, sandboxArgs().env);
+    const shifted = await startSandbox({ restPort: 0, mqttPort: 0, devicesPerChannel: 2, rateHz: 2, clockOffsetMs: offsetS * 1000 });
+    t.after(() => shifted.stop());
+    const result = await doctor([String(CHANNEL), '--base-url', shifted.restUrl, '--mqtt-url', shifted.mqttUrl], { FLESPI_TOKEN: shifted.token });
     assert.match(line(result, 'clock', status), pattern);
-    assert.equal(result.status, status === 'FAIL' ? 1 : 0);
+    line(result, 'read-by-time', 'PASS');
+    assert.equal(result.status, status === 'FAIL' ? 1 : 0, result.stdout);
   }
 });
 
@@ -310,7 +325,6 @@ test('doctor refuses a bad --mqtt-url and an option it does not take, in one lin
 });
 
 test('the whole run is cut off at its deadline: checks still running then fail, and it returns in time', TIMEOUT, async (t) => {
-  const { runDoctor } = await import('../../src/core/doctor');
   const slow = await startFakeFlespi();
   t.after(() => slow.close());
   slow.on('GET', /.*/, async (request) => ({ ...(await forward(request)), delayMs: 1_500 }));
