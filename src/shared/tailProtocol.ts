@@ -65,7 +65,9 @@ export type HostMessage =
   | { type: 'counters'; counters: TailCounters }
   | { type: 'state'; connection: ConnectionState; detail: string }
   | { type: 'forwardResult'; count: number; result?: ForwardResult; error?: string; cancelled?: boolean }
-  | { type: 'notice'; level: NoticeLevel; text: string };
+  | { type: 'notice'; level: NoticeLevel; text: string }
+  /** The server filter in force after a setFilter; `refused`: why the one asked for was not applied (the tail goes on as it was). */
+  | { type: 'filter'; expression: string; refused?: string };
 
 export type WebviewMessage =
   | { type: 'ready' }

@@ -322,3 +322,122 @@ test('after a reload: saved columns and search apply, and a resync replaces the 
   assert.equal(await page.locator('[role="grid"]').getAttribute('aria-rowcount'), '2');
   await page.context().close();
 });
+
+/** A message row in the table. */
+const sel = (id: number) => `.rows [role="row"][data-id="${id}"]`;
+
+test('a new buffer (restart, a new filter) clears the selection and the detail pane; a refused filter keeps the rows and marks the field', async () => {
+  const page = await open();
+  await init(page);
+  await send(page, { type: 'messages', batch: items(1, 5), counters: counters() });
+  await waitForRows(page, { length: 5 });
+  await page.locator(sel(3)).click();
+  await page.waitForFunction(() => document.querySelector('[data-testid="detail-title"]')?.textContent === 'Message #3', undefined, { timeout: 5000 });
+  // The host refuses the expression: nothing is replaced, the field says it is invalid.
+  await page.getByRole('textbox', { name: 'Server filter expression' }).fill('position.speed>>');
+  await page.getByRole('button', { name: 'Apply filter' }).click();
+  await send(page, { type: 'filter', expression: '', refused: 'unexpected ">" at position 16' });
+  await page.waitForFunction(() => (document.querySelector('vscode-textfield[data-testid="filter"]') as HTMLElement & { invalid: boolean }).invalid, undefined, { timeout: 5000 });
+  assert.equal(await page.getByRole('textbox', { name: 'Server filter expression' }).inputValue(), 'position.speed>>', 'the typed expression stays to be fixed');
+  assert.deepEqual(await rowIds(page), [1, 2, 3, 4, 5]);
+  assert.equal(await testId(page, 'detail-title'), 'Message #3', undefined, { timeout: 5000 });
+  assert.equal(await testId(page, 'selected'), '1');
+  // Accepted: the host restarts and sends a new buffer whose ids start again at 1.
+  await send(page, { type: 'filter', expression: 'position.speed>1' });
+  await send(page, { type: 'messages', batch: items(1, 2), counters: counters(), reset: true });
+  await waitForRows(page, { length: 2 });
+  await page.waitForFunction(() => document.querySelector('[data-testid="detail"]')?.textContent === 'Select a message to see it here.', undefined, { timeout: 5000 });
+  assert.equal(await testId(page, 'selected'), '0');
+  assert.equal(await page.locator('[aria-selected="true"]').count(), 0);
+  await page.context().close();
+});
+
+test('shown again after a tab switch: the selection and the detail pane come back when the buffer is the same one', async () => {
+  const first = await open();
+  await init(first);
+  await send(first, { type: 'messages', batch: items(1, 40), counters: counters() });
+  await waitForRows(first, { includes: 40 });
+  await first.locator('[role="grid"]').focus();
+  await first.keyboard.press('End');
+  await first.keyboard.press('Shift+ArrowUp');
+  await first.waitForFunction(() => document.querySelector('[data-testid="selected"]')?.textContent === '2');
+  const state = await first.evaluate(() => (window as unknown as { __state: unknown }).__state);
+  await first.context().close();
+
+  const again = await open({ state });
+  await init(again);
+  await send(again, { type: 'messages', batch: items(1, 40), counters: counters(), reset: true });
+  await again.waitForFunction(() => document.querySelector('[data-testid="selected"]')?.textContent === '2');
+  assert.equal(await testId(again, 'detail-title'), 'Message #39');
+  assert.equal(await settledAttribute(again, sel(40), 'aria-selected', 'true'), 'true');
+  await again.context().close();
+
+  // Another buffer under the same ids (the tail restarted while hidden): nothing is restored.
+  const other = await open({ state });
+  await init(other);
+  await send(other, { type: 'messages', batch: items(1, 40).map((item) => ({ ...item, receivedAt: item.receivedAt + 60_000 })), counters: counters(), reset: true });
+  await waitForRows(other, { includes: 40 });
+  assert.equal(await testId(other, 'selected'), '0');
+  await other.context().close();
+});
+
+test('keyboard: ArrowUp and Home keep the active row below the sticky header; Escape and an outside click close Export', async () => {
+  const page = await open();
+  await init(page);
+  await send(page, { type: 'messages', batch: items(1, 200), counters: counters() });
+  await waitForRows(page, { includes: 200 });
+  const grid = page.locator('[role="grid"]');
+  await grid.focus();
+  await page.keyboard.press('End');
+  const belowHeader = async () =>
+    page.evaluate(() => {
+      const active = document.querySelector('[role="grid"]')!.getAttribute('aria-activedescendant');
+      const rowBox = document.getElementById(active ?? '')!.getBoundingClientRect();
+      const header = document.querySelector('.row.header')!.getBoundingClientRect();
+      const viewport = document.querySelector('.viewport')!.getBoundingClientRect();
+      return rowBox.top >= header.bottom - 0.5 && rowBox.bottom <= viewport.bottom + 0.5;
+    });
+  const rowsInView = Math.floor((await page.locator('.viewport').evaluate((v) => v.clientHeight)) / 22);
+  for (let i = 0; i < rowsInView + 3; i++) await page.keyboard.press('ArrowUp');
+  await page.waitForFunction(() => document.querySelector('[role="grid"]')?.getAttribute('aria-activedescendant') !== null);
+  await page.waitForTimeout(100);
+  assert.ok(await belowHeader(), 'after ArrowUp the active row is hidden under the header or out of view');
+  await page.keyboard.press('Home');
+  assert.equal(await settledAttribute(page, '[role="grid"]', 'aria-activedescendant', 'row-1'), 'row-1');
+  await page.waitForTimeout(100);
+  assert.ok(await belowHeader(), 'after Home the first row is hidden under the header');
+
+  const exportPanel = page.getByRole('dialog', { name: 'Export' });
+  await page.getByRole('button', { name: 'Export…' }).click();
+  await exportPanel.waitFor({ state: 'visible' });
+  await page.keyboard.press('Escape');
+  await exportPanel.waitFor({ state: 'hidden' });
+  await page.getByRole('button', { name: 'Export…' }).click();
+  await exportPanel.waitFor({ state: 'visible' });
+  await page.locator('[data-testid="detail"]').click();
+  await exportPanel.waitFor({ state: 'hidden' });
+  await page.context().close();
+});
+
+test('the state pill says "paused" while paused; after Stop, Pause is disabled; nothing acknowledged reads as a failure', async () => {
+  const page = await open();
+  await init(page);
+  await send(page, { type: 'state', connection: 'live', detail: 'Live' });
+  await page.waitForFunction(() => document.querySelector('[data-testid="state"]')?.textContent === 'live');
+  await page.getByRole('button', { name: 'Pause' }).click();
+  await page.waitForFunction(() => document.querySelector('[data-testid="state"]')?.textContent === 'paused');
+  await page.getByRole('button', { name: 'Resume' }).click();
+  await page.waitForFunction(() => document.querySelector('[data-testid="state"]')?.textContent === 'live');
+  await send(page, { type: 'state', connection: 'stopped', detail: 'Stopped' });
+  await page.waitForFunction(() => document.querySelector('vscode-button[data-testid="pause"]')?.getAttribute('aria-disabled') === 'true');
+  await send(page, { type: 'state', connection: 'connecting', detail: 'Connecting' });
+  await page.waitForFunction(() => document.querySelector('vscode-button[data-testid="pause"]')?.getAttribute('aria-disabled') === 'false');
+
+  await send(page, { type: 'forwardResult', count: 3, result: { sink: 'picky', acknowledged: 0, errors: ['HTTP 400 from http://x'], ms: 5 } });
+  await page.waitForFunction(() => document.querySelector('[data-testid="forward-result"]')?.getAttribute('data-outcome') === 'error');
+  assert.match(await testId(page, 'forward-result'), /^Forward failed: picky acknowledged none of 3 messages \(0 acknowledged, 1 error, 5 ms\)HTTP 400/);
+  await send(page, { type: 'forwardResult', count: 3, result: { sink: 'picky', acknowledged: 2, errors: ['message 2 refused: 400'], ms: 5 } });
+  await page.waitForFunction(() => document.querySelector('[data-testid="forward-result"]')?.getAttribute('data-outcome') === 'partial');
+  assert.match(await testId(page, 'forward-result'), /^Forwarded 2 of 3 messages to picky: 2 acknowledged, 1 error/);
+  await page.context().close();
+});

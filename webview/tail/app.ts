@@ -23,7 +23,16 @@ export interface UiState {
   columns?: string[];
   search?: string;
   filter?: string;
+  /**
+   * The selected rows and the one in the detail pane, restored when the webview is shown again (it is
+   * torn down while hidden). Message ids restart at 1 with the buffer: `stamp` (the receive time of the
+   * first id) tells whether the buffer is still the one they were chosen in.
+   */
+  selection?: { ids: number[]; active?: number; stamp: number };
 }
+
+/** At most this many selected ids are kept for when the webview is shown again. */
+const SAVED_SELECTION = 10_000;
 
 export interface VsCodeApi {
   postMessage(message: WebviewMessage): void;
@@ -43,6 +52,12 @@ export class TailApp {
   /** Batches that arrived while paused (already on their way when the user paused): shown on resume. */
   private held: TailItem[] = [];
   private searchTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The connection state the host reported last (the pill says "paused" over "live"). */
+  private connection: string = 'connecting';
+  /** The first buffer after the webview loaded restores the saved selection; later ones replace it. */
+  private restored = false;
+  /** Until then, a page-wide text selection (VS Code's own Select All after Ctrl+A) is undone: Ctrl+A selects rows. */
+  private undoTextSelectionUntil = 0;
 
   private readonly title = el('h1', { className: 'title', text: 'flespi live tail', attrs: { 'data-testid': 'title' } });
   private readonly pauseButton = button('Pause', 'pause');
@@ -81,8 +96,14 @@ export class TailApp {
   ) {
     this.state = readUiState(vscode.getState());
     this.table = new VirtualTable({
-      activeChanged: (item) => renderDetail(this.detail, item),
-      selectionChanged: () => this.selectionChanged(),
+      activeChanged: (item) => {
+        renderDetail(this.detail, item);
+        this.saveSelection();
+      },
+      selectionChanged: () => {
+        this.selectionChanged();
+        this.saveSelection();
+      },
       copyRequested: () => this.copySelection(),
     });
     this.pausedCounter = counter('Paused:', 'new', this.counterValues.new);
@@ -123,13 +144,16 @@ export class TailApp {
         if (message.reset) {
           this.held = [];
           this.buffer.reset(message.batch);
+          if (this.restored) this.table.forget();
           this.showRows(0);
+          if (!this.restored) this.restoreSelection();
         } else if (this.paused) {
           this.held.push(...message.batch);
           if (this.held.length > this.buffer.capacity) this.held.splice(0, this.held.length - this.buffer.capacity);
         } else {
           this.showRows(this.buffer.append(message.batch));
         }
+        this.restored = true;
         this.showCounters(message.counters);
         break;
       }
@@ -137,10 +161,17 @@ export class TailApp {
         this.showCounters(message.counters);
         break;
       case 'state':
-        setText(this.counterValues.state, message.connection);
-        this.counterValues.state.dataset.state = message.connection;
+        this.connection = message.connection;
+        this.showState();
         setText(this.stateDetail, message.detail);
         setEnabled(this.stopButton, message.connection !== 'stopped');
+        // Stopped, there is nothing to pause: Restart starts again.
+        setEnabled(this.pauseButton, message.connection !== 'stopped');
+        break;
+      case 'filter':
+        this.saveState({ filter: message.expression });
+        this.filterField.invalid = message.refused !== undefined;
+        if (message.refused === undefined) this.filterField.value = message.expression;
         break;
       case 'forwardResult':
         this.showForwardResult(message);
@@ -223,6 +254,31 @@ export class TailApp {
         applyFilter();
       }
     });
+    // Ctrl+A anywhere but in a text field selects the rows; VS Code then runs its own Select All in the
+    // page, whose text selection is undone right away.
+    document.addEventListener('keydown', (event) => {
+      if ((event.ctrlKey || event.metaKey) && event.key.toLowerCase() === 'a' && !isTextEntry(event.target)) {
+        event.preventDefault();
+        if (!this.table.element.contains(event.target as Node)) this.table.selectAll();
+        this.table.element.focus({ preventScroll: true });
+        this.undoTextSelectionUntil = performance.now() + 1000;
+        window.getSelection()?.removeAllRanges();
+      }
+      if (event.key === 'Escape') this.closePanels();
+    });
+    document.addEventListener('selectionchange', () => {
+      if (performance.now() < this.undoTextSelectionUntil && !isTextEntry(document.activeElement)) window.getSelection()?.removeAllRanges();
+    });
+    // A click outside an open popover (and its button) closes it.
+    document.addEventListener('mousedown', (event) => {
+      for (const [panel, opener] of [
+        [this.columnsPanel, this.columnsButton],
+        [this.exportPanel, this.exportButton],
+      ] as const) {
+        const target = event.target as Node;
+        if (!panel.hidden && !panel.contains(target) && !opener.contains(target)) panel.hidden = true;
+      }
+    });
     this.copyButton.addEventListener('click', () => this.copySelection());
     this.forwardButton.addEventListener('click', () => {
       const ids = this.table.selectedIds();
@@ -250,8 +306,51 @@ export class TailApp {
     this.vscode.postMessage(message);
   }
 
+  /** The pill: the host's connection state, or "paused" while live and paused. */
+  private showState(): void {
+    const shown = this.paused && this.connection === 'live' ? 'paused' : this.connection;
+    setText(this.counterValues.state, shown);
+    this.counterValues.state.dataset.state = shown;
+  }
+
+  private closePanels(): void {
+    for (const [panel, opener] of [
+      [this.columnsPanel, this.columnsButton],
+      [this.exportPanel, this.exportButton],
+    ] as const) {
+      if (panel.hidden) continue;
+      const focusInside = panel.contains(document.activeElement);
+      panel.hidden = true;
+      if (focusInside) opener.focus();
+    }
+  }
+
+  private saveSelection(): void {
+    const ids = this.table.selectedIds().slice(0, SAVED_SELECTION);
+    const first = this.buffer.rows[0];
+    const active = this.table.activeRowId;
+    if (ids.length === 0 && active === undefined) {
+      if (this.state.selection) this.saveState({ selection: undefined });
+      return;
+    }
+    const stampId = ids[0] ?? active;
+    const stamp = this.buffer.rows.find((row) => row.id === stampId)?.receivedAt ?? first?.receivedAt ?? 0;
+    this.saveState({ selection: { ids, ...(active === undefined ? {} : { active }), stamp } });
+  }
+
+  /** After the webview was shown again: the rows selected before, when the buffer is the same one. */
+  private restoreSelection(): void {
+    const saved = this.state.selection;
+    if (!saved) return;
+    const stampId = saved.ids[0] ?? saved.active;
+    const same = this.buffer.rows.find((row) => row.id === stampId)?.receivedAt === saved.stamp;
+    if (same) this.table.restore(saved.ids, saved.active);
+    else this.saveState({ selection: undefined });
+  }
+
   private setPaused(paused: boolean): void {
     this.paused = paused;
+    this.showState();
     setText(this.pauseButton, paused ? 'Resume' : 'Pause');
     this.pausedCounter.hidden = !paused;
     if (!paused && this.held.length > 0) {
@@ -315,10 +414,14 @@ export class TailApp {
       this.forwardResult.dataset.outcome = 'error';
     } else {
       const r = message.result;
-      lines.push(`Forwarded ${plural(message.count, 'message')} to ${r.sink}: ${r.acknowledged} acknowledged, ${plural(r.errors.length, 'error')}, ${r.ms} ms`);
+      const counts = `${r.acknowledged} acknowledged, ${plural(r.errors.length, 'error')}, ${r.ms} ms`;
+      // Nothing acknowledged is a failure, whatever else happened; some acknowledged with errors is partial.
+      if (r.acknowledged === 0 && message.count > 0) lines.push(`Forward failed: ${r.sink} acknowledged none of ${plural(message.count, 'message')} (${counts})`);
+      else if (r.errors.length > 0 || r.acknowledged < message.count) lines.push(`Forwarded ${r.acknowledged} of ${plural(message.count, 'message')} to ${r.sink}: ${counts}`);
+      else lines.push(`Forwarded ${plural(message.count, 'message')} to ${r.sink}: ${counts}`);
       lines.push(...r.errors.slice(0, 20));
       if (r.errors.length > 20) lines.push(`… ${r.errors.length - 20} more errors in the log`);
-      this.forwardResult.dataset.outcome = r.errors.length === 0 ? 'ok' : 'partial';
+      this.forwardResult.dataset.outcome = r.acknowledged === 0 && message.count > 0 ? 'error' : r.errors.length === 0 && r.acknowledged === message.count ? 'ok' : 'partial';
     }
     this.forwardResult.replaceChildren(...lines.map((text, i) => el('div', { className: i === 0 ? 'summary' : 'error-line', text })));
   }
@@ -427,6 +530,11 @@ function plural(n: number, noun: string): string {
   return `${n} ${noun}${n === 1 ? '' : 's'}`;
 }
 
+/** An input or text field, where Ctrl+A selects its text. */
+function isTextEntry(target: EventTarget | null): boolean {
+  return target instanceof HTMLElement && (target.matches('input, textarea, [contenteditable], vscode-textfield') || target.closest('vscode-textfield') !== null);
+}
+
 function readUiState(value: unknown): UiState {
   if (typeof value !== 'object' || value === null) return {};
   const v = value as Record<string, unknown>;
@@ -436,5 +544,9 @@ function readUiState(value: unknown): UiState {
   if (Array.isArray(v.columns) && v.columns.every((c) => typeof c === 'string')) state.columns = v.columns as string[];
   if (typeof v.search === 'string') state.search = v.search;
   if (typeof v.filter === 'string') state.filter = v.filter;
+  const sel = v.selection as Record<string, unknown> | undefined;
+  if (typeof sel === 'object' && sel !== null && Array.isArray(sel.ids) && sel.ids.every((id) => Number.isInteger(id)) && typeof sel.stamp === 'number') {
+    state.selection = { ids: (sel.ids as number[]).slice(0, SAVED_SELECTION), stamp: sel.stamp, ...(Number.isInteger(sel.active) ? { active: sel.active as number } : {}) };
+  }
   return state;
 }

@@ -122,6 +122,32 @@ export class VirtualTable {
     return [...this.selection].sort((a, b) => a - b);
   }
 
+  /** The row the detail pane shows, if any. */
+  get activeRowId(): number | undefined {
+    return this.activeId;
+  }
+
+  /** The rows were replaced by others (restart, a new filter): nothing stays selected or shown in the detail pane. */
+  forget(): void {
+    this.selection.clear();
+    this.anchorId = undefined;
+    this.activeId = undefined;
+    this.events.activeChanged(undefined);
+    this.selectionDone();
+  }
+
+  /** Selects the ids that are among the rows and shows `active` in the detail pane (the webview was shown again). */
+  restore(ids: readonly number[], active: number | undefined): void {
+    for (const id of ids) if (this.indexOf(id) >= 0) this.selection.add(id);
+    if (active !== undefined && this.indexOf(active) >= 0) {
+      this.anchorId = active;
+      this.setActive(active);
+      this.following = false;
+      this.reveal(this.indexOf(active));
+    }
+    this.selectionDone();
+  }
+
   private queueRender(): void {
     if (this.renderQueued) return;
     this.renderQueued = true;
@@ -236,8 +262,17 @@ export class VirtualTable {
       this.anchorId = target.id;
     }
     this.setActive(target.id);
-    this.virtualizer.scrollToIndex(this.indexOf(target.id), { align: 'auto' });
+    this.reveal(this.indexOf(target.id));
     this.selectionDone();
+  }
+
+  /** Scrolls as little as needed for row `index` to be in view below the sticky header. */
+  private reveal(index: number): void {
+    if (index < 0) return;
+    const top = index * ROW_HEIGHT; // the scrollTop at which the row sits right under the header
+    const bottom = HEADER_HEIGHT + (index + 1) * ROW_HEIGHT - this.viewport.clientHeight;
+    if (this.viewport.scrollTop > top) this.viewport.scrollTop = top;
+    else if (this.viewport.scrollTop < bottom) this.viewport.scrollTop = bottom;
   }
 
   private selectRange(fromId: number, toId: number): void {

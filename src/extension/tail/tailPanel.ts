@@ -15,7 +15,7 @@ import { createNonce, renderTailHtml } from './tailHtml';
 import { SendAllowance, TailFeed } from './tailFeed';
 import { TAIL_VIEW_TYPE } from './index';
 import { TailModel } from './tailModel';
-import { TailSession } from './tailSession';
+import { filterProblem, TailSession } from './tailSession';
 
 export type { ForwardResult } from '../../shared/tailProtocol';
 
@@ -262,13 +262,24 @@ export class TailPanel implements vscode.Disposable {
       case 'restart':
         await this.restart();
         return;
-      case 'setFilter':
+      case 'setFilter': {
         if (message.expression === this.filter) return;
+        const client = this.deps.connection.current()?.client;
+        const refused = message.expression === '' || !client ? undefined : await filterProblem(client, this.channel.id, message.expression);
+        if (refused !== undefined) {
+          // The tail, its subscription and its buffer stay as they were.
+          this.log('warn', `server filter refused: ${message.expression}: ${refused}`);
+          this.notice('error', `Server filter not applied: ${refused}. The tail goes on ${this.filter === '' ? 'without a filter' : `with ${this.filter}`}.`);
+          this.post({ type: 'filter', expression: this.filter, refused });
+          return;
+        }
         this.filter = message.expression;
+        this.post({ type: 'filter', expression: this.filter });
         this.log('info', this.filter === '' ? 'server filter cleared' : `server filter set: ${this.filter}`);
         this.notice('info', this.filter === '' ? 'Server filter cleared: the tail restarted.' : `Server filter applied: the tail restarted with ${this.filter}`);
         await this.restart();
         return;
+      }
       case 'setColumns':
         this.columns = message.columns;
         return;

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { connect, type MqttClient } from 'mqtt';
-import { errorMessage } from '../../core/errors';
+import { errorMessage, FlespiError } from '../../core/errors';
 import type { FlespiClient } from '../../core/flespi/client';
 import type { Logger } from '../../core/logger';
 import type { FlespiMessage } from '../../core/message';
@@ -35,6 +35,23 @@ export interface TailSessionListener {
   messages(messages: FlespiMessage[], origin: 'backfill' | 'gap' | 'live'): number;
   state(state: ConnectionState, detail: string): void;
   notice(level: NoticeLevel, text: string): void;
+}
+
+/**
+ * Why flespi refuses a server filter expression (its parser's words), or undefined when it takes it.
+ * Asked over REST with the same expression (a read of the newest message) before the tail restarts
+ * with it, so a mistake keeps the tail and its buffer as they were. An answer that is not a refusal
+ * of the request (network, server trouble) is no verdict on the expression: undefined too.
+ */
+export async function filterProblem(client: Pick<FlespiClient, 'channelMessages'>, channelId: number, expression: string, signal?: AbortSignal): Promise<string | undefined> {
+  try {
+    await client.channelMessages(channelId, { count: 1, reverse: true, filter: expression }, signal);
+    return undefined;
+  } catch (error) {
+    if (!(error instanceof FlespiError) || error.kind !== 'bad-request') return undefined;
+    const reasons = error.details.map((d) => d.reason).filter((r): r is string => typeof r === 'string' && r !== '');
+    return reasons.length > 0 ? reasons.join('; ') : error.message;
+  }
 }
 
 /** The MQTT topic for a channel's messages, with flespi's server-side filter prefix when given. */
@@ -143,8 +160,10 @@ export class TailSession {
       // No SUBACK came (MQTT.js attaches it to a refusal): the connection went away first, and the next connect subscribes again.
       if (this.stopped || (error as { packet?: { cmd?: unknown } }).packet?.cmd !== 'suback') return;
       this.refused = true;
+      // The filter as typed, not the URL-encoded topic it went into.
+      const what = this.options.filter === '' ? `the messages of channel ${this.options.channelId}` : `the messages of channel ${this.options.channelId} with the server filter ${this.options.filter}`;
       const hint = this.options.filter === '' ? '' : ' Check the server filter expression.';
-      this.listener.state('offline', `flespi refused the subscription to ${this.topic}: ${errorMessage(error)}.${hint}`);
+      this.listener.state('offline', `flespi refused the subscription to ${what}: ${errorMessage(error)}.${hint}`);
       client.end(true);
       return;
     }
