@@ -60,6 +60,11 @@ export interface SandboxOptions {
    * `sandbox` command) starts from a clock-based key, so its keys stay above those handed out before.
    */
   firstKey?: number;
+  /**
+   * Bytes of unacknowledged QoS 1 messages an MQTT session may hold before it overflows like flespi's:
+   * the undelivered messages are dropped and the client disconnected. Default 1 GiB (flespi's limit).
+   */
+  mqttSessionMaxBytes?: number;
 }
 
 export interface SandboxFaults {
@@ -131,6 +136,7 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
 
   const broker = new SandboxBroker({
     cid: store.cid,
+    maxSessionBytes: options.mqttSessionMaxBytes,
     authenticate(username, password) {
       for (const candidate of [username, password?.toString('utf8')]) {
         if (candidate === undefined || candidate === '') continue;

@@ -449,25 +449,54 @@ describe('sandbox MQTT broker', () => {
 });
 
 describe('sandbox MQTT broker flow control', () => {
-  test('bounds in-flight and queued messages for a client that never acknowledges, dropping the oldest', async () => {
-    const { broker, port } = await startBroker({ maxInflight: 5, maxQueued: 10 });
-    try {
-      const stuck = await RawClient.connect(port, { clientId: 'never-acks', clean: false });
-      await stuck.subscribe('flespi/message/gw/channels/1/+');
-      for (let i = 0; i < 30; i++) broker.publish('flespi/message/gw/channels/1/dev', String(i));
-      await stuck.waitFor(() => stuck.publishes().length === 5);
-      const [info] = broker.sessionInfo();
-      assert.deepEqual({ inflight: info.inflight, queued: info.queued, dropped: info.dropped }, { inflight: 5, queued: 10, dropped: 15 });
-      await stuck.close();
+  for (const protocolVersion of [5, 4] as const) {
+    test(`MQTT ${protocolVersion === 5 ? '5' : '3.1.1'}: a session holding more than maxSessionBytes overflows as flespi's does: undelivered messages are dropped, the client is disconnected${protocolVersion === 5 ? ' with DISCONNECT 0x97' : ''}, the session and its subscription stay`, async () => {
+      const { broker, port } = await startBroker({ maxInflight: 5, maxSessionBytes: 1000 });
+      try {
+        const clientId = `overflowing-${protocolVersion}`;
+        const stuck = await RawClient.connect(port, { clientId, protocolVersion, clean: false, sessionExpiryInterval: protocolVersion === 5 ? 600 : undefined });
+        await stuck.subscribe('flespi/message/gw/channels/1/+');
+        const payload = (i: number) => `${i}:${'x'.repeat(90)}`; // 30 topic + 93 payload bytes each: the 9th overflows
+        for (let i = 0; i < 8; i++) broker.publish('flespi/message/gw/channels/1/dev', payload(i));
+        await stuck.waitFor(() => stuck.publishes().length === 5);
+        assert.equal(stuck.socket.destroyed, false, 'within the limit nothing happens');
+        assert.deepEqual(broker.sessionInfo().map(({ inflight, queued, dropped, overflows }) => ({ inflight, queued, dropped, overflows })), [{ inflight: 5, queued: 3, dropped: 0, overflows: 0 }]);
 
-      const { client: acking, received: got } = await connectCollecting(`mqtt://127.0.0.1:${port}`, { clientId: 'never-acks', clean: false });
-      await until(acking, () => got.length === 15);
-      assert.deepEqual(
-        got.map((r) => Number(r.payload)),
-        [0, 1, 2, 3, 4, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29],
-      );
-      assert.ok(got.slice(0, 5).every((r: { packet: IPublishPacket }) => r.packet.dup));
-      await endAll(acking);
+        broker.publish('flespi/message/gw/channels/1/dev', payload(8));
+        await once(stuck.socket, 'close');
+        const disconnect = stuck.packets.find((p): p is IDisconnectPacket => p.cmd === 'disconnect');
+        assert.equal(disconnect?.reasonCode, protocolVersion === 5 ? 0x97 : undefined);
+        await eventually(() => broker.sessionInfo()[0]?.connected === false);
+        assert.deepEqual(broker.sessionInfo().map(({ persistent, queued, inflight, dropped, overflows }) => ({ persistent, queued, inflight, dropped, overflows })), [{ persistent: true, queued: 0, inflight: 0, dropped: 9, overflows: 1 }]);
+
+        // Back with the same session: nothing of before comes again, new messages do (the subscription stayed).
+        const back = await connectCollecting(`mqtt://127.0.0.1:${port}`, { clientId, protocolVersion, clean: false, ...(protocolVersion === 5 ? { properties: { sessionExpiryInterval: 600 } } : {}) });
+        assert.equal(back.sessionPresent, true);
+        broker.publish('flespi/message/gw/channels/1/dev', 'after');
+        await until(back.client, () => back.received.length === 1);
+        assert.deepEqual(
+          back.received.map((r) => r.payload),
+          ['after'],
+        );
+        await endAll(back.client);
+      } finally {
+        await broker.close();
+      }
+    });
+  }
+
+  test('an offline session that overflows is discarded: the next CONNACK says session-present 0', async () => {
+    const { broker, port, url } = await startBroker({ maxQueued: 10 });
+    try {
+      const first = await connect(url, { protocolVersion: 4, clientId: 'offline-overflow', clean: false });
+      await first.subscribeAsync('flespi/message/gw/channels/1/+', { qos: 1 });
+      await endAll(first);
+      await eventually(() => broker.sessionInfo().some((s) => s.clientId === 'offline-overflow' && !s.connected));
+      for (let i = 0; i < 11; i++) broker.publish('flespi/message/gw/channels/1/dev', String(i));
+      await eventually(() => !broker.sessionInfo().some((s) => s.clientId === 'offline-overflow'));
+      const back = await connectCollecting(`mqtt://127.0.0.1:${port}`, { protocolVersion: 4, clientId: 'offline-overflow', clean: false });
+      assert.equal(back.sessionPresent, false);
+      await endAll(back.client);
     } finally {
       await broker.close();
     }

@@ -5,7 +5,7 @@ import { errorMessage, FlespiError } from '../errors';
 import type { ChannelHistoryParams } from '../flespi/client';
 import { silentLogger, type Logger } from '../logger';
 import type { FlespiMessage } from '../message';
-import { abortReason, AbortError, backoffDelay, type RetryOptions } from '../receiver/backoff';
+import { abortReason, AbortError, backoffDelay, clampDelay, type RetryOptions } from '../receiver/backoff';
 import type { Checkpoint, Source, SourceBatch } from './source';
 
 export type MqttConnectionState = 'connecting' | 'connected' | 'reconnecting' | 'offline';
@@ -13,6 +13,11 @@ export type MqttConnectionState = 'connecting' | 'connected' | 'reconnecting' | 
 /** What gap filling needs from the REST client (FlespiClient has it). */
 export interface GapFillClient {
   channelMessages(channelId: number, params: ChannelHistoryParams, signal?: AbortSignal): Promise<FlespiMessage[]>;
+  /**
+   * flespi's clock in ms since the epoch, as far as the client can tell (FlespiClient estimates it
+   * from the `Date` headers of its answers). Without it the gap fill uses the local clock.
+   */
+  serverNow?(): number;
 }
 
 export interface MqttSourceOptions {
@@ -55,11 +60,19 @@ export interface MqttSourceOptions {
   /** Delay between reconnect attempts. Default 1 s doubling up to 30 s. */
   reconnect?: RetryOptions;
   /**
-   * After a reconnect where the broker lost the session (so messages published meanwhile are gone),
-   * read the gap from the REST API (`from` the last `server.timestamp` seen, `to` now) and skip
-   * messages already seen (same `server.timestamp` and `ident`). Gap-filled messages come after
-   * newer MQTT ones. In a group, the member that reconnected reads the whole gap, so messages the
-   * other members handled may come twice (at-least-once).
+   * After a reconnect where the broker may have lost messages, read the gap from the REST API:
+   * `from` the newest `server.timestamp` seen, `to` flespi's clock (`client.serverNow()`, else the
+   * local clock, never before the newest `server.timestamp` seen) plus a margin, so a local clock
+   * behind flespi's loses nothing. Messages MQTT already delivered are skipped by their whole
+   * content (several messages may share a `server.timestamp` and ident, so nothing less tells them
+   * apart). Gap-filled messages come after newer MQTT ones. In a group, the member that reconnected
+   * reads the whole gap, so messages the other members handled may come twice (at-least-once).
+   *
+   * The broker may have lost messages when: the session was not kept (CONNACK session-present 0);
+   * the broker closed the connection saying its quota was exceeded (MQTT 5 DISCONNECT 0x97: flespi
+   * keeps at most 1 GB per session, then disconnects and drops what was not delivered); or the
+   * connection ended while the broker was holding messages back for this receiver (maxUnacked
+   * reached), which is how that overflow looks without a reason code (MQTT 3.1.1).
    */
   gapFill?: { client: GapFillClient; pageSize?: number };
   onState?(state: MqttConnectionState, detail?: string): void;
@@ -121,7 +134,16 @@ const RC_SESSION_TAKEN_OVER = 0x8e;
 const QUICK_CLOSE_MS = 5000;
 /** ...and this many in a row are reported as a probable session takeover. */
 const QUICK_CLOSES_FOR_TAKEOVER = 3;
-const SEEN_KEYS_KEPT = 50_000;
+/** MQTT 5 DISCONNECT reason code: quota exceeded (what a broker says when a session's buffer overflowed). */
+const RC_QUOTA_EXCEEDED = 0x97;
+/** Messages remembered at the newest `server.timestamp` (several may share one), for the gap fill's boundary. */
+const BOUNDARY_KEPT = 10_000;
+/** Messages received over MQTT while a gap fill runs, remembered to skip their REST copies. */
+const FILL_KEYS_KEPT = 200_000;
+/** Added to flespi's clock for a gap fill's `to`: covers a clock estimate that is off, and messages stamped just before they become readable. */
+export const GAP_FILL_MARGIN_S = 300;
+/** The largest page a gap fill asks for when more messages share one `server.timestamp` than a page holds. */
+const MAX_GAP_FILL_PAGE = 100_000;
 /** Passed to MQTT.js's handleMessage callback so it does not send the PUBACK itself (ack() does). */
 const ACK_LATER = new Error('acknowledged once the batch is done');
 
@@ -171,7 +193,12 @@ export class MqttSource implements Source {
   private resumeReading?: () => void;
   private seq = 0;
   private lastServerTimestamp?: number;
-  private readonly seenKeys = new Set<string>();
+  /** The messages received at `lastServerTimestamp`: REST returns them again at the start of a gap. */
+  private atLastServerTimestamp: FlespiMessage[] = [];
+  /** Content keys of messages received over MQTT, one set per gap fill running. */
+  private readonly fillsRunning = new Set<Set<string>>();
+  /** Why the broker may have dropped messages of this session (set when the connection ends; read at the next CONNACK). */
+  private lossSuspected?: string;
   private readonly gapFillAbort = new AbortController();
   private readonly counters: Omit<MqttSourceStats, 'unacked'> = { received: 0, malformed: 0, redelivered: 0, gapFilled: 0, duplicatesSkipped: 0, reconnects: 0, takeovers: 0 };
   private currentState: MqttConnectionState = 'offline';
@@ -300,6 +327,9 @@ export class MqttSource implements Source {
     });
     client.on('disconnect', (packet) => {
       if (packet.reasonCode === RC_SESSION_TAKEN_OVER) this.takenOver();
+      else if (packet.reasonCode === RC_QUOTA_EXCEEDED) {
+        this.lossSuspected = `flespi MQTT disconnected ${this.clientId} because its session buffer overflowed (DISCONNECT 0x97 quota exceeded) and dropped what was not delivered`;
+      }
     });
     client.on('error', (error) => {
       this.connectionErrored = true;
@@ -331,8 +361,14 @@ export class MqttSource implements Source {
   }
 
   private async onReconnected(connack: IConnackPacket): Promise<void> {
-    if (connack.sessionPresent) {
+    const lost = connack.sessionPresent ? this.lossSuspected : `flespi MQTT did not keep the session of ${this.clientId}`;
+    this.lossSuspected = undefined;
+    // Where the gap starts, taken before the new subscription can deliver anything newer.
+    const from = this.lastServerTimestamp;
+    const boundary = [...this.atLastServerTimestamp];
+    if (connack.sessionPresent && !lost) {
       // The broker sends every unacknowledged message again: drop the copies not yet handed out.
+      // (After a loss they are kept: the broker may not have them any more.)
       const kept = this.pending.filter((entry) => !entry.ack);
       this.pending.splice(0, this.pending.length, ...kept);
     }
@@ -342,19 +378,24 @@ export class MqttSource implements Source {
       this.fail(error instanceof Error ? error : new Error(String(error)));
       return;
     }
-    if (!connack.sessionPresent) {
-      this.log.warn(`flespi MQTT did not keep the session of ${this.clientId}: messages published while disconnected are not coming over MQTT${this.options.gapFill ? '; reading them over REST' : ''}`);
-      if (this.options.gapFill) void this.fillGap();
+    if (lost) {
+      this.log.warn(`${lost}: messages published meanwhile may not come over MQTT${this.options.gapFill ? '; reading them over REST' : ' (gapFill is off: they are lost to this receiver)'}`);
+      if (this.options.gapFill) void this.fillGap(from, boundary);
     }
   }
 
   private onClose(): void {
     this.resumeReading = undefined;
     if (this.closing || this.fatal) return;
+    // The broker was holding messages back (this receiver had maxUnacked unacknowledged): if it closed
+    // the connection because the session's buffer overflowed, it dropped them (flespi: past 1 GB).
+    if (this.connectedAt !== undefined && this.acks.length >= this.maxUnacked) {
+      this.lossSuspected ??= `the connection to flespi MQTT ended while the broker was holding messages back for ${this.clientId} (${this.acks.length} unacknowledged); if its session buffer overflowed, it dropped them`;
+    }
     this.reconnectFailures++;
     const suspected = this.countQuickClose();
     // After quick closes the delay keeps growing (a plain reconnect resets it): no tight loop against another owner.
-    const delay = backoffDelay(this.options.reconnect ?? DEFAULT_RECONNECT, Math.max(this.reconnectFailures, this.quickCloses));
+    const delay = clampDelay(backoffDelay(this.options.reconnect ?? DEFAULT_RECONNECT, Math.max(this.reconnectFailures, this.quickCloses)));
     const retrying = `retrying in ${(delay / 1000).toFixed(1)} s`;
     this.setState('reconnecting', suspected ? `${suspected}; ${retrying}` : `connection lost; ${retrying}`);
     clearTimeout(this.reconnectTimer);
@@ -510,47 +551,88 @@ export class MqttSource implements Source {
 
   // ---- gap fill
 
-  /** Remembers what was seen, for skipping it when filling a gap over REST. */
+  /**
+   * Remembers what a gap fill needs of a message MQTT delivered: the newest `server.timestamp` (where
+   * a gap starts) and the messages stamped with it (REST returns them again), by reference, so the
+   * hot path computes no keys; while a gap fill runs, the content keys of everything received.
+   */
   private remember(message: FlespiMessage): void {
     const timestamp = message['server.timestamp'];
-    if (typeof timestamp !== 'number') return;
-    if (this.lastServerTimestamp === undefined || timestamp > this.lastServerTimestamp) this.lastServerTimestamp = timestamp;
-    if (!this.options.gapFill) return;
-    const key = dedupeKey(message);
-    if (!key) return;
-    this.seenKeys.add(key);
-    if (this.seenKeys.size > SEEN_KEYS_KEPT) this.seenKeys.delete(this.seenKeys.values().next().value as string);
+    if (typeof timestamp === 'number') {
+      if (this.lastServerTimestamp === undefined || timestamp > this.lastServerTimestamp) {
+        this.lastServerTimestamp = timestamp;
+        this.atLastServerTimestamp = [message];
+      } else if (timestamp === this.lastServerTimestamp && this.atLastServerTimestamp.length < BOUNDARY_KEPT) {
+        this.atLastServerTimestamp.push(message);
+      }
+    }
+    if (this.fillsRunning.size === 0) return;
+    const key = contentKey(message);
+    for (const keys of this.fillsRunning) if (keys.size < FILL_KEYS_KEPT) keys.add(key);
   }
 
-  private async fillGap(): Promise<void> {
+  /** flespi's clock (ms) as well as can be told: the client's estimate, never before the newest `server.timestamp` seen. */
+  private serverNow(): number {
+    const client = this.options.gapFill?.client;
+    const estimate = typeof client?.serverNow === 'function' ? client.serverNow() : Date.now();
+    return Math.max(Number.isFinite(estimate) ? estimate : Date.now(), (this.lastServerTimestamp ?? 0) * 1000);
+  }
+
+  /** Reads [from, flespi's now + margin] over REST, skipping what MQTT delivered (`boundary`, and what arrives meanwhile). */
+  private async fillGap(start: number | undefined, boundary: readonly FlespiMessage[]): Promise<void> {
     const gapFill = this.options.gapFill;
-    let from = this.lastServerTimestamp;
-    if (!gapFill || from === undefined) return;
-    const to = Date.now() / 1000;
-    const count = gapFill.pageSize ?? 1000;
+    if (!gapFill || start === undefined) return;
+    /** What MQTT delivered: the boundary, and (added by remember()) what arrives while this runs. */
+    const keys = new Set(boundary.map(contentKey));
+    const readOverRest = new Set<string>();
+    this.fillsRunning.add(keys);
+    let from = start;
+    let to = this.serverNow() / 1000 + GAP_FILL_MARGIN_S;
+    const pageSize = gapFill.pageSize ?? 1000;
+    let count = pageSize;
     let added = 0;
     try {
       for (;;) {
         const page = await gapFill.client.channelMessages(this.options.channelId, { from, to, count, filter: this.options.filter }, this.gapFillAbort.signal);
         for (const message of page) {
-          const key = dedupeKey(message);
-          if (key && this.seenKeys.has(key)) {
+          const key = contentKey(message);
+          if (readOverRest.has(key)) continue; // on an earlier page too (pages overlap at their boundary)
+          readOverRest.add(key);
+          if (keys.has(key)) {
             this.counters.duplicatesSkipped++;
             continue;
           }
-          if (key) this.seenKeys.add(key);
           this.counters.gapFilled++;
           added++;
           this.enqueue({ message });
         }
         const last = page.length > 0 ? page[page.length - 1]['server.timestamp'] : undefined;
-        // A short page is the last; a full one continues after its last timestamp (the boundary is de-duplicated).
-        if (page.length < count || typeof last !== 'number' || last <= from) break;
-        from = last;
+        const progressed = typeof last === 'number' && last > from;
+        if (progressed) from = last;
+        // A full page continues from its last timestamp (the boundary is de-duplicated by content);
+        // a full page that does not get past `from` cannot be paged further.
+        if (page.length >= count) {
+          if (progressed) count = pageSize;
+          // A full page of one timestamp: more messages share it than a page holds. Paging by time
+          // cannot get past it, so ask for it again with room for all of them.
+          else if (count < MAX_GAP_FILL_PAGE) count = Math.min(count * 4, MAX_GAP_FILL_PAGE);
+          else {
+            this.log.warn(`the gap fill over REST stopped at ${new Date(from * 1000).toISOString()}: more than ${count} messages share that server.timestamp`);
+            break;
+          }
+          continue;
+        }
+        // A short page is the last, unless the answer taught the client that flespi's clock is well
+        // ahead of what `to` assumed (its first `Date` header): then read on to the better `to`.
+        const better = this.serverNow() / 1000 + GAP_FILL_MARGIN_S;
+        if (better <= to + GAP_FILL_MARGIN_S / 2) break;
+        to = better;
       }
-      this.log.info(`filled the gap over REST: ${added} message(s) from ${new Date((this.lastServerTimestamp ?? 0) * 1000).toISOString()}`);
+      this.log.info(`filled the gap over REST: ${added} message(s) from ${new Date(start * 1000).toISOString()}`);
     } catch (error) {
       if (!this.closing) this.log.warn(`could not fill the gap over REST (messages published while disconnected may be missing): ${errorMessage(error)}`);
+    } finally {
+      this.fillsRunning.delete(keys);
     }
   }
 
@@ -621,9 +703,26 @@ function parseMessage(payload: Buffer | string): FlespiMessage | string {
   return value as FlespiMessage;
 }
 
-function dedupeKey(message: FlespiMessage): string | undefined {
-  const timestamp = message['server.timestamp'];
-  return typeof timestamp === 'number' ? `${timestamp}|${String(message.ident)}` : undefined;
+/**
+ * A message's identity for de-duplication: a hash of its whole content with object keys sorted
+ * (REST and MQTT may list them in another order). Two messages with the same key are the same
+ * message; distinct messages never share one, even with equal `server.timestamp` and ident.
+ */
+export function contentKey(message: FlespiMessage): string {
+  return createHash('sha256').update(canonicalJson(message)).digest('base64');
+}
+
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (typeof value === 'object' && value !== null) {
+    const object = value as Record<string, unknown>;
+    return `{${Object.keys(object)
+      .sort()
+      .filter((key) => object[key] !== undefined)
+      .map((key) => `${JSON.stringify(key)}:${canonicalJson(object[key])}`)
+      .join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
 }
 
 /** The URL without credentials, for messages. */

@@ -10,7 +10,7 @@ import {
   type Packet,
   type UserProperties,
 } from 'mqtt-packet';
-import { Session, SharedGroup, Subscription, type BrokerMessage, type Delivery, type SessionLink, type SubscriptionOptions } from './session';
+import { Session, SharedGroup, Subscription, type BrokerMessage, type Delivery, type SessionLimits, type SessionLink, type SubscriptionOptions } from './session';
 import { filterMatches, parseTopicFilter, TopicTrie, type TopicFilter } from './topic-filter';
 
 /**
@@ -31,8 +31,20 @@ export interface BrokerOptions {
   cid?: number;
   /** QoS 1 messages a client may have unacknowledged at once (MQTT 5 clients may ask for fewer with Receive Maximum). Default 10,000. */
   maxInflight?: number;
-  /** QoS 1 messages kept per session (and per shared group with no member online) beyond the in-flight ones; the oldest are dropped. Default 100,000. */
+  /**
+   * QoS 1 messages a session may hold beyond the in-flight ones before it overflows (see
+   * `maxSessionBytes`); also the bound of a shared group's messages while no member is online (the
+   * oldest dropped). Default 100,000.
+   */
   maxQueued?: number;
+  /**
+   * Bytes (topic + payload) of unacknowledged QoS 1 messages a session may hold; past it the session
+   * overflows as flespi's does: every message not yet acknowledged is dropped, and the client is
+   * disconnected (MQTT 5 DISCONNECT 0x97 quota exceeded; MQTT 3.1.1 just closes). The session and its
+   * subscriptions stay. An offline session that overflows is discarded (its next CONNACK says
+   * session-present 0). Default 1 GiB (flespi's limit).
+   */
+  maxSessionBytes?: number;
 }
 
 export interface PublishOptions {
@@ -50,6 +62,8 @@ export interface SessionInfo {
   queued: number;
   inflight: number;
   dropped: number;
+  /** Times the session overflowed (see BrokerOptions.maxSessionBytes). */
+  overflows: number;
 }
 
 const PLATFORM_NAMESPACE = 'flespi/';
@@ -71,6 +85,7 @@ const RC_KEEP_ALIVE_TIMEOUT = 0x8d;
 const RC_SESSION_TAKEN_OVER = 0x8e;
 const RC_TOPIC_FILTER_INVALID = 0x8f;
 const RC_TOPIC_NAME_INVALID = 0x90;
+const RC_QUOTA_EXCEEDED = 0x97;
 // MQTT 3.1.1 CONNACK return codes.
 const V3_IDENTIFIER_REJECTED = 2;
 const V3_NOT_AUTHORIZED = 5;
@@ -88,10 +103,17 @@ export class SandboxBroker {
   private closing = false;
   readonly maxInflight: number;
   readonly maxQueued: number;
+  private readonly sessionLimits: SessionLimits;
 
   constructor(readonly options: BrokerOptions) {
     this.maxInflight = Math.min(Math.max(options.maxInflight ?? 10_000, 1), 0xffff);
     this.maxQueued = Math.max(options.maxQueued ?? 100_000, 1);
+    this.sessionLimits = {
+      maxQueued: this.maxQueued,
+      maxBytes: Math.max(options.maxSessionBytes ?? 2 ** 30, 1),
+      // Later, not inside the delivery that overflowed (a dispatch may be walking this session's subscriptions).
+      onOverflow: (session) => queueMicrotask(() => this.overflowed(session)),
+    };
     this.sweepTimer = setInterval(() => this.sweep(), 1000);
     this.sweepTimer.unref();
   }
@@ -141,6 +163,7 @@ export class SandboxBroker {
       queued: session.queue.length,
       inflight: session.inflight.size,
       dropped: session.droppedMessages,
+      overflows: session.overflows,
     }));
   }
 
@@ -294,7 +317,7 @@ export class SandboxBroker {
       session = undefined;
     }
     if (session) return { session, present: true };
-    session = new Session(clientId, this.maxQueued);
+    session = new Session(clientId, this.sessionLimits);
     this.sessions.set(clientId, session);
     return { session, present: false };
   }
@@ -320,6 +343,13 @@ export class SandboxBroker {
   attach(session: Session, link: SessionLink): void {
     session.attach(link);
     for (const subscription of session.subscriptions.values()) subscription.group?.drain();
+  }
+
+  /** A session overflowed (its undelivered messages are gone): disconnect its client, or discard it when offline. */
+  private overflowed(session: Session): void {
+    if (this.closing || this.sessions.get(session.clientId) !== session) return;
+    if (session.link) (session.link as Connection).overflow();
+    else this.endSession(session);
   }
 
   private endSession(session: Session): void {
@@ -468,6 +498,11 @@ class Connection implements SessionLink {
     if (this.isV5) this.write({ cmd: 'disconnect', reasonCode: RC_SESSION_TAKEN_OVER });
     this.socket.end();
     this.socket.destroySoon();
+  }
+
+  /** The session overflowed: say so (MQTT 5 DISCONNECT 0x97) and close; the session stays. */
+  overflow(): void {
+    if (!this.socket.writableEnded) this.abort(RC_QUOTA_EXCEEDED);
   }
 
   /** The socket closed: publish the will unless the client said goodbye, and detach from the session. */

@@ -136,9 +136,23 @@ export class SharedGroup {
   }
 }
 
+/** How much a session may hold, and what the broker does when it holds more. */
+export interface SessionLimits {
+  /** QoS 1 messages waiting beyond the in-flight ones. */
+  readonly maxQueued: number;
+  /** Bytes (topic + payload) of every QoS 1 message not yet acknowledged, queued or in flight. */
+  readonly maxBytes: number;
+  /** The session overflowed: its undelivered messages were dropped; the broker disconnects or discards it. */
+  onOverflow(session: Session): void;
+}
+
 /**
- * What the broker keeps per client id: subscriptions, QoS 1 messages waiting to be sent (bounded,
- * the oldest dropped first) and messages sent but not yet acknowledged (bounded by the link's window).
+ * What the broker keeps per client id: subscriptions, QoS 1 messages waiting to be sent and messages
+ * sent but not yet acknowledged (bounded by the link's window). Like flespi's (at most 1 GB of
+ * unacknowledged messages per session, then "the connection will be disconnected and undelivered
+ * messages will be deleted", forum changelog of the flespi MQTT broker), a session that holds more
+ * than `maxBytes` (or `maxQueued` messages) overflows: every message not yet acknowledged is dropped
+ * and `limits.onOverflow` is told.
  */
 export class Session {
   readonly subscriptions = new Map<string, Subscription>();
@@ -150,13 +164,17 @@ export class Session {
   /** MQTT 5 session expiry in seconds (0xFFFFFFFF = never); undefined for 3.1.1 sessions (never). */
   expirySeconds?: number;
   expiryTimer?: NodeJS.Timeout;
-  /** QoS 1 messages dropped because the queue was full. */
+  /** QoS 1 messages dropped because the session overflowed. */
   droppedMessages = 0;
+  /** Times the session overflowed. */
+  overflows = 0;
+  /** Bytes of the QoS 1 messages not yet acknowledged (queued and in flight). */
+  bytes = 0;
   private lastMessageId = 0;
 
   constructor(
     readonly clientId: string,
-    private readonly maxQueued: number,
+    private readonly limits: SessionLimits,
   ) {}
 
   deliver(delivery: Delivery): void {
@@ -164,12 +182,20 @@ export class Session {
       if (this.link?.acceptsVolatile()) this.link.sendPublish(delivery);
       return;
     }
-    if (this.queue.length >= this.maxQueued) {
-      this.queue.shift();
-      this.droppedMessages++;
-    }
     this.queue.push(delivery);
+    this.bytes += deliveryBytes(delivery);
+    if (this.bytes > this.limits.maxBytes || this.queue.length > this.limits.maxQueued) return this.overflow();
     this.pump();
+  }
+
+  /** Drops every message not yet acknowledged and tells the broker. */
+  private overflow(): void {
+    this.droppedMessages += this.queue.length + this.inflight.size;
+    this.overflows++;
+    this.queue.retain(() => false);
+    this.inflight.clear();
+    this.bytes = 0;
+    this.limits.onOverflow(this);
   }
 
   /** Sends queued messages while the in-flight window has room. */
@@ -185,7 +211,11 @@ export class Session {
   }
 
   acknowledge(messageId: number): void {
-    if (this.inflight.delete(messageId)) this.pump();
+    const delivery = this.inflight.get(messageId);
+    if (!delivery) return;
+    this.inflight.delete(messageId);
+    this.bytes -= deliveryBytes(delivery);
+    this.pump();
   }
 
   /** A client connected to this session: resend what it never acknowledged (DUP), then the queue. */
@@ -214,6 +244,7 @@ export class Session {
       taken.push(delivery);
       return false;
     });
+    for (const delivery of taken) this.bytes -= deliveryBytes(delivery);
     return taken;
   }
 
@@ -230,4 +261,9 @@ function mix32(hash: number): number {
   h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
   h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
   return (h ^ (h >>> 16)) >>> 0;
+}
+
+/** What a QoS 1 message counts against its session's byte limit. */
+function deliveryBytes(delivery: Delivery): number {
+  return delivery.message.payload.length + delivery.message.topic.length;
 }
