@@ -468,12 +468,14 @@ const checkToken: CheckBody = async (shared) => {
   const type = typeof access.type === 'number' ? (types[access.type] ?? `type ${access.type}`) : 'of unknown type';
   const parts = [`flespi accepted the token (${type}${typeof item.id === 'number' ? `, id ${item.id}` : ''}${typeof item.cid === 'number' ? `, account ${item.cid}` : ''})`];
   if (item.enabled === false) return { status: 'fail', finding: `${parts[0]} but it is disabled`, advice: 'enable the token at https://flespi.io/#/panel/tokens' };
-  const nowS = Date.now() / 1000;
-  if (typeof item.expire === 'number' && item.expire > 0) {
-    const days = (item.expire - nowS) / 86400;
-    if (days <= 0) return { status: 'fail', finding: `${parts[0]} but it expired on ${new Date(item.expire * 1000).toISOString()}`, advice: 'create a new token at https://flespi.io/#/panel/tokens' };
-    if (days < 7) return { status: 'warn', finding: `${parts[0]}; it expires in ${days.toFixed(1)} days (${new Date(item.expire * 1000).toISOString()})`, advice: 'extend it or create a new token before then' };
-    parts.push(`expires ${new Date(item.expire * 1000).toISOString().slice(0, 10)}`);
+  // A token stays valid while its `expire` has not passed or its `ttl` since last use runs: only an
+  // `expire` with no `ttl` behind it ends it at a known time (https://flespi.com/kb/how-to-create-complex-flespi-token).
+  const ttl = typeof item.ttl === 'number' ? item.ttl : 0;
+  if (typeof item.expire === 'number' && item.expire > 0 && ttl === 0) {
+    const days = (item.expire - Date.now() / 1000) / 86400;
+    const when = new Date(item.expire * 1000).toISOString();
+    if (days < 7) return { status: 'warn', finding: `${parts[0]}; it expires ${days <= 0 ? `at ${when}, which has passed by the local clock` : `in ${days.toFixed(1)} days (${when})`}`, advice: 'extend it (expire or ttl) or create a new token at https://flespi.io/#/panel/tokens before then' };
+    parts.push(`expires ${when.slice(0, 10)}`);
   }
   if (access.type === 2) {
     const acl = Array.isArray(access.acl) ? (access.acl as Record<string, unknown>[]) : [];

@@ -116,6 +116,19 @@ test('a wrong token: token fails with what to do, the checks that need it are sk
   assert.doesNotMatch(result.stdout + result.stderr, /not-the-sandbox-token/);
 });
 
+test("the token's ACL and expiry from /auth/info: an ACL without gw/channels warns, and so does an expire within days", TIMEOUT, async (t) => {
+  const acl = await proxyToSandbox(t);
+  acl.on('GET', '/auth/info', { body: { result: [{ id: 5, cid: 7, access: { type: 2, acl: [{ uri: 'gw/devices', methods: ['GET'] }] }, expire: 0, ttl: 86400 }] } });
+  const narrow = await doctor(sandboxArgs(acl.url).args, sandboxArgs().env);
+  assert.match(line(narrow, 'token', 'WARN'), /flespi accepted the token \(ACL, id 5, account 7\); ACL grants gw\/devices: none of them is gw\/channels — to do: give the token's ACL read access to gw\/channels/);
+
+  const expiring = await proxyToSandbox(t);
+  expiring.on('GET', '/auth/info', { body: { result: [{ id: 6, cid: 7, access: { type: 0 }, expire: Math.floor(Date.now() / 1000) + 2 * 86400, ttl: 0 }] } });
+  const soon = await doctor(sandboxArgs(expiring.url).args, sandboxArgs().env);
+  assert.match(line(soon, 'token', 'WARN'), /flespi accepted the token \(standard, id 6, account 7\); it expires in [12]\.\d days .*— to do: extend it/);
+  assert.equal(soon.status, 0);
+});
+
 test('a channel the sandbox blocked because its buffer is full fails the channel check, naming the block', TIMEOUT, async (t) => {
   const small = await startSandbox({ restPort: 0, mqttPort: 0, devicesPerChannel: 1, simulate: false, channelBufferBytes: 4096 });
   t.after(() => small.stop());
