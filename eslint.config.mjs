@@ -17,4 +17,49 @@ export default tseslint.config(
     files: ['src/core/**/*.ts', 'src/sandbox/**/*.ts', 'src/cli/**/*.ts'],
     rules: { 'no-restricted-imports': ['error', { paths: [{ name: 'vscode', message: 'The core library, sandbox and CLI must not depend on vscode.' }] }] },
   },
+  {
+    // Extension modules that run without VS Code, so plain Node tests can import them: keep it that way.
+    files: [
+      'src/shared/**/*.ts',
+      'src/extension/markdown.ts',
+      'src/extension/endpoints.ts',
+      'src/extension/doctorReport.ts',
+      'src/extension/channels/channelModel.ts',
+      'src/extension/channels/history.ts',
+      'src/extension/custom/scaffold.ts',
+      'src/extension/forwarding/deadLetterFiles.ts',
+      'src/extension/forwarding/manager.ts',
+      'src/extension/forwarding/records.ts',
+      'src/extension/forwarding/startPosition.ts',
+      'src/extension/sinks/createSinkHandler.ts',
+      'src/extension/sinks/ndjsonFile.ts',
+      'src/extension/sinks/sinkFields.ts',
+      'src/extension/sinks/sinkModel.ts',
+      'src/extension/sinks/sinkSecrets.ts',
+      'src/extension/sinks/sinkStatus.ts',
+      'src/extension/tail/tailExport.ts',
+      'src/extension/tail/tailFeed.ts',
+      'src/extension/tail/tailHtml.ts',
+      'src/extension/tail/tailModel.ts',
+      'src/extension/tail/tailSession.ts',
+    ],
+    rules: { 'no-restricted-imports': ['error', { paths: [{ name: 'vscode', message: 'This module is tested without VS Code: pass what it needs from the vscode side instead.' }] }] },
+  },
+  {
+    // The webview runs in a browser frame: no Node, no vscode, and of the host's code only the shared protocol (and types, which vanish at run time).
+    files: ['webview/**/*.ts', 'src/shared/**/*.ts'],
+    rules: {
+      'no-restricted-imports': 'off',
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          paths: [{ name: 'vscode', message: 'Webview code talks to the extension only through postMessage (src/shared/tailProtocol.ts).' }],
+          patterns: [
+            { group: ['node:*', 'fs', 'path', 'os', 'child_process', 'net', 'http', 'https', 'crypto'], message: 'Webview code runs in a browser frame: no Node modules.' },
+            { group: ['**/src/core/**', '**/src/extension/**', '**/src/cli/**', '**/src/sandbox/**', '../core/**', '../extension/**'], allowTypeImports: true, message: 'Webview code may import only src/shared (and types) from the host side.' },
+          ],
+        },
+      ],
+    },
+  },
 );
