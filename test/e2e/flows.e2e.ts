@@ -90,6 +90,25 @@ describe('flespi extension in VS Code (code-server)', { concurrency: false }, ()
     await wb.shot('resumed');
   });
 
+  flow('flow11', 'Check Connection…: the doctor runs on the sandbox connection and opens a Markdown report in which every check passed', async (wb) => {
+    await wb.runCommand('flespi: Check Connection…');
+    await wb.pick(TAIL_CHANNEL);
+    const text = await waitFor(
+      'the connection report to open',
+      async () => {
+        // Monaco draws spaces as no-break spaces; only the lines on screen are in the page.
+        const lines = (await wb.page.locator('.editor-instance .monaco-editor .view-lines').first().textContent())?.replace(/\u00a0/g, ' ');
+        return lines?.includes('# flespi connection check (sandbox)') ? lines : undefined;
+      },
+      60_000,
+    );
+    await wb.shot('report');
+    assert.match(text, new RegExp(`channel \\d+ "${TAIL_CHANNEL}"`));
+    assert.match(text, /\*\*10 passed, 0 warnings, 0 failed in [\d.]+ s\.\*\* Nothing failed\./);
+    assert.match(text, /\| ✅ pass \| \*\*token\*\*/);
+    assert.doesNotMatch(text, /[A-Za-z0-9]{64}/, 'nothing like a token is in the report');
+  });
+
   flow('flow3', 'add an AWS IoT sink (Mosquitto with TLS client certificates) and forward three selected messages to it', async (wb) => {
     const { subscriber } = e2e.session.peers.tls;
     const sink = awsSinkSetting(e2e.session.peers);
@@ -105,7 +124,8 @@ describe('flespi extension in VS Code (code-server)', { concurrency: false }, ()
     await wb.openFile(String(sink.keyFile), /: keyFile/);
     await wb.answer(String(sink.topic), /: topic/);
     await wb.waitForNotification(new RegExp(`Sink "${AWS_SINK}" added`));
-    await waitFor(`the Sinks view to list ${AWS_SINK}`, async () => (await wb.treeLabels('Sinks')).some((l) => l.startsWith(AWS_SINK)));
+    // The row says where the sink goes, port included.
+    await waitFor(`the Sinks view to list ${AWS_SINK} with ${String(sink.endpoint)}:${String(sink.port)}`, async () => (await wb.treeLabels('Sinks')).some((l) => l.startsWith(AWS_SINK) && l.includes(`${String(sink.endpoint)}:${String(sink.port)}`)));
     await wb.shot('sink-added');
     const { tail, ids, expected } = await pickThreeMessages(wb);
     const before = subscriber.messages.length;
@@ -192,6 +212,71 @@ describe('flespi extension in VS Code (code-server)', { concurrency: false }, ()
     await tail.click('Restart');
   });
 
+  // Still on the extension's sandbox, the tail restarted by flow 7.
+  flow('flow11', 'the tail keeps what the user looks at: the selection across tab switches, a refused server filter, Ctrl+A, Export closing, the state pill', async (wb) => {
+    let tail = await LiveTail.find(wb);
+    await waitFor('the tail to be live', async () => (await tail.text('state')) === 'live');
+    const contrast = (await tail.frame.evaluate(PILL_CONTRAST)) as number;
+    assert.ok(contrast >= 4.5, `the "live" pill's text has a contrast of ${contrast.toFixed(2)}:1 (WCAG asks 4.5:1)`);
+    await tail.pause();
+    assert.equal(await tail.text('state'), 'paused');
+    const ids = (await tail.rowIds()).slice(0, 2);
+    await tail.select(ids);
+    await wb.shot('selected');
+
+    // Another editor tab and back: the webview is made again, with the same rows selected and shown.
+    await wb.showEditor(`${HANDLER}.ts`);
+    await wb.showEditor(`Tail: ${TAIL_CHANNEL}`);
+    tail = await LiveTail.find(wb);
+    const wanted = JSON.stringify([...ids].sort((a, b) => a - b));
+    await waitFor('the selection to come back after the tab switch', async () => JSON.stringify((await tail.selectedIds()).sort((a, b) => a - b)) === wanted);
+    await waitFor('the detail pane to show the last clicked row again', async () => (await tail.frame.locator('[data-testid="detail-title"]').textContent()) === `Message #${ids[1]}`);
+    await wb.shot('selection-kept');
+
+    // Ctrl+A in the table selects every row and leaves no page text selected.
+    await tail.row(ids[0]!).click();
+    await wb.page.keyboard.press('Control+a');
+    const rows = await tail.rowCount();
+    await waitFor('every row to be selected', async () => Number(await tail.frame.locator('[data-testid="selected"]').textContent()) === rows);
+    await new Promise((r) => setTimeout(r, 700));
+    assert.equal(await tail.frame.evaluate('window.getSelection().toString()'), '', 'Ctrl+A selected the page text');
+
+    // The Export popover closes on Escape and on a click elsewhere.
+    const exportPanel = tail.frame.getByRole('dialog', { name: 'Export' });
+    await tail.click('Export…');
+    await exportPanel.waitFor({ state: 'visible' });
+    await wb.page.keyboard.press('Escape');
+    await exportPanel.waitFor({ state: 'hidden', timeout: 5_000 });
+    await tail.click('Export…');
+    await exportPanel.waitFor({ state: 'visible' });
+    await tail.frame.locator('[data-testid="detail"]').click();
+    await exportPanel.waitFor({ state: 'hidden', timeout: 5_000 });
+
+    // A filter flespi cannot parse: the buffer stays, and the parser says why.
+    const before = await tail.rowCount();
+    await tail.frame.getByRole('textbox', { name: 'Server filter expression' }).fill('position.speed>>1');
+    await tail.click('Apply filter');
+    const notice = await waitFor('the filter to be refused', async () => {
+      const text = (await tail.frame.locator('[data-testid="notice"]').textContent()) ?? '';
+      return /not applied/.test(text) ? text : undefined;
+    });
+    await wb.shot('filter-refused');
+    assert.match(notice, /unexpected|position \d+/, `the notice does not give the parser's message: ${notice}`);
+    assert.doesNotMatch(notice, /%[0-9A-F]{2}|\$filter|restarted with/, `the notice shows the topic or says it applied: ${notice}`);
+    assert.ok((await tail.rowCount()) >= before, 'the buffer was wiped by a refused filter');
+    assert.equal(await tail.text('state'), 'paused');
+
+    // Restart: a new buffer, so the detail pane no longer shows a message of the old one.
+    await tail.frame.getByRole('textbox', { name: 'Server filter expression' }).fill('');
+    await tail.click('Restart');
+    await waitFor('the detail pane to clear after Restart', async () => (await tail.frame.locator('[data-testid="detail"]').textContent()) === 'Select a message to see it here.');
+    await waitFor('the tail to be live again', async () => (await tail.text('state')) === 'live');
+    await tail.click('Stop');
+    await waitFor('Pause to be disabled once stopped', async () => (await tail.frame.locator('vscode-button[data-testid="pause"]').getAttribute('aria-disabled')) === 'true');
+    await tail.click('Restart');
+    await waitFor('the tail to be live again', async () => (await tail.text('state')) === 'live');
+  });
+
   // Last: it switches the connection from the extension's sandbox to the separate one.
   flow('flow6', 'a wrong token: a clear error, and the extension keeps working', async (wb) => {
     const tail = await LiveTail.find(wb);
@@ -243,14 +328,29 @@ describe('flespi extension in VS Code (code-server)', { concurrency: false }, ()
     await wb.answer(HTTP_AUTHORIZATION, /Authorization header/);
     await wb.waitForNotification(new RegExp(`Sink "${HTTP_SINK}" added`));
     await waitFor(`the Sinks view to list ${HTTP_SINK}`, async () => (await wb.treeLabels('Sinks')).some((l) => l.startsWith(HTTP_SINK)));
+    // Test Sink Connection reaches the endpoint (an empty batch) and says what it answered.
+    await wb.clearNotifications();
+    await wb.runCommand('flespi: Test Sink Connection');
+    await wb.pick(HTTP_SINK);
+    await wb.waitForNotification(new RegExp(`Sink "${HTTP_SINK}" works: ${escapeRegExp(sink.url)} answered 200 OK to POST \\[\\] \\(an empty batch`));
+    assert.equal(sink.requests, 1, 'the connection test did not reach the HTTP sink once');
 
     // A channel the live tail does not show, so only forwarding reads it.
     const channel = (await sandbox.channels()).sort((a, b) => a.id - b.id).find((c) => c.name !== TAIL_CHANNEL);
     assert.ok(channel, 'the sandbox has no second channel');
+    // Number 0 is in the buffer before forwarding starts "from now": it must never arrive.
+    await sandbox.inject(channel.id, [{ ident: RELOAD_IDENT, [SEQ_PARAM]: 0, timestamp: Date.now() / 1000 }]);
     await wb.clearNotifications();
     await wb.runCommand('flespi: Start Forwarding…');
     await wb.pick(channel.name);
     await wb.pickMany([HTTP_SINK]);
+    // Where to start: the oldest message says how many the buffer holds.
+    const oldest = wb.quickPickRow('From the oldest message in the buffer');
+    await oldest.waitFor({ timeout: 30_000 });
+    const buffered = Number(/(\d+) messages?/.exec((await oldest.textContent()) ?? '')?.[1]);
+    assert.ok(buffered >= 1, `the start question does not say how many messages the buffer holds: ${await oldest.textContent()}`);
+    await wb.shot('start-where');
+    await wb.pick('From now');
     await wb.waitForNotification(new RegExp(`Forwarding channel ${channel.name} to ${HTTP_SINK}`));
     await wb.waitForStatusBar(/flespi: forwarding \d+ → 1 sink/);
     const injector = new Injector(sandbox, channel.id, RELOAD_IDENT);
@@ -258,6 +358,17 @@ describe('flespi extension in VS Code (code-server)', { concurrency: false }, ()
     await sink.waitForDistinct(20);
     const beforeReload = sink.distinct();
     await wb.shot('forwarding');
+    // While messages flow, the channel's tooltip appears and stays (the trees do not redraw it per batch).
+    await wb.openContainer('flespi');
+    await channelRow(wb, channel.name).hover();
+    const tooltip = wb.page.locator('.monaco-hover, .workbench-hover').filter({ visible: true, hasText: /forwarding \(running\): \d+ messages/ }).first();
+    await tooltip.waitFor({ timeout: 15_000 });
+    const forwardedBefore = sink.arrivals.length;
+    await new Promise((r) => setTimeout(r, 2500));
+    assert.ok(sink.arrivals.length > forwardedBefore, 'nothing was forwarded while the tooltip was shown');
+    assert.ok(await tooltip.isVisible(), 'the channel tooltip went away while forwarding ran');
+    await wb.shot('tooltip-while-forwarding');
+    await wb.page.mouse.move(0, 0);
 
     await wb.reloadWindow();
     const injectedAtReload = injector.count;
@@ -288,9 +399,15 @@ describe('flespi extension in VS Code (code-server)', { concurrency: false }, ()
     assert.ok(checkpoint, `no checkpoint file of channel ${channel.id} in ${checkpoints}`);
     assert.ok((JSON.parse(readFileSync(join(checkpoints, checkpoint), 'utf8')) as { currKey: number }).currKey > 0, 'the checkpoint is still at the start of the buffer');
 
-    await wb.runCommand('flespi: Stop Forwarding');
-    await wb.pick(channel.name);
+    assert.ok(!sink.arrivals.includes(0), 'a message from before "From now" was forwarded');
+
+    // The channel row's inline Stop button stops that channel, asking nothing.
+    await wb.openContainer('flespi');
+    const row = channelRow(wb, channel.name);
+    await row.hover();
+    await row.locator('.action-label[aria-label="Stop Forwarding"]').click();
     await waitFor('the forwarding status to leave the status bar', async () => !(await wb.statusBarTexts()).some((text) => /flespi: forwarding/.test(text)));
+    assert.ok(!(await wb.page.locator('.quick-input-widget').isVisible()), 'Stop Forwarding on a channel row asked for a channel');
     await wb.shot('stopped');
   });
 
@@ -318,6 +435,9 @@ describe('flespi extension in VS Code (code-server)', { concurrency: false }, ()
     await wb.runCommand('flespi: Start Forwarding…');
     await wb.pick(channel.name);
     await wb.pickMany([PICKY_SINK]);
+    // In this sandbox it is flow 8's channel, whose checkpoint is kept: from there on come the ten just injected
+    // (from the oldest message, flow 8's number 5 would be refused as well).
+    await wb.pick('Where it stopped last time');
     await waitFor('the nine good messages at the sink', () => (sink.distinct().size >= 9 ? true : undefined), 60_000);
     assert.deepEqual([...sink.distinct()].sort((a, b) => a - b), [1, 2, 3, 4, 6, 7, 8, 9, 10], 'every message but the refused one arrived');
     await wb.waitForNotification(new RegExp(`Sink "${PICKY_SINK}" cannot deliver a message of channel ${channel.name}: .*400.*kept as dead letters`), 30_000);
@@ -428,6 +548,30 @@ async function forwardSelection(tail: LiveTail, sink: string): Promise<void> {
   await tail.workbench.pick(sink);
   const outcome = await tail.forwardOutcome();
   assert.match(outcome, new RegExp(`Forwarded 3 messages to ${sink}: 3 acknowledged, 0 errors`), `the forward did not fully succeed: ${outcome}`);
+}
+
+/** The row of a channel in the Channels view. */
+function channelRow(wb: Workbench, name: string) {
+  return wb.view('Channels').locator('.monaco-list-row').filter({ hasText: name }).first();
+}
+
+/**
+ * The contrast ratio (WCAG) of the state pill's text against what is behind it. Source text: see
+ * READ_DETAIL_JSON in support/liveTail.ts.
+ */
+const PILL_CONTRAST = `(() => {
+  const pill = document.querySelector('[data-testid="state"]');
+  const rgb = (text) => (text.match(/[\\d.]+/g) || []).map(Number);
+  const lum = (c) => { const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); }; return 0.2126 * f(c[0]) + 0.7152 * f(c[1]) + 0.0722 * f(c[2]); };
+  let back;
+  for (let el = pill; el && !back; el = el.parentElement) { const c = rgb(getComputedStyle(el).backgroundColor); if (c.length === 3 || (c.length === 4 && c[3] > 0)) back = c; }
+  if (!back) { const hex = getComputedStyle(document.documentElement).getPropertyValue('--vscode-editor-background').trim().slice(1); back = [0, 2, 4].map((i) => parseInt(hex.slice(i, i + 2), 16)); }
+  const [a, b] = [lum(rgb(getComputedStyle(pill).color)), lum(back)].sort((x, y) => y - x);
+  return (a + 0.05) / (b + 0.05);
+})()`;
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
 /** Channel names from the tree rows ("sandbox-teltonika #1001 · teltonika" → "sandbox-teltonika"), sorted. */

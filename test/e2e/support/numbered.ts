@@ -57,6 +57,8 @@ export class RecordingHttpSink {
   readonly arrivals: number[] = [];
   /** Requests refused because their Authorization header was not the expected one. */
   refused = 0;
+  /** Every request that reached the server. */
+  requests = 0;
   private readonly server: Server;
   private address = '';
 
@@ -70,6 +72,7 @@ export class RecordingHttpSink {
     private readonly ident: string,
   ) {
     this.server = createServer((req, res) => {
+      this.requests++;
       void readBody(req).then((body) => {
         if (req.headers.authorization !== this.authorization) {
           this.refused++;
