@@ -47,6 +47,8 @@ export async function tailCommand(wanted: string | undefined, flags: Flags, log:
       source: new RestSource({ client, channelId: channel.id }),
       handlers: [new StdoutHandler({ pretty: flags.pretty })],
       checkpoints: file ?? new MemoryCheckpointStore(),
+      // An interactive tail stops on a 403 with the reason; `run` waits a block out.
+      onForbidden: 'stop',
       log,
     });
     reportReceiver(receiver, log, undefined);

@@ -19,7 +19,8 @@ export function handlerLine(h: HandlerStats): string {
 
 export function receiverLine(s: ReceiverStats): string {
   const checkpoint = s.lastCheckpoint ? `, checkpoint key ${s.lastCheckpoint.currKey}` : '';
-  return `receiver ${s.state}: ${s.messagesDone} msgs done (${s.batchesDone} batches), ${s.pending} batches pending${checkpoint}`;
+  const blocked = s.blocked ? ` — ${s.blocked}` : '';
+  return `receiver ${s.state}${blocked}: ${s.messagesDone} msgs done (${s.batchesDone} batches), ${s.pending} batches pending${checkpoint}`;
 }
 
 /**
@@ -41,7 +42,9 @@ export function reportReceiver(receiver: Receiver, log: Logger, everyMs: number 
     log.warn(`handler "${e.handler}": ${e.letters.length} message(s) of batch ${e.seq} dead-lettered (${e.letters[0]?.error ?? '?'}); ${e.total} in ${stats.deadLetterStore}`);
   });
   receiver.on('source-error', (e) => {
-    if (!e.fatal) log.warn(`${e.error.message}${e.retryInMs === undefined ? '' : `; retrying in ${seconds(e.retryInMs)}`}`);
+    if (e.fatal) return;
+    const retry = e.retryInMs === undefined ? '' : `; retrying in ${seconds(e.retryInMs)}`;
+    log.warn(e.blocked ? `${e.blocked}${retry} (${e.error.message})` : `${e.error.message}${retry}`);
   });
   let previous = receiver.state;
   receiver.on('state', (state) => {

@@ -153,6 +153,10 @@ function parseSource(options: Options, where: string, flespi: FlespiConnectionCo
     startKey: reader.number('startKey', { min: 0, integer: true }, 0),
   };
   if (reader.has('limitSize')) source.limitSize = reader.number('limitSize', { min: 1, max: 100_000_000, integer: true });
+  const read = reader.oneOf('read', ['auto', 'key', 'time'], 'auto');
+  if (read !== 'auto') source.read = read;
+  // The buffer of the account's plan, for the fill warning (flespi: 100 MB free, more on commercial plans).
+  if (reader.has('bufferLimitMB')) source.bufferLimitBytes = Math.round(reader.number('bufferLimitMB', { min: 0.001, max: 1_000_000 }) * 1024 * 1024);
   reader.rejectUnknown();
   return source;
 }
@@ -249,7 +253,7 @@ export function createSource(config: ReceiverConfig, client: FlespiClient, token
     return new MqttSource({ ...options, sessionOwner: config.checkpoint, token, channelId: config.channel, gapFill: gapFill ? { client } : undefined, log });
   }
   const { type: _type, ...options } = config.source;
-  return new RestSource({ ...options, client, channelId: config.channel });
+  return new RestSource({ ...options, client, channelId: config.channel, log });
 }
 
 export interface BuiltReceiver {

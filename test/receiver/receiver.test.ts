@@ -282,7 +282,9 @@ test('long-poll: an empty channel keeps next() polling, and a message ends the w
     sandbox.inject(CHANNEL, numbered(1, 3));
     const batch = await next;
     assert.deepEqual(batch.messages.map((m) => m['test.seq']), [1, 2, 3]);
-    assert.deepEqual(source.checkpointAfter(batch), { currKey: 4 });
+    const checkpoint = source.checkpointAfter(batch);
+    assert.equal(checkpoint.currKey, 4);
+    assert.equal(checkpoint.time, batch.messages[2]?.['server.timestamp'], 'the checkpoint also holds the time position');
     assert.ok(client.currKeys.every((k) => k === 0), 'the key does not move on empty answers');
 
     // Starting from a checkpoint, and aborting a wait.
@@ -313,7 +315,37 @@ test('wrong token: the receiver stops with the auth error and says what to fix',
   }
 });
 
-test('unknown channel, blocked token and bad parameters stop the receiver with their own clear errors', TIMEOUT, async () => {
+test('a 403 while running (flespi blocks the account for a while) is waited out with a capped backoff, shown as "blocked by flespi: reason"; a 401 still stops', TIMEOUT, async () => {
+  const sandbox = await quietSandbox();
+  try {
+    sandbox.inject(CHANNEL, numbered(1, 10));
+    const a = new RecordingHandler('a');
+    const errors: SourceErrorEvent[] = [];
+    const receiver = receiverFor(sandbox, { handlers: [a], blockedRetry: { initialMs: 20, maxMs: 80 } });
+    receiver.on('source-error', (e) => errors.push(e));
+    await receiver.start();
+    await until(receiver, () => a.accepted.length >= 10);
+    sandbox.addToken(sandbox.token, { blocked: true });
+    for (let waited = 0; errors.length < 3 && waited < 10_000; waited += 10) await new Promise((resolve) => setTimeout(resolve, 10));
+    assert.equal(receiver.state, 'retrying');
+    assert.equal(receiver.stats().blocked, 'blocked by flespi: token or customer is blocked');
+    assert.ok(errors.every((e) => !e.fatal && e.blocked === 'blocked by flespi: token or customer is blocked' && (e.retryInMs ?? Infinity) <= 80), 'every 403 is retried within the cap');
+    sandbox.inject(CHANNEL, numbered(11, 10));
+    sandbox.addToken(sandbox.token, { blocked: false });
+    await until(receiver, () => a.accepted.length >= 20);
+    assert.deepEqual(a.accepted, range(1, 20));
+    assert.equal(receiver.stats().blocked, undefined, 'the block is over');
+    assert.equal(receiver.state, 'running');
+
+    const wrong = receiverFor(sandbox, { client: new FlespiClient({ token: 'w'.repeat(64), baseUrl: sandbox.restUrl }) });
+    await wrong.start();
+    await assert.rejects(wrong.done, (e: FlespiError) => e.kind === 'auth');
+  } finally {
+    await sandbox.stop();
+  }
+});
+
+test('unknown channel, blocked token (onForbidden "stop") and bad parameters stop the receiver with their own clear errors', TIMEOUT, async () => {
   const sandbox = await quietSandbox();
   try {
     const client = new FlespiClient({ token: sandbox.token, baseUrl: sandbox.restUrl });
@@ -323,7 +355,7 @@ test('unknown channel, blocked token and bad parameters stop the receiver with t
 
     const blockedToken = 'b'.repeat(64);
     sandbox.addToken(blockedToken, { blocked: true });
-    const blocked = receiverFor(sandbox, { client: new FlespiClient({ token: blockedToken, baseUrl: sandbox.restUrl }) });
+    const blocked = receiverFor(sandbox, { client: new FlespiClient({ token: blockedToken, baseUrl: sandbox.restUrl }), onForbidden: 'stop' });
     await blocked.start();
     await assert.rejects(blocked.done, (e: FlespiError) => e.kind === 'forbidden' && /blocked/.test(e.message));
 

@@ -72,11 +72,13 @@ async function assertCliRefuses(name: string, baseUrl: string, token: string, pa
 }
 
 /** A receiver on `baseUrl`; resolves with how it ended up: stopped by an error, or retrying with reported errors. */
-async function receiverOutcome(baseUrl: string, token: string, channel = CHANNEL): Promise<{ fatal?: Error; retried: SourceErrorEvent[]; state: string }> {
+async function receiverOutcome(baseUrl: string, token: string, channel = CHANNEL, onForbidden?: 'retry' | 'stop'): Promise<{ fatal?: Error; retried: SourceErrorEvent[]; state: string; blocked?: string }> {
   const receiver = new Receiver({
     source: new RestSource({ client: new FlespiClient({ token, baseUrl, timeoutMs: 2000 }), channelId: channel, timeout: 1 }),
     handlers: [],
     retry: { initialMs: 20, maxMs: 100 },
+    blockedRetry: { initialMs: 20, maxMs: 100 },
+    onForbidden,
   });
   const retried: SourceErrorEvent[] = [];
   receiver.on('source-error', (e) => {
@@ -90,8 +92,9 @@ async function receiverOutcome(baseUrl: string, token: string, channel = CHANNEL
     await receiver.start(); // resolves once running: the source is first used by the fetch loop
     await waitUntil(() => receiver.state === 'failed' || retried.length >= 3, () => `state ${receiver.state}`);
     const state = receiver.state;
+    const blocked = receiver.stats().blocked;
     await receiver.stop();
-    return { fatal: await ended, retried, state };
+    return { fatal: await ended, retried, state, blocked };
   } finally {
     await receiver.stop(); // also when it did not get there: a receiver left retrying keeps the test process alive
   }
@@ -111,9 +114,14 @@ test('wrong or expired token: CLI exits 1 with one line saying to check the toke
   assertFlespiError(fatal, 'auth', /flespi rejected the token/, WRONG);
 });
 
-test('blocked token: one line saying the token or account is blocked; the Receiver stops with the forbidden error', TIMEOUT, async () => {
+test('blocked token: the CLI (checking before it starts) says in one line the token or account is blocked; a Receiver waits the block out as "blocked by flespi", or stops with onForbidden "stop"', TIMEOUT, async () => {
   await assertCliRefuses('blocked-token', sandbox.restUrl, BLOCKED, /flespi refused access \(403 Forbidden\b.*the token or account is blocked/);
-  const { fatal, state } = await receiverOutcome(sandbox.restUrl, BLOCKED);
+  const waiting = await receiverOutcome(sandbox.restUrl, BLOCKED);
+  assert.equal(waiting.fatal, undefined);
+  assert.equal(waiting.state, 'retrying');
+  assert.equal(waiting.blocked, 'blocked by flespi: token or customer is blocked');
+  for (const event of waiting.retried) assertFlespiError(event.error, 'forbidden', /token or account is blocked/, BLOCKED);
+  const { fatal, state } = await receiverOutcome(sandbox.restUrl, BLOCKED, CHANNEL, 'stop');
   assert.equal(state, 'failed');
   assertFlespiError(fatal, 'forbidden', /token or account is blocked/, BLOCKED);
 });

@@ -97,8 +97,15 @@ export class FileCheckpointStore implements CheckpointStore {
     if (typeof currKey !== 'number' || !Number.isInteger(currKey) || currKey < 0) {
       throw new ConfigError(`checkpoint file ${this.path} has no valid "currKey": fix it, or delete it to start from the beginning of the channel`);
     }
-    const savedAt = (parsed as { savedAt?: unknown }).savedAt;
-    return typeof savedAt === 'string' ? { currKey, savedAt } : { currKey };
+    const { savedAt, time, seen } = parsed as { savedAt?: unknown; time?: unknown; seen?: unknown };
+    const checkpoint: Checkpoint = { currKey };
+    // The time position (reading by time) is optional: files written before it have only currKey.
+    if (typeof time === 'number' && Number.isFinite(time) && time >= 0) {
+      checkpoint.time = time;
+      checkpoint.seen = Array.isArray(seen) ? seen.filter((s): s is string => typeof s === 'string') : [];
+    }
+    if (typeof savedAt === 'string') checkpoint.savedAt = savedAt;
+    return checkpoint;
   }
 
   /** Saves are serialized: the last one called is the one left on disk. */
@@ -111,7 +118,8 @@ export class FileCheckpointStore implements CheckpointStore {
   private async write(checkpoint: Checkpoint): Promise<void> {
     await mkdir(dirname(this.path), { recursive: true });
     const temp = `${this.path}.${process.pid}.tmp`;
-    const body = JSON.stringify({ currKey: checkpoint.currKey, savedAt: checkpoint.savedAt ?? new Date().toISOString() }, null, 2) + '\n';
+    const position = checkpoint.time === undefined ? {} : { time: checkpoint.time, seen: checkpoint.seen ?? [] };
+    const body = JSON.stringify({ currKey: checkpoint.currKey, ...position, savedAt: checkpoint.savedAt ?? new Date().toISOString() }, null, 2) + '\n';
     try {
       await writeFile(temp, body, 'utf8');
       await rename(temp, this.path);

@@ -28,8 +28,20 @@ export interface ReceiverOptions {
   deadLetters?: DeadLetterStore;
   /** Failed attempts of a batch with an unclassified error before it is split to find the messages at fault (default 2). */
   splitAfter?: number;
+  /**
+   * What an HTTP 403 from flespi does: `retry` (default) keeps the receiver in state 'retrying' with
+   * `stats().blocked` set, retrying with `blockedRetry` backoff until flespi lets it through again
+   * (flespi blocks accounts and items for a while when a limit is hit); `stop` stops the receiver
+   * with the error (an interactive command). A 401 always stops it.
+   */
+  onForbidden?: 'retry' | 'stop';
+  /** Backoff while blocked by flespi (default 5 s doubling to 5 min, with jitter). */
+  blockedRetry?: Partial<RetryOptions>;
   log?: Logger;
 }
+
+/** Backoff while flespi answers 403: a block lasts minutes to hours, so retries start slower and end rarer than for an outage. */
+export const defaultBlockedRetry: RetryOptions = { initialMs: 5_000, maxMs: 300_000 };
 
 export interface HandlerStats {
   name: string;
@@ -59,6 +71,8 @@ export interface ReceiverStats {
   pending: number;
   lastCheckpoint?: Checkpoint;
   lastSourceError?: string;
+  /** Set while flespi refuses the receiver with 403: `blocked by flespi: <reason>`; cleared once a request passes again. */
+  blocked?: string;
   /** Where dead letters go (a file path, or "memory"). */
   deadLetterStore: string;
   handlers: HandlerStats[];
@@ -112,6 +126,8 @@ export interface SourceErrorEvent {
   /** When the next attempt starts; undefined when the error stops the receiver. */
   retryInMs?: number;
   fatal: boolean;
+  /** Set when flespi refused with 403 and the receiver waits it out: `blocked by flespi: <reason>`. */
+  blocked?: string;
 }
 
 export interface ReceiverEvents {
@@ -252,6 +268,8 @@ export class Receiver extends EventEmitter<ReceiverEvents> {
   private readonly stopGraceMs: number;
   private readonly deadLetters: DeadLetterStore;
   private readonly splitAfter: number;
+  private readonly onForbidden: 'retry' | 'stop';
+  private readonly blockedRetry: RetryOptions;
   private readonly log: Logger;
 
   /** Aborted when stop begins: no more fetching, retries or new attempts. */
@@ -273,6 +291,7 @@ export class Receiver extends EventEmitter<ReceiverEvents> {
   private messagesDone = 0;
   private lastCheckpoint?: Checkpoint;
   private lastSourceError?: string;
+  private blocked?: string;
 
   constructor(options: ReceiverOptions) {
     super();
@@ -285,6 +304,8 @@ export class Receiver extends EventEmitter<ReceiverEvents> {
     this.stopGraceMs = options.stopGraceMs ?? 5_000;
     this.deadLetters = options.deadLetters ?? new MemoryDeadLetterStore();
     this.splitAfter = Math.max(1, Math.floor(options.splitAfter ?? 2));
+    this.onForbidden = options.onForbidden ?? 'retry';
+    this.blockedRetry = { ...defaultBlockedRetry, ...options.blockedRetry };
     const names = new Set<string>();
     this.runtimes = options.handlers.map((handler) => {
       if (names.has(handler.name)) throw new ConfigError(`two handlers are named "${handler.name}": give each a different "name"`);
@@ -310,6 +331,7 @@ export class Receiver extends EventEmitter<ReceiverEvents> {
       pending: this.queue.length,
       lastCheckpoint: this.lastCheckpoint,
       lastSourceError: this.lastSourceError,
+      blocked: this.blocked,
       deadLetterStore: this.deadLetters.location,
       handlers: this.runtimes.map((r) => r.stats()),
     };
@@ -367,6 +389,7 @@ export class Receiver extends EventEmitter<ReceiverEvents> {
         const batch = await raceAbort(this.source.next(this.stopping.signal), this.stopping.signal);
         if (this.stopping.signal.aborted) return;
         failures = 0;
+        this.unblocked();
         this.clearTrouble('source');
         this.queue.push({ batch, fetchedAt: performance.now() });
         this.batchesFetched += 1;
@@ -426,7 +449,10 @@ export class Receiver extends EventEmitter<ReceiverEvents> {
     for (let failures = 1; ; failures++) {
       try {
         await work();
-        if (failures > 1) this.clearTrouble('source');
+        if (failures > 1) {
+          this.unblocked();
+          this.clearTrouble('source');
+        }
         return;
       } catch (error) {
         if (this.stopping.signal.aborted) throw asError(error);
@@ -438,15 +464,18 @@ export class Receiver extends EventEmitter<ReceiverEvents> {
   /** Reports a source-side error; waits the backoff and returns true if it is worth retrying, else stops the receiver. */
   private async sourceFailed(phase: SourceErrorEvent['phase'], error: Error, failures: number): Promise<boolean> {
     this.lastSourceError = error.message;
-    if (!isRetryable(error)) {
+    // HTTP 403: blocked (often for a while) or not allowed; a 200 whose errors say "ACL" (code 3) is a setting, never waited out.
+    const forbidden = error instanceof FlespiError && error.kind === 'forbidden' && error.status === 403 && this.onForbidden === 'retry';
+    if (!forbidden && !isRetryable(error)) {
       this.publish('source-error', { phase, error, fatal: true });
       void this.shutdown(error);
       return false;
     }
-    let delay = backoffDelay(this.retry, failures);
+    let delay = backoffDelay(forbidden ? this.blockedRetry : this.retry, failures);
     if (error instanceof FlespiError && error.retryAfter !== undefined) delay = Math.max(delay, error.retryAfter * 1000);
+    if (forbidden) this.blocked = `blocked by flespi: ${blockReason(error)}`;
     this.setTrouble('source');
-    this.publish('source-error', { phase, error, retryInMs: delay, fatal: false });
+    this.publish('source-error', { phase, error, retryInMs: delay, fatal: false, blocked: forbidden ? this.blocked : undefined });
     try {
       await sleep(delay, this.stopping.signal);
       return true;
@@ -705,6 +734,13 @@ export class Receiver extends EventEmitter<ReceiverEvents> {
     }
   }
 
+  /** A request passed: a block by flespi (if any) is over. */
+  private unblocked(): void {
+    if (this.blocked === undefined) return;
+    this.log.info(`flespi lets the receiver through again (${this.blocked.replace(/^blocked by flespi: /, 'it was blocked: ')})`);
+    this.blocked = undefined;
+  }
+
   private setTrouble(key: string): void {
     this.troubles.add(key);
     this.updateRunningState();
@@ -724,6 +760,12 @@ export class Receiver extends EventEmitter<ReceiverEvents> {
     this.currentState = state;
     this.publish('state', state);
   }
+}
+
+/** What flespi said when it refused with 403: the envelope's reasons, else the status. */
+function blockReason(error: FlespiError): string {
+  const reasons = error.details.map((d) => d.reason).filter((r): r is string => typeof r === 'string' && r !== '');
+  return reasons.length > 0 ? reasons.join('; ') : `${error.status ?? 403} Forbidden`;
 }
 
 /** Errors worth retrying without the user changing anything. */

@@ -11,6 +11,10 @@ export interface SourceBatch {
 export interface Checkpoint {
   /** REST style A: the `curr_key` to ask for next (the `next_key` after the last acknowledged batch). */
   currKey: number;
+  /** REST by time: the `server.timestamp` of the last acknowledged message (absent in checkpoints written before reading by time). */
+  time?: number;
+  /** REST by time: fingerprints of the acknowledged messages stamped exactly `time`, skipped when reading from `time` again. */
+  seen?: string[];
   /** ISO time of the save, for humans reading the file. */
   savedAt?: string;
 }
