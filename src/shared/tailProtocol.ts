@@ -49,6 +49,17 @@ export type ExportFormat = 'ndjson' | 'csv';
 /** Device time, server time, ident, position (lat, lon), speed. `position` is the latitude/longitude pair. */
 export const DEFAULT_COLUMNS: readonly string[] = ['timestamp', 'server.timestamp', 'ident', 'position', 'position.speed'];
 
+/** The map's tiles (from `flespi.map.tileUrl`): `tileUrl` '' = none, tracks on a plain background with a grid. */
+export interface MapSettings {
+  /** A Leaflet URL template ({z}/{x}/{y}, optional {s}); its origin is the only one the CSP allows images from. */
+  tileUrl: string;
+  /** Shown on the map as text (the tile provider's credit). */
+  attribution: string;
+  attributionUrl?: string;
+  /** Why the setting was not used (shown on the map). */
+  problem?: string;
+}
+
 export type HostMessage =
   | {
       type: 'init';
@@ -60,6 +71,8 @@ export type HostMessage =
       paused: boolean;
       /** Which flespi connection the tail reads from, e.g. "flespi.io (EU)" or "sandbox". */
       connectionLabel: string;
+      /** Absent: no tiles. */
+      map?: MapSettings;
     }
   | { type: 'messages'; batch: TailItem[]; counters: TailCounters; /** Replace the webview's buffer instead of appending. */ reset?: boolean }
   | { type: 'counters'; counters: TailCounters }

@@ -9,6 +9,8 @@ export interface TailHtmlOptions {
   /** `webview.asWebviewUri(dist/webview/tail.js)`. */
   scriptUri: string;
   title: string;
+  /** The map's tile origin (mapTiles().imgSource): the one other place images may come from. */
+  tileSource?: string;
 }
 
 export function createNonce(): string {
@@ -16,12 +18,12 @@ export function createNonce(): string {
 }
 
 /** Nothing but our nonced bundle may run; styles come from our origin or the CSSOM, never inline markup. */
-export function tailContentSecurityPolicy(cspSource: string, nonce: string): string {
-  return [`default-src 'none'`, `img-src ${cspSource} data:`, `style-src ${cspSource}`, `script-src 'nonce-${nonce}'`, `font-src ${cspSource}`].join('; ');
+export function tailContentSecurityPolicy(cspSource: string, nonce: string, tileSource?: string): string {
+  return [`default-src 'none'`, `img-src ${cspSource} data:${tileSource ? ` ${tileSource}` : ''}`, `style-src ${cspSource}`, `script-src 'nonce-${nonce}'`, `font-src ${cspSource}`].join('; ');
 }
 
 export function renderTailHtml(options: TailHtmlOptions): string {
-  const csp = tailContentSecurityPolicy(options.cspSource, options.nonce);
+  const csp = tailContentSecurityPolicy(options.cspSource, options.nonce, options.tileSource);
   return `<!DOCTYPE html>
 <html lang="en">
 <head>

@@ -12,6 +12,7 @@ import type { FlespiMessage } from '../../core/message';
 import { DEFAULT_COLUMNS, LIMITS, checkWebviewMessage, type ConnectionState, type ExportFormat, type ForwardResult, type HostMessage, type NoticeLevel, type WebviewMessage } from '../../shared/tailProtocol';
 import { clipboardText, csvLines, ndjsonLines } from './tailExport';
 import { createNonce, renderTailHtml } from './tailHtml';
+import { mapTiles, type MapTiles } from './mapTiles';
 import { SendAllowance, TailFeed } from './tailFeed';
 import { TAIL_VIEW_TYPE } from './index';
 import { TailModel } from './tailModel';
@@ -65,6 +66,8 @@ export class TailPanel implements vscode.Disposable {
   private connection: TailConnection | undefined;
   private columns: string[];
   private filter: string;
+  /** The map's tiles, read from flespi.map.tileUrl when the HTML is rendered (its CSP names their origin). */
+  private tiles: MapTiles = mapTiles(undefined);
   /** The user pressed Stop: a connection change must not start the tail again. */
   private stoppedByUser = false;
   /** Counts session stops: a restart (or Stop) still waiting for the old session to close may have been overtaken by a newer one. */
@@ -123,17 +126,17 @@ export class TailPanel implements vscode.Disposable {
         filter: this.filter,
         paused: this.model.isPaused,
         connectionLabel: this.connection?.label ?? 'not connected',
+        map: this.tiles.settings,
       }),
     );
 
     const webview = panel.webview;
-    webview.html = renderTailHtml({
-      cspSource: webview.cspSource,
-      nonce: createNonce(),
-      scriptUri: webview.asWebviewUri(vscode.Uri.joinPath(deps.extensionUri, 'dist', 'webview', 'tail.js')).toString(),
-      title: tailTitle(channel),
-    });
+    this.renderHtml();
     this.disposables.push(
+      // The CSP names the tile origin: a new tile URL needs a new page (it says `ready` and gets everything again).
+      vscode.workspace.onDidChangeConfiguration((event) => {
+        if (event.affectsConfiguration('flespi.map.tileUrl')) this.renderHtml();
+      }),
       webview.onDidReceiveMessage((raw: unknown) => this.onWebviewMessage(raw)),
       panel.onDidChangeViewState(() => {
         // A hidden webview is torn down (no retainContextWhenHidden) and says `ready` again when shown;
@@ -146,6 +149,20 @@ export class TailPanel implements vscode.Disposable {
     const allowance = new SendAllowance(MAX_PER_SECOND, Date.now());
     this.timer = setInterval(() => allowance.spend(this.feed.tick(Math.max(1, allowance.available(Date.now())))), FLUSH_INTERVAL_MS);
     this.startSession();
+  }
+
+  private renderHtml(): void {
+    const webview = this.panel.webview;
+    this.tiles = mapTiles(vscode.workspace.getConfiguration('flespi.map').get<unknown>('tileUrl'));
+    if (this.tiles.settings.problem) this.log('warn', this.tiles.settings.problem);
+    this.feed.detach();
+    webview.html = renderTailHtml({
+      cspSource: webview.cspSource,
+      nonce: createNonce(),
+      scriptUri: webview.asWebviewUri(vscode.Uri.joinPath(this.deps.extensionUri, 'dist', 'webview', 'tail.js')).toString(),
+      title: tailTitle(this.channel),
+      tileSource: this.tiles.imgSource,
+    });
   }
 
   dispose(): void {
