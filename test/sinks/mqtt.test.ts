@@ -589,3 +589,89 @@ describe('AWS IoT topic limits (issue 11, case 1)', () => {
     assert.throws(() => mqttSpec.create({ url: 'mqtt://h', topic: 'a\u0007/{ident}' }, env, 'm'), /a control character, noncharacter or lone surrogate, which MQTT topics must not contain/);
   });
 });
+
+describe("MQTT sink and flespi's broker (issue 12 item 5)", () => {
+  const configError = (options: Options) => {
+    try {
+      mqttSpec.create(options, env, 'sink');
+    } catch (error) {
+      assert.ok(error instanceof ConfigError, `expected a ConfigError, got ${String(error)}`);
+      return error.message;
+    }
+    assert.fail('create() accepted a flespi/ topic on flespi');
+  };
+
+  test('the default topic is not under flespi/: messages arrive on fleet/{channel.id}/{ident}, and start() says which topic it uses', async () => {
+    const broker = await startMosquitto();
+    const sub = await subscribe(broker.url, '#');
+    const log = memoryLogger();
+    const handler = create({ url: broker.url });
+    handler.attachLogger(log);
+    try {
+      await handler.start();
+      await handler.handle(messages(0, 2), ctx());
+      await sub.waitForCount(2);
+      assert.deepEqual(sub.messages.map((m) => m.topic).sort(), ['fleet/100/dev-0', 'fleet/101/dev-1']);
+      assert.ok(log.at('info').some((line) => line.includes('default topic fleet/{channel.id}/{ident}') && line.includes('set "topic"')), log.at('info').join('\n'));
+    } finally {
+      await handler.stop();
+      await sub.close();
+      await broker.stop();
+    }
+  });
+
+  test("a topic under flespi/ is refused for flespi's brokers (any region) with a ConfigError; the default and other topics are accepted there", () => {
+    for (const url of ['mqtts://mqtt.flespi.io:8883', 'wss://mqtt.flespi.io', 'mqtts://ru-mqtt.flespi.io:8883', 'mqtt://MQTT.FLESPI.IO']) {
+      const message = configError({ url, topic: 'flespi/{channel.id}/{ident}', username: 'token' });
+      assert.match(message, /handler "sink" \(mqtt\): "topic" "flespi\/\{channel\.id\}\/\{ident\}" is under flespi\/, which flespi's broker \([a-z.-]+\) keeps for the platform: it discards what clients publish there .* Use a topic outside flespi\/, e\.g\. "fleet\/\{channel\.id\}\/\{ident\}"/i);
+      assert.equal(create({ url, username: 'token' }).settings.topic.source, 'fleet/{channel.id}/{ident}');
+      assert.equal(create({ url, topic: 'receiver/{ident}', username: 'token' }).settings.topic.source, 'receiver/{ident}');
+    }
+    // Existing users' explicit flespi/ topics keep working on their own brokers.
+    assert.equal(create({ url: 'mqtts://broker.example.com:8883', topic: 'flespi/{channel.id}/{ident}' }).settings.topic.source, 'flespi/{channel.id}/{ident}');
+    assert.equal(create({ url: 'mqtts://flespi.io.example.com:8883', topic: 'flespi/{ident}' }).settings.topic.source, 'flespi/{ident}', 'only flespi.io itself');
+  });
+
+  test("on flespi's broker, a message whose fields would make a flespi/ topic is rejected as undeliverable, not published into the void", () => {
+    const handler = create({ url: 'mqtts://mqtt.flespi.io:8883', topic: '{kind}/{ident}', username: 'token' });
+    const recorded = recordingContext();
+    const prepare = (handler as unknown as { prepare(messages: FlespiMessage[], ctx: HandlerContext): { index: number; topic: string }[] }).prepare.bind(handler);
+    const outgoing = prepare([{ kind: 'flespi', ident: 'a' }, { kind: 'fleet', ident: 'b' }], recorded);
+    assert.deepEqual(
+      outgoing.map((o) => [o.index, o.topic]),
+      [[1, 'fleet/b']],
+    );
+    assert.match(recorded.reasons()[0] ?? '', /^0: the topic "flespi\/a" is under flespi\/, where flespi's broker discards client publishes/);
+  });
+
+  test('credentials over a cleartext mqtt:// URL to another machine are warned about at start()', async () => {
+    const log = memoryLogger();
+    const handler = create({ url: 'mqtt://192.0.2.1:1883', username: 'alice', password: 's3cret', connectTimeoutMs: 200 });
+    handler.attachLogger(log);
+    await startError(handler);
+    assert.deepEqual(
+      log.at('warn').filter((line) => line.includes('unencrypted')),
+      ['test: the MQTT sink\'s password is sent unencrypted to mqtt://192.0.2.1:1883: anyone on the network path can read it; use mqtts://192.0.2.1:1883 instead'],
+    );
+    assert.ok(!log.lines.some((line) => line.message.includes('s3cret')));
+  });
+
+  test('a URL holding user:password (settings built in code) never shows them in logs or errors', async () => {
+    const broker = await startMosquitto();
+    const log = memoryLogger();
+    const base = create({ url: broker.url, topic: 'redacted/{ident}' });
+    const handler = new MqttHandler({ ...base.settings, url: broker.url.replace('://', '://alice:hunter2@') }, 'redacting');
+    handler.attachLogger(log);
+    try {
+      await handler.start();
+      await broker.stop();
+      await assert.rejects(handler.handle(messages(0, 1), ctx(AbortSignal.timeout(3000))), (error: Error) => !error.message.includes('hunter2'));
+      assert.ok(log.lines.length > 0);
+      for (const line of log.lines) assert.ok(!line.message.includes('hunter2'), line.message);
+      assert.ok(log.lines.some((line) => line.message.includes('alice') === false && line.message.includes('***@')), log.lines.map((l) => l.message).join('\n'));
+      assert.ok(!(handler.health().detail ?? '').includes('hunter2'));
+    } finally {
+      await handler.stop();
+    }
+  });
+});

@@ -20,13 +20,14 @@
  * names the file or setting to fix. Certificate verification is always on.
  */
 import { X509Certificate, createPrivateKey, randomBytes } from 'node:crypto';
-import { readFile, stat } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import mqtt, { type IClientOptions, type IConnackPacket, type MqttClient } from 'mqtt';
 import { Handler, type HandlerContext, type HandlerHealth } from '../handler';
 import { errorMessage, TransientError, UndeliverableError } from '../errors';
 import type { Logger } from '../logger';
 import type { FlespiMessage } from '../message';
 import { ConfigError, OptionReader, type Options } from '../options';
+import { redactUrl, warnCleartextCredentials, warnIfOthersCanRead } from '../security';
 import type { HandlerEnv, HandlerSpec } from './spec';
 import { messageJson } from './serialize';
 import { MAX_AWS_TOPIC_BYTES, MAX_MQTT_TOPIC_BYTES, parseTopicTemplate, type TopicTemplate } from './topic';
@@ -58,7 +59,28 @@ export interface MqttSettings {
   readonly alpnProtocols?: readonly string[];
   /** Extra advice when the broker refuses the client certificate. */
   readonly refusedCertificateHint: string;
+  /** The `topic` setting was left out, so `topic` is the default (said once at start). */
+  readonly topicDefaulted?: boolean;
 }
+
+/** The default topic of `type: "mqtt"`. It used to be `flespi/{channel.id}/{ident}`, which flespi's own broker discards. */
+export const DEFAULT_MQTT_TOPIC = 'fleet/{channel.id}/{ident}';
+
+/**
+ * flespi's MQTT brokers (`mqtt.flespi.io`, region hosts such as `ru-mqtt.flespi.io`): they discard
+ * what clients publish under `flespi/` (the platform's namespace, https://flespi.com/kb/mqtt-topics),
+ * and over MQTT 3.1.1 still acknowledge it, so a sink would report success and deliver nothing.
+ */
+export function isFlespiBroker(url: string): boolean {
+  try {
+    return /(^|\.)flespi\.io$/i.test(new URL(url).hostname.replace(/\.$/, ''));
+  } catch {
+    return false;
+  }
+}
+
+/** flespi's namespace: publishes there never reach a subscriber on flespi's broker. */
+const FLESPI_NAMESPACE = 'flespi/';
 
 const RECONNECT_MIN_MS = 1000; // AWS IoT allows one connect per second per client id
 const RECONNECT_MAX_MS = 30_000;
@@ -97,16 +119,23 @@ export class MqttHandler extends Handler {
   /** Totals since start: publishes sent, publishes the broker confirmed (PUBACK, or written for QoS 0), messages rejected as undeliverable. */
   readonly counts = { published: 0, acknowledged: 0, rejected: 0 };
 
+  /** Publishing to flespi's own broker, which discards topics under `flespi/`. */
+  private readonly onFlespiBroker: boolean;
+
   constructor(
     readonly settings: MqttSettings,
     name?: string,
   ) {
     super(name);
+    this.onFlespiBroker = isFlespiBroker(settings.url);
   }
 
   override async start(): Promise<void> {
     const tls = await loadTlsFiles(this.settings, this.log);
     const s = this.settings;
+    const shown = redactUrl(s.url);
+    if (s.username !== undefined || s.password !== undefined) warnCleartextCredentials(s.url, `${this.name}: the MQTT sink's ${s.password !== undefined ? 'password' : 'username'}`, this.log);
+    if (s.topicDefaulted) this.log.info(`${this.name}: publishing to the default topic ${s.topic.source} (it used to be flespi/{channel.id}/{ident}, which flespi's own broker discards; set "topic" to choose)`);
     const options: IClientOptions = {
       clientId: s.clientId,
       username: s.username,
@@ -127,7 +156,7 @@ export class MqttHandler extends Handler {
     let explained = false; // an 'error' already said why this connection ended
     client.on('connect', (connack: IConnackPacket) => {
       this.maxPacketBytes = connack.properties?.maximumPacketSize ?? MQTT_MAX_PACKET_BYTES;
-      this.log.info(`${this.name}: connected to ${s.url}${this.reconnectAttempts ? ` after ${this.reconnectAttempts} retries` : ''}`);
+      this.log.info(`${this.name}: connected to ${shown}${this.reconnectAttempts ? ` after ${this.reconnectAttempts} retries` : ''}`);
       established = true;
       // PUBACK round trips are the pace of QoS 1: do not let Nagle's algorithm hold small packets back.
       (client.stream as { setNoDelay?: (noDelay: boolean) => void }).setNoDelay?.(true);
@@ -136,11 +165,11 @@ export class MqttHandler extends Handler {
     });
     client.on('error', (error) => {
       explained = true;
-      this.connectionProblem = established ? `connection to ${s.url} lost (${errorMessage(error).trim()})` : explainConnectionError(error, s);
+      this.connectionProblem = established ? `connection to ${shown} lost (${errorMessage(error).trim()})` : explainConnectionError(error, s);
     });
     client.on('close', () => {
       if (this.stopping) return;
-      if (!explained) this.connectionProblem = established ? `the broker at ${s.url} closed the connection` : `the broker at ${s.url} closed the connection before accepting it${s.certFile ? `: ${refusedCertificate(s)}` : ''}`;
+      if (!explained) this.connectionProblem = established ? `the broker at ${shown} closed the connection` : `the broker at ${shown} closed the connection before accepting it${s.certFile ? `: ${refusedCertificate(s)}` : ''}`;
       established = false;
       explained = false;
       this.scheduleReconnect();
@@ -172,11 +201,14 @@ export class MqttHandler extends Handler {
       let payload: string;
       try {
         topic = this.settings.topic.render(message);
+        if (this.onFlespiBroker && topic.startsWith(FLESPI_NAMESPACE)) {
+          throw new UndeliverableError(`the topic ${JSON.stringify(topic.slice(0, 200))} is under flespi/, where flespi's broker discards client publishes: it would be acknowledged and never delivered`);
+        }
         payload = messageJson(message);
         // Every UTF-16 unit is at most 3 UTF-8 bytes, so a message far below the limit is not measured.
         if ((topic.length + payload.length) * 3 + 32 > limit) {
           const bytes = publishPacketBytes(topic, payload, this.settings);
-          if (bytes > limit) throw new UndeliverableError(`the message is ${bytes} bytes as an MQTT packet; ${limit === MQTT_MAX_PACKET_BYTES ? 'MQTT' : `the broker at ${this.settings.url}`} accepts at most ${limit}`);
+          if (bytes > limit) throw new UndeliverableError(`the message is ${bytes} bytes as an MQTT packet; ${limit === MQTT_MAX_PACKET_BYTES ? 'MQTT' : `the broker at ${redactUrl(this.settings.url)}`} accepts at most ${limit}`);
         }
       } catch (error) {
         this.reject(ctx, index, error);
@@ -213,7 +245,8 @@ export class MqttHandler extends Handler {
   private waitUntilConnected(signal: AbortSignal | undefined, failOnFirstClose: boolean): Promise<void> {
     const client = this.client!;
     if (client.connected) return Promise.resolve();
-    const { url, connectTimeoutMs } = this.settings;
+    const { connectTimeoutMs } = this.settings;
+    const url = redactUrl(this.settings.url);
     return new Promise((resolve, reject) => {
       const finish = (error?: Error) => {
         clearTimeout(timer);
@@ -241,7 +274,8 @@ export class MqttHandler extends Handler {
    * or refused for good by the broker (then rejected).
    */
   private publishAll(client: MqttClient, outgoing: readonly Outgoing[], ctx: HandlerContext): Promise<void> {
-    const { url, qos, retain, window, ackTimeoutMs } = this.settings;
+    const { qos, retain, window, ackTimeoutMs } = this.settings;
+    const url = redactUrl(this.settings.url);
     const signal = ctx.signal;
     const total = outgoing.length;
     const pending = new Set<PublishCallback>();
@@ -372,7 +406,7 @@ export async function loadTlsFiles(settings: Pick<MqttSettings, 'caFile' | 'cert
     const validTo = new Date(certificate.validTo);
     if (validTo.getTime() < now) throw new ConfigError(`certFile ${settings.certFile} expired on ${validTo.toISOString()}: issue a new client certificate`);
     if (validFrom.getTime() > now) throw new ConfigError(`certFile ${settings.certFile} is not valid before ${validFrom.toISOString()}: check this computer's clock, or use a certificate that is valid now`);
-    await warnIfOthersCanRead(settings.keyFile, log);
+    await warnIfOthersCanRead(settings.keyFile, 'keyFile', log);
     material.cert = certPem;
     material.key = key.export({ type: 'pkcs8', format: 'pem' }).toString();
   }
@@ -403,14 +437,6 @@ function certificatesPem(setting: string, path: string, bytes: Buffer): string {
   }
 }
 
-async function warnIfOthersCanRead(path: string, log: Logger): Promise<void> {
-  if (process.platform === 'win32') return; // mode bits do not describe Windows ACLs
-  const { mode } = await stat(path);
-  if (mode & 0o077) {
-    log.warn(`keyFile ${path} can be read by other users (mode ${(mode & 0o777).toString(8)}): restrict it with chmod 600 ${path}`);
-  }
-}
-
 // ---- connection errors ----------------------------------------------------------------------
 
 const SERVER_NOT_TRUSTED = new Set(['SELF_SIGNED_CERT_IN_CHAIN', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'CERT_SIGNATURE_FAILURE', 'CERT_UNTRUSTED', 'CERT_CHAIN_TOO_LONG']);
@@ -418,12 +444,23 @@ const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNR
 
 /** One sentence saying what a connection error means for this configuration and what to change. */
 export function explainConnectionError(error: Error & { code?: string | number }, settings: MqttSettings): string {
-  const { url, caFile, certFile, addressSetting } = settings;
+  const { caFile, certFile, addressSetting } = settings;
+  const url = redactUrl(settings.url);
   const address = hostAndPort(url);
   const code = error.code;
   if (typeof code === 'number') {
     // CONNACK return code: the broker answered and said no.
-    const advice = code === 4 || code === 5 ? (settings.username ? ': check username and password' : ': this broker needs credentials (username/password) or a client certificate') : code === 2 ? ': the broker does not accept this clientId' : '';
+    const onFlespi = isFlespiBroker(settings.url);
+    const advice =
+      code === 4 || code === 5
+        ? settings.username
+          ? ': check username and password'
+          : ': this broker needs credentials (username/password) or a client certificate'
+        : code === 2
+          ? onFlespi
+            ? ': flespi answers this to a wrong or expired token: check "username" (the flespi token); if it is right, set another clientId'
+            : ': the broker does not accept this clientId'
+          : '';
     return `the broker at ${url} refused the connection: ${error.message.replace(/^Connection refused: /, '')}${advice}`;
   }
   if (typeof code !== 'string') {
@@ -487,13 +524,21 @@ export const mqttSpec: HandlerSpec = {
     const username = r.string('username', undefined);
     const password = readPassword(r, where);
     if (password !== undefined && username === undefined) throw new ConfigError(`${where}: a password needs a "username" too`);
+    const topicDefaulted = options.topic === undefined;
+    const common = commonSettings(r, where, DEFAULT_MQTT_TOPIC, MAX_MQTT_TOPIC_BYTES);
+    if (isFlespiBroker(url) && common.topic.source.startsWith(FLESPI_NAMESPACE)) {
+      throw new ConfigError(
+        `${where}: "topic" ${JSON.stringify(common.topic.source)} is under flespi/, which flespi's broker (${parsed.hostname}) keeps for the platform: it discards what clients publish there (and still acknowledges it over MQTT 3.1.1), so nothing would arrive. Use a topic outside flespi/, e.g. ${JSON.stringify(DEFAULT_MQTT_TOPIC)}`,
+      );
+    }
     const settings: MqttSettings = {
       url,
       addressSetting: 'url',
       ...tlsFiles,
       username,
       password,
-      ...commonSettings(r, where, 'flespi/{channel.id}/{ident}', MAX_MQTT_TOPIC_BYTES),
+      ...common,
+      topicDefaulted,
       refusedCertificateHint: 'is it signed by a CA the broker trusts?',
     };
     r.rejectUnknown(['type', 'name']);

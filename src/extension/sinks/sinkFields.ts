@@ -61,7 +61,7 @@ export const SINK_TYPES: readonly SinkTypeInfo[] = [
     description: 'Publish each message as JSON to a topic built from its fields',
     fields: [
       { key: 'url', kind: 'text', prompt: 'Broker URL (mqtt://, mqtts://, ws:// or wss://), without credentials', placeholder: 'mqtts://broker.example.com:8883' },
-      { key: 'topic', kind: 'text', optional: true, prompt: 'Topic template: {field} is replaced by that message parameter', placeholder: 'flespi/{channel.id}/{ident} (default)' },
+      { key: 'topic', kind: 'text', optional: true, prompt: 'Topic template: {field} is replaced by that message parameter', placeholder: 'fleet/{channel.id}/{ident} (default)' },
       { key: 'username', kind: 'text', optional: true, prompt: 'Username (leave empty for none)' },
       { key: 'password', kind: 'password', optional: true, askIf: (o) => o.username !== undefined, prompt: 'Password, kept in the secret storage (leave empty for none)' },
       { key: 'caFile', kind: 'file', optional: true, askIf: isTlsUrl, filters: PEM, prompt: "CA certificate (PEM) that signed the broker's certificate", skipLabel: 'No CA file: trust the CAs this computer trusts' },
