@@ -1,5 +1,34 @@
 /** Channel rows of the Channels view, computed without vscode so they can be tested on their own. */
+import { FlespiError } from '../../core/errors';
+import type { FlespiClient, FlespiItem } from '../../core/flespi/client';
 import { escapeMarkdown } from '../markdown';
+
+/** What the tree asks for. Some are 2018 fields (`connections_count`, `blocked`, `uri`) a current flespi may not know. */
+export const CHANNEL_FIELDS = ['id', 'name', 'protocol_name', 'protocol_id', 'enabled', 'blocked', 'uri', 'messages_ttl', 'connections_count'];
+/** Fields every flespi channel has (the 2018 API description and a 2026 channel object agree). */
+export const MINIMAL_CHANNEL_FIELDS = ['id', 'name', 'protocol_name'];
+
+/**
+ * The account's channels for the tree. flespi answers an unknown field with 400 (code 2) for the
+ * whole list, so when the full field set is refused the tree asks the minimal one, and then no
+ * `fields` at all (every field of every channel); `degraded` says what was left out.
+ */
+export async function listChannelRows(client: Pick<FlespiClient, 'channels'>): Promise<{ channels: ChannelInfo[]; degraded?: string }> {
+  let refused: FlespiError | undefined;
+  for (const fields of [CHANNEL_FIELDS, MINIMAL_CHANNEL_FIELDS, undefined]) {
+    let items: FlespiItem[];
+    try {
+      ({ items } = await client.channels('all', fields));
+    } catch (error) {
+      if (!(error instanceof FlespiError && error.kind === 'bad-request')) throw error;
+      refused ??= error;
+      continue;
+    }
+    const degraded = refused && `flespi refused some channel fields (${refused.details.map((d) => d.reason).filter(Boolean).join('; ') || refused.message}); showing ${fields ? fields.join(', ') : 'what it answers without a field list'}`;
+    return { channels: parseChannels(items), degraded };
+  }
+  throw refused as FlespiError;
+}
 
 export interface ChannelInfo {
   id: number;
@@ -19,6 +48,8 @@ export interface ChannelForwardingInfo {
   sinks: readonly string[];
   /** Set when another window runs it: `another window (pid 123, …)`. */
   where?: string;
+  /** Set while flespi refuses the forwarding's receiver with 403: `blocked by flespi: <reason>`. */
+  blocked?: string;
 }
 
 export interface ChannelSummary {
@@ -64,6 +95,7 @@ export function channelSummary(channel: ChannelInfo, forwarding?: ChannelForward
   const state = channel.blocked ? 'blocked' : channel.enabled ? undefined : 'disabled';
   const parts = [`#${channel.id}`, channel.protocol, state].filter(Boolean);
   if (forwarding?.where) parts.push('forwarding in another window');
+  else if (forwarding?.blocked) parts.push('blocked by flespi');
   else if (forwarding) parts.push(forwarding.state === 'failed' ? 'forwarding failed' : `→ ${forwarding.sinks.length} sink${forwarding.sinks.length === 1 ? '' : 's'}`);
 
   const lines = [`**${escapeMarkdown(channel.name)}**`, '', `- id: \`${channel.id}\``];
@@ -74,6 +106,7 @@ export function channelSummary(channel: ChannelInfo, forwarding?: ChannelForward
   if (channel.messagesTtl !== undefined) lines.push(`- keeps messages for: ${duration(channel.messagesTtl)}`);
   if (forwarding?.where) lines.push(`- forwarding → ${forwarding.sinks.map(escapeMarkdown).join(', ')}: runs in ${escapeMarkdown(forwarding.where)}`);
   else if (forwarding) lines.push(`- forwarding (${forwarding.state}): ${forwarding.messages} messages → ${forwarding.sinks.map(escapeMarkdown).join(', ')}`);
+  if (forwarding?.blocked) lines.push(`- ${escapeMarkdown(forwarding.blocked)}: retrying until flespi lets it through`);
 
   let icon = 'broadcast';
   let color: string | undefined;

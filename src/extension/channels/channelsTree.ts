@@ -3,7 +3,7 @@ import * as vscode from 'vscode';
 import { FlespiError, errorMessage } from '../../core/errors';
 import type { Connection } from '../connection';
 import type { ForwardingManager } from '../forwarding/manager';
-import { channelSummary, parseChannels, type ChannelInfo } from './channelModel';
+import { channelSummary, listChannelRows, type ChannelInfo } from './channelModel';
 
 /** A row of the tree: a channel, or a message row (connecting, error, empty). */
 export type ChannelNode = { kind: 'channel'; channel: ChannelInfo } | { kind: 'message'; item: vscode.TreeItem };
@@ -11,7 +11,6 @@ export type ChannelNode = { kind: 'channel'; channel: ChannelInfo } | { kind: 'm
 /** Rows redraw at most this often (a forwarding reports a change with every batch). */
 const REDRAW_INTERVAL_MS = 300;
 
-const FIELDS = ['id', 'name', 'protocol_name', 'protocol_id', 'enabled', 'blocked', 'uri', 'messages_ttl', 'connections_count'];
 
 export class ChannelsTree implements vscode.TreeDataProvider<ChannelNode>, vscode.Disposable {
   private readonly changed = new vscode.EventEmitter<ChannelNode | ChannelNode[] | undefined>();
@@ -51,7 +50,13 @@ export class ChannelsTree implements vscode.TreeDataProvider<ChannelNode>, vscod
 
   private summary(channel: ChannelInfo) {
     const forwarding = this.forwarding()?.get(channel.id);
-    return { forwarding, summary: channelSummary(channel, forwarding ? { state: forwarding.state, messages: forwarding.messagesForwarded, sinks: forwarding.spec.sinks, where: forwarding.where } : undefined) };
+    return {
+      forwarding,
+      summary: channelSummary(
+        channel,
+        forwarding ? { state: forwarding.state, messages: forwarding.messagesForwarded, sinks: forwarding.spec.sinks, where: forwarding.where, blocked: forwarding.stats()?.blocked } : undefined,
+      ),
+    };
   }
 
   /** What a row shows, apart from its tooltip. */
@@ -65,8 +70,8 @@ export class ChannelsTree implements vscode.TreeDataProvider<ChannelNode>, vscod
     const info = this.connection.current;
     if (!info) throw new Error('not connected to flespi: set a token or use the local sandbox first');
     if (!this.channels) {
-      const { items } = await info.client.channels('all', FIELDS);
-      this.channels = parseChannels(items);
+      // A field flespi does not know (a 400 for the whole list) degrades the rows instead of failing the tree.
+      this.channels = (await listChannelRows(info.client)).channels;
     }
     return this.channels;
   }
