@@ -33,6 +33,8 @@ export async function checkConnection(info: ConnectionInfo, channel: { id: numbe
   const titles = new Map(DOCTOR_CHECKS.map((c) => [c.id, c.title]));
   const document = await vscode.workspace.openTextDocument({ language: 'markdown', content: reportMarkdown(report, { title: (id) => titles.get(id) ?? id, label: info.label, summary }) });
   await vscode.window.showTextDocument(document, { preview: false });
+  // The rendered table beside the source, where the built-in Markdown extension is there to draw it.
+  await vscode.commands.executeCommand('markdown.showPreviewToSide', document.uri).then(undefined, (error: unknown) => log.debug(`no Markdown preview of the report: ${String(error)}`));
   const failed = report.checks.filter((c) => c.status === 'fail').map((c) => c.id);
   if (failed.length > 0) void vscode.window.showWarningMessage(`flespi check: ${failed.join(', ')} failed (${summary}). The report says what to do.`);
   return report;

@@ -109,6 +109,25 @@ describe('flespi extension in VS Code (code-server)', { concurrency: false }, ()
     assert.doesNotMatch(text, /[A-Za-z0-9]{64}/, 'nothing like a token is in the report');
   });
 
+  flow('flow12', 'Check Connection…: the doctor runs on the sandbox connection and opens a Markdown report in which every check passed', async (wb) => {
+    await wb.runCommand('flespi: Check Connection…');
+    await wb.pick(TAIL_CHANNEL);
+    const text = await waitFor(
+      'the connection report to open',
+      async () => {
+        // Monaco draws spaces as no-break spaces; only the lines on screen are in the page.
+        const lines = (await wb.page.locator('.editor-instance .monaco-editor .view-lines').first().textContent())?.replace(/\u00a0/g, ' ');
+        return lines?.includes('# flespi connection check (sandbox)') ? lines : undefined;
+      },
+      60_000,
+    );
+    await wb.shot('report');
+    assert.match(text, new RegExp(`channel \\d+ "${TAIL_CHANNEL}"`));
+    assert.match(text, /\*\*10 passed, 0 warnings, 0 failed in [\d.]+ s\.\*\* Nothing failed\./);
+    assert.match(text, /\| ✅ pass \| \*\*token\*\*/);
+    assert.doesNotMatch(text, /[A-Za-z0-9]{64}/, 'nothing like a token is in the report');
+  });
+
   flow('flow3', 'add an AWS IoT sink (Mosquitto with TLS client certificates) and forward three selected messages to it', async (wb) => {
     const { subscriber } = e2e.session.peers.tls;
     const sink = awsSinkSetting(e2e.session.peers);

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DOCTOR_CHECKS, doctorSummary, runDoctor, type DoctorReport } from '../../src/core/doctor';
-import { reportMarkdown } from '../../src/extension/doctorReport';
+import { cell, reportMarkdown } from '../../src/extension/doctorReport';
 import { startSandbox } from '../../src/sandbox/index';
 
 const title = (id: string) => DOCTOR_CHECKS.find((c) => c.id === id)?.title ?? id;
@@ -38,4 +38,10 @@ test('text from the server cannot end a table cell, start a line, or form a link
   assert.doesNotMatch(text, /(?<!\\)\[click\]/);
   assert.doesNotMatch(text, /(?<!\\)<img/);
   assert.match(text, /Something failed: fix it, then run \*flespi: Check Connection…\* again\./);
+});
+
+test('a cell keeps quotes and underscores inside words readable, and escapes what could format', () => {
+  assert.equal(cell('curr_key 0 answered next_key 2 for "sandbox"'), 'curr_key 0 answered next_key 2 for "sandbox"');
+  assert.equal(cell('_x_ a__b *y* $share `c` [l](u) <b> a|b ~~s~~ &amp;'), '\\_x\\_ a\\_\\_b \\*y\\* \\$share \\`c\\` \\[l\\](u) \\<b\\> a\\|b \\~\\~s\\~\\~ \\&amp;');
+  assert.equal(cell('line\nbreak\u0007bell'), 'line break bell');
 });
