@@ -109,29 +109,6 @@ describe('flespi extension in VS Code (code-server)', { concurrency: false }, ()
     assert.doesNotMatch(text, /[A-Za-z0-9]{64}/, 'nothing like a token is in the report');
   });
 
-  flow('flow13', 'Open Messages History…: the latest N and the last hour open as read-only JSON documents named after the channel and the range', async (wb) => {
-    const editorText = () =>
-      waitFor('the history document to show messages', async () => {
-        const lines = (await wb.page.locator('.editor-instance .monaco-editor .view-lines').first().textContent())?.replace(/\u00a0/g, ' ');
-        return lines?.includes('"server.timestamp"') ? lines : undefined;
-      });
-    await wb.runCommand('flespi: Open Messages History…');
-    await wb.pick(TAIL_CHANNEL);
-    await wb.pick('The latest messages');
-    await wb.answer('5', /Messages history of/);
-    await waitFor('the latest-5 document', async () => (await wb.editorTabs()).includes(`${TAIL_CHANNEL} latest 5.json`));
-    assert.match(await editorText(), /"ident"/);
-    assert.equal(await wb.page.locator('.tabs-container .tab.dirty').count(), 0, 'the history document is read-only, not a dirty Untitled editor');
-    await wb.shot('history-latest');
-    await wb.runCommand('flespi: Open Messages History…');
-    await wb.pick(TAIL_CHANNEL);
-    await wb.pick('The last hour');
-    const tab = await waitFor('the last-hour document', async () => (await wb.editorTabs()).find((label) => label.startsWith(`${TAIL_CHANNEL} `) && / to .*\.json$/.test(label)));
-    assert.match(tab, /^sandbox-teltonika \d{4}-\d{2}-\d{2} \d{2}\.\d{2}\.\d{2} to \d{4}-\d{2}-\d{2} \d{2}\.\d{2}\.\d{2}\.json$/);
-    await editorText();
-    await wb.shot('history-hour');
-  });
-
   flow('flow3', 'add an AWS IoT sink (Mosquitto with TLS client certificates) and forward three selected messages to it', async (wb) => {
     const { subscriber } = e2e.session.peers.tls;
     const sink = awsSinkSetting(e2e.session.peers);
