@@ -308,6 +308,21 @@ describe('MqttSource', { timeout: 30_000 }, () => {
     });
   }
 
+  test('an absurd reconnect delay is clamped to what a timer can wait, never a 1 ms busy loop', async () => {
+    // 2^40 ms is past Node's timer limit (2^31-1): unclamped, Node waits 1 ms instead and the source reconnects at once.
+    const source = sourceFor(sandbox, { reconnect: { initialMs: 2 ** 40, maxMs: 2 ** 41 } });
+    await source.open(undefined);
+    try {
+      sandbox.faults.dropMqttClients();
+      await eventually(() => source.state === 'reconnecting');
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      assert.equal(source.stats.reconnects, 0);
+      assert.equal(source.state, 'reconnecting');
+    } finally {
+      await source.close();
+    }
+  });
+
   test('with MQTT 3.1.1 too, unacknowledged messages come back after a reconnect', async () => {
     const source = sourceFor(sandbox, { protocolVersion: 4, batchMaxWaitMs: 50 });
     await source.open(undefined);

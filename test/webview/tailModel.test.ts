@@ -155,6 +155,23 @@ test('dedupe skips messages already buffered, whatever their key order', () => {
   assert.equal(model.add([{ ident: 'b', 'server.timestamp': 11, v: 2 }]).length, 1, 'live messages are not de-duplicated');
 });
 
+test('dedupe never merges distinct messages that share server.timestamp and ident (several parsed from one packet)', () => {
+  const model = new TailModel({ bufferSize: 100 });
+  model.add([{ ident: 'a', 'server.timestamp': 10, n: 1 }]);
+  const added = model.add(
+    [
+      { ident: 'a', 'server.timestamp': 10, n: 1 },
+      { ident: 'a', 'server.timestamp': 10, n: 2 },
+      { ident: 'a', 'server.timestamp': 10, n: 3 },
+    ],
+    { dedupe: true },
+  );
+  assert.deepEqual(
+    added.map((i) => i.message.n),
+    [2, 3],
+  );
+});
+
 test('rate is messages per second over the last 5 s; clear forgets everything', () => {
   let now = 1_000_000;
   const model = new TailModel({ bufferSize: 1000, now: () => now });
