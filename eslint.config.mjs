@@ -22,6 +22,7 @@ export default tseslint.config(
     files: [
       'src/shared/**/*.ts',
       'src/extension/markdown.ts',
+      'src/extension/timeInput.ts',
       'src/extension/endpoints.ts',
       'src/extension/doctorReport.ts',
       'src/extension/channels/channelModel.ts',

@@ -5,7 +5,7 @@
  */
 import * as vscode from 'vscode';
 import { errorMessage } from '../core/errors';
-import { copyChannelId, openMessagesHistory, resolveChannel } from './channels/channelCommands';
+import { copyChannelId, openMessagesHistory, registerHistoryDocuments, resolveChannel } from './channels/channelCommands';
 import { checkConnection } from './checkConnection';
 import { ChannelsTree, type ChannelNode } from './channels/channelsTree';
 import { Connection } from './connection';
@@ -126,6 +126,7 @@ export function activate(context: vscode.ExtensionContext): void {
     connection.onDidChange(describeConnection),
     sinks.onDidChange(sinksChanged),
     registerTailSerializer(tailDeps),
+    registerHistoryDocuments(),
     vscode.workspace.onDidChangeConfiguration((event) => {
       if (['flespi.region', 'flespi.baseUrl', 'flespi.mqttUrl'].some((key) => event.affectsConfiguration(key)) && connection.mode() === 'token') void connection.reconnect();
     }),

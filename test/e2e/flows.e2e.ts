@@ -182,6 +182,15 @@ describe('flespi extension in VS Code (code-server)', { concurrency: false }, ()
     const lines = readFileSync(output, 'utf8').trimEnd().split('\n').map((line) => JSON.parse(line) as unknown);
     await wb.shot('forwarded');
     assert.deepEqual(sortByKey(lines), sortByKey(expected));
+
+    // A syntax error shows while it lasts (status bar, Problems), and goes away with the fix: no stale toast.
+    const source = readFileSync(file, 'utf8');
+    writeFileSync(file, source.replace('async handle(', 'async handle(('));
+    await wb.waitForStatusBar(new RegExp(`flespi handler ${HANDLER} does not load`), 30_000);
+    assert.deepEqual((await wb.notifications()).filter((text) => /flespi handler/.test(text)), [], 'no notification for a file being edited');
+    await wb.shot('syntax-error');
+    writeFileSync(file, source);
+    await waitFor('the handler problem to leave the status bar', async () => !(await wb.statusBarTexts()).some((text) => /does not load/.test(text)), 30_000);
   });
 
   flow('flow7', 'export the buffer to NDJSON through the save dialog: the file holds the shown messages', async (wb) => {
@@ -278,6 +287,31 @@ describe('flespi extension in VS Code (code-server)', { concurrency: false }, ()
   });
 
   // Last: it switches the connection from the extension's sandbox to the separate one.
+  flow('flow13', 'Open Messages History…: the latest N and the last hour open as read-only JSON documents named after the channel and the range', async (wb) => {
+    await wb.showEditor(`Tail: ${TAIL_CHANNEL}`); // a command run from a focused preview may never open its picker
+    const editorText = () =>
+      waitFor('the history document to show messages', async () => {
+        const lines = (await wb.page.locator('.editor-instance .monaco-editor .view-lines').first().textContent())?.replace(/\u00a0/g, ' ');
+        return lines?.includes('"server.timestamp"') ? lines : undefined;
+      });
+    await wb.runCommand('flespi: Open Messages History…');
+    await wb.pick(TAIL_CHANNEL);
+    await wb.pick('The latest messages');
+    await wb.answer('5', /Messages history of/);
+    await waitFor('the latest-5 document', async () => (await wb.editorTabs()).includes(`${TAIL_CHANNEL} latest 5.json`));
+    assert.match(await editorText(), /"ident"/);
+    assert.equal(await wb.page.locator('.tabs-container .tab.dirty').count(), 0, 'the history document is read-only, not a dirty Untitled editor');
+    await wb.shot('history-latest');
+    await wb.runCommand('flespi: Open Messages History…');
+    await wb.pick(TAIL_CHANNEL);
+    await wb.pick('The last hour');
+    const tab = await waitFor('the last-hour document', async () => (await wb.editorTabs()).find((label) => label.startsWith(`${TAIL_CHANNEL} `) && / to .*\.json$/.test(label)));
+    assert.match(tab, /^sandbox-teltonika \d{4}-\d{2}-\d{2} \d{2}\.\d{2}\.\d{2} to \d{4}-\d{2}-\d{2} \d{2}\.\d{2}\.\d{2}\.json$/);
+    await editorText();
+    await wb.shot('history-hour');
+    await wb.showEditor(`Tail: ${TAIL_CHANNEL}`);
+  });
+
   flow('flow6', 'a wrong token: a clear error, and the extension keeps working', async (wb) => {
     const tail = await LiveTail.find(wb);
     await tail.resume();

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { channelSummary, parseChannels } from '../../src/extension/channels/channelModel';
-import { historyDocument } from '../../src/extension/channels/history';
+import { historyDocument, historyRequest } from '../../src/extension/channels/history';
 import { resolveEndpoints } from '../../src/extension/endpoints';
 import { sinkRow, statusBarText, type SinkUse } from '../../src/extension/sinks/sinkStatus';
 
@@ -67,7 +67,14 @@ test('sinks view: idle, healthy and failing rows; the status bar totals', () => 
   assert.equal(statusBarText([{ messages: 5, sinks: ['a'], failed: false }, { messages: 1, sinks: ['b'], failed: false }], 3)!.text, '$(radio-tower) flespi: forwarding 6 → 2 sinks · 3 dead letters');
 });
 
-test('history: newest-first answers become a JSON array in time order', () => {
+test('history: newest-first answers become a JSON array in time order; ranges become server.timestamp seconds, capped at 10,000 messages', () => {
   const text = historyDocument([{ t: 3 }, { t: 2 }, { t: 1 }]);
   assert.deepEqual(JSON.parse(text), [{ t: 1 }, { t: 2 }, { t: 3 }]);
+  assert.deepEqual(JSON.parse(historyDocument([{ t: 1 }, { t: 2 }], false)), [{ t: 1 }, { t: 2 }]);
+  assert.deepEqual(historyRequest({ kind: 'latest', count: 50 }), { params: { count: 50, reverse: true }, title: 'latest 50' });
+  assert.equal(historyRequest({ kind: 'latest', count: 1e9 }).params.count, 10_000);
+  const from = new Date(2026, 10, 26, 14, 5, 0).getTime();
+  const { params, title } = historyRequest({ kind: 'range', fromMs: from + 400, toMs: from + 3_600_000 + 400 });
+  assert.deepEqual(params, { from: Math.floor(from / 1000), to: Math.ceil((from + 3_600_400) / 1000), count: 10_000 });
+  assert.equal(title, '2026-11-26 14.05.00 to 2026-11-26 15.05.00', 'no colons: the title names a document');
 });

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { FlespiClient } from '../../src/core/flespi/client';
 import { RestSource } from '../../src/core/sources/rest';
 import { startSandbox } from '../../src/sandbox/index';
-import { bufferExtent, formatLocalTime, keyAtTime, parseStartTime } from '../../src/extension/forwarding/startPosition';
+import { bufferExtent, keyAtTime } from '../../src/extension/forwarding/startPosition';
+import { formatLocalTime, parseStartTime } from '../../src/extension/timeInput';
 
 test('start position: the buffer extent and the key of a time, found by key reads against the sandbox; a RestSource started there gets exactly those messages', async () => {
   const sandbox = await startSandbox({ simulate: false, devicesPerChannel: 1, firstKey: 7 });

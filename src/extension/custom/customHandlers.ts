@@ -1,6 +1,6 @@
 /**
  * Custom handlers in the workspace: "flespi: New Handler…", reloading on save, and compile or
- * run-time errors shown on the line they come from (Problems view + a message).
+ * run-time errors shown on the line they come from (Problems view; a status bar item while a file does not load, a message for errors while forwarding).
  * Handler code runs only in a trusted workspace.
  */
 import * as path from 'node:path';
@@ -25,6 +25,8 @@ const TYPINGS_FILE = 'flespi-receiver.d.ts';
 
 export class CustomHandlers implements vscode.Disposable {
   private readonly diagnostics = vscode.languages.createDiagnosticCollection('flespi');
+  /** While a handler file does not load: a status bar item (unlike a notification, it goes when the file is fixed). */
+  private readonly problemItem = vscode.window.createStatusBarItem('flespi.handlerProblem', vscode.StatusBarAlignment.Left, 9);
   /** The current load problem of each custom sink, by sink name. */
   private readonly problems = new Map<string, string>();
   /** The last error shown per file, so saving a file again with the same error does not pop up again. */
@@ -34,8 +36,12 @@ export class CustomHandlers implements vscode.Disposable {
   private checking: Promise<void> = Promise.resolve();
 
   constructor(private readonly deps: CustomHandlerDeps) {
+    this.problemItem.name = 'flespi handler problems';
+    this.problemItem.command = 'workbench.actions.view.problems';
+    this.problemItem.backgroundColor = new vscode.ThemeColor('statusBarItem.errorBackground');
     this.subscriptions.push(
       this.diagnostics,
+      this.problemItem,
       deps.sinks.onDidChange(() => this.watch()),
       vscode.workspace.onDidChangeConfiguration((e) => {
         if (e.affectsConfiguration('flespi.handlersFolder')) this.watch();
@@ -97,7 +103,9 @@ export class CustomHandlers implements vscode.Disposable {
     await vscode.workspace.fs.writeFile(file, Buffer.from(handlerTemplate(name), 'utf8'));
     const typings = vscode.Uri.joinPath(dir, TYPINGS_FILE);
     if (!(await exists(typings))) await vscode.workspace.fs.writeFile(typings, Buffer.from(typingsTemplate(!hasNodeTypes(dir.fsPath)), 'utf8'));
-    await this.deps.sinks.save({ name, type: 'custom', file: `${relativeFolder}/${name}.ts` }, undefined);
+    // User settings apply in every window, where a workspace-relative path would name another file (or none).
+    const inUserSettings = this.deps.sinks.scope().target === vscode.ConfigurationTarget.Global;
+    await this.deps.sinks.save({ name, type: 'custom', file: inUserSettings ? file.fsPath : `${relativeFolder}/${name}.ts` }, undefined);
     this.deps.log.info(`created handler ${relativeFolder}/${name}.ts and the custom sink "${name}"`);
     await vscode.window.showTextDocument(file);
   }
@@ -147,10 +155,11 @@ export class CustomHandlers implements vscode.Disposable {
           this.diagnostics.delete(vscode.Uri.file(location.file));
           clearedFiles.add(location.file);
         }
-        this.setDiagnostic(location, file, message);
+        this.setDiagnostic(location, file, message, true, false);
         this.deps.log.error(`handler of sink "${sink.name}": ${message}`);
       }
     }
+    this.showProblems();
     if (reloaded.length > 0) {
       this.deps.log.info(`reloaded handler code of ${reloaded.map((n) => `"${n}"`).join(', ')}`);
       this.deps.reloaded(reloaded);
@@ -158,8 +167,23 @@ export class CustomHandlers implements vscode.Disposable {
     this.deps.changed();
   }
 
-  /** A diagnostic at the location (or the first line of `fallback`), plus a message once per distinct error. */
-  private setDiagnostic(location: SourceLocation | undefined, fallback: vscode.Uri | undefined, message: string, prefix = true): void {
+  /** The status bar item says which handlers do not load, and goes away once they do. */
+  private showProblems(): void {
+    const names = [...this.problems.keys()];
+    if (names.length === 0) {
+      this.problemItem.hide();
+      return;
+    }
+    this.problemItem.text = `$(error) flespi handler${names.length === 1 ? ` ${names[0]}` : `s ${names.join(', ')}`} does not load`;
+    this.problemItem.tooltip = [...this.problems].map(([name, message]) => `${name}: ${message}`).join('\n\n') + '\n\nClick for the Problems view; saving a fix clears this.';
+    this.problemItem.show();
+  }
+
+  /**
+   * A diagnostic at the location (or the first line of `fallback`); with `notify`, also a notification
+   * once per distinct error (for errors while forwarding: load errors show in the status bar instead).
+   */
+  private setDiagnostic(location: SourceLocation | undefined, fallback: vscode.Uri | undefined, message: string, prefix = true, notify = true): void {
     const uri = location ? vscode.Uri.file(location.file) : fallback;
     if (!uri) return;
     const line = Math.max(0, (location?.line ?? 1) - 1);
@@ -168,7 +192,7 @@ export class CustomHandlers implements vscode.Disposable {
     diagnostic.source = 'flespi';
     const others = (this.diagnostics.get(uri) ?? []).filter((d) => d.message !== message);
     this.diagnostics.set(uri, [...others, diagnostic]);
-    if (this.shown.get(uri.fsPath) === message) return;
+    if (!notify || this.shown.get(uri.fsPath) === message) return;
     this.shown.set(uri.fsPath, message);
     const show = 'Go to Error';
     void vscode.window.showErrorMessage(prefix ? `flespi handler: ${message}` : message, show).then(async (choice) => {

@@ -16,6 +16,7 @@ import type { Connection } from '../connection';
 import { coreLogger } from '../log';
 import type { ChannelInfo } from '../channels/channelModel';
 import { escapeMarkdown } from '../markdown';
+import { formatLocalTime, parseStartTime } from '../timeInput';
 import { statusBarText } from '../sinks/sinkStatus';
 import type { SinkStore } from '../sinks/sinkStore';
 import type { DeadLetterFiles } from './deadLetterFiles';
@@ -121,7 +122,7 @@ export class ForwardingController implements vscode.Disposable {
   private async askStart(info: NonNullable<Connection['current']>, channel: ChannelInfo, running: Forwarding | undefined): Promise<{ startKey?: number } | undefined> {
     if (running && !running.owner) return { startKey: running.spec.startKey };
     if (vscode.workspace.getConfiguration('flespi').get('forwarding.source') === 'mqtt') return {};
-    const { bufferExtent, formatLocalTime, keyAtTime, parseStartTime } = await import('./startPosition.js');
+    const { bufferExtent, keyAtTime } = await import('./startPosition.js');
     const checkpointFile = info.mode === 'sandbox' ? undefined : this.checkpointPath(info.label, channel.id);
     const hasCheckpoint = checkpointFile !== undefined && (await stat(checkpointFile).then(() => true, () => false));
     let extent: Awaited<ReturnType<typeof bufferExtent>>;
