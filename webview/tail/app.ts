@@ -13,6 +13,9 @@ import { DEFAULT_COLUMNS, LIMITS, type ExportFormat, type ExportScope, type Host
 import { MessageBuffer } from './buffer';
 import { columnLabel, formatClock } from './columns';
 import { renderDetail } from './detail';
+import { previousOfDevice } from './detailDiff';
+import { identOf } from './devices';
+import { FleetPanel, readFleetState, type FleetState } from './fleet';
 import { el, setText } from './dom';
 import { VirtualTable } from './table';
 
@@ -29,6 +32,8 @@ export interface UiState {
    * first id) tells whether the buffer is still the one they were chosen in.
    */
   selection?: { ids: number[]; active?: number; stamp: number };
+  /** The map / chart / devices panel: which view is open, the plotted parameters, the device filter. */
+  fleet?: FleetState;
 }
 
 /** At most this many selected ids are kept for when the webview is shown again. */
@@ -45,6 +50,7 @@ const SEARCH_DEBOUNCE_MS = 200;
 export class TailApp {
   private readonly buffer = new MessageBuffer(10_000);
   private readonly table: VirtualTable;
+  private readonly fleet: FleetPanel;
   private state: UiState;
   private columns: string[] = [...DEFAULT_COLUMNS];
   private paused = false;
@@ -97,7 +103,8 @@ export class TailApp {
     this.state = readUiState(vscode.getState());
     this.table = new VirtualTable({
       activeChanged: (item) => {
-        renderDetail(this.detail, item);
+        this.showDetail(item);
+        this.fleet.showActive(item);
         this.saveSelection();
       },
       selectionChanged: () => {
@@ -106,6 +113,22 @@ export class TailApp {
       },
       copyRequested: () => this.copySelection(),
     });
+    this.fleet = new FleetPanel(
+      {
+        items: () => this.buffer.all,
+        paused: () => this.paused,
+        select: (id) => this.selectMessage(id),
+        filterDevice: (ident) => {
+          this.buffer.setDevice(ident);
+          this.matchingCounter.hidden = !this.buffer.searching;
+          this.showRows(0);
+        },
+        keys: () => this.buffer.keys,
+        save: (fleet) => this.saveState({ fleet }),
+      },
+      this.state.fleet,
+    );
+    this.buffer.setDevice(this.fleet.deviceFilter);
     this.pausedCounter = counter('Paused:', 'new', this.counterValues.new);
     this.pausedCounter.hidden = true;
     this.matchingCounter = counter('', 'matching', this.counterValues.matching);
@@ -136,6 +159,7 @@ export class TailApp {
           this.table.setColumns(this.columns);
         }
         this.filterField.value = message.filter;
+        this.fleet.configure(message.map);
         this.setPaused(message.paused);
         this.saveState({ channelId: message.channel.id, channelName: message.channel.name, filter: message.filter });
         break;
@@ -144,6 +168,7 @@ export class TailApp {
         if (message.reset) {
           this.held = [];
           this.buffer.reset(message.batch);
+          this.fleet.reset();
           if (this.restored) this.table.forget();
           this.showRows(0);
           if (!this.restored) this.restoreSelection();
@@ -199,6 +224,8 @@ export class TailApp {
         this.copyButton,
         this.forwardButton,
         this.exportButton,
+        el('span', { className: 'separator' }),
+        ...this.fleet.buttons,
       ],
     });
     const counters = el('div', {
@@ -225,7 +252,7 @@ export class TailApp {
     });
     this.columnsPanel.hidden = true;
     this.exportPanel.hidden = true;
-    this.root.replaceChildren(el('header', { children: [this.title, toolbar, this.columnsPanel, this.exportPanel, counters, this.notice, this.forwardResult] }), split);
+    this.root.replaceChildren(el('header', { children: [this.title, toolbar, this.columnsPanel, this.exportPanel, counters, this.notice, this.forwardResult] }), this.fleet.wrap(split, split));
     this.table.mount();
   }
 
@@ -325,6 +352,18 @@ export class TailApp {
     }
   }
 
+  /** The detail pane: the message, what changed since the device's previous one, Plot beside numbers. */
+  private showDetail(item: TailItem | undefined): void {
+    renderDetail(this.detail, item, item ? { previous: previousOfDevice(this.buffer.all, item, identOf) ?? null, plot: (key) => this.fleet.plot(key) } : {});
+  }
+
+  /** A message picked on the map: selected alone in the table and shown in the detail pane. */
+  private selectMessage(id: number): void {
+    if (this.buffer.rowIndex(id) < 0) return;
+    this.table.selection.clear();
+    this.table.restore([id], id);
+  }
+
   private saveSelection(): void {
     const ids = this.table.selectedIds().slice(0, SAVED_SELECTION);
     const first = this.buffer.rows[0];
@@ -364,6 +403,7 @@ export class TailApp {
   private showRows(removedFromFront: number): void {
     this.table.pruneSelection(this.buffer.oldestId());
     this.table.setRows(this.buffer.rows, removedFromFront);
+    this.fleet.changed();
     setText(this.counterValues.matching, String(this.buffer.rows.length));
     this.selectionChanged();
   }
@@ -548,5 +588,7 @@ function readUiState(value: unknown): UiState {
   if (typeof sel === 'object' && sel !== null && Array.isArray(sel.ids) && sel.ids.every((id) => Number.isInteger(id)) && typeof sel.stamp === 'number') {
     state.selection = { ids: (sel.ids as number[]).slice(0, SAVED_SELECTION), stamp: sel.stamp, ...(Number.isInteger(sel.active) ? { active: sel.active as number } : {}) };
   }
+  const fleet = readFleetState(v.fleet);
+  if (fleet) state.fleet = fleet;
   return state;
 }

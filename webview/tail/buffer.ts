@@ -3,12 +3,15 @@
  * the quick search lets through.
  */
 import type { TailItem } from '../../src/shared/tailProtocol';
+import { identOf } from './devices';
 
 export class MessageBuffer {
   private items: TailItem[] = [];
   /** The rows shown: `items` itself when no search is active. */
   private filtered: TailItem[] | undefined;
   private query = '';
+  /** Only this device's messages are shown (the Devices view); undefined: all. */
+  private device: string | undefined;
   /** Lower-cased JSON of each message, computed the first time a search looks at it. */
   private readonly searchText = new WeakMap<TailItem, string>();
   /** Parameter names seen so far, for the column picker. */
@@ -29,8 +32,14 @@ export class MessageBuffer {
     return this.items.length;
   }
 
+  /** Every buffered message, whatever the search or device filter shows (oldest first). */
+  get all(): readonly TailItem[] {
+    return this.items;
+  }
+
+  /** A quick search or a device filter narrows the rows. */
   get searching(): boolean {
-    return this.query !== '';
+    return this.query !== '' || this.device !== undefined;
   }
 
   setCapacity(capacity: number): void {
@@ -57,6 +66,11 @@ export class MessageBuffer {
 
   setQuery(query: string): void {
     this.query = query.trim().toLowerCase();
+    this.filtered = this.searching ? this.items.filter((item) => this.matches(item)) : undefined;
+  }
+
+  setDevice(ident: string | undefined): void {
+    this.device = ident;
     this.filtered = this.searching ? this.items.filter((item) => this.matches(item)) : undefined;
   }
 
@@ -88,6 +102,8 @@ export class MessageBuffer {
   }
 
   private matches(item: TailItem): boolean {
+    if (this.device !== undefined && identOf(item.message) !== this.device) return false;
+    if (this.query === '') return true;
     let text = this.searchText.get(item);
     if (text === undefined) {
       text = JSON.stringify(item.message).toLowerCase();

@@ -114,7 +114,7 @@ export class LiveTail {
  */
 const READ_DETAIL_JSON = `(tree) => {
   const read = (node) => {
-    if (node.classList.contains('json-line')) return JSON.parse(node.lastElementChild?.textContent ?? 'null');
+    if (node.classList.contains('json-line')) return JSON.parse(node.querySelector(':scope > .json-string, :scope > .json-number, :scope > .json-boolean, :scope > .json-null')?.textContent ?? 'null');
     const isArray = (node.querySelector(':scope > summary .json-punct')?.textContent ?? '').startsWith('[');
     const children = [...(node.querySelector(':scope > .json-children')?.children ?? [])].filter((c) => c.matches('.json-line, details'));
     const keyOf = (c) => JSON.parse((c.querySelector(':scope > .json-key, :scope > summary > .json-key')?.textContent ?? '""').replace(/:\\s*$/, ''));
