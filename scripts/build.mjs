@@ -1,6 +1,6 @@
 // Bundles the CLI, the extension and the webview with esbuild into dist/.
 // Usage: node scripts/build.mjs [--watch] [--production] [--quiet]
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import * as esbuild from 'esbuild';
 
@@ -72,6 +72,21 @@ const builds = [
   },
 ];
 
+// The webview bundle carries npm packages whose licences ask that their notices go with it
+// (esbuild drops legal comments): their licence texts go next to it, into the VSIX.
+const webviewPackages = ['leaflet', 'uplot', '@vscode-elements/elements', '@tanstack/virtual-core', 'lit', 'lit-html', 'lit-element', '@lit/reactive-element'];
+function writeWebviewNotices() {
+  const parts = webviewPackages.flatMap((name) => {
+    const dir = `node_modules/${name}`;
+    const file = ['LICENSE', 'LICENSE.md', 'LICENSE.txt'].map((f) => `${dir}/${f}`).find((f) => existsSync(f));
+    if (!file) return [];
+    const { version } = JSON.parse(readFileSync(`${dir}/package.json`, 'utf8'));
+    return [`${name} ${version}\n${'='.repeat(name.length + version.length + 1)}\n\n${readFileSync(file, 'utf8').trim()}\n`];
+  });
+  mkdirSync('dist/webview', { recursive: true });
+  writeFileSync('dist/webview/third-party-notices.txt', `Third-party software bundled into tail.js, with its licence notices.\n\n${parts.join('\n\n')}`);
+}
+
 // Entry points that do not exist yet are skipped, so each part can be built on its own.
 const existing = builds
   .map((b) => ({ ...b, entryPoints: Object.fromEntries(Object.entries(b.entryPoints).filter(([, f]) => existsSync(f))) }))
@@ -82,3 +97,4 @@ if (args.has('--watch')) {
 } else {
   await Promise.all(existing.map((b) => esbuild.build(b)));
 }
+if (existsSync('webview/tail/main.ts')) writeWebviewNotices();
