@@ -11,7 +11,7 @@ import { startSandbox, type Sandbox } from '../../src/sandbox/index';
 import { eventually, startBroker, TOKEN } from '../sandbox/mqtt-helpers';
 
 // One channel per test: a gap fill reads everything in its time range, other tests' messages too.
-const CHANNELS = [2001, 2002, 2003, 2004, 2005];
+const CHANNELS = [2001, 2002, 2004, 2005];
 let clientCounter = 0;
 
 function recordingLogger(): Logger & { warnings: string[] } {
@@ -110,25 +110,24 @@ describe('MqttSource gap fill', { timeout: 30_000 }, () => {
     }
   });
 
-  test("flespi's clock ahead of ours by more than the margin: the gap fill reads to the REST client's server clock (issue 12 item 4)", async () => {
-    const log = recordingLogger();
-    const real = restClient(sandbox);
-    // What the REST client knows of flespi's clock (FlespiClient learns it from the Date headers): 20 minutes ahead.
+  test("flespi's clock 20 minutes ahead of ours (the sandbox's clockOffsetMs): the gap fill reads on to the clock the REST answers' Date headers show (issue 12 item 4)", async () => {
     const skewMs = 20 * 60_000;
-    const client: GapFillClient = { channelMessages: (...args) => real.channelMessages(...args), serverNow: () => Date.now() + skewMs };
-    const CHANNEL = CHANNELS[2]!;
-    const source = forgetful(CHANNEL, client, log);
+    const ahead = await startSandbox({ simulate: false, clockOffsetMs: skewMs });
+    const log = recordingLogger();
+    const source = new MqttSource({ url: ahead.mqttUrl, token: ahead.token, channelId: 1001, clientId: 'clock-ahead', sessionExpirySeconds: 0, batchMaxWaitMs: 50, reconnect: { initialMs: 50, maxMs: 200 }, log, gapFill: { client: restClient(ahead) } });
     await source.open(undefined);
     try {
-      const now = Date.now() / 1000;
-      sandbox.inject(CHANNEL, [{ ident: 'long-outage', 'server.timestamp': now, tag: 'before' }]);
+      // flespi's now is 20 minutes past ours. The last message seen is 15 minutes old by flespi's clock
+      // (a long outage), the one missed was published a second ago: past the newest stamp plus the margin.
+      const flespiNow = (Date.now() + skewMs) / 1000;
+      ahead.inject(1001, [{ ident: 'long-outage', 'server.timestamp': flespiNow - 900, tag: 'before' }]);
       assert.deepEqual(tags(await takeWithin(source, 1)), ['before']);
-      sandbox.faults.dropMqttClients();
-      // Published during the outage, by flespi's clock (20 minutes on: past any margin over the last stamp seen).
-      sandbox.inject(CHANNEL, [{ ident: 'long-outage', 'server.timestamp': now + skewMs / 1000 - 1, tag: 'gap' }]);
+      ahead.faults.dropMqttClients();
+      ahead.inject(1001, [{ ident: 'long-outage', 'server.timestamp': flespiNow - 1, tag: 'gap' }]);
       assert.deepEqual(tags(await takeWithin(source, 1)), ['gap']);
     } finally {
       await source.close();
+      await ahead.stop();
     }
   });
 
@@ -136,7 +135,7 @@ describe('MqttSource gap fill', { timeout: 30_000 }, () => {
     test(`MQTT ${protocolVersion === 5 ? '5' : '3.1.1'}: a session buffer overflow (flespi drops what was not delivered and disconnects) triggers the gap fill, although the session is kept (issue 12 item 6)`, async () => {
       const log = recordingLogger();
       // A persistent session (kept across the reconnect), a small window: the broker holds the rest back.
-      const CHANNEL = CHANNELS[protocolVersion === 5 ? 3 : 4]!;
+      const CHANNEL = CHANNELS[protocolVersion === 5 ? 2 : 3]!;
       const source = sourceFor(sandbox, { channelId: CHANNEL, protocolVersion, maxUnacked: 5, log, gapFill: { client: restClient(sandbox), pageSize: 20 } });
       await source.open(undefined);
       try {
