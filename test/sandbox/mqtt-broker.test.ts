@@ -1,7 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import type { IDisconnectPacket, IPublishPacket, ISubackPacket } from 'mqtt-packet';
+import type { IDisconnectPacket, ISubackPacket } from 'mqtt-packet';
 import type { SandboxBroker } from '../../src/sandbox/mqtt/broker';
 import { BLOCKED_TOKEN, TOKEN, RawClient, collect, connect, connectCollecting, endAll, eventually, startBroker, until } from './mqtt-helpers';
 
