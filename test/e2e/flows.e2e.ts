@@ -301,7 +301,8 @@ describe('flespi extension in VS Code (code-server)', { concurrency: false }, ()
     await wb.answer('5', /Messages history of/);
     await waitFor('the latest-5 document', async () => (await wb.editorTabs()).includes(`${TAIL_CHANNEL} latest 5.json`));
     assert.match(await editorText(), /"ident"/);
-    assert.equal(await wb.page.locator('.tabs-container .tab.dirty').count(), 0, 'the history document is read-only, not a dirty Untitled editor');
+    const dirty = wb.page.locator('.tabs-container .tab.dirty').filter({ hasText: `${TAIL_CHANNEL} latest 5.json` });
+    assert.equal(await dirty.count(), 0, 'the history document is read-only, not a dirty Untitled editor');
     await wb.shot('history-latest');
     await wb.runCommand('flespi: Open Messages History…');
     await wb.pick(TAIL_CHANNEL);
