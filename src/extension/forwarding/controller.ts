@@ -450,7 +450,7 @@ export class ForwardingController implements vscode.Disposable {
       });
     }
     const { RestSource } = await import('../../core/sources/rest.js');
-    return new RestSource({ client: info.client, channelId, startKey: spec.startKey });
+    return new RestSource({ client: info.client, channelId, startKey: spec.startKey, log: coreLogger(this.deps.log, `channel ${channelId}`) });
   }
 
   /** The lock file a window holds while it runs the forwarding (next to its record, shared by every window). */
