@@ -22,7 +22,7 @@ export type { ForwardResult } from '../../shared/tailProtocol';
 
 /** What a tail needs from the connection: read when a session starts; a change restarts open tails. */
 export interface TailConnection {
-  client: Pick<FlespiClient, 'channelMessages'>;
+  client: Pick<FlespiClient, 'channelMessages' | 'serverNow'>;
   mqttUrl: string;
   /** Used as the MQTT username; never logged, never posted to the webview. */
   token: string;

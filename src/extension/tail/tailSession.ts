@@ -17,7 +17,7 @@ export interface TailSessionOptions {
   /** e.g. `mqtts://mqtt.flespi.io:8883`, or the sandbox's `mqtt://127.0.0.1:port`. */
   mqttUrl: string;
   token: string;
-  client: Pick<FlespiClient, 'channelMessages'>;
+  client: Pick<FlespiClient, 'channelMessages' | 'serverNow'>;
   /** How many recent messages to load over REST before going live (0: none). */
   backfill: number;
   /** Most messages one gap fill loads after a reconnect (the newest win). */
@@ -63,7 +63,7 @@ export function tailTopic(channelId: number, filter: string): string {
 /** How long stop() lets the broker answer a DISCONNECT by closing the connection before closing it itself. */
 const DISCONNECT_GRACE_MS = 2000;
 
-/** Seconds added to "now" when filling a gap, so that a local clock behind flespi's loses nothing; overlap is de-duplicated. */
+/** Seconds added to flespi's "now" (as the client last saw it) when filling a gap, so that nothing stamped meanwhile is missed; overlap is de-duplicated. */
 const CLOCK_SKEW_MARGIN_S = 300;
 
 export class TailSession {
@@ -220,7 +220,7 @@ export class TailSession {
     }
     const limit = this.options.gapLimit;
     try {
-      const to = Date.now() / 1000 + CLOCK_SKEW_MARGIN_S;
+      const to = this.options.client.serverNow() / 1000 + CLOCK_SKEW_MARGIN_S;
       const newestFirst = await this.options.client.channelMessages(this.options.channelId, this.historyParams({ from, to, reverse: true, count: limit }), this.aborter.signal);
       if (this.stopped) return;
       const added = this.deliverHistory(newestFirst.reverse(), 'gap');
