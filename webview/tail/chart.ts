@@ -147,10 +147,12 @@ export class ChartView {
   private create(chart: ChartData): void {
     const { width, height } = this.size();
     const scales: uPlot.Scales = { x: { time: true } };
-    const axes: uPlot.Axis[] = [{ stroke: 'var(--vscode-foreground, #ccc)', grid: { stroke: 'rgba(128,128,128,0.2)' }, ticks: { stroke: 'rgba(128,128,128,0.3)' } }];
+    // Axes are drawn on a canvas, which takes colours, not CSS variables.
+    const foreground = getComputedStyle(this.element).color || '#ccc';
+    const axes: uPlot.Axis[] = [{ stroke: foreground, grid: { stroke: 'rgba(128,128,128,0.2)' }, ticks: { stroke: 'rgba(128,128,128,0.3)' } }];
     this.params.forEach((param, i) => {
       scales[param] = { auto: true };
-      if (i < 2) axes.push({ scale: param, side: i === 0 ? 3 : 1, label: param, stroke: 'var(--vscode-foreground, #ccc)', grid: { show: i === 0, stroke: 'rgba(128,128,128,0.2)' }, ticks: { stroke: 'rgba(128,128,128,0.3)' } });
+      if (i < 2) axes.push({ scale: param, side: i === 0 ? 3 : 1, label: param, stroke: foreground, grid: { show: i === 0, stroke: 'rgba(128,128,128,0.2)' }, ticks: { stroke: 'rgba(128,128,128,0.3)' } });
     });
     const series: uPlot.Series[] = [
       {},

@@ -203,6 +203,7 @@ export class FleetPanel {
 
   private setDevice(ident: string | undefined): void {
     this.device = ident;
+    this.map.refit();
     this.host.filterDevice(ident);
     this.save();
     this.dirty = true;

@@ -76,7 +76,10 @@ export class MapView {
     // The grid lies under the tiles: it shows where tiles are missing or switched off.
     map.createPane('grid').style.zIndex = '150';
     this.grid = L.layerGroup().addTo(map);
-    map.on('moveend', () => this.drawGrid());
+    map.on('moveend', () => {
+      this.element.dataset.zoom = String(map.getZoom());
+      this.drawGrid();
+    });
     map.on('click', (event: L.LeafletMouseEvent) => this.pickNear(event.containerPoint));
     map.on('dragstart', () => {
       if (this.following !== undefined) {
@@ -181,6 +184,11 @@ export class MapView {
       element.setAttribute('data-testid', 'map-selected');
     }
     if (!this.map.getBounds().pad(-0.05).contains(position)) this.map.panTo(position, { animate: false });
+  }
+
+  /** Fits the view to the tracks at the next update (the device filter changed). */
+  refit(): void {
+    this.fitted = false;
   }
 
   fitAll(): void {
