@@ -11,7 +11,7 @@ import { WialonHandler } from '../src/core/handlers/wialon';
 import { silentLogger } from '../src/core/logger';
 import type { FlespiMessage } from '../src/core/message';
 import { ACK_BYTE, PacketSplitter, decodePacket, encodeMessage } from '../src/core/wialon/codec';
-import { WialonTestReceiver } from '../src/core/wialon/testReceiver';
+import { WialonTestReceiver } from '../test/support/wialonReceiver';
 import { forkWorker, measureInterleaved, median, sampleFromWorker, summarize, type Row, type Sample } from './harness';
 import { channelMessages, jsonBytes } from './messages';
 

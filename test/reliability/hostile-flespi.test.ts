@@ -8,7 +8,7 @@ import { createServer } from 'node:http';
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { WialonTestReceiver } from '../../src/core/wialon/testReceiver';
+import { WialonTestReceiver } from '../support/wialonReceiver';
 import { startFakeFlespi, type FakeFlespi } from '../support/fakeFlespi';
 import { delay, freePort, newToken, runCli, startCli, waitUntil, type CliProcess } from './support';
 

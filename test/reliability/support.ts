@@ -18,7 +18,7 @@ import { Handler, type HandlerContext } from '../../src/core/handler';
 import type { FlespiMessage } from '../../src/core/message';
 import type { Source } from '../../src/core/sources/source';
 import { findBlock } from '../../src/core/wialon/codec';
-import { WialonTestReceiver } from '../../src/core/wialon/testReceiver';
+import { WialonTestReceiver } from '../support/wialonReceiver';
 
 export const ROOT = resolve(__dirname, '../..');
 /** The message parameter that carries each test message's unique id. */

@@ -1,12 +1,12 @@
 /**
- * A Wialon Retranslator receiving peer for tests, benchmarks and the sandbox: a real TCP server that frames and
+ * A Wialon Retranslator receiving peer for tests and benchmarks: a real TCP server that frames and
  * strictly decodes every packet and acks each correct one with 0x11, with fault modes to exercise senders.
  *
  * A malformed packet gets no ack, its reason is recorded in `rejected`, and the connection is closed: a sender
  * that counts acks against its queue would otherwise credit the next ack to the wrong packet.
  */
 import { createServer, type Server, type Socket } from 'node:net';
-import { ACK_BYTE, PacketSplitter, WialonDecodeError, decodePacket, type WialonPacket } from './codec';
+import { ACK_BYTE, PacketSplitter, WialonDecodeError, decodePacket, type WialonPacket } from '../../src/core/wialon/codec';
 
 export interface ReceivedPacket {
   packet: WialonPacket;

@@ -8,7 +8,7 @@ import { unexpectedReject } from '../support/logger';
 import type { FlespiMessage } from '../../src/core/message';
 import { ConfigError } from '../../src/core/options';
 import { DEFAULT_MAX_PACKET_BYTES, findBlock } from '../../src/core/wialon/codec';
-import { startWialonTestReceiver, type WialonTestReceiver } from '../../src/core/wialon/testReceiver';
+import { startWialonTestReceiver, type WialonTestReceiver } from '../support/wialonReceiver';
 
 const env = { resolvePath: (p: string) => p };
 

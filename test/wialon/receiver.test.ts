@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PacketSplitter, decodePacket, encodeMessage } from '../../src/core/wialon/codec';
-import { WialonTestReceiver, startWialonTestReceiver } from '../../src/core/wialon/testReceiver';
+import { WialonTestReceiver, startWialonTestReceiver } from '../support/wialonReceiver';
 import { CAPTURES, capture, randomChunks, vector } from './support';
 
 /** A raw TCP client that counts the ack bytes it gets back. */

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { createTestPki, type TestPki } from '../../support/certs';
 import { freePort, startMosquitto, type RunningMosquitto } from '../../support/mosquitto';
 import { subscribe, type Subscriber } from '../../support/subscriber';
-import { WialonTestReceiver } from '../../../src/core/wialon/testReceiver';
+import { WialonTestReceiver } from '../../support/wialonReceiver';
 import { projectRoot } from './host';
 import { waitFor } from './workbench';
 

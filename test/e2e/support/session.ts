@@ -9,7 +9,7 @@ import { buildExtension, clearOutput, CodeServer, ensureHost, freshProfile, inst
 import { SandboxProcess, startTlsBroker, startWialonReceiver, type TlsBroker } from './peers';
 import { timed } from './timings';
 import { launchChromium, Workbench } from './workbench';
-import type { WialonTestReceiver } from '../../../src/core/wialon/testReceiver';
+import type { WialonTestReceiver } from '../../support/wialonReceiver';
 
 /**
  * The token the external sandbox accepts: new for every run, so a search for it (flow 9) cannot
