@@ -16,6 +16,8 @@ import { PROFILE_DIR_ENV, forkWorker, summarize, type Row } from './harness';
 import { extensionHostPid, extensionHostRssMb, vscodeSession, type VsCodeSession } from './vscode-session';
 
 const RATES = [1000, 5000, 10_000];
+/** Then 10k msg/s again with the fleet panel open: the map in front, then a chart of position.speed. */
+const FLEET_VIEWS = ['map', 'chart'] as const;
 const CHANNEL = 'sandbox-teltonika';
 
 /**
@@ -116,6 +118,21 @@ async function startHostProfile(session: VsCodeSession, rate: number): Promise<(
   };
 }
 
+/** Opens the fleet panel's map, or a chart of position.speed (Plot beside it in the detail pane of a row). */
+async function openFleetView(tail: LiveTail, view: 'map' | 'chart'): Promise<void> {
+  if (view === 'map') {
+    await tail.frame.locator('[data-testid="open-map"]').click();
+    await waitFor('tracks on the map', async () => Number(await tail.frame.locator('[data-testid="map"]').getAttribute('data-points')) > 0, 30_000);
+    return;
+  }
+  await tail.pause();
+  const id = (await tail.rowIds()).at(-1)!;
+  await tail.row(id).click();
+  await tail.frame.locator('[data-plot="position.speed"]').click();
+  await waitFor('a chart of position.speed', async () => Number(await tail.frame.locator('[data-testid="chart"]').getAttribute('data-points')) > 0, 30_000);
+  await tail.resume();
+}
+
 async function counters(tail: LiveTail): Promise<{ received: number; shown: number; dropped: number }> {
   return { received: await tail.count('received'), shown: await tail.count('shown'), dropped: await tail.count('dropped') };
 }
@@ -127,7 +144,9 @@ export async function benchLiveTail(opts: { quick: boolean }): Promise<Row[]> {
   const tail = await openTail(session);
   const rows: Row[] = [];
   const bench = `Live tail in VS Code, ${seconds} s per rate (code-server + Chromium)`;
-  for (const rate of RATES) {
+  const cases: Array<{ rate: number; view?: (typeof FLEET_VIEWS)[number] }> = [...RATES.map((rate) => ({ rate })), ...FLEET_VIEWS.map((view) => ({ rate: 10_000, view }))];
+  for (const { rate, view } of cases) {
+    if (view) await openFleetView(tail, view);
     const sandbox = session.sandbox.child;
     const start = await counters(tail);
     const hostStart = extensionHostRssMb(session.profile) ?? NaN;
@@ -170,7 +189,7 @@ export async function benchLiveTail(opts: { quick: boolean }): Promise<Row[]> {
     };
     const tasks = await longTasks(tail.frame, t0 + warmupSeconds * 1000, t1);
     const received = end.received - start.received;
-    const offered = `${rate.toLocaleString('en-US')} msg/s offered`;
+    const offered = `${rate.toLocaleString('en-US')} msg/s offered${view ? `, ${view === 'map' ? 'map' : 'chart of position.speed'} open` : ''}`;
     rows.push({
       bench,
       case: `${offered}: sandbox published`,
@@ -183,6 +202,7 @@ export async function benchLiveTail(opts: { quick: boolean }): Promise<Row[]> {
       unit: 'msgs',
       baseline: `${offered}: sandbox published`,
       target: rate === 10_000 ? 'no long task >200 ms after warm-up, flat memory' : undefined,
+      ...(view ? { note: 'the fleet panel beside the table, redrawn once a second' } : {}),
       summary: summarize([
         {
           value: received,
