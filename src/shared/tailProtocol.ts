@@ -4,7 +4,7 @@
  *
  * host → webview: notifications (`HostMessage`). The host is trusted; the webview only switches on `type`.
  * webview → host: commands (`WebviewMessage`). The webview renders device data, so the host
- * treats everything it sends as untrusted and accepts it only through `parseWebviewMessage`.
+ * treats everything it sends as untrusted and accepts it only through `checkWebviewMessage`.
  */
 import type { FlespiMessage } from '../core/message';
 
@@ -109,15 +109,9 @@ type Check<T> = { ok: true; value: T } | { ok: false; error: string };
 const NO_ARGUMENT_TYPES = new Set(['ready', 'pause', 'resume', 'stop', 'restart']);
 
 /**
- * Validates a command from the webview, checking every field's type and bounds.
- * Returns a fresh object holding only the known fields, or undefined for anything else.
+ * Validates a command from the webview, checking every field's type and bounds: a fresh object
+ * holding only the known fields, or what is wrong (for the log).
  */
-export function parseWebviewMessage(value: unknown): WebviewMessage | undefined {
-  const checked = checkWebviewMessage(value);
-  return checked.ok ? checked.value : undefined;
-}
-
-/** Like `parseWebviewMessage`, but says what is wrong, for the log. */
 export function checkWebviewMessage(value: unknown): Check<WebviewMessage> {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return fail(`expected an object, got ${describe(value)}`);
   const record = value as Record<string, unknown>;

@@ -2,7 +2,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { FlespiClient, isAbortError, regionBaseUrl } from '../../src/core/flespi/client';
+import { FlespiClient, regionBaseUrl } from '../../src/core/flespi/client';
 import { FlespiError } from '../../src/core/errors';
 import { startSandbox, type Sandbox } from '../../src/sandbox/index';
 
@@ -182,8 +182,9 @@ describe('errors', () => {
     const controller = new AbortController();
     const pending = client.channels('all', undefined, controller.signal);
     setTimeout(() => controller.abort(), 50);
+    const isAbortError = (error: unknown) => error instanceof Error && error.name === 'AbortError';
     await assert.rejects(pending, (error: unknown) => isAbortError(error) && !(error instanceof FlespiError));
-    await assert.rejects(client.authInfo(controller.signal), (error: unknown) => isAbortError(error));
+    await assert.rejects(client.authInfo(controller.signal), isAbortError);
   });
 
   test('client-side checks: poll timeout over 30 s and delete keys below 2', async () => {

@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { LIMITS, checkWebviewMessage, parseWebviewMessage, type WebviewMessage } from '../../src/shared/tailProtocol';
+import { LIMITS, checkWebviewMessage, type WebviewMessage } from '../../src/shared/tailProtocol';
+
+/** The accepted command, or undefined when the gate refuses it. */
+function parseWebviewMessage(value: unknown): WebviewMessage | undefined {
+  const checked = checkWebviewMessage(value);
+  return checked.ok ? checked.value : undefined;
+}
 
 test('every valid command parses to a fresh object with only its known fields', () => {
   const valid: Array<[unknown, WebviewMessage]> = [

@@ -17,9 +17,6 @@ const KNOWN: Record<string, Omit<Column, 'key'>> = {
   'position.speed': { label: 'Speed', width: 70, text: (m) => formatValue(m['position.speed']) },
 };
 
-/** `position` is not a message key: it stands for the latitude/longitude pair. */
-export const VIRTUAL_KEYS: ReadonlySet<string> = new Set(['position']);
-
 export function columnFor(key: string): Column {
   const known = KNOWN[key];
   if (known) return { key, ...known };

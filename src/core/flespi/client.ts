@@ -602,8 +602,3 @@ function abortError(signal: AbortSignal): Error {
   error.name = 'AbortError';
   return error;
 }
-
-/** True for the rejection of an aborted request. */
-export function isAbortError(error: unknown): boolean {
-  return error instanceof Error && error.name === 'AbortError';
-}
