@@ -4,7 +4,7 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { FlespiError } from '../../src/core/errors';
-import { FlespiClient, isAbortError } from '../../src/core/flespi/client';
+import { FlespiClient } from '../../src/core/flespi/client';
 import { startFakeFlespi, type FakeFlespi } from '../support/fakeFlespi';
 
 const TOKEN = 'k'.repeat(64);
@@ -230,8 +230,5 @@ test('abort: the caller\'s AbortError is passed on as it is; any other reason be
   const second = new AbortController();
   const reason = new Error('user pressed stop');
   second.abort(reason);
-  await assert.rejects(client.authInfo(second.signal), (e: unknown) => isAbortError(e) && e instanceof Error && e.message === 'the request was aborted' && e.cause === reason);
-  assert.equal(isAbortError(new Error('x')), false);
-  assert.equal(isAbortError('AbortError'), false);
-  assert.equal(isAbortError(Object.assign(new Error('x'), { name: 'AbortError' })), true);
+  await assert.rejects(client.authInfo(second.signal), (e: unknown) => e instanceof Error && e.name === 'AbortError' && e.message === 'the request was aborted' && e.cause === reason);
 });
