@@ -1,14 +1,8 @@
 /**
- * flespi-receiver: the public library API, for handler authors (`import { Handler } from 'flespi-receiver'`)
- * and for programs that embed the receiver.
+ * The core library's public API: what handler files get (`./api`), plus what programs that embed
+ * the receiver use. The package entry (`src/index.ts`) adds the sandbox.
  */
-export { Handler, undeliverablePolicies, type HandlerContext, type HandlerHealth, type UndeliverablePolicy } from './handler';
-export { numberParam, stringParam, type FlespiMessage } from './message';
-export { silentLogger, stderrLogger, type Logger } from './logger';
-export { FlespiError, UndeliverableError, TransientError, classifyFailure, errorMessage, type FailureKind, type FlespiErrorKind, type FlespiErrorDetail } from './errors';
-export { ConfigError, OptionReader, type Options } from './options';
-
-export { FlespiClient, regionBaseUrl, type FlespiClientOptions, type FlespiRegion, type PollParams, type PollResult } from './flespi/client';
+export * from './api';
 
 export type { Source, SourceBatch, Checkpoint } from './sources/source';
 export { RestSource, type RestSourceOptions } from './sources/rest';
@@ -29,16 +23,10 @@ export {
   type DeadLetterEvent,
 } from './receiver/receiver';
 export { FileCheckpointStore, MemoryCheckpointStore, CheckpointLockedError, type CheckpointStore } from './receiver/checkpoint';
+export { FileDeadLetterStore, MemoryDeadLetterStore, DeadLetterStoreFullError, deadLetterPathFor, type DeadLetter, type DeadLetterStore } from './receiver/deadLetters';
 export { FileLock, LockedError, type LockOwner } from './receiver/lock';
 export type { RetryOptions } from './receiver/backoff';
+export { deliverOnce, redeliverDeadLetters, type DeliveryOutcome, type RedeliveryOutcome } from './deliver';
 
-export type { HandlerSpec, HandlerEnv } from './handlers/spec';
-export { StdoutHandler, stdoutSpec, type StdoutOptions } from './handlers/stdout';
-export { HttpHandler, httpSpec } from './handlers/http';
-export { MqttHandler, mqttSpec, awsIotSpec } from './handlers/mqtt';
-export { WialonHandler, wialonSpec } from './handlers/wialon';
 export { builtinHandlerSpecs, handlerTypes, handlerSpec, createHandler, createHandlers } from './handlers/registry';
-
 export { loadConfig, parseConfig, resolveToken, createSource, buildReceiver, type ReceiverConfig, type RestSourceConfig, type MqttSourceConfig } from './config';
-
-export { startSandbox, type Sandbox, type SandboxOptions } from '../sandbox/index';

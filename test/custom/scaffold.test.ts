@@ -4,7 +4,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import ts from 'typescript';
-import * as api from '../../src/core/index';
+import * as api from '../../src/core/api';
 import { buildReceiver, parseConfig } from '../../src/core/config';
 import { startSandbox } from '../../src/sandbox/index';
 import { defaultOutputFile, handlerTemplate, typingsTemplate, validateHandlerName } from '../../src/extension/custom/scaffold';

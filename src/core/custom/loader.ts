@@ -7,7 +7,7 @@
  * make the extension platform-specific. Sucrase strips types without checking them (the editor
  * does that) and keeps line numbers; its source map gives exact columns for error locations.
  *
- * Imports of `flespi-receiver` (and `flespi-receiver/...`) get this library's public API, so the
+ * Imports of `flespi-receiver` (and `flespi-receiver/...`) get the handler API (`../api.ts`), so the
  * user's `Handler` is the receiver's own class. Relative imports of other `.ts` files are compiled
  * the same way; anything else is required by Node relative to the handler file.
  */
@@ -16,6 +16,7 @@ import { readFile } from 'node:fs/promises';
 import { createRequire, SourceMap } from 'node:module';
 import { dirname, extname, isAbsolute, resolve } from 'node:path';
 import { compileFunction } from 'node:vm';
+import * as handlerApi from '../api';
 import { Handler } from '../handler';
 
 /** The module name user handlers import the library by. */
@@ -55,11 +56,11 @@ const compiledFiles = new Map<string, CompiledFile>();
 /**
  * Compiles and evaluates `file` and returns its default export, checked to be a Handler subclass.
  * Each call reads the file afresh (edits take effect on the next load).
- * @param api what `import ... from 'flespi-receiver'` gives; the library's public API by default.
+ * @param api what `import ... from 'flespi-receiver'` gives; by default the handler API (`../api`).
  */
 export async function loadHandlerClass(file: string, api?: object): Promise<HandlerClass> {
   const path = resolve(file);
-  const exports = await new ModuleLoader(api ?? (await import('../index.js'))).load(path);
+  const exports = await new ModuleLoader(api ?? handlerApi).load(path);
   // Compiled ES modules are flagged __esModule and export `default`; plain CommonJS may assign the class to module.exports.
   const esModule = typeof exports === 'object' && exports !== null && (exports as { __esModule?: unknown }).__esModule === true;
   const candidate = esModule ? (exports as { default?: unknown }).default : exports;
