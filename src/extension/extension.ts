@@ -11,7 +11,7 @@ import { ChannelsTree, type ChannelNode } from './channels/channelsTree';
 import { Connection } from './connection';
 import { forgetToken, setToken, useSandbox } from './connectionCommands';
 import { CustomHandlers } from './custom/customHandlers';
-import { forwardToSink } from './forward';
+import { forwardToSink } from './sinks/sendToSink';
 import { ForwardingController } from './forwarding/controller';
 import { addSink, openSinkSettings, removeSink, testSink, type SinkCommandDeps } from './sinks/sinkCommands';
 import { SinksTree, type SinkNode } from './sinks/sinksTree';

@@ -3,14 +3,14 @@
  * delivered to a fresh handler of it once (start → handle → stop), and the outcome is returned.
  */
 import * as vscode from 'vscode';
-import type { FlespiMessage } from '../core/message';
-import type { ForwardResult } from '../shared/tailProtocol';
-import { coreLogger } from './log';
-import type { SinkStore } from './sinks/sinkStore';
-import { sinkTarget } from './sinks/sinkModel';
+import type { FlespiMessage } from '../../core/message';
+import type { ForwardResult } from '../../shared/tailProtocol';
+import { coreLogger } from '../log';
+import type { SinkStore } from './sinkStore';
+import { sinkTarget } from './sinkModel';
 
 /** What a one-off send returns (shared with the tail webview, which shows it). */
-export type { ForwardResult } from '../shared/tailProtocol';
+export type { ForwardResult } from '../../shared/tailProtocol';
 
 export interface ForwardDeps {
   sinks: SinkStore;
@@ -43,8 +43,8 @@ export async function sendToSink(sinkName: string, messages: readonly FlespiMess
   const sink = deps.sinks.get(sinkName);
   if (!sink) return { sink: sinkName, acknowledged: 0, errors: [`no sink named "${sinkName}" in flespi.sinks`], ms: 0 };
   // Loaded on first use: the loader brings the TypeScript compiler for custom handlers.
-  const { describeHandlerError } = await import('../core/custom/loader.js');
-  const { deliverOnce } = await import('../core/deliver.js');
+  const { describeHandlerError } = await import('../../core/custom/loader.js');
+  const { deliverOnce } = await import('../../core/deliver.js');
   let result: ForwardResult;
   try {
     const handler = await deps.sinks.createHandler(sink);
