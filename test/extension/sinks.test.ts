@@ -75,9 +75,11 @@ test('sink settings: a secret that the marker promises but the secret storage la
 
 test('sink handler: an HTTP sink built from settings + stored secret posts the batch with the secret header', async () => {
   const received: { authorization?: string; source?: string; body: unknown }[] = [];
-  const server = createServer(async (request, response) => {
-    received.push({ authorization: request.headers.authorization, source: request.headers['x-source'] as string, body: JSON.parse(await body(request)) });
-    response.writeHead(200).end();
+  const server = createServer((request, response) => {
+    void (async () => {
+      received.push({ authorization: request.headers.authorization, source: request.headers['x-source'] as string, body: JSON.parse(await body(request)) });
+      response.writeHead(200).end();
+    })();
   });
   const url = await listen(server);
   try {

@@ -15,17 +15,19 @@ async function pickyEndpoint() {
   const received: number[] = [];
   let refusals = 0;
   const endpoint = { fixed: false, received, refusals: () => refusals, url: '', close: async () => {} };
-  const server = http.createServer(async (req, res) => {
-    const chunks: Buffer[] = [];
-    for await (const chunk of req) chunks.push(chunk as Buffer);
-    const batch = JSON.parse(Buffer.concat(chunks).toString('utf8')) as FlespiMessage[];
-    if (!endpoint.fixed && batch.some((m) => m.poison === true)) {
-      refusals++;
-      res.writeHead(400, { 'content-type': 'application/json' }).end('{"error":"field poison is not allowed"}');
-      return;
-    }
-    received.push(...idsOf(batch));
-    res.writeHead(200).end();
+  const server = http.createServer((req, res) => {
+    void (async () => {
+      const chunks: Buffer[] = [];
+      for await (const chunk of req) chunks.push(chunk as Buffer);
+      const batch = JSON.parse(Buffer.concat(chunks).toString('utf8')) as FlespiMessage[];
+      if (!endpoint.fixed && batch.some((m) => m.poison === true)) {
+        refusals++;
+        res.writeHead(400, { 'content-type': 'application/json' }).end('{"error":"field poison is not allowed"}');
+        return;
+      }
+      received.push(...idsOf(batch));
+      res.writeHead(200).end();
+    })();
   });
   await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
   endpoint.url = `http://127.0.0.1:${(server.address() as { port: number }).port}/ingest`;

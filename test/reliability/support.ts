@@ -533,7 +533,11 @@ export class Injector {
       } catch {
         // The sandbox is down: the same ids go out on the next tick.
       }
-      if (!this.stopped) this.timer = setTimeout(() => (this.running = tick()), everyMs);
+      if (!this.stopped) {
+        this.timer = setTimeout(() => {
+          this.running = tick();
+        }, everyMs);
+      }
     };
     this.running = tick();
   }

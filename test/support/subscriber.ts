@@ -35,7 +35,9 @@ export async function subscribe(url: string, topicFilter: string, options: Subsc
   const waiters = new Set<() => void>();
   let granted: Promise<void>;
   let grant: () => void = () => {};
-  const resetGranted = () => (granted = new Promise<void>((resolve) => (grant = resolve)));
+  const resetGranted = (): void => {
+    granted = new Promise<void>((resolve) => (grant = resolve));
+  };
   resetGranted();
 
   const client: MqttClient = mqtt.connect(url, {
