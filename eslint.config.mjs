@@ -40,6 +40,7 @@ export default tseslint.config(
       'src/extension/channels/history.ts',
       'src/extension/custom/scaffold.ts',
       'src/extension/forwarding/deadLetterFiles.ts',
+      'src/extension/forwarding/folder.ts',
       'src/extension/forwarding/manager.ts',
       'src/extension/forwarding/records.ts',
       'src/extension/forwarding/startPosition.ts',

@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { FlespiClient, regionBaseUrl } from '../../src/core/flespi/client';
 import { FlespiError } from '../../src/core/errors';
 import { startSandbox, type Sandbox } from '../../src/sandbox/index';
+import { flespiFailure } from '../support/flespiFailure';
 
 const CHANNEL = 1001;
 
@@ -19,17 +20,6 @@ before(async () => {
 after(async () => {
   await sandbox.stop();
 });
-
-/** The FlespiError a promise rejects with. */
-async function failure(promise: Promise<unknown>): Promise<FlespiError> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(error instanceof FlespiError, `expected a FlespiError, got ${String(error)}`);
-    return error;
-  }
-  assert.fail('expected the request to fail');
-}
 
 /** A channel of its own for each test, so tests do not see each other's messages. */
 let nextChannelId = 2001;
@@ -94,7 +84,7 @@ describe('collections', () => {
 describe('errors', () => {
   test('401: a wrong token, without the token in the message', async () => {
     const wrong = 'W'.repeat(64);
-    const error = await failure(new FlespiClient({ token: wrong, baseUrl: sandbox.restUrl }).channels());
+    const error = await flespiFailure(new FlespiClient({ token: wrong, baseUrl: sandbox.restUrl }).channels());
     assert.equal(error.kind, 'auth');
     assert.equal(error.status, 401);
     assert.match(error.message, /rejected the token \(401/);
@@ -106,7 +96,7 @@ describe('errors', () => {
   test('403: a blocked token', async () => {
     const blocked = 'B'.repeat(64);
     sandbox.addToken(blocked, { blocked: true });
-    const error = await failure(new FlespiClient({ token: blocked, baseUrl: sandbox.restUrl }).authInfo());
+    const error = await flespiFailure(new FlespiClient({ token: blocked, baseUrl: sandbox.restUrl }).authInfo());
     assert.equal(error.kind, 'forbidden');
     assert.match(error.message, /403/);
     assert.match(error.message, /blocked/);
@@ -114,7 +104,7 @@ describe('errors', () => {
   });
 
   test('404: an unknown channel names the channel and how to list channels', async () => {
-    const error = await failure(client.pollChannelMessages(999999, { currKey: 0 }));
+    const error = await flespiFailure(client.pollChannelMessages(999999, { currKey: 0 }));
     assert.equal(error.kind, 'not-found');
     assert.match(error.message, /channel 999999 not found \(404/);
     assert.match(error.message, /flespi-receiver channels/);
@@ -122,7 +112,7 @@ describe('errors', () => {
   });
 
   test('400: a bad filter quotes flespi\'s reason', async () => {
-    const error = await failure(client.channelMessages(CHANNEL, { filter: 'position.speed >> 5' }));
+    const error = await flespiFailure(client.channelMessages(CHANNEL, { filter: 'position.speed >> 5' }));
     assert.equal(error.kind, 'bad-request');
     assert.equal(error.status, 400);
     assert.equal(error.details[0]?.code, 2);
@@ -132,11 +122,11 @@ describe('errors', () => {
   test('429 with Retry-After, then 500, then success', async () => {
     sandbox.faults.inject('429', 1, { retryAfter: 3 });
     sandbox.faults.inject('500', 1);
-    const limited = await failure(client.channels());
+    const limited = await flespiFailure(client.channels());
     assert.equal(limited.kind, 'rate-limited');
     assert.equal(limited.retryAfter, 3);
     assert.match(limited.message, /wait 3 s/);
-    const server = await failure(client.channels());
+    const server = await flespiFailure(client.channels());
     assert.equal(server.kind, 'server');
     assert.equal(server.status, 500);
     assert.ok(server.retryable);
@@ -146,24 +136,24 @@ describe('errors', () => {
   test('503 only where the fault matches the path', async () => {
     sandbox.faults.inject('503', 1, { match: '/messages' });
     assert.ok((await client.channels()).items.length >= 2);
-    const error = await failure(client.channelMessages(CHANNEL, { count: 1 }));
+    const error = await flespiFailure(client.channelMessages(CHANNEL, { count: 1 }));
     assert.equal(error.kind, 'server');
     assert.equal(error.status, 503);
   });
 
   test('malformed: a truncated body', async () => {
     sandbox.faults.inject('malformed', 1);
-    const error = await failure(client.channels());
+    const error = await flespiFailure(client.channels());
     assert.equal(error.kind, 'malformed');
     assert.match(error.message, /JSON envelope/);
   });
 
   test('network: a reset connection and a closed port', async () => {
     sandbox.faults.inject('reset', 1);
-    const reset = await failure(client.channels());
+    const reset = await flespiFailure(client.channels());
     assert.equal(reset.kind, 'network');
     const port = await closedPort();
-    const refused = await failure(new FlespiClient({ token: sandbox.token, baseUrl: `http://127.0.0.1:${port}` }).channels());
+    const refused = await flespiFailure(new FlespiClient({ token: sandbox.token, baseUrl: `http://127.0.0.1:${port}` }).channels());
     assert.equal(refused.kind, 'network');
     assert.match(refused.message, /cannot reach http:\/\/127\.0\.0\.1:\d+ \(ECONNREFUSED\)/);
     assert.match(refused.message, /base URL/);
@@ -172,7 +162,7 @@ describe('errors', () => {
   test('timeout: a hanging server and a short client timeout', async () => {
     sandbox.faults.inject('hang', 1);
     const impatient = new FlespiClient({ token: sandbox.token, baseUrl: sandbox.restUrl, timeoutMs: 300 });
-    const error = await failure(impatient.channels());
+    const error = await flespiFailure(impatient.channels());
     assert.equal(error.kind, 'timeout');
     assert.match(error.message, /no answer from .* within 0\.3 s/);
   });
@@ -188,8 +178,8 @@ describe('errors', () => {
   });
 
   test('client-side checks: poll timeout over 30 s and delete keys below 2', async () => {
-    assert.equal((await failure(client.pollChannelMessages(CHANNEL, { currKey: 0, timeout: 31 }))).kind, 'bad-request');
-    assert.equal((await failure(client.deleteChannelMessages(CHANNEL, 1))).kind, 'bad-request');
+    assert.equal((await flespiFailure(client.pollChannelMessages(CHANNEL, { currKey: 0, timeout: 31 }))).kind, 'bad-request');
+    assert.equal((await flespiFailure(client.deleteChannelMessages(CHANNEL, 1))).kind, 'bad-request');
     assert.throws(() => new FlespiClient({ token: '' }), /no flespi token given/);
     assert.throws(() => new FlespiClient({ token: 'abc def' }), /spaces or control characters/);
     assert.throws(() => new FlespiClient({ token: 'abc', baseUrl: 'flespi.io' }), /"flespi\.io" is not an http\(s\) URL/);
@@ -242,7 +232,7 @@ describe('channel messages, style A (buffer by key)', () => {
     const own = await startSandbox({ simulate: false });
     const poll = new FlespiClient({ token: own.token, baseUrl: own.restUrl }).pollChannelMessages(1001, { currKey: 0, timeout: 30 });
     setTimeout(() => void own.stop(), 100);
-    const error = await failure(poll);
+    const error = await flespiFailure(poll);
     assert.equal(error.kind, 'network');
   });
 
@@ -297,7 +287,7 @@ describe('channel messages, style B (time range) and device messages', () => {
     assert.deepEqual(speedOnly, [{ 'position.speed': 30 }, { 'position.speed': 10 }]);
     const filtered = await client.deviceMessages(device.id, { ...window, filter: 'can.fuel>=50' });
     assert.deepEqual(filtered.map((m) => m.timestamp), [base + 3]);
-    const error = await failure(client.deviceMessages(987654, window));
+    const error = await flespiFailure(client.deviceMessages(987654, window));
     assert.equal(error.kind, 'not-found');
     assert.match(error.message, /device 987654 not found/);
   });

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { FlespiError } from '../../src/core/errors';
 import { FlespiClient } from '../../src/core/flespi/client';
 import { startFakeFlespi, type FakeFlespi } from '../support/fakeFlespi';
+import { flespiFailure } from '../support/flespiFailure';
 
 const CHANNEL = 77;
 const TOKEN = 'T'.repeat(64);
@@ -15,17 +16,6 @@ async function fake(t: TestContext): Promise<FakeFlespi> {
   return server;
 }
 
-/** The FlespiError a promise rejects with. */
-async function failure(promise: Promise<unknown>): Promise<FlespiError> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(error instanceof FlespiError, `expected a FlespiError, got ${String(error)}`);
-    return error;
-  }
-  assert.fail('expected the request to fail, it succeeded');
-}
-
 const refused = { code: 3, reason: 'access denied' };
 
 test('a 200 with `errors` beside `result` is an error on the messages, delete and auth endpoints, never a success', async (t) => {
@@ -35,23 +25,23 @@ test('a 200 with `errors` beside `result` is an error on the messages, delete an
   server.on('DELETE', MESSAGES, { body: { result: [], errors: [refused] } });
   server.on('GET', '/auth/info', { body: { result: [{ cid: 1 }], errors: [{ code: 7, reason: 'token expires' }] } });
 
-  const poll = await failure(client.pollChannelMessages(CHANNEL, { currKey: 0 }));
+  const poll = await flespiFailure(client.pollChannelMessages(CHANNEL, { currKey: 0 }));
   assert.equal(poll.kind, 'forbidden');
   assert.equal(poll.status, 200);
   assert.deepEqual(poll.details, [refused]);
   assert.match(poll.message, /GET channel 77 .* with errors: access denied \(code 3\)/);
 
-  const deleted = await failure(client.deleteChannelMessages(CHANNEL, 5));
+  const deleted = await flespiFailure(client.deleteChannelMessages(CHANNEL, 5));
   assert.equal(deleted.kind, 'forbidden', 'acknowledged messages that flespi did not delete must not pass silently');
   assert.match(deleted.message, /DELETE channel 77 .* with errors: access denied \(code 3\)/);
   assert.deepEqual(server.requestsTo('DELETE', MESSAGES).map((r) => r.data), [{ delete_key: 5 }]);
 
-  const auth = await failure(client.authInfo());
+  const auth = await flespiFailure(client.authInfo());
   assert.equal(auth.kind, 'bad-request');
   assert.match(auth.message, /token info .* with errors: token expires \(code 7\)/);
 
   // The history reads go through the same envelope check.
-  assert.equal((await failure(client.channelMessages(CHANNEL, { count: 1 }))).kind, 'forbidden');
+  assert.equal((await flespiFailure(client.channelMessages(CHANNEL, { count: 1 }))).kind, 'forbidden');
   assert.deepEqual(server.unmatched, []);
 });
 
@@ -60,9 +50,9 @@ test('a 200 without a `result` array is malformed; a clean envelope still succee
   const client = new FlespiClient({ token: TOKEN, baseUrl: server.url });
   server.on('GET', MESSAGES, { body: { next_key: 3 } }, { body: { result: [{ ident: 'b' }], next_key: 3 } });
   server.on('DELETE', MESSAGES, { body: { result: {} } }, { body: { result: [] } });
-  assert.equal((await failure(client.pollChannelMessages(CHANNEL, { currKey: 2 }))).kind, 'malformed');
+  assert.equal((await flespiFailure(client.pollChannelMessages(CHANNEL, { currKey: 2 }))).kind, 'malformed');
   assert.deepEqual(await client.pollChannelMessages(CHANNEL, { currKey: 2 }), { messages: [{ ident: 'b' }], nextKey: 3 });
-  assert.equal((await failure(client.deleteChannelMessages(CHANNEL, 3))).kind, 'malformed');
+  assert.equal((await flespiFailure(client.deleteChannelMessages(CHANNEL, 3))).kind, 'malformed');
   await client.deleteChannelMessages(CHANNEL, 3);
   assert.equal(server.requests.length, 4);
 });

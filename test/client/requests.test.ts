@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { FlespiError } from '../../src/core/errors';
 import { FlespiClient } from '../../src/core/flespi/client';
 import { startFakeFlespi, type FakeFlespi } from '../support/fakeFlespi';
+import { flespiFailure } from '../support/flespiFailure';
 
 const TOKEN = 'k'.repeat(64);
 const CHANNEL = 9;
@@ -15,16 +16,6 @@ async function fake(t: TestContext): Promise<{ server: FakeFlespi; client: Flesp
   const server = await startFakeFlespi();
   t.after(() => server.close());
   return { server, client: new FlespiClient({ token: TOKEN, baseUrl: server.url }) };
-}
-
-async function failure(promise: Promise<unknown>): Promise<FlespiError> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(error instanceof FlespiError, `expected a FlespiError, got ${String(error)}`);
-    return error;
-  }
-  assert.fail('expected the request to fail, it succeeded');
 }
 
 test('requests: the token header with the prefix and spaces stripped, the app name cut to 63 characters, base URL slashes dropped', async (t) => {
@@ -91,13 +82,13 @@ test('requests: device messages and collections send fields only when some are g
 test('client-side checks fail before any request, saying what is wrong', async (t) => {
   const { server, client } = await fake(t);
   for (const timeout of [31, -1, Number.NaN, Infinity]) {
-    const error = await failure(client.pollChannelMessages(CHANNEL, { currKey: 0, timeout }));
+    const error = await flespiFailure(client.pollChannelMessages(CHANNEL, { currKey: 0, timeout }));
     assert.equal(error.kind, 'bad-request');
     assert.match(error.message, new RegExp(`^poll timeout ${timeout} s is out of range: flespi long-polls at most 30 s`));
   }
   assert.deepEqual(await client.pollChannelMessages(CHANNEL, { currKey: 0, timeout: 30 }).catch((e: FlespiError) => e.kind), 'not-found', '30 s is allowed (and reaches the server)');
   for (const key of [1, 0, -5, 2.5]) {
-    const error = await failure(client.deleteChannelMessages(CHANNEL, key));
+    const error = await flespiFailure(client.deleteChannelMessages(CHANNEL, key));
     assert.equal(error.kind, 'bad-request');
     assert.match(error.message, new RegExp(`^delete key ${key} is invalid: .* integer ≥ 2`));
   }
@@ -124,23 +115,23 @@ test('every status is classified and named, with the reasons flespi gave', async
   const errors = [{ reason: 'first' }, { code: 5 }, { reason: '' }, { reason: 42 }, { reason: 'second' }];
   for (const [status, kind, message] of cases) {
     server.on('GET', MESSAGES, { status, body: { errors } });
-    const error = await failure(client.pollChannelMessages(CHANNEL, { currKey: 0 }));
+    const error = await flespiFailure(client.pollChannelMessages(CHANNEL, { currKey: 0 }));
     assert.equal(error.kind, kind, `status ${status}`);
     assert.equal(error.status, status);
     assert.match(error.message, message);
     assert.deepEqual(error.details, errors);
   }
   server.on('GET', MESSAGES, { status: 500, body: { errors: [{ code: 1 }] } });
-  assert.match((await failure(client.pollChannelMessages(CHANNEL, { currKey: 0 }))).message, /^flespi server error \(500 Internal Server Error\) on /, 'no reasons, no colon');
+  assert.match((await flespiFailure(client.pollChannelMessages(CHANNEL, { currKey: 0 }))).message, /^flespi server error \(500 Internal Server Error\) on /, 'no reasons, no colon');
   server.on('GET', MESSAGES, { status: 500, body: 'oops' });
-  assert.deepEqual((await failure(client.pollChannelMessages(CHANNEL, { currKey: 0 }))).details, [], 'a body that is not an envelope has no details');
+  assert.deepEqual((await flespiFailure(client.pollChannelMessages(CHANNEL, { currKey: 0 }))).details, [], 'a body that is not an envelope has no details');
 });
 
 test('Retry-After in seconds or as an HTTP date; blank or nonsense is ignored', async (t) => {
   const { server, client } = await fake(t);
   const retryAfter = async (header: string | undefined) => {
     server.on('GET', MESSAGES, { status: 429, body: { errors: [] }, headers: header === undefined ? {} : { 'retry-after': header } });
-    return (await failure(client.pollChannelMessages(CHANNEL, { currKey: 0 }))).retryAfter;
+    return (await flespiFailure(client.pollChannelMessages(CHANNEL, { currKey: 0 }))).retryAfter;
   };
   assert.equal(await retryAfter('7'), 7);
   assert.equal(await retryAfter('0'), 0);
@@ -151,14 +142,14 @@ test('Retry-After in seconds or as an HTTP date; blank or nonsense is ignored', 
   const later = await retryAfter(new Date(Date.now() + 120_000).toUTCString());
   assert.ok(later !== undefined && later > 100 && later <= 121, `a date two minutes ahead is about 120 s, got ${later}`);
   server.on('GET', MESSAGES, { status: 429, body: { errors: [] }, headers: { 'retry-after': '7' } });
-  assert.match((await failure(client.pollChannelMessages(CHANNEL, { currKey: 0 }))).message, /; wait 7 s and retry/);
+  assert.match((await flespiFailure(client.pollChannelMessages(CHANNEL, { currKey: 0 }))).message, /; wait 7 s and retry/);
 });
 
 test('2xx answers that are not an envelope are malformed and say what came instead', async (t) => {
   const { server, client } = await fake(t);
   const malformed = async (body: string, status = 200) => {
     server.on('GET', MESSAGES, { status, body });
-    const error = await failure(client.pollChannelMessages(CHANNEL, { currKey: 0 }));
+    const error = await flespiFailure(client.pollChannelMessages(CHANNEL, { currKey: 0 }));
     assert.equal(error.kind, 'malformed');
     assert.equal(error.status, status);
     return error.message;
@@ -177,29 +168,29 @@ test('2xx answers that are not an envelope are malformed and say what came inste
 test('a 404 page is a wrong base URL; a 404 envelope or an empty 404 is a missing item', async (t) => {
   const { server, client } = await fake(t);
   server.on('GET', MESSAGES, { status: 404, body: '<h1>Not here</h1>' });
-  const page = await failure(client.pollChannelMessages(CHANNEL, { currKey: 0 }));
+  const page = await flespiFailure(client.pollChannelMessages(CHANNEL, { currKey: 0 }));
   assert.equal(page.kind, 'not-found');
   assert.match(page.message, /^http:\/\/127\.0\.0\.1:\d+ answered GET channel 9 at .* with 404 and a page that is not flespi's JSON: the base URL \(or region\) does not point at the flespi REST API/);
   assert.equal(page.status, 404);
   server.on('GET', MESSAGES, { status: 404, body: '' });
-  assert.match((await failure(client.pollChannelMessages(CHANNEL, { currKey: 0 }))).message, /^channel 9 not found \(404 Not Found\) at /);
+  assert.match((await flespiFailure(client.pollChannelMessages(CHANNEL, { currKey: 0 }))).message, /^channel 9 not found \(404 Not Found\) at /);
   server.on('GET', /^\/gw\/devices\/\d+\/messages$/, { status: 404, body: { errors: [{ reason: 'no such device', id: 12 }] } });
-  assert.match((await failure(client.deviceMessages(12))).message, /^device 12 not found \(404 Not Found: no such device\) at .*: list devices with GET \/gw\/devices\/all$/);
+  assert.match((await flespiFailure(client.deviceMessages(12))).message, /^device 12 not found \(404 Not Found: no such device\) at .*: list devices with GET \/gw\/devices\/all$/);
 });
 
 test('errors inside a 200 envelope list reason, code and id; code 3 anywhere means forbidden', async (t) => {
   const { server, client } = await fake(t);
   server.on('GET', MESSAGES, { body: { result: [], errors: [{ reason: 'bad filter', code: 2 }, { code: 7, id: 4 }, { reason: 'plain' }] } });
-  const error = await failure(client.pollChannelMessages(CHANNEL, { currKey: 0 }));
+  const error = await flespiFailure(client.pollChannelMessages(CHANNEL, { currKey: 0 }));
   assert.equal(error.kind, 'bad-request');
   assert.equal(error.status, 200);
   assert.match(error.message, /^flespi answered GET channel 9 at http:\/\/127\.0\.0\.1:\d+ with errors: bad filter \(code 2\); error \(code 7\) \[id 4\]; plain; check the channel id; list channels with `flespi-receiver channels`$/);
   server.on('GET', MESSAGES, { body: { result: [], errors: [{ reason: 'other', code: 2 }, { reason: 'acl', code: 3 }] } });
-  const forbidden = await failure(client.pollChannelMessages(CHANNEL, { currKey: 0 }));
+  const forbidden = await flespiFailure(client.pollChannelMessages(CHANNEL, { currKey: 0 }));
   assert.equal(forbidden.kind, 'forbidden', 'one code 3 among others is enough');
   assert.match(forbidden.message, /with errors: other \(code 2\); acl \(code 3\); check the token's ACL at https:\/\/flespi\.io\/#\/panel\/tokens$/);
   server.on('GET', '/auth/info', { body: { result: [], errors: [{ reason: 'odd', code: 2 }] } });
-  assert.match((await failure(client.authInfo())).message, /with errors: odd \(code 2\); check the request parameters$/, 'without a list hint, the generic one');
+  assert.match((await flespiFailure(client.authInfo())).message, /with errors: odd \(code 2\); check the request parameters$/, 'without a list hint, the generic one');
 });
 
 test('collections: found items with the errors of missing ids; only errors is an error; neither is malformed', async (t) => {
@@ -209,10 +200,10 @@ test('collections: found items with the errors of missing ids; only errors is an
   server.on('GET', '/gw/channels/4', { body: { errors: [] } });
   server.on('GET', '/gw/channels/5', { body: { result: [] } });
   assert.deepEqual(await client.channels('1,2'), { items: [{ id: 1 }], errors: [{ id: 2, reason: 'not found' }] });
-  const refused = await failure(client.channels(3));
+  const refused = await flespiFailure(client.channels(3));
   assert.equal(refused.kind, 'forbidden');
   assert.match(refused.message, /^flespi answered GET channel 3 at .* with errors: acl \(code 3\) \[id 3\]/);
-  const empty = await failure(client.channels(4));
+  const empty = await flespiFailure(client.channels(4));
   assert.equal(empty.kind, 'malformed');
   assert.match(empty.message, /GET channel 4 at .* with no "result" array/);
   assert.deepEqual(await client.channels(5), { items: [], errors: [] });

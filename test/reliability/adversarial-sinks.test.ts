@@ -16,10 +16,9 @@ import { mqttSpec } from '../../src/core/handlers/mqtt';
 import { StdoutHandler } from '../../src/core/handlers/stdout';
 import { WialonHandler } from '../../src/core/handlers/wialon';
 import type { FlespiMessage } from '../../src/core/message';
-import { abortReason } from '../../src/core/receiver/backoff';
 import { MemoryDeadLetterStore } from '../../src/core/receiver/deadLetters';
 import { Receiver } from '../../src/core/receiver/receiver';
-import type { Source, SourceBatch } from '../../src/core/sources/source';
+import { ListSource } from '../support/listSource';
 import { startMosquitto, type RunningMosquitto } from '../support/mosquitto';
 import { nested } from '../support/rejects';
 import { subscribe, type Subscriber } from '../support/subscriber';
@@ -32,24 +31,6 @@ const MAX_BATCH = 5;
 const SPLIT_AFTER = 2;
 /** Attempts a message may be part of before it is dead-lettered: splitAfter tries, halvings down to one, a last try, and one of slack. */
 const MAX_ATTEMPTS = SPLIT_AFTER + Math.ceil(Math.log2(MAX_BATCH)) + 2;
-
-/** Hands out fixed batches, then waits: a custom source may carry what flespi never would (BigInt). */
-class ListSource implements Source {
-  readonly description = 'adversarial messages';
-  private seq = 0;
-  constructor(private readonly batches: FlespiMessage[][]) {}
-  async open(): Promise<void> {}
-  next(signal: AbortSignal): Promise<SourceBatch> {
-    const messages = this.batches.shift();
-    if (messages) return Promise.resolve({ seq: ++this.seq, messages });
-    return new Promise((_, reject) => signal.addEventListener('abort', () => reject(abortReason(signal)), { once: true }));
-  }
-  checkpointAfter(): undefined {
-    return undefined;
-  }
-  async ack(): Promise<void> {}
-  async close(): Promise<void> {}
-}
 
 // ---- what the messages hold -------------------------------------------------------------------
 
@@ -141,7 +122,7 @@ test(`every built-in sink ends each adversarial message accepted or dead-lettere
       output.setEncoding('utf8').on('data', (chunk: string) => (stdoutText += chunk));
       const deadLetters = new MemoryDeadLetterStore();
       const receiver = new Receiver({
-        source: new ListSource(batches),
+        source: new ListSource(batches, 'adversarial messages'),
         handlers: [
           new StdoutHandler({ output }, 'stdout'),
           new HttpHandler({ url: http.url, method: 'POST', headers: {}, timeoutMs: 10_000 }, 'http'),

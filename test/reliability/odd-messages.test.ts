@@ -19,13 +19,12 @@ import { mqttSpec } from '../../src/core/handlers/mqtt';
 import { StdoutHandler } from '../../src/core/handlers/stdout';
 import { WialonHandler } from '../../src/core/handlers/wialon';
 import type { FlespiMessage } from '../../src/core/message';
-import { abortReason } from '../../src/core/receiver/backoff';
 import { MemoryDeadLetterStore } from '../../src/core/receiver/deadLetters';
 import { Receiver } from '../../src/core/receiver/receiver';
 import { RestSource } from '../../src/core/sources/rest';
-import type { Source, SourceBatch } from '../../src/core/sources/source';
 import { findBlock } from '../../src/core/wialon/codec';
 import { startSandbox, type Sandbox } from '../../src/sandbox/index';
+import { ListSource } from '../support/listSource';
 import { memoryLogger, type MemoryLogger } from '../support/logger';
 import { startMosquitto, type RunningMosquitto } from '../support/mosquitto';
 import { subscribe, type Subscriber } from '../support/subscriber';
@@ -49,24 +48,6 @@ function depthOf(value: unknown): number {
     depth++;
   }
   return depth;
-}
-
-/** Hands out fixed batches, then waits: for messages flespi itself would never carry. */
-class ListSource implements Source {
-  readonly description = 'a fixed list of messages';
-  private seq = 0;
-  constructor(private readonly batches: FlespiMessage[][]) {}
-  async open(): Promise<void> {}
-  next(signal: AbortSignal): Promise<SourceBatch> {
-    const messages = this.batches.shift();
-    if (messages) return Promise.resolve({ seq: ++this.seq, messages });
-    return new Promise((_, reject) => signal.addEventListener('abort', () => reject(abortReason(signal)), { once: true }));
-  }
-  checkpointAfter(): undefined {
-    return undefined;
-  }
-  async ack(): Promise<void> {}
-  async close(): Promise<void> {}
 }
 
 let sandbox: Sandbox;

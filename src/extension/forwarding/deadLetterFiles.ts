@@ -3,12 +3,12 @@
  * the extension's storage, shared by the receiver that appends to it and the commands that read and
  * resend (one store object per file, so their writes are serialized). No vscode here.
  */
-import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { redeliverDeadLetters, type RedeliveryOutcome } from '../../core/deliver';
 import type { Handler } from '../../core/handler';
 import type { Logger } from '../../core/logger';
 import { FileDeadLetterStore, type DeadLetter } from '../../core/receiver/deadLetters';
+import { namesIn } from './folder';
 
 const SUFFIX = '.dead-letters.ndjson';
 
@@ -79,15 +79,8 @@ export class DeadLetterFiles {
 
   /** Channel ids with a dead-letter file of `connection`. */
   private async channels(connection: string): Promise<number[]> {
-    let names: string[];
-    try {
-      names = await readdir(this.dir);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw error;
-    }
     const start = prefix(connection);
-    return names
+    return (await namesIn(this.dir))
       .filter((name) => name.startsWith(start) && name.endsWith(SUFFIX))
       .map((name) => Number(name.slice(start.length, -SUFFIX.length)))
       .filter((id) => Number.isInteger(id) && id > 0)

@@ -6,8 +6,9 @@
  */
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
-import { mkdir, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { namesIn } from './folder';
 import type { ForwardingSpec } from './manager';
 
 export type ForwardingKey = Pick<ForwardingSpec, 'connection' | 'channelId'>;
@@ -21,13 +22,7 @@ export class ForwardingRecords {
   }
 
   async list(): Promise<ForwardingSpec[]> {
-    let names: string[];
-    try {
-      names = await readdir(this.dir);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw error;
-    }
+    const names = await namesIn(this.dir);
     const specs: ForwardingSpec[] = [];
     for (const name of names.filter((n) => n.endsWith('.json')).sort()) {
       const spec = parseRecord(await readFile(join(this.dir, name), 'utf8').catch(() => ''));

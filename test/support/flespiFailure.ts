@@ -1,0 +1,13 @@
+import assert from 'node:assert/strict';
+import { FlespiError } from '../../src/core/errors';
+
+/** The FlespiError a promise rejects with (the test fails when it resolves or rejects with anything else). */
+export async function flespiFailure(promise: Promise<unknown>): Promise<FlespiError> {
+  try {
+    await promise;
+  } catch (error) {
+    assert.ok(error instanceof FlespiError, `expected a FlespiError, got ${String(error)}`);
+    return error;
+  }
+  assert.fail('expected the request to fail, it succeeded');
+}
