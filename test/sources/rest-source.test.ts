@@ -93,3 +93,41 @@ test('delete: a DELETE answered 200 with `errors` stops the receiver with that e
   assert.equal(receiver.stats().batchesDone, 0, 'the batch whose delete failed is not done');
   assert.deepEqual(server.requestsTo('DELETE', MESSAGES).map((r) => r.data), [{ delete_key: 3 }]);
 });
+
+test('RestSource checks its options, its state and where a batch came from, naming what is wrong', async (t) => {
+  const server = await fake(t);
+  const client = new FlespiClient({ token: 'f'.repeat(64), baseUrl: server.url });
+  for (const timeout of [0, 31, 1.5, -1]) {
+    assert.throws(() => new RestSource({ client, channelId: CHANNEL, timeout }), new RangeError(`RestSource timeout must be an integer from 1 to 30 seconds, got ${timeout}`));
+  }
+  assert.equal(new RestSource({ client, channelId: CHANNEL, timeout: 30 }).description, `channel ${CHANNEL} over REST (${server.url})`);
+  const source = new RestSource({ client, channelId: CHANNEL, timeout: 1 });
+  const signal = new AbortController().signal;
+  await assert.rejects(source.next(signal), /RestSource\.next\(\) called before open\(\)/);
+  assert.equal(server.requests.length, 0, 'nothing is asked before open()');
+  server.on('GET', MESSAGES, (r) => bufferAnswer(numbered(1, 2), r));
+  await source.open(undefined);
+  const batch = await source.next(signal);
+  assert.equal(source.checkpointAfter(batch)?.currKey, 3);
+  const stranger = { seq: 1, messages: [] };
+  assert.throws(() => source.checkpointAfter(stranger), /batch 1 did not come from this RestSource/);
+  await assert.rejects(source.ack(stranger), /batch 1 did not come from this RestSource/);
+  await source.close();
+  const asked = server.requests.length;
+  await assert.rejects(source.next(signal), /called before open\(\)/, 'closed is like never opened');
+  assert.equal(server.requests.length, asked, 'nothing is asked after close()');
+});
+
+test('messages without a usable next_key: the error says how many, from which channel, and both keys', async (t) => {
+  const server = await fake(t);
+  server.on('GET', MESSAGES, { body: { result: numbered(1, 2) } }, { body: { result: numbered(1, 3), next_key: 2 } });
+  const client = new FlespiClient({ token: 'f'.repeat(64), baseUrl: server.url });
+  const source = new RestSource({ client, channelId: CHANNEL, timeout: 1, startKey: 2 });
+  await source.open(undefined);
+  const signal = new AbortController().signal;
+  const missing = await source.next(signal).then(() => undefined, (e: unknown) => e);
+  assert.ok(missing instanceof FlespiError && missing.kind === 'malformed', String(missing));
+  assert.match(missing.message, /^flespi returned 2 messages of channel 55 without a usable next_key \(curr_key 2, next_key none\): cannot tell where the next batch starts/);
+  const same = await source.next(signal).then(() => undefined, (e: unknown) => e);
+  assert.match(String(same), /flespi returned 3 messages of channel 55 without a usable next_key \(curr_key 2, next_key 2\)/);
+});
