@@ -1,5 +1,5 @@
-// Bundles the CLI, the extension and the webview with esbuild into dist/.
-// Usage: node scripts/build.mjs [--watch] [--production] [--quiet]
+// Bundles the CLI, the library, the extension and the webview with esbuild into dist/.
+// Usage: node scripts/build.mjs [--watch] [--production] [--quiet] [--outdir=DIR]   (DIR: dist by default)
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import * as esbuild from 'esbuild';
@@ -7,6 +7,8 @@ import * as esbuild from 'esbuild';
 const args = new Set(process.argv.slice(2));
 const production = args.has('--production');
 const quiet = args.has('--quiet');
+// Tests that pack or bundle build into a folder of their own, so a parallel build of dist/ cannot tear their files.
+const outdir = [...args].find((a) => a.startsWith('--outdir='))?.slice('--outdir='.length) ?? 'dist';
 
 const common = {
   bundle: true,
@@ -16,7 +18,7 @@ const common = {
   legalComments: 'none',
 };
 
-const node = { ...common, outdir: 'dist', platform: 'node', format: 'cjs', target: 'node20' };
+const node = { ...common, outdir, platform: 'node', format: 'cjs', target: 'node20' };
 
 // axios bundles the `form-data` package (and through it mime-db, 134 KB) for multipart bodies,
 // which we never send. Without it axios falls back to Node's own FormData when one is sent; the
@@ -59,12 +61,14 @@ const loadLazily = {
 /** @type {import('esbuild').BuildOptions[]} */
 const builds = [
   { ...node, entryPoints: { cli: 'src/cli/main.ts' }, plugins: [nodeFormData, loadLazily] },
+  // The npm package's entry (`require('flespi-receiver')`); its types come from tsconfig.lib.json.
+  { ...node, entryPoints: { lib: 'src/index.ts' }, plugins: [nodeFormData, loadLazily] },
   { ...node, entryPoints: { extension: 'src/extension/extension.ts' }, external: ['vscode'], plugins: [nodeFormData, loadLazily] },
   { ...node, entryPoints: Object.fromEntries(Object.entries(lazyBundles).map(([name, { entry }]) => [name, entry])), plugins: [nodeFormData] },
   {
     ...common,
     entryPoints: { 'webview/tail': 'webview/tail/main.ts' },
-    outdir: 'dist',
+    outdir,
     platform: 'browser',
     format: 'iife',
     target: 'chrome120',
@@ -83,18 +87,13 @@ function writeWebviewNotices() {
     const { version } = JSON.parse(readFileSync(`${dir}/package.json`, 'utf8'));
     return [`${name} ${version}\n${'='.repeat(name.length + version.length + 1)}\n\n${readFileSync(file, 'utf8').trim()}\n`];
   });
-  mkdirSync('dist/webview', { recursive: true });
-  writeFileSync('dist/webview/third-party-notices.txt', `Third-party software bundled into tail.js, with its licence notices.\n\n${parts.join('\n\n')}`);
+  mkdirSync(`${outdir}/webview`, { recursive: true });
+  writeFileSync(`${outdir}/webview/third-party-notices.txt`, `Third-party software bundled into tail.js, with its licence notices.\n\n${parts.join('\n\n')}`);
 }
 
-// Entry points that do not exist yet are skipped, so each part can be built on its own.
-const existing = builds
-  .map((b) => ({ ...b, entryPoints: Object.fromEntries(Object.entries(b.entryPoints).filter(([, f]) => existsSync(f))) }))
-  .filter((b) => Object.keys(b.entryPoints).length > 0);
-
 if (args.has('--watch')) {
-  for (const b of existing) await (await esbuild.context(b)).watch();
+  for (const b of builds) await (await esbuild.context(b)).watch();
 } else {
-  await Promise.all(existing.map((b) => esbuild.build(b)));
+  await Promise.all(builds.map((b) => esbuild.build(b)));
 }
 if (existsSync('webview/tail/main.ts')) writeWebviewNotices();
