@@ -142,6 +142,11 @@ export async function benchLiveTail(opts: { quick: boolean }): Promise<Row[]> {
   const seconds = opts.quick ? 10 : 60;
   const warmupSeconds = opts.quick ? 2 : 5;
   const tail = await openTail(session);
+  // Errors in the page (the workbench or the webview) go to stderr: a figure from a broken page is no figure.
+  session.workbench.page.on('pageerror', (error) => console.error(`live-tail: page error: ${error.message}`));
+  session.workbench.page.on('console', (message) => {
+    if (message.type() === 'error') console.error(`live-tail: console error: ${message.text().slice(0, 500)}`);
+  });
   const rows: Row[] = [];
   const bench = `Live tail in VS Code, ${seconds} s per rate (code-server + Chromium)`;
   const cases: Array<{ rate: number; view?: (typeof FLEET_VIEWS)[number] }> = [...RATES.map((rate) => ({ rate })), ...FLEET_VIEWS.map((view) => ({ rate: 10_000, view }))];

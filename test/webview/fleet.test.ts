@@ -167,3 +167,16 @@ test('detail pane: readable times beside epoch values, the change since the devi
   assert.deepEqual(await violations(page), []);
   await page.context().close();
 });
+
+test('Columns… offers Plot beside numeric parameters; it opens the chart with that parameter', async () => {
+  const page = await openWithFleet(10);
+  await page.locator('[data-testid="columns"]').click();
+  const plots = await page.locator('[data-plot-column]').evaluateAll((els) => els.map((e) => e.getAttribute('data-plot-column')));
+  assert.ok(plots.includes('position.speed') && plots.includes('position.direction'), `numeric columns offer Plot: ${plots.join(', ')}`);
+  assert.ok(!plots.includes('ident'), 'a text parameter does not');
+  await page.locator('[data-plot-column="position.direction"]').click();
+  await page.waitForFunction(() => document.querySelector('[data-testid="chart"]')?.getAttribute('data-series') === '2');
+  assert.match(await testId(page, 'chart-params'), /position\.direction/);
+  assert.equal(await page.locator('[data-testid="columns-panel"]').isHidden(), true, 'the popover closed');
+  await page.context().close();
+});

@@ -482,6 +482,7 @@ export class TailApp {
   private fillColumnsPanel(): void {
     const keys = [...DEFAULT_COLUMNS, ...[...this.buffer.keys].filter((k) => !DEFAULT_COLUMNS.includes(k)).sort()];
     for (const key of this.columns) if (!keys.includes(key)) keys.push(key);
+    const newest = this.buffer.all[this.buffer.all.length - 1];
     const boxes = keys.map((key) => {
       const box = el('vscode-checkbox', { attrs: { 'data-column': key } }) as VscodeCheckbox;
       box.label = columnLabel(key) === key ? key : `${columnLabel(key)} (${key})`;
@@ -490,7 +491,14 @@ export class TailApp {
         const chosen = box.checked ? [...this.columns.filter((k) => k !== key), key] : this.columns.filter((k) => k !== key);
         this.setColumns(chosen);
       });
-      return box;
+      if (typeof newest?.message[key] !== 'number') return box;
+      // Numeric parameters can be charted from here too.
+      const plot = el('button', { className: 'json-plot', text: 'Plot', attrs: { type: 'button', 'aria-label': `Plot ${key}`, 'data-plot-column': key } });
+      plot.addEventListener('click', () => {
+        this.columnsPanel.hidden = true;
+        this.fleet.plot(key);
+      });
+      return el('div', { className: 'column-choice', children: [box, plot] });
     });
     const reset = button('Reset to defaults', 'columns-reset', true);
     reset.addEventListener('click', () => {
