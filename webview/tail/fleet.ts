@@ -242,7 +242,9 @@ export class FleetPanel {
     const items = this.device === undefined ? all : all.filter((item) => identOf(item.message) === this.device);
     if (this.view === 'map') {
       this.map.update(items);
-      this.map.showActive(this.active);
+      // Marked only when among what the map shows; the view stays where the user (or the fit) put it.
+      const shown = this.active !== undefined && (this.device === undefined || identOf(this.active.message) === this.device);
+      this.map.showActive(shown ? this.active : undefined, false);
       this.showFollow();
     } else if (this.view === 'chart') {
       this.fillParamOptions();

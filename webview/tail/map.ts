@@ -165,8 +165,8 @@ export class MapView {
     if (this.selectedItem && (items.length === 0 || this.selectedItem.id < items[0].id)) this.showActive(undefined);
   }
 
-  /** Marks the message the detail pane shows (undefined: none), and brings it into view. */
-  showActive(item: TailItem | undefined): void {
+  /** Marks the message the detail pane shows (undefined: none); `reveal`: pans to it when out of view. */
+  showActive(item: TailItem | undefined, reveal = true): void {
     this.selectedItem = item;
     const position = item ? latLon(item.message) : undefined;
     if (!this.map || !item || !position) {
@@ -183,7 +183,7 @@ export class MapView {
       element.dataset.id = String(item.id);
       element.setAttribute('data-testid', 'map-selected');
     }
-    if (!this.map.getBounds().pad(-0.05).contains(position)) this.map.panTo(position, { animate: false });
+    if (reveal && !this.map.getBounds().pad(-0.05).contains(position)) this.map.panTo(position, { animate: false });
   }
 
   /** Fits the view to the tracks at the next update (the device filter changed). */
