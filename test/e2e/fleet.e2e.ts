@@ -49,7 +49,12 @@ describe('the live tail\'s map, devices and chart in VS Code (code-server)', { c
     await tail.pause();
     // Map → table: a device's marker selects its newest message.
     const marker = tail.frame.locator('[data-testid="map-device"]').first();
-    const lastId = Number(await marker.getAttribute('data-last-id'));
+    // The map redraws once a second: rows shown just before the pause may still reach it.
+    const lastId = await waitFor('the map to settle after the pause', async () => {
+      const before = await marker.getAttribute('data-last-id');
+      await new Promise((r) => setTimeout(r, 1500));
+      return before === (await marker.getAttribute('data-last-id')) ? Number(before) : undefined;
+    });
     await marker.click();
     await waitFor(`the detail pane to show #${lastId}`, async () => (await tail.frame.locator('[data-testid="detail-title"]').textContent()) === `Message #${lastId}`);
     await waitFor(`row #${lastId} to be selected`, async () => (await tail.selectedIds()).join() === String(lastId));
