@@ -15,7 +15,7 @@ export const folders = {
   },
   flespi: {
     mutate: ['src/core/flespi/**/*.ts'],
-    tests: ['test/client/*.test.ts', 'test/sources/rest-source.test.ts', 'test/receiver/receiver.test.ts'],
+    tests: ['test/client/*.test.ts', 'test/sources/rest-source.test.ts', 'test/receiver/receiver.test.ts', 'test/reliability/hostile-flespi.test.ts'],
   },
   handlers: {
     mutate: ['src/core/handlers/**/*.ts'],
