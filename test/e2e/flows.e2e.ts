@@ -200,10 +200,13 @@ describe('flespi extension in VS Code (code-server)', { concurrency: false }, ()
     // Stop (unsubscribe) so the buffer holds still; it stays for export.
     await tail.click('Stop');
     await waitFor('the tail to stop', async () => (await tail.text('state')) === 'stopped');
-    // Messages already on their way when it stopped are still shown.
-    const shown = await waitFor('every received message to be shown', async () => {
-      const [received, shownNow] = [await tail.count('received'), await tail.count('shown')];
-      return received === shownNow ? shownNow : undefined;
+    // Messages already on their way when it stopped are still shown: wait until the counts hold still.
+    const counts = async () => [await tail.count('received'), await tail.count('shown')];
+    const shown = await waitFor('every received message to be shown, and no more to arrive', async () => {
+      const [received, shownNow] = await counts();
+      await new Promise((resolve) => setTimeout(resolve, 750));
+      const [receivedLater, shownLater] = await counts();
+      return received === shownNow && receivedLater === received && shownLater === shownNow ? shownNow : undefined;
     });
     assert.equal(await tail.count('dropped'), 0, 'messages were dropped, so the buffer is not what was shown');
     assert.equal(await tail.rowCount(), shown, 'the table does not hold every shown message');
