@@ -107,7 +107,6 @@ describe('flespi extension in VS Code (code-server)', { concurrency: false }, ()
     assert.match(text, /\*\*10 passed, 0 warnings, 0 failed in [\d.]+ s\.\*\* Nothing failed\./);
     assert.match(text, /\| ✅ pass \| \*\*token\*\*/);
     assert.doesNotMatch(text, /[A-Za-z0-9]{64}/, 'nothing like a token is in the report');
-    await wb.showEditor(`Tail: ${TAIL_CHANNEL}`); // the flows after this one work in the tail
   });
 
   flow('flow3', 'add an AWS IoT sink (Mosquitto with TLS client certificates) and forward three selected messages to it', async (wb) => {
