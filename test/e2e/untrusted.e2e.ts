@@ -101,6 +101,7 @@ describe('flespi extension in an untrusted workspace (Restricted Mode)', { concu
     const offered = await wb.quickPickLabels();
     assert.ok(!offered.some((label) => label.includes(WORKSPACE_SINK)), `the workspace's own sink is offered: ${offered.join(' | ')}`);
     await wb.pickMany([USER_SINK]);
+    await wb.pick('From now');
     const failure = await wb.waitForNotification(/Forwarding of channel/);
     await wb.shot('forwarding-refused');
     assert.match(failure, new RegExp(`${USER_SINK}.*not trusted.*trust the workspace`), `the error does not say the workspace must be trusted: ${failure}`);
