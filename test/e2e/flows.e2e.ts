@@ -80,6 +80,12 @@ describe('flespi extension in VS Code (code-server)', { concurrency: false }, ()
     assert.match(text, /\*\*10 passed, 0 warnings, 0 failed in [\d.]+ s\.\*\* Nothing failed\./);
     assert.match(text, /\| ✅ pass \| \*\*token\*\*/);
     assert.doesNotMatch(text, /[A-Za-z0-9]{64}/, 'nothing like a token is in the report');
+    // Close the report and its preview group: later flows read the one editor on screen.
+    await wb.showEditor('Preview');
+    await wb.runCommand('View: Close Editor Group');
+    await wb.showEditor('flespi connection check');
+    await wb.runCommand('View: Revert and Close Editor');
+    await waitFor('the report and its preview to close', async () => (await wb.editorTabs()).length === 0);
   });
 
   flow('flow13', 'Open Messages History…: the latest N and the last hour open as read-only JSON documents named after the channel and the range', async (wb) => {
