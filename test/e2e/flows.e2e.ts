@@ -259,9 +259,11 @@ describe('flespi extension in VS Code (code-server)', { concurrency: false }, ()
     await waitFor('the tail to be live', async () => (await tail.text('state')) === 'live');
     const contrast = (await tail.frame.evaluate(PILL_CONTRAST)) as number;
     assert.ok(contrast >= 4.5, `the "live" pill's text has a contrast of ${contrast.toFixed(2)}:1 (WCAG asks 4.5:1)`);
+    await tail.waitForCount('shown', 2, 60_000); // flow 7 just restarted the tail
     await tail.pause();
     assert.equal(await tail.text('state'), 'paused');
     const ids = (await tail.rowIds()).slice(0, 2);
+    assert.equal(ids.length, 2, 'the paused tail shows its rows');
     await tail.select(ids);
     await wb.shot('selected');
 
