@@ -46,8 +46,11 @@ export type NoticeLevel = 'info' | 'warning' | 'error';
 export type ExportScope = 'selection' | 'buffer';
 export type ExportFormat = 'ndjson' | 'csv';
 
-/** Device time, server time, ident, position (lat, lon), speed. `position` is the latitude/longitude pair. */
-export const DEFAULT_COLUMNS: readonly string[] = ['timestamp', 'server.timestamp', 'ident', 'position', 'position.speed'];
+/**
+ * Time (the device's), device ident, speed, position (lat, lon): narrow enough to fit a 1000 px
+ * editor beside the detail pane. package.json's `flespi.tail.columns` default says the same.
+ */
+export const DEFAULT_COLUMNS: readonly string[] = ['timestamp', 'ident', 'position.speed', 'position'];
 
 /** The map's tiles (from `flespi.map.tileUrl`): `tileUrl` '' = none, tracks on a plain background with a grid. */
 export interface MapSettings {

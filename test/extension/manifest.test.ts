@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { handlerTypes } from '../../src/core/handlers/registry';
 import { SINK_TYPES } from '../../src/extension/sinks/sinkFields';
+import { DEFAULT_COLUMNS } from '../../src/shared/tailProtocol';
 
 interface Manifest {
   activationEvents: string[];
@@ -13,7 +14,7 @@ interface Manifest {
     views: Record<string, { id: string; name: string }[]>;
     viewsContainers: { activitybar: { id: string; icon: string }[] };
     viewsWelcome: { view: string; contents: string }[];
-    configuration: { properties: Record<string, { scope?: string; items?: { properties: { type: { enum: string[] } } } }> };
+    configuration: { properties: Record<string, { scope?: string; default?: unknown; items?: { properties: { type: { enum: string[] } } } }> };
     walkthroughs: { steps: { media: { markdown: string }; description: string }[] }[];
   };
   icon: string;
@@ -62,4 +63,8 @@ test('manifest: the sink schema lists the types the registry builds; workspaces 
   assert.equal(manifest.capabilities.untrustedWorkspaces.supported, 'limited');
   for (const key of manifest.capabilities.untrustedWorkspaces.restrictedConfigurations) assert.ok(properties[key], key);
   assert.ok(!Object.keys(properties).some((key) => /token|password|secret/i.test(key)), 'no setting holds a secret');
+});
+
+test('manifest: the default tail columns are the ones the tail falls back to', () => {
+  assert.deepEqual(manifest.contributes.configuration.properties['flespi.tail.columns']!.default, [...DEFAULT_COLUMNS]);
 });

@@ -44,15 +44,15 @@ test('the webview says ready first and posts nothing else until asked', async ()
   await page.context().close();
 });
 
-test('rows show the default columns: device time and server time with ms, ident, position, speed', async () => {
+test('rows show the columns the host asks for: device and server time (the date for an older day), device, position, speed', async () => {
   const page = await open();
   await init(page);
   await send(page, { type: 'messages', batch: items(1, 3), counters: counters({ received: 3, shown: 3, rate: 1.5, lastMessageAt: Date.UTC(2024, 4, 1, 12, 0, 1, 7) }) });
   await waitForRows(page, { length: 3 });
   const headers = await page.locator('[role="columnheader"]').allTextContents();
-  assert.deepEqual(headers, ['Device time', 'Server time', 'Ident', 'Position', 'Speed']);
+  assert.deepEqual(headers, ['Time', 'Server time', 'Device', 'Position', 'Speed']);
   const cells = await page.locator('.rows [role="row"][data-id="2"] [role="gridcell"]').allTextContents();
-  assert.deepEqual(cells, ['2024-05-01 12:00:02.123', '2024-05-01 12:00:02.500', 'dev-2', '54.702, 25.3', '2']);
+  assert.deepEqual(cells, ['2024-05-01 12:00:02', '2024-05-01 12:00:02', 'dev-2', '54.702, 25.3', '2']);
   assert.equal(await testId(page, 'received'), '3');
   assert.equal(await testId(page, 'shown'), '3');
   assert.equal(await testId(page, 'dropped'), '0');
@@ -309,7 +309,7 @@ test('after a reload: saved columns and search apply, and a resync replaces the 
   await init(page);
   await send(page, { type: 'messages', batch: items(1, 3), counters: counters() });
   await waitForRows(page, { length: 1 });
-  assert.deepEqual(await page.locator('[role="columnheader"]').allTextContents(), ['Ident', 'battery.voltage']);
+  assert.deepEqual(await page.locator('[role="columnheader"]').allTextContents(), ['Device', 'battery.voltage']);
   assert.equal(await page.getByRole('textbox', { name: 'Search messages' }).inputValue(), 'dev-2');
   assert.deepEqual(await rowIds(page), [2]);
   // The host resends its buffer (as after the panel was hidden): dev-2 is gone, dev-20..dev-25 match.

@@ -24,6 +24,8 @@ export interface UiState {
   channelId?: number;
   channelName?: string;
   columns?: string[];
+  /** Column widths the user set (px), by column key. */
+  widths?: Record<string, number>;
   search?: string;
   filter?: string;
   /**
@@ -112,6 +114,7 @@ export class TailApp {
         this.saveSelection();
       },
       copyRequested: () => this.copySelection(),
+      widthsChanged: (widths) => this.saveState({ widths }),
     });
     this.fleet = new FleetPanel(
       {
@@ -139,6 +142,7 @@ export class TailApp {
     this.searchField.value = this.state.search ?? '';
     this.buffer.setQuery(this.searchField.value);
     this.matchingCounter.hidden = !this.buffer.searching;
+    this.table.setWidths(this.state.widths ?? {});
     this.table.setColumns(this.columns);
     renderDetail(this.detail, undefined);
     this.selectionChanged();
@@ -248,7 +252,7 @@ export class TailApp {
     const split = el('vscode-split-layout', {
       className: 'split',
       attrs: { split: 'vertical', 'initial-handle-position': '68%', 'min-start': '200px', 'min-end': '120px' },
-      children: [el('div', { className: 'pane', attrs: { slot: 'start' }, children: [this.table.element] }), el('div', { className: 'pane', attrs: { slot: 'end' }, children: [this.detail] })],
+      children: [el('div', { className: 'pane', attrs: { slot: 'start' }, children: [this.table.frame] }), el('div', { className: 'pane', attrs: { slot: 'end' }, children: [this.detail] })],
     });
     this.columnsPanel.hidden = true;
     this.exportPanel.hidden = true;
@@ -389,6 +393,8 @@ export class TailApp {
 
   private setPaused(paused: boolean): void {
     this.paused = paused;
+    // Sorting only while paused: resuming returns to arrival order before the held rows are added.
+    this.table.setSortable(paused);
     this.showState();
     setText(this.pauseButton, paused ? 'Resume' : 'Pause');
     this.pausedCounter.hidden = !paused;
@@ -502,6 +508,8 @@ export class TailApp {
     });
     const reset = button('Reset to defaults', 'columns-reset', true);
     reset.addEventListener('click', () => {
+      this.table.setWidths({});
+      this.saveState({ widths: undefined });
       this.setColumns([...DEFAULT_COLUMNS]);
       this.fillColumnsPanel();
     });
@@ -590,6 +598,8 @@ function readUiState(value: unknown): UiState {
   if (typeof v.channelId === 'number') state.channelId = v.channelId;
   if (typeof v.channelName === 'string') state.channelName = v.channelName;
   if (Array.isArray(v.columns) && v.columns.every((c) => typeof c === 'string')) state.columns = v.columns as string[];
+  const widths = readWidths(v.widths);
+  if (widths) state.widths = widths;
   if (typeof v.search === 'string') state.search = v.search;
   if (typeof v.filter === 'string') state.filter = v.filter;
   const sel = v.selection as Record<string, unknown> | undefined;
@@ -599,4 +609,11 @@ function readUiState(value: unknown): UiState {
   const fleet = readFleetState(v.fleet);
   if (fleet) state.fleet = fleet;
   return state;
+}
+
+/** Saved column widths: finite numbers by key, at most as many as there can be columns. */
+function readWidths(value: unknown): Record<string, number> | undefined {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
+  const entries = Object.entries(value as Record<string, unknown>).filter((e): e is [string, number] => typeof e[1] === 'number' && Number.isFinite(e[1]));
+  return entries.length > 0 ? Object.fromEntries(entries.slice(0, LIMITS.columns)) : undefined;
 }

@@ -2,24 +2,47 @@
  * The message table: a virtualized ARIA grid. Only the rows in view (plus a few) exist in the
  * DOM, so it stays responsive with 100,000 messages. Rows are positioned through the CSSOM
  * (element.style), which the webview's CSP allows, unlike style attributes in markup.
+ *
+ * Columns can be resized (drag the header's edge, double-click it to fit the text, Shift+arrows on
+ * a header), a cue shows how many columns are scrolled out of view, and while sortable (the tail is
+ * paused) a header click sorts the rows; selection and the active row are kept by message id.
  */
 import { Virtualizer, elementScroll, observeElementOffset, observeElementRect, type VirtualizerOptions } from '@tanstack/virtual-core';
 import type { TailItem } from '../../src/shared/tailProtocol';
-import { columnFor, type Column } from './columns';
+import { MAX_COLUMN_WIDTH, MIN_COLUMN_WIDTH, columnFor, type Column } from './columns';
 import { el } from './dom';
 
 const ROW_HEIGHT = 22;
 const HEADER_HEIGHT = 24;
+/** Shift+ArrowLeft/Right on a header changes its column's width by this much. */
+const RESIZE_STEP = 10;
+/** ArrowLeft/Right in the grid scroll sideways by this much. */
+const SCROLL_STEP = 60;
+
+export type SortDirection = 'ascending' | 'descending';
+export interface SortState {
+  key: string;
+  direction: SortDirection;
+}
+
+/** Live, rows keep arrival order: the header says why it does not sort. */
+const LIVE_SORT_HINT = 'Pause the tail to sort by this column (live rows keep their arrival order)';
+const collator = new Intl.Collator(undefined, { numeric: true, sensitivity: 'base' });
 
 export interface TableEvents {
   /** The focused row changed (it is the one the detail pane shows). */
   activeChanged(item: TailItem | undefined): void;
   selectionChanged(): void;
   copyRequested(): void;
+  /** The user resized a column: every width set so far, by column key. */
+  widthsChanged(widths: Record<string, number>): void;
 }
 
 export class VirtualTable {
+  /** The grid (focus target). */
   readonly element: HTMLElement;
+  /** The grid with its off-screen column cues: what goes into the page. */
+  readonly frame: HTMLElement;
   /** Selected message ids. */
   readonly selection = new Set<number>();
   private readonly viewport: HTMLElement;
@@ -28,7 +51,19 @@ export class VirtualTable {
   private readonly virtualizer: Virtualizer<HTMLElement, HTMLElement>;
   private readonly baseOptions: VirtualizerOptions<HTMLElement, HTMLElement>;
   private columns: Column[] = [];
+  /** Widths the user set, by column key (kept for columns not shown too). */
+  private readonly widths = new Map<string, number>();
+  /** The rows in arrival order, as given. */
+  private source: readonly TailItem[] = [];
+  /** The rows as shown: `source`, or a sorted copy of it. */
   private rows: readonly TailItem[] = [];
+  /** Row index by id while sorted (ids no longer increase down the rows). */
+  private positions: Map<number, number> | undefined;
+  private sortable = false;
+  private sort: SortState | undefined;
+  private followingBeforeSort = true;
+  private readonly cueLeft = cue('left');
+  private readonly cueRight = cue('right');
   private readonly rowElements = new Map<number, HTMLElement>();
   private activeId: number | undefined;
   private anchorId: number | undefined;
@@ -48,6 +83,7 @@ export class VirtualTable {
       attrs: { role: 'grid', 'aria-label': 'Messages', 'aria-multiselectable': 'true', 'aria-rowcount': '1', tabindex: '0', 'data-testid': 'messages' },
       children: [this.viewport],
     });
+    this.frame = el('div', { className: 'grid-frame', children: [this.element, this.cueLeft, this.cueRight] });
     this.baseOptions = {
       count: 0,
       getScrollElement: () => this.viewport,
@@ -61,8 +97,18 @@ export class VirtualTable {
     };
     this.virtualizer = new Virtualizer(this.baseOptions);
     this.viewport.addEventListener('scroll', () => {
-      this.following = this.viewport.scrollTop + this.viewport.clientHeight >= this.viewport.scrollHeight - ROW_HEIGHT;
+      if (!this.sort) this.following = this.viewport.scrollTop + this.viewport.clientHeight >= this.viewport.scrollHeight - ROW_HEIGHT;
+      this.showOverflow();
     });
+    new ResizeObserver(() => this.showOverflow()).observe(this.viewport);
+    this.headerRow.addEventListener('click', (event) => {
+      const header = (event.target as Element).closest<HTMLElement>('[role="columnheader"]');
+      if (header && !(event.target as Element).closest('.resize-handle')) this.toggleSort(header.dataset.key ?? '');
+    });
+    this.headerRow.addEventListener('keydown', (event) => this.onHeaderKeyDown(event));
+    this.wireResizing();
+    this.cueLeft.addEventListener('click', () => this.scrollToHidden('left'));
+    this.cueRight.addEventListener('click', () => this.scrollToHidden('right'));
     this.viewport.addEventListener('mousedown', (event) => {
       if (event.shiftKey) event.preventDefault(); // no text selection on shift-click
     });
@@ -79,13 +125,57 @@ export class VirtualTable {
 
   setColumns(keys: readonly string[]): void {
     this.columns = keys.map(columnFor);
-    const template = this.columns.map((c, i) => (i === this.columns.length - 1 ? `minmax(${c.width}px, 1fr)` : `${c.width}px`)).join(' ');
-    this.element.style.setProperty('--tail-columns', template);
+    this.applyWidths();
     this.element.setAttribute('aria-colcount', String(this.columns.length));
-    this.headerRow.replaceChildren(...this.columns.map((c, i) => el('div', { className: 'cell', text: c.label, attrs: { role: 'columnheader', 'aria-colindex': String(i + 1), title: c.key } })));
+    this.headerRow.replaceChildren(
+      ...this.columns.map((c, i) =>
+        el('div', {
+          className: 'cell',
+          attrs: { role: 'columnheader', 'aria-colindex': String(i + 1), 'data-key': c.key },
+          children: [
+            el('button', {
+              className: 'sort',
+              attrs: { type: 'button', tabindex: i === 0 ? '0' : '-1', 'aria-keyshortcuts': 'Shift+ArrowLeft Shift+ArrowRight' },
+              children: [el('span', { className: 'label', text: c.label }), el('span', { className: 'sort-mark', attrs: { 'aria-hidden': 'true' } })],
+            }),
+            el('div', { className: 'resize-handle', attrs: { 'aria-hidden': 'true', title: 'Drag to resize, double-click to fit' } }),
+          ],
+        }),
+      ),
+    );
+    if (this.sort && !keys.includes(this.sort.key)) this.setSort(undefined);
+    else this.showSort();
     this.rowElements.clear();
     this.body.replaceChildren();
+    this.showOverflow();
     this.queueRender();
+  }
+
+  /** The widths the user set before (from the saved UI state). */
+  setWidths(widths: Readonly<Record<string, number>>): void {
+    this.widths.clear();
+    for (const [key, width] of Object.entries(widths)) this.widths.set(key, clampWidth(width));
+    this.applyWidths();
+  }
+
+  /** Current width of a shown column, in px (the user's, else the column's default). */
+  widthOf(key: string): number | undefined {
+    const column = this.columns.find((c) => c.key === key);
+    return column ? (this.widths.get(key) ?? column.width) : undefined;
+  }
+
+  /**
+   * Sorting is offered only while paused: live, rows must keep arrival order. Turning it off
+   * returns to arrival order.
+   */
+  setSortable(sortable: boolean): void {
+    this.sortable = sortable;
+    if (!sortable && this.sort) this.setSort(undefined);
+    else this.showSort();
+  }
+
+  get sortState(): SortState | undefined {
+    return this.sort;
   }
 
   /**
@@ -93,7 +183,9 @@ export class VirtualTable {
    * when the user is reading older rows, the view moves up by as much so they stay in place.
    */
   setRows(rows: readonly TailItem[], removedFromFront = 0): void {
-    this.rows = rows;
+    this.source = rows;
+    this.arrange();
+    if (this.sort) removedFromFront = 0; // sorted rows are not in arrival order: nothing to shift by
     this.element.setAttribute('aria-rowcount', String(rows.length + 1));
     this.virtualizer.setOptions({ ...this.baseOptions, count: rows.length });
     this.virtualizer._willUpdate();
@@ -191,7 +283,8 @@ export class VirtualTable {
     this.columns.forEach((column, i) => {
       const text = column.text(item.message);
       const cell = el('div', { className: 'cell', text, attrs: { role: 'gridcell', 'aria-colindex': String(i + 1) } });
-      if (text.length > 24) cell.title = text;
+      const title = column.title?.(item.message) ?? (text.length > 24 ? text : '');
+      if (title) cell.title = title;
       row.append(cell);
     });
     return row;
@@ -228,6 +321,13 @@ export class VirtualTable {
     if (mod && event.key.toLowerCase() === 'c') {
       event.preventDefault();
       this.events.copyRequested();
+      return;
+    }
+    // The rest moves among rows: not for keys pressed on a header's button.
+    if (event.target !== this.element) return;
+    if ((event.key === 'ArrowLeft' || event.key === 'ArrowRight') && !mod && !event.shiftKey) {
+      event.preventDefault();
+      this.viewport.scrollLeft += event.key === 'ArrowRight' ? SCROLL_STEP : -SCROLL_STEP;
       return;
     }
     if (event.key === 'Escape') {
@@ -289,12 +389,200 @@ export class VirtualTable {
     this.events.activeChanged(index >= 0 ? this.rows[index] : undefined);
   }
 
+  private applyWidths(): void {
+    const template = this.columns
+      .map((c, i) => {
+        const set = this.widths.get(c.key);
+        // The last column takes the room left over, unless the user gave it a width.
+        if (set === undefined && i === this.columns.length - 1) return `minmax(${c.width}px, 1fr)`;
+        return `${set ?? c.width}px`;
+      })
+      .join(' ');
+    this.element.style.setProperty('--tail-columns', template);
+    this.showOverflow();
+  }
+
+  private resize(key: string, width: number, save: boolean): void {
+    this.widths.set(key, clampWidth(width));
+    this.applyWidths();
+    if (save) this.events.widthsChanged(Object.fromEntries(this.widths));
+  }
+
+  /** Drag a header's right edge to resize its column; double-click it to fit the widest text in view. */
+  private wireResizing(): void {
+    let drag: { key: string; startX: number; startWidth: number; pointer: number } | undefined;
+    this.headerRow.addEventListener('pointerdown', (event) => {
+      const handle = (event.target as Element).closest<HTMLElement>('.resize-handle');
+      const header = handle?.closest<HTMLElement>('[role="columnheader"]');
+      if (!handle || !header || event.button !== 0) return;
+      event.preventDefault();
+      handle.setPointerCapture(event.pointerId);
+      drag = { key: header.dataset.key ?? '', startX: event.clientX, startWidth: header.getBoundingClientRect().width, pointer: event.pointerId };
+      this.frame.classList.add('resizing');
+    });
+    this.headerRow.addEventListener('pointermove', (event) => {
+      if (drag?.pointer === event.pointerId) this.resize(drag.key, drag.startWidth + event.clientX - drag.startX, false);
+    });
+    const end = (event: PointerEvent) => {
+      if (drag?.pointer !== event.pointerId) return;
+      const moved = event.clientX !== drag.startX;
+      if (moved) this.resize(drag.key, drag.startWidth + event.clientX - drag.startX, true);
+      drag = undefined;
+      this.frame.classList.remove('resizing');
+    };
+    this.headerRow.addEventListener('pointerup', end);
+    this.headerRow.addEventListener('pointercancel', end);
+    this.headerRow.addEventListener('dblclick', (event) => {
+      const header = (event.target as Element).closest('.resize-handle')?.closest<HTMLElement>('[role="columnheader"]');
+      if (header) this.autoFit(header.dataset.key ?? '');
+    });
+  }
+
+  /** Fits a column to the widest text among its header and the rows in the DOM. */
+  private autoFit(key: string): void {
+    const index = this.columns.findIndex((c) => c.key === key);
+    if (index < 0) return;
+    const range = document.createRange();
+    const textWidth = (node: Element | null | undefined) => {
+      if (!node) return 0;
+      range.selectNodeContents(node);
+      return range.getBoundingClientRect().width;
+    };
+    const header = this.headerRow.children[index];
+    // The header's text plus room for the sort mark; cells' text; both plus the cell padding.
+    let widest = textWidth(header?.querySelector('.label')) + 14;
+    for (const row of this.rowElements.values()) widest = Math.max(widest, textWidth(row.children[index]));
+    this.resize(key, Math.ceil(widest) + 14, true);
+  }
+
+  /** On a header: arrows move between headers, Shift+arrows resize the column, Enter and Space sort (it is a button). */
+  private onHeaderKeyDown(event: KeyboardEvent): void {
+    const header = (event.target as Element).closest<HTMLElement>('[role="columnheader"]');
+    if (!header || (event.key !== 'ArrowLeft' && event.key !== 'ArrowRight')) return;
+    event.preventDefault();
+    const step = event.key === 'ArrowRight' ? 1 : -1;
+    const key = header.dataset.key ?? '';
+    if (event.shiftKey) {
+      this.resize(key, (this.widthOf(key) ?? header.getBoundingClientRect().width) + step * RESIZE_STEP, true);
+      return;
+    }
+    const buttons = [...this.headerRow.querySelectorAll<HTMLElement>('button.sort')];
+    const at = buttons.findIndex((b) => header.contains(b));
+    const next = buttons[Math.max(0, Math.min(buttons.length - 1, at + step))];
+    if (!next) return;
+    for (const b of buttons) b.tabIndex = b === next ? 0 : -1;
+    next.focus();
+  }
+
+  /** Ascending, descending, then arrival order again; only while sortable. */
+  private toggleSort(key: string): void {
+    if (!this.sortable || !key) return;
+    const current = this.sort?.key === key ? this.sort.direction : undefined;
+    this.setSort(current === undefined ? { key, direction: 'ascending' } : current === 'ascending' ? { key, direction: 'descending' } : undefined);
+  }
+
+  private setSort(sort: SortState | undefined): void {
+    if (sort && !this.sort) this.followingBeforeSort = this.following;
+    const wasSorted = this.sort !== undefined;
+    this.sort = sort;
+    this.arrange();
+    this.showSort();
+    this.virtualizer._willUpdate();
+    const active = this.activeId === undefined ? -1 : this.indexOf(this.activeId);
+    if (sort) this.following = false;
+    else if (wasSorted) this.following = this.followingBeforeSort;
+    // Keep the row in the detail pane in view; else start at the top (sorted) or the end (following).
+    if (active >= 0) this.reveal(active);
+    else if (sort) this.viewport.scrollTop = 0;
+    else if (this.following) this.viewport.scrollTop = this.viewport.scrollHeight;
+    this.queueRender();
+  }
+
+  /** `rows` from `source`: the same array in arrival order, or a sorted copy (ties keep arrival order). */
+  private arrange(): void {
+    const sort = this.sort;
+    const column = sort && this.columns.find((c) => c.key === sort.key);
+    if (!sort || !column) {
+      this.rows = this.source;
+      this.positions = undefined;
+      return;
+    }
+    const sign = sort.direction === 'ascending' ? 1 : -1;
+    const keyed = this.source.map((item, index) => ({ item, index, value: column.sortValue(item.message) }));
+    keyed.sort((a, b) => {
+      // Rows without a value go last either way.
+      if (a.value === undefined || b.value === undefined) return a.value === b.value ? a.index - b.index : a.value === undefined ? 1 : -1;
+      return sign * compareSortValues(a.value, b.value) || a.index - b.index;
+    });
+    this.rows = keyed.map((k) => k.item);
+    this.positions = new Map(this.rows.map((item, index) => [item.id, index]));
+  }
+
+  /** aria-sort, the sort mark and the header's tooltip. */
+  private showSort(): void {
+    for (const header of this.headerRow.querySelectorAll<HTMLElement>('[role="columnheader"]')) {
+      const key = header.dataset.key ?? '';
+      const direction = this.sort?.key === key ? this.sort.direction : undefined;
+      if (direction) header.setAttribute('aria-sort', direction);
+      else header.removeAttribute('aria-sort');
+      const button = header.querySelector<HTMLElement>('button.sort');
+      const mark = header.querySelector('.sort-mark');
+      if (mark) mark.textContent = direction === 'ascending' ? '▲' : direction === 'descending' ? '▼' : '';
+      if (!button) continue;
+      button.setAttribute('aria-disabled', String(!this.sortable));
+      const next = direction === undefined ? 'sort ascending' : direction === 'ascending' ? 'sort descending' : 'back to arrival order';
+      button.title = this.sortable ? `${key}: click to ${next}` : `${key}. ${LIVE_SORT_HINT}`;
+    }
+  }
+
+  /** The "+N columns" cues and the edge shading, from where the columns are against the scrolled view. */
+  private showOverflow(): void {
+    const { left, right } = this.hiddenColumns();
+    this.frame.style.setProperty('--tail-scrollbar', `${this.viewport.offsetWidth - this.viewport.clientWidth}px`);
+    for (const [element, hidden, arrow] of [
+      [this.cueLeft, left, 'left'],
+      [this.cueRight, right, 'right'],
+    ] as const) {
+      element.hidden = hidden.length === 0;
+      const columns = `${hidden.length} column${hidden.length === 1 ? '' : 's'}`;
+      const text = arrow === 'left' ? `← ${columns}` : `+${columns} →`;
+      if (element.textContent !== text) element.textContent = text;
+      element.title = `${columns} out of view to the ${arrow}: click to scroll (or use the arrow keys in the table)`;
+    }
+    this.frame.dataset.overflowLeft = String(left.length > 0);
+    this.frame.dataset.overflowRight = String(right.length > 0);
+  }
+
+  /** Header cells (partly) out of the scrolled view on each side. */
+  private hiddenColumns(): { left: HTMLElement[]; right: HTMLElement[] } {
+    const from = this.viewport.scrollLeft;
+    const to = from + this.viewport.clientWidth;
+    const cells = [...this.headerRow.children] as HTMLElement[];
+    if (this.viewport.clientWidth === 0) return { left: [], right: [] };
+    return {
+      left: cells.filter((c) => c.offsetLeft < from - 1),
+      right: cells.filter((c) => c.offsetLeft + c.offsetWidth > to + 1),
+    };
+  }
+
+  /** Scrolls the nearest hidden column on that side fully into view (or to its start when wider than the view). */
+  private scrollToHidden(side: 'left' | 'right'): void {
+    const { left, right } = this.hiddenColumns();
+    const width = this.viewport.clientWidth;
+    const cell = side === 'right' ? right[0] : left[left.length - 1];
+    if (!cell) return;
+    const start = cell.offsetLeft;
+    const end = start + cell.offsetWidth;
+    this.viewport.scrollLeft = side === 'right' && cell.offsetWidth <= width ? end - width : start;
+  }
+
   private selectionDone(): void {
     this.queueRender();
     this.events.selectionChanged();
   }
 
   private indexOf(id: number): number {
+    if (this.positions) return this.positions.get(id) ?? -1;
     let low = 0;
     let high = this.rows.length - 1;
     while (low <= high) {
@@ -305,4 +593,23 @@ export class VirtualTable {
     }
     return -1;
   }
+}
+
+/** Numbers by value and before strings; strings numeric-aware ("dev-9" before "dev-10"). */
+export function compareSortValues(a: number | string, b: number | string): number {
+  if (typeof a === 'number' && typeof b === 'number') return a - b;
+  if (typeof a === 'number') return -1;
+  if (typeof b === 'number') return 1;
+  return collator.compare(a, b);
+}
+
+function clampWidth(width: number): number {
+  return Math.round(Math.max(MIN_COLUMN_WIDTH, Math.min(MAX_COLUMN_WIDTH, Number.isFinite(width) ? width : MIN_COLUMN_WIDTH)));
+}
+
+/** A "+N →" cue over one edge of the grid; clicking it scrolls the next hidden column in. */
+function cue(side: 'left' | 'right'): HTMLButtonElement {
+  const button = el('button', { className: `overflow-cue ${side}`, attrs: { type: 'button', tabindex: '-1', 'data-testid': `overflow-${side}` } });
+  button.hidden = true;
+  return button;
 }
