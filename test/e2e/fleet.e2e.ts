@@ -34,8 +34,7 @@ describe('the live tail\'s map, devices and chart in VS Code (code-server)', { c
     await sandboxButton.waitFor({ timeout: 60_000 });
     await sandboxButton.click();
     await waitFor('the sandbox channels', async () => (await wb.treeLabels('Channels')).some((l) => l.includes(TAIL_CHANNEL)), 60_000);
-    await wb.runCommand('flespi: Open Live Tail');
-    await wb.pick(TAIL_CHANNEL);
+    await wb.runCommandAndPick('flespi: Open Live Tail', TAIL_CHANNEL);
     tail = await LiveTail.find(wb);
     await tail.waitForCount('received', 30, 60_000);
     await tail.frame.locator('[data-testid="open-map"]').click();
@@ -130,8 +129,7 @@ describe('the live tail\'s map, devices and chart in VS Code (code-server)', { c
     await tiles.stop();
     const served = tiles.served.length;
     await wb.runCommand('View: Close All Editors');
-    await wb.runCommand('flespi: Open Live Tail');
-    await wb.pick(TAIL_CHANNEL);
+    await wb.runCommandAndPick('flespi: Open Live Tail', TAIL_CHANNEL);
     tail = await LiveTail.find(wb);
     await tail.waitForCount('received', 10, 60_000);
     const open = tail.frame.locator('[data-testid="open-map"]');

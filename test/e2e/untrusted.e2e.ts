@@ -95,8 +95,7 @@ describe('flespi extension in an untrusted workspace (Restricted Mode)', { concu
     await wb.waitForNotification(/token accepted/i);
     await wb.clearNotifications();
 
-    await wb.runCommand('flespi: Start Forwarding…');
-    await wb.pick(TAIL_CHANNEL);
+    await wb.runCommandAndPick('flespi: Start Forwarding…', TAIL_CHANNEL);
     await waitFor('the sink pick', async () => (await wb.quickPickLabels()).length > 0);
     const offered = await wb.quickPickLabels();
     assert.ok(!offered.some((label) => label.includes(WORKSPACE_SINK)), `the workspace's own sink is offered: ${offered.join(' | ')}`);
@@ -110,8 +109,7 @@ describe('flespi extension in an untrusted workspace (Restricted Mode)', { concu
     // The answer is a toast; one was missed once (shown while the palette closed): ask a second time then.
     let tested = '';
     for (let attempt = 1; attempt <= 2 && !tested; attempt++) {
-      await wb.runCommand('flespi: Test Sink Connection');
-      await wb.pick(USER_SINK);
+      await wb.runCommandAndPick('flespi: Test Sink Connection', USER_SINK);
       tested = await wb.waitForNotification(new RegExp(`Sink "${USER_SINK}"`), 20_000).catch((error: unknown) => {
         if (attempt === 2) throw error;
         return '';
@@ -130,8 +128,7 @@ describe('flespi extension in an untrusted workspace (Restricted Mode)', { concu
 
   flow('untrusted4', "the live tail's Forward to sink… refuses the custom sink; its module was never evaluated", async (wb) => {
     await wb.clearNotifications();
-    await wb.runCommand('flespi: Open Live Tail');
-    await wb.pick(TAIL_CHANNEL);
+    await wb.runCommandAndPick('flespi: Open Live Tail', TAIL_CHANNEL);
     const tail = await LiveTail.find(wb);
     await waitFor('rows in the live tail', async () => (await tail.rowIds()).length >= 1);
     await tail.pause();

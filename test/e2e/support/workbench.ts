@@ -20,6 +20,11 @@ export function launchChromium(profileDir: string, env: NodeJS.ProcessEnv): Prom
   });
 }
 
+/** A console line's origin, short: the webview's or the workbench's file. */
+function frameName(url: string): string {
+  return url.replace(/^.*\//, '').replace(/\?.*$/, '') || 'page';
+}
+
 /** Polls `probe` until it returns a value other than undefined/false, or fails with `what`. */
 export async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 30_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -40,6 +45,8 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
 export class Workbench {
   private step = 0;
   private flow = 'setup';
+  /** The newest console lines and page errors of the workbench and its webviews, for a failed flow's report. */
+  private readonly console: string[] = [];
 
   private constructor(
     readonly page: Page,
@@ -53,8 +60,10 @@ export class Workbench {
     page.setDefaultTimeout(15_000);
     // A "leave site?" prompt on reload would otherwise be dismissed, i.e. keep the old page.
     page.on('dialog', (dialog) => void dialog.accept().catch(() => undefined));
-    await page.goto(url);
     const workbench = new Workbench(page, shotsDir);
+    page.on('console', (message) => workbench.remember(`${message.type()} ${frameName(message.location().url)}: ${message.text()}`));
+    page.on('pageerror', (error) => workbench.remember(`pageerror: ${error.message}`));
+    await page.goto(url);
     await workbench.waitUntilLoaded();
     return workbench;
   }
@@ -123,6 +132,16 @@ export class Workbench {
   }
 
   /** Runs a command through the command palette, by its full title ("flespi: Open Live Tail"). */
+  private remember(line: string): void {
+    this.console.push(`${new Date().toISOString().slice(11, 23)} [${this.flow}] ${line.slice(0, 500)}`);
+    if (this.console.length > 300) this.console.splice(0, this.console.length - 300);
+  }
+
+  /** The newest console lines (workbench and webviews) and page errors, oldest first. */
+  consoleLines(count = 40): string[] {
+    return this.console.slice(-count);
+  }
+
   async runCommand(title: string): Promise<void> {
     const input = this.page.locator('.quick-input-widget .quick-input-box input');
     // Focus moving at the wrong moment (a webview re-rendering, a notification) closes the palette right
@@ -139,6 +158,25 @@ export class Workbench {
       throw new Error(`the command palette has no command "${title}"; it offers: ${(await this.quickPickLabels()).join(' | ') || 'nothing'}`);
     });
     await row.click();
+  }
+
+  /**
+   * Runs a command whose first question is a quick pick, and picks `label` in it. Like the palette, the
+   * pick closes when focus moves at the wrong moment (seen once in CI: "offers: nothing"); dismissing it
+   * runs nothing, so the command is simply run again.
+   */
+  async runCommandAndPick(title: string, label: string, attempts = 3): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      await this.runCommand(title);
+      const row = this.quickPickRow(label);
+      if (await row.waitFor({ timeout: 15_000 }).then(() => true, () => false)) {
+        await row.click();
+        return;
+      }
+      const offered = (await this.quickPickLabels()).join(' | ') || 'nothing';
+      if (attempt === attempts) throw new Error(`"${title}" asked no question offering "${label}" in ${attempts} attempts; the quick pick offers: ${offered}`);
+      console.log(`# "${title}": no quick pick offering "${label}" (it offers: ${offered}); running the command again`);
+    }
   }
 
   /** A visible row of the open quick pick whose label contains `label` (the widget may keep hidden rows). */
