@@ -4,13 +4,16 @@
 // - on { publish: n }: injects n more messages as fast as it can (chunks of 1000, yielding between
 //   chunks so the MQTT broker can write) and answers { published, ms };
 // - on { rate: r, seconds: s }: injects r messages/s for s seconds (every 10 ms what is due) and
-//   answers { published, ms }.
+//   answers { published, ms }. Paced messages are for live consumers (MQTT): afterwards the channel
+//   keeps only the newest LIVE_KEEP of them, as a reader that deletes would, so that cases in a row
+//   never fill the buffer (a full channel blocks, as flespi's does, and the next case would get nothing).
 import { startSandbox } from '../src/sandbox/index';
 import { BENCH_CHANNEL_ID, realisticMessages } from './messages';
 
 const count = Number(process.argv[2] ?? 200_000);
 const channelId = BENCH_CHANNEL_ID;
 const CHUNK = 1000;
+const LIVE_KEEP = 100_000;
 
 async function main(): Promise<void> {
   const sandbox = await startSandbox({ simulate: false, capacity: Math.max(count, 1_000_000), channelBufferBytes: Infinity, token: process.argv[3] || undefined });
@@ -36,18 +39,27 @@ async function main(): Promise<void> {
     const pool = realisticMessages(Math.min(rate, 20_000), 13);
     const t0 = performance.now();
     let published = 0;
+    let lastKey = 0;
     const timer = setInterval(() => {
       const elapsed = Math.min(performance.now() - t0, seconds * 1000);
       const due = Math.floor((elapsed / 1000) * rate) - published;
       const batch: typeof pool = [];
       for (let i = 0; i < due; i++) batch.push(pool[(published + i) % pool.length]!);
-      if (batch.length > 0) sandbox.inject(channelId, batch);
+      if (batch.length > 0) lastKey = sandbox.inject(channelId, batch).at(-1)?.key ?? lastKey;
       published += due;
       if (elapsed >= seconds * 1000) {
         clearInterval(timer);
-        process.send?.({ published, ms: performance.now() - t0 });
+        const ms = performance.now() - t0;
+        void trimTo(lastKey - LIVE_KEEP).then(() => process.send?.({ published, ms }));
       }
     }, 10);
+  };
+  /** Deletes the channel's messages with keys up to `key` through the REST API, as a receiver would. */
+  const trimTo = async (key: number) => {
+    if (key < 2) return;
+    const url = `${sandbox.restUrl}/gw/channels/${channelId}/messages?data=${encodeURIComponent(JSON.stringify({ delete_key: key + 1 }))}`;
+    const answer = await fetch(url, { method: 'DELETE', headers: { Authorization: `FlespiToken ${sandbox.token}` } });
+    if (!answer.ok) console.error(`sandbox-child: deleting up to key ${key} failed: ${answer.status} ${await answer.text()}`);
   };
   process.send?.({ restUrl: sandbox.restUrl, mqttUrl: sandbox.mqttUrl, token: sandbox.token, channelId, count, bytes });
   process.on('disconnect', () => void sandbox.stop().then(() => process.exit(0)));
