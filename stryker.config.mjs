@@ -6,7 +6,7 @@
 /** The folders, what is mutated in each and the test files that judge the mutants. */
 export const folders = {
   receiver: {
-    mutate: ['src/core/receiver/**/*.ts'],
+    mutate: ['src/core/receiver/**/*.ts', 'src/core/backoff.ts'],
     tests: ['test/receiver/receiver.test.ts', 'test/receiver/ordering.test.ts', 'test/receiver/dead-letters.test.ts', 'test/receiver/lock.test.ts', 'test/reliability/receiver-crash.test.ts'],
   },
   sources: {
@@ -15,7 +15,7 @@ export const folders = {
   },
   flespi: {
     mutate: ['src/core/flespi/**/*.ts'],
-    tests: ['test/client/*.test.ts', 'test/sources/rest-source.test.ts', 'test/receiver/receiver.test.ts', 'test/reliability/hostile-flespi.test.ts'],
+    tests: ['test/client/*.test.ts', 'test/flespi/*.test.ts', 'test/sources/rest-source.test.ts', 'test/sources/mqtt-gap-fill.test.ts', 'test/receiver/receiver.test.ts', 'test/reliability/hostile-flespi.test.ts'],
   },
   handlers: {
     mutate: ['src/core/handlers/**/*.ts'],

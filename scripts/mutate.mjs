@@ -1,7 +1,7 @@
 // Mutation testing of the core with StrykerJS, one folder after another (see docs/testing.md).
 // Usage: npm run mutate [-- folder ...] [--only file,...]
 //   folders: receiver, sources, flespi, handlers, wialon (default: all)
-//   --only src/core/receiver/backoff.ts,...: mutate only these files (globs) of the folder given
+//   --only src/core/backoff.ts,...: mutate only these files (globs) of the folder given
 // Runs niced, one test process at a time; incremental, so a second run only tests what changed.
 import { spawnSync } from 'node:child_process';
 import { folders } from '../stryker.config.mjs';
@@ -12,7 +12,7 @@ const onlyAt = args.indexOf('--only');
 const only = onlyAt >= 0 ? args.splice(onlyAt, 2)[1] : undefined;
 const asked = args;
 if (onlyAt >= 0 && (!only || asked.length !== 1)) {
-  console.error('--only needs one folder and a comma-separated list of files, e.g. npm run mutate -- receiver --only src/core/receiver/backoff.ts');
+  console.error('--only needs one folder and a comma-separated list of files, e.g. npm run mutate -- receiver --only src/core/backoff.ts');
   process.exit(2);
 }
 const unknown = asked.filter((f) => !all.includes(f));

@@ -26,7 +26,7 @@ import type { HandlerEnv } from './handlers/spec';
 import type { Logger } from './logger';
 import { warnCleartextCredentials, warnIfOthersCanRead } from './security';
 import { ConfigError, OptionReader, type Options } from './options';
-import type { RetryOptions } from './receiver/backoff';
+import type { RetryOptions } from './backoff';
 import { FileCheckpointStore } from './receiver/checkpoint';
 import { DEFAULT_DEAD_LETTER_MAX_BYTES, FileDeadLetterStore, deadLetterPathFor } from './receiver/deadLetters';
 import { Receiver, type ReceiverOptions } from './receiver/receiver';

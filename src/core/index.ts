@@ -25,7 +25,7 @@ export {
 export { FileCheckpointStore, MemoryCheckpointStore, CheckpointLockedError, type CheckpointStore } from './receiver/checkpoint';
 export { FileDeadLetterStore, MemoryDeadLetterStore, DeadLetterStoreFullError, deadLetterPathFor, type DeadLetter, type DeadLetterStore } from './receiver/deadLetters';
 export { FileLock, LockedError, type LockOwner } from './receiver/lock';
-export type { RetryOptions } from './receiver/backoff';
+export type { RetryOptions } from './backoff';
 export { deliverOnce, redeliverDeadLetters, type DeliveryOutcome, type RedeliveryOutcome } from './deliver';
 
 export { builtinHandlerSpecs, handlerTypes, handlerSpec, createHandler, createHandlers } from './handlers/registry';

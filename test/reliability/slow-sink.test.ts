@@ -6,7 +6,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FlespiClient, type PollParams, type PollResult } from '../../src/core/flespi/client';
 import { HttpHandler } from '../../src/core/handlers/http';
-import { sleep } from '../../src/core/receiver/backoff';
+import { sleep } from '../../src/core/backoff';
 import { Receiver } from '../../src/core/receiver/receiver';
 import { RestSource } from '../../src/core/sources/rest';
 import { startSandbox, type Sandbox } from '../../src/sandbox/index';

@@ -4,7 +4,8 @@ import { FlespiError } from '../../src/core/errors';
 import { FlespiClient } from '../../src/core/flespi/client';
 import type { Logger } from '../../src/core/logger';
 import type { FlespiMessage } from '../../src/core/message';
-import { MqttSource, subscriptionTopic, type MqttConnectionState, type MqttSourceOptions } from '../../src/core/sources/mqtt';
+import { channelTopic } from '../../src/core/flespi/subscription';
+import { MqttSource, type MqttConnectionState, type MqttSourceOptions } from '../../src/core/sources/mqtt';
 import type { SourceBatch } from '../../src/core/sources/source';
 import { startSandbox, type Sandbox } from '../../src/sandbox/index';
 import { eventually, startBroker, TOKEN } from '../sandbox/mqtt-helpers';
@@ -62,8 +63,8 @@ describe('MqttSource', { timeout: 30_000 }, () => {
   after(() => sandbox.stop());
 
   test('builds the subscription from group and filter', () => {
-    assert.equal(subscriptionTopic(7), 'flespi/message/gw/channels/7/+');
-    assert.equal(subscriptionTopic(7, 'workers', 'position.speed>60'), '$share/workers/$filter/payload=position.speed%3E60/flespi/message/gw/channels/7/+');
+    assert.equal(channelTopic(7), 'flespi/message/gw/channels/7/+');
+    assert.equal(channelTopic(7, { group: 'workers', filter: 'position.speed>60' }), '$share/workers/$filter/payload=position.speed%3E60/flespi/message/gw/channels/7/+');
   });
 
   test('delivers messages in order, in batches of at most batchMaxMessages', async () => {

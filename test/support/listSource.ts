@@ -1,4 +1,4 @@
-import { abortReason } from '../../src/core/receiver/backoff';
+import { abortReason } from '../../src/core/backoff';
 import type { FlespiMessage } from '../../src/core/message';
 import type { Source, SourceBatch } from '../../src/core/sources/source';
 

@@ -7,7 +7,8 @@ import { FlespiClient } from '../../src/core/flespi/client';
 import { silentLogger } from '../../src/core/logger';
 import type { FlespiMessage } from '../../src/core/message';
 import { TailModel } from '../../src/extension/tail/tailModel';
-import { TailSession, tailTopic, type TailSessionOptions } from '../../src/extension/tail/tailSession';
+import { channelTopic } from '../../src/core/flespi/subscription';
+import { TailSession, type TailSessionOptions } from '../../src/extension/tail/tailSession';
 import type { ConnectionState } from '../../src/shared/tailProtocol';
 import { startSandbox, type Sandbox } from '../../src/sandbox/index';
 
@@ -296,6 +297,6 @@ test('stop while reconnecting ends the retries; a stopped session cannot be star
 });
 
 test('topic: the filter expression is URL-encoded, so MQTT wildcards in it stay literal', () => {
-  assert.equal(tailTopic(5, ''), 'flespi/message/gw/channels/5/+');
-  assert.equal(tailTopic(5, 'ident=="a/+#"'), '$filter/payload=ident%3D%3D%22a%2F%2B%23%22/flespi/message/gw/channels/5/+');
+  assert.equal(channelTopic(5, { filter: '' }), 'flespi/message/gw/channels/5/+');
+  assert.equal(channelTopic(5, { filter: 'ident=="a/+#"' }), '$filter/payload=ident%3D%3D%22a%2F%2B%23%22/flespi/message/gw/channels/5/+');
 });

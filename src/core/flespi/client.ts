@@ -1,7 +1,7 @@
 import axios, { type AxiosInstance, type AxiosResponse } from 'axios';
 import { FlespiError, type FlespiErrorDetail, type FlespiErrorKind } from '../errors';
 import type { FlespiMessage } from '../message';
-import { MAX_TIMER_MS } from '../receiver/backoff';
+import { MAX_TIMER_MS } from '../backoff';
 import { redactUrl } from '../security';
 
 export type FlespiRegion = 'eu' | 'ru';

@@ -5,7 +5,7 @@ import type { FlespiMessage } from '../message';
 import { silentLogger, type Logger } from '../logger';
 import { ConfigError } from '../options';
 import type { Checkpoint, Source, SourceBatch } from '../sources/source';
-import { AbortError, abortReason, backoffDelay, defaultRetry, raceAbort, sleep, type RetryOptions } from './backoff';
+import { AbortError, abortReason, backoffDelay, defaultRetry, raceAbort, sleep, type RetryOptions } from '../backoff';
 import { MemoryCheckpointStore, type CheckpointStore } from './checkpoint';
 import { MemoryDeadLetterStore, type DeadLetter, type DeadLetterStore } from './deadLetters';
 

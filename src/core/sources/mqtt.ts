@@ -1,24 +1,16 @@
 import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
-import mqtt, { type IClientOptions, type IConnackPacket, type IPublishPacket, type MqttClient } from 'mqtt';
+import mqtt, { type IConnackPacket, type IPublishPacket, type MqttClient } from 'mqtt';
+import { abortReason, AbortError, backoffDelay, clampDelay, type RetryOptions } from '../backoff';
 import { errorMessage, FlespiError } from '../errors';
-import type { ChannelHistoryParams } from '../flespi/client';
+import { channelTopic, connectOptions, fillGap, messageKey, parsePayload, safeHost, type GapFillClient } from '../flespi/subscription';
 import { silentLogger, type Logger } from '../logger';
 import type { FlespiMessage } from '../message';
-import { abortReason, AbortError, backoffDelay, clampDelay, type RetryOptions } from '../receiver/backoff';
 import type { Checkpoint, Source, SourceBatch } from './source';
 
 export type MqttConnectionState = 'connecting' | 'connected' | 'reconnecting' | 'offline';
 
-/** What gap filling needs from the REST client (FlespiClient has it). */
-export interface GapFillClient {
-  channelMessages(channelId: number, params: ChannelHistoryParams, signal?: AbortSignal): Promise<FlespiMessage[]>;
-  /**
-   * flespi's clock in ms since the epoch, as far as the client can tell (FlespiClient estimates it
-   * from the `Date` headers of its answers). Without it the gap fill uses the local clock.
-   */
-  serverNow?(): number;
-}
+export type { GapFillClient } from '../flespi/subscription';
 
 export interface MqttSourceOptions {
   /** e.g. `mqtts://mqtt.flespi.io:8883`, or the sandbox's `mqtt://127.0.0.1:{port}`. */
@@ -140,10 +132,6 @@ const RC_QUOTA_EXCEEDED = 0x97;
 const BOUNDARY_KEPT = 10_000;
 /** Messages received over MQTT while a gap fill runs, remembered to skip their REST copies. */
 const FILL_KEYS_KEPT = 200_000;
-/** Added to flespi's clock for a gap fill's `to`: covers a clock estimate that is off, and messages stamped just before they become readable. */
-export const GAP_FILL_MARGIN_S = 300;
-/** The largest page a gap fill asks for when more messages share one `server.timestamp` than a page holds. */
-const MAX_GAP_FILL_PAGE = 100_000;
 /** Passed to MQTT.js's handleMessage callback so it does not send the PUBACK itself (ack() does). */
 const ACK_LATER = new Error('acknowledged once the batch is done');
 
@@ -213,9 +201,9 @@ export class MqttSource implements Source {
     this.batchMaxWaitMs = Math.max(0, options.batchMaxWaitMs ?? 200);
     this.maxUnacked = positive('maxUnacked', options.maxUnacked ?? 10_000);
     if (options.group !== undefined && !/^[^/+#]+$/.test(options.group)) throw new RangeError(`MqttSource group "${options.group}" is invalid: use a name without '/', '+' or '#'`);
-    this.topic = subscriptionTopic(options.channelId, options.group, options.filter);
+    this.topic = channelTopic(options.channelId, { group: options.group, filter: options.filter });
     this.clientId = options.clientId ?? defaultClientId(options.channelId, options.group, options.filter, options.sessionOwner);
-    this.description = `channel ${options.channelId} over MQTT (${safeHost(options.url)}${options.group ? `, group ${options.group}` : ''})`;
+    this.description = `channel ${options.channelId} over MQTT (${safeHost(options.url, { scheme: true })}${options.group ? `, group ${options.group}` : ''})`;
   }
 
   get state(): MqttConnectionState {
@@ -239,7 +227,7 @@ export class MqttSource implements Source {
           client.off('close', onClose);
           reject(error);
         };
-        const onClose = () => fail(this.fatal ?? new FlespiError('network', `cannot connect to flespi MQTT at ${safeHost(this.options.url)}: the connection closed before the broker accepted it`));
+        const onClose = () => fail(this.fatal ?? new FlespiError('network', `cannot connect to flespi MQTT at ${safeHost(this.options.url, { scheme: true })}: the connection closed before the broker accepted it`));
         client.once('close', onClose);
         client.once('error', (error) => fail(this.classifyError(error)));
         client.once('connect', (connack) => {
@@ -308,19 +296,18 @@ export class MqttSource implements Source {
   // ---- connection
 
   private createClient(): MqttClient {
-    const options: IClientOptions = {
-      clientId: this.clientId,
-      username: this.options.token.trim(),
-      protocolVersion: this.protocolVersion,
-      clean: false,
-      keepalive: this.options.keepaliveSeconds ?? 60,
-      // Reconnects are scheduled here, with backoff.
-      reconnectPeriod: 0,
-      resubscribe: false,
-      connectTimeout: 30_000,
-    };
-    if (this.protocolVersion === 5) options.properties = { sessionExpiryInterval: this.options.sessionExpirySeconds ?? 3600, receiveMaximum: Math.min(this.maxUnacked, 0xffff) };
-    const client = mqtt.connect(this.options.url, options);
+    const client = mqtt.connect(
+      this.options.url,
+      connectOptions({
+        token: this.options.token,
+        clientId: this.clientId,
+        session: 'persistent',
+        sessionExpirySeconds: this.options.sessionExpirySeconds,
+        receiveMaximum: this.maxUnacked,
+        protocolVersion: this.protocolVersion,
+        keepaliveSeconds: this.options.keepaliveSeconds,
+      }),
+    );
     client.handleMessage = (packet, callback) => this.onPublish(packet, callback);
     client.on('connect', (connack) => {
       if (this.everConnected) void this.onReconnected(connack);
@@ -413,7 +400,7 @@ export class MqttSource implements Source {
     this.fail(
       new MqttSessionTakenOverError(
         this.clientId,
-        `flespi MQTT at ${safeHost(this.options.url)}: another client connected with the same clientId "${this.clientId}" and took over its session (DISCONNECT 0x8E). ` +
+        `flespi MQTT at ${safeHost(this.options.url, { scheme: true })}: another client connected with the same clientId "${this.clientId}" and took over its session (DISCONNECT 0x8E). ` +
           'Two receivers sharing one session steal it from each other and get messages twice, so this one stopped; the other keeps receiving. ' +
           'Give each receiver its own clientId (or the same "group" to split the channel between them), or stop the other one.',
       ),
@@ -436,7 +423,7 @@ export class MqttSource implements Source {
     const warning =
       `the broker closed the connection right after accepting it ${this.quickCloses} times in a row: most likely another client uses the same clientId "${this.clientId}" and they keep taking the session from each other (messages come twice). ` +
       'Give each receiver its own clientId, or stop the other one';
-    this.log.error(`flespi MQTT at ${safeHost(this.options.url)}: ${warning}`);
+    this.log.error(`flespi MQTT at ${safeHost(this.options.url, { scheme: true })}: ${warning}`);
     return warning;
   }
 
@@ -461,10 +448,10 @@ export class MqttSource implements Source {
   private onPublish(packet: IPublishPacket, callback: (error?: Error) => void): void {
     const ack: PendingAck | undefined = packet.qos > 0 && packet.messageId !== undefined ? { messageId: packet.messageId, connection: this.connection, done: false } : undefined;
     if (ack) this.acks.push(ack);
-    const message = parseMessage(packet.payload);
-    if (typeof message === 'string') {
+    const { message, error } = parsePayload(packet.payload);
+    if (message === undefined) {
       this.counters.malformed++;
-      this.log.warn(`skipped a message on ${packet.topic}: ${message}; it is acknowledged since it can never be handled`);
+      this.log.warn(`skipped a message on ${packet.topic}: ${error}; it is acknowledged since it can never be handled`);
       if (ack) {
         ack.done = true;
         this.flushAcks();
@@ -567,15 +554,8 @@ export class MqttSource implements Source {
       }
     }
     if (this.fillsRunning.size === 0) return;
-    const key = contentKey(message);
+    const key = messageKey(message);
     for (const keys of this.fillsRunning) if (keys.size < FILL_KEYS_KEPT) keys.add(key);
-  }
-
-  /** flespi's clock (ms) as well as can be told: the client's estimate, never before the newest `server.timestamp` seen. */
-  private serverNow(): number {
-    const client = this.options.gapFill?.client;
-    const estimate = typeof client?.serverNow === 'function' ? client.serverNow() : Date.now();
-    return Math.max(Number.isFinite(estimate) ? estimate : Date.now(), (this.lastServerTimestamp ?? 0) * 1000);
   }
 
   /** Reads [from, flespi's now + margin] over REST, skipping what MQTT delivered (`boundary`, and what arrives meanwhile). */
@@ -583,56 +563,30 @@ export class MqttSource implements Source {
     const gapFill = this.options.gapFill;
     if (!gapFill || start === undefined) return;
     /** What MQTT delivered: the boundary, and (added by remember()) what arrives while this runs. */
-    const keys = new Set(boundary.map(contentKey));
-    const readOverRest = new Set<string>();
-    this.fillsRunning.add(keys);
-    let from = start;
-    let to = this.serverNow() / 1000 + GAP_FILL_MARGIN_S;
-    const pageSize = gapFill.pageSize ?? 1000;
-    let count = pageSize;
-    let added = 0;
+    const delivered = new Set(boundary.map(messageKey));
+    this.fillsRunning.add(delivered);
     try {
-      for (;;) {
-        const page = await gapFill.client.channelMessages(this.options.channelId, { from, to, count, filter: this.options.filter }, this.gapFillAbort.signal);
-        for (const message of page) {
-          const key = contentKey(message);
-          if (readOverRest.has(key)) continue; // on an earlier page too (pages overlap at their boundary)
-          readOverRest.add(key);
-          if (keys.has(key)) {
-            this.counters.duplicatesSkipped++;
-            continue;
-          }
-          this.counters.gapFilled++;
-          added++;
-          this.enqueue({ message });
-        }
-        const last = page.length > 0 ? page[page.length - 1]['server.timestamp'] : undefined;
-        const progressed = typeof last === 'number' && last > from;
-        if (progressed) from = last;
-        // A full page continues from its last timestamp (the boundary is de-duplicated by content);
-        // a full page that does not get past `from` cannot be paged further.
-        if (page.length >= count) {
-          if (progressed) count = pageSize;
-          // A full page of one timestamp: more messages share it than a page holds. Paging by time
-          // cannot get past it, so ask for it again with room for all of them.
-          else if (count < MAX_GAP_FILL_PAGE) count = Math.min(count * 4, MAX_GAP_FILL_PAGE);
-          else {
-            this.log.warn(`the gap fill over REST stopped at ${new Date(from * 1000).toISOString()}: more than ${count} messages share that server.timestamp`);
-            break;
-          }
-          continue;
-        }
-        // A short page is the last, unless the answer taught the client that flespi's clock is well
-        // ahead of what `to` assumed (its first `Date` header): then read on to the better `to`.
-        const better = this.serverNow() / 1000 + GAP_FILL_MARGIN_S;
-        if (better <= to + GAP_FILL_MARGIN_S / 2) break;
-        to = better;
-      }
+      const { added } = await fillGap({
+        client: gapFill.client,
+        channelId: this.options.channelId,
+        filter: this.options.filter,
+        from: start,
+        newestSeen: () => this.lastServerTimestamp,
+        pageSize: gapFill.pageSize,
+        delivered,
+        signal: this.gapFillAbort.signal,
+        log: this.log,
+        onMessages: (messages, skipped) => {
+          this.counters.duplicatesSkipped += skipped;
+          this.counters.gapFilled += messages.length;
+          for (const message of messages) this.enqueue({ message });
+        },
+      });
       this.log.info(`filled the gap over REST: ${added} message(s) from ${new Date(start * 1000).toISOString()}`);
     } catch (error) {
       if (!this.closing) this.log.warn(`could not fill the gap over REST (messages published while disconnected may be missing): ${errorMessage(error)}`);
     } finally {
-      this.fillsRunning.delete(keys);
+      this.fillsRunning.delete(delivered);
     }
   }
 
@@ -640,7 +594,7 @@ export class MqttSource implements Source {
 
   private classifyError(error: Error & { code?: unknown }): FlespiError {
     const code = typeof error.code === 'number' ? error.code : undefined;
-    const where = safeHost(this.options.url);
+    const where = safeHost(this.options.url, { scheme: true });
     if (code !== undefined && /Connection refused/i.test(error.message)) {
       if (code === 134 || code === 135 || code === 4 || code === 5) {
         return new FlespiError('auth', `flespi MQTT refused the token (CONNACK ${code}): check the token (create one at https://flespi.io/#/panel/tokens)`, { cause: error });
@@ -672,14 +626,6 @@ export class MqttSource implements Source {
   }
 }
 
-/** The subscription: `[$share/{group}/][$filter/payload={filter}/]flespi/message/gw/channels/{id}/+`. */
-export function subscriptionTopic(channelId: number, group?: string, filter?: string): string {
-  let topic = `flespi/message/gw/channels/${channelId}/+`;
-  if (filter !== undefined && filter.trim() !== '') topic = `$filter/payload=${encodeURIComponent(filter.trim())}/${topic}`;
-  if (group !== undefined) topic = `$share/${group}/${topic}`;
-  return topic;
-}
-
 /**
  * `flespi-receiver-{channel}-{host}[-{hash}]`: a different group or filter gets its own session (an
  * old subscription does not linger in it), and so does each position owner (a config's checkpoint).
@@ -689,50 +635,6 @@ export function defaultClientId(channelId: number, group?: string, filter?: stri
   const parts = owner ? `${group ?? ''}\n${filter ?? ''}\n${owner}` : `${group ?? ''}\n${filter ?? ''}`;
   const variant = group || filter || owner ? `-${createHash('sha256').update(parts).digest('hex').slice(0, owner ? 10 : 6)}` : '';
   return `flespi-receiver-${channelId}-${host}${variant}`;
-}
-
-/** A parsed message, or why it is not one. */
-function parseMessage(payload: Buffer | string): FlespiMessage | string {
-  let value: unknown;
-  try {
-    value = JSON.parse(payload.toString());
-  } catch {
-    return `the payload is not JSON (${payload.length} bytes)`;
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return `the payload is JSON ${Array.isArray(value) ? 'array' : value === null ? 'null' : typeof value}, not a message object`;
-  return value as FlespiMessage;
-}
-
-/**
- * A message's identity for de-duplication: a hash of its whole content with object keys sorted
- * (REST and MQTT may list them in another order). Two messages with the same key are the same
- * message; distinct messages never share one, even with equal `server.timestamp` and ident.
- */
-export function contentKey(message: FlespiMessage): string {
-  return createHash('sha256').update(canonicalJson(message)).digest('base64');
-}
-
-function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  if (typeof value === 'object' && value !== null) {
-    const object = value as Record<string, unknown>;
-    return `{${Object.keys(object)
-      .sort()
-      .filter((key) => object[key] !== undefined)
-      .map((key) => `${JSON.stringify(key)}:${canonicalJson(object[key])}`)
-      .join(',')}}`;
-  }
-  return JSON.stringify(value) ?? 'null';
-}
-
-/** The URL without credentials, for messages. */
-function safeHost(url: string): string {
-  try {
-    const parsed = new URL(url);
-    return `${parsed.protocol}//${parsed.host}`;
-  } catch {
-    return 'the configured URL';
-  }
 }
 
 function positive(name: string, value: number): number {

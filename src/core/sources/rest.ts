@@ -3,7 +3,7 @@ import { FlespiError, errorMessage } from '../errors';
 import { MAX_POLL_TIMEOUT_S, type FlespiClient } from '../flespi/client';
 import { silentLogger, type Logger } from '../logger';
 import type { FlespiMessage } from '../message';
-import { sleep } from '../receiver/backoff';
+import { sleep } from '../backoff';
 import type { Checkpoint, Source, SourceBatch } from './source';
 
 export interface RestSourceOptions {

@@ -3,6 +3,7 @@
  * (the source of truth for forward, copy and export by id), the batching towards the webview,
  * and the counters. Pure and synchronous so that it can be tested on its own.
  */
+import { messageKey } from '../../core/flespi/subscription';
 import type { FlespiMessage } from '../../core/message';
 import type { TailCounters, TailItem } from '../../shared/tailProtocol';
 
@@ -188,11 +189,11 @@ export class TailModel {
       const message = this.at(id).message;
       const ts = serverTimestamp(message);
       if (ts !== undefined && ts < oldest && this.nextId - id > 1000) break;
-      known.add(contentKey(message));
+      known.add(messageKey(message));
     }
     const fresh: FlespiMessage[] = [];
     for (const message of messages) {
-      const key = contentKey(message);
+      const key = messageKey(message);
       if (known.has(key)) continue;
       known.add(key);
       fresh.push(message);
@@ -204,9 +205,4 @@ export class TailModel {
 function serverTimestamp(message: FlespiMessage): number | undefined {
   const ts = message['server.timestamp'];
   return typeof ts === 'number' && Number.isFinite(ts) ? ts : undefined;
-}
-
-/** Identifies a message by content: the same message from REST and from MQTT may list its keys in another order. */
-export function contentKey(message: FlespiMessage): string {
-  return JSON.stringify(Object.keys(message).sort().map((key) => [key, message[key]]));
 }

@@ -7,10 +7,10 @@ import { randomBytes } from 'node:crypto';
 import { connect, type MqttClient } from 'mqtt';
 import { errorMessage, FlespiError } from '../../core/errors';
 import type { FlespiClient } from '../../core/flespi/client';
+import { channelTopic, connectOptions, fillGap, messageKey, parsePayload, safeHost, serverFilter } from '../../core/flespi/subscription';
 import type { Logger } from '../../core/logger';
 import type { FlespiMessage } from '../../core/message';
 import type { ConnectionState, NoticeLevel } from '../../shared/tailProtocol';
-import { contentKey } from './tailModel';
 
 export interface TailSessionOptions {
   channelId: number;
@@ -54,17 +54,8 @@ export async function filterProblem(client: Pick<FlespiClient, 'channelMessages'
   }
 }
 
-/** The MQTT topic for a channel's messages, with flespi's server-side filter prefix when given. */
-export function tailTopic(channelId: number, filter: string): string {
-  const topic = `flespi/message/gw/channels/${channelId}/+`;
-  return filter === '' ? topic : `$filter/payload=${encodeURIComponent(filter)}/${topic}`;
-}
-
 /** How long stop() lets the broker answer a DISCONNECT by closing the connection before closing it itself. */
 const DISCONNECT_GRACE_MS = 2000;
-
-/** Seconds added to flespi's "now" (as the client last saw it) when filling a gap, so that nothing stamped meanwhile is missed; overlap is de-duplicated. */
-const CLOCK_SKEW_MARGIN_S = 300;
 
 export class TailSession {
   private mqtt: MqttClient | undefined;
@@ -87,7 +78,7 @@ export class TailSession {
     private readonly options: TailSessionOptions,
     private readonly listener: TailSessionListener,
   ) {
-    this.topic = tailTopic(options.channelId, options.filter);
+    this.topic = channelTopic(options.channelId, { filter: options.filter });
     this.host = safeHost(options.mqttUrl);
   }
 
@@ -97,15 +88,8 @@ export class TailSession {
     this.listener.state('connecting', `Connecting to ${this.host}…`);
     log.info(`tail ${this.options.channelId}: connecting to ${this.host}, topic ${this.topic}`);
     const client = connect(this.options.mqttUrl, {
-      protocolVersion: 5,
-      username: this.options.token.trim().replace(/^FlespiToken\s+/i, ''),
-      clientId: `flespi-receiver-tail-${randomBytes(4).toString('hex')}`,
-      clean: true,
-      keepalive: 60,
-      connectTimeout: 20_000,
+      ...connectOptions({ token: this.options.token, clientId: `flespi-receiver-tail-${randomBytes(4).toString('hex')}`, session: 'clean', connectTimeoutMs: 20_000 }),
       reconnectPeriod: this.options.reconnectPeriodMs ?? 3000,
-      // We subscribe on every connect ourselves, to fill the gap in between.
-      resubscribe: false,
     });
     this.mqtt = client;
     client.on('connect', () => void this.onConnect(client));
@@ -178,25 +162,19 @@ export class TailSession {
 
   private onPayload(payload: Buffer): void {
     if (this.stopped) return;
-    let message: unknown;
-    try {
-      message = JSON.parse(payload.toString('utf8'));
-    } catch {
-      message = undefined;
-    }
-    if (typeof message !== 'object' || message === null || Array.isArray(message)) {
-      // flespi publishes one JSON object per channel message; anything else is not a message.
+    const { message, error } = parsePayload(payload);
+    if (message === undefined) {
       this.invalidPayloads++;
       if (this.invalidPayloads === 1 || this.invalidPayloads % 1000 === 0) {
-        this.options.log.warn(`tail ${this.options.channelId}: ignored ${this.invalidPayloads} payload(s) that are not a JSON object (latest: ${payload.length} bytes)`);
+        this.options.log.warn(`tail ${this.options.channelId}: ignored ${this.invalidPayloads} payload(s) that are not a JSON object (latest: ${error})`);
       }
       return;
     }
     if (this.held) {
-      this.held.push(message as FlespiMessage);
+      this.held.push(message);
       if (this.held.length > this.options.gapLimit) this.held.shift();
     } else {
-      this.listener.messages([message as FlespiMessage], 'live');
+      this.listener.messages([message], 'live');
     }
   }
 
@@ -220,11 +198,20 @@ export class TailSession {
     }
     const limit = this.options.gapLimit;
     try {
-      const to = this.options.client.serverNow() / 1000 + CLOCK_SKEW_MARGIN_S;
-      const newestFirst = await this.options.client.channelMessages(this.options.channelId, this.historyParams({ from, to, reverse: true, count: limit }), this.aborter.signal);
+      // The newest that fit the buffer, up to flespi's clock plus a margin; what is held twice is dropped by key.
+      const oldestFirst: FlespiMessage[] = [];
+      const gap = await fillGap({
+        client: this.options.client,
+        channelId: this.options.channelId,
+        filter: this.options.filter,
+        from,
+        newest: limit,
+        signal: this.aborter.signal,
+        onMessages: (messages) => oldestFirst.push(...messages),
+      });
       if (this.stopped) return;
-      const added = this.deliverHistory(newestFirst.reverse(), 'gap');
-      const capped = newestFirst.length >= limit ? ` (the newest ${limit}; older ones did not fit the buffer)` : '';
+      const added = this.deliverHistory(oldestFirst, 'gap');
+      const capped = gap.capped ? ` (the newest ${limit}; older ones did not fit the buffer)` : '';
       this.listener.notice('info', `Reconnected: filled ${added} message${added === 1 ? '' : 's'} missed while offline${capped}.`);
     } catch (error) {
       if (this.stopped) return;
@@ -236,14 +223,15 @@ export class TailSession {
   private deliverHistory(oldestFirst: FlespiMessage[], origin: 'backfill' | 'gap'): number {
     const added = oldestFirst.length > 0 ? this.listener.messages(oldestFirst, origin) : 0;
     if (this.held && this.held.length > 0 && oldestFirst.length > 0) {
-      const seen = new Set(oldestFirst.map(contentKey));
-      this.held = this.held.filter((message) => !seen.has(contentKey(message)));
+      const seen = new Set(oldestFirst.map(messageKey));
+      this.held = this.held.filter((message) => !seen.has(messageKey(message)));
     }
     return added;
   }
 
-  private historyParams(params: { from?: number; to?: number; reverse: boolean; count: number }) {
-    return this.options.filter === '' ? params : { ...params, filter: this.options.filter };
+  private historyParams(params: { reverse: boolean; count: number }) {
+    const filter = serverFilter(this.options.filter);
+    return filter === undefined ? params : { ...params, filter };
   }
 }
 
@@ -264,13 +252,4 @@ function endClient(client: MqttClient): Promise<void> {
     });
     client.end(false);
   });
-}
-
-/** host:port of a broker URL, without any credentials it may carry, for logs and the UI. */
-function safeHost(url: string): string {
-  try {
-    return new URL(url).host || url;
-  } catch {
-    return 'the MQTT broker';
-  }
 }
