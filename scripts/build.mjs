@@ -3,6 +3,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import * as esbuild from 'esbuild';
+import { handlerTypings } from './handler-typings.mjs';
 
 const args = new Set(process.argv.slice(2));
 const production = args.has('--production');
@@ -91,9 +92,20 @@ function writeWebviewNotices() {
   writeFileSync(`${outdir}/webview/third-party-notices.txt`, `Third-party software bundled into tail.js, with its licence notices.\n\n${parts.join('\n\n')}`);
 }
 
+// "flespi: New Handler…" writes these typings next to a new handler: generated from src/core/api.ts,
+// read by the command only (never on activation). Once per build, also with --watch.
+function writeHandlerTypings() {
+  mkdirSync(outdir, { recursive: true });
+  writeFileSync(`${outdir}/handler-typings.d.ts`, handlerTypings());
+}
+
 if (args.has('--watch')) {
   for (const b of builds) await (await esbuild.context(b)).watch();
+  writeHandlerTypings();
 } else {
-  await Promise.all(builds.map((b) => esbuild.build(b)));
+  // esbuild works in its own process meanwhile: the TypeScript emit adds little to the build's time.
+  const bundled = Promise.all(builds.map((b) => esbuild.build(b)));
+  writeHandlerTypings();
+  await bundled;
 }
 if (existsSync('webview/tail/main.ts')) writeWebviewNotices();

@@ -8,7 +8,7 @@ import * as vscode from 'vscode';
 import type { SourceLocation } from '../../core/custom/loader';
 import { resolveSinkPath, type SinkSetting } from '../sinks/sinkModel';
 import type { SinkStore } from '../sinks/sinkStore';
-import { handlerTemplate, typingsTemplate, validateHandlerName } from './scaffold';
+import { API_TYPINGS_PATH, handlerTemplate, typingsTemplate, validateHandlerName } from './scaffold';
 
 export interface CustomHandlerDeps {
   context: vscode.ExtensionContext;
@@ -99,15 +99,27 @@ export class CustomHandlers implements vscode.Disposable {
     });
     if (!name) return;
     const file = vscode.Uri.joinPath(dir, `${name}.ts`);
+    const typings = vscode.Uri.joinPath(dir, TYPINGS_FILE);
+    // Read before anything is written, so a broken install leaves no half-made handler behind.
+    const typingsText = (await exists(typings)) ? undefined : typingsTemplate(await this.apiTypings(), !hasNodeTypes(dir.fsPath));
     await vscode.workspace.fs.createDirectory(dir);
     await vscode.workspace.fs.writeFile(file, Buffer.from(handlerTemplate(name), 'utf8'));
-    const typings = vscode.Uri.joinPath(dir, TYPINGS_FILE);
-    if (!(await exists(typings))) await vscode.workspace.fs.writeFile(typings, Buffer.from(typingsTemplate(!hasNodeTypes(dir.fsPath)), 'utf8'));
+    if (typingsText !== undefined) await vscode.workspace.fs.writeFile(typings, Buffer.from(typingsText, 'utf8'));
     // User settings apply in every window, where a workspace-relative path would name another file (or none).
     const inUserSettings = this.deps.sinks.scope().target === vscode.ConfigurationTarget.Global;
     await this.deps.sinks.save({ name, type: 'custom', file: inUserSettings ? file.fsPath : `${relativeFolder}/${name}.ts` }, undefined);
     this.deps.log.info(`created handler ${relativeFolder}/${name}.ts and the custom sink "${name}"`);
     await vscode.window.showTextDocument(file);
+  }
+
+  /** The typings of the handler API the build generated into the extension's folder (read here only, not on activation). */
+  private async apiTypings(): Promise<string> {
+    const uri = vscode.Uri.joinPath(this.deps.context.extensionUri, ...API_TYPINGS_PATH);
+    try {
+      return new TextDecoder().decode(await vscode.workspace.fs.readFile(uri));
+    } catch (error) {
+      throw new Error(`The flespi extension is incomplete: ${API_TYPINGS_PATH.join('/')} is missing (${error instanceof Error ? error.message : String(error)}). Reinstall it, or run "npm run build" in its source folder.`, { cause: error });
+    }
   }
 
   /** Shows an error thrown by a custom sink while forwarding on the line it came from. */

@@ -1,6 +1,7 @@
 /**
  * The files "flespi: New Handler…" writes: a handler class with a working example, and the typings
- * of 'flespi-receiver' so the editor knows the API. No vscode here: tested on its own.
+ * of 'flespi-receiver' (generated from the source at build time) so the editor knows the API. No
+ * vscode here: tested on its own.
  */
 
 /** Names the handler class may not take: they would shadow what the template imports. */
@@ -76,14 +77,19 @@ export default class ${name} extends Handler {
 `;
 }
 
+/** Where the build writes the typings of the handler API (scripts/handler-typings.mjs), relative to the extension's folder. */
+export const API_TYPINGS_PATH = ['dist', 'handler-typings.d.ts'] as const;
+
 /**
- * Typings of the API a handler imports, so the editor checks the handler without installing
- * anything. `withNode`: also declare the few Node.js APIs the example uses (only when @types/node
- * is not installed, whose own declarations would clash with these).
+ * The typings file next to new handlers, so the editor checks them without installing anything:
+ * `apiTypings`, generated from the source at build time (API_TYPINGS_PATH). `withNode`: also
+ * stand-ins for the Node.js modules the example and those typings use (only when @types/node is
+ * not installed, whose own declarations would clash with these).
  */
-export function typingsTemplate(withNode: boolean): string {
-  const node = `
-// The Node.js APIs the example uses. Install @types/node for all of Node's types, then delete this part.
+export function typingsTemplate(apiTypings: string, withNode: boolean): string {
+  if (!withNode) return apiTypings;
+  return `${apiTypings}
+// The Node.js APIs the example and the API use. Install @types/node for all of Node's types, then delete this part.
 declare var __dirname: string;
 declare module 'node:fs/promises' {
   export function appendFile(path: string, data: string, encoding: 'utf8'): Promise<void>;
@@ -91,57 +97,18 @@ declare module 'node:fs/promises' {
 declare module 'node:path' {
   export function resolve(...paths: string[]): string;
 }
-`;
-  return `// Types of the 'flespi-receiver' API for handler files, written by the flespi extension.
-// At run time the extension (or the flespi-receiver CLI) provides the real implementation.
-
-declare module 'flespi-receiver' {
-  /** A flespi message: a flat object keyed by dotted parameter names (ident, timestamp, position.latitude, ...). */
-  export type FlespiMessage = Record<string, unknown>;
-
-  export interface Logger {
-    debug(message: string): void;
-    info(message: string): void;
-    warn(message: string): void;
-    error(message: string): void;
-  }
-
-  export interface HandlerContext {
-    /** Aborted when the receiver stops or this attempt timed out: stop work and throw. */
-    readonly signal: AbortSignal;
-    /** 1 for the first delivery of this batch, 2 for the first retry, ... */
-    readonly attempt: number;
-    readonly log: Logger;
-    /** messages[index] can never be delivered by this handler: it is dead-lettered with \`reason\`; go on with the rest. */
-    reject(index: number, reason: unknown): void;
-  }
-
-  /** Throw it when the sink is down or busy: the same messages are retried with backoff, forever. */
-  export class TransientError extends Error {}
-  /** Throw it when these messages can never be delivered as they are: they are isolated and dead-lettered. */
-  export class UndeliverableError extends Error {}
-
-  export interface HandlerHealth {
-    connected?: boolean;
-    detail?: string;
-  }
-
-  export abstract class Handler {
-    readonly name: string;
-    /** What happens to a message this handler can never deliver (the sink's "onUndeliverable" setting). */
-    onUndeliverable: 'dead-letter' | 'stop' | 'retry';
-    protected log: Logger;
-    constructor(name?: string);
-    start(): Promise<void>;
-    abstract handle(messages: readonly FlespiMessage[], ctx: HandlerContext): Promise<void>;
-    stop(): Promise<void>;
-    health(): HandlerHealth;
-  }
-
-  export function numberParam(message: FlespiMessage, name: string): number | undefined;
-  export function stringParam(message: FlespiMessage, name: string): string | undefined;
+${apiNodeStandIns(apiTypings)}`;
 }
-${withNode ? node : ''}`;
+
+/** Untyped stand-ins for what the API's typings take from Node modules (declarations of one module merge). */
+function apiNodeStandIns(apiTypings: string): string {
+  // The generated typings import a module as `import * as <alias> from '<module>';` and use `<alias>.<Name>`.
+  return [...apiTypings.matchAll(/^\s*import \* as (\w+) from '([^']+)';$/gm)]
+    .map(([, alias, module]) => {
+      const names = new Set([...apiTypings.matchAll(new RegExp(`\\b${alias!}\\.(\\w+)`, 'g'))].map((m) => m[1]!));
+      return `declare module '${module!}' {\n${[...names].map((name) => `  export type ${name} = any;\n  export const ${name}: any;\n`).join('')}}\n`;
+    })
+    .join('');
 }
 
 function pascalCase(text: string): string {
