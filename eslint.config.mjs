@@ -48,6 +48,7 @@ export default tseslint.config(
       'src/extension/sinks/ndjsonFile.ts',
       'src/extension/sinks/sinkFields.ts',
       'src/extension/sinks/sinkModel.ts',
+      'src/extension/sinks/sinkSchema.ts',
       'src/extension/sinks/sinkSecrets.ts',
       'src/extension/sinks/sinkStatus.ts',
       'src/extension/tail/tailExport.ts',

@@ -19,7 +19,8 @@
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { basename, dirname, extname, isAbsolute, join, resolve } from 'node:path';
-import { FlespiClient, regionBaseUrl, MAX_POLL_TIMEOUT_S, type FlespiRegion } from './flespi/client';
+import { deadLetterOptions, flespiOptions, mqttSourceOptions, receiverTuningOptions, restSourceOptions, retryOptions, topLevelOptions } from './configSchema';
+import { FlespiClient, regionBaseUrl, type FlespiRegion } from './flespi/client';
 import type { Handler } from './handler';
 import { createHandlers } from './handlers/registry';
 import type { HandlerEnv } from './handlers/spec';
@@ -28,7 +29,7 @@ import { warnCleartextCredentials, warnIfOthersCanRead } from './security';
 import { ConfigError, OptionReader, type Options } from './options';
 import type { RetryOptions } from './backoff';
 import { FileCheckpointStore } from './receiver/checkpoint';
-import { DEFAULT_DEAD_LETTER_MAX_BYTES, FileDeadLetterStore, deadLetterPathFor } from './receiver/deadLetters';
+import { FileDeadLetterStore, deadLetterPathFor } from './receiver/deadLetters';
 import { Receiver, type ReceiverOptions } from './receiver/receiver';
 import { MqttSource, type MqttSourceOptions } from './sources/mqtt';
 import { RestSource, type RestSourceOptions } from './sources/rest';
@@ -103,11 +104,12 @@ export async function loadConfig(path: string): Promise<ReceiverConfig> {
 export function parseConfig(json: unknown, file: string): ReceiverConfig {
   const top = new OptionReader(json as Options, file);
   const dir = dirname(file);
-  const channel = top.number('channel', { min: 1, integer: true });
+  top.option('$schema', topLevelOptions.$schema); // for editors only
+  const channel = top.option('channel', topLevelOptions.channel);
   const flespi = parseFlespi(child(top, 'flespi', `${file}: flespi`) ?? {}, `${file}: flespi`, dir);
   const source = parseSource(child(top, 'source', `${file}: source`) ?? { type: 'rest' }, `${file}: source`, flespi, (top.options.flespi as Options | undefined)?.baseUrl !== undefined);
   const handlers = parseHandlerList(top.options.handlers, `${file}: handlers`);
-  const checkpointPath = top.string('checkpoint', undefined);
+  const checkpointPath = top.option('checkpoint', topLevelOptions.checkpoint);
   const checkpoint = checkpointPath ? resolveUserPath(checkpointPath, dir) : join(dir, `${basename(file, extname(file))}.channel-${channel}.checkpoint.json`);
   const deadLetters = parseDeadLetters(child(top, 'deadLetters', `${file}: deadLetters`) ?? {}, `${file}: deadLetters`, dir, checkpoint);
   const receiver = parseTuning(child(top, 'receiver', `${file}: receiver`) ?? {}, `${file}: receiver`);
@@ -117,71 +119,75 @@ export function parseConfig(json: unknown, file: string): ReceiverConfig {
 
 function parseDeadLetters(options: Options, where: string, dir: string, checkpoint: string): ReceiverConfig['deadLetters'] {
   const reader = new OptionReader(options, where);
-  const path = reader.string('file', undefined);
-  const maxBytes = reader.number('maxBytes', { min: 1024, max: 10 * 1024 ** 3, integer: true }, DEFAULT_DEAD_LETTER_MAX_BYTES);
+  const path = reader.option('file', deadLetterOptions.file);
+  const maxBytes = reader.option('maxBytes', deadLetterOptions.maxBytes);
   reader.rejectUnknown();
   return { file: path ? resolveUserPath(path, dir) : deadLetterPathFor(checkpoint), maxBytes };
 }
 
 function parseFlespi(options: Options, where: string, dir: string): FlespiConnectionConfig {
   const reader = new OptionReader(options, where);
-  const region = reader.oneOf<FlespiRegion>('region', ['eu', 'ru'], 'eu');
-  const explicitUrl = reader.string('baseUrl', undefined);
+  const region: FlespiRegion = reader.option('region', flespiOptions.region);
+  const explicitUrl = reader.option('baseUrl', flespiOptions.baseUrl);
   if (explicitUrl !== undefined && options.region !== undefined) {
     throw new ConfigError(`${where}: give either "baseUrl" or "region", not both (baseUrl wins and region would be ignored)`);
   }
-  if (explicitUrl !== undefined && !/^https?:\/\/[^/]+/.test(explicitUrl)) {
+  if (explicitUrl !== undefined && !new RegExp(flespiOptions.baseUrl.pattern).test(explicitUrl)) {
     throw new ConfigError(`${where}: "baseUrl" must be an http(s) URL such as "https://flespi.io", got "${explicitUrl}"`);
   }
   if (options.token !== undefined) {
     throw new ConfigError(`${where}: "token" does not belong in a config file (it would end up in version control): set FLESPI_TOKEN, or put the token in a file and name it with "tokenFile"`);
   }
-  const tokenFile = reader.string('tokenFile', undefined);
-  const timeoutMs = reader.number('timeoutMs', { min: 1000, max: 600_000, integer: true }, 40_000);
+  const tokenFile = reader.option('tokenFile', flespiOptions.tokenFile);
+  const timeoutMs = reader.option('timeoutMs', flespiOptions.timeoutMs);
   reader.rejectUnknown();
   return { baseUrl: explicitUrl ?? regionBaseUrl(region), region, tokenFile: tokenFile && resolveUserPath(tokenFile, dir), timeoutMs };
 }
 
 function parseSource(options: Options, where: string, flespi: FlespiConnectionConfig, customServer: boolean): RestSourceConfig | MqttSourceConfig {
   const reader = new OptionReader(options, where);
-  if (reader.oneOf('type', ['rest', 'mqtt'], 'rest') === 'mqtt') return parseMqttSource(reader, where, flespi, customServer);
+  if (reader.option('type', restSourceOptions.type) === 'mqtt') return parseMqttSource(reader, where, flespi, customServer);
+  const o = restSourceOptions;
   const source: RestSourceConfig = {
     type: 'rest',
-    limitCount: reader.number('limitCount', { min: 1, max: 1_000_000, integer: true }, 1000),
-    timeout: reader.number('timeout', { min: 1, max: MAX_POLL_TIMEOUT_S, integer: true }, 20),
-    delete: reader.boolean('delete', false),
-    startKey: reader.number('startKey', { min: 0, integer: true }, 0),
+    limitCount: reader.option('limitCount', o.limitCount),
+    timeout: reader.option('timeout', o.timeout),
+    delete: reader.option('delete', o.delete),
+    startKey: reader.option('startKey', o.startKey),
   };
-  if (reader.has('limitSize')) source.limitSize = reader.number('limitSize', { min: 1, max: 100_000_000, integer: true });
-  const read = reader.oneOf('read', ['auto', 'key', 'time'], 'auto');
+  const limitSize = reader.option('limitSize', o.limitSize);
+  if (limitSize !== undefined) source.limitSize = limitSize;
+  const read = reader.option('read', o.read);
   if (read !== 'auto') source.read = read;
   // The buffer of the account's plan, for the fill warning (flespi: 100 MB free, more on commercial plans).
-  if (reader.has('bufferLimitMB')) source.bufferLimitBytes = Math.round(reader.number('bufferLimitMB', { min: 0.001, max: 1_000_000 }) * 1024 * 1024);
+  const bufferLimitMB = reader.option('bufferLimitMB', o.bufferLimitMB);
+  if (bufferLimitMB !== undefined) source.bufferLimitBytes = Math.round(bufferLimitMB * 1024 * 1024);
   reader.rejectUnknown();
   return source;
 }
 
 function parseMqttSource(reader: OptionReader, where: string, flespi: FlespiConnectionConfig, customServer: boolean): MqttSourceConfig {
-  const url = reader.string('url', undefined);
+  const o = mqttSourceOptions;
+  const url = reader.option('url', o.url);
   if (url === undefined && customServer) {
     throw new ConfigError(`${where}: "url" is required with flespi.baseUrl: the MQTT broker of that server, e.g. "mqtt://127.0.0.1:1883" for a sandbox`);
   }
-  if (url !== undefined && !/^(mqtts?|wss?):\/\/[^/]+/.test(url)) {
+  if (url !== undefined && !new RegExp(o.url.pattern).test(url)) {
     throw new ConfigError(`${where}: "url" must be an MQTT URL such as "mqtts://mqtt.flespi.io:8883", got "${url}"`);
   }
-  const source: MqttSourceConfig = { type: 'mqtt', url: url ?? REGION_MQTT_URLS[flespi.region], gapFill: reader.boolean('gapFill', true) };
-  const group = reader.string('group', undefined);
-  if (group !== undefined) source.group = group;
-  const filter = reader.string('filter', undefined);
-  if (filter !== undefined) source.filter = filter;
-  const clientId = reader.string('clientId', undefined);
-  if (clientId !== undefined) source.clientId = clientId;
-  if (reader.has('protocolVersion')) source.protocolVersion = reader.number('protocolVersion', { min: 4, max: 5, integer: true }) as 4 | 5;
-  if (reader.has('batchMaxMessages')) source.batchMaxMessages = reader.number('batchMaxMessages', { min: 1, max: 100_000, integer: true });
-  if (reader.has('batchMaxWaitMs')) source.batchMaxWaitMs = reader.number('batchMaxWaitMs', { min: 0, max: 60_000, integer: true });
-  if (reader.has('maxUnacked')) source.maxUnacked = reader.number('maxUnacked', { min: 1, max: 1_000_000, integer: true });
-  if (reader.has('sessionExpirySeconds')) source.sessionExpirySeconds = reader.number('sessionExpirySeconds', { min: 0, max: 4_294_967_295, integer: true });
-  if (reader.has('keepaliveSeconds')) source.keepaliveSeconds = reader.number('keepaliveSeconds', { min: 0, max: 65_535, integer: true });
+  const source: MqttSourceConfig = { type: 'mqtt', url: url ?? REGION_MQTT_URLS[flespi.region], gapFill: reader.option('gapFill', o.gapFill) };
+  const optional = {
+    group: reader.option('group', o.group),
+    filter: reader.option('filter', o.filter),
+    clientId: reader.option('clientId', o.clientId),
+    protocolVersion: reader.option('protocolVersion', o.protocolVersion) as 4 | 5 | undefined,
+    batchMaxMessages: reader.option('batchMaxMessages', o.batchMaxMessages),
+    batchMaxWaitMs: reader.option('batchMaxWaitMs', o.batchMaxWaitMs),
+    maxUnacked: reader.option('maxUnacked', o.maxUnacked),
+    sessionExpirySeconds: reader.option('sessionExpirySeconds', o.sessionExpirySeconds),
+    keepaliveSeconds: reader.option('keepaliveSeconds', o.keepaliveSeconds),
+  };
+  for (const [key, value] of Object.entries(optional)) if (value !== undefined) Object.assign(source, { [key]: value });
   reader.rejectUnknown();
   return source;
 }
@@ -196,16 +202,18 @@ function parseHandlerList(value: unknown, where: string): Options[] {
 function parseTuning(options: Options, where: string): ReceiverTuning {
   const reader = new OptionReader(options, where);
   const tuning: ReceiverTuning = {};
-  if (reader.has('prefetch')) tuning.prefetch = reader.number('prefetch', { min: 0, max: 16, integer: true });
-  if (reader.has('handlerTimeoutMs')) tuning.handlerTimeoutMs = reader.number('handlerTimeoutMs', { min: 100, max: 3_600_000, integer: true });
-  if (reader.has('stopGraceMs')) tuning.stopGraceMs = reader.number('stopGraceMs', { min: 0, max: 600_000, integer: true });
-  if (reader.has('splitAfter')) tuning.splitAfter = reader.number('splitAfter', { min: 1, max: 100, integer: true });
+  for (const key of ['prefetch', 'handlerTimeoutMs', 'stopGraceMs', 'splitAfter'] as const) {
+    const value = reader.option(key, receiverTuningOptions[key]);
+    if (value !== undefined) tuning[key] = value;
+  }
   const retry = child(reader, 'retry', `${where}.retry`);
   if (retry) {
     const r = new OptionReader(retry, `${where}.retry`);
     tuning.retry = {};
-    if (r.has('initialMs')) tuning.retry.initialMs = r.number('initialMs', { min: 1, max: 3_600_000, integer: true });
-    if (r.has('maxMs')) tuning.retry.maxMs = r.number('maxMs', { min: 1, max: 3_600_000, integer: true });
+    for (const key of ['initialMs', 'maxMs'] as const) {
+      const value = r.option(key, retryOptions[key]);
+      if (value !== undefined) tuning.retry[key] = value;
+    }
     r.rejectUnknown();
   }
   reader.rejectUnknown(['retry']);

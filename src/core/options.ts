@@ -2,6 +2,8 @@
  * Reading user settings (CLI config files, VS Code settings) with errors that say which
  * setting is wrong and what is expected. Every handler validates its options through these.
  */
+import { numberRange, type OptionSchema, type OptionValue } from './optionSchema';
+
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
@@ -90,6 +92,46 @@ export class OptionReader {
     if (value === undefined && fallback !== undefined) return fallback;
     if (typeof value !== 'string' || !allowed.includes(value as T)) this.fail(key, `one of ${allowed.map((a) => `"${a}"`).join(', ')}`, value);
     return value as T;
+  }
+
+  /** Reads `key` as its schema describes it: type, range, allowed values, default, required. */
+  option<S extends OptionSchema>(key: string, schema: S): OptionValue<S> {
+    return this.read(key, schema) as OptionValue<S>;
+  }
+
+  private read(key: string, schema: OptionSchema): unknown {
+    const absent = this.options[key] === undefined;
+    if (absent && schema.required) throw new ConfigError(`${this.where}: "${key}" is required`);
+    switch (schema.type) {
+      case 'string':
+        if (schema.enum) return absent && schema.default === undefined ? this.skip(key) : this.oneOf(key, schema.enum, schema.default);
+        return schema.default === undefined ? this.string(key, undefined) : this.string(key, schema.default);
+      case 'integer':
+      case 'number':
+        if (absent && schema.default === undefined) return this.skip(key);
+        return this.number(key, numberRange(schema), schema.default);
+      case 'boolean':
+        if (absent && schema.default === undefined) return this.skip(key);
+        return this.boolean(key, schema.default ?? false);
+      case 'stringMap':
+        return this.stringMap(key);
+      case 'object': {
+        const value = this.get(key);
+        if (value !== undefined && (typeof value !== 'object' || value === null || Array.isArray(value))) this.fail(key, 'an object', value);
+        return value;
+      }
+      case 'stringList': {
+        const value = this.get(key);
+        if (value !== undefined && (!Array.isArray(value) || value.some((v) => typeof v !== 'string' || v === ''))) this.fail(key, 'a list of non-empty strings', value);
+        return value;
+      }
+    }
+  }
+
+  /** Marks an absent optional key as read. */
+  private skip(key: string): undefined {
+    this.get(key);
+    return undefined;
   }
 
   stringMap(key: string): Record<string, string> {

@@ -19,6 +19,7 @@ import { Handler, type HandlerContext, type HandlerHealth } from '../handler';
 import { warnCleartextCredentials } from '../security';
 import { errorMessage, TransientError, UndeliverableError } from '../errors';
 import type { FlespiMessage } from '../message';
+import type { OptionsSchema } from '../optionSchema';
 import { ConfigError, OptionReader, type Options } from '../options';
 import { jsonArray } from './serialize';
 import type { HandlerEnv, HandlerSpec } from './spec';
@@ -184,9 +185,25 @@ export class HttpHandler extends Handler {
 /** A kept-alive connection that the server had already closed: safe to try once more on a new one. */
 class StaleConnectionError extends Error {}
 
+export const httpOptions = {
+  url: {
+    type: 'string',
+    required: true,
+    description: 'The endpoint that receives a POST with a JSON array of messages per batch; any 2xx answer accepts the batch. No credentials in it: send them as headers.',
+    pattern: '^https?://',
+    patternErrorMessage: 'An http:// or https:// URL.',
+    examples: ['https://example.com/flespi'],
+  },
+  headers: { type: 'stringMap', description: 'Request headers sent with every batch. Secret ones (Authorization, API keys) do not belong in a file: name them in headersEnv (or, in VS Code, secretHeaders).' },
+  headersEnv: { type: 'stringMap', description: 'Headers whose values come from environment variables, e.g. {"Authorization": "MY_API_TOKEN"}: the value of MY_API_TOKEN is sent as the Authorization header.' },
+  method: { type: 'string', enum: ['POST', 'PUT'], default: 'POST', description: 'HTTP method of the requests.' },
+  timeoutMs: { type: 'integer', minimum: 100, maximum: 600_000, default: 10_000, description: 'How long one request may take (ms) before the batch is retried.' },
+} as const satisfies OptionsSchema;
+
 export const httpSpec: HandlerSpec = {
   type: 'http',
   title: 'HTTP endpoint: POST each batch as a JSON array (like a flespi HTTP stream)',
+  options: httpOptions,
   create(options: Options, _env: HandlerEnv, name: string) {
     const where = `handler "${name}" (http)`;
     const r = new OptionReader(options, where);
@@ -194,9 +211,9 @@ export const httpSpec: HandlerSpec = {
     const headers = readHeaders(r, where);
     const settings: HttpSettings = {
       url,
-      method: r.oneOf('method', ['POST', 'PUT'], 'POST'),
+      method: r.option('method', httpOptions.method),
       headers,
-      timeoutMs: r.number('timeoutMs', { min: 100, max: 600_000, integer: true }, 10_000),
+      timeoutMs: r.option('timeoutMs', httpOptions.timeoutMs),
     };
     r.rejectUnknown(['type', 'name']);
     return new HttpHandler(settings, name);
@@ -205,8 +222,8 @@ export const httpSpec: HandlerSpec = {
 
 /** `headers` as written, plus `headersEnv`: `{ "Authorization": "MY_ENV_VAR" }` takes the value from the environment. */
 function readHeaders(r: OptionReader, where: string): Record<string, string> {
-  const inline = r.stringMap('headers');
-  const fromEnv = r.stringMap('headersEnv');
+  const inline = r.option('headers', httpOptions.headers);
+  const fromEnv = r.option('headersEnv', httpOptions.headersEnv);
   const headers: Record<string, string> = {};
   const add = (setting: string, header: string, value: string) => {
     try {

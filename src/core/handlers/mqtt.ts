@@ -26,6 +26,7 @@ import { Handler, type HandlerContext, type HandlerHealth } from '../handler';
 import { errorMessage, TransientError, UndeliverableError } from '../errors';
 import type { Logger } from '../logger';
 import type { FlespiMessage } from '../message';
+import type { OptionsSchema } from '../optionSchema';
 import { ConfigError, OptionReader, type Options } from '../options';
 import { redactUrl, warnCleartextCredentials, warnIfOthersCanRead } from '../security';
 import type { HandlerEnv, HandlerSpec } from './spec';
@@ -509,10 +510,74 @@ function publishPacketBytes(topic: string, payload: string, settings: Pick<MqttS
   return 1 + lengthBytes + remaining;
 }
 
-/** `type: "mqtt"`: any MQTT 3.1.1 broker. */
+const pemPath = (what: string) =>
+  ({
+    type: 'string',
+    description: `${what} A path (absolute, or relative to the config file or workspace folder), never the file's contents.`,
+    pattern: '^(?!-----BEGIN)',
+    patternErrorMessage: 'Give the path of the file, not its contents.',
+  }) as const;
+
+/** What the mqtt and aws-iot sinks share: how and where each message is published. */
+const publishOptions = {
+  clientId: { type: 'string', description: 'MQTT client id (default: a random flespi-receiver-… id).' },
+  protocolVersion: {
+    type: 'integer',
+    enum: [4, 5],
+    default: 4,
+    description: 'MQTT protocol version: 4 (3.1.1) or 5. With 5 the broker says its maximum packet size and why it refuses a message, so such messages are dead-lettered instead of retried.',
+  },
+  qos: { type: 'integer', enum: [0, 1], default: 1, description: '0 = fire and forget, 1 = a batch succeeds only when the broker acknowledged every message.' },
+  retain: { type: 'boolean', default: false, description: 'Publish retained messages.' },
+  window: { type: 'integer', minimum: 1, maximum: 65_535, default: 100, description: 'Most publishes awaiting acknowledgement at once.' },
+  connectTimeoutMs: { type: 'integer', minimum: 100, default: 10_000, description: 'How long to wait for the broker to accept the connection (ms).' },
+  ackTimeoutMs: { type: 'integer', minimum: 100, default: 30_000, description: 'A batch fails when no acknowledgement arrived for this long (ms).' },
+} as const satisfies OptionsSchema;
+
+export const mqttOptions = {
+  url: {
+    type: 'string',
+    required: true,
+    description: 'The broker: an mqtt://, mqtts://, ws:// or wss:// URL, without credentials (use username and password).',
+    pattern: '^(mqtts?|wss?)://',
+    patternErrorMessage: 'An mqtt://, mqtts://, ws:// or wss:// URL.',
+    examples: ['mqtts://broker.example.com:8883'],
+  },
+  topic: {
+    type: 'string',
+    default: DEFAULT_MQTT_TOPIC,
+    description: "Topic template; {field} is replaced by that message parameter (a missing one by 'unknown'). Not under flespi/ on flespi's own broker.",
+  },
+  username: { type: 'string', description: 'MQTT username.' },
+  password: { type: 'string', description: 'MQTT password (needs username). Keep it out of files: prefer passwordEnv (or, in VS Code, the secret storage).' },
+  passwordEnv: { type: 'string', description: 'The environment variable holding the MQTT password (instead of password).' },
+  ...publishOptions,
+  caFile: pemPath("CA certificate (PEM) that signed the broker's certificate, when it is not a CA this computer trusts."),
+  certFile: pemPath('Client certificate (PEM), with keyFile; needs a TLS url (mqtts:// or wss://).'),
+  keyFile: pemPath('Private key (PEM) of the client certificate.'),
+} as const satisfies OptionsSchema;
+
+export const awsIotOptions = {
+  endpoint: {
+    type: 'string',
+    required: true,
+    description: 'Your AWS IoT device data endpoint (AWS IoT → Settings), e.g. abc123-ats.iot.eu-west-1.amazonaws.com: a host name, without scheme, port or path.',
+    pattern: '^[A-Za-z0-9.-]+$',
+    patternErrorMessage: 'The host name only, without scheme, port or path.',
+  },
+  port: { type: 'integer', minimum: 1, maximum: 65_535, default: 8883, examples: [8883, 443], description: '8883, or 443 (MQTT over TLS with ALPN, for networks that allow only HTTPS).' },
+  topic: { type: 'string', default: '{ident}', description: `Topic template; {field} is replaced by that message parameter. At most ${MAX_AWS_TOPIC_SLASHES} slashes.` },
+  ...publishOptions,
+  caFile: pemPath("CA certificate (PEM) that signed the endpoint's certificate (AWS IoT's Amazon Root CA 1 is one this computer trusts)."),
+  certFile: { ...pemPath('The device certificate (PEM) downloaded from AWS IoT.'), required: true },
+  keyFile: { ...pemPath('Private key (PEM) of the device certificate.'), required: true },
+} as const satisfies OptionsSchema;
+
+/** `type: "mqtt"`: any MQTT 3.1.1 or 5 broker. */
 export const mqttSpec: HandlerSpec = {
   type: 'mqtt',
   title: 'MQTT broker: publish each message as JSON to a topic built from its fields',
+  options: mqttOptions,
   create(options: Options, env: HandlerEnv, name: string) {
     const where = `handler "${name}" (mqtt)`;
     const r = new OptionReader(options, where);
@@ -521,11 +586,11 @@ export const mqttSpec: HandlerSpec = {
     if (!parsed.protocol.endsWith('s:') && (tlsFiles.caFile || tlsFiles.certFile)) {
       throw new ConfigError(`${where}: caFile/certFile/keyFile need a TLS url (mqtts:// or wss://), got ${JSON.stringify(url)}`);
     }
-    const username = r.string('username', undefined);
+    const username = r.option('username', mqttOptions.username);
     const password = readPassword(r, where);
     if (password !== undefined && username === undefined) throw new ConfigError(`${where}: a password needs a "username" too`);
     const topicDefaulted = options.topic === undefined;
-    const common = commonSettings(r, where, DEFAULT_MQTT_TOPIC, MAX_MQTT_TOPIC_BYTES);
+    const common = commonSettings(r, where, mqttOptions.topic.default, MAX_MQTT_TOPIC_BYTES);
     if (isFlespiBroker(url) && common.topic.source.startsWith(FLESPI_NAMESPACE)) {
       throw new ConfigError(
         `${where}: "topic" ${JSON.stringify(common.topic.source)} is under flespi/, which flespi's broker (${parsed.hostname}) keeps for the platform: it discards what clients publish there (and still acknowledges it over MQTT 3.1.1), so nothing would arrive. Use a topic outside flespi/, e.g. ${JSON.stringify(DEFAULT_MQTT_TOPIC)}`,
@@ -550,17 +615,18 @@ export const mqttSpec: HandlerSpec = {
 export const awsIotSpec: HandlerSpec = {
   type: 'aws-iot',
   title: 'AWS IoT Core: publish each message as JSON over MQTT with a device certificate',
+  options: awsIotOptions,
   create(options: Options, env: HandlerEnv, name: string) {
     const where = `handler "${name}" (aws-iot)`;
     const r = new OptionReader(options, where);
-    const endpoint = r.string('endpoint');
-    if (!/^[A-Za-z0-9.-]+$/.test(endpoint)) {
+    const endpoint = r.option('endpoint', awsIotOptions.endpoint);
+    if (!new RegExp(awsIotOptions.endpoint.pattern).test(endpoint)) {
       throw new ConfigError(`${where}: "endpoint" must be the host name from AWS IoT → Settings (like abc123-ats.iot.eu-west-1.amazonaws.com), without scheme, port or path; got ${JSON.stringify(endpoint)}`);
     }
-    const port = r.number('port', { min: 1, max: 65535, integer: true }, 8883);
+    const port = r.option('port', awsIotOptions.port);
     const tlsFiles = readTlsFileSettings(r, where, env);
     if (!tlsFiles.certFile) throw new ConfigError(`${where}: "certFile" and "keyFile" are required: the device certificate and private key downloaded from AWS IoT`);
-    const common = commonSettings(r, where, '{ident}', MAX_AWS_TOPIC_BYTES);
+    const common = commonSettings(r, where, awsIotOptions.topic.default, MAX_AWS_TOPIC_BYTES);
     const slashes = common.topic.source.split('/').length - 1;
     if (slashes > MAX_AWS_TOPIC_SLASHES) throw new ConfigError(`${where}: "topic" has ${slashes} slashes; AWS IoT allows at most ${MAX_AWS_TOPIC_SLASHES}`);
     const settings: MqttSettings = {
@@ -579,20 +645,20 @@ export const awsIotSpec: HandlerSpec = {
 
 function commonSettings(r: OptionReader, where: string, defaultTopic: string, maxTopicBytes: number) {
   return {
-    clientId: r.string('clientId', `flespi-receiver-${randomBytes(3).toString('hex')}`),
-    protocolVersion: r.number('protocolVersion', { min: 4, max: 5, integer: true }, 4) as 4 | 5,
+    clientId: r.option('clientId', publishOptions.clientId) ?? `flespi-receiver-${randomBytes(3).toString('hex')}`,
+    protocolVersion: r.option('protocolVersion', publishOptions.protocolVersion) as 4 | 5,
     topic: parseTopicTemplate(r.string('topic', defaultTopic), `${where}: "topic"`, maxTopicBytes),
-    qos: r.number('qos', { min: 0, max: 1, integer: true }, 1) as 0 | 1,
-    retain: r.boolean('retain', false),
-    window: r.number('window', { min: 1, max: 65535, integer: true }, 100),
-    connectTimeoutMs: r.number('connectTimeoutMs', { min: 100, integer: true }, 10_000),
-    ackTimeoutMs: r.number('ackTimeoutMs', { min: 100, integer: true }, 30_000),
+    qos: r.option('qos', publishOptions.qos) as 0 | 1,
+    retain: r.option('retain', publishOptions.retain),
+    window: r.option('window', publishOptions.window),
+    connectTimeoutMs: r.option('connectTimeoutMs', publishOptions.connectTimeoutMs),
+    ackTimeoutMs: r.option('ackTimeoutMs', publishOptions.ackTimeoutMs),
   };
 }
 
 function readTlsFileSettings(r: OptionReader, where: string, env: HandlerEnv): Pick<MqttSettings, 'caFile' | 'certFile' | 'keyFile'> {
-  const path = (key: string) => {
-    const value = r.string(key, undefined);
+  const path = (key: 'caFile' | 'certFile' | 'keyFile') => {
+    const value = r.option(key, mqttOptions[key]);
     if (value === undefined) return undefined;
     if (value.includes('-----BEGIN') || value.includes('\n')) throw new ConfigError(`${where}: "${key}" must be the path of a PEM file, not the file's contents`);
     return env.resolvePath(value);
@@ -606,8 +672,8 @@ function readTlsFileSettings(r: OptionReader, where: string, env: HandlerEnv): P
 
 /** `password` (e.g. from the extension's secret storage) or `passwordEnv`, the name of an environment variable holding it. */
 function readPassword(r: OptionReader, where: string): string | undefined {
-  const inline = r.string('password', undefined);
-  const envName = r.string('passwordEnv', undefined);
+  const inline = r.option('password', mqttOptions.password);
+  const envName = r.option('passwordEnv', mqttOptions.passwordEnv);
   if (inline !== undefined && envName !== undefined) throw new ConfigError(`${where}: set "password" or "passwordEnv", not both`);
   if (envName === undefined) return inline;
   const value = process.env[envName];

@@ -1,5 +1,6 @@
 import { HandlerLoadError, loadHandlerClass } from '../custom/loader';
 import { undeliverablePolicies, type Handler, type UndeliverablePolicy } from '../handler';
+import type { OptionsSchema } from '../optionSchema';
 import { ConfigError, OptionReader, type Options } from '../options';
 import type { HandlerEnv, HandlerSpec } from './spec';
 import { httpSpec } from './http';
@@ -13,6 +14,33 @@ export const builtinHandlerSpecs: readonly HandlerSpec[] = [stdoutSpec, httpSpec
 /** Every `type` a handler entry may have: the built-ins plus `custom` (your own class in a .ts/.js file). */
 export const handlerTypes: readonly string[] = [...builtinHandlerSpecs.map((s) => s.type), 'custom'];
 
+/** `type: "custom"`: what it is and its options; the registry builds it itself (below). */
+export const customHandlerType = {
+  type: 'custom',
+  title: "Your own handler: a class extending Handler from 'flespi-receiver', default-exported from a .ts or .js file",
+  options: {
+    file: { type: 'string', required: true, description: "The handler file (.ts or .js), relative to the config file (or the workspace folder); its default export extends Handler from 'flespi-receiver'." },
+    options: { type: 'object', description: "Passed to the handler's constructor." },
+  },
+} as const satisfies { type: string; title: string; options: OptionsSchema };
+
+/** The keys of every handler entry, besides its type's options. */
+export const handlerEntryOptions = {
+  type: { type: 'string', required: true, enum: handlerTypes, description: 'What the handler does with the messages.' },
+  name: { type: 'string', description: 'Labels status lines, logs and dead letters; unique among the handlers (default: the type).' },
+  onUndeliverable: {
+    type: 'string',
+    enum: undeliverablePolicies,
+    enumDescriptions: [
+      'Keep a message this handler can never take as a dead letter (with why) and go on with the rest',
+      'Stop with the error; the batch stays unacknowledged until you fix the cause',
+      'Retry it forever, holding up the channel behind it',
+    ],
+    default: 'dead-letter',
+    description: 'What happens to a message this handler can never deliver (it cannot be encoded, the endpoint refuses it for good, it is too large).',
+  },
+} as const satisfies OptionsSchema;
+
 export function handlerSpec(type: string): HandlerSpec | undefined {
   return builtinHandlerSpecs.find((s) => s.type === type);
 }
@@ -25,18 +53,18 @@ export function handlerSpec(type: string): HandlerSpec | undefined {
  */
 export async function createHandler(entry: Options, env: HandlerEnv, where: string): Promise<Handler> {
   const reader = new OptionReader(entry, where);
-  const type = reader.oneOf('type', handlerTypes);
-  const policy = reader.oneOf<UndeliverablePolicy>('onUndeliverable', undeliverablePolicies, 'dead-letter');
+  const type = reader.option('type', handlerEntryOptions.type);
+  const policy: UndeliverablePolicy = reader.option('onUndeliverable', handlerEntryOptions.onUndeliverable);
   const handler = await buildHandler(entry, env, where, type);
   handler.onUndeliverable = policy;
   return handler;
 }
 
 async function buildHandler(entry: Options, env: HandlerEnv, where: string, type: string): Promise<Handler> {
-  const name = new OptionReader(entry, where).string('name', type);
+  const name = new OptionReader(entry, where).option('name', handlerEntryOptions.name) ?? type;
   const label = `${where} (${type})`;
   if (type === 'custom') {
-    const file = new OptionReader(entry, label).string('file');
+    const file = new OptionReader(entry, label).option('file', customHandlerType.options.file);
     const options = entry.options === undefined ? {} : entry.options;
     if (typeof options !== 'object' || options === null || Array.isArray(options)) {
       throw new ConfigError(`${label}: "options" must be an object of settings for your handler's constructor`);

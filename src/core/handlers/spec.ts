@@ -1,4 +1,5 @@
 import type { Handler } from '../handler';
+import type { OptionsSchema } from '../optionSchema';
 import type { Options } from '../options';
 
 /** What a handler factory may need from its host (CLI or extension). */
@@ -15,5 +16,7 @@ export interface HandlerSpec {
   readonly type: string;
   /** One line for pick lists and docs. */
   readonly title: string;
+  /** Its options (besides `type`, `name` and `onUndeliverable`): what `create` reads, and what the JSON schemas are generated from. */
+  readonly options: OptionsSchema;
   create(options: Options, env: HandlerEnv, name: string): Handler;
 }

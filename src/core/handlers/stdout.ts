@@ -1,6 +1,7 @@
 import type { Writable } from 'node:stream';
 import { Handler, type HandlerContext } from '../handler';
 import type { FlespiMessage } from '../message';
+import type { OptionsSchema } from '../optionSchema';
 import { OptionReader, type Options } from '../options';
 import { jsonLines } from './serialize';
 import type { HandlerSpec } from './spec';
@@ -58,12 +59,17 @@ function escapeChar(char: string): string {
   return `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`;
 }
 
+export const stdoutOptions = {
+  pretty: { type: 'boolean', default: false, description: 'Indented JSON (several lines per message) instead of one JSON object per line.' },
+} as const satisfies OptionsSchema;
+
 export const stdoutSpec: HandlerSpec = {
   type: 'stdout',
   title: 'Print messages as JSON lines on standard output',
+  options: stdoutOptions,
   create(options: Options, _env, name: string) {
     const reader = new OptionReader(options, `handler "${name}" (stdout)`);
-    const pretty = reader.boolean('pretty', false);
+    const pretty = reader.option('pretty', stdoutOptions.pretty);
     reader.rejectUnknown();
     return new StdoutHandler({ pretty }, name);
   },

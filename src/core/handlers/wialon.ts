@@ -17,6 +17,7 @@ import { TransientError, UndeliverableError } from '../errors';
 import { Handler, type HandlerContext, type HandlerHealth } from '../handler';
 import type { FlespiMessage } from '../message';
 import type { Logger } from '../logger';
+import type { OptionsSchema } from '../optionSchema';
 import { ConfigError, OptionReader } from '../options';
 import type { HandlerSpec } from './spec';
 import { ACK_BYTE, DEFAULT_MAX_PACKET_BYTES, WialonEncodeError, encodeMessage, type EncodeIssue } from '../wialon/codec';
@@ -342,22 +343,37 @@ function message(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
+export const wialonOptions = {
+  host: { type: 'string', required: true, description: 'Host name or IP address of the Wialon Retranslator receiver (without port).', examples: ['retranslator.example.com'] },
+  port: { type: 'integer', required: true, minimum: 1, maximum: 65_535, description: 'TCP port of the receiver.', examples: [20163] },
+  ackTimeoutMs: { type: 'integer', minimum: 100, maximum: 600_000, default: WIALON_DEFAULTS.ackTimeoutMs, description: 'Fail a batch when no acknowledgement arrived for this long (ms).' },
+  window: {
+    type: 'integer',
+    minimum: 1,
+    maximum: 10_000,
+    default: WIALON_DEFAULTS.window,
+    description: 'Packets awaiting acknowledgement at once (1 = stop-and-wait); the rate is at most window ÷ round-trip time, so raise it for a distant server.',
+  },
+  connectTimeoutMs: { type: 'integer', minimum: 100, maximum: 600_000, default: WIALON_DEFAULTS.connectTimeoutMs, description: 'How long to wait for the TCP connection (ms).' },
+} as const satisfies OptionsSchema;
+
 export const wialonSpec: HandlerSpec = {
   type: 'wialon',
   title: 'Wialon Retranslator: one TCP packet per message, acked by the receiver',
+  options: wialonOptions,
   create(options, _env, name) {
     const read = new OptionReader(options, `handler "${name}" (wialon)`);
-    const host = read.string('host');
+    const host = read.option('host', wialonOptions.host);
     if (/^[a-z]+:\/\//i.test(host) || /^[^:]+:\d+$/.test(host)) {
       throw new ConfigError(`handler "${name}" (wialon): "host" must be a host name or IP address only, got ${JSON.stringify(host)}; put the port in "port"`);
     }
     const handler = new WialonHandler(
       {
         host,
-        port: read.number('port', { min: 1, max: 65535, integer: true }),
-        ackTimeoutMs: read.number('ackTimeoutMs', { min: 100, max: 600_000, integer: true }, WIALON_DEFAULTS.ackTimeoutMs),
-        window: read.number('window', { min: 1, max: 10_000, integer: true }, WIALON_DEFAULTS.window),
-        connectTimeoutMs: read.number('connectTimeoutMs', { min: 100, max: 600_000, integer: true }, WIALON_DEFAULTS.connectTimeoutMs),
+        port: read.option('port', wialonOptions.port),
+        ackTimeoutMs: read.option('ackTimeoutMs', wialonOptions.ackTimeoutMs),
+        window: read.option('window', wialonOptions.window),
+        connectTimeoutMs: read.option('connectTimeoutMs', wialonOptions.connectTimeoutMs),
       },
       name,
     );

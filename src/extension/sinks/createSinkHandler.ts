@@ -1,11 +1,12 @@
 /** Builds the handler of a configured sink. No vscode here: tested on its own. */
 import { join } from 'node:path';
-import { undeliverablePolicies, type Handler, type UndeliverablePolicy } from '../../core/handler';
+import type { Handler } from '../../core/handler';
 import { createHandler } from '../../core/handlers/registry';
 import type { HandlerEnv } from '../../core/handlers/spec';
 import { ConfigError, OptionReader } from '../../core/options';
 import { handlerEntry, resolveSinkPath, type SinkSecrets, type SinkSetting } from './sinkModel';
 import { NdjsonFileHandler } from './ndjsonFile';
+import { ndjsonSinkOptions, sinkEntryOptions } from './sinkSchema';
 
 export interface SinkHostEnv {
   /** Relative paths in sink settings (certificates, handler files) are relative to this folder. */
@@ -29,9 +30,9 @@ export async function createSinkHandler(sink: SinkSetting, secrets: SinkSecrets 
     const where = `sink "${sink.name}" (stdout)`;
     const { name: _name, type: _type, ...options } = sink;
     const reader = new OptionReader(options, where);
-    const file = reader.string('file', join('flespi-output', `${sink.name.replace(/[^\w.-]+/g, '_')}.ndjson`));
-    const pretty = reader.boolean('pretty', false);
-    const policy = reader.oneOf<UndeliverablePolicy>('onUndeliverable', undeliverablePolicies, 'dead-letter');
+    const file = reader.option('file', ndjsonSinkOptions.file) ?? join('flespi-output', `${sink.name.replace(/[^\w.-]+/g, '_')}.ndjson`);
+    const pretty = reader.option('pretty', ndjsonSinkOptions.pretty);
+    const policy = reader.option('onUndeliverable', sinkEntryOptions.onUndeliverable);
     reader.rejectUnknown();
     if (file.includes('\n')) throw new ConfigError(`${where}: "file" must be a file path`);
     const handler = new NdjsonFileHandler(resolveSinkPath(file, env.baseDir), pretty, sink.name);
