@@ -15,7 +15,7 @@ export interface WebviewHarness {
   origin: string;
   browser: Browser;
   /** A fresh page with the tail loaded, after its `ready`. */
-  open(options?: { state?: unknown }): Promise<Page>;
+  open(options?: { state?: unknown; timezoneId?: string; width?: number }): Promise<Page>;
   close(): Promise<void>;
 }
 
@@ -48,7 +48,7 @@ export async function startWebviewHarness(): Promise<WebviewHarness> {
     origin,
     browser,
     async open(options = {}) {
-      const context = await browser.newContext({ timezoneId: 'UTC', viewport: { width: 1200, height: 700 } });
+      const context = await browser.newContext({ timezoneId: options.timezoneId ?? 'UTC', viewport: { width: options.width ?? 1200, height: 700 } });
       const page = await context.newPage();
       // A string, not a function: tsx would put its `__name` helper into a function's source.
       await page.addInitScript({ content: stubScript(options.state ?? null) });
