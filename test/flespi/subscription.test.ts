@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import mqtt, { type MqttClient } from 'mqtt';
 import { FlespiClient } from '../../src/core/flespi/client';
-import { channelTopic, connectOptions, fillGap, messageKey, mqttUsername, parsePayload, safeHost, type GapFill } from '../../src/core/flespi/subscription';
+import { channelTopic, connectOptions, fillGap, messageKey, mqttUsername, parsePayload, Reconnects, safeHost, type GapFill } from '../../src/core/flespi/subscription';
 import type { FlespiMessage } from '../../src/core/message';
 import { startSandbox, type Sandbox } from '../../src/sandbox/index';
 
@@ -182,5 +182,24 @@ describe('fillGap', () => {
   test('a refused request rejects', async () => {
     const client = new FlespiClient({ token: 'x'.repeat(64), baseUrl: sandbox.restUrl });
     await assert.rejects(fillGap({ client, channelId: 3107, from: 0, onMessages: () => assert.fail('nothing to hand out') }), /token/i);
+  });
+});
+
+describe('Reconnects', () => {
+  test('the delay doubles from initialMs up to maxMs, with jitter in its upper half; an accepted connection starts it over; cancel stops a waiting reconnect', async () => {
+    const reconnects = new Reconnects({ initialMs: 40, maxMs: 100 });
+    let ran = 0;
+    const delays = [1, 2, 3, 4].map(() => reconnects.schedule(() => ran++));
+    assert.equal(reconnects.failures, 4);
+    [[20, 40], [40, 80], [50, 100], [50, 100]].forEach(([low, high], i) => assert.ok(delays[i]! >= low! && delays[i]! <= high!, `delay ${i + 1} is ${delays[i]}, not in [${low}, ${high}]`));
+    await eventually(() => ran === 1, 'the reconnect');
+    assert.equal(ran, 1, 'a new schedule replaced the one waiting');
+    reconnects.connected();
+    assert.equal(reconnects.failures, 0);
+    assert.ok(reconnects.schedule(() => ran++) <= 40, 'back to the first delay');
+    assert.ok(reconnects.schedule(() => ran++, 3) >= 50, 'at least 3 failures counted');
+    reconnects.cancel();
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    assert.equal(ran, 1, 'a cancelled reconnect does not run');
   });
 });

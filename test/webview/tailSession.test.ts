@@ -300,3 +300,25 @@ test('topic: the filter expression is URL-encoded, so MQTT wildcards in it stay 
   assert.equal(channelTopic(5, { filter: '' }), 'flespi/message/gw/channels/5/+');
   assert.equal(channelTopic(5, { filter: 'ident=="a/+#"' }), '$filter/payload=ident%3D%3D%22a%2F%2B%23%22/flespi/message/gw/channels/5/+');
 });
+
+test('a broker that closes every connection before CONNACK: the tail keeps retrying at its pace, and stop ends it', async () => {
+  const sockets: Socket[] = [];
+  const server = createServer((socket) => {
+    sockets.push(socket);
+    socket.destroy();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const t = tail({ mqttUrl: `mqtt://127.0.0.1:${(server.address() as AddressInfo).port}`, backfill: 0, reconnectPeriodMs: 50 });
+  try {
+    t.session.start();
+    await t.until(() => sockets.length >= 3);
+    assert.match(t.states.at(-1)?.detail ?? '', /Cannot reach 127\.0\.0\.1:\d+|Reconnecting to 127\.0\.0\.1:\d+/);
+    await settlesWithin(t.session.stop(), 15_000, 'stop() while retrying');
+    const attempts = sockets.length;
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.equal(sockets.length, attempts, 'no attempt after stop');
+  } finally {
+    await t.session.stop();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+});

@@ -8,6 +8,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { IClientOptions } from 'mqtt';
+import { backoffDelay, clampDelay, type RetryOptions } from '../backoff';
 import type { Logger } from '../logger';
 import type { FlespiMessage } from '../message';
 import type { ChannelHistoryParams } from './client';
@@ -79,6 +80,50 @@ export function connectOptions(options: ConnectOptions): IClientOptions {
     if (Object.keys(properties).length > 0) result.properties = properties;
   }
   return result;
+}
+
+/**
+ * When to reconnect a subscription's MQTT.js client (connectOptions turns its own reconnecting off):
+ * after each close, a delay from `retry.initialMs` doubling up to `retry.maxMs` (with jitter, see
+ * backoffDelay), from the start again once a connection is accepted.
+ */
+export class Reconnects {
+  private closesInARow = 0;
+  private timer?: NodeJS.Timeout;
+
+  constructor(private readonly retry: RetryOptions) {}
+
+  /** Connections closed since the last one was accepted. */
+  get failures(): number {
+    return this.closesInARow;
+  }
+
+  /**
+   * After the connection closed: runs `reconnect` once the delay is over, replacing one already
+   * waiting. `atLeast` failures are counted (the source's quick closes, which a connection accepted
+   * in between does not reset). Returns the delay (ms).
+   */
+  schedule(reconnect: () => void, atLeast = 0): number {
+    this.closesInARow++;
+    const delay = clampDelay(backoffDelay(this.retry, Math.max(this.closesInARow, atLeast)));
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      reconnect();
+    }, delay);
+    return delay;
+  }
+
+  /** A connection was accepted: the next delay starts from the beginning. */
+  connected(): void {
+    this.closesInARow = 0;
+  }
+
+  /** Stops a reconnect that is waiting. */
+  cancel(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+  }
 }
 
 /** A parsed payload: the message, or why it is not one (one line, for logs). */

@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
 import mqtt, { type IConnackPacket, type IPublishPacket, type MqttClient } from 'mqtt';
-import { abortReason, AbortError, backoffDelay, clampDelay, type RetryOptions } from '../backoff';
+import { abortReason, AbortError, type RetryOptions } from '../backoff';
 import { errorMessage, FlespiError } from '../errors';
-import { channelTopic, connectOptions, fillGap, messageKey, parsePayload, safeHost, type GapFillClient } from '../flespi/subscription';
+import { channelTopic, connectOptions, fillGap, messageKey, parsePayload, Reconnects, safeHost, type GapFillClient } from '../flespi/subscription';
 import { silentLogger, type Logger } from '../logger';
 import type { FlespiMessage } from '../message';
 import type { Checkpoint, Source, SourceBatch } from './source';
@@ -165,8 +165,7 @@ export class MqttSource implements Source {
   private everConnected = false;
   private closing = false;
   private fatal?: Error;
-  private reconnectFailures = 0;
-  private reconnectTimer?: NodeJS.Timeout;
+  private readonly reconnects: Reconnects;
   /** When the current connection was accepted (CONNACK), and whether a socket error ended it. */
   private connectedAt?: number;
   private connectionErrored = false;
@@ -200,6 +199,7 @@ export class MqttSource implements Source {
     this.batchMaxMessages = positive('batchMaxMessages', options.batchMaxMessages ?? 1000);
     this.batchMaxWaitMs = Math.max(0, options.batchMaxWaitMs ?? 200);
     this.maxUnacked = positive('maxUnacked', options.maxUnacked ?? 10_000);
+    this.reconnects = new Reconnects(options.reconnect ?? DEFAULT_RECONNECT);
     if (options.group !== undefined && !/^[^/+#]+$/.test(options.group)) throw new RangeError(`MqttSource group "${options.group}" is invalid: use a name without '/', '+' or '#'`);
     this.topic = channelTopic(options.channelId, { group: options.group, filter: options.filter });
     this.clientId = options.clientId ?? defaultClientId(options.channelId, options.group, options.filter, options.sessionOwner);
@@ -273,7 +273,7 @@ export class MqttSource implements Source {
   async close(): Promise<void> {
     this.closing = true;
     this.gapFillAbort.abort();
-    clearTimeout(this.reconnectTimer);
+    this.reconnects.cancel();
     this.wake();
     const client = this.client;
     this.client = undefined;
@@ -333,7 +333,7 @@ export class MqttSource implements Source {
     if (!client) return;
     this.connection++;
     this.acks.length = 0; // PUBACKs for messages of an earlier connection would hit the wrong messages
-    this.reconnectFailures = 0;
+    this.reconnects.connected();
     this.connectedAt = performance.now();
     this.connectionErrored = false;
     if (first || !connack.sessionPresent) {
@@ -379,19 +379,16 @@ export class MqttSource implements Source {
     if (this.connectedAt !== undefined && this.acks.length >= this.maxUnacked) {
       this.lossSuspected ??= `the connection to flespi MQTT ended while the broker was holding messages back for ${this.clientId} (${this.acks.length} unacknowledged); if its session buffer overflowed, it dropped them`;
     }
-    this.reconnectFailures++;
     const suspected = this.countQuickClose();
     // After quick closes the delay keeps growing (a plain reconnect resets it): no tight loop against another owner.
-    const delay = clampDelay(backoffDelay(this.options.reconnect ?? DEFAULT_RECONNECT, Math.max(this.reconnectFailures, this.quickCloses)));
-    const retrying = `retrying in ${(delay / 1000).toFixed(1)} s`;
-    this.setState('reconnecting', suspected ? `${suspected}; ${retrying}` : `connection lost; ${retrying}`);
-    clearTimeout(this.reconnectTimer);
-    this.reconnectTimer = setTimeout(() => {
+    const delay = this.reconnects.schedule(() => {
       if (this.closing || this.fatal || !this.client) return;
       this.counters.reconnects++;
-      this.setState('connecting', `attempt ${this.reconnectFailures + 1}`);
+      this.setState('connecting', `attempt ${this.reconnects.failures + 1}`);
       this.client.reconnect();
-    }, delay);
+    }, this.quickCloses);
+    const retrying = `retrying in ${(delay / 1000).toFixed(1)} s`;
+    this.setState('reconnecting', suspected ? `${suspected}; ${retrying}` : `connection lost; ${retrying}`);
   }
 
   /** MQTT 5 told us another client took the session: stop, loudly (see MqttSessionTakenOverError). */
@@ -431,7 +428,7 @@ export class MqttSource implements Source {
   private fail(error: Error): void {
     if (this.fatal) return;
     this.fatal = error;
-    clearTimeout(this.reconnectTimer);
+    this.reconnects.cancel();
     this.client?.end(true);
     this.setState('offline', error.message);
     this.log.error(error.message);

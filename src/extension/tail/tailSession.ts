@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { connect, type MqttClient } from 'mqtt';
 import { errorMessage, FlespiError } from '../../core/errors';
 import type { FlespiClient } from '../../core/flespi/client';
-import { channelTopic, connectOptions, fillGap, messageKey, parsePayload, safeHost, serverFilter } from '../../core/flespi/subscription';
+import { channelTopic, connectOptions, fillGap, messageKey, parsePayload, Reconnects, safeHost, serverFilter } from '../../core/flespi/subscription';
 import type { Logger } from '../../core/logger';
 import type { FlespiMessage } from '../../core/message';
 import type { ConnectionState, NoticeLevel } from '../../shared/tailProtocol';
@@ -27,6 +27,7 @@ export interface TailSessionOptions {
   /** The newest `server.timestamp` the viewer holds: where a gap fill starts. */
   lastServerTimestamp: () => number | undefined;
   log: Logger;
+  /** Delay between reconnect attempts, at most (at least half of it, so that many tails do not retry in step). Default 3000. */
   reconnectPeriodMs?: number;
 }
 
@@ -72,6 +73,7 @@ export class TailSession {
   private lastError = '';
   private invalidPayloads = 0;
   private readonly host: string;
+  private readonly reconnects: Reconnects;
   readonly topic: string;
 
   constructor(
@@ -80,6 +82,9 @@ export class TailSession {
   ) {
     this.topic = channelTopic(options.channelId, { filter: options.filter });
     this.host = safeHost(options.mqttUrl);
+    // A viewer retries at a steady pace: someone is watching it come back.
+    const period = options.reconnectPeriodMs ?? 3000;
+    this.reconnects = new Reconnects({ initialMs: period, maxMs: period });
   }
 
   start(): void {
@@ -87,10 +92,8 @@ export class TailSession {
     const { log } = this.options;
     this.listener.state('connecting', `Connecting to ${this.host}…`);
     log.info(`tail ${this.options.channelId}: connecting to ${this.host}, topic ${this.topic}`);
-    const client = connect(this.options.mqttUrl, {
-      ...connectOptions({ token: this.options.token, clientId: `flespi-receiver-tail-${randomBytes(4).toString('hex')}`, session: 'clean', connectTimeoutMs: 20_000 }),
-      reconnectPeriod: this.options.reconnectPeriodMs ?? 3000,
-    });
+    // A throwaway clean session: a viewer leaves nothing behind on the broker.
+    const client = connect(this.options.mqttUrl, connectOptions({ token: this.options.token, clientId: `flespi-receiver-tail-${randomBytes(4).toString('hex')}`, session: 'clean', connectTimeoutMs: 20_000 }));
     this.mqtt = client;
     client.on('connect', () => void this.onConnect(client));
     client.on('message', (_topic, payload) => this.onPayload(payload));
@@ -102,6 +105,9 @@ export class TailSession {
       this.held = undefined;
       const what = this.connectedOnce ? `Connection to ${this.host} lost` : `Cannot reach ${this.host}`;
       this.listener.state('reconnecting', `${what}${this.lastError ? `: ${this.lastError}` : ''}; retrying`);
+      this.reconnects.schedule(() => {
+        if (!this.stopped && !this.refused) client.reconnect();
+      });
     });
     client.on('error', (error: Error & { code?: unknown }) => {
       this.lastError = error.message;
@@ -126,6 +132,7 @@ export class TailSession {
 
   private async close(): Promise<void> {
     this.stopped = true;
+    this.reconnects.cancel();
     this.aborter.abort();
     const client = this.mqtt;
     this.mqtt = undefined;
@@ -137,6 +144,7 @@ export class TailSession {
     const first = !this.connectedOnce;
     const connect = ++this.connects;
     this.connectedOnce = true;
+    this.reconnects.connected();
     this.held = [];
     try {
       await client.subscribeAsync(this.topic, { qos: 0, properties: { subscriptionIdentifier: 1 } });
