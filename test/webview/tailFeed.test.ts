@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { mock, test } from 'node:test';
 import type { FlespiMessage } from '../../src/core/message';
-import { SendAllowance, TailFeed } from '../../src/extension/tail/tailFeed';
+import { PageWatch, SendAllowance, TailFeed } from '../../src/extension/tail/tailFeed';
 import { TailModel } from '../../src/extension/tail/tailModel';
 import type { HostMessage } from '../../src/shared/tailProtocol';
 
@@ -119,4 +119,40 @@ test('send allowance with the feed: a burst of 4000 after a lull is shown whole 
   tick(500); // 4000 pending, allowance 1500 + 2500
   assert.deepEqual(posted.map((m) => ids(m)?.length), [1000, 4000]);
   assert.equal(model.counters().dropped, 0);
+});
+
+test('a page that never says ready is loaded again with growing patience, then the user is told; ready or hiding resets it', (t) => {
+  mock.timers.enable({ apis: ['setTimeout'] });
+  t.after(() => mock.timers.reset());
+  const events: string[] = [];
+  const watch = new PageWatch({ reload: (attempt, waited) => events.push(`reload ${attempt} after ${waited}`), giveUp: (waited) => events.push(`give up after ${waited}`) }, [100, 200, 400]);
+  // A page that starts in time: nothing happens.
+  watch.loading();
+  mock.timers.tick(99);
+  watch.started();
+  mock.timers.tick(1000);
+  assert.deepEqual(events, []);
+  // A blank page: two reloads (each new page given more time), then the user is told, once.
+  watch.loading();
+  mock.timers.tick(100);
+  assert.deepEqual(events, ['reload 1 after 100']);
+  watch.loading(); // the reload renders a new page
+  mock.timers.tick(199);
+  assert.equal(events.length, 1);
+  mock.timers.tick(1);
+  watch.loading();
+  mock.timers.tick(400);
+  assert.deepEqual(events, ['reload 1 after 100', 'reload 2 after 200', 'give up after 400']);
+  watch.loading();
+  mock.timers.tick(10_000);
+  assert.equal(events.length, 3, 'after giving up, the same page is not reloaded again');
+  // Hidden while loading: no reload; shown again, the new page gets every attempt again.
+  watch.stop();
+  watch.loading();
+  watch.stop();
+  mock.timers.tick(10_000);
+  assert.equal(events.length, 3);
+  watch.loading();
+  mock.timers.tick(100);
+  assert.deepEqual(events.slice(3), ['reload 1 after 100']);
 });

@@ -97,3 +97,50 @@ export class SendAllowance {
     this.tokens = Math.max(0, this.tokens - count);
   }
 }
+
+/**
+ * Notices a tail page that never says `ready`. The page is made again each time the panel is shown;
+ * under load, code-server has left it blank (its script never ran), and nothing but a new page
+ * helps. So a page that has not started after a while is loaded again, with growing patience, and
+ * after the last attempt the user is told.
+ */
+export class PageWatch {
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private attempts = 0;
+
+  constructor(
+    private readonly handlers: { reload(attempt: number, waitedMs: number): void; giveUp(waitedMs: number): void },
+    /** How long each page may take to start: the first, then each reload. */
+    private readonly patienceMs: readonly number[] = [10_000, 20_000, 40_000],
+  ) {}
+
+  /** A page is loading (new HTML, or the panel shown again). */
+  loading(): void {
+    this.clear();
+    const patience = this.patienceMs[this.attempts];
+    if (patience === undefined) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.attempts++;
+      if (this.attempts < this.patienceMs.length) this.handlers.reload(this.attempts, patience);
+      else this.handlers.giveUp(patience);
+    }, patience);
+  }
+
+  /** The page said `ready`: it works, and the next trouble gets every attempt again. */
+  started(): void {
+    this.clear();
+    this.attempts = 0;
+  }
+
+  /** Hidden or closed: no page loads until the panel is shown again, which gets every attempt again. */
+  stop(): void {
+    this.clear();
+    this.attempts = 0;
+  }
+
+  private clear(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+}

@@ -13,7 +13,7 @@ import { DEFAULT_COLUMNS, LIMITS, checkWebviewMessage, type ConnectionState, typ
 import { clipboardText, csvLines, ndjsonLines } from './tailExport';
 import { createNonce, renderTailHtml } from './tailHtml';
 import { mapTiles, type MapTiles } from './mapTiles';
-import { SendAllowance, TailFeed } from './tailFeed';
+import { PageWatch, SendAllowance, TailFeed } from './tailFeed';
 import { TAIL_VIEW_TYPE } from './index';
 import { TailModel } from './tailModel';
 import { filterProblem, TailSession } from './tailSession';
@@ -61,6 +61,7 @@ const openPanels = new Map<number, TailPanel>();
 export class TailPanel implements vscode.Disposable {
   private readonly model: TailModel;
   private readonly feed: TailFeed;
+  private readonly pageWatch: PageWatch;
   private readonly backfill: number;
   private session: TailSession | undefined;
   private connection: TailConnection | undefined;
@@ -130,6 +131,17 @@ export class TailPanel implements vscode.Disposable {
       }),
     );
 
+    this.pageWatch = new PageWatch({
+      reload: (attempt, waitedMs) => {
+        this.log('warn', `the tail's page did not start within ${waitedMs / 1000} s (a blank webview); loading it again (attempt ${attempt})`);
+        this.renderHtml();
+      },
+      giveUp: (waitedMs) => {
+        this.log('error', `the tail's page did not start within ${waitedMs / 1000} s after loading it again`);
+        void vscode.window.showErrorMessage(`The live tail of ${channel.name} stays blank: its page did not start. Close the tail and open it again, or run "Developer: Reload Window".`);
+      },
+    });
+
     const webview = panel.webview;
     this.renderHtml();
     this.disposables.push(
@@ -141,7 +153,10 @@ export class TailPanel implements vscode.Disposable {
       panel.onDidChangeViewState(() => {
         // A hidden webview is torn down (no retainContextWhenHidden) and says `ready` again when shown;
         // until then messages stay in the model.
-        if (!panel.visible) this.feed.detach();
+        if (!panel.visible) {
+          this.feed.detach();
+          this.pageWatch.stop();
+        } else if (!this.feed.isAttached) this.pageWatch.loading();
       }),
       panel.onDidDispose(() => this.dispose()),
       deps.connection.onDidChange(() => this.onConnectionChanged()),
@@ -156,6 +171,7 @@ export class TailPanel implements vscode.Disposable {
     this.tiles = mapTiles(vscode.workspace.getConfiguration('flespi.map').get<unknown>('tileUrl'));
     if (this.tiles.settings.problem) this.log('warn', this.tiles.settings.problem);
     this.feed.detach();
+    if (this.panel.visible) this.pageWatch.loading();
     webview.html = renderTailHtml({
       cspSource: webview.cspSource,
       nonce: createNonce(),
@@ -170,6 +186,7 @@ export class TailPanel implements vscode.Disposable {
     this.disposed = true;
     openPanels.delete(this.channel.id);
     clearInterval(this.timer);
+    this.pageWatch.stop();
     this.feed.detach();
     void this.stopSession();
     for (const d of this.disposables.splice(0)) d.dispose();
@@ -262,6 +279,7 @@ export class TailPanel implements vscode.Disposable {
   private async handle(message: WebviewMessage): Promise<void> {
     switch (message.type) {
       case 'ready':
+        this.pageWatch.started();
         this.feed.ready();
         return;
       case 'pause':
