@@ -69,7 +69,7 @@ function jsonBlocks(): { where: string; value: unknown }[] {
       try {
         return { where: `${file} json block ${i + 1}`, value: JSON.parse(m[1]!) as unknown };
       } catch (error) {
-        throw new Error(`${file} json block ${i + 1} is not JSON: ${String(error)}`);
+        throw new Error(`${file} json block ${i + 1} is not JSON: ${String(error)}`, { cause: error });
       }
     }),
   );
