@@ -14,6 +14,7 @@ import { createSinkHandler, UntrustedCodeError } from '../../src/extension/sinks
 import { connectOnce, deliverOnce } from '../../src/core/deliver';
 import { answerValue, fieldProblem, SINK_TYPES, validateSinkName, type SinkField } from '../../src/extension/sinks/sinkFields';
 import { handlerEntry, missingSecrets, parseSinks, splitSecrets, type SinkSetting } from '../../src/extension/sinks/sinkModel';
+import { sinkOptions } from '../../src/extension/sinks/sinkSchema';
 
 async function withDir<T>(run: (dir: string) => Promise<T>): Promise<T> {
   const dir = await mkdtemp(join(tmpdir(), 'flespi-sinks-'));
@@ -218,6 +219,27 @@ test('add sink: TLS files are asked only where they apply', () => {
   assert.deepEqual(asked('aws-iot', {}), ['endpoint', 'port', 'caFile', 'certFile', 'keyFile', 'topic']);
   // Optional files can be skipped from the quick pick, which says what applies then.
   for (const type of SINK_TYPES) for (const f of type.fields) if (f.kind === 'file' && f.optional) assert.ok(f.skipLabel, `${type.type}.${f.key} has no skip label`);
+});
+
+test('add sink: each question is an option of its sink type, asked with the input its type takes, and may be left empty exactly when the option is optional (unless asked only after another answer)', () => {
+  const inputFor: Record<SinkField['kind'], string> = { text: 'string', file: 'string', password: 'string', integer: 'integer', secretHeader: 'stringMap', json: 'object' };
+  let questions = 0;
+  for (const type of SINK_TYPES) {
+    const { settings, handler } = sinkOptions(type.type);
+    for (const f of type.fields) {
+      const option = settings[f.key] ?? handler[f.key];
+      assert.ok(option, `${type.type}: Add Sink asks for "${f.key}", which is no option of the type`);
+      assert.equal(inputFor[f.kind], option.type, `${type.type}.${f.key}: a ${f.kind} answer for a ${option.type} option`);
+      if (f.optional !== !option.required) assert.ok(f.askIf, `${type.type}.${f.key}: optional is ${f.optional} but the option is ${option.required ? 'required' : 'optional'}`);
+      questions++;
+    }
+    // Every required option is asked for.
+    for (const [key, option] of Object.entries(settings)) if (option.required) assert.ok(type.fields.some((f) => f.key === key && !f.optional), `${type.type}: required "${key}" is not asked for`);
+  }
+  assert.equal(questions, 20);
+  // The password is no setting (it goes to the secret storage) but an option of the handler.
+  assert.equal(sinkOptions('mqtt').settings.password, undefined);
+  assert.equal(sinkOptions('mqtt').handler.password?.type, 'string');
 });
 
 test('add sink: names must be unique and usable as secret keys', () => {

@@ -1,8 +1,10 @@
 /**
  * What "flespi: Add Sink…" asks for each sink type. The answers are validated by building the
- * handler (the core's own checks), so the rules live in one place. No vscode here.
+ * handler (the core's own checks), so the rules live in one place; which options exist and which
+ * may be left empty come from the sink options (sinkSchema.ts). No vscode here.
  */
 import { ConfigError } from '../../core/options';
+import { sinkOptions } from './sinkSchema';
 
 export type FieldKind =
   /** A line of text. */
@@ -23,8 +25,8 @@ export interface SinkField {
   kind: FieldKind;
   prompt: string;
   placeholder?: string;
-  /** Empty answers are allowed (the handler's default applies). */
-  optional?: boolean;
+  /** Empty answers are allowed (the handler's default applies): the option is not required. */
+  optional: boolean;
   /** For 'secretHeader'. */
   header?: string;
   /** Asked only when the answers so far satisfy this (e.g. a password only with a username). */
@@ -42,6 +44,19 @@ export interface SinkTypeInfo {
   fields: SinkField[];
 }
 
+/** A question as written below: `optional` only where it differs from the option (required once asked). */
+type Question = Omit<SinkField, 'optional'> & { optional?: boolean };
+
+/** The questions for `type`, each checked to be one of its options and optional as the option is. */
+function ask(type: string, questions: Question[]): SinkField[] {
+  const { settings, handler } = sinkOptions(type);
+  return questions.map((q) => {
+    const option = settings[q.key] ?? handler[q.key];
+    if (!option) throw new Error(`Add Sink asks for "${q.key}", which ${type} sinks do not have`);
+    return { ...q, optional: q.optional ?? !option.required };
+  });
+}
+
 const PEM = { 'PEM files': ['pem', 'crt', 'key', 'cer'], 'All files': ['*'] };
 const isTlsUrl = (options: Readonly<Record<string, unknown>>) => /^(mqtts|wss):/i.test(String(options.url));
 
@@ -50,61 +65,61 @@ export const SINK_TYPES: readonly SinkTypeInfo[] = [
     type: 'http',
     label: 'HTTP endpoint',
     description: 'POST each batch as a JSON array; 2xx accepts it',
-    fields: [
+    fields: ask('http', [
       { key: 'url', kind: 'text', prompt: 'URL that receives the POST requests', placeholder: 'https://example.com/flespi' },
-      { key: 'headers', kind: 'secretHeader', header: 'Authorization', optional: true, prompt: 'Authorization header value, kept in the secret storage (leave empty for none)', placeholder: 'Bearer …' },
-    ],
+      { key: 'headers', kind: 'secretHeader', header: 'Authorization', prompt: 'Authorization header value, kept in the secret storage (leave empty for none)', placeholder: 'Bearer …' },
+    ]),
   },
   {
     type: 'mqtt',
     label: 'MQTT broker',
     description: 'Publish each message as JSON to a topic built from its fields',
-    fields: [
+    fields: ask('mqtt', [
       { key: 'url', kind: 'text', prompt: 'Broker URL (mqtt://, mqtts://, ws:// or wss://), without credentials', placeholder: 'mqtts://broker.example.com:8883' },
-      { key: 'topic', kind: 'text', optional: true, prompt: 'Topic template: {field} is replaced by that message parameter', placeholder: 'fleet/{channel.id}/{ident} (default)' },
-      { key: 'username', kind: 'text', optional: true, prompt: 'Username (leave empty for none)' },
-      { key: 'password', kind: 'password', optional: true, askIf: (o) => o.username !== undefined, prompt: 'Password, kept in the secret storage (leave empty for none)' },
-      { key: 'caFile', kind: 'file', optional: true, askIf: isTlsUrl, filters: PEM, prompt: "CA certificate (PEM) that signed the broker's certificate", skipLabel: 'No CA file: trust the CAs this computer trusts' },
-      { key: 'certFile', kind: 'file', optional: true, askIf: isTlsUrl, filters: PEM, prompt: 'Client certificate (PEM), if the broker asks for one', skipLabel: 'No client certificate' },
-      { key: 'keyFile', kind: 'file', askIf: (o) => o.certFile !== undefined, filters: PEM, prompt: 'Private key file (PEM) of the client certificate' },
-    ],
+      { key: 'topic', kind: 'text', prompt: 'Topic template: {field} is replaced by that message parameter', placeholder: 'fleet/{channel.id}/{ident} (default)' },
+      { key: 'username', kind: 'text', prompt: 'Username (leave empty for none)' },
+      { key: 'password', kind: 'password', askIf: (o) => o.username !== undefined, prompt: 'Password, kept in the secret storage (leave empty for none)' },
+      { key: 'caFile', kind: 'file', askIf: isTlsUrl, filters: PEM, prompt: "CA certificate (PEM) that signed the broker's certificate", skipLabel: 'No CA file: trust the CAs this computer trusts' },
+      { key: 'certFile', kind: 'file', askIf: isTlsUrl, filters: PEM, prompt: 'Client certificate (PEM), if the broker asks for one', skipLabel: 'No client certificate' },
+      { key: 'keyFile', kind: 'file', optional: false, askIf: (o) => o.certFile !== undefined, filters: PEM, prompt: 'Private key file (PEM) of the client certificate' },
+    ]),
   },
   {
     type: 'aws-iot',
     label: 'AWS IoT Core',
     description: 'Publish each message over MQTT with a device certificate',
-    fields: [
+    fields: ask('aws-iot', [
       { key: 'endpoint', kind: 'text', prompt: 'Device data endpoint (AWS IoT → Settings)', placeholder: 'abc123-ats.iot.eu-west-1.amazonaws.com' },
-      { key: 'port', kind: 'integer', optional: true, prompt: 'Port of the endpoint: leave empty for 8883; 443 passes firewalls that allow only HTTPS', placeholder: '8883' },
-      { key: 'caFile', kind: 'file', optional: true, filters: PEM, prompt: "CA certificate (PEM) that signed the endpoint's certificate", skipLabel: "No CA file: trust the CAs this computer trusts (AWS IoT's Amazon Root CA is one)" },
+      { key: 'port', kind: 'integer', prompt: 'Port of the endpoint: leave empty for 8883; 443 passes firewalls that allow only HTTPS', placeholder: '8883' },
+      { key: 'caFile', kind: 'file', filters: PEM, prompt: "CA certificate (PEM) that signed the endpoint's certificate", skipLabel: "No CA file: trust the CAs this computer trusts (AWS IoT's Amazon Root CA is one)" },
       { key: 'certFile', kind: 'file', prompt: 'Device certificate file (PEM)', filters: PEM },
       { key: 'keyFile', kind: 'file', prompt: 'Private key file (PEM) of the certificate', filters: PEM },
-      { key: 'topic', kind: 'text', optional: true, prompt: 'Topic template: {field} is replaced by that message parameter', placeholder: '{ident} (default)' },
-    ],
+      { key: 'topic', kind: 'text', prompt: 'Topic template: {field} is replaced by that message parameter', placeholder: '{ident} (default)' },
+    ]),
   },
   {
     type: 'wialon',
     label: 'Wialon Retranslator',
     description: 'One TCP packet per message to a Wialon (Retranslator) receiver',
-    fields: [
+    fields: ask('wialon', [
       { key: 'host', kind: 'text', prompt: 'Host name or IP address of the receiver (without port)', placeholder: 'wialon.example.com' },
       { key: 'port', kind: 'integer', prompt: 'TCP port of the receiver', placeholder: '20163' },
-    ],
+    ]),
   },
   {
     type: 'stdout',
     label: 'NDJSON file',
     description: 'Append messages as JSON lines to a file (stdout in the CLI)',
-    fields: [{ key: 'file', kind: 'text', optional: true, prompt: 'File to append to (relative to the workspace folder)', placeholder: 'flespi-output/<name>.ndjson (default)' }],
+    fields: ask('stdout', [{ key: 'file', kind: 'text', prompt: 'File to append to (relative to the workspace folder)', placeholder: 'flespi-output/<name>.ndjson (default)' }]),
   },
   {
     type: 'custom',
     label: 'Your own handler file',
     description: 'A TypeScript class in the workspace (New Handler… creates one)',
-    fields: [
+    fields: ask('custom', [
       { key: 'file', kind: 'file', prompt: 'Handler file (.ts or .js) whose default export extends Handler', filters: { 'Handler files': ['ts', 'js'] } },
-      { key: 'options', kind: 'json', optional: true, prompt: "Options for your handler's constructor, as a JSON object (leave empty for none)", placeholder: '{"url": "https://example.com", "retries": 3}' },
-    ],
+      { key: 'options', kind: 'json', prompt: "Options for your handler's constructor, as a JSON object (leave empty for none)", placeholder: '{"url": "https://example.com", "retries": 3}' },
+    ]),
   },
 ];
 
