@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -69,11 +69,13 @@ test('npm pack gives a library a project installs, type-checks a Handler subclas
     await run(process.execPath, [join(ROOT, 'scripts/build.mjs'), '--quiet', `--outdir=${join(pkg, 'dist')}`], { cwd: ROOT });
     await run(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.lib.json'), '--outDir', join(pkg, 'dist/types')], { cwd: ROOT });
     for (const file of ['package.json', '.npmignore', 'README.md', 'LICENSE', 'CHANGELOG.md']) copyFileSync(join(ROOT, file), join(pkg, file));
+    cpSync(join(ROOT, 'schemas'), join(pkg, 'schemas'), { recursive: true });
     await run(npm, ['pack', '--silent', '--pack-destination', work], { cwd: pkg });
     const tarball = readdirSync(work).find((name) => name.endsWith('.tgz'));
     assert.ok(tarball, 'npm pack wrote no tarball');
     const listing = (await run('tar', ['-tzf', join(work, tarball)])).stdout.split('\n');
-    for (const file of ['package/dist/lib.js', 'package/dist/types/index.d.ts', 'package/dist/types/core/handler.d.ts', 'package/LICENSE']) assert.ok(listing.includes(file), `${file} is not in the package`);
+    // The config file's JSON schema too: the README's example config names it with "$schema".
+    for (const file of ['package/dist/lib.js', 'package/dist/types/index.d.ts', 'package/dist/types/core/handler.d.ts', 'package/LICENSE', 'package/schemas/flespi-receiver.schema.json']) assert.ok(listing.includes(file), `${file} is not in the package`);
     assert.ok(!listing.some((f) => f.startsWith('package/src/') || f.startsWith('package/test/') || f.includes('extension.js')), 'sources, tests and the extension stay out of the npm package');
 
     // A consumer project installs it (its dependencies come from npm's cache or registry).
