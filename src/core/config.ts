@@ -1,5 +1,5 @@
 /**
- * The receiver configuration file of the CLI (`flespi-receiver run receiver.json`):
+ * The receiver configuration file of the CLI (`flespi-receiver run receiver.flespi.json`):
  *
  * ```json
  * {
@@ -12,6 +12,9 @@
  *   "receiver": { "prefetch": 1, "handlerTimeoutMs": 60000, "retry": { "initialMs": 500, "maxMs": 30000 } }
  * }
  * ```
+ *
+ * Its JSON schema, for editors, is schemas/flespi-receiver.schema.json (configSchema.ts); a `$schema`
+ * key naming it is read and ignored.
  *
  * The token is never in this file: it comes from FLESPI_TOKEN, or from the file named by
  * `flespi.tokenFile` (keep that file out of version control).
