@@ -162,7 +162,7 @@ test('dragging a header edge resizes its column, not below the minimum; the widt
   const speed = page.locator('[role="columnheader"][data-key="position.speed"] button');
   await speed.focus();
   await page.keyboard.press('Shift+ArrowRight');
-  assert.equal(Math.round(await headerWidth(page, 'Speed')), 50);
+  assert.equal(Math.round(await headerWidth(page, 'Speed')), 50, 'Shift+ArrowRight: 40 + 10 px');
   await page.context().close();
 });
 
