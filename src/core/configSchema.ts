@@ -28,6 +28,7 @@ export const flespiOptions = {
     type: 'string',
     pattern: '^https?://[^/]+',
     patternErrorMessage: 'An http:// or https:// URL, such as https://flespi.io.',
+    examples: ['https://flespi.io'],
     description: "The REST server instead of a region's, e.g. a sandbox's http://127.0.0.1:<port>.",
   },
   tokenFile: {
@@ -67,6 +68,7 @@ export const mqttSourceOptions = {
     type: 'string',
     pattern: '^(mqtts?|wss?)://[^/]+',
     patternErrorMessage: 'An MQTT URL such as mqtts://mqtt.flespi.io:8883.',
+    examples: ['mqtts://mqtt.flespi.io:8883'],
     description: "The broker (default: the region's; required with flespi.baseUrl).",
   },
   gapFill: { type: 'boolean', default: true, description: "After a lost session or a session buffer overflow, read the gap over REST up to flespi's clock." },

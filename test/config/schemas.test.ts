@@ -9,7 +9,18 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import Ajv, { type ValidateFunction } from 'ajv';
 import { parseConfig } from '../../src/core/config';
-import { CONFIG_FILE_PATTERNS, CONFIG_SCHEMA_PATH, receiverConfigJsonSchema } from '../../src/core/configSchema';
+import {
+  CONFIG_FILE_PATTERNS,
+  CONFIG_SCHEMA_PATH,
+  deadLetterOptions,
+  flespiOptions,
+  mqttSourceOptions,
+  receiverConfigJsonSchema,
+  receiverTuningOptions,
+  restSourceOptions,
+  retryOptions,
+  topLevelOptions,
+} from '../../src/core/configSchema';
 import { handlerEntryJsonSchema, handlerTypeSchemas } from '../../src/core/handlers/entrySchema';
 import { builtinHandlerSpecs } from '../../src/core/handlers/registry';
 import type { OptionSchema, OptionsSchema } from '../../src/core/optionSchema';
@@ -132,6 +143,7 @@ function validSetting(key: string, option: OptionSchema): Options {
   if ('examples' in option && option.examples?.length) return { [key]: option.examples[0] };
   if ('enum' in option && option.enum?.length) return { [key]: option.enum[0] };
   if (option.type === 'string') return { [key]: 'value' };
+  if (option.type === 'integer' || option.type === 'number') return { [key]: option.minimum ?? 1 };
   throw new Error(`no valid sample for ${key}`);
 }
 
@@ -226,4 +238,47 @@ test('schemas: the flespi.sinks schema takes what createSinkHandler takes: the N
   assert.ok(validSinks([sink('http', { ...MINIMAL.http, secretHeaders: ['Authorization'] })]), errors(validSinks));
   assert.equal(validSinks([sink('http', { ...MINIMAL.http, secretHeaders: 'Authorization' })]), false);
   assert.equal(validSinks([{ type: 'http', ...MINIMAL.http }]), false, 'a sink needs a name');
+});
+
+test('schemas: for each option of each section of the config file, parseConfig and the JSON schema accept a valid value and refuse wrong types and out-of-range values, naming the option', () => {
+  const base = { channel: 1, handlers: [{ type: 'stdout' }] };
+  const file = '/project/receiver.flespi.json';
+  type Place = (settings: Options) => Record<string, unknown>;
+  const sections: [string, OptionsSchema, Place][] = [
+    ['top level', topLevelOptions, (o) => ({ ...base, ...o })],
+    ['flespi', flespiOptions, (o) => ({ ...base, flespi: o })],
+    ['source (rest)', restSourceOptions, (o) => ({ ...base, source: o })],
+    ['source (mqtt)', mqttSourceOptions, (o) => ({ ...base, source: { type: 'mqtt', ...o } })],
+    ['deadLetters', deadLetterOptions, (o) => ({ ...base, deadLetters: o })],
+    ['receiver', receiverTuningOptions, (o) => ({ ...base, receiver: o })],
+    ['receiver.retry', retryOptions, (o) => ({ ...base, receiver: { retry: o } })],
+  ];
+  let checked = 0;
+  for (const [section, options, place] of sections) {
+    for (const [key, option] of Object.entries(options)) {
+      if (key === 'type' && section === 'source (mqtt)') continue; // what chooses the section
+      const valid = validSetting(key, option);
+      const what = `${section}: ${key}`;
+      assert.doesNotThrow(() => parseConfig(place(valid), file), what);
+      assert.ok(validConfig(place(valid)), `${what}: ${errors(validConfig)}`);
+      for (const value of wrongValues(option)) {
+        if (key === 'type' && value === 'NOT-ONE-OF-THEM') continue;
+        const config = place({ ...valid, [key]: value });
+        assert.throws(() => parseConfig(config, file), (e: Error) => e instanceof ConfigError && e.message.includes(`"${key}"`), `${what} = ${JSON.stringify(value)}: parseConfig should name "${key}"`);
+        assert.equal(validConfig(config), false, `${what} = ${JSON.stringify(value)}: the schema should refuse it`);
+      }
+      checked++;
+    }
+    if (section !== 'top level') {
+      const unknown = place({ colour: 'blue' });
+      assert.throws(() => parseConfig(unknown, file), /unknown setting "colour"/, section);
+      assert.equal(validConfig(unknown), false, `${section}: the schema should refuse an unknown key`);
+    }
+  }
+  assert.ok(checked >= 30, `only ${checked} options checked`);
+  // What the readers check beyond one option's type, the schema leaves to them; the rest it says too.
+  assert.equal(validConfig({ handlers: base.handlers }), false, 'channel is required');
+  assert.equal(validConfig({ channel: 1 }), false, 'handlers are required');
+  assert.equal(validConfig({ channel: 1, handlers: [] }), false, 'at least one handler');
+  assert.equal(validConfig({ ...base, flespi: { token: 'secret' } }), false, 'no token in the file');
 });
