@@ -163,6 +163,11 @@ test('dragging a header edge resizes its column, not below the minimum; the widt
   await speed.focus();
   await page.keyboard.press('Shift+ArrowRight');
   assert.equal(Math.round(await headerWidth(page, 'Speed')), 50, 'Shift+ArrowRight: 40 + 10 px');
+  // ArrowRight moves to the next header; ArrowDown goes back to the rows.
+  await page.keyboard.press('ArrowRight');
+  assert.equal(await page.evaluate(() => document.activeElement?.closest('[role="columnheader"]')?.getAttribute('data-key')), 'position');
+  await page.keyboard.press('ArrowDown');
+  assert.equal(await page.evaluate(() => document.activeElement?.getAttribute('role')), 'grid');
   await page.context().close();
 });
 

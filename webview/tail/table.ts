@@ -455,9 +455,14 @@ export class VirtualTable {
     this.resize(key, Math.ceil(widest) + 14, true);
   }
 
-  /** On a header: arrows move between headers, Shift+arrows resize the column, Enter and Space sort (it is a button). */
+  /** On a header: arrows move between headers (down: to the rows), Shift+arrows resize the column, Enter and Space sort (it is a button). */
   private onHeaderKeyDown(event: KeyboardEvent): void {
     const header = (event.target as Element).closest<HTMLElement>('[role="columnheader"]');
+    if (header && event.key === 'ArrowDown') {
+      event.preventDefault();
+      this.element.focus({ preventScroll: true }); // back to the rows
+      return;
+    }
     if (!header || (event.key !== 'ArrowLeft' && event.key !== 'ArrowRight')) return;
     event.preventDefault();
     const step = event.key === 'ArrowRight' ? 1 : -1;
