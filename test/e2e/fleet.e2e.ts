@@ -28,13 +28,16 @@ describe('the live tail\'s map, devices and chart in VS Code (code-server)', { c
 
   flow('fleet1', 'map: sandbox tracks over tiles from the local tile server; a device click selects its message, a selected row is marked, a click on that point selects it again', async (wb) => {
     await wb.activityItem('flespi').waitFor({ timeout: 60_000 });
+    // As a new user following "Get started": the walkthrough is open while they connect and open a tail (fleet5).
+    await wb.runCommandAndPick('Welcome: Open Walkthrough...', 'Get started with flespi');
     await wb.openContainer('flespi');
     const channels = await wb.expandView('Channels');
     const sandboxButton = channels.getByRole('button', { name: 'Use local sandbox' });
     await sandboxButton.waitFor({ timeout: 60_000 });
     await sandboxButton.click();
     await waitFor('the sandbox channels', async () => (await wb.treeLabels('Channels')).some((l) => l.includes(TAIL_CHANNEL)), 60_000);
-    await wb.runCommandAndPick('flespi: Open Live Tail', TAIL_CHANNEL);
+    // A click on the channel opens its tail (fleet5 checks that the walkthrough counts it).
+    await wb.view('Channels').locator('.monaco-list-row').filter({ hasText: TAIL_CHANNEL }).first().click();
     tail = await LiveTail.find(wb);
     await tail.waitForCount('received', 30, 60_000);
     await tail.frame.locator('[data-testid="open-map"]').click();
@@ -62,7 +65,9 @@ describe('the live tail\'s map, devices and chart in VS Code (code-server)', { c
     // selected and the map zoomed in around it (the wheel zooms around the pointer), then its
     // neighbour B; a click where A lies selects A again.
     const [a, b] = (await tail.frame.evaluate(`(() => {
-      const rows = [...document.querySelectorAll('.rows [role="row"][data-id]')].map((r) => ({ id: Number(r.getAttribute('data-id')), ident: r.querySelector('[aria-colindex="3"]')?.textContent, position: r.querySelector('[aria-colindex="4"]')?.textContent ?? '' }));
+      const column = (key) => document.querySelector('[role="columnheader"][data-key="' + key + '"]')?.getAttribute('aria-colindex');
+      const cell = (r, key) => r.querySelector('[aria-colindex="' + column(key) + '"]')?.textContent ?? '';
+      const rows = [...document.querySelectorAll('.rows [role="row"][data-id]')].map((r) => ({ id: Number(r.getAttribute('data-id')), ident: cell(r, 'ident'), position: cell(r, 'position') }));
       rows.sort((x, y) => x.id - y.id);
       for (const [i, x] of rows.entries()) {
         const y = rows.slice(i + 1).find((r) => r.ident === x.ident);
@@ -100,7 +105,8 @@ describe('the live tail\'s map, devices and chart in VS Code (code-server)', { c
     assert.ok(count > 0, `${ident} counts ${count} messages`);
     await rows.first().click();
     await waitFor(`only ${ident}'s rows in the table`, async () => {
-      const idents = await tail.frame.locator('.rows [role="row"] [aria-colindex="3"]').allTextContents();
+      const identColumn = await tail.frame.locator('[role="columnheader"][data-key="ident"]').getAttribute('aria-colindex');
+      const idents = await tail.frame.locator(`.rows [role="row"] [aria-colindex="${identColumn}"]`).allTextContents();
       return idents.length > 0 && idents.every((i) => i === ident);
     });
     await tail.frame.locator('[data-testid="tab-map"]').click();
@@ -143,5 +149,14 @@ describe('the live tail\'s map, devices and chart in VS Code (code-server)', { c
     assert.equal(await tail.frame.locator('.leaflet-tile-loaded').count(), 0, 'no tile shown');
     assert.equal(tiles.served.length, served, 'no tile was served');
     await wb.shot('map-no-tiles');
+  });
+
+  flow('fleet5', 'the walkthrough\'s "Watch a channel live" is checked: fleet1 opened the tail with a click on the channel', async (wb) => {
+    await wb.runCommandAndPick('Welcome: Open Walkthrough...', 'Get started with flespi');
+    const step = (id: string) => wb.page.locator(`.getting-started-step[data-step-id$="#${id}"]`).first();
+    await step('tail').waitFor({ timeout: 30_000 });
+    assert.equal(await step('connect').getAttribute('aria-checked'), 'true', 'the walkthrough did not see the connection either');
+    await waitFor('the step "Watch a channel live" to be checked', async () => (await step('tail').getAttribute('aria-checked')) === 'true', 15_000);
+    await wb.shot('walkthrough');
   });
 });

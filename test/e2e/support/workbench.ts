@@ -61,7 +61,7 @@ export class Workbench {
     // A "leave site?" prompt on reload would otherwise be dismissed, i.e. keep the old page.
     page.on('dialog', (dialog) => void dialog.accept().catch(() => undefined));
     const workbench = new Workbench(page, shotsDir);
-    page.on('console', (message) => workbench.remember(`${message.type()} ${frameName(message.location().url)}: ${message.text()}`));
+    page.on('console', (message) => ['error', 'warning'].includes(message.type()) && workbench.remember(`${message.type()} ${frameName(message.location().url)}: ${message.text()}`));
     page.on('pageerror', (error) => workbench.remember(`pageerror: ${error.message}`));
     await page.goto(url);
     await workbench.waitUntilLoaded();
@@ -131,7 +131,6 @@ export class Workbench {
     return (await rows.evaluateAll((els) => els.map((e) => e.getAttribute('aria-label') ?? e.textContent ?? ''))).map((s) => s.trim());
   }
 
-  /** Runs a command through the command palette, by its full title ("flespi: Open Live Tail"). */
   private remember(line: string): void {
     this.console.push(`${new Date().toISOString().slice(11, 23)} [${this.flow}] ${line.slice(0, 500)}`);
     if (this.console.length > 300) this.console.splice(0, this.console.length - 300);
@@ -142,6 +141,7 @@ export class Workbench {
     return this.console.slice(-count);
   }
 
+  /** Runs a command through the command palette, by its full title ("flespi: Open Live Tail"). */
   async runCommand(title: string): Promise<void> {
     const input = this.page.locator('.quick-input-widget .quick-input-box input');
     // Focus moving at the wrong moment (a webview re-rendering, a notification) closes the palette right
