@@ -19,8 +19,8 @@ const RESIZE_STEP = 10;
 /** ArrowLeft/Right in the grid scroll sideways by this much. */
 const SCROLL_STEP = 60;
 
-export type SortDirection = 'ascending' | 'descending';
-export interface SortState {
+type SortDirection = 'ascending' | 'descending';
+interface SortState {
   key: string;
   direction: SortDirection;
 }
@@ -158,12 +158,6 @@ export class VirtualTable {
     this.applyWidths();
   }
 
-  /** Current width of a shown column, in px (the user's, else the column's default). */
-  widthOf(key: string): number | undefined {
-    const column = this.columns.find((c) => c.key === key);
-    return column ? (this.widths.get(key) ?? column.width) : undefined;
-  }
-
   /**
    * Sorting is offered only while paused: live, rows must keep arrival order. Turning it off
    * returns to arrival order.
@@ -172,10 +166,6 @@ export class VirtualTable {
     this.sortable = sortable;
     if (!sortable && this.sort) this.setSort(undefined);
     else this.showSort();
-  }
-
-  get sortState(): SortState | undefined {
-    return this.sort;
   }
 
   /**
@@ -468,7 +458,8 @@ export class VirtualTable {
     const step = event.key === 'ArrowRight' ? 1 : -1;
     const key = header.dataset.key ?? '';
     if (event.shiftKey) {
-      this.resize(key, (this.widthOf(key) ?? header.getBoundingClientRect().width) + step * RESIZE_STEP, true);
+      // From the width on screen: a last column without a set width is wider than its default.
+      this.resize(key, header.getBoundingClientRect().width + step * RESIZE_STEP, true);
       return;
     }
     const buttons = [...this.headerRow.querySelectorAll<HTMLElement>('button.sort')];
