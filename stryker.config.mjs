@@ -22,7 +22,7 @@ export const folders = {
     tests: ['test/sinks/*.test.ts', 'test/wialon/handler.test.ts', 'test/config/config.test.ts', 'test/reliability/bad-sink-settings.test.ts'],
   },
   wialon: {
-    mutate: ['src/core/wialon/codec.ts'],
+    mutate: ['src/core/wialon/**/*.ts'],
     tests: ['test/wialon/decode.test.ts', 'test/wialon/encode.test.ts', 'test/wialon/encodeFast.test.ts', 'test/wialon/receiver.test.ts'],
   },
 };

@@ -1,4 +1,4 @@
-// encodeMessage writes packets in one pass (see codec.ts); messageToPacket + encodePacket is the
+// encodeMessage writes packets in one pass (see onePassEncoder.ts); messageToPacket + encodePacket is the
 // readable statement of the same rules. Both must give the same bytes, the same issues in the same
 // order, and the same errors, for ordinary and odd messages alike.
 import { test } from 'node:test';
