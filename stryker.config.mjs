@@ -11,11 +11,13 @@ export const folders = {
   },
   sources: {
     mutate: ['src/core/sources/**/*.ts'],
+    // test/sources/rest-time.test.ts: reading by time and the buffer fill check of rest.ts.
     tests: ['test/sources/*.test.ts', 'test/receiver/receiver.test.ts', 'test/receiver/ordering.test.ts'],
   },
   flespi: {
     mutate: ['src/core/flespi/**/*.ts'],
-    tests: ['test/client/*.test.ts', 'test/flespi/*.test.ts', 'test/sources/rest-source.test.ts', 'test/sources/mqtt-gap-fill.test.ts', 'test/receiver/receiver.test.ts', 'test/reliability/hostile-flespi.test.ts'],
+    // subscription.ts (MQTT topic, payloads, gap fill) is used by the MQTT source and the live tail.
+    tests: ['test/client/*.test.ts', 'test/flespi/*.test.ts', 'test/sources/*.test.ts', 'test/webview/tailSession.test.ts', 'test/receiver/receiver.test.ts', 'test/reliability/hostile-flespi.test.ts'],
   },
   handlers: {
     mutate: ['src/core/handlers/**/*.ts'],
