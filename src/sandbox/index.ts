@@ -105,118 +105,37 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
   const random = new Random(options.seed ?? Date.now());
   const token = bareToken(options.token ?? randomToken());
 
-  const store = new SandboxStore({
-    capacity: options.capacity,
-    channelMessagesTtl: options.channelMessagesTtl,
-    firstKey: options.firstKey,
-    channelBufferBytes: options.channelBufferBytes,
-    clockOffsetMs: options.clockOffsetMs,
-  });
+  const store = createStore(options);
   const tokens = new TokenRegistry();
   tokens.add(token);
   const faults = new FaultQueue();
-
-  // Simulated trackers; device ids start at 5000001.
-  const vehicles: SimulatedVehicle[] = [];
-  let nextDeviceId = 5_000_001;
-  for (const spec of options.channels ?? DEFAULT_CHANNELS) {
-    const channel = store.addChannel(spec);
-    for (let i = 0; i < devicesPerChannel; i++) {
-      const ident = imeiLike(random);
-      const registered = devicesPerChannel === 1 || i < devicesPerChannel - 1;
-      if (registered) {
-        const id = nextDeviceId++;
-        store.addDevice({ id, name: `${channel.protocol.name}-${String(vehicles.length + 1).padStart(2, '0')}`, ident, protocol: channel.protocol.name });
-      }
-      vehicles.push(new SimulatedVehicle({ ident, channelId: channel.id, protocol: channel.protocol }, random, vehicles.length));
-    }
-    channel.item.connections_count = devicesPerChannel;
-  }
+  const vehicles = addChannelsAndDevices(store, options.channels ?? DEFAULT_CHANNELS, devicesPerChannel, random);
   const replay = options.replayFile ? await readReplay(options.replayFile, store) : [];
 
-  const broker = new SandboxBroker({
-    cid: store.cid,
-    maxSessionBytes: options.mqttSessionMaxBytes,
-    authenticate(username, password) {
-      for (const candidate of [username, password?.toString('utf8')]) {
-        if (candidate === undefined || candidate === '') continue;
-        const check = tokens.check(candidate);
-        if (check === 'ok') return 'ok';
-        if (check === 'blocked') return 'blocked';
-      }
-      return 'bad-credentials';
-    },
-  });
-  const publishState = () => {
-    for (const channel of store.channels.values()) broker.publish(`flespi/state/gw/channels/${channel.id}`, JSON.stringify(channel.item), { retain: true });
-    for (const device of store.devices.values()) broker.publish(`flespi/state/gw/devices/${device.id}`, JSON.stringify(device.item), { retain: true });
-  };
-  store.onIngest((channel, entries) => {
-    const cid = String(store.cid);
-    for (const entry of entries) {
-      const userProperties = { timestamp: String(entry.serverTs), cid };
-      broker.publish(`flespi/message/gw/channels/${channel.id}/${entry.ident}`, entry.json, { userProperties });
-      if (entry.deviceId !== undefined) broker.publish(`flespi/message/gw/devices/${entry.deviceId}`, entry.json, { userProperties });
-    }
-  });
-
-  // A channel blocked or unblocked by its buffer shows on its retained state topic, as its REST item does.
-  store.onBlockChange((channel) => broker.publish(`flespi/state/gw/channels/${channel.id}`, JSON.stringify(channel.item), { retain: true }));
+  const broker = createBroker(store, tokens, options.mqttSessionMaxBytes);
+  publishStoreChanges(store, broker);
 
   const inject = (channelId: number, messages: unknown[]) => store.ingest(channelId, messages);
   const simulator = new Simulator(vehicles, rateHz, (channelId, messages) => inject(channelId, messages), replay);
-  const setSimulation = (settings: { rateHz?: number; running?: boolean }): SimulationState => {
-    if (settings.rateHz !== undefined) simulator.setRate(settings.rateHz);
-    if (settings.running === true) simulator.start();
-    if (settings.running === false) simulator.stop();
-    return simulator.state;
-  };
+  const setSimulation = (settings: SimulationSettings) => applySimulationSettings(simulator, settings);
+  const dropMqttClients = () => dropAllMqttClients(broker);
 
-  let restUrl = '';
-  let mqttUrl = '';
+  const urls: SandboxUrls = { rest: '', mqtt: '' };
   const rest = new RestServer({
     store,
     tokens,
     faults,
     options: { keyReading: options.keyReading, errorCodes: options.errorCodes, notFoundStatus: options.notFoundStatus, collectionLimit: options.collectionLimit },
-    control: {
-      info: () => ({
-        sandbox: true,
-        rest_url: restUrl,
-        mqtt_url: mqttUrl,
-        mqtt_clients: broker.clientCount,
-        channels: [...store.channels.values()].map((c) => ({ id: c.id, name: c.item.name, messages: c.log.size, first_key: c.log.firstKey, next_key: c.log.nextKey, blocked: c.item.blocked, refused: c.refused })),
-        devices: [...store.devices.values()].map((d) => ({ id: d.id, ident: d.ident, messages: d.log.size })),
-        faults: faults.pending,
-        simulation: simulator.state,
-      }),
-      inject,
-      dropMqttClients: () => {
-        const count = broker.clientCount;
-        broker.dropClients();
-        return count;
-      },
-      setSimulation,
-    },
+    control: { info: () => controlInfo(store, broker, faults, simulator, urls), inject, dropMqttClients, setSimulation },
   });
-
-  const urlHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
-  try {
-    const restPort = await rest.listen(options.restPort ?? 0, host);
-    restUrl = `http://${urlHost}:${restPort}`;
-    const mqttPort = await broker.listen(options.mqttPort ?? 0, host);
-    mqttUrl = `mqtt://${urlHost}:${mqttPort}`;
-  } catch (error) {
-    await Promise.allSettled([rest.close(), broker.close()]);
-    throw error;
-  }
-  publishState();
+  await listen(rest, broker, host, options, urls);
+  publishRetainedState(store, broker);
   if (options.simulate ?? true) simulator.start();
 
   let stopped: Promise<void> | undefined;
   return {
-    restUrl,
-    mqttUrl,
+    restUrl: urls.rest,
+    mqttUrl: urls.mqtt,
     token,
     channels: [...store.channels.values()].map((c) => ({ id: c.id, name: c.item.name as string })),
     store,
@@ -226,11 +145,7 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
       get pending() {
         return faults.pending;
       },
-      dropMqttClients: () => {
-        const count = broker.clientCount;
-        broker.dropClients();
-        return count;
-      },
+      dropMqttClients,
     },
     inject: (channelId, messages) => inject(channelId, messages),
     addToken: (extra, tokenOptions) => tokens.add(extra, tokenOptions),
@@ -246,6 +161,123 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
       return stopped;
     },
   };
+}
+
+type SimulationSettings = { rateHz?: number; running?: boolean };
+/** Where clients reach the sandbox; empty until `listen` has started each server. */
+type SandboxUrls = { rest: string; mqtt: string };
+
+function createStore(options: SandboxOptions): SandboxStore {
+  return new SandboxStore({
+    capacity: options.capacity,
+    channelMessagesTtl: options.channelMessagesTtl,
+    firstKey: options.firstKey,
+    channelBufferBytes: options.channelBufferBytes,
+    clockOffsetMs: options.clockOffsetMs,
+  });
+}
+
+/**
+ * Adds the channels, and per channel `devicesPerChannel` simulated trackers: all but the last are
+ * registered flespi devices (every one when there is only one). Device ids start at 5000001.
+ */
+function addChannelsAndDevices(store: SandboxStore, channels: ChannelSpec[], devicesPerChannel: number, random: Random): SimulatedVehicle[] {
+  const vehicles: SimulatedVehicle[] = [];
+  let nextDeviceId = 5_000_001;
+  for (const spec of channels) {
+    const channel = store.addChannel(spec);
+    for (let i = 0; i < devicesPerChannel; i++) {
+      const ident = imeiLike(random);
+      const registered = devicesPerChannel === 1 || i < devicesPerChannel - 1;
+      if (registered) {
+        const id = nextDeviceId++;
+        store.addDevice({ id, name: `${channel.protocol.name}-${String(vehicles.length + 1).padStart(2, '0')}`, ident, protocol: channel.protocol.name });
+      }
+      vehicles.push(new SimulatedVehicle({ ident, channelId: channel.id, protocol: channel.protocol }, random, vehicles.length));
+    }
+    channel.item.connections_count = devicesPerChannel;
+  }
+  return vehicles;
+}
+
+/** The MQTT broker, taking the token as username or password. */
+function createBroker(store: SandboxStore, tokens: TokenRegistry, maxSessionBytes: number | undefined): SandboxBroker {
+  return new SandboxBroker({
+    cid: store.cid,
+    maxSessionBytes,
+    authenticate(username, password) {
+      for (const candidate of [username, password?.toString('utf8')]) {
+        if (candidate === undefined || candidate === '') continue;
+        const check = tokens.check(candidate);
+        if (check === 'ok') return 'ok';
+        if (check === 'blocked') return 'blocked';
+      }
+      return 'bad-credentials';
+    },
+  });
+}
+
+/** Every stored message goes out on its channel's (and device's) topic, as flespi publishes it. */
+function publishStoreChanges(store: SandboxStore, broker: SandboxBroker): void {
+  store.onIngest((channel, entries) => {
+    const cid = String(store.cid);
+    for (const entry of entries) {
+      const userProperties = { timestamp: String(entry.serverTs), cid };
+      broker.publish(`flespi/message/gw/channels/${channel.id}/${entry.ident}`, entry.json, { userProperties });
+      if (entry.deviceId !== undefined) broker.publish(`flespi/message/gw/devices/${entry.deviceId}`, entry.json, { userProperties });
+    }
+  });
+
+  // A channel blocked or unblocked by its buffer shows on its retained state topic, as its REST item does.
+  store.onBlockChange((channel) => broker.publish(`flespi/state/gw/channels/${channel.id}`, JSON.stringify(channel.item), { retain: true }));
+}
+
+/** The retained state topics of every channel and device. */
+function publishRetainedState(store: SandboxStore, broker: SandboxBroker): void {
+  for (const channel of store.channels.values()) broker.publish(`flespi/state/gw/channels/${channel.id}`, JSON.stringify(channel.item), { retain: true });
+  for (const device of store.devices.values()) broker.publish(`flespi/state/gw/devices/${device.id}`, JSON.stringify(device.item), { retain: true });
+}
+
+function applySimulationSettings(simulator: Simulator, settings: SimulationSettings): SimulationState {
+  if (settings.rateHz !== undefined) simulator.setRate(settings.rateHz);
+  if (settings.running === true) simulator.start();
+  if (settings.running === false) simulator.stop();
+  return simulator.state;
+}
+
+/** Closes every MQTT client connection abruptly; returns how many were connected. */
+function dropAllMqttClients(broker: SandboxBroker): number {
+  const count = broker.clientCount;
+  broker.dropClients();
+  return count;
+}
+
+/** What the control API's info request answers. */
+function controlInfo(store: SandboxStore, broker: SandboxBroker, faults: FaultQueue, simulator: Simulator, urls: SandboxUrls) {
+  return {
+    sandbox: true,
+    rest_url: urls.rest,
+    mqtt_url: urls.mqtt,
+    mqtt_clients: broker.clientCount,
+    channels: [...store.channels.values()].map((c) => ({ id: c.id, name: c.item.name, messages: c.log.size, first_key: c.log.firstKey, next_key: c.log.nextKey, blocked: c.item.blocked, refused: c.refused })),
+    devices: [...store.devices.values()].map((d) => ({ id: d.id, ident: d.ident, messages: d.log.size })),
+    faults: faults.pending,
+    simulation: simulator.state,
+  };
+}
+
+/** Starts REST, then MQTT, filling in `urls`; if either cannot listen, both are closed. */
+async function listen(rest: RestServer, broker: SandboxBroker, host: string, ports: Pick<SandboxOptions, 'restPort' | 'mqttPort'>, urls: SandboxUrls): Promise<void> {
+  const urlHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
+  try {
+    const restPort = await rest.listen(ports.restPort ?? 0, host);
+    urls.rest = `http://${urlHost}:${restPort}`;
+    const mqttPort = await broker.listen(ports.mqttPort ?? 0, host);
+    urls.mqtt = `mqtt://${urlHost}:${mqttPort}`;
+  } catch (error) {
+    await Promise.allSettled([rest.close(), broker.close()]);
+    throw error;
+  }
 }
 
 /** Reads an NDJSON replay file; each message goes to its `channel.id` when that is a sandbox channel, else to the first. */
