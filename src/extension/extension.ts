@@ -74,44 +74,7 @@ export function activate(context: vscode.ExtensionContext): void {
   };
   const sinkDeps: SinkCommandDeps = { sinks, log, baseDir: () => baseDir(context) };
 
-  /** A channel command: restores the connection first, then runs on the clicked or picked channel. */
-  const onChannel = (title: string, run: (channel: Awaited<ReturnType<typeof resolveChannel>> & object) => Promise<unknown> | unknown) => async (arg: unknown) => {
-    await ensureRestored();
-    if (!connection.current && !(await offerConnect())) return;
-    const channel = await resolveChannel(channelsTree, arg, title);
-    if (channel) await run(channel);
-  };
-
-  /** A sink command: runs on the clicked sink, or asks for one (from the palette), after restoring the connection. */
-  const onSink = (title: string, run: (name: string) => Promise<void>) => async (node?: SinkNode) => {
-    await ensureRestored();
-    if (!connection.current && !(await offerConnect())) return;
-    const name = node?.sink.name ?? (await vscode.window.showQuickPick(sinks.all().map((s) => s.name), { title, placeHolder: 'Pick a sink' }));
-    if (name) await run(name);
-  };
-
-  // Forwardings restart when the settings of a sink they use change, and lose sinks that were removed.
-  let sinkSnapshot = snapshot(sinks);
-  const sinksChanged = () => {
-    const next = snapshot(sinks);
-    const removed = [...sinkSnapshot.keys()].filter((name) => !next.has(name));
-    const changed = [...next.keys()].filter((name) => sinkSnapshot.has(name) && sinkSnapshot.get(name) !== next.get(name));
-    sinkSnapshot = next;
-    void (async () => {
-      await forwarding.dropSinks(removed);
-      if (changed.length > 0) await forwarding.restartUsing(changed);
-    })();
-  };
-
-  const command = (id: string, run: (...args: never[]) => unknown) =>
-    vscode.commands.registerCommand(id, async (...args: never[]) => {
-      try {
-        await run(...args);
-      } catch (error) {
-        log.error(`${id}: ${errorMessage(error)}`);
-        void vscode.window.showErrorMessage(errorMessage(error));
-      }
-    });
+  const parts: CommandParts = { log, connection, sinks, custom, forwarding, channelsTree, tailDeps, sinkDeps, ensureRestored };
 
   context.subscriptions.push(
     log,
@@ -124,7 +87,7 @@ export function activate(context: vscode.ExtensionContext): void {
     channelsView,
     sinksView,
     connection.onDidChange(describeConnection),
-    sinks.onDidChange(sinksChanged),
+    sinks.onDidChange(restartForwardingsOnSinkChange(sinks, forwarding)),
     registerTailSerializer(tailDeps),
     registerHistoryDocuments(),
     vscode.workspace.onDidChangeConfiguration((event) => {
@@ -133,38 +96,11 @@ export function activate(context: vscode.ExtensionContext): void {
     channelsView.onDidChangeVisibility((event) => {
       if (event.visible) void ensureRestored();
     }),
-
-    command('flespi.setToken', () => setToken(connection, log)),
-    command('flespi.forgetToken', () => forgetToken(connection, log)),
-    command('flespi.useSandbox', () => useSandbox(connection)),
-    command('flespi.disconnect', () => connection.disconnect()),
-    command('flespi.reconnect', async () => {
-      await connection.reconnect();
-      channelsTree.refresh();
-    }),
-    command('flespi.refreshChannels', () => channelsTree.refresh()),
-    command('flespi.showLog', () => log.show()),
-
-    command('flespi.openTail', onChannel('Open Live Tail', (channel) => openTailPanel({ id: channel.id, name: channel.name }, tailDeps))),
-    command('flespi.copyChannelId', onChannel('Copy Channel Id', copyChannelId)),
-    command('flespi.openMessagesHistory', onChannel('Open Messages History', (channel) => openMessagesHistory(channel, connection.current!.client, log))),
-    command('flespi.startForwarding', onChannel('Start Forwarding', (channel) => forwarding.start(channel))),
-    command('flespi.checkConnection', onChannel('Check Connection', (channel) => checkConnection(connection.current!, channel, log))),
-    // The clicked channel, or (from the palette) a pick among the forwarded ones only.
-    command('flespi.stopForwarding', async (arg?: ChannelNode | { id?: unknown }) => {
-      await ensureRestored();
-      const id = arg && 'kind' in arg ? (arg.kind === 'channel' ? arg.channel.id : undefined) : typeof arg?.id === 'number' ? arg.id : undefined;
-      await forwarding.stop(id);
-    }),
-    command('flespi.showForwardings', () => forwarding.show()),
-
-    command('flespi.addSink', () => addSink(sinkDeps)),
-    command('flespi.removeSink', (node?: SinkNode) => removeSink(sinkDeps, node, (name) => (forwarding.current()?.sinkStatus(name).length ?? 0) > 0)),
-    command('flespi.testSink', (node?: SinkNode) => testSink(sinkDeps, node)),
-    command('flespi.openSinkSettings', () => openSinkSettings(sinkDeps)),
-    command('flespi.openDeadLetters', onSink('Open Dead Letters', (name) => forwarding.openDeadLetters(name))),
-    command('flespi.resendDeadLetters', onSink('Send Dead Letters Again', (name) => forwarding.resendDeadLetters(name))),
-    command('flespi.newHandler', () => custom.newHandler()),
+    ...connectionCommands(parts),
+    ...channelCommands(parts),
+    ...forwardingCommands(parts),
+    ...sinkCommands(parts),
+    ...customHandlerCommands(parts),
   );
 
   // Forwardings of the last window resume right away; otherwise nothing connects or compiles until it is needed.
@@ -183,16 +119,6 @@ export function activate(context: vscode.ExtensionContext): void {
     await forwarding.suspend();
     await connection.dispose();
   };
-
-  /** Offers the two ways to connect; true when connected afterwards. */
-  async function offerConnect(): Promise<boolean> {
-    const token = 'Set Token…';
-    const sandbox = 'Use Local Sandbox';
-    const choice = await vscode.window.showInformationMessage('Connect to flespi first.', token, sandbox);
-    if (choice === token) await setToken(connection, log);
-    else if (choice === sandbox) await useSandbox(connection);
-    return connection.current !== undefined;
-  }
 }
 
 /** Stops forwarding (checkpointing what was delivered) and the sandbox before the host goes away. */
@@ -201,6 +127,141 @@ export async function deactivate(): Promise<void> {
   shutdown = undefined;
 }
 
+/** Forwardings restart when the settings of a sink they use change, and lose sinks that were removed. */
+function restartForwardingsOnSinkChange(sinks: SinkStore, forwarding: ForwardingController): () => void {
+  let sinkSnapshot = snapshot(sinks);
+  return () => {
+    const next = snapshot(sinks);
+    const removed = [...sinkSnapshot.keys()].filter((name) => !next.has(name));
+    const changed = [...next.keys()].filter((name) => sinkSnapshot.has(name) && sinkSnapshot.get(name) !== next.get(name));
+    sinkSnapshot = next;
+    void (async () => {
+      await forwarding.dropSinks(removed);
+      if (changed.length > 0) await forwarding.restartUsing(changed);
+    })();
+  };
+}
+
 function snapshot(sinks: SinkStore): Map<string, string> {
   return new Map(sinks.all().map((s) => [s.name, JSON.stringify(s)]));
+}
+
+/** What the command groups below work with; built once in activate. */
+interface CommandParts {
+  log: vscode.LogOutputChannel;
+  connection: Connection;
+  sinks: SinkStore;
+  custom: CustomHandlers;
+  forwarding: ForwardingController;
+  channelsTree: ChannelsTree;
+  tailDeps: TailDeps;
+  sinkDeps: SinkCommandDeps;
+  /** Reconnects the way the user chose last time, once, when something first needs the connection. */
+  ensureRestored: () => Promise<void>;
+}
+
+/** The token, the sandbox, reconnecting and the log. */
+function connectionCommands({ log, connection, channelsTree }: CommandParts): vscode.Disposable[] {
+  const command = commandRegistrar(log);
+  return [
+    command('flespi.setToken', () => setToken(connection, log)),
+    command('flespi.forgetToken', () => forgetToken(connection, log)),
+    command('flespi.useSandbox', () => useSandbox(connection)),
+    command('flespi.disconnect', () => connection.disconnect()),
+    command('flespi.reconnect', async () => {
+      await connection.reconnect();
+      channelsTree.refresh();
+    }),
+    command('flespi.refreshChannels', () => channelsTree.refresh()),
+    command('flespi.showLog', () => log.show()),
+  ];
+}
+
+/** What a channel offers besides forwarding: the live tail, its id, its history, a connection check. */
+function channelCommands(parts: CommandParts): vscode.Disposable[] {
+  const { log, connection, tailDeps } = parts;
+  const command = commandRegistrar(log);
+  return [
+    command('flespi.openTail', onChannel(parts, 'Open Live Tail', (channel) => openTailPanel({ id: channel.id, name: channel.name }, tailDeps))),
+    command('flespi.copyChannelId', onChannel(parts, 'Copy Channel Id', copyChannelId)),
+    command('flespi.openMessagesHistory', onChannel(parts, 'Open Messages History', (channel) => openMessagesHistory(channel, connection.current!.client, log))),
+    command('flespi.checkConnection', onChannel(parts, 'Check Connection', (channel) => checkConnection(connection.current!, channel, log))),
+  ];
+}
+
+function forwardingCommands(parts: CommandParts): vscode.Disposable[] {
+  const { log, forwarding, ensureRestored } = parts;
+  const command = commandRegistrar(log);
+  return [
+    command('flespi.startForwarding', onChannel(parts, 'Start Forwarding', (channel) => forwarding.start(channel))),
+    // The clicked channel, or (from the palette) a pick among the forwarded ones only.
+    command('flespi.stopForwarding', async (arg?: ChannelNode | { id?: unknown }) => {
+      await ensureRestored();
+      const id = arg && 'kind' in arg ? (arg.kind === 'channel' ? arg.channel.id : undefined) : typeof arg?.id === 'number' ? arg.id : undefined;
+      await forwarding.stop(id);
+    }),
+    command('flespi.showForwardings', () => forwarding.show()),
+  ];
+}
+
+/** Adding, removing, testing and configuring sinks, and their dead letters. */
+function sinkCommands(parts: CommandParts): vscode.Disposable[] {
+  const { log, forwarding, sinkDeps } = parts;
+  const command = commandRegistrar(log);
+  return [
+    command('flespi.addSink', () => addSink(sinkDeps)),
+    command('flespi.removeSink', (node?: SinkNode) => removeSink(sinkDeps, node, (name) => (forwarding.current()?.sinkStatus(name).length ?? 0) > 0)),
+    command('flespi.testSink', (node?: SinkNode) => testSink(sinkDeps, node)),
+    command('flespi.openSinkSettings', () => openSinkSettings(sinkDeps)),
+    command('flespi.openDeadLetters', onSink(parts, 'Open Dead Letters', (name) => forwarding.openDeadLetters(name))),
+    command('flespi.resendDeadLetters', onSink(parts, 'Send Dead Letters Again', (name) => forwarding.resendDeadLetters(name))),
+  ];
+}
+
+function customHandlerCommands({ log, custom }: CommandParts): vscode.Disposable[] {
+  const command = commandRegistrar(log);
+  return [command('flespi.newHandler', () => custom.newHandler())];
+}
+
+/** Registers commands whose failure is logged and shown instead of thrown at VS Code. */
+function commandRegistrar(log: vscode.LogOutputChannel): (id: string, run: (...args: never[]) => unknown) => vscode.Disposable {
+  return (id, run) =>
+    vscode.commands.registerCommand(id, async (...args: never[]) => {
+      try {
+        await run(...args);
+      } catch (error) {
+        log.error(`${id}: ${errorMessage(error)}`);
+        void vscode.window.showErrorMessage(errorMessage(error));
+      }
+    });
+}
+
+/** A channel command: restores the connection first, then runs on the clicked or picked channel. */
+function onChannel(parts: CommandParts, title: string, run: (channel: Awaited<ReturnType<typeof resolveChannel>> & object) => Promise<unknown> | unknown) {
+  return async (arg: unknown) => {
+    await parts.ensureRestored();
+    if (!parts.connection.current && !(await offerConnect(parts))) return;
+    const channel = await resolveChannel(parts.channelsTree, arg, title);
+    if (channel) await run(channel);
+  };
+}
+
+/** A sink command: runs on the clicked sink, or asks for one (from the palette), after restoring the connection. */
+function onSink(parts: CommandParts, title: string, run: (name: string) => Promise<void>) {
+  return async (node?: SinkNode) => {
+    await parts.ensureRestored();
+    if (!parts.connection.current && !(await offerConnect(parts))) return;
+    const name = node?.sink.name ?? (await vscode.window.showQuickPick(parts.sinks.all().map((s) => s.name), { title, placeHolder: 'Pick a sink' }));
+    if (name) await run(name);
+  };
+}
+
+/** Offers the two ways to connect; true when connected afterwards. */
+async function offerConnect({ connection, log }: CommandParts): Promise<boolean> {
+  const token = 'Set Token…';
+  const sandbox = 'Use Local Sandbox';
+  const choice = await vscode.window.showInformationMessage('Connect to flespi first.', token, sandbox);
+  if (choice === token) await setToken(connection, log);
+  else if (choice === sandbox) await useSandbox(connection);
+  return connection.current !== undefined;
 }
