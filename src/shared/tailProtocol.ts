@@ -81,7 +81,8 @@ export type HostMessage =
   | { type: 'counters'; counters: TailCounters }
   | { type: 'state'; connection: ConnectionState; detail: string }
   | { type: 'forwardResult'; count: number; result?: ForwardResult; error?: string; cancelled?: boolean }
-  | { type: 'notice'; level: NoticeLevel; text: string }
+  /** `link`: the part of `text` (a file path) shown as a link; a click asks the host to open it (`openLink` with its id). */
+  | { type: 'notice'; level: NoticeLevel; text: string; link?: { text: string; id: number } }
   /** The server filter in force after a setFilter; `refused`: why the one asked for was not applied (the tail goes on as it was). */
   | { type: 'filter'; expression: string; refused?: string };
 
@@ -96,7 +97,9 @@ export type WebviewMessage =
   | { type: 'copy'; ids: number[] }
   | { type: 'export'; scope: 'selection'; format: ExportFormat; ids: number[] }
   | { type: 'export'; scope: 'buffer'; format: ExportFormat }
-  | { type: 'setColumns'; columns: string[] };
+  | { type: 'setColumns'; columns: string[] }
+  /** A click on a notice's link: the host opens what it linked (ids it did not hand out open nothing). */
+  | { type: 'openLink'; id: number };
 
 export const LIMITS = {
   /** Most ids one command may carry (a selection can cover the whole buffer). */
@@ -140,6 +143,11 @@ export function checkWebviewMessage(value: unknown): Check<WebviewMessage> {
       if (scope !== 'selection') return fail(`export.scope must be "selection" or "buffer", got ${describe(scope)}`);
       const ids = checkIds(record.ids, 'export.ids');
       return ids.ok ? { ok: true, value: { type, scope, format, ids: ids.value } } : ids;
+    }
+    case 'openLink': {
+      const id = record.id;
+      if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 1) return fail(`openLink.id must be a positive integer, got ${describe(id)}`);
+      return { ok: true, value: { type, id } };
     }
     case 'setColumns': {
       const columns = record.columns;

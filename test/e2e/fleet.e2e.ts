@@ -71,7 +71,9 @@ describe('the live tail\'s map, devices and chart in VS Code (code-server)', { c
       rows.sort((x, y) => x.id - y.id);
       for (const [i, x] of rows.entries()) {
         const y = rows.slice(i + 1).find((r) => r.ident === x.ident);
-        if (y && /\\d/.test(x.position) && /\\d/.test(y.position) && y.position !== x.position) return [x.id, y.id];
+        // A must be the only message at its place (a parked vehicle's messages lie on one point).
+        const alone = rows.filter((r) => r.position === x.position).length === 1;
+        if (y && alone && /\\d/.test(x.position) && /\\d/.test(y.position) && y.position !== x.position) return [x.id, y.id];
       }
       return [];
     })()`)) as number[];

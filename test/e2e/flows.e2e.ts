@@ -199,6 +199,12 @@ describe('flespi extension in VS Code (code-server)', { concurrency: false }, ()
     await waitFor(`an editor showing ${HANDLER}.ts`, async () => (await wb.editorTabs()).includes(`${HANDLER}.ts`));
     await waitFor(`the Sinks view to list ${HANDLER}`, async () => (await wb.treeLabels('Sinks')).some((l) => l.startsWith(HANDLER)));
     await wb.shot('handler-created');
+    // Saved where VS Code reads it from anywhere: in the user settings, the handler's path is absolute.
+    const readSinks = (path: string) => (existsSync(path) ? ((JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>)['flespi.sinks'] as { name: string; file?: string }[] | undefined) ?? [] : []);
+    const userSink = readSinks(join(e2e.session.profile.userDataDir, 'User', 'settings.json')).find((s) => s.name === HANDLER);
+    const workspaceSink = readSinks(join(e2e.session.workspace, '.vscode', 'settings.json')).find((s) => s.name === HANDLER);
+    assert.ok(userSink ?? workspaceSink, `no sink ${HANDLER} in the user or workspace settings`);
+    if (userSink) assert.equal(userSink.file, file, 'the user settings name the handler by a path that is not its absolute one');
     await wb.showEditor(`Tail: ${TAIL_CHANNEL}`);
     const { tail, expected } = await pickThreeMessages(wb);
     await forwardSelection(tail, HANDLER);
@@ -219,8 +225,8 @@ describe('flespi extension in VS Code (code-server)', { concurrency: false }, ()
     await waitFor('the handler problem to leave the status bar', async () => !(await wb.statusBarTexts()).some((text) => /does not load/.test(text)), 30_000);
   });
 
-  flow('flow7', 'export the buffer to NDJSON through the save dialog: the file holds the shown messages', async (wb) => {
-    const tail = await LiveTail.find(wb);
+  flow('flow7', 'export the buffer to NDJSON through the save dialog: the file holds the shown messages, and its path in the notice opens it', async (wb) => {
+    let tail = await LiveTail.find(wb);
     await tail.resume();
     // Stop (unsubscribe) so the buffer holds still; it stays for export.
     await tail.click('Stop');
@@ -244,6 +250,14 @@ describe('flespi extension in VS Code (code-server)', { concurrency: false }, ()
     const lines = readFileSync(file, 'utf8').trimEnd().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
     assert.equal(lines.length, shown, `the file has ${lines.length} messages; the tail showed ${shown}`);
     for (const message of sample) assert.ok(lines.some((line) => isDeepStrictEqual(line, message)), `the export lacks the shown message ${JSON.stringify(message)}`);
+    // The path in the tail's notice is a link that opens the file in an editor.
+    const link = tail.frame.locator('[data-testid="notice-link"]');
+    assert.equal(await link.textContent(), file);
+    await link.click();
+    await waitFor('the exported file to open in an editor', async () => (await wb.editorTabs()).includes('tail.ndjson'));
+    await wb.shot('export-opened');
+    await wb.showEditor(`Tail: ${TAIL_CHANNEL}`);
+    tail = await LiveTail.find(wb);
     await tail.click('Restart');
   });
 
@@ -262,7 +276,9 @@ describe('flespi extension in VS Code (code-server)', { concurrency: false }, ()
     await wb.shot('selected');
 
     // Another editor tab and back: the webview is made again, with the same rows selected and shown.
-    await wb.showEditor(`${HANDLER}.ts`);
+    const other = (await wb.editorTabs()).find((label) => !label.startsWith('Tail:'));
+    assert.ok(other, 'no other editor to switch to');
+    await wb.showEditor(other);
     await wb.showEditor(`Tail: ${TAIL_CHANNEL}`);
     tail = await LiveTail.find(wb);
     const wanted = JSON.stringify([...ids].sort((a, b) => a - b));

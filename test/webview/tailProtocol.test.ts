@@ -22,6 +22,7 @@ test('every valid command parses to a fresh object with only its known fields', 
     [{ type: 'export', scope: 'buffer', format: 'csv', ids: 'ignored' }, { type: 'export', scope: 'buffer', format: 'csv' }],
     [{ type: 'export', scope: 'selection', format: 'ndjson', ids: [3, 4] }, { type: 'export', scope: 'selection', format: 'ndjson', ids: [3, 4] }],
     [{ type: 'setColumns', columns: ['ident', 'position'] }, { type: 'setColumns', columns: ['ident', 'position'] }],
+    [{ type: 'openLink', id: 3, path: '/etc/passwd' }, { type: 'openLink', id: 3 }],
   ];
   for (const [input, expected] of valid) {
     const parsed = parseWebviewMessage(input);
@@ -64,6 +65,9 @@ test('malformed and hostile commands are rejected with a reason', () => {
     [{ type: 'export', scope: 'all', format: 'csv' }, /scope must be "selection" or "buffer"/],
     [{ type: 'export', scope: 'selection', format: 'csv' }, /export.ids must be an array/],
     [{ type: 'setColumns', columns: 'ident' }, /columns must be an array/],
+    [{ type: 'openLink', id: '/etc/passwd' }, /openLink.id must be a positive integer/],
+    [{ type: 'openLink', id: 0 }, /openLink.id must be a positive integer/],
+    [{ type: 'openLink', id: 1.5 }, /openLink.id must be a positive integer/],
     [{ type: 'setColumns', columns: [''] }, /non-empty strings/],
     [{ type: 'setColumns', columns: ['x'.repeat(LIMITS.columnNameLength + 1)] }, /non-empty strings/],
     [{ type: 'setColumns', columns: [1] }, /got 1/],

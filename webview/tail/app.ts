@@ -206,8 +206,7 @@ export class TailApp {
         this.showForwardResult(message);
         break;
       case 'notice':
-        this.notice.dataset.level = message.level;
-        setText(this.notice, message.text);
+        this.showNotice(message);
         break;
     }
   }
@@ -448,6 +447,20 @@ export class TailApp {
   private copySelection(): void {
     const ids = this.table.selectedIds();
     if (ids.length > 0) this.post({ type: 'copy', ids });
+  }
+
+  /** The notice line; its link (an exported file's path) opens in VS Code through the host. */
+  private showNotice(message: Extract<HostMessage, { type: 'notice' }>): void {
+    this.notice.dataset.level = message.level;
+    const link = message.link;
+    const at = link ? message.text.indexOf(link.text) : -1;
+    if (!link || at < 0 || link.text === '') {
+      this.notice.textContent = message.text;
+      return;
+    }
+    const anchor = el('button', { className: 'notice-link', text: link.text, attrs: { type: 'button', title: 'Open in VS Code', 'data-testid': 'notice-link' } });
+    anchor.addEventListener('click', () => this.vscode.postMessage({ type: 'openLink', id: link.id }));
+    this.notice.replaceChildren(message.text.slice(0, at), anchor, message.text.slice(at + link.text.length));
   }
 
   private showForwardResult(message: Extract<HostMessage, { type: 'forwardResult' }>): void {

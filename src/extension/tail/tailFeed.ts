@@ -62,8 +62,8 @@ export class TailFeed {
     this.send({ type: 'state', connection, detail });
   }
 
-  notice(level: NoticeLevel, text: string): void {
-    this.send({ type: 'notice', level, text });
+  notice(level: NoticeLevel, text: string, link?: { text: string; id: number }): void {
+    this.send({ type: 'notice', level, text, ...(link ? { link } : {}) });
   }
 
   /** Posts now if the webview listens; otherwise drops it (state and buffer come back with the next resync). */

@@ -62,6 +62,9 @@ export class TailPanel implements vscode.Disposable {
   private readonly model: TailModel;
   private readonly feed: TailFeed;
   private readonly pageWatch: PageWatch;
+  /** What the notices' links open (exported files), by the id the webview sends back; the newest few. */
+  private readonly links = new Map<number, vscode.Uri>();
+  private nextLinkId = 1;
   private readonly backfill: number;
   private session: TailSession | undefined;
   private connection: TailConnection | undefined;
@@ -318,6 +321,12 @@ export class TailPanel implements vscode.Disposable {
       case 'setColumns':
         this.columns = message.columns;
         return;
+      case 'openLink': {
+        const uri = this.links.get(message.id);
+        if (uri) await vscode.commands.executeCommand('vscode.open', uri);
+        else this.notice('warning', 'That link is no longer open here: export again to get a new one.');
+        return;
+      }
       case 'forward':
         await this.forward(message.ids);
         return;
@@ -383,16 +392,25 @@ export class TailPanel implements vscode.Disposable {
       await vscode.workspace.fs.writeFile(uri, Buffer.from([...lines].join(''), 'utf8'));
     }
     this.log('info', `exported ${messages.length} message(s) as ${format} to ${uri.toString(true)}`);
-    this.notice('info', `Exported ${plural(messages.length, 'message')} to ${uri.scheme === 'file' ? uri.fsPath : uri.toString(true)}.`);
+    const where = uri.scheme === 'file' ? uri.fsPath : uri.toString(true);
+    this.notice('info', `Exported ${plural(messages.length, 'message')} to ${where}.`, { text: where, id: this.linkTo(uri) });
   }
 
   private setState(connection: ConnectionState, detail: string): void {
     this.feed.setState(connection, detail);
   }
 
-  private notice(level: NoticeLevel, text: string): void {
+  private notice(level: NoticeLevel, text: string, link?: { text: string; id: number }): void {
     this.log(level === 'error' ? 'error' : level === 'warning' ? 'warn' : 'info', text);
-    this.feed.notice(level, text);
+    this.feed.notice(level, text, link);
+  }
+
+  /** An id the webview may send back to open `uri`; only the newest ten are kept. */
+  private linkTo(uri: vscode.Uri): number {
+    const id = this.nextLinkId++;
+    this.links.set(id, uri);
+    for (const old of this.links.keys()) if (this.links.size > 10) this.links.delete(old);
+    return id;
   }
 
   private post(message: HostMessage): void {
