@@ -10,6 +10,7 @@
  * the server says (status, `Date`, rate-limit headers), not what the client makes of it.
  */
 import mqtt, { type IConnackPacket, type MqttClient } from 'mqtt';
+import { deadline } from './deadline';
 import { randomBytes } from 'node:crypto';
 import { isLoopbackHost, redactUrl } from './security';
 
@@ -198,17 +199,10 @@ class Rest {
   private async once(path: string, options: { waitMs?: number; maxBytes?: number }): Promise<Answer> {
     if (this.signal.aborted) throw new ProbeError('aborted', 'the doctor was stopped');
     const deadlineMs = this.requestMs + (options.waitMs ?? 0);
-    const controller = new AbortController();
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      controller.abort();
-    }, deadlineMs);
-    const onAbort = () => controller.abort();
-    this.signal.addEventListener('abort', onAbort, { once: true });
+    const limit = deadline(deadlineMs, this.signal);
     const started = Date.now();
     try {
-      const response = await fetch(`${this.baseUrl}${path}`, { headers: this.headers, signal: controller.signal, redirect: 'manual' });
+      const response = await fetch(`${this.baseUrl}${path}`, { headers: this.headers, signal: limit.signal, redirect: 'manual' });
       const text = await readCapped(response, options.maxBytes ?? BODY_BYTES);
       const ended = Date.now();
       this.observe(response, started, ended);
@@ -223,12 +217,11 @@ class Rest {
     } catch (error) {
       if (error instanceof ProbeError) throw error;
       if (this.signal.aborted) throw new ProbeError('aborted', 'the doctor was stopped');
-      if (timedOut) throw new ProbeError('timeout', `no complete answer from ${this.baseUrl} within ${seconds(deadlineMs)} s`);
+      if (limit.passed) throw new ProbeError('timeout', `no complete answer from ${this.baseUrl} within ${seconds(deadlineMs)} s`);
       const cause = (error as { cause?: { code?: string; message?: string } }).cause;
       throw new ProbeError('network', `cannot reach ${this.baseUrl} (${cause?.code ?? cause?.message ?? (error instanceof Error ? error.message : String(error))})`);
     } finally {
-      clearTimeout(timer);
-      this.signal.removeEventListener('abort', onAbort);
+      limit.dispose();
     }
   }
 

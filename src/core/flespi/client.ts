@@ -1,4 +1,5 @@
 import axios, { type AxiosInstance, type AxiosResponse } from 'axios';
+import { deadline } from '../deadline';
 import { FlespiError, type FlespiErrorDetail, type FlespiErrorKind } from '../errors';
 import type { FlespiMessage } from '../message';
 import { MAX_TIMER_MS } from '../backoff';
@@ -345,31 +346,21 @@ export class FlespiClient {
     if (signal?.aborted) throw abortError(signal);
     const deadlineMs = boundedMs(limits.deadlineMs ?? this.timeoutMs);
     const maxBytes = boundedBytes(limits.maxBytes ?? this.maxBodyBytes);
-    // One controller for the caller's signal and the deadline; listeners are removed after, so a
-    // long-lived caller signal (the receiver's) does not collect one per request.
-    const controller = new AbortController();
-    let deadlinePassed = false;
-    const timer = setTimeout(() => {
-      deadlinePassed = true;
-      controller.abort();
-    }, deadlineMs);
-    const onAbort = () => controller.abort();
-    signal?.addEventListener('abort', onAbort, { once: true });
+    const limit = deadline(deadlineMs, signal);
     let response: AxiosResponse<string>;
     const sentAt = Date.now();
     try {
-      response = await this.http.request<string>({ method, url: path, signal: controller.signal, timeout: deadlineMs, maxContentLength: maxBytes });
+      response = await this.http.request<string>({ method, url: path, signal: limit.signal, timeout: deadlineMs, maxContentLength: maxBytes });
       this.noteDate(response.headers.date, sentAt, Date.now());
     } catch (error) {
       if (signal?.aborted) throw abortError(signal);
       const label = this.subjectLabel(method, subject);
-      if (deadlinePassed) throw deadlineError(this.baseUrl, `${method} ${subject.what}, the whole answer`, deadlineMs, limits.deadlineMs !== undefined && limits.deadlineMs > this.timeoutMs ? this.timeoutMs : undefined);
+      if (limit.passed) throw deadlineError(this.baseUrl, `${method} ${subject.what}, the whole answer`, deadlineMs, limits.deadlineMs !== undefined && limits.deadlineMs > this.timeoutMs ? this.timeoutMs : undefined);
       if (isMaxContentLengthError(error)) throw tooLargeError(label, maxBytes, limits.capReason);
       // The axios error carries the request headers (the token): never pass it on as a cause.
       throw transportError(error, this.baseUrl, deadlineMs);
     } finally {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
+      limit.dispose();
     }
     return parseAnswer(response, this.subjectLabel(method, subject), subject, this.baseUrl);
   }
