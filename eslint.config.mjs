@@ -6,7 +6,26 @@ export default tseslint.config(
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
-    languageOptions: { globals: { console: 'readonly', process: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly', setInterval: 'readonly', clearInterval: 'readonly', Buffer: 'readonly', URL: 'readonly', AbortController: 'readonly', AbortSignal: 'readonly', performance: 'readonly', TextEncoder: 'readonly', TextDecoder: 'readonly', structuredClone: 'readonly', queueMicrotask: 'readonly', setImmediate: 'readonly' } },
+    languageOptions: {
+      globals: {
+        console: 'readonly',
+        process: 'readonly',
+        setTimeout: 'readonly',
+        clearTimeout: 'readonly',
+        setInterval: 'readonly',
+        clearInterval: 'readonly',
+        Buffer: 'readonly',
+        URL: 'readonly',
+        AbortController: 'readonly',
+        AbortSignal: 'readonly',
+        performance: 'readonly',
+        TextEncoder: 'readonly',
+        TextDecoder: 'readonly',
+        structuredClone: 'readonly',
+        queueMicrotask: 'readonly',
+        setImmediate: 'readonly',
+      },
+    },
     rules: {
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       'no-constant-condition': ['error', { checkLoops: false }],
@@ -18,7 +37,14 @@ export default tseslint.config(
     files: ['**/*.ts'],
     languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
     rules: {
-      '@typescript-eslint/no-floating-promises': ['error', { allowForKnownSafeCalls: [{ from: 'package', package: 'node:test', name: ['test', 'it', 'describe', 'suite', 'before', 'after', 'beforeEach', 'afterEach'] }] }],
+      '@typescript-eslint/no-floating-promises': [
+        'error',
+        {
+          allowForKnownSafeCalls: [
+            { from: 'package', package: 'node:test', name: ['test', 'it', 'describe', 'suite', 'before', 'after', 'beforeEach', 'afterEach'] },
+          ],
+        },
+      ],
       '@typescript-eslint/no-misused-promises': 'error',
       '@typescript-eslint/switch-exhaustiveness-check': ['error', { considerDefaultExhaustiveForUnions: true }],
     },
@@ -57,7 +83,12 @@ export default tseslint.config(
       'src/extension/tail/tailModel.ts',
       'src/extension/tail/tailSession.ts',
     ],
-    rules: { 'no-restricted-imports': ['error', { paths: [{ name: 'vscode', message: 'This module is tested without VS Code: pass what it needs from the vscode side instead.' }] }] },
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { paths: [{ name: 'vscode', message: 'This module is tested without VS Code: pass what it needs from the vscode side instead.' }] },
+      ],
+    },
   },
   {
     // The webview runs in a browser frame: no Node, no vscode, and of the host's code only the shared protocol (and types, which vanish at run time).
@@ -69,8 +100,15 @@ export default tseslint.config(
         {
           paths: [{ name: 'vscode', message: 'Webview code talks to the extension only through postMessage (src/shared/tailProtocol.ts).' }],
           patterns: [
-            { group: ['node:*', 'fs', 'path', 'os', 'child_process', 'net', 'http', 'https', 'crypto'], message: 'Webview code runs in a browser frame: no Node modules.' },
-            { group: ['**/src/core/**', '**/src/extension/**', '**/src/cli/**', '**/src/sandbox/**', '../core/**', '../extension/**'], allowTypeImports: true, message: 'Webview code may import only src/shared (and types) from the host side.' },
+            {
+              group: ['node:*', 'fs', 'path', 'os', 'child_process', 'net', 'http', 'https', 'crypto'],
+              message: 'Webview code runs in a browser frame: no Node modules.',
+            },
+            {
+              group: ['**/src/core/**', '**/src/extension/**', '**/src/cli/**', '**/src/sandbox/**', '../core/**', '../extension/**'],
+              allowTypeImports: true,
+              message: 'Webview code may import only src/shared (and types) from the host side.',
+            },
           ],
         },
       ],

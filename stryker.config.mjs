@@ -7,7 +7,13 @@
 export const folders = {
   receiver: {
     mutate: ['src/core/receiver/**/*.ts', 'src/core/backoff.ts'],
-    tests: ['test/receiver/receiver.test.ts', 'test/receiver/ordering.test.ts', 'test/receiver/dead-letters.test.ts', 'test/receiver/lock.test.ts', 'test/reliability/receiver-crash.test.ts'],
+    tests: [
+      'test/receiver/receiver.test.ts',
+      'test/receiver/ordering.test.ts',
+      'test/receiver/dead-letters.test.ts',
+      'test/receiver/lock.test.ts',
+      'test/reliability/receiver-crash.test.ts',
+    ],
   },
   sources: {
     mutate: ['src/core/sources/**/*.ts'],
@@ -17,7 +23,14 @@ export const folders = {
   flespi: {
     mutate: ['src/core/flespi/**/*.ts'],
     // subscription.ts (MQTT topic, payloads, gap fill) is used by the MQTT source and the live tail.
-    tests: ['test/client/*.test.ts', 'test/flespi/*.test.ts', 'test/sources/*.test.ts', 'test/webview/tailSession.test.ts', 'test/receiver/receiver.test.ts', 'test/reliability/hostile-flespi.test.ts'],
+    tests: [
+      'test/client/*.test.ts',
+      'test/flespi/*.test.ts',
+      'test/sources/*.test.ts',
+      'test/webview/tailSession.test.ts',
+      'test/receiver/receiver.test.ts',
+      'test/reliability/hostile-flespi.test.ts',
+    ],
   },
   handlers: {
     mutate: ['src/core/handlers/**/*.ts'],

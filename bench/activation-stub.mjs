@@ -26,7 +26,20 @@ const load = Module._load;
 Module._load = (request, ...rest) => (request === 'vscode' ? stub : load(request, ...rest));
 
 async function main() {
-  const context = { subscriptions: [], extensionPath: root, extensionUri: anything, globalState: anything, workspaceState: anything, secrets: anything, globalStorageUri: anything, storageUri: undefined, extension: anything, environmentVariableCollection: anything, logUri: anything, extensionMode: 1 };
+  const context = {
+    subscriptions: [],
+    extensionPath: root,
+    extensionUri: anything,
+    globalState: anything,
+    workspaceState: anything,
+    secrets: anything,
+    globalStorageUri: anything,
+    storageUri: undefined,
+    extension: anything,
+    environmentVariableCollection: anything,
+    logUri: anything,
+    extensionMode: 1,
+  };
   const t0 = performance.now();
   const extension = require(join(root, 'dist', 'extension.js'));
   const loaded = performance.now();

@@ -120,8 +120,14 @@ export function table(rows: Row[]): string {
     fmt(r.summary.min),
     fmt(r.summary.max),
     r.unit,
-    r.ratio === undefined ? (isBaseline(r) ? 'baseline' : '') : `${r.ratio.toFixed(2)}×${r.ratioRange ? ` (${r.ratioRange[0].toFixed(2)}–${r.ratioRange[1].toFixed(2)})` : ''} ${r.baseline}`,
-    Object.entries(r.summary.extra).map(([k, v]) => `${k} ${fmt(v)}`).join(', '),
+    r.ratio === undefined
+      ? isBaseline(r)
+        ? 'baseline'
+        : ''
+      : `${r.ratio.toFixed(2)}×${r.ratioRange ? ` (${r.ratioRange[0].toFixed(2)}–${r.ratioRange[1].toFixed(2)})` : ''} ${r.baseline}`,
+    Object.entries(r.summary.extra)
+      .map(([k, v]) => `${k} ${fmt(v)}`)
+      .join(', '),
     r.target ?? '',
     ...(notes ? [r.note ?? ''] : []),
   ]);
@@ -145,7 +151,13 @@ export const PROFILE_DIR_ENV = 'BENCH_PROFILE_DIR';
  * Forks a worker (TypeScript through tsx, unless `nodeArgs` says otherwise). With profiling on, the worker runs with --cpu-prof and its
  * profile lands in `<profile dir>/<label>/` (summarize with bench/profile.ts).
  */
-export function forkWorker(script: string, args: string[], label: string, stdio: StdioOptions = ['ignore', 'inherit', 'inherit', 'ipc'], nodeArgs = ['--import', 'tsx']): ChildProcess {
+export function forkWorker(
+  script: string,
+  args: string[],
+  label: string,
+  stdio: StdioOptions = ['ignore', 'inherit', 'inherit', 'ipc'],
+  nodeArgs = ['--import', 'tsx'],
+): ChildProcess {
   const execArgv = [...nodeArgs];
   const profileDir = process.env[PROFILE_DIR_ENV];
   if (profileDir) execArgv.push('--cpu-prof', `--cpu-prof-dir=${join(profileDir, label.replace(/[^\w.-]+/g, '_'))}`);
@@ -158,6 +170,8 @@ export function sampleFromWorker<T = Sample>(script: string, args: string[], lab
   return new Promise((resolve, reject) => {
     let sample: T | undefined;
     child.once('message', (m) => (sample = m as T));
-    child.once('exit', (code) => (code === 0 && sample ? resolve(sample) : reject(new Error(`bench worker ${label} exited with ${code}${sample ? '' : ' before answering'}`))));
+    child.once('exit', (code) =>
+      code === 0 && sample ? resolve(sample) : reject(new Error(`bench worker ${label} exited with ${code}${sample ? '' : ' before answering'}`)),
+    );
   });
 }

@@ -61,7 +61,11 @@ async function openTail(session: VsCodeSession): Promise<LiveTail> {
   await tail.frame.evaluate(OBSERVE_LONG_TASKS);
   const before = Date.now();
   await tail.frame.evaluate(BUSY_120_MS);
-  await waitFor('the long-task observer to see a deliberate 120 ms task in the webview', async () => (await longTasks(tail.frame, before - 1000, Date.now())).some((t) => t.duration >= 100 && t.attribution === 'self'), 10_000);
+  await waitFor(
+    'the long-task observer to see a deliberate 120 ms task in the webview',
+    async () => (await longTasks(tail.frame, before - 1000, Date.now())).some((t) => t.duration >= 100 && t.attribution === 'self'),
+    10_000,
+  );
   return tail;
 }
 
@@ -90,7 +94,10 @@ async function saveRendererProfile(cdp: CDPSession | undefined, rate: number): P
 /** Runs bench/inspect-host.mjs against the extension host; `next()` resolves with its next IPC message. */
 function inspectHost(args: string[]): { child: ChildProcess; next: () => Promise<unknown> } {
   const child = forkWorker(join(__dirname, 'inspect-host.mjs'), args, 'inspect-host', undefined, ['--experimental-websocket', '--no-warnings']);
-  const next = () => new Promise<unknown>((resolve, reject) => (child.once('message', resolve), child.once('exit', (code) => reject(new Error(`inspect-host exited with ${code}`)))));
+  const next = () =>
+    new Promise<unknown>(
+      (resolve, reject) => (child.once('message', resolve), child.once('exit', (code) => reject(new Error(`inspect-host exited with ${code}`)))),
+    );
   return { child, next };
 }
 
@@ -149,7 +156,10 @@ export async function benchLiveTail(opts: { quick: boolean }): Promise<Row[]> {
   });
   const rows: Row[] = [];
   const bench = `Live tail in VS Code, ${seconds} s per rate (code-server + Chromium)`;
-  const cases: Array<{ rate: number; view?: (typeof FLEET_VIEWS)[number] }> = [...RATES.map((rate) => ({ rate })), ...FLEET_VIEWS.map((view) => ({ rate: 10_000, view }))];
+  const cases: Array<{ rate: number; view?: (typeof FLEET_VIEWS)[number] }> = [
+    ...RATES.map((rate) => ({ rate })),
+    ...FLEET_VIEWS.map((view) => ({ rate: 10_000, view })),
+  ];
   for (const { rate, view } of cases) {
     if (view) await openFleetView(tail, view);
     const sandbox = session.sandbox.child;
@@ -158,12 +168,17 @@ export async function benchLiveTail(opts: { quick: boolean }): Promise<Row[]> {
     const hostHeapStart = await hostHeapAfterGcMb(session);
     const heapStart = await webviewHeapMb(tail.frame);
     const cdp = await startRendererProfile(session, tail);
-    const stopHostProfile = await startHostProfile(session, rate).catch((error: unknown) => void console.error(`live-tail: no extension host profile: ${String(error)}`));
+    const stopHostProfile = await startHostProfile(session, rate).catch(
+      (error: unknown) => void console.error(`live-tail: no extension host profile: ${String(error)}`),
+    );
     const t0 = Date.now();
     // Memory every second while publishing, to tell growth that levels off from growth that goes on.
     const memory: { at: number; host: number; heap: number }[] = [];
     const sampler = setInterval(() => {
-      void webviewHeapMb(tail.frame).then((heap) => memory.push({ at: Date.now(), host: extensionHostRssMb(session.profile) ?? NaN, heap }), () => undefined);
+      void webviewHeapMb(tail.frame).then(
+        (heap) => memory.push({ at: Date.now(), host: extensionHostRssMb(session.profile) ?? NaN, heap }),
+        () => undefined,
+      );
     }, 1000);
     const published = await new Promise<{ published: number; ms: number }>((resolve) => {
       sandbox.once('message', (m) => resolve(m as { published: number; ms: number }));
@@ -176,12 +191,16 @@ export async function benchLiveTail(opts: { quick: boolean }): Promise<Row[]> {
     // Let what is in flight arrive: until all arrived, or the received counter stood still for 3 s (at most 60 s).
     let last = -1;
     let stillSince = Date.now();
-    await waitFor('the tail to settle after publishing stopped', async () => {
-      const now = (await counters(tail)).received - start.received;
-      if (now !== last) stillSince = Date.now();
-      last = now;
-      return now >= published.published || Date.now() - stillSince >= 3000;
-    }, 60_000).catch(() => undefined);
+    await waitFor(
+      'the tail to settle after publishing stopped',
+      async () => {
+        const now = (await counters(tail)).received - start.received;
+        if (now !== last) stillSince = Date.now();
+        last = now;
+        return now >= published.published || Date.now() - stillSince >= 3000;
+      },
+      60_000,
+    ).catch(() => undefined);
     const end = await counters(tail);
     const hostEnd = extensionHostRssMb(session.profile) ?? NaN;
     const hostHeapEnd = await hostHeapAfterGcMb(session);

@@ -26,7 +26,12 @@ export function realisticMessages(total: number, seed = 7): FlespiMessage[] {
 
 /** As a flespi channel hands them out: with channel.id, protocol.id and server.timestamp added (27 parameters). */
 export function channelMessages(total: number, seed = 7): FlespiMessage[] {
-  return realisticMessages(total, seed).map((m) => ({ ...m, 'channel.id': BENCH_CHANNEL_ID, 'protocol.id': 16, 'server.timestamp': (m.timestamp as number) + 0.5 }));
+  return realisticMessages(total, seed).map((m) => ({
+    ...m,
+    'channel.id': BENCH_CHANNEL_ID,
+    'protocol.id': 16,
+    'server.timestamp': (m.timestamp as number) + 0.5,
+  }));
 }
 
 /** Bytes of the messages as JSON, for MB/s figures. */

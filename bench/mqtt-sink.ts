@@ -37,12 +37,25 @@ async function publishAll(publisher: Publisher, target: Target, count: number): 
   if (publisher === 'MqttHandler') {
     const handler = mqttSpec.create({ ...target, topic: 'flespi/{channel.id}/{ident}', window: WINDOW }, { resolvePath: (p: string) => p }, 'bench');
     await handler.start();
-    const ctx: HandlerContext = { signal: new AbortController().signal, attempt: 1, log: silentLogger, reject: (index, reason) => { throw new Error(`message ${index} rejected: ${String(reason)}`); } };
+    const ctx: HandlerContext = {
+      signal: new AbortController().signal,
+      attempt: 1,
+      log: silentLogger,
+      reject: (index, reason) => {
+        throw new Error(`message ${index} rejected: ${String(reason)}`);
+      },
+    };
     t0 = performance.now();
     for (const batch of batches) await handler.handle(batch, ctx);
     await handler.stop();
   } else {
-    const client = mqtt.connect(target.url, { ca: readFileSync(target.caFile), cert: readFileSync(target.certFile), key: readFileSync(target.keyFile), reconnectPeriod: 0, protocolVersion: 4 });
+    const client = mqtt.connect(target.url, {
+      ca: readFileSync(target.caFile),
+      cert: readFileSync(target.certFile),
+      key: readFileSync(target.keyFile),
+      reconnectPeriod: 0,
+      protocolVersion: 4,
+    });
     await new Promise((resolve, reject) => client.once('connect', resolve).once('error', reject));
     t0 = performance.now();
     for (const batch of batches) await barePublish(client, batch);
@@ -80,10 +93,14 @@ export async function benchMqttSink(opts: { quick: boolean }): Promise<Row[]> {
   try {
     // Mosquitto's default leaves Nagle's algorithm on (PUBACKs wait for TCP ACKs); set_tcp_nodelay turns it off.
     for (const nodelay of opts.quick ? [false] : [false, true]) {
-      const broker = await startMosquitto({ tls: { caFile: pki.ca.cert, certFile: pki.server.cert, keyFile: pki.server.key, requireCertificate: true }, extraConfig: nodelay ? ['set_tcp_nodelay true'] : [] });
+      const broker = await startMosquitto({
+        tls: { caFile: pki.ca.cert, certFile: pki.server.cert, keyFile: pki.server.key, requireCertificate: true },
+        extraConfig: nodelay ? ['set_tcp_nodelay true'] : [],
+      });
       try {
         const target: Target = { url: broker.url, caFile: pki.ca.cert, certFile: pki.client.cert, keyFile: pki.client.key };
-        const run = (publisher: Publisher) => () => sampleFromWorker(__filename, ['--worker', publisher, JSON.stringify(target), String(count)], `mqtt-sink-${publisher.replace(/\W+/g, '-')}`);
+        const run = (publisher: Publisher) => () =>
+          sampleFromWorker(__filename, ['--worker', publisher, JSON.stringify(target), String(count)], `mqtt-sink-${publisher.replace(/\W+/g, '-')}`);
         const bench = `MQTT sink: QoS 1, TLS client cert, Mosquitto${nodelay ? ' set_tcp_nodelay' : ' defaults'} (${count.toLocaleString('en-US')} msgs)`;
         const base = `bare MQTT.js loop, window ${WINDOW}`;
         const subject = `MqttHandler, window ${WINDOW}`;

@@ -85,7 +85,9 @@ interface LineCounter {
 
 function startMosquittoSub(info: SandboxInfo): LineCounter {
   const port = new URL(info.mqttUrl).port;
-  const sub = spawn(MOSQUITTO_SUB, ['-h', '127.0.0.1', '-p', port, '-u', info.token, '-t', `flespi/message/gw/channels/${info.channelId}/+`, '-q', '1'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const sub = spawn(MOSQUITTO_SUB, ['-h', '127.0.0.1', '-p', port, '-u', info.token, '-t', `flespi/message/gw/channels/${info.channelId}/+`, '-q', '1'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stderr = '';
   let waiter: { n: number; resolve: (at: number) => void; reject: (e: Error) => void } | undefined;
   const counter: LineCounter = {
@@ -116,7 +118,13 @@ export async function benchMqttSource(opts: { quick: boolean }): Promise<Row[]> 
   const count = opts.quick ? 20_000 : 50_000;
   const runs = opts.quick ? 1 : 5;
   const { info, child: sandbox } = await startPreloadedSandbox(0);
-  const samples: Record<'sandbox' | 'sub' | 'source' | 'subDrain' | 'sourceDrain', Sample[]> = { sandbox: [], sub: [], source: [], subDrain: [], sourceDrain: [] };
+  const samples: Record<'sandbox' | 'sub' | 'source' | 'subDrain' | 'sourceDrain', Sample[]> = {
+    sandbox: [],
+    sub: [],
+    source: [],
+    subDrain: [],
+    sourceDrain: [],
+  };
   try {
     for (let run = 0; run < runs; run++) {
       const sub = startMosquittoSub(info);
@@ -178,9 +186,24 @@ export async function benchMqttSource(opts: { quick: boolean }): Promise<Row[]> 
   return [
     { bench: live, case: 'sandbox publish rate', unit: 'msg/s', summary: summarize(samples.sandbox), note: 'both subscribers can only keep up with this' },
     { bench: live, case: 'mosquitto_sub -q 1', unit: 'msg/s', summary: summarize(samples.sub) },
-    { bench: live, case: 'MqttSource → Receiver', unit: 'msg/s', baseline: 'mosquitto_sub -q 1', target: '≥0.5× mosquitto_sub', summary: summarize(samples.source) },
+    {
+      bench: live,
+      case: 'MqttSource → Receiver',
+      unit: 'msg/s',
+      baseline: 'mosquitto_sub -q 1',
+      target: '≥0.5× mosquitto_sub',
+      summary: summarize(samples.source),
+    },
     { bench: backlog, case: 'mosquitto_sub -q 1', unit: 'msg/s', summary: summarize(samples.subDrain) },
-    { bench: backlog, case: 'MqttSource → Receiver', unit: 'msg/s', baseline: 'mosquitto_sub -q 1', target: '≥0.5× mosquitto_sub', summary: summarize(samples.sourceDrain), note: 'the two drain at the same time' },
+    {
+      bench: backlog,
+      case: 'MqttSource → Receiver',
+      unit: 'msg/s',
+      baseline: 'mosquitto_sub -q 1',
+      target: '≥0.5× mosquitto_sub',
+      summary: summarize(samples.sourceDrain),
+      note: 'the two drain at the same time',
+    },
   ];
 }
 

@@ -43,7 +43,13 @@ class PoisonedHandler extends Handler {
 }
 
 /** Drains `count` messages (one batch per `limitCount`) through a receiver; resolves when all but the poison were accepted and the poison dead-lettered. */
-async function drain(sandbox: Sandbox, count: number, poisoned: number, failure: Failure | undefined, limitCount: number): Promise<{ seconds: number; handler: PoisonedHandler; deadLetters: number }> {
+async function drain(
+  sandbox: Sandbox,
+  count: number,
+  poisoned: number,
+  failure: Failure | undefined,
+  limitCount: number,
+): Promise<{ seconds: number; handler: PoisonedHandler; deadLetters: number }> {
   const client = new FlespiClient({ token: sandbox.token, baseUrl: sandbox.restUrl });
   const source = new RestSource({ client, channelId: BENCH_CHANNEL_ID, limitCount, timeout: 1 });
   const deadLetters = new MemoryDeadLetterStore();
@@ -62,7 +68,13 @@ async function drain(sandbox: Sandbox, count: number, poisoned: number, failure:
 }
 
 async function sandboxWith(messages: FlespiMessage[]): Promise<Sandbox> {
-  const sandbox = await startSandbox({ restPort: 0, mqttPort: 0, simulate: false, capacity: Math.max(messages.length, 1_000_000), channelBufferBytes: Infinity });
+  const sandbox = await startSandbox({
+    restPort: 0,
+    mqttPort: 0,
+    simulate: false,
+    capacity: Math.max(messages.length, 1_000_000),
+    channelBufferBytes: Infinity,
+  });
   for (let i = 0; i < messages.length; i += 10_000) sandbox.inject(BENCH_CHANNEL_ID, messages.slice(i, i + 10_000));
   return sandbox;
 }
@@ -87,7 +99,14 @@ export async function benchPoison(opts: { quick: boolean }): Promise<Row[]> {
       }
     }
     const summary = summarize(samples);
-    rows.push({ bench: 'Poison isolation (1 of 1,000; at 0, 437, 999)', case: `handler throws ${failure}`, unit: 'attempts', summary, target: `≤${bound} attempts`, note: `max ${summary.max}` });
+    rows.push({
+      bench: 'Poison isolation (1 of 1,000; at 0, 437, 999)',
+      case: `handler throws ${failure}`,
+      unit: 'attempts',
+      summary,
+      target: `≤${bound} attempts`,
+      note: `max ${summary.max}`,
+    });
   }
 
   // (2) Throughput with one poison per 1,000 against none, interleaved.
@@ -106,7 +125,14 @@ export async function benchPoison(opts: { quick: boolean }): Promise<Row[]> {
     });
     const bench = `Receiver with poison (${count.toLocaleString('en-US')} msgs, limit_count 1000)`;
     rows.push({ bench, case: base, unit: 'msg/s', summary: results[base]! });
-    rows.push({ bench, case: subject, unit: 'msg/s', baseline: base, summary: results[subject]!, note: 'each poison costs ~2·log2(1000) extra handle() calls' });
+    rows.push({
+      bench,
+      case: subject,
+      unit: 'msg/s',
+      baseline: base,
+      summary: results[subject]!,
+      note: 'each poison costs ~2·log2(1000) extra handle() calls',
+    });
   } finally {
     await cleanSandbox.stop();
     await poisonSandbox.stop();

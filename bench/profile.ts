@@ -80,7 +80,13 @@ export function formatProfile(name: string, summary: ProfileSummary, top = 25): 
 
 function main(): void {
   const { values, positionals } = parseArgs({ allowPositionals: true, options: { top: { type: 'string', default: '25' } } });
-  const files = positionals.flatMap((p) => (statSync(p).isDirectory() ? readdirSync(p).filter((f) => f.endsWith('.cpuprofile')).map((f) => join(p, f)) : [p]));
+  const files = positionals.flatMap((p) =>
+    statSync(p).isDirectory()
+      ? readdirSync(p)
+          .filter((f) => f.endsWith('.cpuprofile'))
+          .map((f) => join(p, f))
+      : [p],
+  );
   if (files.length === 0) {
     console.error('usage: node --import tsx bench/profile.ts <file.cpuprofile | folder with .cpuprofile files> [--top 25]');
     process.exit(2);

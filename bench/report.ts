@@ -17,11 +17,20 @@ const fmt = (x: number) => (Number.isNaN(x) ? 'n/a' : Math.abs(x) >= 100 || Numb
 export function markdown(results: Results): string {
   const { machine, options, rows } = results;
   const out: string[] = [];
-  out.push(`Run of ${results.date}${options.quick ? ' (--quick)' : ''}: ${machine.cpus} × ${machine.cpuModel}, ${machine.memoryGiB} GiB, Node ${machine.node}, ${machine.platform}.`);
-  if (options.loadAtStart) out.push(`Load average (1, 5, 15 min) at the start: ${options.loadAtStart.join(', ')}; at the end: ${machine.loadAverage.join(', ')}.`);
+  out.push(
+    `Run of ${results.date}${options.quick ? ' (--quick)' : ''}: ${machine.cpus} × ${machine.cpuModel}, ${machine.memoryGiB} GiB, Node ${machine.node}, ${machine.platform}.`,
+  );
+  if (options.loadAtStart)
+    out.push(`Load average (1, 5, 15 min) at the start: ${options.loadAtStart.join(', ')}; at the end: ${machine.loadAverage.join(', ')}.`);
   else out.push(`Load average (1, 5, 15 min) at the end: ${machine.loadAverage.join(', ')}.`);
   if (options.timings) {
-    out.push('Per bench: ' + Object.entries(options.timings).map(([name, t]) => `${name} ${t.seconds} s (load ${t.loadBefore[0]} → ${t.loadAfter[0]})`).join('; ') + '.');
+    out.push(
+      'Per bench: ' +
+        Object.entries(options.timings)
+          .map(([name, t]) => `${name} ${t.seconds} s (load ${t.loadBefore[0]} → ${t.loadAfter[0]})`)
+          .join('; ') +
+        '.',
+    );
   }
   for (const bench of [...new Set(rows.map((r) => r.bench))]) {
     const group = rows.filter((r) => r.bench === bench);
@@ -32,8 +41,15 @@ export function markdown(results: Results): string {
       const s = r.summary;
       const value = `${fmt(s.median)} ${r.unit}${s.runs > 1 ? ` [${fmt(s.min)}–${fmt(s.max)}]` : ''}`;
       const isBaseline = group.some((o) => o.baseline === r.case);
-      const ratio = r.ratio === undefined ? (isBaseline ? 'baseline' : '') : `**${r.ratio.toFixed(2)}×**${r.ratioRange ? ` [${r.ratioRange[0].toFixed(2)}–${r.ratioRange[1].toFixed(2)}]` : ''}`;
-      const other = Object.entries(s.extra).map(([k, v]) => `${k} ${fmt(v)}`).join(', ');
+      const ratio =
+        r.ratio === undefined
+          ? isBaseline
+            ? 'baseline'
+            : ''
+          : `**${r.ratio.toFixed(2)}×**${r.ratioRange ? ` [${r.ratioRange[0].toFixed(2)}–${r.ratioRange[1].toFixed(2)}]` : ''}`;
+      const other = Object.entries(s.extra)
+        .map(([k, v]) => `${k} ${fmt(v)}`)
+        .join(', ');
       out.push(`| ${r.case} | ${value} | ${ratio} | ${[other, r.note].filter(Boolean).join('; ')} | ${r.target ?? ''} |`);
     }
   }
@@ -42,6 +58,14 @@ export function markdown(results: Results): string {
 
 if (require.main === module) {
   const dir = join(__dirname, 'results');
-  const file = process.argv[2] ?? join(dir, readdirSync(dir).filter((f) => f.endsWith('.json')).sort().pop() ?? '');
+  const file =
+    process.argv[2] ??
+    join(
+      dir,
+      readdirSync(dir)
+        .filter((f) => f.endsWith('.json'))
+        .sort()
+        .pop() ?? '',
+    );
   console.log(markdown(JSON.parse(readFileSync(file, 'utf8')) as Results));
 }

@@ -103,7 +103,10 @@ export async function benchRestPipeline(opts: { quick: boolean }): Promise<Row[]
     for (const limit of [1000, 10000]) {
       const base = `axios loop, limit_count ${limit}`;
       const subject = `receiver, limit_count ${limit}`;
-      const results = await measureInterleaved(runs, { [base]: () => runInWorker('axios-loop', limit, info), [subject]: () => runInWorker('receiver', limit, info) });
+      const results = await measureInterleaved(runs, {
+        [base]: () => runInWorker('axios-loop', limit, info),
+        [subject]: () => runInWorker('receiver', limit, info),
+      });
       rows.push({ bench, case: base, unit: 'msg/s', summary: results[base]! });
       rows.push({ bench, case: subject, unit: 'msg/s', baseline: base, target: '≥100k msg/s', summary: results[subject]! });
     }

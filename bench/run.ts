@@ -24,7 +24,9 @@ const benches: Record<string, (o: { quick: boolean }) => Promise<Row[]>> = {
   'live-tail': benchLiveTail,
 };
 
-const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false }, only: { type: 'string' }, profile: { type: 'boolean', default: false } } });
+const { values } = parseArgs({
+  options: { quick: { type: 'boolean', default: false }, only: { type: 'string' }, profile: { type: 'boolean', default: false } },
+});
 const quick = values.quick ?? false;
 const only = values.only?.split(',').map((s) => s.trim());
 const unknown = only?.filter((name) => !(name in benches)) ?? [];

@@ -16,7 +16,12 @@ const CHUNK = 1000;
 const LIVE_KEEP = 100_000;
 
 async function main(): Promise<void> {
-  const sandbox = await startSandbox({ simulate: false, capacity: Math.max(count, 1_000_000), channelBufferBytes: Infinity, token: process.argv[3] || undefined });
+  const sandbox = await startSandbox({
+    simulate: false,
+    capacity: Math.max(count, 1_000_000),
+    channelBufferBytes: Infinity,
+    token: process.argv[3] || undefined,
+  });
   let bytes = 0;
   const messages = realisticMessages(count);
   for (let i = 0; i < messages.length; i += 10_000) {

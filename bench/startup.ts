@@ -25,17 +25,23 @@ const BASELINE_EXTENSION = 'Git';
 async function runningExtensions(session: VsCodeSession): Promise<Map<string, number>> {
   const { workbench } = session;
   await workbench.runCommand('Developer: Show Running Extensions');
-  return waitFor('activation times of flespi and Git in Running Extensions', async () => {
-    const rows = await workbench.page.locator('.runtime-extensions-editor .monaco-list-row').evaluateAll((els) =>
-      els.map((el) => [el.querySelector('.name')?.textContent ?? '', el.querySelector('.activation-time')?.textContent ?? ''] as const),
-    );
-    const times = new Map<string, number>();
-    for (const [name, text] of rows) {
-      const ms = /(\d+)\s*ms/.exec(text);
-      if (ms) times.set(name.trim(), Number(ms[1]));
-    }
-    return times.has('flespi receiver') && times.has(BASELINE_EXTENSION) ? times : undefined;
-  }, 60_000);
+  return waitFor(
+    'activation times of flespi and Git in Running Extensions',
+    async () => {
+      const rows = await workbench.page
+        .locator('.runtime-extensions-editor .monaco-list-row')
+        .evaluateAll((els) =>
+          els.map((el) => [el.querySelector('.name')?.textContent ?? '', el.querySelector('.activation-time')?.textContent ?? ''] as const),
+        );
+      const times = new Map<string, number>();
+      for (const [name, text] of rows) {
+        const ms = /(\d+)\s*ms/.exec(text);
+        if (ms) times.set(name.trim(), Number(ms[1]));
+      }
+      return times.has('flespi receiver') && times.has(BASELINE_EXTENSION) ? times : undefined;
+    },
+    60_000,
+  );
 }
 
 /** Reloads the window (a new extension host activates everything again) and waits for the flespi item. */
@@ -111,7 +117,11 @@ function lazyBundles(): string[] {
 }
 
 function sumOf(dir: string, suffix: string): number {
-  return existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith(suffix)).reduce((sum, f) => sum + statSync(join(dir, f)).size, 0) : 0;
+  return existsSync(dir)
+    ? readdirSync(dir)
+        .filter((f) => f.endsWith(suffix))
+        .reduce((sum, f) => sum + statSync(join(dir, f)).size, 0)
+    : 0;
 }
 
 // ---- CLI ----------------------------------------------------------------------------------------------
@@ -160,7 +170,9 @@ export async function benchStartup(opts: { quick: boolean }): Promise<Row[]> {
   try {
     session = await vscodeSession();
   } catch (error) {
-    console.error(`startup: no VS Code for the activation figure (${error instanceof Error ? error.message.split('\n')[0] : String(error)}); falling back to the vscode stub`);
+    console.error(
+      `startup: no VS Code for the activation figure (${error instanceof Error ? error.message.split('\n')[0] : String(error)}); falling back to the vscode stub`,
+    );
   }
 
   await part('activation', rows, async () => {
@@ -168,18 +180,38 @@ export async function benchStartup(opts: { quick: boolean }): Promise<Row[]> {
     if (!existsSync(join(root, 'dist', 'extension.js'))) await buildExtension();
     const stub: Sample[] = [];
     for (let i = 0; i < runs; i++) stub.push(await sampleFromWorker(join(__dirname, 'activation-stub.mjs'), [], 'activation-stub', []));
-    return [{ bench: 'Activation, FALLBACK: require + activate with a minimal vscode stub (no VS Code available)', case: 'dist/extension.js', unit: 'ms', target: '<50 ms', summary: summarize(stub), note: 'not VS Code: a stub; code loading is real' }];
+    return [
+      {
+        bench: 'Activation, FALLBACK: require + activate with a minimal vscode stub (no VS Code available)',
+        case: 'dist/extension.js',
+        unit: 'ms',
+        target: '<50 ms',
+        summary: summarize(stub),
+        note: 'not VS Code: a stub; code loading is real',
+      },
+    ];
   });
 
   await part('VSIX size', rows, async () => [await vsixRow(session)]);
 
   await part('CLI start-up', rows, async () => {
     if (!existsSync(join(root, 'dist', 'cli.js'))) await buildExtension();
-    const cli = await measureInterleaved(opts.quick ? 2 : 7, { 'node -e 0': () => timeToFirstLine(['-e', '0']), 'node dist/cli.js': () => timeToFirstLine(['dist/cli.js']) }, 1);
+    const cli = await measureInterleaved(
+      opts.quick ? 2 : 7,
+      { 'node -e 0': () => timeToFirstLine(['-e', '0']), 'node dist/cli.js': () => timeToFirstLine(['dist/cli.js']) },
+      1,
+    );
     const bench = 'CLI start-up: time to the first message on stdout (built-in sandbox, no token)';
     return [
       { bench, case: 'node -e 0', unit: 'ms', summary: cli['node -e 0']! },
-      { bench, case: 'node dist/cli.js', unit: 'ms', baseline: 'node -e 0', summary: cli['node dist/cli.js']!, note: 'lower is better; the ratio is how many Node start-ups it takes' },
+      {
+        bench,
+        case: 'node dist/cli.js',
+        unit: 'ms',
+        baseline: 'node -e 0',
+        summary: cli['node dist/cli.js']!,
+        note: 'lower is better; the ratio is how many Node start-ups it takes',
+      },
     ];
   });
   return rows;

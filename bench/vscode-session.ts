@@ -67,7 +67,15 @@ async function start(): Promise<VsCodeSession> {
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
     headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--enable-precise-memory-info'],
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+      '--enable-precise-memory-info',
+    ],
   });
   cleanups.push(() => browser.close());
   const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
@@ -80,7 +88,11 @@ async function start(): Promise<VsCodeSession> {
   await workbench.answer(TOKEN, /flespi token/);
   await workbench.openContainer('flespi');
   await workbench.expandView('Channels');
-  await waitFor('the Channels view to list the bench sandbox channels', async () => (await workbench.treeLabels('Channels')).some((l) => l.includes('sandbox-teltonika')), 60_000);
+  await waitFor(
+    'the Channels view to list the bench sandbox channels',
+    async () => (await workbench.treeLabels('Channels')).some((l) => l.includes('sandbox-teltonika')),
+    60_000,
+  );
   return { root, vsix, profile, server, browser, workbench, sandbox, workbenchReadyMs };
 }
 

@@ -51,7 +51,8 @@ function codecRates(count: number): CodecSample {
     decode: () => {
       // The stream in 64 KB reads, as a socket delivers it.
       const splitter = new PacketSplitter();
-      for (let at = 0; at < stream.length; at += 65_536) for (const packet of splitter.push(stream.subarray(at, at + 65_536))) sink += decodePacket(packet).blocks.length;
+      for (let at = 0; at < stream.length; at += 65_536)
+        for (const packet of splitter.push(stream.subarray(at, at + 65_536))) sink += decodePacket(packet).blocks.length;
     },
     parse: () => {
       for (const text of texts) sink += Object.keys(JSON.parse(text) as object).length;
@@ -84,7 +85,14 @@ async function sendAll(sender: Sender, port: number, window: number, count: numb
   if (sender === 'handler') {
     const handler = new WialonHandler({ host: '127.0.0.1', port, window, ackTimeoutMs: 30_000, connectTimeoutMs: 5_000 });
     await handler.start();
-    const ctx = { signal: new AbortController().signal, attempt: 1, log: silentLogger, reject: (index: number) => { throw new Error(`message ${index} rejected`); } };
+    const ctx = {
+      signal: new AbortController().signal,
+      attempt: 1,
+      log: silentLogger,
+      reject: (index: number) => {
+        throw new Error(`message ${index} rejected`);
+      },
+    };
     t0 = performance.now();
     elu0 = performance.eventLoopUtilization();
     for (const batch of batches) await handler.handle(batch, ctx);
@@ -184,7 +192,11 @@ export async function benchWialon(opts: { quick: boolean }): Promise<Row[]> {
     const e2e = `Wialon end to end (${count.toLocaleString('en-US')} msgs, batches of ${BATCH}, receiver in own process)`;
     for (const window of opts.quick ? [16] : [16, 128]) {
       const send = (sender: Sender) => async () => {
-        const sample = await sampleFromWorker(__filename, ['--worker', 'send', sender, String(receiver.port), String(window), String(count)], `wialon-${sender.replace(' ', '-')}-w${window}`);
+        const sample = await sampleFromWorker(
+          __filename,
+          ['--worker', 'send', sender, String(receiver.port), String(window), String(count)],
+          `wialon-${sender.replace(' ', '-')}-w${window}`,
+        );
         const { received, rejected } = await receiver.counts();
         if (received !== count || rejected !== 0) throw new Error(`Wialon test receiver got ${received} of ${count} packets, ${rejected} rejected`);
         return sample;
@@ -193,7 +205,14 @@ export async function benchWialon(opts: { quick: boolean }): Promise<Row[]> {
       const subject = `WialonHandler, window ${window}`;
       const results = await measureInterleaved(runs, { [base]: send('bare socket'), [subject]: send('handler') });
       rows.push({ bench: e2e, case: base, unit: 'msg/s', summary: results[base]! });
-      rows.push({ bench: e2e, case: subject, unit: 'msg/s', baseline: base, target: window === 16 ? '≥50k msg/s (default window 16)' : undefined, summary: results[subject]! });
+      rows.push({
+        bench: e2e,
+        case: subject,
+        unit: 'msg/s',
+        baseline: base,
+        target: window === 16 ? '≥50k msg/s (default window 16)' : undefined,
+        summary: results[subject]!,
+      });
     }
   } finally {
     receiver.close();
@@ -204,7 +223,11 @@ export async function benchWialon(opts: { quick: boolean }): Promise<Row[]> {
 if (require.main === module && process.argv[2] === '--worker') {
   const [, , , role, ...args] = process.argv;
   const work: Promise<unknown> =
-    role === 'codec' ? Promise.resolve(codecRates(Number(args[0]))) : role === 'send' ? sendAll(args[0] as Sender, Number(args[1]), Number(args[2]), Number(args[3])) : receiverProcess().then(() => undefined);
+    role === 'codec'
+      ? Promise.resolve(codecRates(Number(args[0])))
+      : role === 'send'
+        ? sendAll(args[0] as Sender, Number(args[1]), Number(args[2]), Number(args[3]))
+        : receiverProcess().then(() => undefined);
   void work.then(
     (result) => {
       if (role === 'receiver') return;

@@ -16,7 +16,11 @@ export function handlerTypings(root = ROOT) {
   const emitted = emitDeclarations(root);
   const entry = join(root, ENTRY).replace(/\.ts$/, '.d.ts');
   const files = closure(entry, emitted);
-  const namespaceOf = (file) => '_' + relative(join(root, 'src'), file).replace(/\.d\.ts$/, '').replace(/\W/g, '_');
+  const namespaceOf = (file) =>
+    '_' +
+    relative(join(root, 'src'), file)
+      .replace(/\.d\.ts$/, '')
+      .replace(/\W/g, '_');
   /** `import * as _node_x from 'node:x'` lines at the top of the module: namespaces cannot import from modules. */
   const externals = new Map();
 
@@ -30,7 +34,9 @@ export function handlerTypings(root = ROOT) {
     const external = (specifier, name) => {
       const bare = specifier.replace(/^node:/, '');
       if (!builtinModules.includes(bare)) {
-        throw new Error(`${relative(root, file)} imports '${specifier}': the typings of the handler API (${ENTRY}) may use Node's modules only, as a handler folder has no other packages installed`);
+        throw new Error(
+          `${relative(root, file)} imports '${specifier}': the typings of the handler API (${ENTRY}) may use Node's modules only, as a handler folder has no other packages installed`,
+        );
       }
       const alias = `_${specifier.replace(/\W/g, '_')}`;
       externals.set(alias, `import * as ${alias} from '${specifier}';`);
@@ -57,12 +63,27 @@ export function handlerTypings(root = ROOT) {
 function emitDeclarations(root) {
   const config = ts.getParsedCommandLineOfConfigFile(join(root, 'src/tsconfig.json'), {}, { ...ts.sys, onUnRecoverableConfigFileDiagnostic: (d) => fail([d]) });
   if (!config) throw new Error('cannot read src/tsconfig.json');
-  const options = { ...config.options, noEmit: false, declaration: true, emitDeclarationOnly: true, declarationMap: false, outDir: join(root, 'dist/types'), rootDir: join(root, 'src') };
+  const options = {
+    ...config.options,
+    noEmit: false,
+    declaration: true,
+    emitDeclarationOnly: true,
+    declarationMap: false,
+    outDir: join(root, 'dist/types'),
+    rootDir: join(root, 'src'),
+  };
   const program = ts.createProgram([join(root, ENTRY)], options);
   const emitted = new Map();
-  const result = program.emit(undefined, (name, text) => emitted.set(resolve(name).replace(join(root, 'dist/types'), join(root, 'src')), text), undefined, true);
+  const result = program.emit(
+    undefined,
+    (name, text) => emitted.set(resolve(name).replace(join(root, 'dist/types'), join(root, 'src')), text),
+    undefined,
+    true,
+  );
   // Type errors are `npm run typecheck`'s to report (esbuild builds without them too); only what stops the emit fails here.
-  fail([...program.getOptionsDiagnostics(), ...program.getSyntacticDiagnostics(), ...result.diagnostics].filter((d) => d.category === ts.DiagnosticCategory.Error));
+  fail(
+    [...program.getOptionsDiagnostics(), ...program.getSyntacticDiagnostics(), ...result.diagnostics].filter((d) => d.category === ts.DiagnosticCategory.Error),
+  );
   return emitted;
 }
 
@@ -81,8 +102,10 @@ function closure(entry, emitted) {
     const source = ts.createSourceFile(file, emitted.get(file), ts.ScriptTarget.ES2022, true);
     const specifiers = [];
     const collect = (node) => {
-      if ((ts.isImportDeclaration(node) || ts.isExportDeclaration(node)) && node.moduleSpecifier && ts.isStringLiteral(node.moduleSpecifier)) specifiers.push(node.moduleSpecifier.text);
-      if (ts.isImportTypeNode(node) && ts.isLiteralTypeNode(node.argument) && ts.isStringLiteral(node.argument.literal)) specifiers.push(node.argument.literal.text);
+      if ((ts.isImportDeclaration(node) || ts.isExportDeclaration(node)) && node.moduleSpecifier && ts.isStringLiteral(node.moduleSpecifier))
+        specifiers.push(node.moduleSpecifier.text);
+      if (ts.isImportTypeNode(node) && ts.isLiteralTypeNode(node.argument) && ts.isStringLiteral(node.argument.literal))
+        specifiers.push(node.argument.literal.text);
       ts.forEachChild(node, collect);
     };
     collect(source);

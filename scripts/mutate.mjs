@@ -24,7 +24,10 @@ let failed = false;
 for (const folder of asked.length > 0 ? asked : all) {
   console.log(`\n=== mutate ${folder}: ${folders[folder].mutate.join(' ')} against ${folders[folder].tests.join(' ')}`);
   const stryker = ['node_modules/@stryker-mutator/core/bin/stryker.js', 'run', 'stryker.config.mjs'];
-  const r = spawnSync('nice', ['-n', '10', process.execPath, ...stryker], { stdio: 'inherit', env: { ...process.env, STRYKER_FOLDER: folder, ...(only ? { STRYKER_MUTATE: only } : {}) } });
+  const r = spawnSync('nice', ['-n', '10', process.execPath, ...stryker], {
+    stdio: 'inherit',
+    env: { ...process.env, STRYKER_FOLDER: folder, ...(only ? { STRYKER_MUTATE: only } : {}) },
+  });
   if (r.status !== 0) failed = true;
 }
 process.exit(failed ? 1 : 0);

@@ -13,7 +13,9 @@ import { execFileSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { CHANNEL, HttpSink, Injector, Ledger, WialonSink, delay, startCli, startSandboxProcess } from '../test/reliability/support';
 
-const { values } = parseArgs({ options: { minutes: { type: 'string', default: '10' }, rate: { type: 'string', default: '2000' }, 'sample-seconds': { type: 'string', default: '10' } } });
+const { values } = parseArgs({
+  options: { minutes: { type: 'string', default: '10' }, rate: { type: 'string', default: '2000' }, 'sample-seconds': { type: 'string', default: '10' } },
+});
 const minutes = Number(values.minutes);
 const rate = Number(values.rate);
 const sampleMs = Number(values['sample-seconds']) * 1000;
@@ -136,13 +138,31 @@ async function main(): Promise<number> {
   const lost = SINKS.reduce((sum, s) => sum + ledger.missing(s, ids).length, 0);
   const elapsedS = (performance.now() - started) / 1000;
   console.log('');
-  console.log(`messages injected: ${ids.length} in ${(durationMs / 1000).toFixed(0)} s (${(ids.length / (durationMs / 1000)).toFixed(0)} messages/s; ${failedTicks} failed inject requests, retried)`);
+  console.log(
+    `messages injected: ${ids.length} in ${(durationMs / 1000).toFixed(0)} s (${(ids.length / (durationMs / 1000)).toFixed(0)} messages/s; ${failedTicks} failed inject requests, retried)`,
+  );
   const width = Math.max(...rows.map((r) => r[0].length));
-  for (const row of rows) console.log(`${row[0].padEnd(width)}  ${row.slice(1).map((c) => c.padStart(10)).join('  ')}`);
+  for (const row of rows)
+    console.log(
+      `${row[0].padEnd(width)}  ${row
+        .slice(1)
+        .map((c) => c.padStart(10))
+        .join('  ')}`,
+    );
   const mb = (n: number) => `${n.toFixed(1)} MB`;
-  console.log(`receiver RSS: start ${mb(samples[0]!)}, min ${mb(Math.min(...samples))}, max ${mb(Math.max(...samples))}, end ${mb(samples.at(-1)!)} (${samples.length} samples, every ${sampleMs / 1000} s)`);
+  console.log(
+    `receiver RSS: start ${mb(samples[0]!)}, min ${mb(Math.min(...samples))}, max ${mb(Math.max(...samples))}, end ${mb(samples.at(-1)!)} (${samples.length} samples, every ${sampleMs / 1000} s)`,
+  );
   console.log(`receiver exit code after SIGTERM: ${exitCode}; total run ${elapsedS.toFixed(0)} s`);
-  if (receiver.stderr().includes('warn:')) console.log(`receiver warnings:\n${receiver.stderr().split('\n').filter((l) => l.startsWith('warn:')).slice(0, 20).join('\n')}`);
+  if (receiver.stderr().includes('warn:'))
+    console.log(
+      `receiver warnings:\n${receiver
+        .stderr()
+        .split('\n')
+        .filter((l) => l.startsWith('warn:'))
+        .slice(0, 20)
+        .join('\n')}`,
+    );
 
   await Promise.all([http.close(), wialon.close(), sandbox.stop()]);
   await rm(dir, { recursive: true, force: true });

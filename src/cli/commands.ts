@@ -37,7 +37,9 @@ export async function tailCommand(wanted: string | undefined, flags: Flags, log:
   try {
     const channel = await findChannel(client, wanted, sandbox !== undefined);
     if (sandbox) {
-      log.info(`no FLESPI_TOKEN set: tailing channel ${channel.id} "${channel.name}" of the built-in flespi sandbox (REST ${sandbox.restUrl}, MQTT ${sandbox.mqttUrl}); set FLESPI_TOKEN to read your flespi account`);
+      log.info(
+        `no FLESPI_TOKEN set: tailing channel ${channel.id} "${channel.name}" of the built-in flespi sandbox (REST ${sandbox.restUrl}, MQTT ${sandbox.mqttUrl}); set FLESPI_TOKEN to read your flespi account`,
+      );
     } else {
       log.info(`tailing channel ${channel.id} "${channel.name}" (${channel.protocol}) at ${client.baseUrl}, from the oldest message in its buffer`);
     }
@@ -110,7 +112,9 @@ export async function deadLettersCommand(file: string, flags: Flags, log: Logger
   if (!flags.resend) {
     for (const letter of await store.read(flags.handler)) process.stdout.write(JSON.stringify(letter) + '\n');
     const summary = wanted.map((name) => `${name}: ${counts.get(name) ?? 0}`).join(', ');
-    log.info(`${config.deadLetters.file}: ${summary || 'no dead letters'}${wanted.length > 0 ? '; send them again with --resend once the cause is fixed' : ''}`);
+    log.info(
+      `${config.deadLetters.file}: ${summary || 'no dead letters'}${wanted.length > 0 ? '; send them again with --resend once the cause is fixed' : ''}`,
+    );
     return 0;
   }
   const checkpoints = new FileCheckpointStore(config.checkpoint, { by: `flespi-receiver dead-letters --resend ${config.file}` });
@@ -124,7 +128,11 @@ export async function deadLettersCommand(file: string, flags: Flags, log: Logger
         remaining += counts.get(name) ?? 0;
         continue;
       }
-      const outcome = await redeliverDeadLetters(store, name, () => createHandler(config.handlers[index]!, env, `${config.file}: handlers[${index}]`), { timeoutMs: 60_000, log, describeError: describeHandlerError });
+      const outcome = await redeliverDeadLetters(store, name, () => createHandler(config.handlers[index]!, env, `${config.file}: handlers[${index}]`), {
+        timeoutMs: 60_000,
+        log,
+        describeError: describeHandlerError,
+      });
       for (const error of outcome.errors.slice(0, 5)) log.warn(`${name}: ${error}`);
       log.info(`${name}: ${outcome.sent} sent again, ${outcome.remaining} still in ${config.deadLetters.file} (${outcome.ms} ms)`);
       remaining += outcome.remaining;
@@ -238,7 +246,8 @@ function onStopSignal(log: Logger, stop: () => void): () => void {
 function numberFlag(name: string, value: string | undefined, fallback: number, min: number, max: number): number {
   if (value === undefined) return fallback;
   const n = Number(value);
-  if (value.trim() === '' || !Number.isFinite(n) || n < min || n > max) throw new UsageError(`--${name} must be a number from ${min} to ${max}, got "${value}"`);
+  if (value.trim() === '' || !Number.isFinite(n) || n < min || n > max)
+    throw new UsageError(`--${name} must be a number from ${min} to ${max}, got "${value}"`);
   return n;
 }
 

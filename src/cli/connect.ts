@@ -31,7 +31,9 @@ export async function connect(flags: ConnectionFlags, env: NodeJS.ProcessEnv, lo
   const token = flags.token?.trim() || env.FLESPI_TOKEN?.trim();
   if (!token) {
     if (flags.baseUrl || flags.region) {
-      throw new UsageError(`no flespi token for ${redactUrl(flags.baseUrl ?? regionBaseUrl(flags.region!))}: set FLESPI_TOKEN (create a token at https://flespi.io/#/panel/tokens)`);
+      throw new UsageError(
+        `no flespi token for ${redactUrl(flags.baseUrl ?? regionBaseUrl(flags.region!))}: set FLESPI_TOKEN (create a token at https://flespi.io/#/panel/tokens)`,
+      );
     }
     const sandbox = await startSandbox({ restPort: 0, mqttPort: 0, simulate: true, ...EMBEDDED_SANDBOX });
     return { client: new FlespiClient({ token: sandbox.token, baseUrl: sandbox.restUrl, appName: 'flespi-receiver' }), sandbox };
@@ -79,10 +81,13 @@ export async function findChannel(client: FlespiClient, wanted: string | undefin
   if (wanted !== undefined) {
     const named = channels.filter((c) => c.name === wanted);
     if (named.length === 1) return named[0]!;
-    if (named.length > 1) throw new UsageError(`${named.length} channels are named "${wanted}" (ids ${named.map((c) => c.id).join(', ')}): pass the id instead`);
+    if (named.length > 1)
+      throw new UsageError(`${named.length} channels are named "${wanted}" (ids ${named.map((c) => c.id).join(', ')}): pass the id instead`);
     throw new UsageError(`no channel named "${wanted}" at ${client.baseUrl}: list the channels with \`flespi-receiver channels\``);
   }
   if (channels.length === 0) throw new UsageError(`the account at ${client.baseUrl} has no channels: create one at https://flespi.io/#/panel/channels`);
   if (channels.length === 1 || isSandbox) return channels[0]!;
-  throw new UsageError(`the account has ${channels.length} channels: name one, e.g. \`flespi-receiver tail ${channels[0]!.id}\` (list them with \`flespi-receiver channels\`)`);
+  throw new UsageError(
+    `the account has ${channels.length} channels: name one, e.g. \`flespi-receiver tail ${channels[0]!.id}\` (list them with \`flespi-receiver channels\`)`,
+  );
 }

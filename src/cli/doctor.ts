@@ -17,7 +17,11 @@ export async function doctorCommand(wanted: string | undefined, flags: Connectio
     const restUrl = sandbox?.restUrl ?? flags.baseUrl ?? client.baseUrl;
     const token = sandbox?.token ?? (flags.token?.trim() || process.env.FLESPI_TOKEN?.trim() || '');
     const broker = mqttUrl ?? sandbox?.mqttUrl;
-    log.info(sandbox ? `no FLESPI_TOKEN set: checking the built-in flespi sandbox (REST ${sandbox.restUrl}, MQTT ${sandbox.mqttUrl}); set FLESPI_TOKEN to check your flespi account` : `checking ${client.baseUrl} (read-only, at most 45 s)`);
+    log.info(
+      sandbox
+        ? `no FLESPI_TOKEN set: checking the built-in flespi sandbox (REST ${sandbox.restUrl}, MQTT ${sandbox.mqttUrl}); set FLESPI_TOKEN to check your flespi account`
+        : `checking ${client.baseUrl} (read-only, at most 45 s)`,
+    );
     const report = await runDoctor({ restUrl, mqttUrl: broker, token, channel: wanted, sandbox: sandbox !== undefined, appName: 'flespi-receiver-doctor' });
     const target = report.channel ? `channel ${report.channel.id} "${report.channel.name}"` : 'no channel';
     const lines = [

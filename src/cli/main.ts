@@ -37,7 +37,11 @@ const COMMANDS: Record<string, { options: OptionName[]; maxArgs: number; usage: 
   channels: { options: [...CONNECTION], maxArgs: 0, usage: 'flespi-receiver channels' },
   doctor: { options: [...CONNECTION, 'mqtt-url'], maxArgs: 1, usage: 'flespi-receiver doctor [channel] [--mqtt-url url]' },
   'dead-letters': { options: ['resend', 'handler'], maxArgs: 1, usage: 'flespi-receiver dead-letters <config.json> [--handler name] [--resend]' },
-  sandbox: { options: ['rest-port', 'mqtt-port', 'devices', 'rate', 'token'], maxArgs: 0, usage: 'flespi-receiver sandbox [--rest-port n] [--mqtt-port n] [--devices n] [--rate hz]' },
+  sandbox: {
+    options: ['rest-port', 'mqtt-port', 'devices', 'rate', 'token'],
+    maxArgs: 0,
+    usage: 'flespi-receiver sandbox [--rest-port n] [--mqtt-port n] [--devices n] [--rate hz]',
+  },
 };
 
 async function main(argv: string[]): Promise<number> {

@@ -13,7 +13,8 @@ export function handlerLine(h: HandlerStats): string {
   if (h.health.connected !== undefined) parts.push(h.health.connected ? 'connected' : 'disconnected');
   if (h.health.detail) parts.push(h.health.detail);
   if (h.deadLetters > 0) parts.push(`${h.deadLetters} dead letters`);
-  if (h.failures > 0) parts.push(`${h.failures} failures${h.consecutiveFailures > 0 ? ` (${h.consecutiveFailures} in a row, last: ${h.lastError ?? '?'})` : ''}`);
+  if (h.failures > 0)
+    parts.push(`${h.failures} failures${h.consecutiveFailures > 0 ? ` (${h.consecutiveFailures} in a row, last: ${h.lastError ?? '?'})` : ''}`);
   return `${h.name}: ${parts.join(', ')}`;
 }
 
@@ -34,12 +35,20 @@ export function reportReceiver(receiver: Receiver, log: Logger, everyMs: number 
     if (e.fatal) return; // the error that stopped the receiver is printed once, as the CLI exits
     const what = e.phase === 'start' ? 'could not start' : `failed on batch ${e.seq}${e.messages !== undefined ? ` (${e.messages} msgs)` : ''}`;
     const next =
-      e.verdict === 'isolating' ? '; splitting it to find the messages at fault' : e.verdict === 'dead-letter' ? '; the message goes to the dead-letter store' : e.retryInMs === undefined ? '' : `; retrying in ${seconds(e.retryInMs)}`;
+      e.verdict === 'isolating'
+        ? '; splitting it to find the messages at fault'
+        : e.verdict === 'dead-letter'
+          ? '; the message goes to the dead-letter store'
+          : e.retryInMs === undefined
+            ? ''
+            : `; retrying in ${seconds(e.retryInMs)}`;
     log.warn(`handler "${e.handler}" ${what} (attempt ${e.attempt}): ${e.error.message}${next}`);
   });
   receiver.on('dead-letter', (e) => {
     const stats = receiver.stats();
-    log.warn(`handler "${e.handler}": ${e.letters.length} message(s) of batch ${e.seq} dead-lettered (${e.letters[0]?.error ?? '?'}); ${e.total} in ${stats.deadLetterStore}`);
+    log.warn(
+      `handler "${e.handler}": ${e.letters.length} message(s) of batch ${e.seq} dead-lettered (${e.letters[0]?.error ?? '?'}); ${e.total} in ${stats.deadLetterStore}`,
+    );
   });
   receiver.on('source-error', (e) => {
     if (e.fatal) return;

@@ -6,7 +6,16 @@
 export { Handler, undeliverablePolicies, type HandlerContext, type HandlerHealth, type UndeliverablePolicy } from './handler';
 export { numberParam, stringParam, type FlespiMessage } from './message';
 export { silentLogger, stderrLogger, type Logger } from './logger';
-export { FlespiError, UndeliverableError, TransientError, classifyFailure, errorMessage, type FailureKind, type FlespiErrorKind, type FlespiErrorDetail } from './errors';
+export {
+  FlespiError,
+  UndeliverableError,
+  TransientError,
+  classifyFailure,
+  errorMessage,
+  type FailureKind,
+  type FlespiErrorKind,
+  type FlespiErrorDetail,
+} from './errors';
 export { ConfigError, OptionReader, type Options } from './options';
 export { FlespiClient, regionBaseUrl, type FlespiClientOptions, type FlespiRegion, type PollParams, type PollResult } from './flespi/client';
 

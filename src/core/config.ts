@@ -110,7 +110,12 @@ export function parseConfig(json: unknown, file: string): ReceiverConfig {
   top.option('$schema', topLevelOptions.$schema); // for editors only
   const channel = top.option('channel', topLevelOptions.channel);
   const flespi = parseFlespi(child(top, 'flespi', `${file}: flespi`) ?? {}, `${file}: flespi`, dir);
-  const source = parseSource(child(top, 'source', `${file}: source`) ?? { type: 'rest' }, `${file}: source`, flespi, (top.options.flespi as Options | undefined)?.baseUrl !== undefined);
+  const source = parseSource(
+    child(top, 'source', `${file}: source`) ?? { type: 'rest' },
+    `${file}: source`,
+    flespi,
+    (top.options.flespi as Options | undefined)?.baseUrl !== undefined,
+  );
   const handlers = parseHandlerList(top.options.handlers, `${file}: handlers`);
   const checkpointPath = top.option('checkpoint', topLevelOptions.checkpoint);
   const checkpoint = checkpointPath ? resolveUserPath(checkpointPath, dir) : join(dir, `${basename(file, extname(file))}.channel-${channel}.checkpoint.json`);
@@ -139,7 +144,9 @@ function parseFlespi(options: Options, where: string, dir: string): FlespiConnec
     throw new ConfigError(`${where}: "baseUrl" must be an http(s) URL such as "https://flespi.io", got "${explicitUrl}"`);
   }
   if (options.token !== undefined) {
-    throw new ConfigError(`${where}: "token" does not belong in a config file (it would end up in version control): set FLESPI_TOKEN, or put the token in a file and name it with "tokenFile"`);
+    throw new ConfigError(
+      `${where}: "token" does not belong in a config file (it would end up in version control): set FLESPI_TOKEN, or put the token in a file and name it with "tokenFile"`,
+    );
   }
   const tokenFile = reader.option('tokenFile', flespiOptions.tokenFile);
   const timeoutMs = reader.option('timeoutMs', flespiOptions.timeoutMs);
@@ -248,7 +255,9 @@ export async function resolveToken(env: NodeJS.ProcessEnv, tokenFile?: string, l
   try {
     text = await readFile(tokenFile, 'utf8');
   } catch (error) {
-    throw new ConfigError(`token file ${tokenFile}: cannot read it (${(error as NodeJS.ErrnoException).code ?? String(error)}); create it with the token as its only content, or set FLESPI_TOKEN`);
+    throw new ConfigError(
+      `token file ${tokenFile}: cannot read it (${(error as NodeJS.ErrnoException).code ?? String(error)}); create it with the token as its only content, or set FLESPI_TOKEN`,
+    );
   }
   const token = text.trim();
   if (!token) throw new ConfigError(`token file ${tokenFile} is empty: put the flespi token in it, or set FLESPI_TOKEN`);
@@ -276,7 +285,11 @@ export interface BuiltReceiver {
 }
 
 /** Everything `run` needs: the flespi client, the source, the handlers and the receiver with its checkpoint file. */
-export async function buildReceiver(config: ReceiverConfig, token: string, options: { log?: Logger; appName?: string; lockedBy?: string } = {}): Promise<BuiltReceiver> {
+export async function buildReceiver(
+  config: ReceiverConfig,
+  token: string,
+  options: { log?: Logger; appName?: string; lockedBy?: string } = {},
+): Promise<BuiltReceiver> {
   const env: HandlerEnv = { resolvePath: (path) => resolveUserPath(path, dirname(config.file)) };
   const handlers = await createHandlers(config.handlers, env, `${config.file}: handlers`);
   const client = new FlespiClient({ token, baseUrl: config.flespi.baseUrl, timeoutMs: config.flespi.timeoutMs, appName: options.appName ?? 'flespi-receiver' });

@@ -18,7 +18,8 @@ export const topLevelOptions = {
   channel: { type: 'integer', required: true, minimum: 1, description: 'The id of the flespi channel to read.' },
   checkpoint: {
     type: 'string',
-    description: 'Where the position is kept (default: <config name>.channel-<id>.checkpoint.json next to the config). Delete it to start from startKey again. Give a second receiver of the channel its own.',
+    description:
+      'Where the position is kept (default: <config name>.channel-<id>.checkpoint.json next to the config). Delete it to start from startKey again. Give a second receiver of the channel its own.',
   },
 } as const satisfies OptionsSchema;
 
@@ -33,15 +34,25 @@ export const flespiOptions = {
   },
   tokenFile: {
     type: 'string',
-    description: 'A file holding the flespi token (chmod 600: a warning when other users can read it). FLESPI_TOKEN wins over it. Never put the token itself in this file.',
+    description:
+      'A file holding the flespi token (chmod 600: a warning when other users can read it). FLESPI_TOKEN wins over it. Never put the token itself in this file.',
   },
-  timeoutMs: { type: 'integer', minimum: 1000, maximum: 600_000, default: 40_000, description: "How long a request may take to its last byte, on top of a long-poll's wait (ms)." },
+  timeoutMs: {
+    type: 'integer',
+    minimum: 1000,
+    maximum: 600_000,
+    default: 40_000,
+    description: "How long a request may take to its last byte, on top of a long-poll's wait (ms).",
+  },
 } as const satisfies OptionsSchema;
 
 const sourceType = {
   type: 'string',
   enum: ['rest', 'mqtt'],
-  enumDescriptions: ['Read the channel buffer by key with REST long-polls (resumes exactly from the checkpoint)', "Receive live over flespi's MQTT broker with a persistent session"],
+  enumDescriptions: [
+    'Read the channel buffer by key with REST long-polls (resumes exactly from the checkpoint)',
+    "Receive live over flespi's MQTT broker with a persistent session",
+  ],
   default: 'rest',
   description: 'How messages are read.',
 } as const;
@@ -51,15 +62,29 @@ export const restSourceOptions = {
   limitCount: { type: 'integer', minimum: 1, maximum: 1_000_000, default: 1000, description: 'Messages per batch.' },
   limitSize: { type: 'integer', minimum: 1, maximum: 100_000_000, description: 'Bytes per batch.' },
   timeout: { type: 'integer', minimum: 1, maximum: MAX_POLL_TIMEOUT_S, default: 20, description: 'Long-poll wait (seconds).' },
-  delete: { type: 'boolean', default: false, description: 'Delete messages from the channel buffer once every handler accepted them (only for a single reader).' },
-  startKey: { type: 'integer', minimum: 0, default: 0, description: 'Where the first run starts (0: the oldest message); later runs resume from the checkpoint.' },
+  delete: {
+    type: 'boolean',
+    default: false,
+    description: 'Delete messages from the channel buffer once every handler accepted them (only for a single reader).',
+  },
+  startKey: {
+    type: 'integer',
+    minimum: 0,
+    default: 0,
+    description: 'Where the first run starts (0: the oldest message); later runs resume from the checkpoint.',
+  },
   read: {
     type: 'string',
     enum: ['auto', 'key', 'time'],
     default: 'auto',
     description: 'Read by key, by server.timestamp, or by key unless flespi refuses it (auto).',
   },
-  bufferLimitMB: { type: 'number', minimum: 0.001, maximum: 1_000_000, description: "The channel buffer of the account's plan (default 100, a free account's): a warning when the buffer nears it." },
+  bufferLimitMB: {
+    type: 'number',
+    minimum: 0.001,
+    maximum: 1_000_000,
+    description: "The channel buffer of the account's plan (default 100, a free account's): a warning when the buffer nears it.",
+  },
 } as const satisfies OptionsSchema;
 
 export const mqttSourceOptions = {
@@ -76,19 +101,31 @@ export const mqttSourceOptions = {
   filter: { type: 'string', description: 'A flespi expression the broker evaluates for each message.' },
   clientId: {
     type: 'string',
-    description: 'MQTT client id (default: derived from the host and the checkpoint path, so each config has its own session). Never give two receivers the same one.',
+    description:
+      'MQTT client id (default: derived from the host and the checkpoint path, so each config has its own session). Never give two receivers the same one.',
   },
   protocolVersion: { type: 'integer', enum: [4, 5], description: 'MQTT protocol version: 4 (3.1.1) or 5.' },
   batchMaxMessages: { type: 'integer', minimum: 1, maximum: 100_000, description: 'Most messages per batch.' },
   batchMaxWaitMs: { type: 'integer', minimum: 0, maximum: 60_000, description: 'How long a batch waits for more messages (ms).' },
   maxUnacked: { type: 'integer', minimum: 1, maximum: 1_000_000, description: 'Most messages received and not yet acknowledged.' },
-  sessionExpirySeconds: { type: 'integer', minimum: 0, maximum: 4_294_967_295, description: 'How long the broker keeps the session while the receiver is away.' },
+  sessionExpirySeconds: {
+    type: 'integer',
+    minimum: 0,
+    maximum: 4_294_967_295,
+    description: 'How long the broker keeps the session while the receiver is away.',
+  },
   keepaliveSeconds: { type: 'integer', minimum: 0, maximum: 65_535, description: 'MQTT keepalive.' },
 } as const satisfies OptionsSchema;
 
 export const deadLetterOptions = {
   file: { type: 'string', description: 'The dead-letter file (default: <config name>.channel-<id>.dead-letters.ndjson next to the checkpoint).' },
-  maxBytes: { type: 'integer', minimum: 1024, maximum: 10 * 1024 ** 3, default: DEFAULT_DEAD_LETTER_MAX_BYTES, description: 'Most bytes of the dead-letter file; when full, the receiver waits for room.' },
+  maxBytes: {
+    type: 'integer',
+    minimum: 1024,
+    maximum: 10 * 1024 ** 3,
+    default: DEFAULT_DEAD_LETTER_MAX_BYTES,
+    description: 'Most bytes of the dead-letter file; when full, the receiver waits for room.',
+  },
 } as const satisfies OptionsSchema;
 
 export const receiverTuningOptions = {
@@ -110,7 +147,8 @@ export function receiverConfigJsonSchema(): JsonSchema {
   return {
     $schema: 'http://json-schema.org/draft-07/schema#',
     title: 'flespi-receiver config file',
-    description: 'What `flespi-receiver run <file>` reads: the channel, how to read it, and the handlers that receive its messages. Generated from the source by `npm run schemas`.',
+    description:
+      'What `flespi-receiver run <file>` reads: the channel, how to read it, and the handlers that receive its messages. Generated from the source by `npm run schemas`.',
     type: 'object',
     required: [...top.required, 'handlers'],
     properties: {

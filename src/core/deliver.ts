@@ -19,7 +19,11 @@ export interface DeliveryOutcome {
  * start(), handle(messages) and stop() on a fresh handler, with one deadline for start and
  * handle together. stop() always runs. Never throws: failures are in `errors`.
  */
-export async function deliverOnce(handler: Handler, messages: readonly FlespiMessage[], options: { timeoutMs: number; log?: Logger; describeError?: (error: unknown) => string }): Promise<DeliveryOutcome> {
+export async function deliverOnce(
+  handler: Handler,
+  messages: readonly FlespiMessage[],
+  options: { timeoutMs: number; log?: Logger; describeError?: (error: unknown) => string },
+): Promise<DeliveryOutcome> {
   const log = options.log ?? silentLogger;
   const describe = options.describeError ?? errorMessage;
   const began = performance.now();
@@ -60,7 +64,10 @@ export async function deliverOnce(handler: Handler, messages: readonly FlespiMes
  * itself disconnected, or whose probe throws, fails. `answer` is what the probe got (e.g. the HTTP
  * status). Never throws: the failure is in `error`.
  */
-export async function connectOnce(handler: Handler, options: { timeoutMs: number; log?: Logger; describeError?: (error: unknown) => string }): Promise<{ error?: string; answer?: string; ms: number }> {
+export async function connectOnce(
+  handler: Handler,
+  options: { timeoutMs: number; log?: Logger; describeError?: (error: unknown) => string },
+): Promise<{ error?: string; answer?: string; ms: number }> {
   const describe = options.describeError ?? errorMessage;
   const began = performance.now();
   let timer: NodeJS.Timeout | undefined;
@@ -128,7 +135,11 @@ export async function redeliverDeadLetters(
   let sent = 0;
   for (let i = 0; i < letters.length; i += batchSize) {
     const batch = letters.slice(i, i + batchSize);
-    const outcome = await deliverOnce(await createHandler(), batch.map((l) => l.message), options);
+    const outcome = await deliverOnce(
+      await createHandler(),
+      batch.map((l) => l.message),
+      options,
+    );
     errors.push(...outcome.errors, ...outcome.rejected.map((r) => `dead letter ${i + r.index + 1}: ${r.reason}`));
     if (outcome.errors.length > 0) continue;
     const rejected = new Set(outcome.rejected.map((r) => r.index));

@@ -219,7 +219,10 @@ class Rest {
       if (this.signal.aborted) throw new ProbeError('aborted', 'the doctor was stopped');
       if (limit.passed) throw new ProbeError('timeout', `no complete answer from ${this.baseUrl} within ${seconds(deadlineMs)} s`);
       const cause = (error as { cause?: { code?: string; message?: string } }).cause;
-      throw new ProbeError('network', `cannot reach ${this.baseUrl} (${cause?.code ?? cause?.message ?? (error instanceof Error ? error.message : String(error))})`);
+      throw new ProbeError(
+        'network',
+        `cannot reach ${this.baseUrl} (${cause?.code ?? cause?.message ?? (error instanceof Error ? error.message : String(error))})`,
+      );
     } finally {
       limit.dispose();
     }
@@ -296,19 +299,51 @@ function envelopeErrors(answer: Answer): Record<string, unknown>[] {
 /** A check's verdict on an answer that is not a plain success: what went wrong, generically. */
 function unexpected(answer: Answer, what: string, baseUrl: string): Omit<DoctorCheck, 'id' | 'ms'> {
   const s = answer.status;
-  if (s === 401) return { status: 'fail', finding: `flespi rejected the token on ${what} (401${reasons(answer)})`, advice: 'check the token at https://flespi.io/#/panel/tokens and set a valid one' };
-  if (s === 403) return { status: 'fail', finding: `flespi refused ${what} (403${reasons(answer)})`, advice: "the token or account is blocked (account limits), or the token's ACL does not allow it: check both in the flespi panel" };
-  if (s === 429) return { status: 'warn', finding: `flespi rate-limited ${what} (429${reasons(answer)})`, advice: 'too many requests for this account right now: run the doctor again in a minute' };
-  if (s >= 300 && s < 400) return { status: 'fail', finding: `${baseUrl} redirected ${what} (${s} to ${answer.headers.get('location') ?? 'nowhere'})`, advice: 'the base URL is not the flespi REST API: use https://flespi.io or https://ru.flespi.io' };
-  if (s >= 500) return { status: 'fail', finding: `server error on ${what} (${s}${reasons(answer)})`, advice: 'usually temporary: run the doctor again later, and see https://status.flespi.io' };
-  if (!answer.body) return { status: 'fail', finding: `${baseUrl} answered ${what} with ${s} and no flespi JSON${reasons(answer)}`, advice: 'the base URL (or region) does not point at the flespi REST API: use https://flespi.io or https://ru.flespi.io' };
+  if (s === 401)
+    return {
+      status: 'fail',
+      finding: `flespi rejected the token on ${what} (401${reasons(answer)})`,
+      advice: 'check the token at https://flespi.io/#/panel/tokens and set a valid one',
+    };
+  if (s === 403)
+    return {
+      status: 'fail',
+      finding: `flespi refused ${what} (403${reasons(answer)})`,
+      advice: "the token or account is blocked (account limits), or the token's ACL does not allow it: check both in the flespi panel",
+    };
+  if (s === 429)
+    return {
+      status: 'warn',
+      finding: `flespi rate-limited ${what} (429${reasons(answer)})`,
+      advice: 'too many requests for this account right now: run the doctor again in a minute',
+    };
+  if (s >= 300 && s < 400)
+    return {
+      status: 'fail',
+      finding: `${baseUrl} redirected ${what} (${s} to ${answer.headers.get('location') ?? 'nowhere'})`,
+      advice: 'the base URL is not the flespi REST API: use https://flespi.io or https://ru.flespi.io',
+    };
+  if (s >= 500)
+    return {
+      status: 'fail',
+      finding: `server error on ${what} (${s}${reasons(answer)})`,
+      advice: 'usually temporary: run the doctor again later, and see https://status.flespi.io',
+    };
+  if (!answer.body)
+    return {
+      status: 'fail',
+      finding: `${baseUrl} answered ${what} with ${s} and no flespi JSON${reasons(answer)}`,
+      advice: 'the base URL (or region) does not point at the flespi REST API: use https://flespi.io or https://ru.flespi.io',
+    };
   return { status: 'fail', finding: `unexpected answer to ${what} (${s}${reasons(answer)})` };
 }
 
 function probeFailure(error: unknown, what: string): Omit<DoctorCheck, 'id' | 'ms'> {
   if (error instanceof ProbeError) {
-    if (error.kind === 'timeout') return { status: 'fail', finding: `${what}: ${error.message}`, advice: 'the server is slow or unreachable: check the base URL and your network' };
-    if (error.kind === 'too-large') return { status: 'fail', finding: `${what}: ${error.message}`, advice: 'check that the base URL points at the flespi REST API' };
+    if (error.kind === 'timeout')
+      return { status: 'fail', finding: `${what}: ${error.message}`, advice: 'the server is slow or unreachable: check the base URL and your network' };
+    if (error.kind === 'too-large')
+      return { status: 'fail', finding: `${what}: ${error.message}`, advice: 'check that the base URL points at the flespi REST API' };
     if (error.kind === 'aborted') return { status: 'skip', finding: `${what}: stopped` };
     return { status: 'fail', finding: `${what}: ${error.message}`, advice: 'check the base URL / region and your network' };
   }
@@ -346,7 +381,12 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
   const onOuterAbort = () => total.abort();
   options.signal?.addEventListener('abort', onOuterAbort, { once: true });
   const mqttUrl = options.mqttUrl ?? flespiBrokerFor(restUrl);
-  const shared: Shared = { rest: new Rest(restUrl, token, options.appName ?? 'flespi-receiver-doctor', total.signal, limits.requestMs), options: { ...options, mqttUrl }, limits, token };
+  const shared: Shared = {
+    rest: new Rest(restUrl, token, options.appName ?? 'flespi-receiver-doctor', total.signal, limits.requestMs),
+    options: { ...options, mqttUrl },
+    limits,
+    token,
+  };
   const results = new Map<DoctorCheckId, DoctorCheck>();
   const clean = (text: string) => redactSecret(redactUrl(text), token);
 
@@ -367,12 +407,32 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
     const overrun = new Promise<Omit<DoctorCheck, 'id' | 'ms'>>((resolve) => {
       const left = Math.max(0, limits.totalMs - (Date.now() - started));
       const ms = Math.min(limitMs, left);
-      timer = setTimeout(() => resolve({ status: 'fail', finding: `no result within ${seconds(ms)} s`, advice: 'the server is slow or does not answer: check the URL and your network, then run the doctor again' }), ms);
+      timer = setTimeout(
+        () =>
+          resolve({
+            status: 'fail',
+            finding: `no result within ${seconds(ms)} s`,
+            advice: 'the server is slow or does not answer: check the URL and your network, then run the doctor again',
+          }),
+        ms,
+      );
     });
     try {
-      const outcome = total.signal.aborted ? { status: deadlinePassed ? ('fail' as const) : ('skip' as const), finding: `not run: ${deadlinePassed ? `the doctor's ${seconds(limits.totalMs)} s were up` : 'stopped'}` } : await Promise.race([body(shared, own.signal).catch((error: unknown) => probeFailure(error, 'the check failed')), overrun]);
+      const outcome = total.signal.aborted
+        ? {
+            status: deadlinePassed ? ('fail' as const) : ('skip' as const),
+            finding: `not run: ${deadlinePassed ? `the doctor's ${seconds(limits.totalMs)} s were up` : 'stopped'}`,
+          }
+        : await Promise.race([body(shared, own.signal).catch((error: unknown) => probeFailure(error, 'the check failed')), overrun]);
       // A check stopped by the run's deadline did not finish: that is a failure, not a skip.
-      const cut = deadlinePassed && outcome.status === 'skip' ? { status: 'fail' as const, finding: `did not finish within the doctor's ${seconds(limits.totalMs)} s`, advice: 'the server is slow: check your network, then run the doctor again' } : outcome;
+      const cut =
+        deadlinePassed && outcome.status === 'skip'
+          ? {
+              status: 'fail' as const,
+              finding: `did not finish within the doctor's ${seconds(limits.totalMs)} s`,
+              advice: 'the server is slow: check your network, then run the doctor again',
+            }
+          : outcome;
       record(id, cut, Date.now() - t0);
     } finally {
       clearTimeout(timer);
@@ -454,7 +514,12 @@ const checkToken: CheckBody = async (shared) => {
   if (answer.status !== 200 || !Array.isArray(answer.body?.result)) {
     const verdict = unexpected(answer, 'GET /auth/info', shared.rest.baseUrl);
     if (answer.status === 401 || answer.status === 403 || verdict.status === 'fail') shared.restDown = 'the token check failed (see token)';
-    if (answer.status === 200) return { status: 'fail', finding: `GET /auth/info answered 200 without a "result" array${reasons(answer)}`, advice: 'the base URL does not point at the flespi REST API: use https://flespi.io or https://ru.flespi.io' };
+    if (answer.status === 200)
+      return {
+        status: 'fail',
+        finding: `GET /auth/info answered 200 without a "result" array${reasons(answer)}`,
+        advice: 'the base URL does not point at the flespi REST API: use https://flespi.io or https://ru.flespi.io',
+      };
     return verdict;
   }
   const info = (answer.body.result as unknown[])[0];
@@ -463,15 +528,23 @@ const checkToken: CheckBody = async (shared) => {
   const access = (typeof item.access === 'object' && item.access !== null ? item.access : {}) as Record<string, unknown>;
   const types: Record<number, string> = { 0: 'standard', 1: 'master', 2: 'ACL' };
   const type = typeof access.type === 'number' ? (types[access.type] ?? `type ${access.type}`) : 'of unknown type';
-  const parts = [`flespi accepted the token (${type}${typeof item.id === 'number' ? `, id ${item.id}` : ''}${typeof item.cid === 'number' ? `, account ${item.cid}` : ''})`];
-  if (item.enabled === false) return { status: 'fail', finding: `${parts[0]} but it is disabled`, advice: 'enable the token at https://flespi.io/#/panel/tokens' };
+  const parts = [
+    `flespi accepted the token (${type}${typeof item.id === 'number' ? `, id ${item.id}` : ''}${typeof item.cid === 'number' ? `, account ${item.cid}` : ''})`,
+  ];
+  if (item.enabled === false)
+    return { status: 'fail', finding: `${parts[0]} but it is disabled`, advice: 'enable the token at https://flespi.io/#/panel/tokens' };
   // A token stays valid while its `expire` has not passed or its `ttl` since last use runs: only an
   // `expire` with no `ttl` behind it ends it at a known time (https://flespi.com/kb/how-to-create-complex-flespi-token).
   const ttl = typeof item.ttl === 'number' ? item.ttl : 0;
   if (typeof item.expire === 'number' && item.expire > 0 && ttl === 0) {
     const days = (item.expire - Date.now() / 1000) / 86400;
     const when = new Date(item.expire * 1000).toISOString();
-    if (days < 7) return { status: 'warn', finding: `${parts[0]}; it expires ${days <= 0 ? `at ${when}, which has passed by the local clock` : `in ${days.toFixed(1)} days (${when})`}`, advice: 'extend it (expire or ttl) or create a new token at https://flespi.io/#/panel/tokens before then' };
+    if (days < 7)
+      return {
+        status: 'warn',
+        finding: `${parts[0]}; it expires ${days <= 0 ? `at ${when}, which has passed by the local clock` : `in ${days.toFixed(1)} days (${when})`}`,
+        advice: 'extend it (expire or ttl) or create a new token at https://flespi.io/#/panel/tokens before then',
+      };
     parts.push(`expires ${when.slice(0, 10)}`);
   }
   if (access.type === 2) {
@@ -479,7 +552,11 @@ const checkToken: CheckBody = async (shared) => {
     const uris = acl.map((entry) => (typeof entry?.uri === 'string' ? entry.uri : undefined)).filter((u): u is string => u !== undefined);
     parts.push(uris.length > 0 ? `ACL grants ${uris.slice(0, 6).join(', ')}${uris.length > 6 ? ', …' : ''}` : 'ACL entries not listed');
     if (uris.length > 0 && !uris.some((u) => /^(gw\/channels|gw\/?$|gw\/\*)/.test(u) || u === '*')) {
-      return { status: 'warn', finding: `${parts.join('; ')}: none of them is gw/channels`, advice: "give the token's ACL read access to gw/channels (and the MQTT topic flespi/message/gw/channels/...) at https://flespi.io/#/panel/tokens" };
+      return {
+        status: 'warn',
+        finding: `${parts.join('; ')}: none of them is gw/channels`,
+        advice: "give the token's ACL read access to gw/channels (and the MQTT topic flespi/message/gw/channels/...) at https://flespi.io/#/panel/tokens",
+      };
     }
   }
   return { status: 'pass', finding: parts.join('; ') };
@@ -504,11 +581,20 @@ const checkChannel: CheckBody = async (shared) => {
     if (wanted !== undefined) {
       const named = channels.filter((c) => c.name === wanted);
       if (named.length !== 1) {
-        return { status: 'fail', finding: named.length === 0 ? `no channel named "${wanted}" is visible to this token` : `${named.length} channels are named "${wanted}"`, advice: 'pass the channel id (list them with `flespi-receiver channels`)' };
+        return {
+          status: 'fail',
+          finding: named.length === 0 ? `no channel named "${wanted}" is visible to this token` : `${named.length} channels are named "${wanted}"`,
+          advice: 'pass the channel id (list them with `flespi-receiver channels`)',
+        };
       }
       id = named[0]!.id as number;
     } else {
-      if (channels.length === 0) return { status: 'fail', finding: 'the token sees no channel', advice: "create a channel at https://flespi.io/#/panel/channels, or give the token's ACL access to one" };
+      if (channels.length === 0)
+        return {
+          status: 'fail',
+          finding: 'the token sees no channel',
+          advice: "create a channel at https://flespi.io/#/panel/channels, or give the token's ACL access to one",
+        };
       id = channels[0]!.id as number;
       if (channels.length > 1 && !options.sandbox) note = ` (the first of ${channels.length} channels: name another one to check it)`;
     }
@@ -524,7 +610,11 @@ const checkChannel: CheckBody = async (shared) => {
   const errors = envelopeErrors(answer);
   if (answer.status === 404 || (answer.status === 200 && items.length === 0)) {
     const form = answer.status === 404 ? '404' : errors.length > 0 ? '200 with errors' : '200 with an empty result';
-    return { status: 'fail', finding: `channel ${id} is not visible to this token (${form}${reasons(answer)})`, advice: "check the id (`flespi-receiver channels` lists them) and the token's ACL" };
+    return {
+      status: 'fail',
+      finding: `channel ${id} is not visible to this token (${form}${reasons(answer)})`,
+      advice: "check the id (`flespi-receiver channels` lists them) and the token's ACL",
+    };
   }
   if (answer.status !== 200) return unexpected(answer, `GET /gw/channels/${id}`, rest.baseUrl);
   const item = items.find((c) => c.id === id) ?? items[0]!;
@@ -533,13 +623,25 @@ const checkChannel: CheckBody = async (shared) => {
   const protocol = typeof item.protocol_name === 'string' ? ` (${item.protocol_name})` : '';
   const base = `channel ${id} "${name}"${protocol} is visible${note}`;
   if (typeof item.blocked === 'number' && item.blocked !== 0) {
-    return { status: 'fail', finding: `${base} but flespi has blocked it (blocked ${item.blocked}: ${BLOCK_REASONS[item.blocked] ?? 'unknown reason'})`, advice: 'a full buffer or an account limit blocks a channel: read and delete its messages, or raise the limit; see https://flespi.io/#/panel' };
+    return {
+      status: 'fail',
+      finding: `${base} but flespi has blocked it (blocked ${item.blocked}: ${BLOCK_REASONS[item.blocked] ?? 'unknown reason'})`,
+      advice: 'a full buffer or an account limit blocks a channel: read and delete its messages, or raise the limit; see https://flespi.io/#/panel',
+    };
   }
   if (refusedFields) {
-    return { status: 'warn', finding: `${base}, but flespi refused the fields ${CHANNEL_FIELDS.slice(2).join(', ')}${refusedFields}`, advice: 'the channels tree and the buffer check ask for some of these fields: report this answer (docs/flespi-assumptions.md L3)' };
+    return {
+      status: 'warn',
+      finding: `${base}, but flespi refused the fields ${CHANNEL_FIELDS.slice(2).join(', ')}${refusedFields}`,
+      advice: 'the channels tree and the buffer check ask for some of these fields: report this answer (docs/flespi-assumptions.md L3)',
+    };
   }
-  if (item.enabled === false) return { status: 'warn', finding: `${base} but disabled: it receives nothing new`, advice: 'enable it in the flespi panel if trackers should send to it' };
-  return { status: 'pass', finding: `${base}; not blocked; messages kept ${typeof item.messages_ttl === 'number' ? `${item.messages_ttl} s` : 'for an unknown time'}` };
+  if (item.enabled === false)
+    return { status: 'warn', finding: `${base} but disabled: it receives nothing new`, advice: 'enable it in the flespi panel if trackers should send to it' };
+  return {
+    status: 'pass',
+    finding: `${base}; not blocked; messages kept ${typeof item.messages_ttl === 'number' ? `${item.messages_ttl} s` : 'for an unknown time'}`,
+  };
 };
 
 // ---------------------------------------------------------------- reading
@@ -566,7 +668,8 @@ const checkReadByKey: CheckBody = async (shared) => {
     return {
       status: 'warn',
       finding: `flespi refused key-based reading (curr_key / limit_count) with ${answer.status}${reasons(answer)}`,
-      advice: 'the REST source (source type "rest", the CLI tail) then reads by time instead (from on server.timestamp: it polls, without long-poll or delete), or read over MQTT (source type "mqtt"); see docs/flespi-assumptions.md K1',
+      advice:
+        'the REST source (source type "rest", the CLI tail) then reads by time instead (from on server.timestamp: it polls, without long-poll or delete), or read over MQTT (source type "mqtt"); see docs/flespi-assumptions.md K1',
     };
   }
   if (answer.status !== 200 || !result) {
@@ -582,7 +685,11 @@ const checkReadByKey: CheckBody = async (shared) => {
   if (result.length > 0) {
     if (typeof nextKey !== 'number' || nextKey < 1) {
       shared.keyReading = { ok: false };
-      return { status: 'fail', finding: `a key-based read returned a message without a usable next_key (${JSON.stringify(nextKey) ?? 'none'})`, advice: 'the REST source cannot page this buffer: use source type "mqtt"; see docs/flespi-assumptions.md K1' };
+      return {
+        status: 'fail',
+        finding: `a key-based read returned a message without a usable next_key (${JSON.stringify(nextKey) ?? 'none'})`,
+        advice: 'the REST source cannot page this buffer: use source type "mqtt"; see docs/flespi-assumptions.md K1',
+      };
     }
     const first = result[0] as Record<string, unknown>;
     shared.keyReading = { ok: true, nextKey, firstServerTs: first['server.timestamp'] as number };
@@ -598,13 +705,27 @@ const checkReadByTime: CheckBody = async (shared) => {
   const path = messagesPath(shared);
   const newest = await shared.rest.data(path, { reverse: true, count: 1 });
   if (newest.status === 400 || (newest.status === 200 && envelopeErrors(newest).length > 0 && !Array.isArray(newest.body?.result))) {
-    return { status: 'fail', finding: `flespi refused time-based reading (reverse / count) with ${newest.status}${reasons(newest)}`, advice: 'messages history, the live tail backfill and the MQTT gap fill read by time: report this answer (docs/flespi-assumptions.md T1)' };
+    return {
+      status: 'fail',
+      finding: `flespi refused time-based reading (reverse / count) with ${newest.status}${reasons(newest)}`,
+      advice: 'messages history, the live tail backfill and the MQTT gap fill read by time: report this answer (docs/flespi-assumptions.md T1)',
+    };
   }
   const newestResult = Array.isArray(newest.body?.result) ? (newest.body.result as unknown[]) : undefined;
   if (newest.status !== 200 || !newestResult) return unexpected(newest, 'a time-based read', shared.rest.baseUrl);
   const bad = badMessage(newestResult);
-  if (bad) return { status: 'fail', finding: `a time-based read (reverse, count 1) answered, but ${bad}`, advice: 'check that the base URL points at the flespi REST API' };
-  if (newestResult.length > 1) return { status: 'warn', finding: `a time-based read with count 1 returned ${newestResult.length} messages: flespi ignored count`, advice: 'report this answer (docs/flespi-assumptions.md T1)' };
+  if (bad)
+    return {
+      status: 'fail',
+      finding: `a time-based read (reverse, count 1) answered, but ${bad}`,
+      advice: 'check that the base URL points at the flespi REST API',
+    };
+  if (newestResult.length > 1)
+    return {
+      status: 'warn',
+      finding: `a time-based read with count 1 returned ${newestResult.length} messages: flespi ignored count`,
+      advice: 'report this answer (docs/flespi-assumptions.md T1)',
+    };
   if (newestResult.length === 0) return { status: 'pass', finding: 'the channel has no messages to read by time (reverse / count answered an empty result)' };
   const latest = (newestResult[0] as Record<string, unknown>)['server.timestamp'] as number;
   shared.newestServerTs = latest;
@@ -613,18 +734,47 @@ const checkReadByTime: CheckBody = async (shared) => {
   const to = latest;
   const range = await shared.rest.data(path, { from, to, count: 5 });
   const rangeResult = Array.isArray(range.body?.result) ? (range.body.result as unknown[]) : undefined;
-  if (range.status === 400) return { status: 'fail', finding: `flespi refused from / to / count with 400${reasons(range)}`, advice: 'messages history, the live tail backfill and the MQTT gap fill read by time: report this answer (docs/flespi-assumptions.md T1)' };
+  if (range.status === 400)
+    return {
+      status: 'fail',
+      finding: `flespi refused from / to / count with 400${reasons(range)}`,
+      advice: 'messages history, the live tail backfill and the MQTT gap fill read by time: report this answer (docs/flespi-assumptions.md T1)',
+    };
   if (range.status !== 200 || !rangeResult) return unexpected(range, 'a time-range read', shared.rest.baseUrl);
   const badInRange = badMessage(rangeResult);
-  if (badInRange) return { status: 'fail', finding: `a time-range read answered, but ${badInRange}`, advice: 'check that the base URL points at the flespi REST API' };
+  if (badInRange)
+    return { status: 'fail', finding: `a time-range read answered, but ${badInRange}`, advice: 'check that the base URL points at the flespi REST API' };
   const stamps = rangeResult.map((m) => (m as Record<string, unknown>)['server.timestamp'] as number);
-  if (stamps.length === 0) return { status: 'fail', finding: `from ${from} to ${to} returned nothing although the newest message has server.timestamp ${latest}`, advice: 'flespi does not bound time ranges on server.timestamp as assumed: report this answer (docs/flespi-assumptions.md T1, T2)' };
-  if (stamps.length > 5) return { status: 'warn', finding: `from / to with count 5 returned ${stamps.length} messages: flespi ignored count`, advice: 'gap fill pages by count: report this answer (docs/flespi-assumptions.md T1)' };
+  if (stamps.length === 0)
+    return {
+      status: 'fail',
+      finding: `from ${from} to ${to} returned nothing although the newest message has server.timestamp ${latest}`,
+      advice: 'flespi does not bound time ranges on server.timestamp as assumed: report this answer (docs/flespi-assumptions.md T1, T2)',
+    };
+  if (stamps.length > 5)
+    return {
+      status: 'warn',
+      finding: `from / to with count 5 returned ${stamps.length} messages: flespi ignored count`,
+      advice: 'gap fill pages by count: report this answer (docs/flespi-assumptions.md T1)',
+    };
   const outside = stamps.filter((s) => s < from || s > to);
-  if (outside.length > 0) return { status: 'fail', finding: `from ${from} to ${to} returned messages outside the range (server.timestamp ${outside[0]})`, advice: 'flespi does not bound time ranges on server.timestamp as assumed: report this answer (docs/flespi-assumptions.md T1)' };
-  if (stamps.some((s, i) => i > 0 && s < stamps[i - 1]!)) return { status: 'warn', finding: 'a time-range read returned messages out of server.timestamp order', advice: 'gap fill assumes oldest first: report this answer (docs/flespi-assumptions.md T1)' };
+  if (outside.length > 0)
+    return {
+      status: 'fail',
+      finding: `from ${from} to ${to} returned messages outside the range (server.timestamp ${outside[0]})`,
+      advice: 'flespi does not bound time ranges on server.timestamp as assumed: report this answer (docs/flespi-assumptions.md T1)',
+    };
+  if (stamps.some((s, i) => i > 0 && s < stamps[i - 1]!))
+    return {
+      status: 'warn',
+      finding: 'a time-range read returned messages out of server.timestamp order',
+      advice: 'gap fill assumes oldest first: report this answer (docs/flespi-assumptions.md T1)',
+    };
   const age = Date.now() / 1000 - latest;
-  return { status: 'pass', finding: `reverse / count 1 gave the newest message (server.timestamp ${latest}, ${describeAge(age)}); from / to / count gave ${stamps.length} message(s) inside the range, oldest first` };
+  return {
+    status: 'pass',
+    finding: `reverse / count 1 gave the newest message (server.timestamp ${latest}, ${describeAge(age)}); from / to / count gave ${stamps.length} message(s) inside the range, oldest first`,
+  };
 };
 
 function describeAge(ageS: number): string {
@@ -662,18 +812,44 @@ const checkLongPoll: CheckBody = async (shared) => {
     const ms = answer.ms;
     if (result.length > 0) {
       const next = answer.body!.next_key;
-      if (farAhead) return { status: 'warn', finding: `a long-poll from a key far beyond the end of the buffer returned ${result.length} message(s)`, advice: 'keys do not work as assumed (docs/flespi-assumptions.md K1): report this answer' };
-      if (ms >= 100 && ms < limitMs - 200) return { status: 'pass', finding: `a long-poll at the end of the buffer (timeout ${timeout} s) answered after ${seconds(ms)} s, as soon as a message arrived` };
+      if (farAhead)
+        return {
+          status: 'warn',
+          finding: `a long-poll from a key far beyond the end of the buffer returned ${result.length} message(s)`,
+          advice: 'keys do not work as assumed (docs/flespi-assumptions.md K1): report this answer',
+        };
+      if (ms >= 100 && ms < limitMs - 200)
+        return {
+          status: 'pass',
+          finding: `a long-poll at the end of the buffer (timeout ${timeout} s) answered after ${seconds(ms)} s, as soon as a message arrived`,
+        };
       // The message was there before the poll started: poll again from after it.
       if (typeof next === 'number' && next > key) key = next;
-      else return { status: 'warn', finding: `a long-poll returned ${result.length} message(s) without a next_key beyond ${key}`, advice: 'report this answer (docs/flespi-assumptions.md K1, K2)' };
+      else
+        return {
+          status: 'warn',
+          finding: `a long-poll returned ${result.length} message(s) without a next_key beyond ${key}`,
+          advice: 'report this answer (docs/flespi-assumptions.md K1, K2)',
+        };
       continue;
     }
     if (ms < limitMs - 1000) {
-      return { status: 'warn', finding: `a long-poll with timeout ${timeout} s answered empty after ${seconds(ms)} s: flespi does not wait`, advice: 'a receiver at the end of the buffer then polls continually and spends API calls; read over MQTT (source type "mqtt") to avoid it (docs/flespi-assumptions.md P1)' };
+      return {
+        status: 'warn',
+        finding: `a long-poll with timeout ${timeout} s answered empty after ${seconds(ms)} s: flespi does not wait`,
+        advice:
+          'a receiver at the end of the buffer then polls continually and spends API calls; read over MQTT (source type "mqtt") to avoid it (docs/flespi-assumptions.md P1)',
+      };
     }
-    if (ms > limitMs + 3000) return { status: 'warn', finding: `a long-poll with timeout ${timeout} s answered after ${seconds(ms)} s`, advice: 'slow answers: check the network between you and flespi' };
-    const why = farAhead ? 'the buffer is too long to read to its end here, so only the timeout was tested' : 'no message arrived meanwhile, so the early answer was not seen';
+    if (ms > limitMs + 3000)
+      return {
+        status: 'warn',
+        finding: `a long-poll with timeout ${timeout} s answered after ${seconds(ms)} s`,
+        advice: 'slow answers: check the network between you and flespi',
+      };
+    const why = farAhead
+      ? 'the buffer is too long to read to its end here, so only the timeout was tested'
+      : 'no message arrived meanwhile, so the early answer was not seen';
     return { status: 'pass', finding: `a long-poll with timeout ${timeout} s answered empty after ${seconds(ms)} s, as asked (${why})` };
   }
   return { status: 'pass', finding: 'long-polls answered at once with messages that kept arriving (a busy channel); the timeout itself was not reached' };
@@ -753,7 +929,11 @@ async function checkMqtt(shared: Shared, url: string, run: Run, record: Record_)
         const granted = await subscribe(connected, topic, limits.mqttSubscribeMs, signal);
         return { status: 'pass', finding: `subscribed ${topic} (granted QoS ${granted}): receivers with source "group" can split the channel` };
       } catch (error) {
-        const verdict = subscribeFailure(error, topic, 'do not set "group" in the MQTT source: run one receiver per channel instead (docs/flespi-assumptions.md M7)');
+        const verdict = subscribeFailure(
+          error,
+          topic,
+          'do not set "group" in the MQTT source: run one receiver per channel instead (docs/flespi-assumptions.md M7)',
+        );
         return verdict.status === 'fail' ? { ...verdict, status: 'warn' } : verdict;
       }
     });
@@ -772,9 +952,16 @@ function describeTransport(url: string, sandbox: boolean): { text: string; statu
   const host = parsed?.host ?? url;
   if (parsed && (parsed.protocol === 'mqtts:' || parsed.protocol === 'wss:')) return { text: `connected to ${host} over TLS`, status: 'pass' };
   if (parsed && isLoopbackHost(parsed.hostname)) {
-    return { text: `connected to ${host} without TLS (a local ${sandbox ? 'sandbox, which has no TLS; flespi itself is mqtts://mqtt.flespi.io:8883' : 'server: the token stays on this machine'})`, status: 'pass' };
+    return {
+      text: `connected to ${host} without TLS (a local ${sandbox ? 'sandbox, which has no TLS; flespi itself is mqtts://mqtt.flespi.io:8883' : 'server: the token stays on this machine'})`,
+      status: 'pass',
+    };
   }
-  return { text: `connected to ${host} without TLS`, status: 'warn', advice: "the token travels in clear text: use mqtts://…:8883 (flespi's brokers are mqtts://mqtt.flespi.io:8883 and mqtts://ru-mqtt.flespi.io:8883)" };
+  return {
+    text: `connected to ${host} without TLS`,
+    status: 'warn',
+    advice: "the token travels in clear text: use mqtts://…:8883 (flespi's brokers are mqtts://mqtt.flespi.io:8883 and mqtts://ru-mqtt.flespi.io:8883)",
+  };
 }
 
 function connectMqtt(url: string, token: string, timeoutMs: number, signal: AbortSignal): Promise<{ client: MqttClient; connack: IConnackPacket }> {
@@ -839,25 +1026,61 @@ function mqttConnectFailure(error: unknown, url: string): Omit<DoctorCheck, 'id'
   const where = redactUrl(url);
   if (typeof code === 'number') {
     if ([134, 135, 4, 5, 2].includes(code)) {
-      return { status: 'fail', finding: `the broker at ${where} refused the token (CONNACK ${code}: ${e.message})`, advice: 'check the token at https://flespi.io/#/panel/tokens; flespi takes it as the MQTT username' };
+      return {
+        status: 'fail',
+        finding: `the broker at ${where} refused the token (CONNACK ${code}: ${e.message})`,
+        advice: 'check the token at https://flespi.io/#/panel/tokens; flespi takes it as the MQTT username',
+      };
     }
-    if (code === 138) return { status: 'fail', finding: `the broker at ${where} refused the token as banned (CONNACK 138)`, advice: 'the token or account is blocked: check the account limits in the flespi panel' };
-    return { status: 'fail', finding: `the broker at ${where} refused the connection (CONNACK ${code}: ${e.message})`, advice: 'try again later; check https://status.flespi.io' };
+    if (code === 138)
+      return {
+        status: 'fail',
+        finding: `the broker at ${where} refused the token as banned (CONNACK 138)`,
+        advice: 'the token or account is blocked: check the account limits in the flespi panel',
+      };
+    return {
+      status: 'fail',
+      finding: `the broker at ${where} refused the connection (CONNACK ${code}: ${e.message})`,
+      advice: 'try again later; check https://status.flespi.io',
+    };
   }
   if (typeof code === 'string' && /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ALTNAME|TLS|SSL/i.test(code)) {
-    return { status: 'fail', finding: `TLS to ${where} failed: the broker's certificate is not trusted (${code})`, advice: "check the MQTT URL (flespi's is mqtts://mqtt.flespi.io:8883) and any TLS-intercepting proxy; NODE_EXTRA_CA_CERTS adds a CA" };
+    return {
+      status: 'fail',
+      finding: `TLS to ${where} failed: the broker's certificate is not trusted (${code})`,
+      advice: "check the MQTT URL (flespi's is mqtts://mqtt.flespi.io:8883) and any TLS-intercepting proxy; NODE_EXTRA_CA_CERTS adds a CA",
+    };
   }
-  if (code === 'NO_CONNACK') return { status: 'fail', finding: `the broker at ${where} accepted the connection but sent no CONNACK: ${e.message}`, advice: 'check that the MQTT URL points at an MQTT broker (flespi: mqtts://mqtt.flespi.io:8883); try again later' };
+  if (code === 'NO_CONNACK')
+    return {
+      status: 'fail',
+      finding: `the broker at ${where} accepted the connection but sent no CONNACK: ${e.message}`,
+      advice: 'check that the MQTT URL points at an MQTT broker (flespi: mqtts://mqtt.flespi.io:8883); try again later',
+    };
   if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'ECONNRESET' || code === 'ETIMEDOUT' || code === 'EHOSTUNREACH') {
-    return { status: 'fail', finding: `cannot connect to ${where} (${code})`, advice: 'check the MQTT URL and that your network allows outgoing port 8883 (or use wss://mqtt.flespi.io on 443)' };
+    return {
+      status: 'fail',
+      finding: `cannot connect to ${where} (${code})`,
+      advice: 'check the MQTT URL and that your network allows outgoing port 8883 (or use wss://mqtt.flespi.io on 443)',
+    };
   }
   return { status: 'fail', finding: `cannot connect to ${where}: ${e.message}`, advice: 'check the MQTT URL and your network' };
 }
 
 function subscribeFailure(error: unknown, topic: string, advice: string): Omit<DoctorCheck, 'id' | 'ms'> {
   const code = (error as { code?: unknown }).code;
-  if (code === 'TIMEOUT') return { status: 'fail', finding: `no answer to the subscription of ${topic}: ${(error as Error).message}`, advice: 'the broker is slow or stuck: try again later' };
-  if (typeof code === 'number') return { status: 'fail', finding: `the broker refused the subscription of ${topic} (SUBACK ${code}${code === 143 ? ': topic filter invalid' : code === 135 || code === 128 ? ': not authorized' : ''})`, advice };
+  if (code === 'TIMEOUT')
+    return {
+      status: 'fail',
+      finding: `no answer to the subscription of ${topic}: ${(error as Error).message}`,
+      advice: 'the broker is slow or stuck: try again later',
+    };
+  if (typeof code === 'number')
+    return {
+      status: 'fail',
+      finding: `the broker refused the subscription of ${topic} (SUBACK ${code}${code === 143 ? ': topic filter invalid' : code === 135 || code === 128 ? ': not authorized' : ''})`,
+      advice,
+    };
   return { status: 'fail', finding: `subscribing ${topic} failed: ${error instanceof Error ? error.message : String(error)}`, advice };
 }
 
@@ -867,7 +1090,11 @@ function checkBuffer(shared: Shared): Omit<DoctorCheck, 'id' | 'ms'> {
   const item = shared.channel!.item;
   const size = item.messages_size;
   if (typeof size !== 'number') {
-    return { status: 'warn', finding: 'flespi did not report messages_size for the channel: its fill is unknown', advice: 'check the channel in the flespi panel; docs/flespi-assumptions.md B2' };
+    return {
+      status: 'warn',
+      finding: 'flespi did not report messages_size for the channel: its fill is unknown',
+      advice: 'check the channel in the flespi panel; docs/flespi-assumptions.md B2',
+    };
   }
   const limit = FREE_BUFFER_KB;
   const percent = (size / limit) * 100;
@@ -879,10 +1106,15 @@ function checkBuffer(shared: Shared): Omit<DoctorCheck, 'id' | 'ms'> {
   if (ttl !== undefined && oldest !== undefined && newest !== undefined && newest - oldest >= 600 && newest - oldest < ttl * 0.9) {
     projected = (size * ttl) / (newest - oldest);
   }
-  const advice = 'with delete off (the default) only messages_ttl empties it, and flespi blocks a full channel: turn on "delete" for a single reader, or shorten messages_ttl';
+  const advice =
+    'with delete off (the default) only messages_ttl empties it, and flespi blocks a full channel: turn on "delete" for a single reader, or shorten messages_ttl';
   if (size >= limit * 0.8) return { status: 'warn', finding: `${fill}: a free account's channel is blocked when full`, advice };
   if (projected !== undefined && projected >= limit) {
-    return { status: 'warn', finding: `${fill}; at this rate, ${ttl} s of messages (messages_ttl) come to about ${formatKb(projected)}, over a free account's 100 MB`, advice };
+    return {
+      status: 'warn',
+      finding: `${fill}; at this rate, ${ttl} s of messages (messages_ttl) come to about ${formatKb(projected)}, over a free account's 100 MB`,
+      advice,
+    };
   }
   const outlook = projected !== undefined ? `; about ${formatKb(projected)} at this rate once messages_ttl (${ttl} s) is reached` : '';
   return { status: 'pass', finding: `${fill}${outlook} (flespi refreshes messages_size about hourly)` };
@@ -898,18 +1130,33 @@ function checkClock(shared: Shared): Omit<DoctorCheck, 'id' | 'ms'> {
   const samples = shared.rest.clock;
   if (samples.length === 0) {
     if (shared.rest.answers === 0) return { status: 'skip', finding: 'not run: no answer from the REST API' };
-    return { status: 'warn', finding: `none of ${shared.rest.answers} answers carried a Date header`, advice: 'the clock cannot be compared; keep the local clock synced (NTP): gap fill uses it (docs/flespi-assumptions.md R10, T5)' };
+    return {
+      status: 'warn',
+      finding: `none of ${shared.rest.answers} answers carried a Date header`,
+      advice: 'the clock cannot be compared; keep the local clock synced (NTP): gap fill uses it (docs/flespi-assumptions.md R10, T5)',
+    };
   }
   const best = samples.reduce((a, b) => (b.rttMs < a.rttMs ? b : a));
   const skew = best.skewMs / 1000;
   const precision = 0.5 + best.rttMs / 2000;
-  const text = Math.abs(skew) <= precision ? `the local clock agrees with the server's Date header (within ±${precision.toFixed(1)} s)` : `the local clock is ${Math.abs(skew).toFixed(1)} s ${skew > 0 ? 'behind' : 'ahead of'} the server's (±${precision.toFixed(1)} s)`;
+  const text =
+    Math.abs(skew) <= precision
+      ? `the local clock agrees with the server's Date header (within ±${precision.toFixed(1)} s)`
+      : `the local clock is ${Math.abs(skew).toFixed(1)} s ${skew > 0 ? 'behind' : 'ahead of'} the server's (±${precision.toFixed(1)} s)`;
   const beyond = Math.abs(skew) - precision;
   if (beyond > CLOCK_FAIL_S) {
-    return { status: 'fail', finding: `${text}: more than the 300 s margin of the gap fills, so a live tail can miss messages after a reconnect`, advice: 'sync the local clock (NTP); TLS certificate checks and token expiry go wrong by that much too (docs/flespi-assumptions.md T5)' };
+    return {
+      status: 'fail',
+      finding: `${text}: more than the 300 s margin of the gap fills, so a live tail can miss messages after a reconnect`,
+      advice: 'sync the local clock (NTP); TLS certificate checks and token expiry go wrong by that much too (docs/flespi-assumptions.md T5)',
+    };
   }
   if (beyond > CLOCK_WARN_S) {
-    return { status: 'warn', finding: `${text}: times you enter (Start Forwarding from a time, history ranges) and message ages shown are off by that much`, advice: 'sync the local clock (NTP) (docs/flespi-assumptions.md T5)' };
+    return {
+      status: 'warn',
+      finding: `${text}: times you enter (Start Forwarding from a time, history ranges) and message ages shown are off by that much`,
+      advice: 'sync the local clock (NTP) (docs/flespi-assumptions.md T5)',
+    };
   }
   return { status: 'pass', finding: text };
 }
@@ -918,13 +1165,21 @@ function checkRateLimit(shared: Shared): Omit<DoctorCheck, 'id' | 'ms'> {
   const rest = shared.rest;
   if (rest.answers === 0) return { status: 'skip', finding: 'not run: no answer from the REST API' };
   const headers = [...rest.rateHeaders.entries()].map(([name, value]) => `${name}: ${value.slice(0, 40)}`);
-  const seen = headers.length > 0 ? `headers seen: ${headers.join(', ')}` : `no rate-limit header in ${rest.answers} answer${rest.answers === 1 ? '' : 's'} (flespi documents none)`;
+  const seen =
+    headers.length > 0
+      ? `headers seen: ${headers.join(', ')}`
+      : `no rate-limit header in ${rest.answers} answer${rest.answers === 1 ? '' : 's'} (flespi documents none)`;
   if (rest.tooMany.length > 0) {
     const after = rest.tooMany.map((t) => (t.retryAfter === undefined ? 'no Retry-After' : `Retry-After ${t.retryAfter}`)).join(', ');
-    return { status: 'warn', finding: `flespi answered 429 (too many requests) ${rest.tooMany.length} time(s) (${after}); ${seen}`, advice: 'the account is near its API call limits: fewer concurrent receivers or tails, or longer long-polls; receivers back off and retry by themselves' };
+    return {
+      status: 'warn',
+      finding: `flespi answered 429 (too many requests) ${rest.tooMany.length} time(s) (${after}); ${seen}`,
+      advice: 'the account is near its API call limits: fewer concurrent receivers or tails, or longer long-polls; receivers back off and retry by themselves',
+    };
   }
   const remaining = [...rest.rateHeaders.entries()].find(([name]) => /remaining/i.test(name));
-  if (remaining && Number(remaining[1]) === 0) return { status: 'warn', finding: `the rate limit is used up (${seen})`, advice: 'wait for it to reset before starting receivers' };
+  if (remaining && Number(remaining[1]) === 0)
+    return { status: 'warn', finding: `the rate limit is used up (${seen})`, advice: 'wait for it to reset before starting receivers' };
   return { status: 'pass', finding: `no 429; ${seen}` };
 }
 

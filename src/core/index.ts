@@ -23,10 +23,26 @@ export {
   type DeadLetterEvent,
 } from './receiver/receiver';
 export { FileCheckpointStore, MemoryCheckpointStore, CheckpointLockedError, type CheckpointStore } from './receiver/checkpoint';
-export { FileDeadLetterStore, MemoryDeadLetterStore, DeadLetterStoreFullError, deadLetterPathFor, type DeadLetter, type DeadLetterStore } from './receiver/deadLetters';
+export {
+  FileDeadLetterStore,
+  MemoryDeadLetterStore,
+  DeadLetterStoreFullError,
+  deadLetterPathFor,
+  type DeadLetter,
+  type DeadLetterStore,
+} from './receiver/deadLetters';
 export { FileLock, LockedError, type LockOwner } from './receiver/lock';
 export type { RetryOptions } from './backoff';
 export { deliverOnce, redeliverDeadLetters, type DeliveryOutcome, type RedeliveryOutcome } from './deliver';
 
 export { builtinHandlerSpecs, handlerTypes, handlerSpec, createHandler, createHandlers } from './handlers/registry';
-export { loadConfig, parseConfig, resolveToken, createSource, buildReceiver, type ReceiverConfig, type RestSourceConfig, type MqttSourceConfig } from './config';
+export {
+  loadConfig,
+  parseConfig,
+  resolveToken,
+  createSource,
+  buildReceiver,
+  type ReceiverConfig,
+  type RestSourceConfig,
+  type MqttSourceConfig,
+} from './config';

@@ -56,8 +56,21 @@ export class OptionReader {
       throw new ConfigError(`${this.where}: "${key}" is required`);
     }
     const kind = range.integer ? 'an integer' : 'a number';
-    const bounds = range.min !== undefined && range.max !== undefined ? ` from ${range.min} to ${range.max}` : range.min !== undefined ? ` ≥ ${range.min}` : range.max !== undefined ? ` ≤ ${range.max}` : '';
-    if (typeof value !== 'number' || !Number.isFinite(value) || (range.integer && !Number.isInteger(value)) || (range.min !== undefined && value < range.min) || (range.max !== undefined && value > range.max)) {
+    const bounds =
+      range.min !== undefined && range.max !== undefined
+        ? ` from ${range.min} to ${range.max}`
+        : range.min !== undefined
+          ? ` ≥ ${range.min}`
+          : range.max !== undefined
+            ? ` ≤ ${range.max}`
+            : '';
+    if (
+      typeof value !== 'number' ||
+      !Number.isFinite(value) ||
+      (range.integer && !Number.isInteger(value)) ||
+      (range.min !== undefined && value < range.min) ||
+      (range.max !== undefined && value > range.max)
+    ) {
       this.fail(key, kind + bounds, value);
     }
     return value;
@@ -75,7 +88,8 @@ export class OptionReader {
     } catch {
       throw new ConfigError(`${this.where}: "${key}" must be a URL like ${example}, got ${JSON.stringify(text)}`);
     }
-    if (!schemes.includes(parsed.protocol)) throw new ConfigError(`${this.where}: "${key}" must start with ${orList(schemes.map((s) => `${s}//`))}, got ${JSON.stringify(text)}`);
+    if (!schemes.includes(parsed.protocol))
+      throw new ConfigError(`${this.where}: "${key}" must start with ${orList(schemes.map((s) => `${s}//`))}, got ${JSON.stringify(text)}`);
     if (parsed.username || parsed.password) throw new ConfigError(`${this.where}: "${key}" must not contain credentials: ${credentialsHint}`);
     return { text, parsed };
   }
@@ -122,7 +136,8 @@ export class OptionReader {
       }
       case 'stringList': {
         const value = this.get(key);
-        if (value !== undefined && (!Array.isArray(value) || value.some((v) => typeof v !== 'string' || v === ''))) this.fail(key, 'a list of non-empty strings', value);
+        if (value !== undefined && (!Array.isArray(value) || value.some((v) => typeof v !== 'string' || v === '')))
+          this.fail(key, 'a list of non-empty strings', value);
         return value;
       }
     }
@@ -148,7 +163,9 @@ export class OptionReader {
     const unknown = Object.keys(this.options).filter((k) => !this.seen.has(k) && !alsoAllowed.includes(k));
     if (unknown.length) {
       const known = [...this.seen, ...alsoAllowed].sort();
-      throw new ConfigError(`${this.where}: unknown setting${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `"${k}"`).join(', ')} (known: ${known.join(', ')})`);
+      throw new ConfigError(
+        `${this.where}: unknown setting${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `"${k}"`).join(', ')} (known: ${known.join(', ')})`,
+      );
     }
   }
 }

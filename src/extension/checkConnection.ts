@@ -28,13 +28,19 @@ export async function checkConnection(info: ConnectionInfo, channel: { id: numbe
     },
   );
   const summary = doctorSummary(report);
-  for (const check of report.checks) if (check.status === 'fail' || check.status === 'warn') log.warn(`check connection: ${check.id} ${check.status}: ${check.finding}`);
+  for (const check of report.checks)
+    if (check.status === 'fail' || check.status === 'warn') log.warn(`check connection: ${check.id} ${check.status}: ${check.finding}`);
   log.info(`check connection (${info.label}, channel ${channel.id}): ${summary}`);
   const titles = new Map(DOCTOR_CHECKS.map((c) => [c.id, c.title]));
-  const document = await vscode.workspace.openTextDocument({ language: 'markdown', content: reportMarkdown(report, { title: (id) => titles.get(id) ?? id, label: info.label, summary }) });
+  const document = await vscode.workspace.openTextDocument({
+    language: 'markdown',
+    content: reportMarkdown(report, { title: (id) => titles.get(id) ?? id, label: info.label, summary }),
+  });
   await vscode.window.showTextDocument(document, { preview: false });
   // The rendered table beside the source, where the built-in Markdown extension is there to draw it.
-  await vscode.commands.executeCommand('markdown.showPreviewToSide', document.uri).then(undefined, (error: unknown) => log.debug(`no Markdown preview of the report: ${String(error)}`));
+  await vscode.commands
+    .executeCommand('markdown.showPreviewToSide', document.uri)
+    .then(undefined, (error: unknown) => log.debug(`no Markdown preview of the report: ${String(error)}`));
   const failed = report.checks.filter((c) => c.status === 'fail').map((c) => c.id);
   if (failed.length > 0) void vscode.window.showWarningMessage(`flespi check: ${failed.join(', ')} failed (${summary}). The report says what to do.`);
   return report;

@@ -189,12 +189,21 @@ export class Connection implements vscode.Disposable {
     } catch (error) {
       if (generation !== this.generation) return;
       this.log.warn(`cannot connect to flespi (${endpoints.label}): ${errorMessage(error)}`);
-      this.setState({ kind: 'failed', mode: 'token', label: endpoints.label, message: errorMessage(error), errorKind: error instanceof FlespiError ? error.kind : undefined });
+      this.setState({
+        kind: 'failed',
+        mode: 'token',
+        label: endpoints.label,
+        message: errorMessage(error),
+        errorKind: error instanceof FlespiError ? error.kind : undefined,
+      });
       return;
     }
     if (generation !== this.generation) return;
     this.log.info(`connected to flespi (${endpoints.label}, ${redactUrl(endpoints.restUrl)})`);
-    this.setState({ kind: 'connected', info: { client, restUrl: endpoints.restUrl, mqttUrl: endpoints.mqttUrl, token, label: endpoints.label, mode: 'token' } });
+    this.setState({
+      kind: 'connected',
+      info: { client, restUrl: endpoints.restUrl, mqttUrl: endpoints.mqttUrl, token, label: endpoints.label, mode: 'token' },
+    });
   }
 
   private async stopSandbox(): Promise<void> {

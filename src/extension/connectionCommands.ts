@@ -8,7 +8,7 @@ export async function setToken(connection: Connection, log: vscode.LogOutputChan
   const { label, restUrl } = safeEndpoints(connection);
   const token = await vscode.window.showInputBox({
     title: `flespi token (${label})`,
-    prompt: 'A flespi token (from flespi.io → Tokens). It is checked with flespi and kept in VS Code\'s secret storage only.',
+    prompt: "A flespi token (from flespi.io → Tokens). It is checked with flespi and kept in VS Code's secret storage only.",
     placeHolder: '64 characters',
     password: true,
     ignoreFocusOut: true,
@@ -21,7 +21,9 @@ export async function setToken(connection: Connection, log: vscode.LogOutputChan
   });
   if (token === undefined) return;
   try {
-    await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `Checking the token with ${restUrl}…` }, () => connection.setToken(token));
+    await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `Checking the token with ${restUrl}…` }, () =>
+      connection.setToken(token),
+    );
     void vscode.window.showInformationMessage(`flespi token accepted (${label}). It is kept in the secret storage.`);
   } catch (error) {
     log.warn(`token not accepted: ${errorMessage(error)}`);

@@ -15,12 +15,17 @@ export function cell(text: string): string {
       // eslint-disable-next-line no-control-regex -- control characters are what is being replaced
       .replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]+/g, ' ')
       .replace(/[\\`*[\]<>|$~&]/g, '\\$&')
-      .replace(/_/g, (underscore, at: number, whole: string) => (/[\p{L}\p{N}]/u.test(whole[at - 1] ?? '') && /[\p{L}\p{N}]/u.test(whole[at + 1] ?? '') ? underscore : '\\_'))
+      .replace(/_/g, (underscore, at: number, whole: string) =>
+        /[\p{L}\p{N}]/u.test(whole[at - 1] ?? '') && /[\p{L}\p{N}]/u.test(whole[at + 1] ?? '') ? underscore : '\\_',
+      )
   );
 }
 
 /** The report as Markdown: a summary and one table row per check. Text from the server is escaped. */
-export function reportMarkdown(report: DoctorReport, { title, label, summary }: { title: (id: DoctorCheck['id']) => string; label: string; summary: string }): string {
+export function reportMarkdown(
+  report: DoctorReport,
+  { title, label, summary }: { title: (id: DoctorCheck['id']) => string; label: string; summary: string },
+): string {
   const channel = report.channel ? `channel ${report.channel.id} "${cell(report.channel.name)}"` : 'no channel';
   const verdict = report.ok ? 'Nothing failed.' : 'Something failed: fix it, then run *flespi: Check Connection…* again.';
   return [

@@ -46,7 +46,9 @@ function optionalUrl(setting: string, value: unknown, protocols: readonly string
     url = undefined;
   }
   if (!url || !protocols.includes(url.protocol)) {
-    throw new Error(`setting ${setting} must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}, got ${JSON.stringify(value)}: fix it or clear it to use the region's default`);
+    throw new Error(
+      `setting ${setting} must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}, got ${JSON.stringify(value)}: fix it or clear it to use the region's default`,
+    );
   }
   return String(value);
 }

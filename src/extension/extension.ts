@@ -28,7 +28,8 @@ export function activate(context: vscode.ExtensionContext): void {
 
   let restored: Promise<void> | undefined;
   /** Reconnects the way the user chose last time, once, when something first needs the connection. */
-  const ensureRestored = (): Promise<void> => (restored ??= connection.restore().catch((error: unknown) => log.error(`cannot restore the connection: ${errorMessage(error)}`)));
+  const ensureRestored = (): Promise<void> =>
+    (restored ??= connection.restore().catch((error: unknown) => log.error(`cannot restore the connection: ${errorMessage(error)}`)));
 
   // The trees are created below; these callbacks only run after activation.
   const custom = new CustomHandlers({
@@ -91,7 +92,8 @@ export function activate(context: vscode.ExtensionContext): void {
     registerTailSerializer(tailDeps),
     registerHistoryDocuments(),
     vscode.workspace.onDidChangeConfiguration((event) => {
-      if (['flespi.region', 'flespi.baseUrl', 'flespi.mqttUrl'].some((key) => event.affectsConfiguration(key)) && connection.mode() === 'token') void connection.reconnect();
+      if (['flespi.region', 'flespi.baseUrl', 'flespi.mqttUrl'].some((key) => event.affectsConfiguration(key)) && connection.mode() === 'token')
+        void connection.reconnect();
     }),
     channelsView.onDidChangeVisibility((event) => {
       if (event.visible) void ensureRestored();
@@ -182,10 +184,19 @@ function channelCommands(parts: CommandParts): vscode.Disposable[] {
   const { log, connection, tailDeps } = parts;
   const command = commandRegistrar(log);
   return [
-    command('flespi.openTail', onChannel(parts, 'Open Live Tail', (channel) => openTailPanel({ id: channel.id, name: channel.name }, tailDeps))),
+    command(
+      'flespi.openTail',
+      onChannel(parts, 'Open Live Tail', (channel) => openTailPanel({ id: channel.id, name: channel.name }, tailDeps)),
+    ),
     command('flespi.copyChannelId', onChannel(parts, 'Copy Channel Id', copyChannelId)),
-    command('flespi.openMessagesHistory', onChannel(parts, 'Open Messages History', (channel) => openMessagesHistory(channel, connection.current!.client, log))),
-    command('flespi.checkConnection', onChannel(parts, 'Check Connection', (channel) => checkConnection(connection.current!, channel, log))),
+    command(
+      'flespi.openMessagesHistory',
+      onChannel(parts, 'Open Messages History', (channel) => openMessagesHistory(channel, connection.current!.client, log)),
+    ),
+    command(
+      'flespi.checkConnection',
+      onChannel(parts, 'Check Connection', (channel) => checkConnection(connection.current!, channel, log)),
+    ),
   ];
 }
 
@@ -193,7 +204,10 @@ function forwardingCommands(parts: CommandParts): vscode.Disposable[] {
   const { log, forwarding, ensureRestored } = parts;
   const command = commandRegistrar(log);
   return [
-    command('flespi.startForwarding', onChannel(parts, 'Start Forwarding', (channel) => forwarding.start(channel))),
+    command(
+      'flespi.startForwarding',
+      onChannel(parts, 'Start Forwarding', (channel) => forwarding.start(channel)),
+    ),
     // The clicked channel, or (from the palette) a pick among the forwarded ones only.
     command('flespi.stopForwarding', async (arg?: ChannelNode | { id?: unknown }) => {
       await ensureRestored();
@@ -213,8 +227,14 @@ function sinkCommands(parts: CommandParts): vscode.Disposable[] {
     command('flespi.removeSink', (node?: SinkNode) => removeSink(sinkDeps, node, (name) => (forwarding.current()?.sinkStatus(name).length ?? 0) > 0)),
     command('flespi.testSink', (node?: SinkNode) => testSink(sinkDeps, node)),
     command('flespi.openSinkSettings', () => openSinkSettings(sinkDeps)),
-    command('flespi.openDeadLetters', onSink(parts, 'Open Dead Letters', (name) => forwarding.openDeadLetters(name))),
-    command('flespi.resendDeadLetters', onSink(parts, 'Send Dead Letters Again', (name) => forwarding.resendDeadLetters(name))),
+    command(
+      'flespi.openDeadLetters',
+      onSink(parts, 'Open Dead Letters', (name) => forwarding.openDeadLetters(name)),
+    ),
+    command(
+      'flespi.resendDeadLetters',
+      onSink(parts, 'Send Dead Letters Again', (name) => forwarding.resendDeadLetters(name)),
+    ),
   ];
 }
 
@@ -251,7 +271,12 @@ function onSink(parts: CommandParts, title: string, run: (name: string) => Promi
   return async (node?: SinkNode) => {
     await parts.ensureRestored();
     if (!parts.connection.current && !(await offerConnect(parts))) return;
-    const name = node?.sink.name ?? (await vscode.window.showQuickPick(parts.sinks.all().map((s) => s.name), { title, placeHolder: 'Pick a sink' }));
+    const name =
+      node?.sink.name ??
+      (await vscode.window.showQuickPick(
+        parts.sinks.all().map((s) => s.name),
+        { title, placeHolder: 'Pick a sink' },
+      ));
     if (name) await run(name);
   };
 }

@@ -125,7 +125,12 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
     store,
     tokens,
     faults,
-    options: { keyReading: options.keyReading, errorCodes: options.errorCodes, notFoundStatus: options.notFoundStatus, collectionLimit: options.collectionLimit },
+    options: {
+      keyReading: options.keyReading,
+      errorCodes: options.errorCodes,
+      notFoundStatus: options.notFoundStatus,
+      collectionLimit: options.collectionLimit,
+    },
     control: { info: () => controlInfo(store, broker, faults, simulator, urls), inject, dropMqttClients, setSimulation },
   });
   await listen(rest, broker, host, options, urls);
@@ -259,7 +264,15 @@ function controlInfo(store: SandboxStore, broker: SandboxBroker, faults: FaultQu
     rest_url: urls.rest,
     mqtt_url: urls.mqtt,
     mqtt_clients: broker.clientCount,
-    channels: [...store.channels.values()].map((c) => ({ id: c.id, name: c.item.name, messages: c.log.size, first_key: c.log.firstKey, next_key: c.log.nextKey, blocked: c.item.blocked, refused: c.refused })),
+    channels: [...store.channels.values()].map((c) => ({
+      id: c.id,
+      name: c.item.name,
+      messages: c.log.size,
+      first_key: c.log.firstKey,
+      next_key: c.log.nextKey,
+      blocked: c.item.blocked,
+      refused: c.refused,
+    })),
     devices: [...store.devices.values()].map((d) => ({ id: d.id, ident: d.ident, messages: d.log.size })),
     faults: faults.pending,
     simulation: simulator.state,
@@ -267,7 +280,13 @@ function controlInfo(store: SandboxStore, broker: SandboxBroker, faults: FaultQu
 }
 
 /** Starts REST, then MQTT, filling in `urls`; if either cannot listen, both are closed. */
-async function listen(rest: RestServer, broker: SandboxBroker, host: string, ports: Pick<SandboxOptions, 'restPort' | 'mqttPort'>, urls: SandboxUrls): Promise<void> {
+async function listen(
+  rest: RestServer,
+  broker: SandboxBroker,
+  host: string,
+  ports: Pick<SandboxOptions, 'restPort' | 'mqttPort'>,
+  urls: SandboxUrls,
+): Promise<void> {
   const urlHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
   try {
     const restPort = await rest.listen(ports.restPort ?? 0, host);
@@ -307,4 +326,3 @@ async function readReplay(file: string, store: SandboxStore): Promise<{ channelI
   });
   return out;
 }
-

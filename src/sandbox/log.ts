@@ -111,7 +111,12 @@ export class ChannelLog extends Log {
    * ASCII) bound the buffer: a full buffer takes nothing more (flespi blocks the channel) until
    * deletes or the TTL make room; it never drops its oldest messages to make room.
    */
-  constructor(capacity: number, ttlMs: number, firstKey = 1, readonly bufferChars = Infinity) {
+  constructor(
+    capacity: number,
+    ttlMs: number,
+    firstKey = 1,
+    readonly bufferChars = Infinity,
+  ) {
     super(capacity, ttlMs);
     this.nextKey = firstKey;
   }

@@ -78,7 +78,11 @@ const DEVICE_KEYS = [...STYLE_B_KEYS, 'fields'];
 
 const COLLECTIONS: Readonly<Record<string, { noun: string; items: (store: SandboxStore) => Item[]; aliases?: Record<string, string> }>> = {
   channels: { noun: 'channel', items: (s) => [...s.channels.values()].map((c) => c.item) },
-  devices: { noun: 'device', items: (s) => [...s.devices.values()].map((d) => d.item), aliases: { ident: 'configuration.ident', phone: 'configuration.phone' } },
+  devices: {
+    noun: 'device',
+    items: (s) => [...s.devices.values()].map((d) => d.item),
+    aliases: { ident: 'configuration.ident', phone: 'configuration.phone' },
+  },
   streams: { noun: 'stream', items: (s) => s.streams },
   'channel-protocols': { noun: 'channel protocol', items: (s) => s.protocols },
 };
@@ -162,7 +166,8 @@ export class RestServer {
         const data = readData(url, rawUrl, body);
         if (this.options.keyReading === false) {
           const key = [...STYLE_A_KEYS, 'delete_key'].find((k) => k in data);
-          if (key !== undefined) throw badRequest(`unknown parameter "${key}": read channel messages by time (from, to, count, reverse, filter on server.timestamp)`);
+          if (key !== undefined)
+            throw badRequest(`unknown parameter "${key}": read channel messages by time (from, to, count, reverse, filter on server.timestamp)`);
         }
         if (method === 'DELETE') return this.deleteChannelMessages(selectorText, data, res);
         return this.channelMessages(selectorText, data, res);
@@ -171,7 +176,12 @@ export class RestServer {
         return this.deviceMessages(selectorText, readData(url, rawUrl, body), res);
       }
     }
-    throw new HttpError(404, [{ code: 2, reason: `${method} ${path} is not an endpoint of the flespi sandbox: it serves /auth/info, /gw/{channels,devices,streams,channel-protocols}/{selector}, their /messages, and /sandbox/*` }]);
+    throw new HttpError(404, [
+      {
+        code: 2,
+        reason: `${method} ${path} is not an endpoint of the flespi sandbox: it serves /auth/info, /gw/{channels,devices,streams,channel-protocols}/{selector}, their /messages, and /sandbox/*`,
+      },
+    ]);
   }
 
   private authorize(req: IncomingMessage): void {
@@ -204,7 +214,10 @@ export class RestServer {
     const fieldsParam = url.searchParams.get('fields');
     let result: Item[] = found;
     if (fieldsParam !== null && fieldsParam.trim() !== '') {
-      const fields = fieldsParam.split(',').map((f) => f.trim()).filter((f) => f !== '');
+      const fields = fieldsParam
+        .split(',')
+        .map((f) => f.trim())
+        .filter((f) => f !== '');
       const known = new Set(items.flatMap((item) => Object.keys(item)));
       const unknown = fields.filter((f) => !known.has(f));
       if (unknown.length > 0 && items.length > 0) {
@@ -223,11 +236,18 @@ export class RestServer {
       if (!Number.isInteger(offset) || offset < 0) throw badRequest(`offset must be an integer ≥ 0, got "${offsetText}"`);
       const limit = Math.min(asked ?? Infinity, cap ?? Infinity);
       const page = result.slice(offset, offset + limit);
-      const body: Record<string, unknown> = { result: page, pagination: { limit: Number.isFinite(limit) ? limit : result.length, offset, count: result.length } };
+      const body: Record<string, unknown> = {
+        result: page,
+        pagination: { limit: Number.isFinite(limit) ? limit : result.length, offset, count: result.length },
+      };
       if (missing.length > 0) body.errors = missing.map((id) => this.notFound(spec.noun, id));
       return sendRaw(res, 200, JSON.stringify(body));
     }
-    sendResult(res, result, missing.map((id) => this.notFound(spec.noun, id)));
+    sendResult(
+      res,
+      result,
+      missing.map((id) => this.notFound(spec.noun, id)),
+    );
   }
 
   /** Items a selector picks; 404 when it lists ids and none exists, partial success when some do. */
@@ -240,13 +260,21 @@ export class RestServer {
       throw error;
     }
     const picked = selectItems(items, selector);
-    if (selector.kind === 'ids' && picked.found.length === 0) throw new HttpError(this.options.notFoundStatus ?? 404, picked.missing.map((id) => this.notFound(noun, id)));
+    if (selector.kind === 'ids' && picked.found.length === 0)
+      throw new HttpError(
+        this.options.notFoundStatus ?? 404,
+        picked.missing.map((id) => this.notFound(noun, id)),
+      );
     return picked;
   }
 
   private channelsOf(selectorText: string): { channels: SandboxChannel[]; missing: number[] } {
     const store = this.ctx.store;
-    const { found, missing } = this.select('channel', [...store.channels.values()].map((c) => c.item), selectorText);
+    const { found, missing } = this.select(
+      'channel',
+      [...store.channels.values()].map((c) => c.item),
+      selectorText,
+    );
     return { channels: found.map((item) => store.channel(item.id as number)), missing };
   }
 
@@ -262,7 +290,14 @@ export class RestServer {
         return c.log.byServerTime(query);
       });
       if (channels.length > 1) merged.sort((a, b) => (query.reverse ? b.serverTs - a.serverTs : a.serverTs - b.serverTs));
-      return sendRaw(res, 200, envelope(merged.slice(0, query.count).map((e) => e.json), errors));
+      return sendRaw(
+        res,
+        200,
+        envelope(
+          merged.slice(0, query.count).map((e) => e.json),
+          errors,
+        ),
+      );
     }
     checkKeys(data, STYLE_A_KEYS, 'channel buffer reads (curr_key, limit_count, limit_size, timeout, delete)', STYLE_B_KEYS);
     if (channels.length !== 1) throw badRequest('reading the channel buffer by curr_key works on one channel at a time: put a single channel id in the path');
@@ -286,7 +321,15 @@ export class RestServer {
     // Decision: on an empty result next_key stays at curr_key, so a client keeps its position.
     const last = batch[batch.length - 1];
     const nextKey = last ? last.key + 1 : currKey;
-    sendRaw(res, 200, envelope(batch.map((e) => e.json), errors, nextKey));
+    sendRaw(
+      res,
+      200,
+      envelope(
+        batch.map((e) => e.json),
+        errors,
+        nextKey,
+      ),
+    );
   }
 
   /** Resolves true when the channel gets messages or the time is up, false when the request is gone. */
@@ -319,16 +362,27 @@ export class RestServer {
       channel.log.deleteBelow(deleteKey);
       this.ctx.store.expire(channel);
     }
-    sendResult(res, channels.map((c) => c.id), missing.map((id) => this.notFound('channel', id)));
+    sendResult(
+      res,
+      channels.map((c) => c.id),
+      missing.map((id) => this.notFound('channel', id)),
+    );
   }
 
   private deviceMessages(selectorText: string, data: Item, res: ServerResponse): void {
     const store = this.ctx.store;
-    if ('generalize' in data || 'method' in data) throw badRequest('generalize/method aggregation is not supported by the flespi sandbox: request raw messages');
+    if ('generalize' in data || 'method' in data)
+      throw badRequest('generalize/method aggregation is not supported by the flespi sandbox: request raw messages');
     checkKeys(data, DEVICE_KEYS, 'device messages (from, to, count, reverse, fields, filter)');
-    const { found, missing } = this.select('device', [...store.devices.values()].map((d) => d.item), selectorText, COLLECTIONS.devices?.aliases);
+    const { found, missing } = this.select(
+      'device',
+      [...store.devices.values()].map((d) => d.item),
+      selectorText,
+      COLLECTIONS.devices?.aliases,
+    );
     const fields = data.fields;
-    if (fields !== undefined && (typeof fields !== 'string' || fields.length > 4096)) throw badRequest('fields must be a comma-separated string of parameter names (wildcards allowed), at most 4096 characters');
+    if (fields !== undefined && (typeof fields !== 'string' || fields.length > 4096))
+      throw badRequest('fields must be a comma-separated string of parameter names (wildcards allowed), at most 4096 characters');
     const project = typeof fields === 'string' && fields.trim() !== '' ? messageProjection(fields) : undefined;
     const query = timeQuery(data);
     if (project) {
@@ -339,7 +393,14 @@ export class RestServer {
     if (found.length > 1) merged.sort((a, b) => (query.reverse ? b.ts - a.ts : a.ts - b.ts));
     const chosen = merged.slice(0, query.count);
     const texts = project ? chosen.map((e) => JSON.stringify(project(JSON.parse(e.json) as Item))) : chosen.map((e) => e.json);
-    sendRaw(res, 200, envelope(texts, missing.map((id) => this.notFound('device', id))));
+    sendRaw(
+      res,
+      200,
+      envelope(
+        texts,
+        missing.map((id) => this.notFound('device', id)),
+      ),
+    );
   }
 
   private handleControl(method: string, segments: string[], body: string, res: ServerResponse): void {
@@ -348,11 +409,13 @@ export class RestServer {
     if (route === 'GET /sandbox/info') return sendResult(res, [control.info()]);
     if (route === 'POST /sandbox/faults') {
       const spec = parseJsonBody(body, 'a fault like {"kind":"429","count":2}') as Item;
-      if (!isFaultKind(spec.kind)) throw badRequest(`fault kind ${JSON.stringify(spec.kind)} is unknown: use "429", "500", "503", "hang", "malformed" or "reset"`);
+      if (!isFaultKind(spec.kind))
+        throw badRequest(`fault kind ${JSON.stringify(spec.kind)} is unknown: use "429", "500", "503", "hang", "malformed" or "reset"`);
       const count = spec.count ?? 1;
       if (typeof count !== 'number' || !Number.isInteger(count) || count < 1) throw badRequest('fault count must be a positive integer');
       if (spec.match !== undefined && typeof spec.match !== 'string') throw badRequest('fault match must be a path substring, e.g. "/messages"');
-      if (spec.retryAfter !== undefined && (typeof spec.retryAfter !== 'number' || spec.retryAfter < 0)) throw badRequest('fault retryAfter must be a number of seconds ≥ 0');
+      if (spec.retryAfter !== undefined && (typeof spec.retryAfter !== 'number' || spec.retryAfter < 0))
+        throw badRequest('fault retryAfter must be a number of seconds ≥ 0');
       this.ctx.faults.add(spec.kind, count, { match: spec.match as string | undefined, retryAfter: spec.retryAfter as number | undefined });
       return sendResult(res, this.ctx.faults.pending as unknown as Item[]);
     }
@@ -366,18 +429,27 @@ export class RestServer {
       const parsed = parseJsonBody(body, 'a JSON array of messages');
       const messages = Array.isArray(parsed) ? parsed : [parsed];
       const stored = control.inject(id, messages);
-      return sendResult(res, stored.map((e) => ({ key: e.key, 'server.timestamp': e.serverTs })));
+      return sendResult(
+        res,
+        stored.map((e) => ({ key: e.key, 'server.timestamp': e.serverTs })),
+      );
     }
     if (route === 'POST /sandbox/mqtt/drop-clients') return sendResult(res, [{ dropped: control.dropMqttClients() }]);
     if (route === 'POST /sandbox/simulation') {
       const settings = parseJsonBody(body, 'settings like {"rateHz":5,"running":true}') as Item;
       const rateHz = settings.rateHz;
       const running = settings.running;
-      if (rateHz !== undefined && (typeof rateHz !== 'number' || !(rateHz > 0) || rateHz > 100_000)) throw badRequest('rateHz must be a number of messages per second per device, above 0 and at most 100000');
+      if (rateHz !== undefined && (typeof rateHz !== 'number' || !(rateHz > 0) || rateHz > 100_000))
+        throw badRequest('rateHz must be a number of messages per second per device, above 0 and at most 100000');
       if (running !== undefined && typeof running !== 'boolean') throw badRequest('running must be true or false');
       return sendResult(res, [control.setSimulation({ rateHz, running })]);
     }
-    throw new HttpError(404, [{ code: 404, reason: `${route} is not a sandbox control endpoint: use GET /sandbox/info, POST|DELETE /sandbox/faults, POST /sandbox/channels/{id}/messages, POST /sandbox/mqtt/drop-clients, POST /sandbox/simulation` }]);
+    throw new HttpError(404, [
+      {
+        code: 404,
+        reason: `${route} is not a sandbox control endpoint: use GET /sandbox/info, POST|DELETE /sandbox/faults, POST /sandbox/channels/{id}/messages, POST /sandbox/mqtt/drop-clients, POST /sandbox/simulation`,
+      },
+    ]);
   }
 
   /**
@@ -391,8 +463,13 @@ export class RestServer {
       const errors = error.errors.map((e) => ({ ...e, code: errorCode(error.status === 200 ? 404 : error.status, style) }));
       return sendRaw(res, error.status, JSON.stringify(error.status === 200 ? { result: [], errors } : { errors }));
     }
-    if (error instanceof SandboxInputError) return sendRaw(res, error.status, JSON.stringify({ errors: [{ code: errorCode(error.status, style), reason: error.message }] }));
-    sendRaw(res, 500, JSON.stringify({ errors: [{ code: errorCode(500, style), reason: `the sandbox failed: ${error instanceof Error ? error.message : String(error)}` }] }));
+    if (error instanceof SandboxInputError)
+      return sendRaw(res, error.status, JSON.stringify({ errors: [{ code: errorCode(error.status, style), reason: error.message }] }));
+    sendRaw(
+      res,
+      500,
+      JSON.stringify({ errors: [{ code: errorCode(500, style), reason: `the sandbox failed: ${error instanceof Error ? error.message : String(error)}` }] }),
+    );
   }
 
   /** An unknown id, inside a partial answer or a 404 (code 2 or 404 by RestOptions.errorCodes). */
@@ -410,7 +487,18 @@ function applyFault(fault: Fault, req: IncomingMessage, res: ServerResponse, sty
     }
     case '500':
     case '503':
-      return sendRaw(res, Number(fault.kind), JSON.stringify({ errors: [{ code: errorCode(Number(fault.kind), style), reason: 'server is unable to process request at the moment, try again later (sandbox fault injection)' }] }));
+      return sendRaw(
+        res,
+        Number(fault.kind),
+        JSON.stringify({
+          errors: [
+            {
+              code: errorCode(Number(fault.kind), style),
+              reason: 'server is unable to process request at the moment, try again later (sandbox fault injection)',
+            },
+          ],
+        }),
+      );
     case 'malformed':
       return sendRaw(res, 200, '{"result":[{"ident":"3526');
     case 'reset':
@@ -447,7 +535,8 @@ async function readBody(req: IncomingMessage): Promise<string> {
   let size = 0;
   for await (const chunk of req) {
     size += (chunk as Buffer).length;
-    if (size > MAX_BODY_BYTES) throw new HttpError(413, [{ code: 1, reason: `the request body is over ${MAX_BODY_BYTES} bytes: send fewer messages per request` }]);
+    if (size > MAX_BODY_BYTES)
+      throw new HttpError(413, [{ code: 1, reason: `the request body is over ${MAX_BODY_BYTES} bytes: send fewer messages per request` }]);
     chunks.push(chunk as Buffer);
   }
   return Buffer.concat(chunks).toString('utf8');
@@ -500,7 +589,11 @@ function checkKeys(data: Item, allowed: readonly string[], what: string, otherSt
   for (const key of Object.keys(data)) {
     if (allowed.includes(key)) continue;
     if (otherStyle?.includes(key)) {
-      throw badRequest(`"${key}" cannot be combined with ${Object.keys(data).filter((k) => allowed.includes(k)).join(', ')}: read the buffer by key (curr_key, limit_count, limit_size, timeout, delete) or by time (from, to, count, reverse, filter), not both`);
+      throw badRequest(
+        `"${key}" cannot be combined with ${Object.keys(data)
+          .filter((k) => allowed.includes(k))
+          .join(', ')}: read the buffer by key (curr_key, limit_count, limit_size, timeout, delete) or by time (from, to, count, reverse, filter), not both`,
+      );
     }
     throw badRequest(`unknown parameter "${key}" for ${what}`);
   }
@@ -538,7 +631,8 @@ function timeQuery(data: Item) {
   const filter = data.filter;
   let accept: ((e: StoredMessage) => boolean) | undefined;
   if (filter !== undefined) {
-    if (typeof filter !== 'string' || filter.length > 1024) throw badRequest('filter must be an expression string of at most 1024 characters, e.g. "position.speed>60&&position.valid==true"');
+    if (typeof filter !== 'string' || filter.length > 1024)
+      throw badRequest('filter must be an expression string of at most 1024 characters, e.g. "position.speed>60&&position.valid==true"');
     try {
       const test = compileFilter(filter);
       accept = (e) => {

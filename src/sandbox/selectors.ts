@@ -3,10 +3,7 @@ import { compileFilter, compileMask, FilterSyntaxError } from './filter';
 
 export type Item = Record<string, unknown>;
 
-export type Selector =
-  | { kind: 'all' }
-  | { kind: 'ids'; ids: number[] }
-  | { kind: 'match'; test: (item: Item) => boolean };
+export type Selector = { kind: 'all' } | { kind: 'ids'; ids: number[] } | { kind: 'match'; test: (item: Item) => boolean };
 
 /** A selector that does not parse. */
 export class SelectorError extends Error {
@@ -33,7 +30,9 @@ export function parseSelector(text: string, aliases: Readonly<Record<string, str
   const conditions = selector.split(',').map((part) => {
     const eq = part.indexOf('=');
     if (eq <= 0) {
-      throw new SelectorError(`selector "${selector}" is invalid at "${part}": use all, an id list like 1,2,3, field masks like name=car*,enabled=true, or an expression in braces`);
+      throw new SelectorError(
+        `selector "${selector}" is invalid at "${part}": use all, an id list like 1,2,3, field masks like name=car*,enabled=true, or an expression in braces`,
+      );
     }
     const name = part.slice(0, eq).trim();
     const matches = compileMask(part.slice(eq + 1).trim());

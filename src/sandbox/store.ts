@@ -108,7 +108,8 @@ export class SandboxStore {
 
   addChannel(spec: ChannelSpec): SandboxChannel {
     const protocol = protocolByName(spec.protocol ?? 'teltonika');
-    if (!protocol) throw new SandboxInputError(`unknown protocol "${spec.protocol}" for channel ${spec.id}: use one of ${PROTOCOLS.map((p) => p.name).join(', ')}`);
+    if (!protocol)
+      throw new SandboxInputError(`unknown protocol "${spec.protocol}" for channel ${spec.id}: use one of ${PROTOCOLS.map((p) => p.name).join(', ')}`);
     if (!Number.isInteger(spec.id) || spec.id < 1) throw new SandboxInputError(`channel id ${spec.id} is invalid: use a positive integer`);
     if (this.channels.has(spec.id)) throw new SandboxInputError(`channel ${spec.id} exists already: give every channel its own id`);
     const item: Record<string, unknown> = {
@@ -127,7 +128,14 @@ export class SandboxStore {
       configuration: {},
       metadata: {},
     };
-    const channel: SandboxChannel = { id: spec.id, protocol, item, log: new ChannelLog(this.capacity, this.channelTtl * 1000, this.firstKey, this.bufferBytes), lastStamp: 0, refused: 0 };
+    const channel: SandboxChannel = {
+      id: spec.id,
+      protocol,
+      item,
+      log: new ChannelLog(this.capacity, this.channelTtl * 1000, this.firstKey, this.bufferBytes),
+      lastStamp: 0,
+      refused: 0,
+    };
     this.channels.set(spec.id, channel);
     return channel;
   }
@@ -268,7 +276,9 @@ function serialize(message: unknown, index: number): string {
   try {
     return JSON.stringify(m);
   } catch (error) {
-    throw new SandboxInputError(`${where} cannot be written as JSON (${error instanceof Error ? error.message : String(error)}): use plain numbers, strings, booleans, arrays and objects`);
+    throw new SandboxInputError(
+      `${where} cannot be written as JSON (${error instanceof Error ? error.message : String(error)}): use plain numbers, strings, booleans, arrays and objects`,
+    );
   }
 }
 

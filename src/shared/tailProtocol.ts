@@ -128,7 +128,8 @@ export function checkWebviewMessage(value: unknown): Check<WebviewMessage> {
     case 'setFilter': {
       const expression = record.expression;
       if (typeof expression !== 'string') return fail(`setFilter.expression must be a string, got ${describe(expression)}`);
-      if (expression.length > LIMITS.filterLength) return fail(`setFilter.expression is ${expression.length} characters; flespi allows at most ${LIMITS.filterLength}`);
+      if (expression.length > LIMITS.filterLength)
+        return fail(`setFilter.expression is ${expression.length} characters; flespi allows at most ${LIMITS.filterLength}`);
       return { ok: true, value: { type, expression } };
     }
     case 'forward':

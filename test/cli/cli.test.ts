@@ -122,10 +122,22 @@ test('run <config> delivers the channel to stdout and saves the checkpoint on SI
   sandbox.inject(CHANNEL, numbered(1, 25));
   const checkpoint = join(dir, 'state', 'run.checkpoint.json');
   const config = join(dir, 'run.json');
-  await writeFile(config, JSON.stringify({ flespi: { baseUrl: sandbox.restUrl }, channel: CHANNEL, source: { timeout: 1, limitCount: 10, startKey: first }, handlers: [{ type: 'stdout' }], checkpoint }));
+  await writeFile(
+    config,
+    JSON.stringify({
+      flespi: { baseUrl: sandbox.restUrl },
+      channel: CHANNEL,
+      source: { timeout: 1, limitCount: 10, startKey: first },
+      handlers: [{ type: 'stdout' }],
+      checkpoint,
+    }),
+  );
   const cli = startCli(['run', config], cleanEnv({ FLESPI_TOKEN: sandbox.token }));
   const lines = await cli.lines(25);
-  assert.deepEqual(lines.map((l) => JSON.parse(l)['test.seq']), range(1, 25));
+  assert.deepEqual(
+    lines.map((l) => JSON.parse(l)['test.seq']),
+    range(1, 25),
+  );
   cli.child.kill('SIGTERM');
   assert.equal(await cli.exit, 0, cli.stderr());
   assert.equal(JSON.parse(await readFile(checkpoint, 'utf8')).currKey, first + 25);
@@ -155,7 +167,10 @@ export default class NeedsCert extends Handler {
 }
 `,
   );
-  await writeFile(join(dir, 'bad.json'), JSON.stringify({ flespi: { baseUrl: sandbox.restUrl }, channel: CHANNEL, handlers: [{ type: 'custom', file: './NeedsCert.ts' }] }));
+  await writeFile(
+    join(dir, 'bad.json'),
+    JSON.stringify({ flespi: { baseUrl: sandbox.restUrl }, channel: CHANNEL, handlers: [{ type: 'custom', file: './NeedsCert.ts' }] }),
+  );
   assertOneLineError(await runCli(['run', 'bad.json'], env), 2, /certFile \.\/client\.crt does not exist/);
 });
 
@@ -165,16 +180,27 @@ test('bad input exits non-zero with one clear line: flags, token, channel, serve
   assertOneLineError(await runCli(['frobnicate'], cleanEnv()), 2, /unknown command "frobnicate"/);
   assertOneLineError(await runCli(['sandbox', '--rate', 'fast'], cleanEnv()), 2, /--rate must be a number/);
   assertOneLineError(await runCli(['tail', '--base-url', sandbox.restUrl], cleanEnv()), 2, /no flespi token for http:\/\/127\.0\.0\.1:\d+: set FLESPI_TOKEN/);
-  assertOneLineError(await runCli(['tail', '999', '--base-url', sandbox.restUrl], cleanEnv({ FLESPI_TOKEN: sandbox.token })), 2, /channel 999 not found .*flespi-receiver channels/);
+  assertOneLineError(
+    await runCli(['tail', '999', '--base-url', sandbox.restUrl], cleanEnv({ FLESPI_TOKEN: sandbox.token })),
+    2,
+    /channel 999 not found .*flespi-receiver channels/,
+  );
   assertOneLineError(await runCli(['tail', '--base-url', sandbox.restUrl], cleanEnv({ FLESPI_TOKEN: 'w'.repeat(64) })), 1, /flespi rejected the token/);
   const port = await closedPort();
-  assertOneLineError(await runCli(['channels', '--base-url', `http://127.0.0.1:${port}`], cleanEnv({ FLESPI_TOKEN: sandbox.token })), 1, /cannot reach http:\/\/127\.0\.0\.1:\d+ \(ECONNREFUSED\)/);
+  assertOneLineError(
+    await runCli(['channels', '--base-url', `http://127.0.0.1:${port}`], cleanEnv({ FLESPI_TOKEN: sandbox.token })),
+    1,
+    /cannot reach http:\/\/127\.0\.0\.1:\d+ \(ECONNREFUSED\)/,
+  );
 });
 
 test('channels lists id, name and protocol', TIMEOUT, async () => {
   const r = await runCli(['channels', '--base-url', sandbox.restUrl], cleanEnv({ FLESPI_TOKEN: sandbox.token }));
   assert.equal(r.status, 0, r.stderr);
-  const rows = r.stdout.trim().split('\n').map((l) => l.split(/\s{2,}/));
+  const rows = r.stdout
+    .trim()
+    .split('\n')
+    .map((l) => l.split(/\s{2,}/));
   assert.deepEqual(rows, [
     ['ID', 'NAME', 'PROTOCOL'],
     ['1001', 'sandbox-teltonika', 'teltonika'],
@@ -191,7 +217,10 @@ test('sandbox prints its URLs and token, serves flespi clients, and stops on SIG
   const tokenValue = /token\s+(\S+)/.exec(token!)?.[1];
   assert.ok(restUrl && tokenValue, `URL and token in: ${rest} / ${token}`);
   const { items } = await new FlespiClient({ token: tokenValue, baseUrl: restUrl }).channels('all', ['id', 'name']);
-  assert.deepEqual(items.map((c) => c.id), [1001, 1002]);
+  assert.deepEqual(
+    items.map((c) => c.id),
+    [1001, 1002],
+  );
   cli.child.kill('SIGINT');
   assert.equal(await cli.exit, 0);
 });

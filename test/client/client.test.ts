@@ -56,7 +56,8 @@ describe('collections', () => {
     assert.deepEqual((await client.channels('name=sandbox-tel*', ['id'])).items, [{ id: 1001 }]);
     assert.deepEqual((await client.channels('{protocol_name=="wialon_ips"}', ['id'])).items, [{ id: 1002 }]);
     const full = (await client.channels(1001)).items[0] as Record<string, unknown>;
-    for (const field of ['id', 'name', 'protocol_id', 'protocol_name', 'enabled', 'uri', 'messages_ttl', 'cid', 'configuration']) assert.ok(field in full, `channel lacks ${field}`);
+    for (const field of ['id', 'name', 'protocol_id', 'protocol_name', 'enabled', 'uri', 'messages_ttl', 'cid', 'configuration'])
+      assert.ok(field in full, `channel lacks ${field}`);
   });
 
   test('devices, streams and channel protocols', async () => {
@@ -111,7 +112,7 @@ describe('errors', () => {
     assert.equal(error.details[0]?.id, 999999);
   });
 
-  test('400: a bad filter quotes flespi\'s reason', async () => {
+  test("400: a bad filter quotes flespi's reason", async () => {
     const error = await flespiFailure(client.channelMessages(CHANNEL, { filter: 'position.speed >> 5' }));
     assert.equal(error.kind, 'bad-request');
     assert.equal(error.status, 400);
@@ -189,32 +190,61 @@ describe('errors', () => {
 describe('channel messages, style A (buffer by key)', () => {
   test('keys start at 1, next_key is the last key + 1, delete removes keys below curr_key', async () => {
     const id = await freshChannel();
-    sandbox.inject(id, [1, 2, 3, 4, 5].map((n) => ({ ident: `dev${n}`, n })));
+    sandbox.inject(
+      id,
+      [1, 2, 3, 4, 5].map((n) => ({ ident: `dev${n}`, n })),
+    );
     const first = await client.pollChannelMessages(id, { currKey: 0, limitCount: 2 });
-    assert.deepEqual(first.messages.map((m) => m.n), [1, 2]);
+    assert.deepEqual(
+      first.messages.map((m) => m.n),
+      [1, 2],
+    );
     assert.equal(first.nextKey, 3);
     const again = await client.pollChannelMessages(id, { currKey: 1, limitCount: 1 });
-    assert.deepEqual(again.messages.map((m) => m.n), [1], 'key 1 is the first message');
+    assert.deepEqual(
+      again.messages.map((m) => m.n),
+      [1],
+      'key 1 is the first message',
+    );
     const second = await client.pollChannelMessages(id, { currKey: 3, delete: true });
-    assert.deepEqual(second.messages.map((m) => m.n), [3, 4, 5]);
+    assert.deepEqual(
+      second.messages.map((m) => m.n),
+      [3, 4, 5],
+    );
     assert.equal(second.nextKey, 6);
     const left = await client.pollChannelMessages(id, { currKey: 0 });
-    assert.deepEqual(left.messages.map((m) => m.n), [3, 4, 5], 'keys 1 and 2 were deleted');
+    assert.deepEqual(
+      left.messages.map((m) => m.n),
+      [3, 4, 5],
+      'keys 1 and 2 were deleted',
+    );
     await client.deleteChannelMessages(id, 5);
     const last = await client.pollChannelMessages(id, { currKey: 0 });
-    assert.deepEqual(last.messages.map((m) => m.n), [5]);
+    assert.deepEqual(
+      last.messages.map((m) => m.n),
+      [5],
+    );
     assert.equal(last.nextKey, 6);
   });
 
   test('limit_size is a soft cap: at least one message, the one crossing the limit included', async () => {
     const id = await freshChannel();
-    sandbox.inject(id, [1, 2, 3].map((n) => ({ ident: 'sized', n, pad: 'x'.repeat(200) })));
+    sandbox.inject(
+      id,
+      [1, 2, 3].map((n) => ({ ident: 'sized', n, pad: 'x'.repeat(200) })),
+    );
     const batch = await client.pollChannelMessages(id, { currKey: 0, limitSize: 10 });
-    assert.deepEqual(batch.messages.map((m) => m.n), [1]);
+    assert.deepEqual(
+      batch.messages.map((m) => m.n),
+      [1],
+    );
     assert.equal(batch.nextKey, 2);
     const oneSize = Buffer.byteLength(JSON.stringify(batch.messages[0]));
     const two = await client.pollChannelMessages(id, { currKey: 0, limitSize: oneSize + 1 });
-    assert.deepEqual(two.messages.map((m) => m.n), [1, 2]);
+    assert.deepEqual(
+      two.messages.map((m) => m.n),
+      [1, 2],
+    );
   });
 
   test('a long poll returns as soon as a message arrives', { timeout: 8000 }, async () => {
@@ -274,19 +304,22 @@ describe('channel messages, style B (time range) and device messages', () => {
     ]);
     const window = { from: base, to: base + 10 };
     const all = await client.deviceMessages(device.id, window);
-    assert.deepEqual(all.map((m) => m.timestamp), [base + 1, base + 2, base + 3], 'ordered by device timestamp');
+    assert.deepEqual(
+      all.map((m) => m.timestamp),
+      [base + 1, base + 2, base + 3],
+      'ordered by device timestamp',
+    );
     assert.equal(all[0]?.['device.id'], device.id);
     assert.equal(all[0]?.['device.name'], device.name);
     const withFields = await client.deviceMessages(device.id, { ...window, fields: ['position.*', 'timestamp'] });
-    assert.deepEqual(withFields, [
-      { 'position.speed': 10, timestamp: base + 1 },
-      { timestamp: base + 2 },
-      { 'position.speed': 30, timestamp: base + 3 },
-    ]);
+    assert.deepEqual(withFields, [{ 'position.speed': 10, timestamp: base + 1 }, { timestamp: base + 2 }, { 'position.speed': 30, timestamp: base + 3 }]);
     const speedOnly = await client.deviceMessages(device.id, { ...window, fields: ['position.speed'], reverse: true });
     assert.deepEqual(speedOnly, [{ 'position.speed': 30 }, { 'position.speed': 10 }]);
     const filtered = await client.deviceMessages(device.id, { ...window, filter: 'can.fuel>=50' });
-    assert.deepEqual(filtered.map((m) => m.timestamp), [base + 3]);
+    assert.deepEqual(
+      filtered.map((m) => m.timestamp),
+      [base + 3],
+    );
     const error = await flespiFailure(client.deviceMessages(987654, window));
     assert.equal(error.kind, 'not-found');
     assert.match(error.message, /device 987654 not found/);

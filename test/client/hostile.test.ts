@@ -34,7 +34,10 @@ test('a 200 with `errors` beside `result` is an error on the messages, delete an
   const deleted = await flespiFailure(client.deleteChannelMessages(CHANNEL, 5));
   assert.equal(deleted.kind, 'forbidden', 'acknowledged messages that flespi did not delete must not pass silently');
   assert.match(deleted.message, /DELETE channel 77 .* with errors: access denied \(code 3\)/);
-  assert.deepEqual(server.requestsTo('DELETE', MESSAGES).map((r) => r.data), [{ delete_key: 5 }]);
+  assert.deepEqual(
+    server.requestsTo('DELETE', MESSAGES).map((r) => r.data),
+    [{ delete_key: 5 }],
+  );
 
   const auth = await flespiFailure(client.authInfo());
   assert.equal(auth.kind, 'bad-request');
@@ -58,7 +61,13 @@ test('a 200 without a `result` array is malformed; a clean envelope still succee
 });
 
 test('a token with spaces or control characters is refused without quoting any of it', () => {
-  for (const token of ['secretpart1 secretpart2', 'secretpart1\tsecretpart2', 'secretpart1\u0000secretpart2', 'secretpart1\u007fsecretpart2', 'FlespiToken secretpart1\nsecretpart2']) {
+  for (const token of [
+    'secretpart1 secretpart2',
+    'secretpart1\tsecretpart2',
+    'secretpart1\u0000secretpart2',
+    'secretpart1\u007fsecretpart2',
+    'FlespiToken secretpart1\nsecretpart2',
+  ]) {
     assert.throws(
       () => new FlespiClient({ token }),
       (error: unknown) => {

@@ -86,24 +86,52 @@ test('client-side checks fail before any request, saying what is wrong', async (
     assert.equal(error.kind, 'bad-request');
     assert.match(error.message, new RegExp(`^poll timeout ${timeout} s is out of range: flespi long-polls at most 30 s`));
   }
-  assert.deepEqual(await client.pollChannelMessages(CHANNEL, { currKey: 0, timeout: 30 }).catch((e: FlespiError) => e.kind), 'not-found', '30 s is allowed (and reaches the server)');
+  assert.deepEqual(
+    await client.pollChannelMessages(CHANNEL, { currKey: 0, timeout: 30 }).catch((e: FlespiError) => e.kind),
+    'not-found',
+    '30 s is allowed (and reaches the server)',
+  );
   for (const key of [1, 0, -5, 2.5]) {
     const error = await flespiFailure(client.deleteChannelMessages(CHANNEL, key));
     assert.equal(error.kind, 'bad-request');
     assert.match(error.message, new RegExp(`^delete key ${key} is invalid: .* integer ≥ 2`));
   }
-  assert.deepEqual(server.requests.map((r) => r.data), [{ curr_key: 0, timeout: 30 }], 'only the valid poll was sent');
+  assert.deepEqual(
+    server.requests.map((r) => r.data),
+    [{ curr_key: 0, timeout: 30 }],
+    'only the valid poll was sent',
+  );
 });
 
 test('every status is classified and named, with the reasons flespi gave', async (t) => {
   const { server, client } = await fake(t);
   const cases: [number, string, RegExp][] = [
-    [400, 'bad-request', /^flespi rejected the request parameters \(400 Bad Request: first; second\) on GET channel 9 at http:\/\/127\.0\.0\.1:\d+: fix the parameter it names/],
-    [401, 'auth', /^flespi rejected the token \(401 Unauthorized: first; second\) on GET channel 9 at .*: check the token at https:\/\/flespi\.io\/#\/panel\/tokens/],
+    [
+      400,
+      'bad-request',
+      /^flespi rejected the request parameters \(400 Bad Request: first; second\) on GET channel 9 at http:\/\/127\.0\.0\.1:\d+: fix the parameter it names/,
+    ],
+    [
+      401,
+      'auth',
+      /^flespi rejected the token \(401 Unauthorized: first; second\) on GET channel 9 at .*: check the token at https:\/\/flespi\.io\/#\/panel\/tokens/,
+    ],
     [403, 'forbidden', /^flespi refused access \(403 Forbidden: first; second\) on GET channel 9 at .*: the token or account is blocked/],
-    [404, 'not-found', /^channel 9 not found \(404 Not Found: first; second\) at http:\/\/127\.0\.0\.1:\d+: check the channel id; list channels with `flespi-receiver channels`$/],
-    [429, 'rate-limited', /^flespi rate limit hit \(429 Too Many Requests: first; second\) on GET channel 9 at .*: too many requests for this account; wait a little and retry/],
-    [500, 'server', /^flespi server error \(500 Internal Server Error: first; second\) on GET channel 9 at .*: usually temporary; retry later, and check https:\/\/status\.flespi\.io/],
+    [
+      404,
+      'not-found',
+      /^channel 9 not found \(404 Not Found: first; second\) at http:\/\/127\.0\.0\.1:\d+: check the channel id; list channels with `flespi-receiver channels`$/,
+    ],
+    [
+      429,
+      'rate-limited',
+      /^flespi rate limit hit \(429 Too Many Requests: first; second\) on GET channel 9 at .*: too many requests for this account; wait a little and retry/,
+    ],
+    [
+      500,
+      'server',
+      /^flespi server error \(500 Internal Server Error: first; second\) on GET channel 9 at .*: usually temporary; retry later, and check https:\/\/status\.flespi\.io/,
+    ],
     [502, 'server', /\(502 Bad Gateway: first; second\)/],
     [503, 'server', /\(503 Service Unavailable: first; second\)/],
     [504, 'server', /\(504 Gateway Timeout: first; second\)/],
@@ -122,7 +150,11 @@ test('every status is classified and named, with the reasons flespi gave', async
     assert.deepEqual(error.details, errors);
   }
   server.on('GET', MESSAGES, { status: 500, body: { errors: [{ code: 1 }] } });
-  assert.match((await flespiFailure(client.pollChannelMessages(CHANNEL, { currKey: 0 }))).message, /^flespi server error \(500 Internal Server Error\) on /, 'no reasons, no colon');
+  assert.match(
+    (await flespiFailure(client.pollChannelMessages(CHANNEL, { currKey: 0 }))).message,
+    /^flespi server error \(500 Internal Server Error\) on /,
+    'no reasons, no colon',
+  );
   server.on('GET', MESSAGES, { status: 500, body: 'oops' });
   assert.deepEqual((await flespiFailure(client.pollChannelMessages(CHANNEL, { currKey: 0 }))).details, [], 'a body that is not an envelope has no details');
 });
@@ -154,10 +186,17 @@ test('2xx answers that are not an envelope are malformed and say what came inste
     assert.equal(error.status, status);
     return error.message;
   };
-  assert.match(await malformed(''), /^flespi answered GET channel 9 at http:\/\/127\.0\.0\.1:\d+ with an empty body instead of its JSON envelope \(HTTP 200\): check that the base URL/);
+  assert.match(
+    await malformed(''),
+    /^flespi answered GET channel 9 at http:\/\/127\.0\.0\.1:\d+ with an empty body instead of its JSON envelope \(HTTP 200\): check that the base URL/,
+  );
   assert.match(await malformed('', 204), /with an empty body instead of its JSON envelope \(HTTP 204\)/);
   const page = `<html>\n  <body>\t${'x'.repeat(100)}</body></html>`;
-  assert.match(await malformed(page), new RegExp(`with "<html> <body> ${'x'.repeat(46)}…" instead of its JSON envelope`), 'whitespace folded, cut at 60 characters');
+  assert.match(
+    await malformed(page),
+    new RegExp(`with "<html> <body> ${'x'.repeat(46)}…" instead of its JSON envelope`),
+    'whitespace folded, cut at 60 characters',
+  );
   assert.match(await malformed('  short text \n'), /with "short text" instead of/);
   assert.match(await malformed('[1,2]'), /with "\[1,2\]" instead of/);
   assert.match(await malformed('null'), /with "null" instead of/);
@@ -170,12 +209,18 @@ test('a 404 page is a wrong base URL; a 404 envelope or an empty 404 is a missin
   server.on('GET', MESSAGES, { status: 404, body: '<h1>Not here</h1>' });
   const page = await flespiFailure(client.pollChannelMessages(CHANNEL, { currKey: 0 }));
   assert.equal(page.kind, 'not-found');
-  assert.match(page.message, /^http:\/\/127\.0\.0\.1:\d+ answered GET channel 9 at .* with 404 and a page that is not flespi's JSON: the base URL \(or region\) does not point at the flespi REST API/);
+  assert.match(
+    page.message,
+    /^http:\/\/127\.0\.0\.1:\d+ answered GET channel 9 at .* with 404 and a page that is not flespi's JSON: the base URL \(or region\) does not point at the flespi REST API/,
+  );
   assert.equal(page.status, 404);
   server.on('GET', MESSAGES, { status: 404, body: '' });
   assert.match((await flespiFailure(client.pollChannelMessages(CHANNEL, { currKey: 0 }))).message, /^channel 9 not found \(404 Not Found\) at /);
   server.on('GET', /^\/gw\/devices\/\d+\/messages$/, { status: 404, body: { errors: [{ reason: 'no such device', id: 12 }] } });
-  assert.match((await flespiFailure(client.deviceMessages(12))).message, /^device 12 not found \(404 Not Found: no such device\) at .*: list devices with GET \/gw\/devices\/all$/);
+  assert.match(
+    (await flespiFailure(client.deviceMessages(12))).message,
+    /^device 12 not found \(404 Not Found: no such device\) at .*: list devices with GET \/gw\/devices\/all$/,
+  );
 });
 
 test('errors inside a 200 envelope list reason, code and id; code 3 anywhere means forbidden', async (t) => {
@@ -184,13 +229,28 @@ test('errors inside a 200 envelope list reason, code and id; code 3 anywhere mea
   const error = await flespiFailure(client.pollChannelMessages(CHANNEL, { currKey: 0 }));
   assert.equal(error.kind, 'bad-request');
   assert.equal(error.status, 200);
-  assert.match(error.message, /^flespi answered GET channel 9 at http:\/\/127\.0\.0\.1:\d+ with errors: bad filter \(code 2\); error \(code 7\) \[id 4\]; plain; check the channel id; list channels with `flespi-receiver channels`$/);
-  server.on('GET', MESSAGES, { body: { result: [], errors: [{ reason: 'other', code: 2 }, { reason: 'acl', code: 3 }] } });
+  assert.match(
+    error.message,
+    /^flespi answered GET channel 9 at http:\/\/127\.0\.0\.1:\d+ with errors: bad filter \(code 2\); error \(code 7\) \[id 4\]; plain; check the channel id; list channels with `flespi-receiver channels`$/,
+  );
+  server.on('GET', MESSAGES, {
+    body: {
+      result: [],
+      errors: [
+        { reason: 'other', code: 2 },
+        { reason: 'acl', code: 3 },
+      ],
+    },
+  });
   const forbidden = await flespiFailure(client.pollChannelMessages(CHANNEL, { currKey: 0 }));
   assert.equal(forbidden.kind, 'forbidden', 'one code 3 among others is enough');
   assert.match(forbidden.message, /with errors: other \(code 2\); acl \(code 3\); check the token's ACL at https:\/\/flespi\.io\/#\/panel\/tokens$/);
   server.on('GET', '/auth/info', { body: { result: [], errors: [{ reason: 'odd', code: 2 }] } });
-  assert.match((await flespiFailure(client.authInfo())).message, /with errors: odd \(code 2\); check the request parameters$/, 'without a list hint, the generic one');
+  assert.match(
+    (await flespiFailure(client.authInfo())).message,
+    /with errors: odd \(code 2\); check the request parameters$/,
+    'without a list hint, the generic one',
+  );
 });
 
 test('collections: found items with the errors of missing ids; only errors is an error; neither is malformed', async (t) => {
@@ -209,7 +269,7 @@ test('collections: found items with the errors of missing ids; only errors is an
   assert.deepEqual(await client.channels(5), { items: [], errors: [] });
 });
 
-test('abort: the caller\'s AbortError is passed on as it is; any other reason becomes an AbortError with it as the cause', async (t) => {
+test("abort: the caller's AbortError is passed on as it is; any other reason becomes an AbortError with it as the cause", async (t) => {
   const { server, client } = await fake(t);
   server.on('GET', MESSAGES, { body: { result: [], next_key: 1 }, delayMs: 5000 });
   const own = new Error('stopping');
@@ -221,5 +281,8 @@ test('abort: the caller\'s AbortError is passed on as it is; any other reason be
   const second = new AbortController();
   const reason = new Error('user pressed stop');
   second.abort(reason);
-  await assert.rejects(client.authInfo(second.signal), (e: unknown) => e instanceof Error && e.name === 'AbortError' && e.message === 'the request was aborted' && e.cause === reason);
+  await assert.rejects(
+    client.authInfo(second.signal),
+    (e: unknown) => e instanceof Error && e.name === 'AbortError' && e.message === 'the request was aborted' && e.cause === reason,
+  );
 });

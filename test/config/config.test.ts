@@ -97,7 +97,8 @@ test('config mistakes are ConfigErrors that name the file and the field', async 
 
 test('handler mistakes name the entry and the option', async () => {
   await withDir(async (dir) => {
-    const build = async (handlers: unknown[]) => createHandlers((await loadConfig(await writeConfig(dir, { channel: 1, handlers }))).handlers, env, `${dir}: handlers`);
+    const build = async (handlers: unknown[]) =>
+      createHandlers((await loadConfig(await writeConfig(dir, { channel: 1, handlers }))).handlers, env, `${dir}: handlers`);
     await rejectsNaming(build([{ type: 'stdout', pretty: 'yes' }]), dir, 'handlers[0]', '"pretty" must be true or false');
     await rejectsNaming(build([{ type: 'stdout' }, { type: 'stdoot' }]), dir, 'handlers[1]', '"type" must be one of', '"stdout"');
     await rejectsNaming(build([{ type: 'stdout', colour: true }]), dir, 'handlers[0]', '"colour"');
@@ -110,7 +111,13 @@ test('handler mistakes name the entry and the option', async () => {
 test('a custom handler class without its own constructor is named after the class (or the entry name)', async () => {
   await withDir(async (dir) => {
     await writeFile(join(dir, 'Bare.ts'), `import { Handler } from 'flespi-receiver';\nexport default class Bare extends Handler {\n  async handle() {}\n}\n`);
-    const [bare, named] = await createHandlers([{ type: 'custom', file: './Bare.ts', options: { x: 1 } }, { type: 'custom', name: 'second', file: './Bare.ts' }], { resolvePath: (p) => join(dir, p) });
+    const [bare, named] = await createHandlers(
+      [
+        { type: 'custom', file: './Bare.ts', options: { x: 1 } },
+        { type: 'custom', name: 'second', file: './Bare.ts' },
+      ],
+      { resolvePath: (p) => join(dir, p) },
+    );
     assert.equal(bare!.name, 'Bare');
     assert.equal(named!.name, 'second');
   });
@@ -165,7 +172,10 @@ export default class AppendHandler extends Handler {
       await until(receiver, () => receiver.stats().messagesDone >= 20);
       await receiver.stop();
       const lines = (await readFile(out, 'utf8')).trim().split('\n');
-      assert.deepEqual(lines.map((l) => JSON.parse(l)['test.seq']), range(1, 20));
+      assert.deepEqual(
+        lines.map((l) => JSON.parse(l)['test.seq']),
+        range(1, 20),
+      );
       const checkpoint = JSON.parse(await readFile(join(dir, `receiver.channel-${CHANNEL}.checkpoint.json`), 'utf8'));
       assert.equal(checkpoint.currKey, 21);
     });
@@ -193,17 +203,26 @@ test('built-in types from the registry run from a config: http posts every batch
         flespi: { baseUrl: sandbox.restUrl },
         channel: CHANNEL,
         source: { timeout: 1, limitCount: 4 },
-        handlers: [{ type: 'http', url }, { type: 'http', name: 'again', url }],
+        handlers: [
+          { type: 'http', url },
+          { type: 'http', name: 'again', url },
+        ],
       });
       const config = await loadConfig(file);
       const { receiver, handlers } = await buildReceiver(config, sandbox.token);
       t.after(() => receiver.stop());
-      assert.deepEqual(handlers.map((h) => h.name), ['http', 'again']);
+      assert.deepEqual(
+        handlers.map((h) => h.name),
+        ['http', 'again'],
+      );
       sandbox.inject(CHANNEL, numbered(1, 10));
       await receiver.start();
       await until(receiver, () => receiver.stats().messagesDone >= 10);
       await receiver.stop();
-      assert.deepEqual(received.sort((a, b) => a - b), range(1, 10).flatMap((n) => [n, n]));
+      assert.deepEqual(
+        received.sort((a, b) => a - b),
+        range(1, 10).flatMap((n) => [n, n]),
+      );
     });
   } finally {
     server.close();
@@ -211,39 +230,52 @@ test('built-in types from the registry run from a config: http posts every batch
   }
 });
 
-test('an MQTT source from a config: region default URL, required url with a custom server, delivery over the sandbox broker', { timeout: 60_000 }, async (t) => {
-  await withDir(async (dir) => {
-    const ru = await loadConfig(await writeConfig(dir, { flespi: { region: 'ru' }, channel: 5, source: { type: 'mqtt', group: 'workers' }, handlers: [{ type: 'stdout' }] }, 'ru.json'));
-    assert.deepEqual(ru.source, { type: 'mqtt', url: 'mqtts://ru-mqtt.flespi.io:8883', gapFill: true, group: 'workers' });
-    const noUrl = await writeConfig(dir, { flespi: { baseUrl: 'http://127.0.0.1:9' }, channel: 5, source: { type: 'mqtt' }, handlers: [{ type: 'stdout' }] }, 'nourl.json');
-    await rejectsNaming(loadConfig(noUrl), noUrl, 'source', '"url" is required');
-    const badKey = await writeConfig(dir, { channel: 5, source: { type: 'mqtt', delete: true }, handlers: [{ type: 'stdout' }] }, 'badkey.json');
-    await rejectsNaming(loadConfig(badKey), badKey, 'source', '"delete"');
+test(
+  'an MQTT source from a config: region default URL, required url with a custom server, delivery over the sandbox broker',
+  { timeout: 60_000 },
+  async (t) => {
+    await withDir(async (dir) => {
+      const ru = await loadConfig(
+        await writeConfig(dir, { flespi: { region: 'ru' }, channel: 5, source: { type: 'mqtt', group: 'workers' }, handlers: [{ type: 'stdout' }] }, 'ru.json'),
+      );
+      assert.deepEqual(ru.source, { type: 'mqtt', url: 'mqtts://ru-mqtt.flespi.io:8883', gapFill: true, group: 'workers' });
+      const noUrl = await writeConfig(
+        dir,
+        { flespi: { baseUrl: 'http://127.0.0.1:9' }, channel: 5, source: { type: 'mqtt' }, handlers: [{ type: 'stdout' }] },
+        'nourl.json',
+      );
+      await rejectsNaming(loadConfig(noUrl), noUrl, 'source', '"url" is required');
+      const badKey = await writeConfig(dir, { channel: 5, source: { type: 'mqtt', delete: true }, handlers: [{ type: 'stdout' }] }, 'badkey.json');
+      await rejectsNaming(loadConfig(badKey), badKey, 'source', '"delete"');
 
-    const sandbox = await quietSandbox();
-    try {
-      const out = join(dir, 'mqtt.ndjson');
-      await writeFile(join(dir, 'Append.ts'), `import { appendFileSync } from 'node:fs';
+      const sandbox = await quietSandbox();
+      try {
+        const out = join(dir, 'mqtt.ndjson');
+        await writeFile(
+          join(dir, 'Append.ts'),
+          `import { appendFileSync } from 'node:fs';
 import { Handler, type FlespiMessage } from 'flespi-receiver';
 export default class Append extends Handler {
   async handle(messages: readonly FlespiMessage[]) { appendFileSync(${JSON.stringify(out)}, messages.map((m) => m['test.seq'] + '\\n').join('')); }
 }
-`);
-      const file = await writeConfig(dir, {
-        flespi: { baseUrl: sandbox.restUrl },
-        channel: CHANNEL,
-        source: { type: 'mqtt', url: sandbox.mqttUrl, clientId: `config-test-${process.pid}`, batchMaxWaitMs: 20 },
-        handlers: [{ type: 'custom', file: './Append.ts' }],
-      });
-      const { receiver } = await buildReceiver(await loadConfig(file), sandbox.token);
-      t.after(() => receiver.stop());
-      await receiver.start(); // resolves once subscribed
-      sandbox.inject(CHANNEL, numbered(1, 12));
-      await until(receiver, () => receiver.stats().messagesDone >= 12);
-      await receiver.stop();
-      assert.deepEqual((await readFile(out, 'utf8')).trim().split('\n').map(Number), range(1, 12));
-    } finally {
-      await sandbox.stop();
-    }
-  });
-});
+`,
+        );
+        const file = await writeConfig(dir, {
+          flespi: { baseUrl: sandbox.restUrl },
+          channel: CHANNEL,
+          source: { type: 'mqtt', url: sandbox.mqttUrl, clientId: `config-test-${process.pid}`, batchMaxWaitMs: 20 },
+          handlers: [{ type: 'custom', file: './Append.ts' }],
+        });
+        const { receiver } = await buildReceiver(await loadConfig(file), sandbox.token);
+        t.after(() => receiver.stop());
+        await receiver.start(); // resolves once subscribed
+        sandbox.inject(CHANNEL, numbered(1, 12));
+        await until(receiver, () => receiver.stats().messagesDone >= 12);
+        await receiver.stop();
+        assert.deepEqual((await readFile(out, 'utf8')).trim().split('\n').map(Number), range(1, 12));
+      } finally {
+        await sandbox.stop();
+      }
+    });
+  },
+);

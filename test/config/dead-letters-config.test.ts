@@ -11,10 +11,16 @@ test('the dead-letter file defaults to one beside the checkpoint, and may be nam
   const plain = parseConfig({ channel: 7, handlers: [{ type: 'stdout' }] }, FILE);
   assert.equal(plain.deadLetters.file, join('/work', 'cfg', 'receiver.channel-7.dead-letters.ndjson'));
   assert.equal(plain.deadLetters.maxBytes, 64 * 1024 * 1024);
-  const named = parseConfig({ channel: 7, handlers: [{ type: 'stdout' }], deadLetters: { file: 'state/dl.ndjson', maxBytes: 2048 }, receiver: { splitAfter: 3 } }, FILE);
+  const named = parseConfig(
+    { channel: 7, handlers: [{ type: 'stdout' }], deadLetters: { file: 'state/dl.ndjson', maxBytes: 2048 }, receiver: { splitAfter: 3 } },
+    FILE,
+  );
   assert.deepEqual(named.deadLetters, { file: join('/work', 'cfg', 'state', 'dl.ndjson'), maxBytes: 2048 });
   assert.equal(named.receiver.splitAfter, 3);
-  assert.throws(() => parseConfig({ channel: 7, handlers: [{ type: 'stdout' }], deadLetters: { maxBytes: 10 } }, FILE), (e: Error) => e instanceof ConfigError && /deadLetters.*maxBytes/.test(e.message));
+  assert.throws(
+    () => parseConfig({ channel: 7, handlers: [{ type: 'stdout' }], deadLetters: { maxBytes: 10 } }, FILE),
+    (e: Error) => e instanceof ConfigError && /deadLetters.*maxBytes/.test(e.message),
+  );
   assert.throws(() => parseConfig({ channel: 7, handlers: [{ type: 'stdout' }], deadLetters: { path: 'x' } }, FILE), ConfigError);
 });
 

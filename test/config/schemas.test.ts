@@ -57,7 +57,9 @@ test('schemas: the drift check sees a changed package.json and a missing schema 
     const text = readFileSync('package.json', 'utf8');
     writeFileSync(join(dir, 'package.json'), text.replace('"default": 10000', '"default": 9999'));
     assert.notEqual(text.indexOf('"default": 10000'), -1);
-    const stale = schemaFiles(dir).filter((f) => f.actual !== f.expected).map((f) => f.path);
+    const stale = schemaFiles(dir)
+      .filter((f) => f.actual !== f.expected)
+      .map((f) => f.path);
     assert.deepEqual(stale, ['package.json', CONFIG_SCHEMA_PATH]);
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -74,7 +76,12 @@ test('schemas: VS Code checks the config file names the README recommends agains
 
 /** The ```json blocks of the README and docs/*.md. */
 function jsonBlocks(): { where: string; value: unknown }[] {
-  const files = ['README.md', ...readdirSync('docs').filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)];
+  const files = [
+    'README.md',
+    ...readdirSync('docs')
+      .filter((f) => f.endsWith('.md'))
+      .map((f) => `docs/${f}`),
+  ];
   return files.flatMap((file) =>
     [...readFileSync(file, 'utf8').matchAll(/```json\n([\s\S]*?)```/g)].map((m, i) => {
       try {
@@ -89,7 +96,10 @@ function jsonBlocks(): { where: string; value: unknown }[] {
 test("schemas: the README's example config (with $schema) validates against the schema and loads; so do the docs' handler examples", () => {
   const blocks = jsonBlocks();
   const configs = blocks.filter((b) => typeof b.value === 'object' && b.value !== null && 'handlers' in b.value);
-  assert.ok(configs.some((c) => c.where.startsWith('README.md')), 'the README has an example config');
+  assert.ok(
+    configs.some((c) => c.where.startsWith('README.md')),
+    'the README has an example config',
+  );
   for (const { where, value } of configs) {
     assert.ok(validConfig(value), `${where}: ${errors(validConfig)}`);
     const config = value as { $schema?: string };
@@ -203,7 +213,8 @@ test('schemas: for each option of each built-in handler type, create and the JSO
     }
     for (const [key, option] of Object.entries(spec.options as OptionsSchema)) {
       accept({ ...minimal, ...validSetting(key, option) }, `${spec.type}.${key} valid`);
-      for (const value of wrongValues(option)) refuse({ ...minimal, ...validSetting(key, option), [key]: value }, key, `${spec.type}.${key} = ${JSON.stringify(value)}`);
+      for (const value of wrongValues(option))
+        refuse({ ...minimal, ...validSetting(key, option), [key]: value }, key, `${spec.type}.${key} = ${JSON.stringify(value)}`);
       if (option.type === 'string' && option.pattern) {
         const bad = key.endsWith('File') ? '-----BEGIN CERTIFICATE-----' : key === 'endpoint' ? 'https://abc.iot' : 'ftp://example.com';
         assert.ok(!new RegExp(option.pattern).test(bad));
@@ -227,9 +238,16 @@ test('schemas: the flespi.sinks schema takes what createSinkHandler takes: the N
   const stdout = sink('stdout', { file: 'out/a.ndjson', pretty: true });
   assert.ok(validSinks([stdout]), errors(validSinks));
   await createSinkHandler(stdout, undefined, env);
-  for (const [key, value] of [['file', 5], ['pretty', 'yes'], ['onUndeliverable', 'drop']] as const) {
+  for (const [key, value] of [
+    ['file', 5],
+    ['pretty', 'yes'],
+    ['onUndeliverable', 'drop'],
+  ] as const) {
     assert.equal(validSinks([{ ...stdout, [key]: value }]), false, key);
-    await assert.rejects(createSinkHandler({ ...stdout, [key]: value }, undefined, env), (e: Error) => e instanceof ConfigError && e.message.includes(`"${key}"`));
+    await assert.rejects(
+      createSinkHandler({ ...stdout, [key]: value }, undefined, env),
+      (e: Error) => e instanceof ConfigError && e.message.includes(`"${key}"`),
+    );
   }
   const mqtt = sink('mqtt', { ...MINIMAL.mqtt, username: 'u', secretPassword: true });
   assert.ok(validSinks([mqtt]), errors(validSinks));
@@ -264,7 +282,11 @@ test('schemas: for each option of each section of the config file, parseConfig a
       for (const value of wrongValues(option)) {
         if (key === 'type' && value === 'NOT-ONE-OF-THEM') continue;
         const config = place({ ...valid, [key]: value });
-        assert.throws(() => parseConfig(config, file), (e: Error) => e instanceof ConfigError && e.message.includes(`"${key}"`), `${what} = ${JSON.stringify(value)}: parseConfig should name "${key}"`);
+        assert.throws(
+          () => parseConfig(config, file),
+          (e: Error) => e instanceof ConfigError && e.message.includes(`"${key}"`),
+          `${what} = ${JSON.stringify(value)}: parseConfig should name "${key}"`,
+        );
         assert.equal(validConfig(config), false, `${what} = ${JSON.stringify(value)}: the schema should refuse it`);
       }
       checked++;

@@ -24,7 +24,7 @@ function positionOf(text: string, needle: string): { line: number; column: numbe
   return { line: before.length, column: before.at(-1)!.length + 1 };
 }
 
-test('loader: a TypeScript handler gets the library\'s own Handler class, options, and Node modules', async () => {
+test("loader: a TypeScript handler gets the library's own Handler class, options, and Node modules", async () => {
   await withDir(async (dir) => {
     const file = join(dir, 'Counter.ts');
     await writeFile(
@@ -44,9 +44,14 @@ export default class Counter extends Handler {
     );
     const Counter = await loadHandlerClass(file);
     const handler = new Counter({ factor: 10 }) as Handler & { total: number; where: string };
-    assert.ok(handler instanceof Handler, 'the default export extends the library\'s Handler');
+    assert.ok(handler instanceof Handler, "the default export extends the library's Handler");
     assert.equal(handler.name, 'Counter');
-    await handler.handle([{ x: 1 }, { x: 2 }, { y: 3 }], { signal: new AbortController().signal, attempt: 1, log: { debug() {}, info() {}, warn() {}, error() {} }, reject: unexpectedReject });
+    await handler.handle([{ x: 1 }, { x: 2 }, { y: 3 }], {
+      signal: new AbortController().signal,
+      attempt: 1,
+      log: { debug() {}, info() {}, warn() {}, error() {} },
+      reject: unexpectedReject,
+    });
     assert.equal(handler.total, 30);
     assert.equal(handler.where, join('a', 'b'));
   });
@@ -56,7 +61,10 @@ test('loader: relative .ts imports and flespi-receiver/* subpaths load too', asy
   await withDir(async (dir) => {
     await writeFile(join(dir, 'double.ts'), `export const double = (n: number): number => n * 2;\n`);
     const file = join(dir, 'Main.ts');
-    await writeFile(file, `import { Handler } from 'flespi-receiver/handler';\nimport { double } from './double';\nexport default class Main extends Handler {\n  value = double(21);\n  async handle() {}\n}\n`);
+    await writeFile(
+      file,
+      `import { Handler } from 'flespi-receiver/handler';\nimport { double } from './double';\nexport default class Main extends Handler {\n  value = double(21);\n  async handle() {}\n}\n`,
+    );
     const Main = await loadHandlerClass(file);
     assert.equal((new Main() as Handler & { value: number }).value, 42);
   });
@@ -102,17 +110,24 @@ test('loader: a run-time error inside handle() maps back to the TypeScript line 
     const source = `import { Handler, type FlespiMessage } from 'flespi-receiver';\n\nexport default class Faulty extends Handler {\n  async handle(messages: readonly FlespiMessage[]): Promise<void> {\n    const first: Record<string, unknown> | null = messages.length > 5 ? messages[0]! : null; const value: string = (first as any).ident;\n    this.log.info(value);\n  }\n}\n`;
     await writeFile(file, source);
     const Faulty = await loadHandlerClass(file);
-    const error = await new Faulty().handle([{ ident: 'a' }], { signal: new AbortController().signal, attempt: 1, log: { debug() {}, info() {}, warn() {}, error() {} }, reject: unexpectedReject }).then(
-      () => assert.fail('should throw'),
-      (e: unknown) => e,
-    );
+    const error = await new Faulty()
+      .handle([{ ident: 'a' }], {
+        signal: new AbortController().signal,
+        attempt: 1,
+        log: { debug() {}, info() {}, warn() {}, error() {} },
+        reject: unexpectedReject,
+      })
+      .then(
+        () => assert.fail('should throw'),
+        (e: unknown) => e,
+      );
     const expected = positionOf(source, 'ident;');
     assert.deepEqual(locateError(error), { file, line: 5, column: expected.column });
     assert.equal(describeHandlerError(error), `TypeError: Cannot read properties of null (reading 'ident') (at ${file}:5:${expected.column})`);
   });
 });
 
-test('loader: columns stay right after a template literal (where sucrase\'s own source map drifts) and on unchanged lines', async () => {
+test("loader: columns stay right after a template literal (where sucrase's own source map drifts) and on unchanged lines", async () => {
   await withDir(async (dir) => {
     const file = join(dir, 'Templated.ts');
     const source = `import { Handler, type FlespiMessage } from 'flespi-receiver';\nexport default class Templated extends Handler {\n  private label: string = \`batch \${1 + 1}\`;\n  async handle(messages: readonly FlespiMessage[]): Promise<void> {\n    if (messages.length > 1) throw new Error(\`\${this.label}: too many\`);\n    const n: number = (messages[0] as any).nested.value;\n    this.log.info(String(n));\n  }\n}\n`;
@@ -120,9 +135,15 @@ test('loader: columns stay right after a template literal (where sucrase\'s own 
     const Templated = await loadHandlerClass(file);
     const handler = new Templated();
     const ctx = { signal: new AbortController().signal, attempt: 1, log: { debug() {}, info() {}, warn() {}, error() {} }, reject: unexpectedReject };
-    const thrown = await handler.handle([{}, {}], ctx).then(() => assert.fail('should throw'), (e: unknown) => e);
+    const thrown = await handler.handle([{}, {}], ctx).then(
+      () => assert.fail('should throw'),
+      (e: unknown) => e,
+    );
     assert.deepEqual(locateError(thrown), { file, line: 5, column: positionOf(source, 'new Error').column });
-    const typed = await handler.handle([{}], ctx).then(() => assert.fail('should throw'), (e: unknown) => e);
+    const typed = await handler.handle([{}], ctx).then(
+      () => assert.fail('should throw'),
+      (e: unknown) => e,
+    );
     assert.deepEqual(locateError(typed), { file, line: 6, column: positionOf(source, 'value;').column });
   });
 });
@@ -132,7 +153,10 @@ test('loader: a default export that is not a Handler class is refused with what 
     const cases: [string, RegExp][] = [
       [`export const x = 1;\n`, /missing \(the file has no default export\)/],
       [`export default class NotAHandler { async handle() {} }\n`, /"NotAHandler" that does not extend Handler/],
-      [`import { Handler } from 'flespi-receiver';\nclass H extends Handler { async handle() {} }\nexport default new H();\n`, /an object \(export the class itself, not an instance\)/],
+      [
+        `import { Handler } from 'flespi-receiver';\nclass H extends Handler { async handle() {} }\nexport default new H();\n`,
+        /an object \(export the class itself, not an instance\)/,
+      ],
     ];
     for (const [index, [source, reason]] of cases.entries()) {
       const file = join(dir, `Case${index}.ts`);
@@ -157,7 +181,8 @@ test('loader: a missing file says so', async () => {
 test('loader: each load reads the file afresh', async () => {
   await withDir(async (dir) => {
     const file = join(dir, 'Versioned.ts');
-    const version = (n: number) => `import { Handler } from 'flespi-receiver';\nexport default class Versioned extends Handler { version = ${n}; async handle() {} }\n`;
+    const version = (n: number) =>
+      `import { Handler } from 'flespi-receiver';\nexport default class Versioned extends Handler { version = ${n}; async handle() {} }\n`;
     await writeFile(file, version(1));
     assert.equal((new (await loadHandlerClass(file))() as Handler & { version: number }).version, 1);
     await writeFile(file, version(2));

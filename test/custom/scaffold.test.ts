@@ -34,7 +34,15 @@ const parsed = new Map<string, ts.SourceFile | undefined>();
 
 /** Type-checks files with the TypeScript compiler; returns the diagnostics as text lines. */
 function typeCheck(files: string[], options: ts.CompilerOptions): string[] {
-  const all: ts.CompilerOptions = { strict: true, noEmit: true, skipDefaultLibCheck: true, target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.CommonJS, lib: ['lib.es2022.d.ts', 'lib.dom.d.ts'], ...options };
+  const all: ts.CompilerOptions = {
+    strict: true,
+    noEmit: true,
+    skipDefaultLibCheck: true,
+    target: ts.ScriptTarget.ES2022,
+    module: ts.ModuleKind.CommonJS,
+    lib: ['lib.es2022.d.ts', 'lib.dom.d.ts'],
+    ...options,
+  };
   const host = ts.createCompilerHost(all);
   const getSourceFile = host.getSourceFile.bind(host);
   host.getSourceFile = (name, version, ...rest) => {
@@ -102,7 +110,10 @@ test('scaffold: the generated typings export exactly the names src/core/api.ts e
   const source = ts.createSourceFile('api.ts', await readFile('src/core/api.ts', 'utf8'), ts.ScriptTarget.ES2022);
   const exported = new Map<string, boolean>(); // name -> is a value
   for (const statement of source.statements) {
-    assert.ok(ts.isExportDeclaration(statement) && statement.exportClause && ts.isNamedExports(statement.exportClause), 'src/core/api.ts only re-exports by name');
+    assert.ok(
+      ts.isExportDeclaration(statement) && statement.exportClause && ts.isNamedExports(statement.exportClause),
+      'src/core/api.ts only re-exports by name',
+    );
     for (const element of statement.exportClause.elements) exported.set(element.name.text, !statement.isTypeOnly && !element.isTypeOnly);
   }
   assert.ok(exported.get('Handler'), 'src/core/api.ts exports the Handler class');
@@ -115,12 +126,21 @@ test('scaffold: the generated typings export exactly the names src/core/api.ts e
     const checker = program.getTypeChecker();
     const module = checker.getAmbientModules().find((m) => m.name === '"flespi-receiver"');
     assert.ok(module, "the typings declare module 'flespi-receiver'");
-    const declared = new Map(checker.getExportsOfModule(module).map((symbol) => [symbol.name, ((symbol.flags & ts.SymbolFlags.Alias ? checker.getAliasedSymbol(symbol) : symbol).flags & ts.SymbolFlags.Value) !== 0]));
+    const declared = new Map(
+      checker
+        .getExportsOfModule(module)
+        .map((symbol) => [symbol.name, ((symbol.flags & ts.SymbolFlags.Alias ? checker.getAliasedSymbol(symbol) : symbol).flags & ts.SymbolFlags.Value) !== 0]),
+    );
     assert.deepEqual([...declared].sort(), [...exported].sort());
     // And the values exist at run time in the module the loader hands to handlers.
     assert.deepEqual(
-      [...declared].filter(([, value]) => value).map(([name]) => name).sort(),
-      Object.keys(api).filter((name) => typeof (api as Record<string, unknown>)[name] !== 'undefined' && name !== 'default').sort(),
+      [...declared]
+        .filter(([, value]) => value)
+        .map(([name]) => name)
+        .sort(),
+      Object.keys(api)
+        .filter((name) => typeof (api as Record<string, unknown>)[name] !== 'undefined' && name !== 'default')
+        .sort(),
     );
   } finally {
     await rm(dir, { recursive: true, force: true });

@@ -12,7 +12,7 @@ import { waitFor } from './support/workbench';
 
 const TAIL_CHANNEL = 'sandbox-teltonika';
 
-describe('the live tail\'s map, devices and chart in VS Code (code-server)', { concurrency: false }, () => {
+describe("the live tail's map, devices and chart in VS Code (code-server)", { concurrency: false }, () => {
   let tiles: TileServer;
   // Registered before the session's own hook, so the settings can name the tile server.
   before(async () => {
@@ -26,45 +26,55 @@ describe('the live tail\'s map, devices and chart in VS Code (code-server)', { c
   const flow = e2e.flow;
   let tail: LiveTail;
 
-  flow('fleet1', 'map: sandbox tracks over tiles from the local tile server; a device click selects its message, a selected row is marked, a click on that point selects it again', async (wb) => {
-    await wb.activityItem('flespi').waitFor({ timeout: 60_000 });
-    // As a new user following "Get started": the walkthrough is open while they connect and open a tail (fleet5).
-    await wb.runCommandAndPick('Welcome: Open Walkthrough...', 'Get started with flespi');
-    await wb.openContainer('flespi');
-    const channels = await wb.expandView('Channels');
-    const sandboxButton = channels.getByRole('button', { name: 'Use local sandbox' });
-    await sandboxButton.waitFor({ timeout: 60_000 });
-    await sandboxButton.click();
-    await waitFor('the sandbox channels', async () => (await wb.treeLabels('Channels')).some((l) => l.includes(TAIL_CHANNEL)), 60_000);
-    // A click on the channel opens its tail (fleet5 checks that the walkthrough counts it).
-    await wb.view('Channels').locator('.monaco-list-row').filter({ hasText: TAIL_CHANNEL }).first().click();
-    tail = await LiveTail.find(wb);
-    await tail.waitForCount('received', 30, 60_000);
-    await tail.frame.locator('[data-testid="open-map"]').click();
-    const map = tail.frame.locator('[data-testid="map"]');
-    await waitFor('tracks on the map', async () => Number(await map.getAttribute('data-points')) >= 20 && Number(await map.getAttribute('data-tracks')) >= 2, 30_000);
-    await waitFor('tiles from the local tile server', async () => (await map.getAttribute('data-tiles')) === 'loaded', 30_000);
-    assert.ok(tiles.served.length > 0, 'the tile server was asked for tiles');
-    await tail.frame.locator('[data-testid="map-fit"]').click();
-    await wb.shot('map');
+  flow(
+    'fleet1',
+    'map: sandbox tracks over tiles from the local tile server; a device click selects its message, a selected row is marked, a click on that point selects it again',
+    async (wb) => {
+      await wb.activityItem('flespi').waitFor({ timeout: 60_000 });
+      // As a new user following "Get started": the walkthrough is open while they connect and open a tail (fleet5).
+      await wb.runCommandAndPick('Welcome: Open Walkthrough...', 'Get started with flespi');
+      await wb.openContainer('flespi');
+      const channels = await wb.expandView('Channels');
+      const sandboxButton = channels.getByRole('button', { name: 'Use local sandbox' });
+      await sandboxButton.waitFor({ timeout: 60_000 });
+      await sandboxButton.click();
+      await waitFor('the sandbox channels', async () => (await wb.treeLabels('Channels')).some((l) => l.includes(TAIL_CHANNEL)), 60_000);
+      // A click on the channel opens its tail (fleet5 checks that the walkthrough counts it).
+      await wb.view('Channels').locator('.monaco-list-row').filter({ hasText: TAIL_CHANNEL }).first().click();
+      tail = await LiveTail.find(wb);
+      await tail.waitForCount('received', 30, 60_000);
+      await tail.frame.locator('[data-testid="open-map"]').click();
+      const map = tail.frame.locator('[data-testid="map"]');
+      await waitFor(
+        'tracks on the map',
+        async () => Number(await map.getAttribute('data-points')) >= 20 && Number(await map.getAttribute('data-tracks')) >= 2,
+        30_000,
+      );
+      await waitFor('tiles from the local tile server', async () => (await map.getAttribute('data-tiles')) === 'loaded', 30_000);
+      assert.ok(tiles.served.length > 0, 'the tile server was asked for tiles');
+      await tail.frame.locator('[data-testid="map-fit"]').click();
+      await wb.shot('map');
 
-    await tail.pause();
-    // Map → table: a device's marker selects its newest message.
-    const marker = tail.frame.locator('[data-testid="map-device"]').first();
-    // The map redraws once a second: rows shown just before the pause may still reach it.
-    const lastId = await waitFor('the map to settle after the pause', async () => {
-      const before = await marker.getAttribute('data-last-id');
-      await new Promise((r) => setTimeout(r, 1500));
-      return before === (await marker.getAttribute('data-last-id')) ? Number(before) : undefined;
-    });
-    await marker.click();
-    await waitFor(`the detail pane to show #${lastId}`, async () => (await tail.frame.locator('[data-testid="detail-title"]').textContent()) === `Message #${lastId}`);
-    await waitFor(`row #${lastId} to be selected`, async () => (await tail.selectedIds()).join() === String(lastId));
+      await tail.pause();
+      // Map → table: a device's marker selects its newest message.
+      const marker = tail.frame.locator('[data-testid="map-device"]').first();
+      // The map redraws once a second: rows shown just before the pause may still reach it.
+      const lastId = await waitFor('the map to settle after the pause', async () => {
+        const before = await marker.getAttribute('data-last-id');
+        await new Promise((r) => setTimeout(r, 1500));
+        return before === (await marker.getAttribute('data-last-id')) ? Number(before) : undefined;
+      });
+      await marker.click();
+      await waitFor(
+        `the detail pane to show #${lastId}`,
+        async () => (await tail.frame.locator('[data-testid="detail-title"]').textContent()) === `Message #${lastId}`,
+      );
+      await waitFor(`row #${lastId} to be selected`, async () => (await tail.selectedIds()).join() === String(lastId));
 
-    // Table → map: a row is marked where it lies. Two rows of one device at different places: A is
-    // selected and the map zoomed in around it (the wheel zooms around the pointer), then its
-    // neighbour B; a click where A lies selects A again.
-    const [a, b] = (await tail.frame.evaluate(`(() => {
+      // Table → map: a row is marked where it lies. Two rows of one device at different places: A is
+      // selected and the map zoomed in around it (the wheel zooms around the pointer), then its
+      // neighbour B; a click where A lies selects A again.
+      const [a, b] = (await tail.frame.evaluate(`(() => {
       const column = (key) => document.querySelector('[role="columnheader"][data-key="' + key + '"]')?.getAttribute('aria-colindex');
       const cell = (r, key) => r.querySelector('[aria-colindex="' + column(key) + '"]')?.textContent ?? '';
       const rows = [...document.querySelectorAll('.rows [role="row"][data-id]')].map((r) => ({ id: Number(r.getAttribute('data-id')), ident: cell(r, 'ident'), position: cell(r, 'position') }));
@@ -77,25 +87,29 @@ describe('the live tail\'s map, devices and chart in VS Code (code-server)', { c
       }
       return [];
     })()`)) as number[];
-    assert.ok(a !== undefined && b !== undefined, 'two rows of one device at different places');
-    await tail.row(a).click();
-    const selected = tail.frame.locator('[data-testid="map-selected"]');
-    await waitFor(`message #${a} marked on the map`, async () => (await selected.getAttribute('data-id')) === String(a));
-    for (let i = 0; i < 12 && Number(await map.getAttribute('data-zoom')) < 18; i++) {
-      const ring = (await selected.boundingBox())!;
-      await wb.page.mouse.move(ring.x + ring.width / 2, ring.y + ring.height / 2);
-      await wb.page.mouse.wheel(0, -300);
-      await new Promise((r) => setTimeout(r, 700));
-    }
-    assert.ok(Number(await map.getAttribute('data-zoom')) >= 17, `zoomed in around #${a} (zoom ${await map.getAttribute('data-zoom')})`);
-    const box = (await selected.boundingBox())!;
-    await tail.row(b).click();
-    await waitFor(`message #${b} marked on the map`, async () => (await selected.getAttribute('data-id')) === String(b));
-    await wb.page.mouse.click(box.x + box.width / 2, box.y + box.height / 2);
-    await waitFor(`a click where #${a} lies to select it`, async () => (await tail.frame.locator('[data-testid="detail-title"]').textContent()) === `Message #${a}`);
-    assert.deepEqual(await tail.selectedIds(), [a]);
-    await wb.shot('map-selected');
-  });
+      assert.ok(a !== undefined && b !== undefined, 'two rows of one device at different places');
+      await tail.row(a).click();
+      const selected = tail.frame.locator('[data-testid="map-selected"]');
+      await waitFor(`message #${a} marked on the map`, async () => (await selected.getAttribute('data-id')) === String(a));
+      for (let i = 0; i < 12 && Number(await map.getAttribute('data-zoom')) < 18; i++) {
+        const ring = (await selected.boundingBox())!;
+        await wb.page.mouse.move(ring.x + ring.width / 2, ring.y + ring.height / 2);
+        await wb.page.mouse.wheel(0, -300);
+        await new Promise((r) => setTimeout(r, 700));
+      }
+      assert.ok(Number(await map.getAttribute('data-zoom')) >= 17, `zoomed in around #${a} (zoom ${await map.getAttribute('data-zoom')})`);
+      const box = (await selected.boundingBox())!;
+      await tail.row(b).click();
+      await waitFor(`message #${b} marked on the map`, async () => (await selected.getAttribute('data-id')) === String(b));
+      await wb.page.mouse.click(box.x + box.width / 2, box.y + box.height / 2);
+      await waitFor(
+        `a click where #${a} lies to select it`,
+        async () => (await tail.frame.locator('[data-testid="detail-title"]').textContent()) === `Message #${a}`,
+      );
+      assert.deepEqual(await tail.selectedIds(), [a]);
+      await wb.shot('map-selected');
+    },
+  );
 
   flow('fleet2', 'devices: the idents seen with their counts; a click narrows the table and the map to one device', async (wb) => {
     await tail.frame.locator('[data-testid="open-devices"]').click();
@@ -125,7 +139,10 @@ describe('the live tail\'s map, devices and chart in VS Code (code-server)', { c
     await tail.row(id).click();
     await tail.frame.locator('[data-plot="position.speed"]').click();
     const chart = tail.frame.locator('[data-testid="chart"]');
-    await waitFor('a chart of position.speed', async () => Number(await chart.getAttribute('data-series')) >= 2 && Number(await chart.getAttribute('data-points')) > 10);
+    await waitFor(
+      'a chart of position.speed',
+      async () => Number(await chart.getAttribute('data-series')) >= 2 && Number(await chart.getAttribute('data-points')) > 10,
+    );
     const points = Number(await chart.getAttribute('data-points'));
     assert.match((await tail.frame.locator('[data-testid="chart-note"]').textContent()) ?? '', /position\.speed over device time .* paused/);
     await tail.resume();
@@ -133,25 +150,36 @@ describe('the live tail\'s map, devices and chart in VS Code (code-server)', { c
     await wb.shot('chart');
   });
 
-  flow('fleet4', 'no tiles: with the tile server gone, a new tail still draws the tracks, on a plain background with a grid and a scale, and says why', async (wb) => {
-    await tiles.stop();
-    const served = tiles.served.length;
-    await wb.runCommand('View: Close All Editors');
-    await wb.runCommandAndPick('flespi: Open Live Tail', TAIL_CHANNEL);
-    tail = await LiveTail.find(wb);
-    await tail.waitForCount('received', 10, 60_000);
-    const open = tail.frame.locator('[data-testid="open-map"]');
-    if ((await open.getAttribute('aria-pressed')) !== 'true') await open.click();
-    const map = tail.frame.locator('[data-testid="map"]');
-    await waitFor('tracks drawn without tiles', async () => Number(await map.getAttribute('data-points')) >= 5 && Number(await map.getAttribute('data-tracks')) >= 2, 30_000);
-    await waitFor('the map to say tiles failed', async () => (await map.getAttribute('data-tiles')) === 'failed', 30_000);
-    assert.match((await tail.frame.locator('[data-testid="map-note"]').textContent()) ?? '', /Map tiles could not be loaded from 127\.0\.0\.1:\d+: tracks are drawn on a plain background/);
-    assert.equal(await tail.frame.locator('.leaflet-control-scale').count(), 1, 'a scale');
-    assert.ok((await tail.frame.locator('.leaflet-grid-pane canvas, .leaflet-grid-pane svg').count()) > 0, 'a grid');
-    assert.equal(await tail.frame.locator('.leaflet-tile-loaded').count(), 0, 'no tile shown');
-    assert.equal(tiles.served.length, served, 'no tile was served');
-    await wb.shot('map-no-tiles');
-  });
+  flow(
+    'fleet4',
+    'no tiles: with the tile server gone, a new tail still draws the tracks, on a plain background with a grid and a scale, and says why',
+    async (wb) => {
+      await tiles.stop();
+      const served = tiles.served.length;
+      await wb.runCommand('View: Close All Editors');
+      await wb.runCommandAndPick('flespi: Open Live Tail', TAIL_CHANNEL);
+      tail = await LiveTail.find(wb);
+      await tail.waitForCount('received', 10, 60_000);
+      const open = tail.frame.locator('[data-testid="open-map"]');
+      if ((await open.getAttribute('aria-pressed')) !== 'true') await open.click();
+      const map = tail.frame.locator('[data-testid="map"]');
+      await waitFor(
+        'tracks drawn without tiles',
+        async () => Number(await map.getAttribute('data-points')) >= 5 && Number(await map.getAttribute('data-tracks')) >= 2,
+        30_000,
+      );
+      await waitFor('the map to say tiles failed', async () => (await map.getAttribute('data-tiles')) === 'failed', 30_000);
+      assert.match(
+        (await tail.frame.locator('[data-testid="map-note"]').textContent()) ?? '',
+        /Map tiles could not be loaded from 127\.0\.0\.1:\d+: tracks are drawn on a plain background/,
+      );
+      assert.equal(await tail.frame.locator('.leaflet-control-scale').count(), 1, 'a scale');
+      assert.ok((await tail.frame.locator('.leaflet-grid-pane canvas, .leaflet-grid-pane svg').count()) > 0, 'a grid');
+      assert.equal(await tail.frame.locator('.leaflet-tile-loaded').count(), 0, 'no tile shown');
+      assert.equal(tiles.served.length, served, 'no tile was served');
+      await wb.shot('map-no-tiles');
+    },
+  );
 
   flow('fleet5', 'the walkthrough\'s "Watch a channel live" is checked: fleet1 opened the tail with a click on the channel', async (wb) => {
     await wb.runCommandAndPick('Welcome: Open Walkthrough...', 'Get started with flespi');

@@ -11,7 +11,17 @@ import { describe } from 'node:test';
 import { sessionFlows } from './support/flow';
 import { LiveTail } from './support/liveTail';
 import { Injector, RecordingHttpSink, SEQ_PARAM } from './support/numbered';
-import { describeFindings, pemBodySecrets, READ_BROWSER_STORAGE, SECRET_STORAGE_KEY, searchBytes, scanFolder, unsealSecretStorage, type Secret, type StoredText } from './support/secrets';
+import {
+  describeFindings,
+  pemBodySecrets,
+  READ_BROWSER_STORAGE,
+  SECRET_STORAGE_KEY,
+  searchBytes,
+  scanFolder,
+  unsealSecretStorage,
+  type Secret,
+  type StoredText,
+} from './support/secrets';
 import { AWS_SINK, AWS_TOPIC_PREFIX, awsSinkSetting, sessionOptions } from './setup';
 import { SANDBOX_TOKEN } from './support/session';
 import { waitFor, type Workbench } from './support/workbench';
@@ -87,27 +97,33 @@ describe('flespi extension in VS Code (code-server)', { concurrency: false }, ()
     await waitFor('the report and its preview to close', async () => (await wb.editorTabs()).length === 0);
   });
 
-  flow('flow13', 'Open Messages History…: the latest N and the last hour open as read-only JSON documents named after the channel and the range', async (wb) => {
-    const editorText = () =>
-      waitFor('the history document to show messages', async () => {
-        const lines = (await wb.page.locator('.editor-instance .monaco-editor .view-lines').first().textContent())?.replace(/\u00a0/g, ' ');
-        return lines?.includes('"server.timestamp"') ? lines : undefined;
-      });
-    await wb.runCommandAndPick('flespi: Open Messages History…', TAIL_CHANNEL);
-    await wb.pick('The latest messages');
-    await wb.answer('5', /Messages history of/);
-    await waitFor('the latest-5 document', async () => (await wb.editorTabs()).includes(`${TAIL_CHANNEL} latest 5.json`));
-    assert.match(await editorText(), /"ident"/);
-    const dirty = wb.page.locator('.tabs-container .tab.dirty').filter({ hasText: `${TAIL_CHANNEL} latest 5.json` });
-    assert.equal(await dirty.count(), 0, 'the history document is read-only, not a dirty Untitled editor');
-    await wb.shot('history-latest');
-    await wb.runCommandAndPick('flespi: Open Messages History…', TAIL_CHANNEL);
-    await wb.pick('The last hour');
-    const tab = await waitFor('the last-hour document', async () => (await wb.editorTabs()).find((label) => label.startsWith(`${TAIL_CHANNEL} `) && / to .*\.json$/.test(label)));
-    assert.match(tab, /^sandbox-teltonika \d{4}-\d{2}-\d{2} \d{2}\.\d{2}\.\d{2} to \d{4}-\d{2}-\d{2} \d{2}\.\d{2}\.\d{2}\.json$/);
-    await editorText();
-    await wb.shot('history-hour');
-  });
+  flow(
+    'flow13',
+    'Open Messages History…: the latest N and the last hour open as read-only JSON documents named after the channel and the range',
+    async (wb) => {
+      const editorText = () =>
+        waitFor('the history document to show messages', async () => {
+          const lines = (await wb.page.locator('.editor-instance .monaco-editor .view-lines').first().textContent())?.replace(/\u00a0/g, ' ');
+          return lines?.includes('"server.timestamp"') ? lines : undefined;
+        });
+      await wb.runCommandAndPick('flespi: Open Messages History…', TAIL_CHANNEL);
+      await wb.pick('The latest messages');
+      await wb.answer('5', /Messages history of/);
+      await waitFor('the latest-5 document', async () => (await wb.editorTabs()).includes(`${TAIL_CHANNEL} latest 5.json`));
+      assert.match(await editorText(), /"ident"/);
+      const dirty = wb.page.locator('.tabs-container .tab.dirty').filter({ hasText: `${TAIL_CHANNEL} latest 5.json` });
+      assert.equal(await dirty.count(), 0, 'the history document is read-only, not a dirty Untitled editor');
+      await wb.shot('history-latest');
+      await wb.runCommandAndPick('flespi: Open Messages History…', TAIL_CHANNEL);
+      await wb.pick('The last hour');
+      const tab = await waitFor('the last-hour document', async () =>
+        (await wb.editorTabs()).find((label) => label.startsWith(`${TAIL_CHANNEL} `) && / to .*\.json$/.test(label)),
+      );
+      assert.match(tab, /^sandbox-teltonika \d{4}-\d{2}-\d{2} \d{2}\.\d{2}\.\d{2} to \d{4}-\d{2}-\d{2} \d{2}\.\d{2}\.\d{2}\.json$/);
+      await editorText();
+      await wb.shot('history-hour');
+    },
+  );
 
   flow('flow2', 'live tail: messages stream in, pause holds the list while "new" counts, resume', async (wb) => {
     await wb.runCommandAndPick('flespi: Open Live Tail', TAIL_CHANNEL);
@@ -152,7 +168,9 @@ describe('flespi extension in VS Code (code-server)', { concurrency: false }, ()
     await wb.answer(String(sink.topic), /: topic/);
     await wb.waitForNotification(new RegExp(`Sink "${AWS_SINK}" added`));
     // The row says where the sink goes, port included.
-    await waitFor(`the Sinks view to list ${AWS_SINK} with ${String(sink.endpoint)}:${String(sink.port)}`, async () => (await wb.treeLabels('Sinks')).some((l) => l.startsWith(AWS_SINK) && l.includes(`${String(sink.endpoint)}:${String(sink.port)}`)));
+    await waitFor(`the Sinks view to list ${AWS_SINK} with ${String(sink.endpoint)}:${String(sink.port)}`, async () =>
+      (await wb.treeLabels('Sinks')).some((l) => l.startsWith(AWS_SINK) && l.includes(`${String(sink.endpoint)}:${String(sink.port)}`)),
+    );
     await wb.shot('sink-added');
     const { tail, ids, expected } = await pickThreeMessages(wb);
     const before = subscriber.messages.length;
@@ -187,7 +205,11 @@ describe('flespi extension in VS Code (code-server)', { concurrency: false }, ()
       const pos = p.blocks.find((b) => b.name === 'posinfo');
       return { ident: p.unitId, time: p.time, position: pos?.type === 'posinfo' ? [pos.value.latitude, pos.value.longitude] : undefined };
     });
-    const wanted = expected.map((m) => ({ ident: m.ident, time: Math.floor(Number(m.timestamp)), position: [m['position.latitude'], m['position.longitude']] }));
+    const wanted = expected.map((m) => ({
+      ident: m.ident,
+      time: Math.floor(Number(m.timestamp)),
+      position: [m['position.latitude'], m['position.longitude']],
+    }));
     assert.deepEqual(sortByKey(seen), sortByKey(wanted));
   });
 
@@ -200,7 +222,10 @@ describe('flespi extension in VS Code (code-server)', { concurrency: false }, ()
     await waitFor(`the Sinks view to list ${HANDLER}`, async () => (await wb.treeLabels('Sinks')).some((l) => l.startsWith(HANDLER)));
     await wb.shot('handler-created');
     // Saved where VS Code reads it from anywhere: in the user settings, the handler's path is absolute.
-    const readSinks = (path: string) => (existsSync(path) ? ((JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>)['flespi.sinks'] as { name: string; file?: string }[] | undefined) ?? [] : []);
+    const readSinks = (path: string) =>
+      existsSync(path)
+        ? (((JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>)['flespi.sinks'] as { name: string; file?: string }[] | undefined) ?? [])
+        : [];
     const userSink = readSinks(join(e2e.session.profile.userDataDir, 'User', 'settings.json')).find((s) => s.name === HANDLER);
     const workspaceSink = readSinks(join(e2e.session.workspace, '.vscode', 'settings.json')).find((s) => s.name === HANDLER);
     assert.ok(userSink ?? workspaceSink, `no sink ${HANDLER} in the user or workspace settings`);
@@ -211,7 +236,10 @@ describe('flespi extension in VS Code (code-server)', { concurrency: false }, ()
     // The scaffold's example appends each message as a JSON line to <Name>.out.ndjson next to it.
     const output = join(dirname(file), `${HANDLER}.out.ndjson`);
     assert.ok(existsSync(output), `the handler wrote no ${output}`);
-    const lines = readFileSync(output, 'utf8').trimEnd().split('\n').map((line) => JSON.parse(line) as unknown);
+    const lines = readFileSync(output, 'utf8')
+      .trimEnd()
+      .split('\n')
+      .map((line) => JSON.parse(line) as unknown);
     await wb.shot('forwarded');
     assert.deepEqual(sortByKey(lines), sortByKey(expected));
 
@@ -219,7 +247,11 @@ describe('flespi extension in VS Code (code-server)', { concurrency: false }, ()
     const source = readFileSync(file, 'utf8');
     writeFileSync(file, source.replace('async handle(', 'async handle(('));
     await wb.waitForStatusBar(new RegExp(`flespi handler ${HANDLER} does not load`), 30_000);
-    assert.deepEqual((await wb.notifications()).filter((text) => /flespi handler/.test(text)), [], 'no notification for a file being edited');
+    assert.deepEqual(
+      (await wb.notifications()).filter((text) => /flespi handler/.test(text)),
+      [],
+      'no notification for a file being edited',
+    );
     await wb.shot('syntax-error');
     writeFileSync(file, source);
     await waitFor('the handler problem to leave the status bar', async () => !(await wb.statusBarTexts()).some((text) => /does not load/.test(text)), 30_000);
@@ -247,9 +279,16 @@ describe('flespi extension in VS Code (code-server)', { concurrency: false }, ()
     await wb.saveAs(file, /Export \d+ messages \(buffer\) as NDJSON/);
     await waitFor(`the export file ${file}`, () => existsSync(file) && readFileSync(file, 'utf8').endsWith('\n'));
     await wb.shot('exported');
-    const lines = readFileSync(file, 'utf8').trimEnd().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+    const lines = readFileSync(file, 'utf8')
+      .trimEnd()
+      .split('\n')
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
     assert.equal(lines.length, shown, `the file has ${lines.length} messages; the tail showed ${shown}`);
-    for (const message of sample) assert.ok(lines.some((line) => isDeepStrictEqual(line, message)), `the export lacks the shown message ${JSON.stringify(message)}`);
+    for (const message of sample)
+      assert.ok(
+        lines.some((line) => isDeepStrictEqual(line, message)),
+        `the export lacks the shown message ${JSON.stringify(message)}`,
+      );
     // The path in the tail's notice is a link that opens the file in an editor.
     const link = tail.frame.locator('[data-testid="notice-link"]');
     assert.equal(await link.textContent(), file);
@@ -282,12 +321,23 @@ describe('flespi extension in VS Code (code-server)', { concurrency: false }, ()
     await wb.showEditor(`Tail: ${TAIL_CHANNEL}`);
     tail = await LiveTail.find(wb);
     const wanted = JSON.stringify([...ids].sort((a, b) => a - b));
-    await waitFor('the selection to come back after the tab switch', async () => JSON.stringify((await tail.selectedIds()).sort((a, b) => a - b)) === wanted).catch(async (error: unknown) => {
-      const counters = await tail.frame.locator('[data-testid="counters"]').textContent().catch(() => 'none');
-      console.log(`# REPRO tab switch: counters=${counters} tabs=${(await wb.editorTabs()).join('|')} rows=${(await tail.rowIds()).slice(0, 5).join(',')} frames=${wb.page.frames().length}`);
+    await waitFor(
+      'the selection to come back after the tab switch',
+      async () => JSON.stringify((await tail.selectedIds()).sort((a, b) => a - b)) === wanted,
+    ).catch(async (error: unknown) => {
+      const counters = await tail.frame
+        .locator('[data-testid="counters"]')
+        .textContent()
+        .catch(() => 'none');
+      console.log(
+        `# REPRO tab switch: counters=${counters} tabs=${(await wb.editorTabs()).join('|')} rows=${(await tail.rowIds()).slice(0, 5).join(',')} frames=${wb.page.frames().length}`,
+      );
       throw error;
     });
-    await waitFor('the detail pane to show the last clicked row again', async () => (await tail.frame.locator('[data-testid="detail-title"]').textContent()) === `Message #${ids[1]}`);
+    await waitFor(
+      'the detail pane to show the last clicked row again',
+      async () => (await tail.frame.locator('[data-testid="detail-title"]').textContent()) === `Message #${ids[1]}`,
+    );
     await wb.shot('selection-kept');
 
     // Ctrl+A in the table selects every row and leaves no page text selected.
@@ -326,10 +376,16 @@ describe('flespi extension in VS Code (code-server)', { concurrency: false }, ()
     // Restart: a new buffer, so the detail pane no longer shows a message of the old one.
     await tail.frame.getByRole('textbox', { name: 'Server filter expression' }).fill('');
     await tail.click('Restart');
-    await waitFor('the detail pane to clear after Restart', async () => (await tail.frame.locator('[data-testid="detail"]').textContent()) === 'Select a message to see it here.');
+    await waitFor(
+      'the detail pane to clear after Restart',
+      async () => (await tail.frame.locator('[data-testid="detail"]').textContent()) === 'Select a message to see it here.',
+    );
     await waitFor('the tail to be live again', async () => (await tail.text('state')) === 'live');
     await tail.click('Stop');
-    await waitFor('Pause to be disabled once stopped', async () => (await tail.frame.locator('vscode-button[data-testid="pause"]').getAttribute('aria-disabled')) === 'true');
+    await waitFor(
+      'Pause to be disabled once stopped',
+      async () => (await tail.frame.locator('vscode-button[data-testid="pause"]').getAttribute('aria-disabled')) === 'true',
+    );
     await tail.click('Restart');
     await waitFor('the tail to be live again', async () => (await tail.text('state')) === 'live');
   });
@@ -358,7 +414,9 @@ describe('flespi extension in VS Code (code-server)', { concurrency: false }, ()
     await wb.waitForNotification(/token accepted/i);
     // Now connected with the token to the separate sandbox (flespi.baseUrl), shown as its host.
     const host = new URL(e2e.session.peers.sandbox.restUrl).host;
-    await waitFor(`the Channels view to say it is connected to ${host}`, async () => (await wb.view('Channels').locator('.pane-header').textContent())?.includes(host));
+    await waitFor(`the Channels view to say it is connected to ${host}`, async () =>
+      (await wb.view('Channels').locator('.pane-header').textContent())?.includes(host),
+    );
     // The tree shows "Connecting…" first; then it must list exactly the separate sandbox's channels.
     const wanted = (await e2e.session.peers.sandbox.channelNames()).sort();
     let labels: string[] = [];
@@ -374,7 +432,10 @@ describe('flespi extension in VS Code (code-server)', { concurrency: false }, ()
   flow('flow8', 'reload the window while forwarding: forwarding resumes by itself from its checkpoint, nothing is lost', async (wb, t) => {
     const { sandbox } = e2e.session.peers;
     const host = new URL(sandbox.restUrl).host;
-    assert.ok((await wb.view('Channels').locator('.pane-header').textContent())?.includes(host), `not connected to the separate sandbox ${host}, as flow 6 leaves it`);
+    assert.ok(
+      (await wb.view('Channels').locator('.pane-header').textContent())?.includes(host),
+      `not connected to the separate sandbox ${host}, as flow 6 leaves it`,
+    );
     const sink = await RecordingHttpSink.start(HTTP_AUTHORIZATION, RELOAD_IDENT);
     e2e.session.onStop(() => sink.close());
     // Added through the UI: the Authorization header goes to the secret storage (flow 9 looks for it).
@@ -408,14 +469,22 @@ describe('flespi extension in VS Code (code-server)', { concurrency: false }, ()
     await wb.waitForNotification(new RegExp(`Forwarding channel ${channel.name} to ${HTTP_SINK}`));
     await wb.waitForStatusBar(/flespi: forwarding \d+ → 1 sink/);
     const injector = new Injector(sandbox, channel.id, RELOAD_IDENT);
-    e2e.session.onStop(() => injector.stop().then(() => undefined, () => undefined));
+    e2e.session.onStop(() =>
+      injector.stop().then(
+        () => undefined,
+        () => undefined,
+      ),
+    );
     await sink.waitForDistinct(20);
     const beforeReload = sink.distinct();
     await wb.shot('forwarding');
     // While messages flow, the channel's tooltip appears and stays (the trees do not redraw it per batch).
     await wb.openContainer('flespi');
     await channelRow(wb, channel.name).hover();
-    const tooltip = wb.page.locator('.monaco-hover, .workbench-hover').filter({ visible: true, hasText: /forwarding \(running\): \d+ messages/ }).first();
+    const tooltip = wb.page
+      .locator('.monaco-hover, .workbench-hover')
+      .filter({ visible: true, hasText: /forwarding \(running\): \d+ messages/ })
+      .first();
     await tooltip.waitFor({ timeout: 15_000 });
     const forwardedBefore = sink.arrivals.length;
     await new Promise((r) => setTimeout(r, 2500));
@@ -438,7 +507,9 @@ describe('flespi extension in VS Code (code-server)', { concurrency: false }, ()
     const injected = await injector.stop();
     await waitFor(`all ${injected} numbered messages at the HTTP sink`, () => sink.missing(injected).length === 0, 60_000).catch(() => {
       const missing = sink.missing(injected);
-      assert.fail(`${missing.length} of ${injected} numbered messages never reached the sink (first: ${missing.slice(0, 20).join(', ')}); ${beforeReload.size} had arrived before the reload`);
+      assert.fail(
+        `${missing.length} of ${injected} numbered messages never reached the sink (first: ${missing.slice(0, 20).join(', ')}); ${beforeReload.size} had arrived before the reload`,
+      );
     });
     const duplicates = sink.duplicates();
     t.diagnostic(
@@ -447,11 +518,17 @@ describe('flespi extension in VS Code (code-server)', { concurrency: false }, ()
     );
     assert.equal(sink.refused, 0, `the HTTP sink refused ${sink.refused} requests without the right Authorization header`);
     // From the start of the buffer instead of the checkpoint, everything delivered before would come again.
-    assert.ok(duplicates.size < beforeReload.size, `${duplicates.size} of the ${beforeReload.size} messages delivered before the reload came again: forwarding did not resume from its checkpoint`);
+    assert.ok(
+      duplicates.size < beforeReload.size,
+      `${duplicates.size} of the ${beforeReload.size} messages delivered before the reload came again: forwarding did not resume from its checkpoint`,
+    );
     const checkpoints = join(e2e.session.profile.userDataDir, 'User', 'globalStorage', 'flespi-receiver.flespi-receiver', 'checkpoints');
     const checkpoint = existsSync(checkpoints) ? readdirSync(checkpoints).find((name) => name.endsWith(`-channel-${channel.id}.json`)) : undefined;
     assert.ok(checkpoint, `no checkpoint file of channel ${channel.id} in ${checkpoints}`);
-    assert.ok((JSON.parse(readFileSync(join(checkpoints, checkpoint), 'utf8')) as { currKey: number }).currKey > 0, 'the checkpoint is still at the start of the buffer');
+    assert.ok(
+      (JSON.parse(readFileSync(join(checkpoints, checkpoint), 'utf8')) as { currKey: number }).currKey > 0,
+      'the checkpoint is still at the start of the buffer',
+    );
 
     assert.ok(!sink.arrivals.includes(0), 'a message from before "From now" was forwarded');
 
@@ -491,9 +568,15 @@ describe('flespi extension in VS Code (code-server)', { concurrency: false }, ()
     // (from the oldest message, flow 8's number 5 would be refused as well).
     await wb.pick('Where it stopped last time');
     await waitFor('the nine good messages at the sink', () => (sink.distinct().size >= 9 ? true : undefined), 60_000);
-    assert.deepEqual([...sink.distinct()].sort((a, b) => a - b), [1, 2, 3, 4, 6, 7, 8, 9, 10], 'every message but the refused one arrived');
+    assert.deepEqual(
+      [...sink.distinct()].sort((a, b) => a - b),
+      [1, 2, 3, 4, 6, 7, 8, 9, 10],
+      'every message but the refused one arrived',
+    );
     await wb.waitForStatusBar(/flespi: forwarding \d+ → \d+ sinks? · 1 dead letter$/);
-    await waitFor(`the Sinks view to count the dead letter of ${PICKY_SINK}`, async () => (await wb.treeLabels('Sinks')).some((l) => l.startsWith(PICKY_SINK) && l.includes('1 dead letter')));
+    await waitFor(`the Sinks view to count the dead letter of ${PICKY_SINK}`, async () =>
+      (await wb.treeLabels('Sinks')).some((l) => l.startsWith(PICKY_SINK) && l.includes('1 dead letter')),
+    );
     await wb.shot('dead-letter');
 
     await wb.runCommandAndPick('flespi: Open Dead Letters', PICKY_SINK);
@@ -512,7 +595,9 @@ describe('flespi extension in VS Code (code-server)', { concurrency: false }, ()
     await wb.dialogButton(/^Send Again$/).click();
     await wb.waitForNotification(new RegExp(`Sink "${PICKY_SINK}": 1 dead letter sent again\\.`), 60_000);
     assert.ok(sink.distinct().has(POISON_SEQ), 'the dead letter reached the sink');
-    await waitFor('the dead-letter count to leave the status bar', async () => (await wb.statusBarTexts()).some((t) => /flespi: forwarding/.test(t) && !/dead letter/.test(t)));
+    await waitFor('the dead-letter count to leave the status bar', async () =>
+      (await wb.statusBarTexts()).some((t) => /flespi: forwarding/.test(t) && !/dead letter/.test(t)),
+    );
     await wb.shot('sent-again');
     await wb.runCommandAndPick('flespi: Stop Forwarding', channel.name);
   });
@@ -542,9 +627,17 @@ describe('flespi extension in VS Code (code-server)', { concurrency: false }, ()
     // server's key half, it holds the token and the header: so they were stored, and only there.
     const sealed = stored.find((s) => s.where === `localStorage ${SECRET_STORAGE_KEY}`);
     assert.ok(sealed, `the browser has no localStorage "${SECRET_STORAGE_KEY}" (the secret storage)`);
-    const opened = Object.values(unsealSecretStorage(sealed.text.slice(sealed.text.indexOf('\n') + 1), readFileSync(join(session.profile.userDataDir, 'serve-web-key-half'))));
-    assert.ok(opened.some((v) => v === SANDBOX_TOKEN), 'the token is not in the secret storage');
-    assert.ok(opened.some((v) => v.includes(HTTP_AUTHORIZATION)), `the Authorization header of ${HTTP_SINK} is not in the secret storage`);
+    const opened = Object.values(
+      unsealSecretStorage(sealed.text.slice(sealed.text.indexOf('\n') + 1), readFileSync(join(session.profile.userDataDir, 'serve-web-key-half'))),
+    );
+    assert.ok(
+      opened.some((v) => v === SANDBOX_TOKEN),
+      'the token is not in the secret storage',
+    );
+    assert.ok(
+      opened.some((v) => v.includes(HTTP_AUTHORIZATION)),
+      `the Authorization header of ${HTTP_SINK} is not in the secret storage`,
+    );
     assert.ok(!opened.some((v) => v.includes(WRONG_TOKEN)), 'the refused token was stored in the secret storage');
 
     // Everything stops (the browser writes out its storage, the extension host its logs), then every file is read.
@@ -562,10 +655,17 @@ describe('flespi extension in VS Code (code-server)', { concurrency: false }, ()
       ["the browser's IndexedDB", /^browser\/Default\/IndexedDB\//],
       ["the browser's localStorage", /^browser\/Default\/Local Storage\//],
     ];
-    for (const [what, pattern] of expected) assert.ok(scan.paths.some((p) => pattern.test(p)), `${what} (${pattern}) was not among the files searched`);
+    for (const [what, pattern] of expected)
+      assert.ok(
+        scan.paths.some((p) => pattern.test(p)),
+        `${what} (${pattern}) was not among the files searched`,
+      );
     // Control: the raw bytes show what the extension keeps in the browser (the connection mode in globalState).
     const indexedDb = scan.paths.filter((p) => p.startsWith('browser/Default/IndexedDB/')).map((p) => readFileSync(join(session.root, p)));
-    assert.ok(indexedDb.some((bytes) => bytes.includes('flespi.connectionMode')), "the extension's globalState is not visible in the browser's IndexedDB files");
+    assert.ok(
+      indexedDb.some((bytes) => bytes.includes('flespi.connectionMode')),
+      "the extension's globalState is not visible in the browser's IndexedDB files",
+    );
     // LevelDB tables (.ldb) may be compressed, so raw bytes could hide a secret there; the page read covers them.
     const tables = scan.paths.filter((p) => p.startsWith('browser/') && p.endsWith('.ldb')).length;
     t.diagnostic(

@@ -48,7 +48,10 @@ const untrustedOptions: SessionOptions = {
       ].join('\n'),
     );
     mkdirSync(join(workspace, '.vscode'));
-    writeFileSync(join(workspace, '.vscode', 'settings.json'), JSON.stringify({ 'flespi.sinks': [{ name: WORKSPACE_SINK, type: 'custom', file: HANDLER_FILE }] }, null, 2));
+    writeFileSync(
+      join(workspace, '.vscode', 'settings.json'),
+      JSON.stringify({ 'flespi.sinks': [{ name: WORKSPACE_SINK, type: 'custom', file: HANDLER_FILE }] }, null, 2),
+    );
   },
   settings: (peers) => ({
     machine: { 'flespi.baseUrl': peers.sandbox.restUrl, 'flespi.mqttUrl': peers.sandbox.mqttUrl },

@@ -29,7 +29,13 @@ async function flespiKnowing(known: readonly string[], t: { after(fn: () => Prom
 test('a refused 2018 field (connections_count, blocked) degrades the channel rows to the minimal field set instead of failing the tree', async (t) => {
   const { server, client } = await flespiKnowing(['id', 'name', 'protocol_name', 'protocol_id', 'enabled', 'uri', 'messages_ttl'], t);
   const { channels, degraded } = await listChannelRows(client);
-  assert.deepEqual(channels.map((c) => [c.id, c.name, c.protocol]), [[1, 'alpha', 'teltonika'], [2, 'beta', 'queclink']]);
+  assert.deepEqual(
+    channels.map((c) => [c.id, c.name, c.protocol]),
+    [
+      [1, 'alpha', 'teltonika'],
+      [2, 'beta', 'queclink'],
+    ],
+  );
   assert.match(degraded ?? '', /flespi refused some channel fields \(unknown field "blocked"\); showing id, name, protocol_name/);
   assert.equal(channelSummary(channels[0]!).description, '#1 · teltonika', 'a row without the refused fields reads as enabled, not blocked');
   const asked = server.requestsTo('GET', '/gw/channels/all').map((r) => r.query.get('fields'));
@@ -39,7 +45,13 @@ test('a refused 2018 field (connections_count, blocked) degrades the channel row
 test('when even the minimal fields are refused, the rows come from the answer without a field list', async (t) => {
   const { client } = await flespiKnowing(['id', 'name'], t);
   const { channels, degraded } = await listChannelRows(client);
-  assert.deepEqual(channels.map((c) => [c.id, c.name, c.protocol]), [[1, 'alpha', 'teltonika'], [2, 'beta', 'queclink']]);
+  assert.deepEqual(
+    channels.map((c) => [c.id, c.name, c.protocol]),
+    [
+      [1, 'alpha', 'teltonika'],
+      [2, 'beta', 'queclink'],
+    ],
+  );
   assert.match(degraded ?? '', /showing what it answers without a field list/);
 });
 
@@ -50,7 +62,10 @@ test('against the sandbox (which knows every field) the tree asks once and is no
   assert.deepEqual(channels.map((c) => c.id).sort(), [1001, 1002]);
   assert.equal(channels[0]?.connections, 1);
   assert.equal(degraded, undefined);
-  await assert.rejects(listChannelRows(new FlespiClient({ token: 'w'.repeat(64), baseUrl: sandbox.restUrl })), (e: Error & { kind?: string }) => e.kind === 'auth');
+  await assert.rejects(
+    listChannelRows(new FlespiClient({ token: 'w'.repeat(64), baseUrl: sandbox.restUrl })),
+    (e: Error & { kind?: string }) => e.kind === 'auth',
+  );
 });
 
 test('a forwarding blocked by flespi (403 waited out) shows on its channel row', () => {

@@ -42,6 +42,9 @@ test('text from the server cannot end a table cell, start a line, or form a link
 
 test('a cell keeps quotes and underscores inside words readable, and escapes what could format', () => {
   assert.equal(cell('curr_key 0 answered next_key 2 for "sandbox"'), 'curr_key 0 answered next_key 2 for "sandbox"');
-  assert.equal(cell('_x_ a__b *y* $share `c` [l](u) <b> a|b ~~s~~ &amp;'), '\\_x\\_ a\\_\\_b \\*y\\* \\$share \\`c\\` \\[l\\](u) \\<b\\> a\\|b \\~\\~s\\~\\~ \\&amp;');
+  assert.equal(
+    cell('_x_ a__b *y* $share `c` [l](u) <b> a|b ~~s~~ &amp;'),
+    '\\_x\\_ a\\_\\_b \\*y\\* \\$share \\`c\\` \\[l\\](u) \\<b\\> a\\|b \\~\\~s\\~\\~ \\&amp;',
+  );
   assert.equal(cell('line\nbreak\u0007bell'), 'line break bell');
 });

@@ -45,7 +45,10 @@ function deps(sandbox: Sandbox, dir: string, records: ForwardingRecords, token =
 }
 
 async function idents(file: string): Promise<string[]> {
-  return (await readFile(file, 'utf8')).trim().split('\n').map((line) => (JSON.parse(line) as { ident: string }).ident);
+  return (await readFile(file, 'utf8'))
+    .trim()
+    .split('\n')
+    .map((line) => (JSON.parse(line) as { ident: string }).ident);
 }
 
 test('forwarding: runs, is persisted, and after a "reload" resumes from the checkpoint without duplicates', async () => {
@@ -55,7 +58,10 @@ test('forwarding: runs, is persisted, and after a "reload" resumes from the chec
   try {
     const channelId = sandbox.channels[0]!.id;
     const spec: ForwardingSpec = { channelId, channelName: 'first', sinks: ['a', 'b'], connection: 'sandbox' };
-    sandbox.inject(channelId, ['m1', 'm2', 'm3'].map((ident) => ({ ident, timestamp: 1_700_000_000 })));
+    sandbox.inject(
+      channelId,
+      ['m1', 'm2', 'm3'].map((ident) => ({ ident, timestamp: 1_700_000_000 })),
+    );
 
     const first = new ForwardingManager(deps(sandbox, dir, records));
     const forwarding = await first.start(spec);
@@ -67,7 +73,10 @@ test('forwarding: runs, is persisted, and after a "reload" resumes from the chec
     assert.deepEqual(first.list(), []);
     assert.deepEqual(await records.list(), [spec], 'suspending keeps the record for the next window');
 
-    sandbox.inject(channelId, ['m4', 'm5'].map((ident) => ({ ident, timestamp: 1_700_000_001 })));
+    sandbox.inject(
+      channelId,
+      ['m4', 'm5'].map((ident) => ({ ident, timestamp: 1_700_000_001 })),
+    );
     const second = new ForwardingManager(deps(sandbox, dir, records));
     assert.deepEqual(await second.resume('other-connection'), []);
     assert.deepEqual(second.list(), [], 'forwardings of another connection stay asleep');
@@ -119,7 +128,10 @@ test('forwarding: a removed sink leaves its forwardings, which continue to the o
     await until(manager, () => first.messagesForwarded === 1);
 
     await manager.dropSink('a');
-    assert.deepEqual((await records.list()).map((s) => s.sinks), [['b']]);
+    assert.deepEqual(
+      (await records.list()).map((s) => s.sinks),
+      [['b']],
+    );
     const second = manager.get(channelId)!;
     assert.deepEqual(second.spec.sinks, ['b']);
     sandbox.inject(channelId, [{ ident: 'm2', timestamp: 1_700_000_001 }]);
@@ -146,14 +158,23 @@ test('forwarding: with the MQTT source the messages reach the sinks too', async 
       ...deps(sandbox, dir, new ForwardingRecords(join(dir, 'forwardings'))),
       // The options the extension's controller passes when flespi.forwarding.source is "mqtt".
       build: async (spec) => ({
-        source: new MqttSource({ url: sandbox.mqttUrl, token: sandbox.token, channelId: spec.channelId, clientId: `flespi-vscode-${spec.channelId}-test`, gapFill: { client } }),
+        source: new MqttSource({
+          url: sandbox.mqttUrl,
+          token: sandbox.token,
+          channelId: spec.channelId,
+          clientId: `flespi-vscode-${spec.channelId}-test`,
+          gapFill: { client },
+        }),
         handlers: spec.sinks.map((sink) => new NdjsonFileHandler(join(dir, `${sink}.ndjson`), false, sink)),
         checkpoints: new FileCheckpointStore(join(dir, `channel-${spec.channelId}.json`)),
       }),
     });
     const forwarding = await manager.start({ channelId, channelName: 'c', sinks: ['a'], connection: 'sandbox' });
     await until(manager, () => forwarding.state === 'running');
-    sandbox.inject(channelId, ['q1', 'q2', 'q3'].map((ident) => ({ ident, timestamp: 1_700_000_000 })));
+    sandbox.inject(
+      channelId,
+      ['q1', 'q2', 'q3'].map((ident) => ({ ident, timestamp: 1_700_000_000 })),
+    );
     await until(manager, () => forwarding.messagesForwarded === 3);
     assert.deepEqual(await idents(join(dir, 'a.ndjson')), ['q1', 'q2', 'q3']);
     await manager.stop(channelId);
@@ -186,7 +207,10 @@ test('forwarding in two windows: the second window shows where it runs instead o
     const spec: ForwardingSpec = { channelId, channelName: 'c', sinks: ['a'], connection: 'sandbox' };
     const a = window(sandbox, dir, 'A');
     const b = window(sandbox, dir, 'B');
-    sandbox.inject(channelId, ['m1', 'm2'].map((ident) => ({ ident, timestamp: 1_700_000_000 })));
+    sandbox.inject(
+      channelId,
+      ['m1', 'm2'].map((ident) => ({ ident, timestamp: 1_700_000_000 })),
+    );
     const running = await a.manager.start(spec);
     await until(a.manager, () => running.messagesForwarded === 2);
 
@@ -231,7 +255,11 @@ test('forwarding records: windows change only their own forwarding, so none over
     assert.deepEqual((await a.records.list()).map((s) => s.channelName).sort(), ['one', 'two']);
     await a.manager.stop(first!.id);
     await b.manager.suspendAll(); // B closes after A stopped its forwarding
-    assert.deepEqual((await a.records.list()).map((s) => [s.channelName, s.scope]), [['two', 'user']], 'B closing kept its own record and did not bring back A\'s');
+    assert.deepEqual(
+      (await a.records.list()).map((s) => [s.channelName, s.scope]),
+      [['two', 'user']],
+      "B closing kept its own record and did not bring back A's",
+    );
     await a.manager.suspendAll();
   } finally {
     await sandbox.stop();
@@ -248,7 +276,12 @@ test('forwarding held by another process (a window of another extension host): l
   const lockFile = join(records.dir, `${recordName(spec)}.lock`);
   const holder = spawn(
     process.execPath,
-    ['--import', 'tsx', '-e', `const { FileLock } = require(${JSON.stringify(join(ROOT, 'src/core/receiver/lock.ts'))}); new FileLock(${JSON.stringify(lockFile)}, 'workspace "A"').acquire().then(() => { console.log('held'); setTimeout(() => {}, 60000); });`],
+    [
+      '--import',
+      'tsx',
+      '-e',
+      `const { FileLock } = require(${JSON.stringify(join(ROOT, 'src/core/receiver/lock.ts'))}); new FileLock(${JSON.stringify(lockFile)}, 'workspace "A"').acquire().then(() => { console.log('held'); setTimeout(() => {}, 60000); });`,
+    ],
     { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
   );
   try {
@@ -295,4 +328,3 @@ test('forwarding records of another sink scope (another workspace) are not resum
     await rm(dir, { recursive: true, force: true });
   }
 });
-

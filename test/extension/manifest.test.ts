@@ -33,9 +33,12 @@ test('manifest: every contributed command is registered, titled and in the flesp
 });
 
 test('manifest: menus, welcome links and walkthrough buttons only use commands that exist', () => {
-  for (const [menu, items] of Object.entries(manifest.contributes.menus)) for (const item of items) assert.ok(contributed.has(item.command), `${menu}: ${item.command}`);
-  const linked = [...manifest.contributes.viewsWelcome.map((w) => w.contents), ...manifest.contributes.walkthroughs.flatMap((w) => w.steps.map((s) => s.description))]
-    .flatMap((text) => [...text.matchAll(/\(command:(flespi\.[\w.]+)\)/g)].map((m) => m[1]!));
+  for (const [menu, items] of Object.entries(manifest.contributes.menus))
+    for (const item of items) assert.ok(contributed.has(item.command), `${menu}: ${item.command}`);
+  const linked = [
+    ...manifest.contributes.viewsWelcome.map((w) => w.contents),
+    ...manifest.contributes.walkthroughs.flatMap((w) => w.steps.map((s) => s.description)),
+  ].flatMap((text) => [...text.matchAll(/\(command:(flespi\.[\w.]+)\)/g)].map((m) => m[1]!));
   assert.ok(linked.includes('flespi.setToken') && linked.includes('flespi.useSandbox'));
   for (const command of linked) assert.ok(contributed.has(command), command);
 });

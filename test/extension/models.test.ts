@@ -8,7 +8,11 @@ import { sinkRow, statusBarText, type SinkUse } from '../../src/extension/sinks/
 test('endpoints: region defaults, overrides, and a bad setting named', () => {
   assert.deepEqual(resolveEndpoints({}), { restUrl: 'https://flespi.io', mqttUrl: 'mqtts://mqtt.flespi.io:8883', label: 'eu' });
   assert.deepEqual(resolveEndpoints({ region: 'ru' }), { restUrl: 'https://ru.flespi.io', mqttUrl: 'mqtts://ru-mqtt.flespi.io:8883', label: 'ru' });
-  assert.deepEqual(resolveEndpoints({ region: 'eu', baseUrl: 'http://127.0.0.1:9005/', mqttUrl: 'mqtt://127.0.0.1:1883' }), { restUrl: 'http://127.0.0.1:9005', mqttUrl: 'mqtt://127.0.0.1:1883', label: '127.0.0.1:9005' });
+  assert.deepEqual(resolveEndpoints({ region: 'eu', baseUrl: 'http://127.0.0.1:9005/', mqttUrl: 'mqtt://127.0.0.1:1883' }), {
+    restUrl: 'http://127.0.0.1:9005',
+    mqttUrl: 'mqtt://127.0.0.1:1883',
+    label: '127.0.0.1:9005',
+  });
   assert.deepEqual(resolveEndpoints({ baseUrl: '', mqttUrl: '' }).label, 'eu');
   assert.throws(() => resolveEndpoints({ region: 'us' }), /flespi.region must be "eu" or "ru", got "us"/);
   assert.throws(() => resolveEndpoints({ baseUrl: 'flespi.io' }), /flespi.baseUrl must be a URL starting with http:\/\/ or https:\/\/, got "flespi.io"/);
@@ -42,14 +46,36 @@ test('sinks view: idle, healthy and failing rows; the status bar totals', () => 
   const sink = { name: 'hook', type: 'http', url: 'https://example.com/in' };
   assert.deepEqual(sinkRow(sink, []).description, 'http · https://example.com/in');
   // Where a sink goes includes the port, the default one too.
-  assert.equal(sinkRow({ name: 'aws', type: 'aws-iot', endpoint: 'abc-ats.iot.eu-west-1.amazonaws.com' }, []).description, 'aws-iot · abc-ats.iot.eu-west-1.amazonaws.com:8883');
-  assert.equal(sinkRow({ name: 'aws', type: 'aws-iot', endpoint: 'abc-ats.iot.eu-west-1.amazonaws.com', port: 443 }, []).description, 'aws-iot · abc-ats.iot.eu-west-1.amazonaws.com:443');
+  assert.equal(
+    sinkRow({ name: 'aws', type: 'aws-iot', endpoint: 'abc-ats.iot.eu-west-1.amazonaws.com' }, []).description,
+    'aws-iot · abc-ats.iot.eu-west-1.amazonaws.com:8883',
+  );
+  assert.equal(
+    sinkRow({ name: 'aws', type: 'aws-iot', endpoint: 'abc-ats.iot.eu-west-1.amazonaws.com', port: 443 }, []).description,
+    'aws-iot · abc-ats.iot.eu-west-1.amazonaws.com:443',
+  );
   assert.equal(sinkRow({ name: 'w', type: 'wialon', host: 'gw.example.com', port: 20163 }, []).description, 'wialon · gw.example.com:20163');
-  const healthy: SinkUse = { channelId: 1, channelName: 'c1', forwardingState: 'running', stats: { started: true, totalMessages: 1200, totalFailures: 0, consecutiveFailures: 0, health: { connected: true } } };
-  const failing: SinkUse = { channelId: 2, channelName: 'c2', forwardingState: 'retrying', stats: { started: true, totalMessages: 34, totalFailures: 2, consecutiveFailures: 1, lastError: 'HTTP 503 from https://example.com/in', health: {} } };
-  assert.deepEqual({ ...sinkRow(sink, [healthy]), tooltip: undefined }, { description: '● connected · 1200 forwarded', tooltip: undefined, icon: 'globe', color: 'charts.green', status: 'ok', deadLetters: 0 });
+  const healthy: SinkUse = {
+    channelId: 1,
+    channelName: 'c1',
+    forwardingState: 'running',
+    stats: { started: true, totalMessages: 1200, totalFailures: 0, consecutiveFailures: 0, health: { connected: true } },
+  };
+  const failing: SinkUse = {
+    channelId: 2,
+    channelName: 'c2',
+    forwardingState: 'retrying',
+    stats: { started: true, totalMessages: 34, totalFailures: 2, consecutiveFailures: 1, lastError: 'HTTP 503 from https://example.com/in', health: {} },
+  };
+  assert.deepEqual(
+    { ...sinkRow(sink, [healthy]), tooltip: undefined },
+    { description: '● connected · 1200 forwarded', tooltip: undefined, icon: 'globe', color: 'charts.green', status: 'ok', deadLetters: 0 },
+  );
   const withDead = sinkRow(sink, [healthy], undefined, 3);
-  assert.deepEqual([withDead.description, withDead.icon, withDead.status, withDead.deadLetters], ['● connected · 1200 forwarded · 3 dead letters', 'mail', 'ok', 3]);
+  assert.deepEqual(
+    [withDead.description, withDead.icon, withDead.status, withDead.deadLetters],
+    ['● connected · 1200 forwarded · 3 dead letters', 'mail', 'ok', 3],
+  );
   assert.match(withDead.tooltip, /3 dead letters: messages it could never deliver/);
   assert.equal(sinkRow(sink, [], undefined, 1).description, 'http · https://example.com/in · 1 dead letter');
   const row = sinkRow(sink, [healthy, failing]);
@@ -62,9 +88,24 @@ test('sinks view: idle, healthy and failing rows; the status bar totals', () => 
   assert.match(broken.tooltip, /\/ws\/h\/Rec\.ts:37:38: syntax error/);
 
   assert.equal(statusBarText([]), undefined);
-  assert.deepEqual(statusBarText([{ messages: 1000, sinks: ['a', 'b'], failed: false }, { messages: 234, sinks: ['b'], failed: false }]), { text: '$(radio-tower) flespi: forwarding 1234 → 2 sinks', trouble: false });
+  assert.deepEqual(
+    statusBarText([
+      { messages: 1000, sinks: ['a', 'b'], failed: false },
+      { messages: 234, sinks: ['b'], failed: false },
+    ]),
+    { text: '$(radio-tower) flespi: forwarding 1234 → 2 sinks', trouble: false },
+  );
   assert.deepEqual(statusBarText([{ messages: 5, sinks: ['a'], failed: true }]), { text: '$(warning) flespi: forwarding 5 → 1 sink', trouble: true });
-  assert.equal(statusBarText([{ messages: 5, sinks: ['a'], failed: false }, { messages: 1, sinks: ['b'], failed: false }], 3)!.text, '$(radio-tower) flespi: forwarding 6 → 2 sinks · 3 dead letters');
+  assert.equal(
+    statusBarText(
+      [
+        { messages: 5, sinks: ['a'], failed: false },
+        { messages: 1, sinks: ['b'], failed: false },
+      ],
+      3,
+    )!.text,
+    '$(radio-tower) flespi: forwarding 6 → 2 sinks · 3 dead letters',
+  );
 });
 
 test('history: newest-first answers become a JSON array in time order; ranges become server.timestamp seconds, capped at 10,000 messages', () => {

@@ -5,7 +5,15 @@
 // identities and the real SecretStorage are checked in VS Code by test/vscode/suite.ts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { legacySecretKey, scopedSecretKey, SinkSecretVault, USER_SCOPE, workspaceScope, type LegacyQuestion, type SecretBackend } from '../../src/extension/sinks/sinkSecrets';
+import {
+  legacySecretKey,
+  scopedSecretKey,
+  SinkSecretVault,
+  USER_SCOPE,
+  workspaceScope,
+  type LegacyQuestion,
+  type SecretBackend,
+} from '../../src/extension/sinks/sinkSecrets';
 
 class MapBackend implements SecretBackend {
   readonly values = new Map<string, string>();
@@ -45,7 +53,11 @@ test('secrets stored before scopes: a user-settings sink takes them over without
   await backend.store(legacySecretKey('http'), HEADER_A);
   const asked: LegacyQuestion[] = [];
   const logged: string[] = [];
-  const vault = new SinkSecretVault(backend, async (q) => (asked.push(q), true), (m) => logged.push(m));
+  const vault = new SinkSecretVault(
+    backend,
+    async (q) => (asked.push(q), true),
+    (m) => logged.push(m),
+  );
   assert.equal(await vault.read(USER_SCOPE, 'http'), HEADER_A);
   assert.deepEqual(asked, []);
   assert.equal(backend.values.get(scopedSecretKey(USER_SCOPE, 'http')), HEADER_A);

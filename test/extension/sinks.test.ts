@@ -38,7 +38,14 @@ async function body(request: IncomingMessage): Promise<string> {
 }
 
 test('sink settings: valid entries pass, every broken one gets one problem line', () => {
-  const { sinks, problems } = parseSinks([{ name: 'a', type: 'http', url: 'https://x' }, 'nope', { type: 'mqtt' }, { name: 'b' }, { name: 'a', type: 'stdout' }, { name: 'c', type: 'wialon', host: 'h', port: 1 }]);
+  const { sinks, problems } = parseSinks([
+    { name: 'a', type: 'http', url: 'https://x' },
+    'nope',
+    { type: 'mqtt' },
+    { name: 'b' },
+    { name: 'a', type: 'stdout' },
+    { name: 'c', type: 'wialon', host: 'h', port: 1 },
+  ]);
   assert.deepEqual(
     sinks.map((s) => s.name),
     ['a', 'c'],
@@ -58,7 +65,12 @@ test('sink settings: secrets are split off the setting and merged back only into
   const { setting, secrets } = splitSecrets(collected, { Authorization: 'Bearer s3cret' }, undefined);
   assert.ok(!JSON.stringify(setting).includes('s3cret'), 'the setting carries no secret value');
   assert.deepEqual(setting.secretHeaders, ['Authorization']);
-  assert.deepEqual(handlerEntry(setting, secrets), { type: 'http', name: 'hook', url: 'https://example.com/in', headers: { 'X-Source': 'flespi', Authorization: 'Bearer s3cret' } });
+  assert.deepEqual(handlerEntry(setting, secrets), {
+    type: 'http',
+    name: 'hook',
+    url: 'https://example.com/in',
+    headers: { 'X-Source': 'flespi', Authorization: 'Bearer s3cret' },
+  });
 
   const mqtt = splitSecrets({ name: 'broker', type: 'mqtt', url: 'mqtts://b:8883', username: 'u' }, {}, 'pw');
   assert.equal(mqtt.setting.secretPassword, true);
@@ -71,7 +83,10 @@ test('sink settings: secrets are split off the setting and merged back only into
 test('sink settings: a secret that the marker promises but the secret storage lacks is named', () => {
   const setting: SinkSetting = { name: 'hook', type: 'http', url: 'https://x', secretHeaders: ['Authorization', 'X-Key'], secretPassword: true };
   assert.deepEqual(missingSecrets(setting, { headers: { Authorization: 'a' } }), ['header X-Key', 'password']);
-  assert.throws(() => handlerEntry(setting, undefined), /sink "hook": the header Authorization and header X-Key and password are not in this machine's secret storage/);
+  assert.throws(
+    () => handlerEntry(setting, undefined),
+    /sink "hook": the header Authorization and header X-Key and password are not in this machine's secret storage/,
+  );
 });
 
 test('sink handler: an HTTP sink built from settings + stored secret posts the batch with the secret header', async () => {
@@ -84,9 +99,16 @@ test('sink handler: an HTTP sink built from settings + stored secret posts the b
   });
   const url = await listen(server);
   try {
-    const { setting, secrets } = splitSecrets({ name: 'hook', type: 'http', url: `${url}/in`, headers: { 'X-Source': 'flespi' } }, { Authorization: 'Bearer s3cret' }, undefined);
+    const { setting, secrets } = splitSecrets(
+      { name: 'hook', type: 'http', url: `${url}/in`, headers: { 'X-Source': 'flespi' } },
+      { Authorization: 'Bearer s3cret' },
+      undefined,
+    );
     const handler = await createSinkHandler(setting, secrets, { baseDir: tmpdir(), allowCustomCode: false });
-    const messages = [{ ident: 'a', timestamp: 1 }, { ident: 'b', timestamp: 2 }];
+    const messages = [
+      { ident: 'a', timestamp: 1 },
+      { ident: 'b', timestamp: 2 },
+    ];
     const outcome = await deliverOnce(handler, messages, { timeoutMs: 10_000 });
     assert.deepEqual({ acknowledged: outcome.acknowledged, errors: outcome.errors }, { acknowledged: 2, errors: [] });
     assert.deepEqual(received, [{ authorization: 'Bearer s3cret', source: 'flespi', body: messages }]);
@@ -100,7 +122,10 @@ test('sink handler: a send that gets no answer ends at the deadline with the rea
   const server = createServer(() => {}); // accepts and never answers
   const url = await listen(server);
   try {
-    const handler = await createSinkHandler({ name: 'silent', type: 'http', url, timeoutMs: 600_000 }, undefined, { baseDir: tmpdir(), allowCustomCode: false });
+    const handler = await createSinkHandler({ name: 'silent', type: 'http', url, timeoutMs: 600_000 }, undefined, {
+      baseDir: tmpdir(),
+      allowCustomCode: false,
+    });
     const outcome = await deliverOnce(handler, [{ ident: 'a' }], { timeoutMs: 300 });
     assert.equal(outcome.acknowledged, 0);
     assert.deepEqual(outcome.errors, ['no answer within 0.3 s']);
@@ -110,13 +135,16 @@ test('sink handler: a send that gets no answer ends at the deadline with the rea
   }
 });
 
-test('sink handler: the extension\'s stdout sink appends NDJSON to a file, by default under flespi-output/', async () => {
+test("sink handler: the extension's stdout sink appends NDJSON to a file, by default under flespi-output/", async () => {
   await withDir(async (dir) => {
     const handler = await createSinkHandler({ name: 'my log', type: 'stdout' }, undefined, { baseDir: dir, allowCustomCode: false });
     const outcome = await deliverOnce(handler, [{ ident: 'a' }, { ident: 'b' }], { timeoutMs: 5000 });
     assert.deepEqual(outcome.errors, []);
     assert.equal(await readFile(join(dir, 'flespi-output', 'my_log.ndjson'), 'utf8'), '{"ident":"a"}\n{"ident":"b"}\n');
-    await assert.rejects(createSinkHandler({ name: 'x', type: 'stdout', colour: 'red' }, undefined, { baseDir: dir, allowCustomCode: false }), /unknown setting "colour"/);
+    await assert.rejects(
+      createSinkHandler({ name: 'x', type: 'stdout', colour: 'red' }, undefined, { baseDir: dir, allowCustomCode: false }),
+      /unknown setting "colour"/,
+    );
   });
 });
 
@@ -125,7 +153,10 @@ test('sink handler: custom code runs only when the workspace is trusted', async 
     await mkdir(join(dir, 'flespi-handlers'));
     await writeFile(join(dir, 'flespi-handlers', 'Keep.ts'), handlerTemplate('Keep'));
     const sink: SinkSetting = { name: 'Keep', type: 'custom', file: 'flespi-handlers/Keep.ts', options: { outputFile: join(dir, 'kept.ndjson') } };
-    await assert.rejects(createSinkHandler(sink, undefined, { baseDir: dir, allowCustomCode: false }), (error: unknown) => error instanceof UntrustedCodeError && /not trusted: trust the workspace/.test(error.message));
+    await assert.rejects(
+      createSinkHandler(sink, undefined, { baseDir: dir, allowCustomCode: false }),
+      (error: unknown) => error instanceof UntrustedCodeError && /not trusted: trust the workspace/.test(error.message),
+    );
     const handler = await createSinkHandler(sink, undefined, { baseDir: dir, allowCustomCode: true });
     assert.deepEqual((await deliverOnce(handler, [{ ident: 'z' }], { timeoutMs: 5000 })).errors, []);
     assert.equal(await readFile(join(dir, 'kept.ndjson'), 'utf8'), '{"ident":"z"}\n');
@@ -138,13 +169,22 @@ test('sink test: a Wialon receiver that cannot be reached fails the connection t
   await once(tcp, 'listening');
   const port = (tcp.address() as AddressInfo).port;
   try {
-    const up = await connectOnce(await createSinkHandler({ name: 'w', type: 'wialon', host: '127.0.0.1', port }, undefined, { baseDir: tmpdir(), allowCustomCode: false }), { timeoutMs: 5000 });
+    const up = await connectOnce(
+      await createSinkHandler({ name: 'w', type: 'wialon', host: '127.0.0.1', port }, undefined, { baseDir: tmpdir(), allowCustomCode: false }),
+      { timeoutMs: 5000 },
+    );
     assert.equal(up.error, undefined);
   } finally {
     tcp.close();
   }
   await once(tcp, 'close');
-  const down = await connectOnce(await createSinkHandler({ name: 'w', type: 'wialon', host: '127.0.0.1', port, connectTimeoutMs: 2000 }, undefined, { baseDir: tmpdir(), allowCustomCode: false }), { timeoutMs: 5000 });
+  const down = await connectOnce(
+    await createSinkHandler({ name: 'w', type: 'wialon', host: '127.0.0.1', port, connectTimeoutMs: 2000 }, undefined, {
+      baseDir: tmpdir(),
+      allowCustomCode: false,
+    }),
+    { timeoutMs: 5000 },
+  );
   assert.match(down.error ?? '', /^started, but not connected/);
 });
 
@@ -162,7 +202,8 @@ test('sink test: an HTTP sink is reached with an empty batch; nothing listening,
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/in`;
-  const http = (authorization: string) => createSinkHandler({ name: 'h', type: 'http', url, headers: { Authorization: authorization } }, undefined, { baseDir: tmpdir(), allowCustomCode: false });
+  const http = (authorization: string) =>
+    createSinkHandler({ name: 'h', type: 'http', url, headers: { Authorization: authorization } }, undefined, { baseDir: tmpdir(), allowCustomCode: false });
   try {
     const ok = await connectOnce(await http('Bearer right'), { timeoutMs: 5000 });
     assert.equal(ok.error, undefined);
@@ -197,32 +238,60 @@ test('add sink: every type the flow offers is one the registry builds, and each 
   assert.equal(await problem({ name: 'h', type: 'http', url: 'https://x' }, field('http', 'url')), undefined);
   // While the host is typed, the missing port is a later field's business.
   assert.equal(await problem({ name: 'w', type: 'wialon', host: 'example.com' }, field('wialon', 'host')), undefined);
-  assert.match((await problem({ name: 'w', type: 'wialon', host: 'example.com:20163' }, field('wialon', 'host'))) ?? '', /"host" must be a host name or IP address only/);
-  assert.match((await problem({ name: 'w', type: 'wialon', host: 'h', port: 70000 }, field('wialon', 'port'))) ?? '', /"port" must be an integer from 1 to 65535/);
-  assert.throws(() => answerValue(field('wialon', 'port'), 'abc'), (e: unknown) => e instanceof ConfigError && fieldProblem(field('wialon', 'port'), e) === '"port" must be a whole number, got "abc"');
+  assert.match(
+    (await problem({ name: 'w', type: 'wialon', host: 'example.com:20163' }, field('wialon', 'host'))) ?? '',
+    /"host" must be a host name or IP address only/,
+  );
+  assert.match(
+    (await problem({ name: 'w', type: 'wialon', host: 'h', port: 70000 }, field('wialon', 'port'))) ?? '',
+    /"port" must be an integer from 1 to 65535/,
+  );
+  assert.throws(
+    () => answerValue(field('wialon', 'port'), 'abc'),
+    (e: unknown) => e instanceof ConfigError && fieldProblem(field('wialon', 'port'), e) === '"port" must be a whole number, got "abc"',
+  );
   assert.match((await problem({ name: 'm', type: 'mqtt', url: 'mqtt://u:p@b' }, field('mqtt', 'url'))) ?? '', /must not contain credentials/);
-  assert.match((await problem({ name: 'a', type: 'aws-iot', endpoint: 'https://abc.iot' }, field('aws-iot', 'endpoint'))) ?? '', /"endpoint" must be the host name/);
-  assert.match((await problem({ name: 'a', type: 'aws-iot', endpoint: 'abc.iot', port: 0 }, field('aws-iot', 'port'))) ?? '', /"port" must be an integer from 1 to 65535/);
+  assert.match(
+    (await problem({ name: 'a', type: 'aws-iot', endpoint: 'https://abc.iot' }, field('aws-iot', 'endpoint'))) ?? '',
+    /"endpoint" must be the host name/,
+  );
+  assert.match(
+    (await problem({ name: 'a', type: 'aws-iot', endpoint: 'abc.iot', port: 0 }, field('aws-iot', 'port'))) ?? '',
+    /"port" must be an integer from 1 to 65535/,
+  );
   // A custom handler's options: JSON that does not parse, or JSON that is not an object, is named.
   const options = field('custom', 'options');
   assert.deepEqual(answerValue(options, '{"retries": 3}'), { retries: 3 });
-  assert.throws(() => answerValue(options, '{retries: 3}'), (e: unknown) => e instanceof ConfigError && /^"options" must be a JSON object like/.test(fieldProblem(options, e) ?? ''));
+  assert.throws(
+    () => answerValue(options, '{retries: 3}'),
+    (e: unknown) => e instanceof ConfigError && /^"options" must be a JSON object like/.test(fieldProblem(options, e) ?? ''),
+  );
   assert.match((await problem({ name: 'c', type: 'custom', file: 'h.ts', options: [1] }, options)) ?? '', /"options" must be an object/);
 });
 
 test('add sink: TLS files are asked only where they apply', () => {
   const asked = (type: string, options: Record<string, unknown>) =>
-    SINK_TYPES.find((t) => t.type === type)!.fields.filter((f) => !f.askIf || f.askIf(options)).map((f) => f.key);
+    SINK_TYPES.find((t) => t.type === type)!
+      .fields.filter((f) => !f.askIf || f.askIf(options))
+      .map((f) => f.key);
   assert.deepEqual(asked('mqtt', { url: 'mqtt://broker' }), ['url', 'topic', 'username']);
   assert.deepEqual(asked('mqtt', { url: 'mqtts://broker', username: 'u' }), ['url', 'topic', 'username', 'password', 'caFile', 'certFile']);
   assert.deepEqual(asked('mqtt', { url: 'wss://broker', certFile: 'c.pem' }), ['url', 'topic', 'username', 'caFile', 'certFile', 'keyFile']);
   assert.deepEqual(asked('aws-iot', {}), ['endpoint', 'port', 'caFile', 'certFile', 'keyFile', 'topic']);
   // Optional files can be skipped from the quick pick, which says what applies then.
-  for (const type of SINK_TYPES) for (const f of type.fields) if (f.kind === 'file' && f.optional) assert.ok(f.skipLabel, `${type.type}.${f.key} has no skip label`);
+  for (const type of SINK_TYPES)
+    for (const f of type.fields) if (f.kind === 'file' && f.optional) assert.ok(f.skipLabel, `${type.type}.${f.key} has no skip label`);
 });
 
 test('add sink: each question is an option of its sink type, asked with the input its type takes, and may be left empty exactly when the option is optional (unless asked only after another answer)', () => {
-  const inputFor: Record<SinkField['kind'], string> = { text: 'string', file: 'string', password: 'string', integer: 'integer', secretHeader: 'stringMap', json: 'object' };
+  const inputFor: Record<SinkField['kind'], string> = {
+    text: 'string',
+    file: 'string',
+    password: 'string',
+    integer: 'integer',
+    secretHeader: 'stringMap',
+    json: 'object',
+  };
   let questions = 0;
   for (const type of SINK_TYPES) {
     const { settings, handler } = sinkOptions(type.type);
@@ -230,11 +299,17 @@ test('add sink: each question is an option of its sink type, asked with the inpu
       const option = settings[f.key] ?? handler[f.key];
       assert.ok(option, `${type.type}: Add Sink asks for "${f.key}", which is no option of the type`);
       assert.equal(inputFor[f.kind], option.type, `${type.type}.${f.key}: a ${f.kind} answer for a ${option.type} option`);
-      if (f.optional !== !option.required) assert.ok(f.askIf, `${type.type}.${f.key}: optional is ${f.optional} but the option is ${option.required ? 'required' : 'optional'}`);
+      if (f.optional !== !option.required)
+        assert.ok(f.askIf, `${type.type}.${f.key}: optional is ${f.optional} but the option is ${option.required ? 'required' : 'optional'}`);
       questions++;
     }
     // Every required option is asked for.
-    for (const [key, option] of Object.entries(settings)) if (option.required) assert.ok(type.fields.some((f) => f.key === key && !f.optional), `${type.type}: required "${key}" is not asked for`);
+    for (const [key, option] of Object.entries(settings))
+      if (option.required)
+        assert.ok(
+          type.fields.some((f) => f.key === key && !f.optional),
+          `${type.type}: required "${key}" is not asked for`,
+        );
   }
   assert.equal(questions, 20);
   // The password is no setting (it goes to the secret storage) but an option of the handler.

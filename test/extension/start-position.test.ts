@@ -17,7 +17,10 @@ test('start position: the buffer extent and the key of a time, found by key read
     assert.deepEqual(await bufferExtent(counting, channelId), { oldestKey: 0, endKey: 0, count: 0 }, 'an empty buffer');
     // 1000 messages, server.timestamp 1000.0 s, 1000.5 s, ...: message i is at 1000 + i/2 s.
     const base = 1000;
-    sandbox.inject(channelId, Array.from({ length: 1000 }, (_, i) => ({ ident: `m${i}`, 'server.timestamp': base + i / 2 })));
+    sandbox.inject(
+      channelId,
+      Array.from({ length: 1000 }, (_, i) => ({ ident: `m${i}`, 'server.timestamp': base + i / 2 })),
+    );
     reads = 0;
     const extent = await bufferExtent(counting, channelId);
     assert.deepEqual(extent, { oldestKey: 7, endKey: 1007, count: 1000, oldestMs: base * 1000, newestMs: (base + 999 / 2) * 1000 });
@@ -31,7 +34,11 @@ test('start position: the buffer extent and the key of a time, found by key read
     // 1100.2 s lies between message 200 (1100.0) and 201 (1100.5): the first at or after it is 201.
     const key = await keyAtTime(counting, channelId, (base + 100.2) * 1000, extent);
     assert.deepEqual(await from(key), ['m201', 'm202', 'm203']);
-    assert.deepEqual(await from(await keyAtTime(counting, channelId, (base + 100) * 1000, extent)), ['m200', 'm201', 'm202'], 'a message exactly at the time is included');
+    assert.deepEqual(
+      await from(await keyAtTime(counting, channelId, (base + 100) * 1000, extent)),
+      ['m200', 'm201', 'm202'],
+      'a message exactly at the time is included',
+    );
     assert.equal(await keyAtTime(counting, channelId, 0, extent), 7, 'before the oldest: the oldest');
     assert.equal(await keyAtTime(counting, channelId, (base + 600) * 1000, extent), 1007, 'after the newest: from now');
     assert.deepEqual(await from(extent.oldestKey), ['m0', 'm1', 'm2']);

@@ -7,7 +7,8 @@ import { channelSummary, parseChannels } from '../../src/extension/channels/chan
 import { escapeMarkdown } from '../../src/extension/markdown';
 import { sinkRow, type SinkUse } from '../../src/extension/sinks/sinkStatus';
 
-const HOSTILE = 'x](https://evil.test/a) ![p](https://evil.test/p.png) $(zap) `tick` <img src=x> *bold* _em_ ~~s~~ | cell |\n# heading\n[link]: https://evil.test \u001b]0;title\u0007 \u009b2J';
+const HOSTILE =
+  'x](https://evil.test/a) ![p](https://evil.test/p.png) $(zap) `tick` <img src=x> *bold* _em_ ~~s~~ | cell |\n# heading\n[link]: https://evil.test \u001b]0;title\u0007 \u009b2J';
 
 /** Characters that start Markdown syntax, where they appear without a backslash before them. */
 function unescaped(markdown: string, specials: string): string[] {

@@ -4,7 +4,17 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import mqtt, { type MqttClient } from 'mqtt';
 import { FlespiClient } from '../../src/core/flespi/client';
-import { channelTopic, connectOptions, fillGap, messageKey, mqttUsername, parsePayload, Reconnects, safeHost, type GapFill } from '../../src/core/flespi/subscription';
+import {
+  channelTopic,
+  connectOptions,
+  fillGap,
+  messageKey,
+  mqttUsername,
+  parsePayload,
+  Reconnects,
+  safeHost,
+  type GapFill,
+} from '../../src/core/flespi/subscription';
 import type { FlespiMessage } from '../../src/core/message';
 import { startSandbox, type Sandbox } from '../../src/sandbox/index';
 
@@ -22,7 +32,10 @@ after(async () => {
 
 /** Connects with the shared options and collects what arrives on `topic`. */
 async function subscribe(topic: string, options: Partial<Parameters<typeof connectOptions>[0]> = {}) {
-  const client = await mqtt.connectAsync(sandbox.mqttUrl, { ...connectOptions({ token: sandbox.token, clientId: `subscription-test-${clients.length}`, session: 'clean', ...options }), connectTimeout: 5000 });
+  const client = await mqtt.connectAsync(sandbox.mqttUrl, {
+    ...connectOptions({ token: sandbox.token, clientId: `subscription-test-${clients.length}`, session: 'clean', ...options }),
+    connectTimeout: 5000,
+  });
   clients.push(client);
   const received: FlespiMessage[] = [];
   client.on('message', (_topic, payload) => {
@@ -147,7 +160,11 @@ describe('fillGap', () => {
 
   async function run(gap: Omit<GapFill, 'client' | 'onMessages'>) {
     const pages: Array<{ seqs: unknown[]; skipped: number }> = [];
-    const result = await fillGap({ client: restClient(), ...gap, onMessages: (messages, skipped) => pages.push({ seqs: messages.map((m) => m.seq), skipped }) });
+    const result = await fillGap({
+      client: restClient(),
+      ...gap,
+      onMessages: (messages, skipped) => pages.push({ seqs: messages.map((m) => m.seq), skipped }),
+    });
     return { result, pages, seqs: pages.flatMap((p) => p.seqs) };
   }
 
@@ -191,7 +208,12 @@ describe('Reconnects', () => {
     let ran = 0;
     const delays = [1, 2, 3, 4].map(() => reconnects.schedule(() => ran++));
     assert.equal(reconnects.failures, 4);
-    [[20, 40], [40, 80], [50, 100], [50, 100]].forEach(([low, high], i) => assert.ok(delays[i]! >= low! && delays[i]! <= high!, `delay ${i + 1} is ${delays[i]}, not in [${low}, ${high}]`));
+    [
+      [20, 40],
+      [40, 80],
+      [50, 100],
+      [50, 100],
+    ].forEach(([low, high], i) => assert.ok(delays[i]! >= low! && delays[i]! <= high!, `delay ${i + 1} is ${delays[i]}, not in [${low}, ${high}]`));
     await eventually(() => ran === 1, 'the reconnect');
     assert.equal(ran, 1, 'a new schedule replaced the one waiting');
     reconnects.connected();

@@ -67,7 +67,9 @@ test('npm pack gives a library a project installs, type-checks a Handler subclas
     // The package folder: this project's manifest and ignore rules, with a build of its own.
     const pkg = join(work, 'package');
     await run(process.execPath, [join(ROOT, 'scripts/build.mjs'), '--quiet', `--outdir=${join(pkg, 'dist')}`], { cwd: ROOT });
-    await run(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.lib.json'), '--outDir', join(pkg, 'dist/types')], { cwd: ROOT });
+    await run(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.lib.json'), '--outDir', join(pkg, 'dist/types')], {
+      cwd: ROOT,
+    });
     for (const file of ['package.json', '.npmignore', 'README.md', 'LICENSE', 'CHANGELOG.md']) copyFileSync(join(ROOT, file), join(pkg, file));
     cpSync(join(ROOT, 'schemas'), join(pkg, 'schemas'), { recursive: true });
     await run(npm, ['pack', '--silent', '--pack-destination', work], { cwd: pkg });
@@ -75,19 +77,46 @@ test('npm pack gives a library a project installs, type-checks a Handler subclas
     assert.ok(tarball, 'npm pack wrote no tarball');
     const listing = (await run('tar', ['-tzf', join(work, tarball)])).stdout.split('\n');
     // The config file's JSON schema too: the README's example config names it with "$schema".
-    for (const file of ['package/dist/lib.js', 'package/dist/types/index.d.ts', 'package/dist/types/core/handler.d.ts', 'package/LICENSE', 'package/schemas/flespi-receiver.schema.json']) assert.ok(listing.includes(file), `${file} is not in the package`);
-    assert.ok(!listing.some((f) => f.startsWith('package/src/') || f.startsWith('package/test/') || f.includes('extension.js')), 'sources, tests and the extension stay out of the npm package');
+    for (const file of [
+      'package/dist/lib.js',
+      'package/dist/types/index.d.ts',
+      'package/dist/types/core/handler.d.ts',
+      'package/LICENSE',
+      'package/schemas/flespi-receiver.schema.json',
+    ])
+      assert.ok(listing.includes(file), `${file} is not in the package`);
+    assert.ok(
+      !listing.some((f) => f.startsWith('package/src/') || f.startsWith('package/test/') || f.includes('extension.js')),
+      'sources, tests and the extension stay out of the npm package',
+    );
 
     // A consumer project installs it (its dependencies come from npm's cache or registry).
     const consumer = join(work, 'consumer');
     mkdirSync(consumer);
     writeFileSync(join(consumer, 'package.json'), JSON.stringify({ name: 'consumer', private: true }));
-    await run(npm, ['install', join(work, tarball), '--prefer-offline', '--no-audit', '--no-fund', '--ignore-scripts', '--loglevel=error'], { cwd: consumer, timeout: 180_000 });
+    await run(npm, ['install', join(work, tarball), '--prefer-offline', '--no-audit', '--no-fund', '--ignore-scripts', '--loglevel=error'], {
+      cwd: consumer,
+      timeout: 180_000,
+    });
     writeFileSync(join(consumer, 'SpeedCounter.ts'), HANDLER);
-    const tsconfig = { compilerOptions: { strict: true, module: 'nodenext', moduleResolution: 'nodenext', target: 'es2022', noEmit: true, skipLibCheck: false, types: ['node'], typeRoots: [join(ROOT, 'node_modules/@types')] }, files: ['SpeedCounter.ts'] };
+    const tsconfig = {
+      compilerOptions: {
+        strict: true,
+        module: 'nodenext',
+        moduleResolution: 'nodenext',
+        target: 'es2022',
+        noEmit: true,
+        skipLibCheck: false,
+        types: ['node'],
+        typeRoots: [join(ROOT, 'node_modules/@types')],
+      },
+      files: ['SpeedCounter.ts'],
+    };
     writeFileSync(join(consumer, 'tsconfig.json'), JSON.stringify(tsconfig));
     const tsc = join(ROOT, 'node_modules/typescript/bin/tsc');
-    await run(process.execPath, [tsc, '-p', consumer]).catch((error: { stdout?: string }) => assert.fail(`the handler does not type-check against the package:\n${error.stdout ?? String(error)}`));
+    await run(process.execPath, [tsc, '-p', consumer]).catch((error: { stdout?: string }) =>
+      assert.fail(`the handler does not type-check against the package:\n${error.stdout ?? String(error)}`),
+    );
     writeFileSync(join(consumer, 'SpeedCounter.ts'), WRONG);
     const wrong = await run(process.execPath, [tsc, '-p', consumer]).then(
       () => '',

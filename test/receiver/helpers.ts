@@ -76,7 +76,11 @@ export function until(receiver: Receiver, condition: () => boolean): Promise<voi
 }
 
 /** Resolves with the first event of `name` whose payload satisfies `match`. */
-export function nextEvent<T>(receiver: Receiver, name: 'batch' | 'done' | 'handler-error' | 'source-error', match: (event: T) => boolean = () => true): Promise<T> {
+export function nextEvent<T>(
+  receiver: Receiver,
+  name: 'batch' | 'done' | 'handler-error' | 'source-error',
+  match: (event: T) => boolean = () => true,
+): Promise<T> {
   return new Promise((resolve) => {
     const listener = (event: T) => {
       if (!match(event)) return;

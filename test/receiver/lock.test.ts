@@ -34,7 +34,12 @@ test('lock: a second store on the same checkpoint is refused with the owner name
     assert.equal(owner.by, 'first receiver');
     await assert.rejects(second.acquire(), (error: unknown) => {
       assert.ok(error instanceof CheckpointLockedError, String(error));
-      assert.match(error.message, new RegExp(`checkpoint ${path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} is in use by another receiver: pid ${process.pid} on this machine \\(first receiver\\)`));
+      assert.match(
+        error.message,
+        new RegExp(
+          `checkpoint ${path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} is in use by another receiver: pid ${process.pid} on this machine \\(first receiver\\)`,
+        ),
+      );
       assert.match(error.message, /deliver messages twice/);
       return true;
     });

@@ -99,7 +99,10 @@ test('a handler that fails twice on a batch gets it again; the other handler get
       ],
     );
     assert.ok(errors.every((e) => typeof e.retryInMs === 'number' && e.retryInMs >= 0));
-    assert.deepEqual(flaky.contexts.map((c) => c.attempt), [1, 1, 1, 2, 3, 1, 1]);
+    assert.deepEqual(
+      flaky.contexts.map((c) => c.attempt),
+      [1, 1, 1, 2, 3, 1, 1],
+    );
     assert.equal((await checkpoints.load())?.currKey, 51);
     const stats = receiver.stats().handlers.find((h) => h.name === 'flaky')!;
     assert.equal(stats.failures, 2);
@@ -167,10 +170,13 @@ test('a handler whose start() fails is retried before it gets batches; the batch
     await receiver.start();
     await until(receiver, () => late.accepted.length >= 4);
     await receiver.stop();
-    assert.deepEqual(errors.map((e) => [e.handler, e.phase, e.attempt, e.error.message]), [
-      ['late', 'start', 1, 'cannot connect (try 1)'],
-      ['late', 'start', 2, 'cannot connect (try 2)'],
-    ]);
+    assert.deepEqual(
+      errors.map((e) => [e.handler, e.phase, e.attempt, e.error.message]),
+      [
+        ['late', 'start', 1, 'cannot connect (try 1)'],
+        ['late', 'start', 2, 'cannot connect (try 2)'],
+      ],
+    );
     assert.deepEqual(late.accepted, [1, 2, 3, 4]);
     assert.deepEqual(other.accepted, [1, 2, 3, 4]);
     assert.equal((await checkpoints.load())?.currKey, 5);
@@ -281,16 +287,25 @@ test('long-poll: an empty channel keeps next() polling, and a message ends the w
     assert.equal(settled, false, 'empty long-poll answers are not batches');
     sandbox.inject(CHANNEL, numbered(1, 3));
     const batch = await next;
-    assert.deepEqual(batch.messages.map((m) => m['test.seq']), [1, 2, 3]);
+    assert.deepEqual(
+      batch.messages.map((m) => m['test.seq']),
+      [1, 2, 3],
+    );
     const checkpoint = source.checkpointAfter(batch);
     assert.equal(checkpoint.currKey, 4);
     assert.equal(checkpoint.time, batch.messages[2]?.['server.timestamp'], 'the checkpoint also holds the time position');
-    assert.ok(client.currKeys.every((k) => k === 0), 'the key does not move on empty answers');
+    assert.ok(
+      client.currKeys.every((k) => k === 0),
+      'the key does not move on empty answers',
+    );
 
     // Starting from a checkpoint, and aborting a wait.
     const resumed = new RestSource({ client, channelId: CHANNEL, timeout: 1 });
     await resumed.open({ currKey: 3 });
-    assert.deepEqual((await resumed.next(controller.signal)).messages.map((m) => m['test.seq']), [3]);
+    assert.deepEqual(
+      (await resumed.next(controller.signal)).messages.map((m) => m['test.seq']),
+      [3],
+    );
     const waiting = resumed.next(controller.signal);
     controller.abort();
     await assert.rejects(waiting, (error: Error) => error.name === 'AbortError');
@@ -307,43 +322,56 @@ test('wrong token: the receiver stops with the auth error and says what to fix',
     const sourceErrors: SourceErrorEvent[] = [];
     receiver.on('source-error', (e) => sourceErrors.push(e));
     await receiver.start();
-    await assert.rejects(receiver.done, (error: FlespiError) => error instanceof FlespiError && error.kind === 'auth' && /rejected the token/.test(error.message));
+    await assert.rejects(
+      receiver.done,
+      (error: FlespiError) => error instanceof FlespiError && error.kind === 'auth' && /rejected the token/.test(error.message),
+    );
     assert.equal(receiver.state, 'failed');
-    assert.deepEqual(sourceErrors.map((e) => [e.phase, e.fatal, e.error instanceof FlespiError && e.error.kind]), [['fetch', true, 'auth']]);
+    assert.deepEqual(
+      sourceErrors.map((e) => [e.phase, e.fatal, e.error instanceof FlespiError && e.error.kind]),
+      [['fetch', true, 'auth']],
+    );
   } finally {
     await sandbox.stop();
   }
 });
 
-test('a 403 while running (flespi blocks the account for a while) is waited out with a capped backoff, shown as "blocked by flespi: reason"; a 401 still stops', TIMEOUT, async () => {
-  const sandbox = await quietSandbox();
-  try {
-    sandbox.inject(CHANNEL, numbered(1, 10));
-    const a = new RecordingHandler('a');
-    const errors: SourceErrorEvent[] = [];
-    const receiver = receiverFor(sandbox, { handlers: [a], blockedRetry: { initialMs: 20, maxMs: 80 } });
-    receiver.on('source-error', (e) => errors.push(e));
-    await receiver.start();
-    await until(receiver, () => a.accepted.length >= 10);
-    sandbox.addToken(sandbox.token, { blocked: true });
-    for (let waited = 0; errors.length < 3 && waited < 10_000; waited += 10) await new Promise((resolve) => setTimeout(resolve, 10));
-    assert.equal(receiver.state, 'retrying');
-    assert.equal(receiver.stats().blocked, 'blocked by flespi: token or customer is blocked');
-    assert.ok(errors.every((e) => !e.fatal && e.blocked === 'blocked by flespi: token or customer is blocked' && (e.retryInMs ?? Infinity) <= 80), 'every 403 is retried within the cap');
-    sandbox.inject(CHANNEL, numbered(11, 10));
-    sandbox.addToken(sandbox.token, { blocked: false });
-    await until(receiver, () => a.accepted.length >= 20);
-    assert.deepEqual(a.accepted, range(1, 20));
-    assert.equal(receiver.stats().blocked, undefined, 'the block is over');
-    assert.equal(receiver.state, 'running');
+test(
+  'a 403 while running (flespi blocks the account for a while) is waited out with a capped backoff, shown as "blocked by flespi: reason"; a 401 still stops',
+  TIMEOUT,
+  async () => {
+    const sandbox = await quietSandbox();
+    try {
+      sandbox.inject(CHANNEL, numbered(1, 10));
+      const a = new RecordingHandler('a');
+      const errors: SourceErrorEvent[] = [];
+      const receiver = receiverFor(sandbox, { handlers: [a], blockedRetry: { initialMs: 20, maxMs: 80 } });
+      receiver.on('source-error', (e) => errors.push(e));
+      await receiver.start();
+      await until(receiver, () => a.accepted.length >= 10);
+      sandbox.addToken(sandbox.token, { blocked: true });
+      for (let waited = 0; errors.length < 3 && waited < 10_000; waited += 10) await new Promise((resolve) => setTimeout(resolve, 10));
+      assert.equal(receiver.state, 'retrying');
+      assert.equal(receiver.stats().blocked, 'blocked by flespi: token or customer is blocked');
+      assert.ok(
+        errors.every((e) => !e.fatal && e.blocked === 'blocked by flespi: token or customer is blocked' && (e.retryInMs ?? Infinity) <= 80),
+        'every 403 is retried within the cap',
+      );
+      sandbox.inject(CHANNEL, numbered(11, 10));
+      sandbox.addToken(sandbox.token, { blocked: false });
+      await until(receiver, () => a.accepted.length >= 20);
+      assert.deepEqual(a.accepted, range(1, 20));
+      assert.equal(receiver.stats().blocked, undefined, 'the block is over');
+      assert.equal(receiver.state, 'running');
 
-    const wrong = receiverFor(sandbox, { client: new FlespiClient({ token: 'w'.repeat(64), baseUrl: sandbox.restUrl }) });
-    await wrong.start();
-    await assert.rejects(wrong.done, (e: FlespiError) => e.kind === 'auth');
-  } finally {
-    await sandbox.stop();
-  }
-});
+      const wrong = receiverFor(sandbox, { client: new FlespiClient({ token: 'w'.repeat(64), baseUrl: sandbox.restUrl }) });
+      await wrong.start();
+      await assert.rejects(wrong.done, (e: FlespiError) => e.kind === 'auth');
+    } finally {
+      await sandbox.stop();
+    }
+  },
+);
 
 test('unknown channel, blocked token (onForbidden "stop") and bad parameters stop the receiver with their own clear errors', TIMEOUT, async () => {
   const sandbox = await quietSandbox();
@@ -415,7 +443,10 @@ test('a handler whose start() throws a ConfigError stops the receiver (start() r
     await assert.rejects(receiver.done, isTheSetting);
     assert.equal(receiver.state, 'failed');
     assert.equal(misconfigured.starts, 1);
-    assert.deepEqual(errors.map((e) => [e.handler, e.phase, e.retryInMs, e.fatal]), [['mqtt', 'start', undefined, true]]);
+    assert.deepEqual(
+      errors.map((e) => [e.handler, e.phase, e.retryInMs, e.fatal]),
+      [['mqtt', 'start', undefined, true]],
+    );
     assert.equal(receiver.stats().batchesDone, 0, 'no batch is done without every handler');
     assert.equal(healthy.stopped, true, 'the handlers that started are stopped');
   } finally {

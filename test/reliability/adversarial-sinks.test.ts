@@ -34,13 +34,49 @@ const MAX_ATTEMPTS = SPLIT_AFTER + Math.ceil(Math.log2(MAX_BATCH)) + 2;
 
 // ---- what the messages hold -------------------------------------------------------------------
 
-const special = fc.constantFrom('\u0000', '\u0007', '\u001b', '\u007f', '\u0085', '\u009b', '\ud800', '\udfff', '\ufffe', '\uffff', '\ufdd0', '\u{1fffe}', '$', '#', '+', '/', '{', '}', '"', '\\', '\n', '\u2028', 'Ж', '🚚', ' ');
+const special = fc.constantFrom(
+  '\u0000',
+  '\u0007',
+  '\u001b',
+  '\u007f',
+  '\u0085',
+  '\u009b',
+  '\ud800',
+  '\udfff',
+  '\ufffe',
+  '\uffff',
+  '\ufdd0',
+  '\u{1fffe}',
+  '$',
+  '#',
+  '+',
+  '/',
+  '{',
+  '}',
+  '"',
+  '\\',
+  '\n',
+  '\u2028',
+  'Ж',
+  '🚚',
+  ' ',
+);
 const unit = fc.oneof(special, fc.string({ unit: 'binary', minLength: 1, maxLength: 1 }));
 const shortText = fc.string({ unit, maxLength: 12 });
 /** Long text, cut anywhere (so a surrogate pair may be split). */
-const longText = fc.tuple(fc.string({ unit, minLength: 1, maxLength: 3 }), fc.integer({ min: 200, max: 70_000 })).map(([s, n]) => s.repeat(Math.ceil(n / s.length)).slice(0, n));
-const text = fc.oneof({ weight: 6, arbitrary: shortText }, { weight: 1, arbitrary: longText }, { weight: 2, arbitrary: fc.constantFrom('$SYS', '$share/g/t', '$aws/things/x', '#', '+/+', '', 'unknown') });
-const oddNumber = fc.oneof(fc.constantFrom(NaN, Infinity, -Infinity, -0, Number.MAX_VALUE, Number.MIN_VALUE, 2 ** 53 + 2, -(2 ** 63), 2 ** 64, 0.1), fc.double(), fc.integer());
+const longText = fc
+  .tuple(fc.string({ unit, minLength: 1, maxLength: 3 }), fc.integer({ min: 200, max: 70_000 }))
+  .map(([s, n]) => s.repeat(Math.ceil(n / s.length)).slice(0, n));
+const text = fc.oneof(
+  { weight: 6, arbitrary: shortText },
+  { weight: 1, arbitrary: longText },
+  { weight: 2, arbitrary: fc.constantFrom('$SYS', '$share/g/t', '$aws/things/x', '#', '+/+', '', 'unknown') },
+);
+const oddNumber = fc.oneof(
+  fc.constantFrom(NaN, Infinity, -Infinity, -0, Number.MAX_VALUE, Number.MIN_VALUE, 2 ** 53 + 2, -(2 ** 63), 2 ** 64, 0.1),
+  fc.double(),
+  fc.integer(),
+);
 const value = fc.oneof(
   { weight: 5, arbitrary: text },
   { weight: 4, arbitrary: oddNumber },
@@ -101,72 +137,107 @@ after(async () => {
 function syncMqtt(): void {
   const fresh = subscriber.messages.slice(mqttSynced);
   mqttSynced = subscriber.messages.length;
-  ledger.add('mqtt', fresh.map((m) => (m.json as FlespiMessage | undefined)?.[ID]).filter((id): id is number => typeof id === 'number'));
+  ledger.add(
+    'mqtt',
+    fresh.map((m) => (m.json as FlespiMessage | undefined)?.[ID]).filter((id): id is number => typeof id === 'number'),
+  );
 }
 
 let nextId = 1;
 
-test(`every built-in sink ends each adversarial message accepted or dead-lettered, within ${MAX_ATTEMPTS} attempts (seeded property, ${RUNS} runs)`, { timeout: 300_000 }, async (t) => {
-  t.diagnostic(`seed ${SEED} (FC_SEED=${SEED} to replay), ${RUNS} runs`);
-  let deadLettered = 0;
-  let delivered = 0;
-  await fc.assert(
-    fc.asyncProperty(scenario, async ({ messages: generated, batchSize }) => {
-      const messages = generated.map((g) => build(g, nextId++));
-      const ids = messages.map((m) => m[ID] as number);
-      const batches: FlespiMessage[][] = [];
-      for (let i = 0; i < messages.length; i += batchSize) batches.push(messages.slice(i, i + batchSize));
+test(
+  `every built-in sink ends each adversarial message accepted or dead-lettered, within ${MAX_ATTEMPTS} attempts (seeded property, ${RUNS} runs)`,
+  { timeout: 300_000 },
+  async (t) => {
+    t.diagnostic(`seed ${SEED} (FC_SEED=${SEED} to replay), ${RUNS} runs`);
+    let deadLettered = 0;
+    let delivered = 0;
+    await fc.assert(
+      fc.asyncProperty(scenario, async ({ messages: generated, batchSize }) => {
+        const messages = generated.map((g) => build(g, nextId++));
+        const ids = messages.map((m) => m[ID] as number);
+        const batches: FlespiMessage[][] = [];
+        for (let i = 0; i < messages.length; i += batchSize) batches.push(messages.slice(i, i + batchSize));
 
-      const output = new PassThrough();
-      let stdoutText = '';
-      output.setEncoding('utf8').on('data', (chunk: string) => (stdoutText += chunk));
-      const deadLetters = new MemoryDeadLetterStore();
-      const receiver = new Receiver({
-        source: new ListSource(batches, 'adversarial messages'),
-        handlers: [
-          new StdoutHandler({ output }, 'stdout'),
-          new HttpHandler({ url: http.url, method: 'POST', headers: {}, timeoutMs: 10_000 }, 'http'),
-          mqttSpec.create({ url: broker.url, topic: '{name}/{ident}', connectTimeoutMs: 3000, ackTimeoutMs: 5000 }, { resolvePath: (p) => p }, 'mqtt'),
-          new WialonHandler({ host: '127.0.0.1', port: wialon.port, ackTimeoutMs: 3000, window: 16, connectTimeoutMs: 2000 }, 'wialon'),
-        ],
-        deadLetters,
-        splitAfter: SPLIT_AFTER,
-        retry: { initialMs: 5, maxMs: 40 },
-        handlerTimeoutMs: 10_000,
-      });
-      try {
-        await receiver.start();
-        const explain = () => `stalled: ${receiver.stats().messagesDone} of ${messages.length} messages done; ${receiver.stats().handlers.map((h) => `${h.name}: ${h.failures} failures, last ${h.lastError ?? '-'}`).join('; ')}`;
-        await waitUntil(() => receiver.stats().messagesDone >= messages.length, explain, 30_000);
-      } finally {
-        await receiver.stop();
-      }
-
-      const letters = await deadLetters.read();
-      const lettered = (sink: string, id: number) => letters.some((l) => l.handler === sink && l.message[ID] === id);
-      // What MQTT accepted has its PUBACK; the subscriber may still be receiving it.
-      const mqttExpected = ids.filter((id) => !lettered('mqtt', id));
-      await waitUntil(() => (syncMqtt(), mqttExpected.every((id) => ledger.has('mqtt', id))), () => `MQTT subscriber is missing ${ledger.missing('mqtt', mqttExpected).join(', ')}`, 10_000);
-      wialon.sync();
-      ledger.add('stdout', stdoutText.split('\n').filter((line) => line !== '').map((line) => (JSON.parse(line) as FlespiMessage)[ID] as number));
-
-      for (const sink of SINKS) {
-        for (const m of messages) {
-          const id = m[ID] as number;
-          const got = ledger.has(sink, id);
-          const dead = lettered(sink, id);
-          assert.ok(got || dead, `${sink} lost message ${id}: neither delivered nor dead-lettered (${letters.length} letters: ${letters.map((l) => `${l.handler}/${String(l.message[ID])}: ${l.error}`).join('; ')})`);
-          if (sink !== 'wialon') assert.equal(dead, holdsBigInt(m), `${sink}: message ${id} is dead-lettered exactly when JSON cannot hold it (${letters.filter((l) => l.message[ID] === id).map((l) => l.error).join('; ')})`);
-          if (got) delivered++;
+        const output = new PassThrough();
+        let stdoutText = '';
+        output.setEncoding('utf8').on('data', (chunk: string) => (stdoutText += chunk));
+        const deadLetters = new MemoryDeadLetterStore();
+        const receiver = new Receiver({
+          source: new ListSource(batches, 'adversarial messages'),
+          handlers: [
+            new StdoutHandler({ output }, 'stdout'),
+            new HttpHandler({ url: http.url, method: 'POST', headers: {}, timeoutMs: 10_000 }, 'http'),
+            mqttSpec.create({ url: broker.url, topic: '{name}/{ident}', connectTimeoutMs: 3000, ackTimeoutMs: 5000 }, { resolvePath: (p) => p }, 'mqtt'),
+            new WialonHandler({ host: '127.0.0.1', port: wialon.port, ackTimeoutMs: 3000, window: 16, connectTimeoutMs: 2000 }, 'wialon'),
+          ],
+          deadLetters,
+          splitAfter: SPLIT_AFTER,
+          retry: { initialMs: 5, maxMs: 40 },
+          handlerTimeoutMs: 10_000,
+        });
+        try {
+          await receiver.start();
+          const explain = () =>
+            `stalled: ${receiver.stats().messagesDone} of ${messages.length} messages done; ${receiver
+              .stats()
+              .handlers.map((h) => `${h.name}: ${h.failures} failures, last ${h.lastError ?? '-'}`)
+              .join('; ')}`;
+          await waitUntil(() => receiver.stats().messagesDone >= messages.length, explain, 30_000);
+        } finally {
+          await receiver.stop();
         }
-      }
-      for (const letter of letters) {
-        assert.ok(letter.attempts <= MAX_ATTEMPTS, `${letter.handler} dead-lettered message ${String(letter.message[ID])} after ${letter.attempts} attempts (${letter.error})`);
-        assert.ok(letter.error.length > 0, 'a dead letter says why');
-      }
-      deadLettered += letters.length;
-    }),
-    { seed: SEED, numRuns: RUNS, interruptAfterTimeLimit: 240_000, markInterruptAsFailure: true },
-  );
-  t.diagnostic(`${delivered} deliveries, ${deadLettered} dead letters`);
-});
+
+        const letters = await deadLetters.read();
+        const lettered = (sink: string, id: number) => letters.some((l) => l.handler === sink && l.message[ID] === id);
+        // What MQTT accepted has its PUBACK; the subscriber may still be receiving it.
+        const mqttExpected = ids.filter((id) => !lettered('mqtt', id));
+        await waitUntil(
+          () => (syncMqtt(), mqttExpected.every((id) => ledger.has('mqtt', id))),
+          () => `MQTT subscriber is missing ${ledger.missing('mqtt', mqttExpected).join(', ')}`,
+          10_000,
+        );
+        wialon.sync();
+        ledger.add(
+          'stdout',
+          stdoutText
+            .split('\n')
+            .filter((line) => line !== '')
+            .map((line) => (JSON.parse(line) as FlespiMessage)[ID] as number),
+        );
+
+        for (const sink of SINKS) {
+          for (const m of messages) {
+            const id = m[ID] as number;
+            const got = ledger.has(sink, id);
+            const dead = lettered(sink, id);
+            assert.ok(
+              got || dead,
+              `${sink} lost message ${id}: neither delivered nor dead-lettered (${letters.length} letters: ${letters.map((l) => `${l.handler}/${String(l.message[ID])}: ${l.error}`).join('; ')})`,
+            );
+            if (sink !== 'wialon')
+              assert.equal(
+                dead,
+                holdsBigInt(m),
+                `${sink}: message ${id} is dead-lettered exactly when JSON cannot hold it (${letters
+                  .filter((l) => l.message[ID] === id)
+                  .map((l) => l.error)
+                  .join('; ')})`,
+              );
+            if (got) delivered++;
+          }
+        }
+        for (const letter of letters) {
+          assert.ok(
+            letter.attempts <= MAX_ATTEMPTS,
+            `${letter.handler} dead-lettered message ${String(letter.message[ID])} after ${letter.attempts} attempts (${letter.error})`,
+          );
+          assert.ok(letter.error.length > 0, 'a dead letter says why');
+        }
+        deadLettered += letters.length;
+      }),
+      { seed: SEED, numRuns: RUNS, interruptAfterTimeLimit: 240_000, markInterruptAsFailure: true },
+    );
+    t.diagnostic(`${delivered} deliveries, ${deadLettered} dead letters`);
+  },
+);

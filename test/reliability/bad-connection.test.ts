@@ -54,15 +54,27 @@ after(async () => {
 
 async function config(name: string, baseUrl: string, channel = CHANNEL): Promise<string> {
   const file = join(dir, `${name}.json`);
-  await writeFile(file, JSON.stringify({ flespi: { baseUrl }, channel, handlers: [{ type: 'http', url: sink.url }], checkpoint: join(dir, `${name}.checkpoint.json`) }));
+  await writeFile(
+    file,
+    JSON.stringify({ flespi: { baseUrl }, channel, handlers: [{ type: 'http', url: sink.url }], checkpoint: join(dir, `${name}.checkpoint.json`) }),
+  );
   return file;
 }
 
 /** Runs `run <config>` and `channels` with `token`; both must fail with one line matching `pattern`. */
-async function assertCliRefuses(name: string, baseUrl: string, token: string, pattern: RegExp, channel = CHANNEL): Promise<{ line: string; status: number | null }[]> {
+async function assertCliRefuses(
+  name: string,
+  baseUrl: string,
+  token: string,
+  pattern: RegExp,
+  channel = CHANNEL,
+): Promise<{ line: string; status: number | null }[]> {
   const env = { FLESPI_TOKEN: token };
   const answers: { line: string; status: number | null }[] = [];
-  for (const args of [['run', await config(name, baseUrl, channel)], ['channels', '--base-url', baseUrl]]) {
+  for (const args of [
+    ['run', await config(name, baseUrl, channel)],
+    ['channels', '--base-url', baseUrl],
+  ]) {
     if (args[0] === 'channels' && channel !== CHANNEL) continue; // `channels` does not name a channel
     const result = await runCli(args, { env, cwd: dir });
     answers.push({ line: assertOneLineError(result, pattern), status: result.status });
@@ -72,7 +84,12 @@ async function assertCliRefuses(name: string, baseUrl: string, token: string, pa
 }
 
 /** A receiver on `baseUrl`; resolves with how it ended up: stopped by an error, or retrying with reported errors. */
-async function receiverOutcome(baseUrl: string, token: string, channel = CHANNEL, onForbidden?: 'retry' | 'stop'): Promise<{ fatal?: Error; retried: SourceErrorEvent[]; state: string; blocked?: string }> {
+async function receiverOutcome(
+  baseUrl: string,
+  token: string,
+  channel = CHANNEL,
+  onForbidden?: 'retry' | 'stop',
+): Promise<{ fatal?: Error; retried: SourceErrorEvent[]; state: string; blocked?: string }> {
   const receiver = new Receiver({
     source: new RestSource({ client: new FlespiClient({ token, baseUrl, timeoutMs: 2000 }), channelId: channel, timeout: 1 }),
     handlers: [],
@@ -90,7 +107,10 @@ async function receiverOutcome(baseUrl: string, token: string, channel = CHANNEL
   );
   try {
     await receiver.start(); // resolves once running: the source is first used by the fetch loop
-    await waitUntil(() => receiver.state === 'failed' || retried.length >= 3, () => `state ${receiver.state}`);
+    await waitUntil(
+      () => receiver.state === 'failed' || retried.length >= 3,
+      () => `state ${receiver.state}`,
+    );
     const state = receiver.state;
     const blocked = receiver.stats().blocked;
     await receiver.stop();
@@ -108,26 +128,41 @@ function assertFlespiError(error: unknown, kind: FlespiErrorKind, pattern: RegEx
 }
 
 test('wrong or expired token: CLI exits 1 with one line saying to check the token; the Receiver stops with the auth error', TIMEOUT, async () => {
-  await assertCliRefuses('wrong-token', sandbox.restUrl, WRONG, /flespi rejected the token \(401 Unauthorized\b.*check the token at https:\/\/flespi\.io\/#\/panel\/tokens/);
+  await assertCliRefuses(
+    'wrong-token',
+    sandbox.restUrl,
+    WRONG,
+    /flespi rejected the token \(401 Unauthorized\b.*check the token at https:\/\/flespi\.io\/#\/panel\/tokens/,
+  );
   const { fatal, state } = await receiverOutcome(sandbox.restUrl, WRONG);
   assert.equal(state, 'failed');
   assertFlespiError(fatal, 'auth', /flespi rejected the token/, WRONG);
 });
 
-test('blocked token: the CLI (checking before it starts) says in one line the token or account is blocked; a Receiver waits the block out as "blocked by flespi", or stops with onForbidden "stop"', TIMEOUT, async () => {
-  await assertCliRefuses('blocked-token', sandbox.restUrl, BLOCKED, /flespi refused access \(403 Forbidden\b.*the token or account is blocked/);
-  const waiting = await receiverOutcome(sandbox.restUrl, BLOCKED);
-  assert.equal(waiting.fatal, undefined);
-  assert.equal(waiting.state, 'retrying');
-  assert.equal(waiting.blocked, 'blocked by flespi: token or customer is blocked');
-  for (const event of waiting.retried) assertFlespiError(event.error, 'forbidden', /token or account is blocked/, BLOCKED);
-  const { fatal, state } = await receiverOutcome(sandbox.restUrl, BLOCKED, CHANNEL, 'stop');
-  assert.equal(state, 'failed');
-  assertFlespiError(fatal, 'forbidden', /token or account is blocked/, BLOCKED);
-});
+test(
+  'blocked token: the CLI (checking before it starts) says in one line the token or account is blocked; a Receiver waits the block out as "blocked by flespi", or stops with onForbidden "stop"',
+  TIMEOUT,
+  async () => {
+    await assertCliRefuses('blocked-token', sandbox.restUrl, BLOCKED, /flespi refused access \(403 Forbidden\b.*the token or account is blocked/);
+    const waiting = await receiverOutcome(sandbox.restUrl, BLOCKED);
+    assert.equal(waiting.fatal, undefined);
+    assert.equal(waiting.state, 'retrying');
+    assert.equal(waiting.blocked, 'blocked by flespi: token or customer is blocked');
+    for (const event of waiting.retried) assertFlespiError(event.error, 'forbidden', /token or account is blocked/, BLOCKED);
+    const { fatal, state } = await receiverOutcome(sandbox.restUrl, BLOCKED, CHANNEL, 'stop');
+    assert.equal(state, 'failed');
+    assertFlespiError(fatal, 'forbidden', /token or account is blocked/, BLOCKED);
+  },
+);
 
 test('unknown channel: one line naming the channel and how to list channels (exit 2); the Receiver stops with not-found', TIMEOUT, async () => {
-  const [run] = await assertCliRefuses('unknown-channel', sandbox.restUrl, sandbox.token, /channel 424242 not found at http:\/\/127\.0\.0\.1:\d+: list the channels with `flespi-receiver channels`/, 424242);
+  const [run] = await assertCliRefuses(
+    'unknown-channel',
+    sandbox.restUrl,
+    sandbox.token,
+    /channel 424242 not found at http:\/\/127\.0\.0\.1:\d+: list the channels with `flespi-receiver channels`/,
+    424242,
+  );
   assert.equal(run!.status, 2, 'a mistake in the config file exits with 2');
   const { fatal, state } = await receiverOutcome(sandbox.restUrl, sandbox.token, 424242);
   assert.equal(state, 'failed');
@@ -136,7 +171,12 @@ test('unknown channel: one line naming the channel and how to list channels (exi
 
 test('unreachable host: one line saying it cannot reach the URL; the Receiver keeps retrying and reports the same error', TIMEOUT, async () => {
   const closed = `http://127.0.0.1:${await freePort()}`;
-  await assertCliRefuses('unreachable', closed, sandbox.token, /cannot reach http:\/\/127\.0\.0\.1:\d+ \(ECONNREFUSED\): check the base URL \/ region and your network/);
+  await assertCliRefuses(
+    'unreachable',
+    closed,
+    sandbox.token,
+    /cannot reach http:\/\/127\.0\.0\.1:\d+ \(ECONNREFUSED\): check the base URL \/ region and your network/,
+  );
   // Network errors may pass by themselves (flespi restarting, Wi-Fi coming back): the library retries them.
   const { fatal, retried, state } = await receiverOutcome(closed, sandbox.token);
   assert.equal(fatal, undefined);
@@ -146,7 +186,12 @@ test('unreachable host: one line saying it cannot reach the URL; the Receiver ke
 
 test('wrong region (a web server that is not flespi, answering HTML 200): one line saying the base URL does not look like flespi', TIMEOUT, async () => {
   const url = notFlespiUrl(200);
-  await assertCliRefuses('not-flespi-200', url, sandbox.token, /instead of its JSON envelope \(HTTP 200\): check that the base URL points at the flespi REST API/);
+  await assertCliRefuses(
+    'not-flespi-200',
+    url,
+    sandbox.token,
+    /instead of its JSON envelope \(HTTP 200\): check that the base URL points at the flespi REST API/,
+  );
   const { fatal, retried, state } = await receiverOutcome(url, sandbox.token);
   assert.equal(fatal, undefined);
   assert.equal(state, 'retrying');
@@ -154,11 +199,15 @@ test('wrong region (a web server that is not flespi, answering HTML 200): one li
 });
 
 // Was bug 2 in docs/reliability.md (fixed in fce3cf3): a 404 page read as "channel 1001 not found".
-test('wrong region (a web server that is not flespi, answering HTML 404): one line saying the base URL does not point at flespi, not "channel not found"; the Receiver stops with it', TIMEOUT, async () => {
-  const url = notFlespiUrl(404);
-  const says = /404 and a page that is not flespi's JSON: the base URL \(or region\) does not point at the flespi REST API/;
-  await assertCliRefuses('not-flespi-404', url, sandbox.token, says);
-  const { fatal, state } = await receiverOutcome(url, sandbox.token);
-  assert.equal(state, 'failed');
-  assertFlespiError(fatal, 'not-found', says, sandbox.token);
-});
+test(
+  'wrong region (a web server that is not flespi, answering HTML 404): one line saying the base URL does not point at flespi, not "channel not found"; the Receiver stops with it',
+  TIMEOUT,
+  async () => {
+    const url = notFlespiUrl(404);
+    const says = /404 and a page that is not flespi's JSON: the base URL \(or region\) does not point at the flespi REST API/;
+    await assertCliRefuses('not-flespi-404', url, sandbox.token, says);
+    const { fatal, state } = await receiverOutcome(url, sandbox.token);
+    assert.equal(state, 'failed');
+    assertFlespiError(fatal, 'not-found', says, sandbox.token);
+  },
+);

@@ -64,13 +64,37 @@ const CONFIG_MISTAKES: { name: string; change: (c: Record<string, unknown>) => v
   { name: 'an unknown top-level field', change: (c) => (c.chanel = 5), says: /: unknown setting "chanel" \(known: .*channel/ },
   { name: 'a missing "channel"', change: (c) => delete c.channel, says: /: "channel" is required/ },
   { name: 'missing "handlers"', change: (c) => delete c.handlers, says: /"handlers" is required: a list such as \[\{ "type": "stdout" \}\]/ },
-  { name: 'an unknown handler field', change: handler({ type: 'wialon', host: '127.0.0.1', port: 20163, windw: 4 }), says: /handlers\[0\].*unknown setting "windw" \(known: .*window/ },
+  {
+    name: 'an unknown handler field',
+    change: handler({ type: 'wialon', host: '127.0.0.1', port: 20163, windw: 4 }),
+    says: /handlers\[0\].*unknown setting "windw" \(known: .*window/,
+  },
   { name: 'a handler without its "port"', change: handler({ type: 'wialon', host: '127.0.0.1' }), says: /handlers\[0\].*"port" is required/ },
-  { name: 'a bad Wialon port', change: handler({ type: 'wialon', host: '127.0.0.1', port: 70000 }), says: /handlers\[0\].*"port" must be an integer from 1 to 65535, got number 70000/ },
-  { name: 'a bad HTTP port', change: handler({ type: 'http', url: 'http://127.0.0.1:99999/ingest' }), says: /handlers\[0\].*"url" must be a URL like https:\/\/example\.com\/flespi, got "http:\/\/127\.0\.0\.1:99999\/ingest"/ },
-  { name: 'a bad MQTT topic template', change: handler({ type: 'mqtt', url: 'mqtt://127.0.0.1:1883', topic: 'fleet/{ident' }), says: /handlers\[0\].*"topic": "\{" without "\}" at position 7 in topic template "fleet\/\{ident"/ },
-  { name: 'a key pasted instead of a key file path', change: handler({ type: 'mqtt', url: 'mqtts://127.0.0.1:8883', certFile: 'client.crt', keyFile: '-----BEGIN PRIVATE KEY-----' }), says: /handlers\[0\].*"keyFile" must be the path of a PEM file, not the file's contents/ },
-  { name: 'a certificate without its key', change: handler({ type: 'mqtt', url: 'mqtts://127.0.0.1:8883', certFile: 'client.crt' }), says: /handlers\[0\].*"certFile" and "keyFile" go together/ },
+  {
+    name: 'a bad Wialon port',
+    change: handler({ type: 'wialon', host: '127.0.0.1', port: 70000 }),
+    says: /handlers\[0\].*"port" must be an integer from 1 to 65535, got number 70000/,
+  },
+  {
+    name: 'a bad HTTP port',
+    change: handler({ type: 'http', url: 'http://127.0.0.1:99999/ingest' }),
+    says: /handlers\[0\].*"url" must be a URL like https:\/\/example\.com\/flespi, got "http:\/\/127\.0\.0\.1:99999\/ingest"/,
+  },
+  {
+    name: 'a bad MQTT topic template',
+    change: handler({ type: 'mqtt', url: 'mqtt://127.0.0.1:1883', topic: 'fleet/{ident' }),
+    says: /handlers\[0\].*"topic": "\{" without "\}" at position 7 in topic template "fleet\/\{ident"/,
+  },
+  {
+    name: 'a key pasted instead of a key file path',
+    change: handler({ type: 'mqtt', url: 'mqtts://127.0.0.1:8883', certFile: 'client.crt', keyFile: '-----BEGIN PRIVATE KEY-----' }),
+    says: /handlers\[0\].*"keyFile" must be the path of a PEM file, not the file's contents/,
+  },
+  {
+    name: 'a certificate without its key',
+    change: handler({ type: 'mqtt', url: 'mqtts://127.0.0.1:8883', certFile: 'client.crt' }),
+    says: /handlers\[0\].*"certFile" and "keyFile" go together/,
+  },
 ];
 
 for (const mistake of CONFIG_MISTAKES) {
@@ -95,10 +119,26 @@ async function tlsFiles(): Promise<Record<string, string>> {
 }
 
 const TLS_MISTAKES: { name: string; settings: (f: Record<string, string>) => Options; says: RegExp }[] = [
-  { name: 'a missing certificate file', settings: (f) => ({ certFile: f.missing!, keyFile: pki.client.key }), says: /^certFile \S+client\.crt does not exist$/ },
-  { name: 'a key path that is a folder', settings: (f) => ({ certFile: pki.client.cert, keyFile: f.folder! }), says: /^keyFile \S+a-folder\.key is a folder: point keyFile at the file inside it$/ },
-  { name: 'a key file that is not a PEM key', settings: (f) => ({ certFile: pki.client.cert, keyFile: f.notPem! }), says: /^keyFile \S+notes\.key is not a private key in PEM or DER form/ },
-  { name: 'a private key given as the CA file', settings: () => ({ caFile: pki.client.key, certFile: pki.client.cert, keyFile: pki.client.key }), says: /^caFile \S+ is not a certificate: .*\(this looks like a private key; it belongs in keyFile\)$/ },
+  {
+    name: 'a missing certificate file',
+    settings: (f) => ({ certFile: f.missing!, keyFile: pki.client.key }),
+    says: /^certFile \S+client\.crt does not exist$/,
+  },
+  {
+    name: 'a key path that is a folder',
+    settings: (f) => ({ certFile: pki.client.cert, keyFile: f.folder! }),
+    says: /^keyFile \S+a-folder\.key is a folder: point keyFile at the file inside it$/,
+  },
+  {
+    name: 'a key file that is not a PEM key',
+    settings: (f) => ({ certFile: pki.client.cert, keyFile: f.notPem! }),
+    says: /^keyFile \S+notes\.key is not a private key in PEM or DER form/,
+  },
+  {
+    name: 'a private key given as the CA file',
+    settings: () => ({ caFile: pki.client.key, certFile: pki.client.cert, keyFile: pki.client.key }),
+    says: /^caFile \S+ is not a certificate: .*\(this looks like a private key; it belongs in keyFile\)$/,
+  },
 ];
 
 for (const mistake of TLS_MISTAKES) {
@@ -119,7 +159,11 @@ for (const mistake of TLS_MISTAKES) {
 // Was bug 3 in docs/reliability.md (fixed in c7f5d86): `run` retried a missing certificate file forever.
 test('the CLI with a missing certificate file: exits 2 with one line naming certFile (instead of retrying forever)', TIMEOUT, async () => {
   const files = await tlsFiles();
-  const result = await runConfig('missing-cert', configWith(handler({ type: 'mqtt', url: broker.url, caFile: pki.ca.cert, certFile: files.missing!, keyFile: pki.client.key })), 8000);
+  const result = await runConfig(
+    'missing-cert',
+    configWith(handler({ type: 'mqtt', url: broker.url, caFile: pki.ca.cert, certFile: files.missing!, keyFile: pki.client.key })),
+    8000,
+  );
   assertOneLineError(result, /certFile \S+client\.crt does not exist/);
   assert.equal(result.status, 2, 'a setting to fix');
 });

@@ -84,7 +84,10 @@ test('case 2: a 429 with Retry-After: 3000000 is waited out for 10 minutes (clam
   server.on('GET', MESSAGES, { status: 429, headers: { 'Retry-After': '3000000' }, body: { errors: [{ code: 429, reason: 'too many requests' }] } });
   const cli = await run(t, await config(await tempDir(t), server.url));
 
-  await waitUntil(() => /rate limit/.test(cli.stderr()), () => `no rate-limit warning; stderr: ${cli.stderr()}`);
+  await waitUntil(
+    () => /rate limit/.test(cli.stderr()),
+    () => `no rate-limit warning; stderr: ${cli.stderr()}`,
+  );
   await delay(3000); // the unclamped delay overflowed to 1 ms: about 650 polls in this time
   const polls = server.requestsTo('GET', MESSAGES).length;
   t.diagnostic(`polls in the 3 s after the first 429: ${polls}`);
@@ -100,11 +103,18 @@ test('case 4: a poll answered one byte every 500 ms fails after its deadline (1 
   server.on('GET', MESSAGES, { body: '{"result":[', drip: { everyMs: 500, endless: true } });
   const cli = await run(t, await config(await tempDir(t), server.url, { flespi: { timeoutMs: 2000 } }));
 
-  await waitUntil(() => server.requestsTo('GET', MESSAGES).length >= 2, () => `the dripping poll was never given up; stderr: ${cli.stderr()}`, 30_000);
+  await waitUntil(
+    () => server.requestsTo('GET', MESSAGES).length >= 2,
+    () => `the dripping poll was never given up; stderr: ${cli.stderr()}`,
+    30_000,
+  );
   const [first] = server.requestsTo('GET', MESSAGES);
   t.diagnostic(`the first poll was sent ${first!.bytesSent} bytes before the CLI gave up`);
   assert.ok(first!.clientGaveUp, 'the CLI closed the dripping answer');
-  assert.match(cli.stderr(), /warn: no answer from http:\/\/127\.0\.0\.1:\d+ within 3 s \(the long-poll wait plus 2 s; GET channel 7, the whole answer\): .*; retrying in /);
+  assert.match(
+    cli.stderr(),
+    /warn: no answer from http:\/\/127\.0\.0\.1:\d+ within 3 s \(the long-poll wait plus 2 s; GET channel 7, the whole answer\): .*; retrying in /,
+  );
   assert.equal(await stop(cli), 0);
 });
 
@@ -113,11 +123,18 @@ test('case 4: a 700 MB answer to a poll is dropped once past the cap (limit_coun
   server.on('GET', MESSAGES, { hugeBytes: 700 * 1024 * 1024 });
   const cli = await run(t, await config(await tempDir(t), server.url));
 
-  await waitUntil(() => /larger than/.test(cli.stderr()), () => `no size warning; stderr: ${cli.stderr().slice(0, 2000)}`, 60_000);
+  await waitUntil(
+    () => /larger than/.test(cli.stderr()),
+    () => `no size warning; stderr: ${cli.stderr().slice(0, 2000)}`,
+    60_000,
+  );
   const peak = await peakRssMb(cli.child.pid!);
   const [first] = server.requestsTo('GET', MESSAGES);
   t.diagnostic(`sent ${Math.round(first!.bytesSent / 2 ** 20)} MiB of the 700 MiB answer before the CLI dropped it; CLI peak RSS ${peak ?? '?'} MB`);
-  assert.match(cli.stderr(), /warn: the answer to GET channel 7 at .* is larger than 62\.5 MiB \(limit_count 1000 × 64 KiB per message; set limitSize if your messages are larger\): it was dropped while arriving.*; retrying in /);
+  assert.match(
+    cli.stderr(),
+    /warn: the answer to GET channel 7 at .* is larger than 62\.5 MiB \(limit_count 1000 × 64 KiB per message; set limitSize if your messages are larger\): it was dropped while arriving.*; retrying in /,
+  );
   assert.ok(first!.clientGaveUp, 'the CLI closed the connection');
   assert.ok(first!.bytesSent < 200 * 2 ** 20, `the CLI stopped reading near the cap, not after ${first!.bytesSent} bytes`);
   if (peak !== undefined) assert.ok(peak < 400, `peak RSS ${peak} MB (805 MB before the cap)`);
@@ -202,12 +219,21 @@ test('case 8: a token file other users can read gets one warning; a 600 one none
   await writeFile(tokenFile, `${newToken()}\n`);
   const file = await config(dir, server.url, { flespi: { tokenFile } });
 
-  for (const [mode, warned] of [[0o644, true], [0o600, false]] as const) {
+  for (const [mode, warned] of [
+    [0o644, true],
+    [0o600, false],
+  ] as const) {
     await chmod(tokenFile, mode);
     const cli = await run(t, file, {});
-    await waitUntil(() => /receiving channel 7/.test(cli.stderr()), () => `the run did not start; stderr: ${cli.stderr()}`);
+    await waitUntil(
+      () => /receiving channel 7/.test(cli.stderr()),
+      () => `the run did not start; stderr: ${cli.stderr()}`,
+    );
     assert.equal(await stop(cli), 0);
-    const warnings = cli.stderr().split('\n').filter((l) => /tokenFile .* can be read by other users/.test(l));
+    const warnings = cli
+      .stderr()
+      .split('\n')
+      .filter((l) => /tokenFile .* can be read by other users/.test(l));
     if (warned) assert.deepEqual(warnings, [`warn: tokenFile ${tokenFile} can be read by other users (mode 644): restrict it with chmod 600 ${tokenFile}`]);
     else assert.deepEqual(warnings, [], `mode 600: ${cli.stderr()}`);
   }
@@ -222,9 +248,17 @@ test('case 8: the token sent over http:// to another machine gets a warning (run
   const dir = await tempDir(t);
 
   const cli = await run(t, await config(dir, remote));
-  await waitUntil(() => /receiving channel 7/.test(cli.stderr()), () => `the run did not start; stderr: ${cli.stderr()}`);
+  await waitUntil(
+    () => /receiving channel 7/.test(cli.stderr()),
+    () => `the run did not start; stderr: ${cli.stderr()}`,
+  );
   assert.equal(await stop(cli), 0);
-  assert.match(cli.stderr(), new RegExp(`warn: the flespi token is sent unencrypted to http://${address.replace(/\./g, '\\.')}:\\d+: anyone on the network path can read it; use https://`));
+  assert.match(
+    cli.stderr(),
+    new RegExp(
+      `warn: the flespi token is sent unencrypted to http://${address.replace(/\./g, '\\.')}:\\d+: anyone on the network path can read it; use https://`,
+    ),
+  );
 
   const listed = await runCli(['channels', '--base-url', remote], { env: { FLESPI_TOKEN: newToken() } });
   assert.equal(listed.status, 0, listed.stderr);
@@ -237,7 +271,10 @@ test('case 8: the token sent over http:// to another machine gets a warning (run
   // The MQTT source logs in with the token too.
   const mqttConfig = await config(dir, remote, { source: { type: 'mqtt', url: `mqtt://${address}:${await freePort()}` } });
   const mqtt = await run(t, mqttConfig);
-  await waitUntil(() => /MQTT source logs in/.test(mqtt.stderr()), () => `no MQTT warning; stderr: ${mqtt.stderr()}`);
+  await waitUntil(
+    () => /MQTT source logs in/.test(mqtt.stderr()),
+    () => `no MQTT warning; stderr: ${mqtt.stderr()}`,
+  );
   await stop(mqtt);
 });
 
@@ -246,14 +283,20 @@ test('case 8: user:password in the base URL never shows, in the status lines nor
   server.on('GET', MESSAGES, { status: 503, body: { errors: [{ code: 503, reason: 'maintenance' }] } });
   const withPassword = server.url.replace('http://', 'http://alice:s3cretpass@');
   const cli = await run(t, await config(await tempDir(t), withPassword, { receiver: { retry: { initialMs: 100, maxMs: 200 } } }));
-  await waitUntil(() => /503/.test(cli.stderr()), () => `no 503 warning; stderr: ${cli.stderr()}`);
+  await waitUntil(
+    () => /503/.test(cli.stderr()),
+    () => `no 503 warning; stderr: ${cli.stderr()}`,
+  );
   assert.equal(await stop(cli), 0);
   assert.doesNotMatch(cli.stderr(), /s3cretpass|alice/);
   assert.match(cli.stderr(), /receiving channel 7 "channel 7" from http:\/\/\*\*\*@127\.0\.0\.1:\d+/);
   assert.match(cli.stderr(), /flespi server error \(503 Service Unavailable: maintenance\) on GET channel 7 at http:\/\/\*\*\*@127\.0\.0\.1/);
 
   const unreachable = `http://alice:s3cretpass@127.0.0.1:${await freePort()}`;
-  for (const args of [['channels', '--base-url', unreachable], ['channels', '--base-url', 'ftp://alice:s3cretpass@example.com']]) {
+  for (const args of [
+    ['channels', '--base-url', unreachable],
+    ['channels', '--base-url', 'ftp://alice:s3cretpass@example.com'],
+  ]) {
     const r = await runCli(args, { env: { FLESPI_TOKEN: newToken() } });
     assert.notEqual(r.status, 0);
     assert.doesNotMatch(r.stderr, /s3cretpass|alice/, `${args.join(' ')}: ${r.stderr}`);

@@ -123,110 +123,152 @@ async function sinks(topicRoot: string): Promise<Sinks> {
   };
 }
 
-test(`deep nesting (${NESTING} levels), a 1 MB string and non-ASCII idents: stdout, HTTP and MQTT forward them intact; Wialon sends what it can encode and counts the idents it cannot`, TIMEOUT, async (t) => {
-  const s = await sinks('odd');
-  const odd: FlespiMessage[] = [
-    { ident: 'deep-1', [ID]: 1, deep: nested(NESTING) },
-    { ident: 'long-2', [ID]: 2, 'long.text': 'ж'.repeat(LONG / 2) }, // 1 MB of UTF-8
-    { ident: 'датчик-№3', [ID]: 3 },
-    { ident: '🚚-4', [ID]: 4 },
-    { ident: 'plain-5', [ID]: 5 },
-  ];
-  sandbox.inject(CHANNEL, odd);
-  const deadLetters = new MemoryDeadLetterStore();
-  const receiver = new Receiver({
-    source: new RestSource({ client: new FlespiClient({ token: sandbox.token, baseUrl: sandbox.restUrl }), channelId: CHANNEL, limitCount: 2, timeout: 1 }),
-    handlers: s.handlers,
-    log: s.log,
-    deadLetters,
-  });
-  try {
-    await receiver.start();
-    await waitUntil(() => receiver.stats().messagesDone >= odd.length, () => `${receiver.stats().messagesDone} of ${odd.length} done; handler errors: ${receiver.stats().handlers.map((h) => h.lastError).join('; ')}`);
-    await s.subscriber.waitForCount(odd.length); // the broker acknowledged them; the subscriber may lag a little
-    s.sync();
-    const all = [1, 2, 3, 4, 5];
-    const encodable = [1, 2, 5];
-    t.diagnostic(s.ledger.summary(all));
-    for (const sink of ['stdout', 'http', 'mqtt']) assert.deepEqual(s.ledger.missing(sink, all), [], `${sink} forwards every message`);
-    assert.deepEqual(s.ledger.missing('wialon', encodable), [], 'Wialon sends the encodable ones');
-    assert.deepEqual(s.ledger.ids('wialon').sort(), encodable, 'and only those');
+test(
+  `deep nesting (${NESTING} levels), a 1 MB string and non-ASCII idents: stdout, HTTP and MQTT forward them intact; Wialon sends what it can encode and counts the idents it cannot`,
+  TIMEOUT,
+  async (t) => {
+    const s = await sinks('odd');
+    const odd: FlespiMessage[] = [
+      { ident: 'deep-1', [ID]: 1, deep: nested(NESTING) },
+      { ident: 'long-2', [ID]: 2, 'long.text': 'ж'.repeat(LONG / 2) }, // 1 MB of UTF-8
+      { ident: 'датчик-№3', [ID]: 3 },
+      { ident: '🚚-4', [ID]: 4 },
+      { ident: 'plain-5', [ID]: 5 },
+    ];
+    sandbox.inject(CHANNEL, odd);
+    const deadLetters = new MemoryDeadLetterStore();
+    const receiver = new Receiver({
+      source: new RestSource({ client: new FlespiClient({ token: sandbox.token, baseUrl: sandbox.restUrl }), channelId: CHANNEL, limitCount: 2, timeout: 1 }),
+      handlers: s.handlers,
+      log: s.log,
+      deadLetters,
+    });
+    try {
+      await receiver.start();
+      await waitUntil(
+        () => receiver.stats().messagesDone >= odd.length,
+        () =>
+          `${receiver.stats().messagesDone} of ${odd.length} done; handler errors: ${receiver
+            .stats()
+            .handlers.map((h) => h.lastError)
+            .join('; ')}`,
+      );
+      await s.subscriber.waitForCount(odd.length); // the broker acknowledged them; the subscriber may lag a little
+      s.sync();
+      const all = [1, 2, 3, 4, 5];
+      const encodable = [1, 2, 5];
+      t.diagnostic(s.ledger.summary(all));
+      for (const sink of ['stdout', 'http', 'mqtt']) assert.deepEqual(s.ledger.missing(sink, all), [], `${sink} forwards every message`);
+      assert.deepEqual(s.ledger.missing('wialon', encodable), [], 'Wialon sends the encodable ones');
+      assert.deepEqual(s.ledger.ids('wialon').sort(), encodable, 'and only those');
 
-    // Intact: the nesting, the long text and the idents survive JSON forwarding.
-    const byId = (list: FlespiMessage[]) => new Map(list.map((m) => [m[ID] as number, m]));
-    for (const [sink, messages] of [
-      ['stdout', s.stdout],
-      ['mqtt', s.subscriber.messages.map((m) => m.json as FlespiMessage)],
-    ] as const) {
-      const got = byId(messages);
-      assert.equal(depthOf(got.get(1)!.deep), NESTING, `${sink}: nesting`);
-      assert.equal(got.get(2)!['long.text'], odd[1]!['long.text'], `${sink}: the 1 MB string`);
-      assert.equal(got.get(3)!.ident, 'датчик-№3', `${sink}: Cyrillic ident`);
-      assert.equal(got.get(4)!.ident, '🚚-4', `${sink}: emoji ident`);
+      // Intact: the nesting, the long text and the idents survive JSON forwarding.
+      const byId = (list: FlespiMessage[]) => new Map(list.map((m) => [m[ID] as number, m]));
+      for (const [sink, messages] of [
+        ['stdout', s.stdout],
+        ['mqtt', s.subscriber.messages.map((m) => m.json as FlespiMessage)],
+      ] as const) {
+        const got = byId(messages);
+        assert.equal(depthOf(got.get(1)!.deep), NESTING, `${sink}: nesting`);
+        assert.equal(got.get(2)!['long.text'], odd[1]!['long.text'], `${sink}: the 1 MB string`);
+        assert.equal(got.get(3)!.ident, 'датчик-№3', `${sink}: Cyrillic ident`);
+        assert.equal(got.get(4)!.ident, '🚚-4', `${sink}: emoji ident`);
+      }
+      assert.ok(
+        s.subscriber.messages.some((m) => m.topic === 'odd/датчик-№3'),
+        'MQTT topics carry non-ASCII idents as UTF-8',
+      );
+      assert.ok(s.http.batches.flat().length >= 5);
+
+      // Wialon: the nested object went out as JSON text; the two non-ASCII idents are dead-lettered with why, logged and counted.
+      const letters = await deadLetters.read();
+      assert.deepEqual(
+        letters.map((l) => [l.handler, l.message[ID]]),
+        [
+          ['wialon', 3],
+          ['wialon', 4],
+        ],
+        'only Wialon dead-letters, and only those two',
+      );
+      for (const letter of letters) assert.match(letter.error, /^the message cannot be sent to Wialon: "ident" .* has characters outside printable ASCII/);
+      assert.equal(s.wialonHandler.stats.messagesSkipped, 2);
+      assert.match(s.wialonHandler.health().detail ?? '', /2 messages rejected as unsendable \(no ident\/timestamp, or too large\)/);
+      assert.equal(
+        s.log.at('warn').filter((w) => /wialon: the message cannot be sent to Wialon/.test(w)).length,
+        1,
+        "the first rejection is the handler's warning; the rest are counted",
+      );
+      assert.ok(s.wialonHandler.stats.parameterIssues >= 1, 'the nested object was reported as converted to JSON text');
+    } finally {
+      await receiver.stop();
+      await s.close();
     }
-    assert.ok(
-      s.subscriber.messages.some((m) => m.topic === 'odd/датчик-№3'),
-      'MQTT topics carry non-ASCII idents as UTF-8',
-    );
-    assert.ok(s.http.batches.flat().length >= 5);
+  },
+);
 
-    // Wialon: the nested object went out as JSON text; the two non-ASCII idents are dead-lettered with why, logged and counted.
-    const letters = await deadLetters.read();
-    assert.deepEqual(letters.map((l) => [l.handler, l.message[ID]]), [['wialon', 3], ['wialon', 4]], 'only Wialon dead-letters, and only those two');
-    for (const letter of letters) assert.match(letter.error, /^the message cannot be sent to Wialon: "ident" .* has characters outside printable ASCII/);
-    assert.equal(s.wialonHandler.stats.messagesSkipped, 2);
-    assert.match(s.wialonHandler.health().detail ?? '', /2 messages rejected as unsendable \(no ident\/timestamp, or too large\)/);
-    assert.equal(s.log.at('warn').filter((w) => /wialon: the message cannot be sent to Wialon/.test(w)).length, 1, 'the first rejection is the handler\'s warning; the rest are counted');
-    assert.ok(s.wialonHandler.stats.parameterIssues >= 1, 'the nested object was reported as converted to JSON text');
-  } finally {
-    await receiver.stop();
-    await s.close();
-  }
-});
-
-test('messages without ident or timestamp: stdout, HTTP and MQTT forward them (topic field "unknown"); Wialon dead-letters them with the reason, logs once and counts them in health()', TIMEOUT, async (t) => {
-  const s = await sinks('bare');
-  const bare: FlespiMessage[] = [{ [ID]: 11, timestamp: 1_700_000_000 }, { ident: 'no-time-12', [ID]: 12 }, { ident: 'fine-13', [ID]: 13, timestamp: 1_700_000_001 }];
-  const deadLetters = new MemoryDeadLetterStore();
-  const receiver = new Receiver({ source: new ListSource([bare.slice(0, 2), bare.slice(2)]), handlers: s.handlers, log: s.log, deadLetters });
-  try {
-    await receiver.start();
-    await waitUntil(() => receiver.stats().messagesDone >= 3, () => `${receiver.stats().messagesDone} of 3 done`);
-    await s.subscriber.waitForCount(3);
-    s.sync();
-    const all = [11, 12, 13];
-    t.diagnostic(s.ledger.summary(all));
-    for (const sink of ['stdout', 'http', 'mqtt']) assert.deepEqual(s.ledger.missing(sink, all), [], `${sink} forwards every message`);
-    assert.deepEqual(s.ledger.ids('wialon'), [13]);
-    assert.ok(s.subscriber.messages.some((m) => m.topic === 'bare/unknown' && (m.json as FlespiMessage)[ID] === 11), 'the message without ident is published under .../unknown');
-    assert.equal(s.wialonHandler.stats.messagesSkipped, 2);
-    assert.match(s.wialonHandler.health().detail ?? '', /2 messages rejected as unsendable/);
-    assert.deepEqual(
-      (await deadLetters.read()).map((l) => [l.handler, l.message[ID], l.error]),
-      [
-        ['wialon', 11, 'the message cannot be sent to Wialon: message has no "ident": Wialon needs it as the unit ID, so the message cannot be sent'],
-        ['wialon', 12, 'the message cannot be sent to Wialon: message has no "timestamp": Wialon needs the message time, so the message cannot be sent'],
-      ],
-    );
-    const warnings = s.log.at('warn').filter((w) => /wialon: the message cannot be sent to Wialon/.test(w));
-    assert.equal(warnings.length, 1);
-    assert.match(warnings[0]!, /ident/);
-    assert.equal(receiver.stats().handlers.find((h) => h.name === 'wialon')!.failures, 0, 'a rejected message is not a failure: the channel does not stall');
-  } finally {
-    await receiver.stop();
-    await s.close();
-  }
-});
+test(
+  'messages without ident or timestamp: stdout, HTTP and MQTT forward them (topic field "unknown"); Wialon dead-letters them with the reason, logs once and counts them in health()',
+  TIMEOUT,
+  async (t) => {
+    const s = await sinks('bare');
+    const bare: FlespiMessage[] = [
+      { [ID]: 11, timestamp: 1_700_000_000 },
+      { ident: 'no-time-12', [ID]: 12 },
+      { ident: 'fine-13', [ID]: 13, timestamp: 1_700_000_001 },
+    ];
+    const deadLetters = new MemoryDeadLetterStore();
+    const receiver = new Receiver({ source: new ListSource([bare.slice(0, 2), bare.slice(2)]), handlers: s.handlers, log: s.log, deadLetters });
+    try {
+      await receiver.start();
+      await waitUntil(
+        () => receiver.stats().messagesDone >= 3,
+        () => `${receiver.stats().messagesDone} of 3 done`,
+      );
+      await s.subscriber.waitForCount(3);
+      s.sync();
+      const all = [11, 12, 13];
+      t.diagnostic(s.ledger.summary(all));
+      for (const sink of ['stdout', 'http', 'mqtt']) assert.deepEqual(s.ledger.missing(sink, all), [], `${sink} forwards every message`);
+      assert.deepEqual(s.ledger.ids('wialon'), [13]);
+      assert.ok(
+        s.subscriber.messages.some((m) => m.topic === 'bare/unknown' && (m.json as FlespiMessage)[ID] === 11),
+        'the message without ident is published under .../unknown',
+      );
+      assert.equal(s.wialonHandler.stats.messagesSkipped, 2);
+      assert.match(s.wialonHandler.health().detail ?? '', /2 messages rejected as unsendable/);
+      assert.deepEqual(
+        (await deadLetters.read()).map((l) => [l.handler, l.message[ID], l.error]),
+        [
+          ['wialon', 11, 'the message cannot be sent to Wialon: message has no "ident": Wialon needs it as the unit ID, so the message cannot be sent'],
+          ['wialon', 12, 'the message cannot be sent to Wialon: message has no "timestamp": Wialon needs the message time, so the message cannot be sent'],
+        ],
+      );
+      const warnings = s.log.at('warn').filter((w) => /wialon: the message cannot be sent to Wialon/.test(w));
+      assert.equal(warnings.length, 1);
+      assert.match(warnings[0]!, /ident/);
+      assert.equal(receiver.stats().handlers.find((h) => h.name === 'wialon')!.failures, 0, 'a rejected message is not a failure: the channel does not stall');
+    } finally {
+      await receiver.stop();
+      await s.close();
+    }
+  },
+);
 
 test('Wialon gets the nested object as JSON text and the 1 MB string whole', TIMEOUT, async () => {
   const ledger = new Ledger(['wialon']);
   const wialon = await new WialonSink(ledger, 'wialon').listen();
   const handler = new WialonHandler({ host: '127.0.0.1', port: wialon.port, ackTimeoutMs: 5000, window: 16, connectTimeoutMs: 2000 }, 'wialon');
   const text = 'ж'.repeat(LONG / 2);
-  const receiver = new Receiver({ source: new ListSource([[{ ident: 'w-1', timestamp: 1_700_000_000, [ID]: 21, deep: nested(NESTING), 'long.text': text }]]), handlers: [handler] });
+  const receiver = new Receiver({
+    source: new ListSource([[{ ident: 'w-1', timestamp: 1_700_000_000, [ID]: 21, deep: nested(NESTING), 'long.text': text }]]),
+    handlers: [handler],
+  });
   try {
     await receiver.start();
-    await waitUntil(() => receiver.stats().messagesDone >= 1, () => 'not delivered');
+    await waitUntil(
+      () => receiver.stats().messagesDone >= 1,
+      () => 'not delivered',
+    );
     const [packet] = wialon.receiver.packets;
     assert.ok(packet);
     const deep = findBlock(packet, 'deep');

@@ -35,67 +35,103 @@ async function pickyEndpoint() {
   return endpoint;
 }
 
-test('CLI: a message the endpoint refuses with 400 is dead-lettered with the reason while the other 199 arrive; dead-letters lists it and --resend delivers it after the fix', { timeout: 60_000 }, async () => {
-  const sandbox = await quietSandbox();
-  const endpoint = await pickyEndpoint();
-  const dir = await mkdtemp(join(tmpdir(), 'poison-cli-'));
-  try {
-    sandbox.inject(CHANNEL, [...numbered(1, 76), ...numbered(77, 1, { poison: true }), ...numbered(78, 123)]);
-    const config = join(dir, 'receiver.json');
-    await writeFile(config, JSON.stringify({ flespi: { baseUrl: sandbox.restUrl }, channel: CHANNEL, source: { type: 'rest', limitCount: 100, timeout: 1 }, handlers: [{ type: 'http', url: endpoint.url }] }));
-    const run = await startCli(['run', config], { env: { FLESPI_TOKEN: sandbox.token } });
+test(
+  'CLI: a message the endpoint refuses with 400 is dead-lettered with the reason while the other 199 arrive; dead-letters lists it and --resend delivers it after the fix',
+  { timeout: 60_000 },
+  async () => {
+    const sandbox = await quietSandbox();
+    const endpoint = await pickyEndpoint();
+    const dir = await mkdtemp(join(tmpdir(), 'poison-cli-'));
     try {
-      await waitUntil(() => endpoint.received.length >= 199, () => `${endpoint.received.length} of 199 arrived; stderr: ${run.stderr()}`);
-      await waitUntil(() => /dead-lettered/.test(run.stderr()), () => `no dead-letter line; stderr: ${run.stderr()}`);
+      sandbox.inject(CHANNEL, [...numbered(1, 76), ...numbered(77, 1, { poison: true }), ...numbered(78, 123)]);
+      const config = join(dir, 'receiver.json');
+      await writeFile(
+        config,
+        JSON.stringify({
+          flespi: { baseUrl: sandbox.restUrl },
+          channel: CHANNEL,
+          source: { type: 'rest', limitCount: 100, timeout: 1 },
+          handlers: [{ type: 'http', url: endpoint.url }],
+        }),
+      );
+      const run = await startCli(['run', config], { env: { FLESPI_TOKEN: sandbox.token } });
+      try {
+        await waitUntil(
+          () => endpoint.received.length >= 199,
+          () => `${endpoint.received.length} of 199 arrived; stderr: ${run.stderr()}`,
+        );
+        await waitUntil(
+          () => /dead-lettered/.test(run.stderr()),
+          () => `no dead-letter line; stderr: ${run.stderr()}`,
+        );
+      } finally {
+        run.child.kill('SIGINT');
+        await run.exit;
+      }
+      assert.deepEqual(
+        [...endpoint.received].sort((a, b) => a - b),
+        range(1, 200).filter((id) => id !== 77),
+      );
+      assert.ok(endpoint.refusals() <= Math.ceil(Math.log2(100)) + 1, `${endpoint.refusals()} refused attempts to isolate it in a batch of 100`);
+      assert.match(run.stderr(), /handler "http": 1 message\(s\) of batch \d+ dead-lettered \(.*400.*\); 1 in .*receiver\.channel-1001\.dead-letters\.ndjson/);
+
+      const file = join(dir, 'receiver.channel-1001.dead-letters.ndjson');
+      const [record] = (await readFile(file, 'utf8'))
+        .trim()
+        .split('\n')
+        .map((line) => JSON.parse(line) as { handler: string; error: string; message: FlespiMessage });
+      assert.equal(record!.handler, 'http');
+      assert.equal(record!.message[ID], 77);
+      assert.match(record!.error, /400/);
+
+      const listed = await runCli(['dead-letters', config]);
+      assert.equal(listed.status, 0, listed.stderr);
+      assert.deepEqual(
+        listed.stdout
+          .trim()
+          .split('\n')
+          .map((line) => (JSON.parse(line) as { message: FlespiMessage }).message[ID]),
+        [77],
+      );
+      assert.match(listed.stderr, /http: 1; send them again with --resend/);
+
+      const early = await runCli(['dead-letters', config, '--resend']);
+      assert.equal(early.status, 1, 'still refused: it stays');
+      assert.match(early.stderr, /http: 0 sent again, 1 still in/);
+
+      endpoint.fixed = true;
+      const resent = await runCli(['dead-letters', config, '--resend']);
+      assert.equal(resent.status, 0, resent.stderr);
+      assert.match(resent.stderr, /http: 1 sent again, 0 still in/);
+      assert.ok(endpoint.received.includes(77));
+      assert.equal((await readFile(file, 'utf8')).trim(), '');
     } finally {
-      run.child.kill('SIGINT');
-      await run.exit;
+      await endpoint.close();
+      await sandbox.stop();
+      await delay(0);
+      await rm(dir, { recursive: true, force: true });
     }
-    assert.deepEqual([...endpoint.received].sort((a, b) => a - b), range(1, 200).filter((id) => id !== 77));
-    assert.ok(endpoint.refusals() <= Math.ceil(Math.log2(100)) + 1, `${endpoint.refusals()} refused attempts to isolate it in a batch of 100`);
-    assert.match(run.stderr(), /handler "http": 1 message\(s\) of batch \d+ dead-lettered \(.*400.*\); 1 in .*receiver\.channel-1001\.dead-letters\.ndjson/);
-
-    const file = join(dir, 'receiver.channel-1001.dead-letters.ndjson');
-    const [record] = (await readFile(file, 'utf8')).trim().split('\n').map((line) => JSON.parse(line) as { handler: string; error: string; message: FlespiMessage });
-    assert.equal(record!.handler, 'http');
-    assert.equal(record!.message[ID], 77);
-    assert.match(record!.error, /400/);
-
-    const listed = await runCli(['dead-letters', config]);
-    assert.equal(listed.status, 0, listed.stderr);
-    assert.deepEqual(listed.stdout.trim().split('\n').map((line) => (JSON.parse(line) as { message: FlespiMessage }).message[ID]), [77]);
-    assert.match(listed.stderr, /http: 1; send them again with --resend/);
-
-    const early = await runCli(['dead-letters', config, '--resend']);
-    assert.equal(early.status, 1, 'still refused: it stays');
-    assert.match(early.stderr, /http: 0 sent again, 1 still in/);
-
-    endpoint.fixed = true;
-    const resent = await runCli(['dead-letters', config, '--resend']);
-    assert.equal(resent.status, 0, resent.stderr);
-    assert.match(resent.stderr, /http: 1 sent again, 0 still in/);
-    assert.ok(endpoint.received.includes(77));
-    assert.equal((await readFile(file, 'utf8')).trim(), '');
-  } finally {
-    await endpoint.close();
-    await sandbox.stop();
-    await delay(0);
-    await rm(dir, { recursive: true, force: true });
-  }
-});
+  },
+);
 
 test('CLI: dead-letters --resend refuses while a receiver runs on the same checkpoint, and --handler must name a handler', { timeout: 60_000 }, async () => {
   const sandbox = await quietSandbox();
   const dir = await mkdtemp(join(tmpdir(), 'poison-cli-'));
   try {
     const config = join(dir, 'receiver.json');
-    await writeFile(config, JSON.stringify({ flespi: { baseUrl: sandbox.restUrl }, channel: CHANNEL, source: { type: 'rest', timeout: 1 }, handlers: [{ type: 'stdout' }] }));
+    await writeFile(
+      config,
+      JSON.stringify({ flespi: { baseUrl: sandbox.restUrl }, channel: CHANNEL, source: { type: 'rest', timeout: 1 }, handlers: [{ type: 'stdout' }] }),
+    );
     const wrong = await runCli(['dead-letters', config, '--handler', 'nope']);
     assert.equal(wrong.status, 2);
     assert.match(wrong.stderr, /no handler named "nope" in .*receiver\.json: its handlers are stdout/);
     const run = await startCli(['run', config], { env: { FLESPI_TOKEN: sandbox.token } });
     try {
-      await waitUntil(() => /receiving channel/.test(run.stderr()), () => `run did not start: ${run.stderr()}`);
+      await waitUntil(
+        () => /receiving channel/.test(run.stderr()),
+        () => `run did not start: ${run.stderr()}`,
+      );
       const refused = await runCli(['dead-letters', config, '--resend']);
       assert.equal(refused.status, 2);
       assert.match(refused.stderr, /wait until it stops/);

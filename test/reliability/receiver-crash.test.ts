@@ -69,7 +69,10 @@ test('the CLI receiver is SIGKILLed mid-batch and restarted: it resumes from the
   let cli: CliProcess | undefined;
   try {
     cli = await startCli(['run', config], { env });
-    await waitUntil(() => hold.holding, () => `the sink never got batch ${KILLED_IN_BATCH}; stderr: ${cli!.stderr()}`);
+    await waitUntil(
+      () => hold.holding,
+      () => `the sink never got batch ${KILLED_IN_BATCH}; stderr: ${cli!.stderr()}`,
+    );
     cli.child.kill('SIGKILL');
     assert.equal(await cli.exit, null, 'killed by the signal');
     hold.release();
@@ -81,12 +84,19 @@ test('the CLI receiver is SIGKILLed mid-batch and restarted: it resumes from the
     http.beforeAnswer = undefined;
     cli = await startCli(['run', config], { env });
     const expected = range(1, 2000);
-    await waitUntil(() => ledger.complete(expected), () => `${ledger.summary(expected)}; stderr: ${cli!.stderr()}`);
+    await waitUntil(
+      () => ledger.complete(expected),
+      () => `${ledger.summary(expected)}; stderr: ${cli!.stderr()}`,
+    );
     cli.child.kill('SIGTERM');
     assert.equal(await cli.exit, 0, `a graceful stop after the restart; stderr: ${cli.stderr()}`);
 
     ledger.assertAllArrived(t, expected);
-    assert.equal(http.batches[KILLED_IN_BATCH]![0], (KILLED_IN_BATCH - 1) * LIMIT_COUNT + 1, 'the restarted receiver began with the batch that was in flight at the kill');
+    assert.equal(
+      http.batches[KILLED_IN_BATCH]![0],
+      (KILLED_IN_BATCH - 1) * LIMIT_COUNT + 1,
+      'the restarted receiver began with the batch that was in flight at the kill',
+    );
     const duplicates = ledger.duplicates('http');
     t.diagnostic(`duplicates after the kill: ${duplicates} (the batch the sink had stored but not answered)`);
     assert.ok(duplicates <= LIMIT_COUNT, `at most one batch is delivered twice, got ${duplicates} duplicates`);
@@ -98,51 +108,62 @@ test('the CLI receiver is SIGKILLed mid-batch and restarted: it resumes from the
   }
 });
 
-test('the CLI receiver with the MQTT source is SIGKILLed mid-batch and restarted: the broker session hands back what it had not acknowledged, and every id arrives', TIMEOUT, async (t) => {
-  const channel = 1002; // the REST case above used 1001
-  const ledger = new Ledger(['http']);
-  const http = await new HttpSink(ledger, 'http').listen();
-  const config = join(dir, 'receiver-mqtt.json');
-  await writeFile(
-    config,
-    JSON.stringify({
-      flespi: { baseUrl: sandbox.restUrl },
-      channel,
-      source: { type: 'mqtt', url: sandbox.mqttUrl, clientId: 'reliability-crash', batchMaxMessages: LIMIT_COUNT, batchMaxWaitMs: 50 },
-      handlers: [{ type: 'http', name: 'http', url: http.url, timeoutMs: 10_000 }],
-      receiver: { retry: { initialMs: 100, maxMs: 1000 } },
-    }),
-  );
-  const env = { FLESPI_TOKEN: sandbox.token };
-  const injector = new Injector({ restUrl: sandbox.restUrl, token: sandbox.token, epoch: 1 }, channel);
-  const subscribed = async () => ((await control(sandbox.restUrl, sandbox.token, 'GET', '/sandbox/info')) as { result: [{ mqtt_clients: number }] }).result[0].mqtt_clients > 0;
+test(
+  'the CLI receiver with the MQTT source is SIGKILLed mid-batch and restarted: the broker session hands back what it had not acknowledged, and every id arrives',
+  TIMEOUT,
+  async (t) => {
+    const channel = 1002; // the REST case above used 1001
+    const ledger = new Ledger(['http']);
+    const http = await new HttpSink(ledger, 'http').listen();
+    const config = join(dir, 'receiver-mqtt.json');
+    await writeFile(
+      config,
+      JSON.stringify({
+        flespi: { baseUrl: sandbox.restUrl },
+        channel,
+        source: { type: 'mqtt', url: sandbox.mqttUrl, clientId: 'reliability-crash', batchMaxMessages: LIMIT_COUNT, batchMaxWaitMs: 50 },
+        handlers: [{ type: 'http', name: 'http', url: http.url, timeoutMs: 10_000 }],
+        receiver: { retry: { initialMs: 100, maxMs: 1000 } },
+      }),
+    );
+    const env = { FLESPI_TOKEN: sandbox.token };
+    const injector = new Injector({ restUrl: sandbox.restUrl, token: sandbox.token, epoch: 1 }, channel);
+    const subscribed = async () =>
+      ((await control(sandbox.restUrl, sandbox.token, 'GET', '/sandbox/info')) as { result: [{ mqtt_clients: number }] }).result[0].mqtt_clients > 0;
 
-  const hold = holdAnswer(http);
-  let cli: CliProcess | undefined;
-  try {
-    cli = await startCli(['run', config], { env });
-    await waitUntil(subscribed, () => `the receiver did not subscribe; stderr: ${cli!.stderr()}`);
-    for (let i = 0; i < 15; i++) await injector.inject(100);
-    await waitUntil(() => hold.holding, () => `the sink never got batch ${KILLED_IN_BATCH}; stderr: ${cli!.stderr()}`);
-    cli.child.kill('SIGKILL');
-    assert.equal(await cli.exit, null, 'killed by the signal');
-    hold.release();
+    const hold = holdAnswer(http);
+    let cli: CliProcess | undefined;
+    try {
+      cli = await startCli(['run', config], { env });
+      await waitUntil(subscribed, () => `the receiver did not subscribe; stderr: ${cli!.stderr()}`);
+      for (let i = 0; i < 15; i++) await injector.inject(100);
+      await waitUntil(
+        () => hold.holding,
+        () => `the sink never got batch ${KILLED_IN_BATCH}; stderr: ${cli!.stderr()}`,
+      );
+      cli.child.kill('SIGKILL');
+      assert.equal(await cli.exit, null, 'killed by the signal');
+      hold.release();
 
-    for (let i = 0; i < 5; i++) await injector.inject(100); // published while the receiver is down: the session keeps them
-    http.beforeAnswer = undefined;
-    cli = await startCli(['run', config], { env });
-    const expected = range(1, 2000);
-    await waitUntil(() => ledger.complete(expected), () => `${ledger.summary(expected)}; stderr: ${cli!.stderr()}`);
-    cli.child.kill('SIGTERM');
-    assert.equal(await cli.exit, 0, `a graceful stop after the restart; stderr: ${cli.stderr()}`);
+      for (let i = 0; i < 5; i++) await injector.inject(100); // published while the receiver is down: the session keeps them
+      http.beforeAnswer = undefined;
+      cli = await startCli(['run', config], { env });
+      const expected = range(1, 2000);
+      await waitUntil(
+        () => ledger.complete(expected),
+        () => `${ledger.summary(expected)}; stderr: ${cli!.stderr()}`,
+      );
+      cli.child.kill('SIGTERM');
+      assert.equal(await cli.exit, 0, `a graceful stop after the restart; stderr: ${cli.stderr()}`);
 
-    ledger.assertAllArrived(t, expected);
-    const duplicates = ledger.duplicates('http');
-    t.diagnostic(`duplicates after the kill: ${duplicates} (what the sink had stored but the killed receiver never acknowledged to the broker)`);
-    assert.ok(duplicates <= LIMIT_COUNT, `at most one batch is delivered twice, got ${duplicates} duplicates`);
-  } finally {
-    hold.release();
-    cli?.child.kill('SIGKILL');
-    await http.close();
-  }
-});
+      ledger.assertAllArrived(t, expected);
+      const duplicates = ledger.duplicates('http');
+      t.diagnostic(`duplicates after the kill: ${duplicates} (what the sink had stored but the killed receiver never acknowledged to the broker)`);
+      assert.ok(duplicates <= LIMIT_COUNT, `at most one batch is delivered twice, got ${duplicates} duplicates`);
+    } finally {
+      hold.release();
+      cli?.child.kill('SIGKILL');
+      await http.close();
+    }
+  },
+);

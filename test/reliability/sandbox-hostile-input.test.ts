@@ -14,7 +14,13 @@ const CHANNEL = 1001;
 
 /** The anchored RegExp the sandbox used for masks, to check the new matcher against on small inputs. */
 function maskRegExp(mask: string): RegExp {
-  return new RegExp(`^${mask.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`, 's');
+  return new RegExp(
+    `^${mask
+      .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+      .replace(/\*/g, '.*')
+      .replace(/\?/g, '.')}$`,
+    's',
+  );
 }
 
 test('matchMask agrees with the anchored RegExp on 20,000 random masks and texts (*, ?, literals, newlines)', () => {
@@ -56,7 +62,10 @@ async function sandboxWithWatcher(t: TestContext): Promise<RunningSandbox> {
     await cli.exit;
     clearTimeout(killer);
   });
-  await waitUntil(() => cli.stdout().includes('stop with Ctrl+C') || !alive(), () => `the sandbox did not start: ${cli.stderr()}`);
+  await waitUntil(
+    () => cli.stdout().includes('stop with Ctrl+C') || !alive(),
+    () => `the sandbox did not start: ${cli.stderr()}`,
+  );
   const mqttUrl = `mqtt://127.0.0.1:${mqttPort}`;
   const watcher = await mqtt.connectAsync(mqttUrl, { username: token, reconnectPeriod: 0, protocolVersion: 5 });
   t.after(() => watcher.endAsync(true));
@@ -69,41 +78,54 @@ async function sandboxWithWatcher(t: TestContext): Promise<RunningSandbox> {
 /** Waits until the watcher got `count` more messages (or the sandbox died), then asserts it is alive. */
 async function assertStreamGoesOn(sandbox: RunningSandbox, count: number): Promise<void> {
   const before = sandbox.watched();
-  await waitUntil(() => sandbox.watched() >= before + count || !sandbox.alive(), () => `the watcher got ${sandbox.watched() - before} messages`);
+  await waitUntil(
+    () => sandbox.watched() >= before + count || !sandbox.alive(),
+    () => `the watcher got ${sandbox.watched() - before} messages`,
+  );
   assert.ok(sandbox.alive(), `the sandbox process died: ${sandbox.stderr().slice(0, 1000)}`);
 }
 
-test('case 6: a $filter/payload= of 9,000 "!" is refused with a reason (MQTT 5 SUBACK 0x8F); the sandbox process and the stream go on', { timeout: 60_000 }, async (t) => {
-  const sandbox = await sandboxWithWatcher(t);
-  const hostile = await mqtt.connectAsync(sandbox.mqttUrl, { username: sandbox.token, reconnectPeriod: 0, protocolVersion: 5 });
-  t.after(() => hostile.endAsync(true));
-  const deep = encodeURIComponent(`${'!'.repeat(9000)}ident`);
-  let suback: { reasonCode?: number; reasonString?: string };
-  try {
-    const granted = await hostile.subscribeAsync(`$filter/payload=${deep}/flespi/message/gw/channels/#`, { qos: 1 });
-    suback = { reasonCode: granted[0]?.qos };
-  } catch (error) {
-    const packet = (error as { packet?: { properties?: { reasonString?: string }; granted?: number[] } }).packet;
-    suback = { reasonCode: packet?.granted?.[0], reasonString: packet?.properties?.reasonString };
-  }
-  t.diagnostic(`SUBACK: ${JSON.stringify(suback)}`);
-  // Every simulated message is matched against every subscription: an accepted 9,000-deep filter overflowed the stack here.
-  await assertStreamGoesOn(sandbox, 20);
-  assert.equal(suback.reasonCode, 0x8f, 'topic filter invalid');
-  assert.match(suback.reasonString ?? '', new RegExp(`nests deeper than ${MAX_NESTING} levels`));
+test(
+  'case 6: a $filter/payload= of 9,000 "!" is refused with a reason (MQTT 5 SUBACK 0x8F); the sandbox process and the stream go on',
+  { timeout: 60_000 },
+  async (t) => {
+    const sandbox = await sandboxWithWatcher(t);
+    const hostile = await mqtt.connectAsync(sandbox.mqttUrl, { username: sandbox.token, reconnectPeriod: 0, protocolVersion: 5 });
+    t.after(() => hostile.endAsync(true));
+    const deep = encodeURIComponent(`${'!'.repeat(9000)}ident`);
+    let suback: { reasonCode?: number; reasonString?: string };
+    try {
+      const granted = await hostile.subscribeAsync(`$filter/payload=${deep}/flespi/message/gw/channels/#`, { qos: 1 });
+      suback = { reasonCode: granted[0]?.qos };
+    } catch (error) {
+      const packet = (error as { packet?: { properties?: { reasonString?: string }; granted?: number[] } }).packet;
+      suback = { reasonCode: packet?.granted?.[0], reasonString: packet?.properties?.reasonString };
+    }
+    t.diagnostic(`SUBACK: ${JSON.stringify(suback)}`);
+    // Every simulated message is matched against every subscription: an accepted 9,000-deep filter overflowed the stack here.
+    await assertStreamGoesOn(sandbox, 20);
+    assert.equal(suback.reasonCode, 0x8f, 'topic filter invalid');
+    assert.match(suback.reasonString ?? '', new RegExp(`nests deeper than ${MAX_NESTING} levels`));
 
-  // REST: the same kind of expression is a 400 that says why.
-  const deepRest = await fetch(`${sandbox.restUrl}/gw/channels/${CHANNEL}/messages?data=${encodeURIComponent(JSON.stringify({ filter: `${'!'.repeat(900)}ident` }))}`, { headers: { authorization: `FlespiToken ${sandbox.token}` } });
-  assert.equal(deepRest.status, 400);
-  assert.match(await deepRest.text(), /nests deeper than 64 levels/);
-  await assertStreamGoesOn(sandbox, 5);
-});
+    // REST: the same kind of expression is a 400 that says why.
+    const deepRest = await fetch(
+      `${sandbox.restUrl}/gw/channels/${CHANNEL}/messages?data=${encodeURIComponent(JSON.stringify({ filter: `${'!'.repeat(900)}ident` }))}`,
+      { headers: { authorization: `FlespiToken ${sandbox.token}` } },
+    );
+    assert.equal(deepRest.status, 400);
+    assert.match(await deepRest.text(), /nests deeper than 64 levels/);
+    await assertStreamGoesOn(sandbox, 5);
+  },
+);
 
 test('case 6: a REST filter ident~"*a*a*a*a*a*a*a*a*a*a*a*b" over a 50-character ident is answered, and the stream goes on', { timeout: 90_000 }, async (t) => {
   const sandbox = await sandboxWithWatcher(t);
   await control(sandbox.restUrl, sandbox.token, 'POST', `/sandbox/channels/${CHANNEL}/messages`, [{ ident: 'a'.repeat(50) }]);
   const ask = (filter: string, signal?: AbortSignal) =>
-    fetch(`${sandbox.restUrl}/gw/channels/${CHANNEL}/messages?data=${encodeURIComponent(JSON.stringify({ filter }))}`, { headers: { authorization: `FlespiToken ${sandbox.token}` }, signal });
+    fetch(`${sandbox.restUrl}/gw/channels/${CHANNEL}/messages?data=${encodeURIComponent(JSON.stringify({ filter }))}`, {
+      headers: { authorization: `FlespiToken ${sandbox.token}` },
+      signal,
+    });
   const started = Date.now();
   let answer: Response;
   try {

@@ -63,16 +63,27 @@ async function rig(): Promise<Rig> {
   const wialon = await new WialonSink(ledger, 'wialon').listen();
   const tls = { caFile: pki.ca.cert, certFile: pki.client.cert, keyFile: pki.client.key };
   const subscriber = await mqttLedgerSubscriber(broker.url, 'reliability/#', tls, ledger, 'mqtt');
-  const mqtt = mqttSpec.create({ url: broker.url, ...tls, topic: 'reliability/{ident}', connectTimeoutMs: 1000, ackTimeoutMs: 2000 }, { resolvePath: (p) => p }, 'mqtt');
+  const mqtt = mqttSpec.create(
+    { url: broker.url, ...tls, topic: 'reliability/{ident}', connectTimeoutMs: 1000, ackTimeoutMs: 2000 },
+    { resolvePath: (p) => p },
+    'mqtt',
+  );
   const receiver = new Receiver({
     source: new RestSource({ client: new FlespiClient({ token: sandbox.token, baseUrl: sandbox.restUrl }), channelId: CHANNEL, limitCount: 100, timeout: 1 }),
-    handlers: [new HttpHandler({ url: http.url, method: 'POST', headers: {}, timeoutMs: 2000 }, 'http'), mqtt, new WialonHandler({ host: '127.0.0.1', port: wialon.port, ackTimeoutMs: 1000, window: 16, connectTimeoutMs: 1000 }, 'wialon')],
+    handlers: [
+      new HttpHandler({ url: http.url, method: 'POST', headers: {}, timeoutMs: 2000 }, 'http'),
+      mqtt,
+      new WialonHandler({ host: '127.0.0.1', port: wialon.port, ackTimeoutMs: 1000, window: 16, connectTimeoutMs: 1000 }, 'wialon'),
+    ],
     retry: { initialMs: 100, maxMs: 1000 },
   });
   const injector = new Injector({ restUrl: sandbox.restUrl, token: sandbox.token, epoch: 1 });
   await receiver.start();
   injector.start(20, 50);
-  await waitUntil(() => ledger.distinct('http') >= 200, () => `warming up: ${ledger.summary(injector.injected)}`);
+  await waitUntil(
+    () => ledger.distinct('http') >= 200,
+    () => `warming up: ${ledger.summary(injector.injected)}`,
+  );
   return {
     ledger,
     http,

@@ -39,47 +39,56 @@ after(async () => {
 });
 
 for (const prefetch of [1, 3]) {
-  test(`prefetch ${prefetch}: a sink taking ${SINK_MS_PER_BATCH} ms per batch with ${WAITING} messages waiting keeps at most ${(prefetch + 1) * LIMIT_COUNT} messages fetched but unacknowledged`, TIMEOUT, async (t) => {
-    const ledger = new Ledger(['slow', 'http']);
-    const http = await new HttpSink(ledger, 'http').listen();
-    const slow = new LedgerHandler('slow', ledger, (_messages, ctx) => sleep(SINK_MS_PER_BATCH, ctx.signal));
-    const client = new PollCountingClient({ token: sandbox.token, baseUrl: sandbox.restUrl });
-    const receiver = new Receiver({
-      source: new RestSource({ client, channelId: CHANNEL, limitCount: LIMIT_COUNT, timeout: 1 }),
-      handlers: [slow, new HttpHandler({ url: http.url, method: 'POST', headers: {}, timeoutMs: 5000 }, 'http')],
-      prefetch,
-    });
-    let maxUnacked = 0;
-    let maxAhead = 0;
-    const observe = () => {
-      const s = receiver.stats();
-      maxUnacked = Math.max(maxUnacked, s.messagesFetched - s.messagesDone);
-      maxAhead = Math.max(maxAhead, s.batchesFetched - s.batchesDone);
-    };
-    receiver.on('batch', observe);
-    receiver.on('done', observe);
-    const heapBefore = process.memoryUsage().heapUsed;
-    try {
-      await receiver.start();
-      await waitUntil(() => receiver.stats().batchesDone >= BATCHES, () => `only ${receiver.stats().batchesDone} batches done`);
-      observe();
-      const { batchesDone, batchesFetched } = receiver.stats();
-      const polls = client.polls;
-      await receiver.stop();
+  test(
+    `prefetch ${prefetch}: a sink taking ${SINK_MS_PER_BATCH} ms per batch with ${WAITING} messages waiting keeps at most ${(prefetch + 1) * LIMIT_COUNT} messages fetched but unacknowledged`,
+    TIMEOUT,
+    async (t) => {
+      const ledger = new Ledger(['slow', 'http']);
+      const http = await new HttpSink(ledger, 'http').listen();
+      const slow = new LedgerHandler('slow', ledger, (_messages, ctx) => sleep(SINK_MS_PER_BATCH, ctx.signal));
+      const client = new PollCountingClient({ token: sandbox.token, baseUrl: sandbox.restUrl });
+      const receiver = new Receiver({
+        source: new RestSource({ client, channelId: CHANNEL, limitCount: LIMIT_COUNT, timeout: 1 }),
+        handlers: [slow, new HttpHandler({ url: http.url, method: 'POST', headers: {}, timeoutMs: 5000 }, 'http')],
+        prefetch,
+      });
+      let maxUnacked = 0;
+      let maxAhead = 0;
+      const observe = () => {
+        const s = receiver.stats();
+        maxUnacked = Math.max(maxUnacked, s.messagesFetched - s.messagesDone);
+        maxAhead = Math.max(maxAhead, s.batchesFetched - s.batchesDone);
+      };
+      receiver.on('batch', observe);
+      receiver.on('done', observe);
+      const heapBefore = process.memoryUsage().heapUsed;
+      try {
+        await receiver.start();
+        await waitUntil(
+          () => receiver.stats().batchesDone >= BATCHES,
+          () => `only ${receiver.stats().batchesDone} batches done`,
+        );
+        observe();
+        const { batchesDone, batchesFetched } = receiver.stats();
+        const polls = client.polls;
+        await receiver.stop();
 
-      t.diagnostic(`${batchesDone} batches done, ${batchesFetched} fetched, ${polls} polls; most messages fetched but unacknowledged: ${maxUnacked}; heap +${Math.round((process.memoryUsage().heapUsed - heapBefore) / 1e6)} MB`);
-      assert.ok(maxUnacked <= (prefetch + 1) * LIMIT_COUNT, `at most ${(prefetch + 1) * LIMIT_COUNT} messages fetched but unacknowledged, saw ${maxUnacked}`);
-      assert.ok(maxAhead <= prefetch + 1, `at most ${prefetch + 1} batches in the receiver, saw ${maxAhead}`);
-      assert.ok(polls <= batchesDone + prefetch + 1, `polled at the sink's pace: ${polls} polls for ${batchesDone} batches done`);
-      // Everything the slow sink accepted came in order without gaps, and the fast sink got exactly the same.
-      const accepted = ledger.distinct('slow');
-      assert.equal(accepted, ledger.total('slow'));
-      assert.deepEqual(ledger.missing('slow', range(1, accepted)), []);
-      assert.ok(ledger.distinct('http') >= accepted, 'the HTTP sink got every batch the slow sink accepted');
-      assert.equal(ledger.duplicates('http'), 0);
-    } finally {
-      await receiver.stop();
-      await http.close();
-    }
-  });
+        t.diagnostic(
+          `${batchesDone} batches done, ${batchesFetched} fetched, ${polls} polls; most messages fetched but unacknowledged: ${maxUnacked}; heap +${Math.round((process.memoryUsage().heapUsed - heapBefore) / 1e6)} MB`,
+        );
+        assert.ok(maxUnacked <= (prefetch + 1) * LIMIT_COUNT, `at most ${(prefetch + 1) * LIMIT_COUNT} messages fetched but unacknowledged, saw ${maxUnacked}`);
+        assert.ok(maxAhead <= prefetch + 1, `at most ${prefetch + 1} batches in the receiver, saw ${maxAhead}`);
+        assert.ok(polls <= batchesDone + prefetch + 1, `polled at the sink's pace: ${polls} polls for ${batchesDone} batches done`);
+        // Everything the slow sink accepted came in order without gaps, and the fast sink got exactly the same.
+        const accepted = ledger.distinct('slow');
+        assert.equal(accepted, ledger.total('slow'));
+        assert.deepEqual(ledger.missing('slow', range(1, accepted)), []);
+        assert.ok(ledger.distinct('http') >= accepted, 'the HTTP sink got every batch the slow sink accepted');
+        assert.equal(ledger.duplicates('http'), 0);
+      } finally {
+        await receiver.stop();
+        await http.close();
+      }
+    },
+  );
 }

@@ -317,7 +317,13 @@ export class LedgerHandler extends Handler {
  * broker that persists sessions, messages published while the subscriber is briefly away (the broker
  * restarting) wait for it, so what it records is what the broker accepted.
  */
-export async function mqttLedgerSubscriber(url: string, topicFilter: string, tls: { caFile: string; certFile: string; keyFile: string }, ledger: Ledger, sinkName: string): Promise<{ close(): Promise<void> }> {
+export async function mqttLedgerSubscriber(
+  url: string,
+  topicFilter: string,
+  tls: { caFile: string; certFile: string; keyFile: string },
+  ledger: Ledger,
+  sinkName: string,
+): Promise<{ close(): Promise<void> }> {
   const client = mqtt.connect(url, {
     clientId: `reliability-${sinkName}-${randomBytes(4).toString('hex')}`,
     clean: false,
@@ -354,7 +360,17 @@ export async function cliPath(): Promise<string> {
   cliBundle ??= (async () => {
     const dir = await mkdtemp(join(tmpdir(), 'reliability-cli-'));
     const file = join(dir, 'cli.js');
-    await build({ entryPoints: [join(ROOT, 'src/cli/main.ts')], outfile: file, bundle: true, platform: 'node', format: 'cjs', target: 'node20', external: ['vscode'], logLevel: 'error', legalComments: 'none' });
+    await build({
+      entryPoints: [join(ROOT, 'src/cli/main.ts')],
+      outfile: file,
+      bundle: true,
+      platform: 'node',
+      format: 'cjs',
+      target: 'node20',
+      external: ['vscode'],
+      logLevel: 'error',
+      legalComments: 'none',
+    });
     process.once('exit', () => rmSync(dir, { recursive: true, force: true })); // 'exit' runs synchronous code only
     return { file, dir };
   })();
@@ -395,7 +411,10 @@ export async function startCli(args: readonly string[], options: { env?: NodeJS.
 }
 
 /** Runs the CLI to its end (killing it after `timeoutMs`). */
-export async function runCli(args: readonly string[], options: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {}): Promise<{ status: number | null; stdout: string; stderr: string }> {
+export async function runCli(
+  args: readonly string[],
+  options: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {},
+): Promise<{ status: number | null; stdout: string; stderr: string }> {
   const cli = await startCli(args, options);
   const killer = setTimeout(() => cli.child.kill('SIGKILL'), options.timeoutMs ?? 30_000);
   const status = await cli.exit;

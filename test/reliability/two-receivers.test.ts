@@ -47,42 +47,61 @@ async function config(name: string, url: string, extra: Record<string, unknown> 
 }
 
 const env = () => ({ FLESPI_TOKEN: sandbox.token });
-const mqttClients = async () => ((await control(sandbox.restUrl, sandbox.token, 'GET', '/sandbox/info')) as { result: [{ mqtt_clients: number }] }).result[0].mqtt_clients;
+const mqttClients = async () =>
+  ((await control(sandbox.restUrl, sandbox.token, 'GET', '/sandbox/info')) as { result: [{ mqtt_clients: number }] }).result[0].mqtt_clients;
 const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
-test('two `run`s of one config: the second refuses with one line naming the first (pid, command) and how to proceed; the first carries on and releases the lock when it stops', TIMEOUT, async (t) => {
-  const ledger = new Ledger(['http']);
-  const http = await new HttpSink(ledger, 'http').listen();
-  const file = await config('same-checkpoint', http.url);
-  const lock = join(dir, 'same-checkpoint', `receiver.channel-${CHANNEL}.checkpoint.json.lock`);
-  let first: CliProcess | undefined;
-  try {
-    first = await startCli(['run', file], { env: env() });
-    await waitUntil(() => /receiving channel/.test(first!.stderr()), () => `the first run did not start; stderr: ${first!.stderr()}`);
-    const pid = first.child.pid!;
+test(
+  'two `run`s of one config: the second refuses with one line naming the first (pid, command) and how to proceed; the first carries on and releases the lock when it stops',
+  TIMEOUT,
+  async (t) => {
+    const ledger = new Ledger(['http']);
+    const http = await new HttpSink(ledger, 'http').listen();
+    const file = await config('same-checkpoint', http.url);
+    const lock = join(dir, 'same-checkpoint', `receiver.channel-${CHANNEL}.checkpoint.json.lock`);
+    let first: CliProcess | undefined;
+    try {
+      first = await startCli(['run', file], { env: env() });
+      await waitUntil(
+        () => /receiving channel/.test(first!.stderr()),
+        () => `the first run did not start; stderr: ${first!.stderr()}`,
+      );
+      const pid = first.child.pid!;
 
-    const second = await runCli(['run', file], { env: env() });
-    const line = assertOneLineError(second, new RegExp(`checkpoint .*receiver\\.channel-${CHANNEL}\\.checkpoint\\.json is in use by another receiver: pid ${pid} on this machine \\(flespi-receiver run ${escape(file)}\\)`));
-    assert.equal(second.status, 2, 'exit code 2: fix the setup');
-    assert.match(line, new RegExp(`Stop that receiver first \\(kill ${pid}\\), or give this config its own "checkpoint" file`));
-    t.diagnostic(line);
+      const second = await runCli(['run', file], { env: env() });
+      const line = assertOneLineError(
+        second,
+        new RegExp(
+          `checkpoint .*receiver\\.channel-${CHANNEL}\\.checkpoint\\.json is in use by another receiver: pid ${pid} on this machine \\(flespi-receiver run ${escape(file)}\\)`,
+        ),
+      );
+      assert.equal(second.status, 2, 'exit code 2: fix the setup');
+      assert.match(line, new RegExp(`Stop that receiver first \\(kill ${pid}\\), or give this config its own "checkpoint" file`));
+      t.diagnostic(line);
 
-    sandbox.inject(CHANNEL, numbered(1, 300));
-    const expected = range(1, 300);
-    await waitUntil(() => ledger.complete(expected), () => `${ledger.summary(expected)}; stderr: ${first!.stderr()}`);
-    assert.equal(ledger.duplicates('http'), 0);
-    first.child.kill('SIGTERM');
-    assert.equal(await first.exit, 0, `stderr: ${first.stderr()}`);
-    assert.ok(!existsSync(lock), 'the lock is gone after a graceful stop');
-    const third = await startCli(['run', file], { env: env() });
-    await waitUntil(() => /receiving channel/.test(third.stderr()), () => `a run after the first stopped starts; stderr: ${third.stderr()}`);
-    third.child.kill('SIGTERM');
-    assert.equal(await third.exit, 0);
-  } finally {
-    first?.child.kill('SIGKILL');
-    await http.close();
-  }
-});
+      sandbox.inject(CHANNEL, numbered(1, 300));
+      const expected = range(1, 300);
+      await waitUntil(
+        () => ledger.complete(expected),
+        () => `${ledger.summary(expected)}; stderr: ${first!.stderr()}`,
+      );
+      assert.equal(ledger.duplicates('http'), 0);
+      first.child.kill('SIGTERM');
+      assert.equal(await first.exit, 0, `stderr: ${first.stderr()}`);
+      assert.ok(!existsSync(lock), 'the lock is gone after a graceful stop');
+      const third = await startCli(['run', file], { env: env() });
+      await waitUntil(
+        () => /receiving channel/.test(third.stderr()),
+        () => `a run after the first stopped starts; stderr: ${third.stderr()}`,
+      );
+      third.child.kill('SIGTERM');
+      assert.equal(await third.exit, 0);
+    } finally {
+      first?.child.kill('SIGKILL');
+      await http.close();
+    }
+  },
+);
 
 test('a run SIGKILLed while holding the lock: the next run takes the stale lock over, says so, and delivers', TIMEOUT, async () => {
   const ledger = new Ledger(['http']);
@@ -92,17 +111,29 @@ test('a run SIGKILLed while holding the lock: the next run takes the stale lock 
   let cli: CliProcess | undefined;
   try {
     cli = await startCli(['run', file], { env: env() });
-    await waitUntil(() => /receiving channel/.test(cli!.stderr()), () => `stderr: ${cli!.stderr()}`);
+    await waitUntil(
+      () => /receiving channel/.test(cli!.stderr()),
+      () => `stderr: ${cli!.stderr()}`,
+    );
     const killedPid = cli.child.pid!;
     cli.child.kill('SIGKILL');
     await cli.exit;
     assert.equal((JSON.parse(await readFile(lock, 'utf8')) as { pid: number }).pid, killedPid, 'SIGKILL left the lock behind');
 
     cli = await startCli(['run', file], { env: env() });
-    await waitUntil(() => /receiving channel/.test(cli!.stderr()), () => `the run after the kill did not start; stderr: ${cli!.stderr()}`);
-    assert.match(cli.stderr(), new RegExp(`warn: took over ${escape(lock)}: the receiver that held it \\(pid ${killedPid} on this machine .*\\) is no longer running`));
+    await waitUntil(
+      () => /receiving channel/.test(cli!.stderr()),
+      () => `the run after the kill did not start; stderr: ${cli!.stderr()}`,
+    );
+    assert.match(
+      cli.stderr(),
+      new RegExp(`warn: took over ${escape(lock)}: the receiver that held it \\(pid ${killedPid} on this machine .*\\) is no longer running`),
+    );
     sandbox.inject(1002, numbered(1, 100));
-    await waitUntil(() => ledger.complete(range(1, 100)), () => `${ledger.summary(range(1, 100))}; stderr: ${cli!.stderr()}`);
+    await waitUntil(
+      () => ledger.complete(range(1, 100)),
+      () => `${ledger.summary(range(1, 100))}; stderr: ${cli!.stderr()}`,
+    );
     cli.child.kill('SIGTERM');
     assert.equal(await cli.exit, 0, `stderr: ${cli.stderr()}`);
   } finally {
@@ -122,7 +153,11 @@ test('MQTT: two configs on one channel with the default clientId get a session e
   try {
     for (const file of files) clis.push(await startCli(['run', file], { env: env() }));
     const stderr = () => clis.map((c, i) => `[${i}] ${c.stderr()}`).join('\n');
-    await waitUntil(async () => (await mqttClients()) === before + 2, () => `both receivers connected at once (two sessions); clients: ${before} before; stderr:\n${stderr()}`, 10_000);
+    await waitUntil(
+      async () => (await mqttClients()) === before + 2,
+      () => `both receivers connected at once (two sessions); clients: ${before} before; stderr:\n${stderr()}`,
+      10_000,
+    );
 
     const injector = new Injector({ restUrl: sandbox.restUrl, token: sandbox.token, epoch: 1 }, channel);
     for (let i = 0; i < 10; i++) {
@@ -130,7 +165,10 @@ test('MQTT: two configs on one channel with the default clientId get a session e
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
     const expected = range(1, 1000);
-    await waitUntil(() => ledger.complete(expected), () => `${ledger.summary(expected)}; stderr:\n${stderr()}`);
+    await waitUntil(
+      () => ledger.complete(expected),
+      () => `${ledger.summary(expected)}; stderr:\n${stderr()}`,
+    );
     await new Promise((resolve) => setTimeout(resolve, 500)); // late duplicates would arrive by now
     for (const sink of ['a', 'b']) t.diagnostic(`${sink}: ${ledger.distinct(sink)} distinct, ${ledger.duplicates(sink)} duplicates`);
     assert.equal(ledger.duplicates('a'), 0, 'no message twice at a');
@@ -145,34 +183,47 @@ test('MQTT: two configs on one channel with the default clientId get a session e
   }
 });
 
-test('MQTT: two configs given the same clientId: the first is told loudly that the second took its session over and stops (exit 1); the second gets everything', TIMEOUT, async () => {
-  const channel = 1002;
-  const ledger = new Ledger(['a', 'b']);
-  const sinks = [await new HttpSink(ledger, 'a').listen(), await new HttpSink(ledger, 'b').listen()];
-  const source = { type: 'mqtt', url: sandbox.mqttUrl, clientId: 'two-receivers-shared', batchMaxWaitMs: 50 };
-  const files = [await config('shared-a', sinks[0]!.url, { channel, source }), await config('shared-b', sinks[1]!.url, { channel, source })];
-  let first: CliProcess | undefined;
-  let second: CliProcess | undefined;
-  const before = await mqttClients();
-  try {
-    first = await startCli(['run', files[0]!], { env: env() });
-    await waitUntil(async () => /receiving channel/.test(first!.stderr()) && (await mqttClients()) === before + 1, () => `stderr: ${first!.stderr()}`);
-    second = await startCli(['run', files[1]!], { env: env() });
-    const code = await Promise.race([first.exit, new Promise((resolve) => setTimeout(() => resolve('still running'), 15_000))]);
-    assert.equal(code, 1, `the first receiver stops with an error; stderr: ${first.stderr()}`);
-    assert.match(first.stderr(), /flespi-receiver: flespi MQTT at mqtt:\/\/127\.0\.0\.1:\d+: another client connected with the same clientId "two-receivers-shared" and took over its session \(DISCONNECT 0x8E\)\. .*Give each receiver its own clientId/);
+test(
+  'MQTT: two configs given the same clientId: the first is told loudly that the second took its session over and stops (exit 1); the second gets everything',
+  TIMEOUT,
+  async () => {
+    const channel = 1002;
+    const ledger = new Ledger(['a', 'b']);
+    const sinks = [await new HttpSink(ledger, 'a').listen(), await new HttpSink(ledger, 'b').listen()];
+    const source = { type: 'mqtt', url: sandbox.mqttUrl, clientId: 'two-receivers-shared', batchMaxWaitMs: 50 };
+    const files = [await config('shared-a', sinks[0]!.url, { channel, source }), await config('shared-b', sinks[1]!.url, { channel, source })];
+    let first: CliProcess | undefined;
+    let second: CliProcess | undefined;
+    const before = await mqttClients();
+    try {
+      first = await startCli(['run', files[0]!], { env: env() });
+      await waitUntil(
+        async () => /receiving channel/.test(first!.stderr()) && (await mqttClients()) === before + 1,
+        () => `stderr: ${first!.stderr()}`,
+      );
+      second = await startCli(['run', files[1]!], { env: env() });
+      const code = await Promise.race([first.exit, new Promise((resolve) => setTimeout(() => resolve('still running'), 15_000))]);
+      assert.equal(code, 1, `the first receiver stops with an error; stderr: ${first.stderr()}`);
+      assert.match(
+        first.stderr(),
+        /flespi-receiver: flespi MQTT at mqtt:\/\/127\.0\.0\.1:\d+: another client connected with the same clientId "two-receivers-shared" and took over its session \(DISCONNECT 0x8E\)\. .*Give each receiver its own clientId/,
+      );
 
-    const injector = new Injector({ restUrl: sandbox.restUrl, token: sandbox.token, epoch: 1 }, channel);
-    await injector.inject(200);
-    await waitUntil(() => ledger.complete(range(1, 200)) || ledger.distinct('b') === 200, () => `${ledger.summary(range(1, 200))}; stderr: ${second!.stderr()}`);
-    assert.equal(ledger.distinct('b'), 200, 'the receiver that took the session gets every message');
-    assert.equal(ledger.duplicates('b'), 0);
-    assert.equal(await mqttClients(), before + 1, 'nobody took the session back');
-    second.child.kill('SIGTERM');
-    assert.equal(await second.exit, 0, `stderr: ${second.stderr()}`);
-  } finally {
-    first?.child.kill('SIGKILL');
-    second?.child.kill('SIGKILL');
-    for (const sink of sinks) await sink.close();
-  }
-});
+      const injector = new Injector({ restUrl: sandbox.restUrl, token: sandbox.token, epoch: 1 }, channel);
+      await injector.inject(200);
+      await waitUntil(
+        () => ledger.complete(range(1, 200)) || ledger.distinct('b') === 200,
+        () => `${ledger.summary(range(1, 200))}; stderr: ${second!.stderr()}`,
+      );
+      assert.equal(ledger.distinct('b'), 200, 'the receiver that took the session gets every message');
+      assert.equal(ledger.duplicates('b'), 0);
+      assert.equal(await mqttClients(), before + 1, 'nobody took the session back');
+      second.child.kill('SIGTERM');
+      assert.equal(await second.exit, 0, `stderr: ${second.stderr()}`);
+    } finally {
+      first?.child.kill('SIGKILL');
+      second?.child.kill('SIGKILL');
+      for (const sink of sinks) await sink.close();
+    }
+  },
+);

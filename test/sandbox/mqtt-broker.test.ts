@@ -257,7 +257,10 @@ describe('sandbox MQTT broker', () => {
       const now = [...members][0];
       assert.ok(now === owner.get(ident) || now === 'c', `${ident} moved from ${owner.get(ident)} to ${now}, not to the new member`);
     }
-    assert.ok([...got.values()].some((members) => members.has('c')), 'the new member took over some idents');
+    assert.ok(
+      [...got.values()].some((members) => members.has('c')),
+      'the new member took over some idents',
+    );
     await endAll(a, b, c);
   });
 
@@ -343,7 +346,15 @@ describe('sandbox MQTT broker', () => {
   });
 
   test('refuses malformed topic filters in SUBACK (0x80 for 3.1.1, 0x8F for MQTT 5)', async () => {
-    const bad = ['a/#/b', 'a/b+', `$filter/payload=${encodeURIComponent('speed>')}/a`, '$filter/cid=abc/a', '$filter/modified_since>1/a', '$share/g', 'a/10,+/b'];
+    const bad = [
+      'a/#/b',
+      'a/b+',
+      `$filter/payload=${encodeURIComponent('speed>')}/a`,
+      '$filter/cid=abc/a',
+      '$filter/modified_since>1/a',
+      '$share/g',
+      'a/10,+/b',
+    ];
     for (const [protocolVersion, code] of [
       [4, 0x80],
       [5, 0x8f],
@@ -454,23 +465,39 @@ describe('sandbox MQTT broker flow control', () => {
       const { broker, port } = await startBroker({ maxInflight: 5, maxSessionBytes: 1000 });
       try {
         const clientId = `overflowing-${protocolVersion}`;
-        const stuck = await RawClient.connect(port, { clientId, protocolVersion, clean: false, sessionExpiryInterval: protocolVersion === 5 ? 600 : undefined });
+        const stuck = await RawClient.connect(port, {
+          clientId,
+          protocolVersion,
+          clean: false,
+          sessionExpiryInterval: protocolVersion === 5 ? 600 : undefined,
+        });
         await stuck.subscribe('flespi/message/gw/channels/1/+');
         const payload = (i: number) => `${i}:${'x'.repeat(90)}`; // 30 topic + 93 payload bytes each: the 9th overflows
         for (let i = 0; i < 8; i++) broker.publish('flespi/message/gw/channels/1/dev', payload(i));
         await stuck.waitFor(() => stuck.publishes().length === 5);
         assert.equal(stuck.socket.destroyed, false, 'within the limit nothing happens');
-        assert.deepEqual(broker.sessionInfo().map(({ inflight, queued, dropped, overflows }) => ({ inflight, queued, dropped, overflows })), [{ inflight: 5, queued: 3, dropped: 0, overflows: 0 }]);
+        assert.deepEqual(
+          broker.sessionInfo().map(({ inflight, queued, dropped, overflows }) => ({ inflight, queued, dropped, overflows })),
+          [{ inflight: 5, queued: 3, dropped: 0, overflows: 0 }],
+        );
 
         broker.publish('flespi/message/gw/channels/1/dev', payload(8));
         await once(stuck.socket, 'close');
         const disconnect = stuck.packets.find((p): p is IDisconnectPacket => p.cmd === 'disconnect');
         assert.equal(disconnect?.reasonCode, protocolVersion === 5 ? 0x97 : undefined);
         await eventually(() => broker.sessionInfo()[0]?.connected === false);
-        assert.deepEqual(broker.sessionInfo().map(({ persistent, queued, inflight, dropped, overflows }) => ({ persistent, queued, inflight, dropped, overflows })), [{ persistent: true, queued: 0, inflight: 0, dropped: 9, overflows: 1 }]);
+        assert.deepEqual(
+          broker.sessionInfo().map(({ persistent, queued, inflight, dropped, overflows }) => ({ persistent, queued, inflight, dropped, overflows })),
+          [{ persistent: true, queued: 0, inflight: 0, dropped: 9, overflows: 1 }],
+        );
 
         // Back with the same session: nothing of before comes again, new messages do (the subscription stayed).
-        const back = await connectCollecting(`mqtt://127.0.0.1:${port}`, { clientId, protocolVersion, clean: false, ...(protocolVersion === 5 ? { properties: { sessionExpiryInterval: 600 } } : {}) });
+        const back = await connectCollecting(`mqtt://127.0.0.1:${port}`, {
+          clientId,
+          protocolVersion,
+          clean: false,
+          ...(protocolVersion === 5 ? { properties: { sessionExpiryInterval: 600 } } : {}),
+        });
         assert.equal(back.sessionPresent, true);
         broker.publish('flespi/message/gw/channels/1/dev', 'after');
         await until(back.client, () => back.received.length === 1);

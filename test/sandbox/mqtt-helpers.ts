@@ -26,7 +26,10 @@ export function connect(url: string, options: IClientOptions = {}): Promise<Mqtt
 }
 
 /** Connects and collects messages from the first one on (a persistent session's queue arrives right after CONNACK). */
-export async function connectCollecting(url: string, options: IClientOptions = {}): Promise<{ client: MqttClient; received: Received[]; sessionPresent: boolean }> {
+export async function connectCollecting(
+  url: string,
+  options: IClientOptions = {},
+): Promise<{ client: MqttClient; received: Received[]; sessionPresent: boolean }> {
   const client = mqtt.connect(url, { username: TOKEN, reconnectPeriod: 0, connectTimeout: 5000, ...options });
   const received = collect(client);
   const sessionPresent = await new Promise<boolean>((resolve, reject) => {
@@ -88,7 +91,10 @@ export class RawClient {
     socket.on('error', () => {});
   }
 
-  static async connect(port: number, options: { clientId: string; protocolVersion?: 4 | 5; clean?: boolean; keepalive?: number; sessionExpiryInterval?: number }): Promise<RawClient> {
+  static async connect(
+    port: number,
+    options: { clientId: string; protocolVersion?: 4 | 5; clean?: boolean; keepalive?: number; sessionExpiryInterval?: number },
+  ): Promise<RawClient> {
     const socket = net.connect(port, '127.0.0.1');
     await once(socket, 'connect');
     const protocolVersion = options.protocolVersion ?? 4;

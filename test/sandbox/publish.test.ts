@@ -42,7 +42,11 @@ interface Received {
 function collect(client: MqttClient): Received[] {
   const received: Received[] = [];
   client.on('message', (topic, payload, packet) => {
-    received.push({ topic, json: payload.length > 0 ? (JSON.parse(payload.toString('utf8')) as Record<string, unknown>) : {}, userProperties: packet.properties?.userProperties });
+    received.push({
+      topic,
+      json: payload.length > 0 ? (JSON.parse(payload.toString('utf8')) as Record<string, unknown>) : {},
+      userProperties: packet.properties?.userProperties,
+    });
   });
   return received;
 }

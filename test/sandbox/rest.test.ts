@@ -77,12 +77,21 @@ describe('the data parameter', () => {
       { ident: 'c', v: 3 },
     ]);
     const encoded = await call('GET', `/gw/channels/${id}/messages?data=${encodeURIComponent(JSON.stringify({ filter: 'v>1&&v<3' }))}`);
-    assert.deepEqual(results(encoded).map((m) => m.v), [2]);
+    assert.deepEqual(
+      results(encoded).map((m) => m.v),
+      [2],
+    );
     const raw = await call('GET', `/gw/channels/${id}/messages?data={"filter":"v>1&&v<=3","count":5}`);
     assert.equal(raw.status, 200, reasons(raw));
-    assert.deepEqual(results(raw).map((m) => m.v), [2, 3]);
+    assert.deepEqual(
+      results(raw).map((m) => m.v),
+      [2, 3],
+    );
     const viaBody = await call('GET', `/gw/channels/${id}/messages`, { body: JSON.stringify({ curr_key: 3 }) });
-    assert.deepEqual(results(viaBody).map((m) => m.v), [3]);
+    assert.deepEqual(
+      results(viaBody).map((m) => m.v),
+      [3],
+    );
     assert.equal(viaBody.body.next_key, 4);
   });
 
@@ -126,7 +135,10 @@ describe('collections and messages', () => {
     sandbox.inject(id, [{ ident: 'x' }, { ident: 'y' }, { ident: 'z' }]);
     const deleted = await call('DELETE', `/gw/channels/${id}/messages?data=${encodeURIComponent('{"delete_key":3}')}`);
     assert.deepEqual(deleted.body.result, [id]);
-    assert.deepEqual(results(await call('GET', `/gw/channels/${id}/messages`)).map((m) => m.ident), ['z']);
+    assert.deepEqual(
+      results(await call('GET', `/gw/channels/${id}/messages`)).map((m) => m.ident),
+      ['z'],
+    );
     const tooSmall = await call('DELETE', `/gw/channels/${id}/messages?data=${encodeURIComponent('{"delete_key":1}')}`);
     assert.equal(tooSmall.status, 400);
   });
@@ -134,10 +146,16 @@ describe('collections and messages', () => {
   test('style B across several channels merges by server.timestamp', async () => {
     const a = freshChannel();
     const b = freshChannel();
-    sandbox.inject(a, [{ ident: 'a1', 'server.timestamp': 100 }, { ident: 'a2', 'server.timestamp': 300 }]);
+    sandbox.inject(a, [
+      { ident: 'a1', 'server.timestamp': 100 },
+      { ident: 'a2', 'server.timestamp': 300 },
+    ]);
     sandbox.inject(b, [{ ident: 'b1', 'server.timestamp': 200 }]);
     const merged = await call('GET', `/gw/channels/${a},${b}/messages?data=${encodeURIComponent('{"from":1}')}`);
-    assert.deepEqual(results(merged).map((m) => m.ident), ['a1', 'b1', 'a2']);
+    assert.deepEqual(
+      results(merged).map((m) => m.ident),
+      ['a1', 'b1', 'a2'],
+    );
     const multiKey = await call('GET', `/gw/channels/${a},${b}/messages?data=${encodeURIComponent('{"curr_key":0}')}`);
     assert.equal(multiKey.status, 400, 'curr_key reads one channel at a time');
   });
@@ -153,7 +171,10 @@ describe('the sandbox control API', () => {
     assert.match(reasons(slash), /#, \+, \//);
     assert.equal(sandbox.store.channel(id).log.size, 0);
     const good = await call('POST', `/sandbox/channels/${id}/messages`, { body: JSON.stringify([{ ident: 'ok', timestamp: 5 }]) });
-    assert.deepEqual(results(good).map((r) => r.key), [1]);
+    assert.deepEqual(
+      results(good).map((r) => r.key),
+      [1],
+    );
     assert.equal((await call('POST', '/sandbox/channels/99999/messages', { body: '[]' })).status, 404);
   });
 

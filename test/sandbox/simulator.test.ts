@@ -64,7 +64,7 @@ test('simulated trackers send flespi-shaped messages with plausible, consistent 
       assert.ok(Math.abs(serverTs - Date.now() / 1000) < 60);
       const lat = m['position.latitude'] as number;
       const lon = m['position.longitude'] as number;
-      assert.ok((lat > 41 && lat < 57.5) && (lon > 2 && lon < 24.5), `position ${lat},${lon} in one of the cities`);
+      assert.ok(lat > 41 && lat < 57.5 && lon > 2 && lon < 24.5, `position ${lat},${lon} in one of the cities`);
       const speed = m['position.speed'] as number;
       assert.ok(Number.isInteger(speed) && speed >= 0 && speed <= 70, `speed ${speed}`);
       assert.equal(m['movement.status'], speed > 0, 'moving exactly when the speed is above 0');
@@ -81,7 +81,10 @@ test('simulated trackers send flespi-shaped messages with plausible, consistent 
       }
       assert.equal(m['device.id'], registered.get(ident), 'device.* only for registered idents');
     }
-    assert.ok([...idents].some((i) => !registered.has(i)), 'one tracker per channel is not a registered device');
+    assert.ok(
+      [...idents].some((i) => !registered.has(i)),
+      'one tracker per channel is not a registered device',
+    );
     // Consecutive fixes of one tracker are no further apart than its speed allows.
     for (const ident of idents) {
       const own = messages.filter((m) => m.ident === ident);
@@ -125,10 +128,17 @@ test('replay: an NDJSON file is played into the channels, a bad file is refused 
     try {
       const client = new FlespiClient({ token: sandbox.token, baseUrl: sandbox.restUrl });
       const onSecond = await collect(client, 1002, 2);
-      assert.deepEqual(onSecond.map((m) => m.ident), ['r1', 'r3']);
+      assert.deepEqual(
+        onSecond.map((m) => m.ident),
+        ['r1', 'r3'],
+      );
       assert.equal(onSecond[0]?.timestamp, 1700000000.5, 'device time is kept');
       assert.ok((onSecond[0]?.['server.timestamp'] as number) > 1700000000, 'server.timestamp is the replay time');
-      assert.deepEqual((await collect(client, 1001, 1)).map((m) => m.ident), ['r2'], 'unknown channels go to the first one');
+      assert.deepEqual(
+        (await collect(client, 1001, 1)).map((m) => m.ident),
+        ['r2'],
+        'unknown channels go to the first one',
+      );
     } finally {
       await sandbox.stop();
     }

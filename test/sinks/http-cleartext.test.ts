@@ -21,7 +21,10 @@ test('HTTP sink: headers (credentials, typically) bound for http:// on another m
     const warnings = log.at('warn');
     assert.equal(warnings.length, warns ? 1 : 0, `${url}: ${warnings.join(' | ')}`);
     if (warns) {
-      assert.match(warnings[0]!, /each header of HTTP sink "hook" is sent unencrypted to http:\/\/ingest\.example\.com\/in.*use https:\/\/ingest\.example\.com/);
+      assert.match(
+        warnings[0]!,
+        /each header of HTTP sink "hook" is sent unencrypted to http:\/\/ingest\.example\.com\/in.*use https:\/\/ingest\.example\.com/,
+      );
       assert.doesNotMatch(warnings[0]!, /secret/);
     }
   }

@@ -44,7 +44,12 @@ async function startServer(answer: (request: Received, response: ServerResponse)
     const chunks: Buffer[] = [];
     request.on('data', (c: Buffer) => chunks.push(c));
     request.on('end', () => {
-      const entry = { method: request.method ?? '', headers: request.headers, body: JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown, socket: request.socket };
+      const entry = {
+        method: request.method ?? '',
+        headers: request.headers,
+        body: JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown,
+        socket: request.socket,
+      };
       received.push(entry);
       answer(entry, response);
     });
@@ -113,7 +118,10 @@ describe('HTTP sink against a real local server', () => {
         () => assert.fail('a 503 must not acknowledge the batch'),
         (e: Error) => e,
       );
-      assert.equal(error.message, `http://127.0.0.1:${new URL(server.url).port}/flespi answered 503 Service Unavailable: {"errors":[{"reason":"backend busy, status 503"}]}`);
+      assert.equal(
+        error.message,
+        `http://127.0.0.1:${new URL(server.url).port}/flespi answered 503 Service Unavailable: {"errors":[{"reason":"backend busy, status 503"}]}`,
+      );
       assert.doesNotMatch(error.message, /secret-in-query/, 'the query string (which may hold a token) stays out of errors');
       assert.equal(classifyFailure(error), 'transient', 'a 503 is the server, not the messages: retried, never dead-lettered');
       status = 200;
@@ -137,7 +145,10 @@ describe('HTTP sink against a real local server', () => {
     try {
       await handler.start();
       await assert.rejects(handler.handle(batch(0, 1), ctx()), /answered 401 Unauthorized: bad token \(check the credentials in headers\/headersEnv\)$/);
-      await assert.rejects(handler.handle(batch(1, 1), ctx()), /answered 301 Moved Permanently \(redirects are not followed: set url to https:\/\/example\.com\/new\)$/);
+      await assert.rejects(
+        handler.handle(batch(1, 1), ctx()),
+        /answered 301 Moved Permanently \(redirects are not followed: set url to https:\/\/example\.com\/new\)$/,
+      );
     } finally {
       await handler.stop();
       await other.close();
@@ -149,7 +160,10 @@ describe('HTTP sink against a real local server', () => {
     const handler = create({ url: silent.url, timeoutMs: 200 });
     try {
       await handler.start();
-      await assert.rejects(handler.handle(batch(0, 1), ctx()), /^TransientError: no answer from http:\/\/127\.0\.0\.1:\d+\/flespi within 200 ms \(timeoutMs\)$/);
+      await assert.rejects(
+        handler.handle(batch(0, 1), ctx()),
+        /^TransientError: no answer from http:\/\/127\.0\.0\.1:\d+\/flespi within 200 ms \(timeoutMs\)$/,
+      );
       assert.equal(silent.received.length, 1, 'the request reached the server');
     } finally {
       await handler.stop();
@@ -178,7 +192,10 @@ describe('HTTP sink against a real local server', () => {
     const handler = create({ url: `http://127.0.0.1:${port}/x` });
     try {
       await handler.start();
-      await assert.rejects(handler.handle(batch(0, 1), ctx()), new RegExp(`^TransientError: cannot reach 127\\.0\\.0\\.1:${port} \\(ECONNREFUSED\\): check url`));
+      await assert.rejects(
+        handler.handle(batch(0, 1), ctx()),
+        new RegExp(`^TransientError: cannot reach 127\\.0\\.0\\.1:${port} \\(ECONNREFUSED\\): check url`),
+      );
     } finally {
       await handler.stop();
     }
@@ -220,7 +237,10 @@ describe('HTTP sink settings', () => {
     assert.match(configError({ url: 'ftp://h/x' }), /^handler "hook" \(http\): "url" must start with http:\/\/ or https:\/\//);
     assert.match(configError({ url: 'not a url' }), /"url" must be a URL like/);
     assert.match(configError({ url: 'https://u:p@h/x' }), /must not contain credentials/);
-    assert.match(configError({ url: 'https://h/x', headersEnv: { Authorization: 'FLESPI_TEST_SURELY_UNSET' } }), /takes Authorization from the environment variable FLESPI_TEST_SURELY_UNSET, which is not set/);
+    assert.match(
+      configError({ url: 'https://h/x', headersEnv: { Authorization: 'FLESPI_TEST_SURELY_UNSET' } }),
+      /takes Authorization from the environment variable FLESPI_TEST_SURELY_UNSET, which is not set/,
+    );
     assert.match(configError({ url: 'https://h/x', headers: { 'Bad Header': 'x' } }), /invalid HTTP header "Bad Header"/);
     assert.match(configError({ url: 'https://h/x', headers: { 'Content-Length': '1' } }), /must not set Content-Length/);
     assert.match(configError({ url: 'https://h/x', headers: { a: 1 } }), /"headers" must be an object of string values/);
@@ -250,9 +270,19 @@ describe('HTTP sink: what a refusal means, and messages that cannot be JSON', ()
       const undeliverable = 'undeliverable UndeliverableError';
       const transient = 'transient TransientError';
       assert.deepEqual(kinds, {
-        400: undeliverable, 409: undeliverable, 413: undeliverable, 422: undeliverable,
-        408: transient, 429: transient, 500: transient, 502: transient, 503: transient,
-        301: transient, 401: transient, 403: transient, 404: transient,
+        400: undeliverable,
+        409: undeliverable,
+        413: undeliverable,
+        422: undeliverable,
+        408: transient,
+        429: transient,
+        500: transient,
+        502: transient,
+        503: transient,
+        301: transient,
+        401: transient,
+        403: transient,
+        404: transient,
       });
     } finally {
       await handler.stop();
@@ -265,16 +295,28 @@ describe('HTTP sink: what a refusal means, and messages that cannot be JSON', ()
     const handler = create({ url: server.url });
     const cyclic: FlespiMessage = { ident: 'cyclic', seq: 3 };
     cyclic.self = cyclic;
-    const messages: FlespiMessage[] = [{ ident: 'a', seq: 0 }, { ident: 'deep', seq: 1, deep: nested(6000) }, { ident: 'big', seq: 2, big: 2n ** 70n as unknown as number }, cyclic, { ident: 'b', seq: 4 }];
+    const messages: FlespiMessage[] = [
+      { ident: 'a', seq: 0 },
+      { ident: 'deep', seq: 1, deep: nested(6000) },
+      { ident: 'big', seq: 2, big: (2n ** 70n) as unknown as number },
+      cyclic,
+      { ident: 'b', seq: 4 },
+    ];
     try {
       await handler.start();
       const context = recordingContext();
       await handler.handle(messages, context);
-      assert.deepEqual(context.reasons(), ['2: the message cannot be written as JSON: it holds a BigInt, which JSON cannot represent', '3: the message cannot be written as JSON: it refers to itself (a circular structure)']);
+      assert.deepEqual(context.reasons(), [
+        '2: the message cannot be written as JSON: it holds a BigInt, which JSON cannot represent',
+        '3: the message cannot be written as JSON: it refers to itself (a circular structure)',
+      ]);
       assert.ok([...context.rejected.values()].every((r) => classifyFailure(r) === 'undeliverable'));
       assert.equal(server.received.length, 1, 'one request for the batch');
       const posted = server.received[0]!.body as FlespiMessage[];
-      assert.deepEqual(posted.map((m) => m.seq), [0, 1, 4]);
+      assert.deepEqual(
+        posted.map((m) => m.seq),
+        [0, 1, 4],
+      );
       assert.equal(depthOf(posted[1]!.deep), 6000, 'the deep message arrives whole');
 
       // A batch of only such messages sends nothing and succeeds.

@@ -97,7 +97,11 @@ describe('MQTT sink against Mosquitto with TLS and required client certificates'
     const sub = await subscribe(broker.url, 'relative/#', clientTls());
     const relative = (path: string) => path.slice(pki.dir.length + 1);
     const inPki: HandlerEnv = { resolvePath: (p) => join(pki.dir, p) };
-    const handler = create({ url: broker.url, caFile: relative(pki.ca.cert), certFile: relative(pki.client.cert), keyFile: relative(pki.client.key), topic: 'relative/{ident}' }, mqttSpec, inPki);
+    const handler = create(
+      { url: broker.url, caFile: relative(pki.ca.cert), certFile: relative(pki.client.cert), keyFile: relative(pki.client.key), topic: 'relative/{ident}' },
+      mqttSpec,
+      inPki,
+    );
     try {
       assert.equal(handler.settings.caFile, pki.ca.cert);
       await handler.start();
@@ -157,7 +161,10 @@ describe('MQTT sink against Mosquitto with TLS and required client certificates'
 
   test('a key that does not belong to the certificate is caught before connecting', async () => {
     const message = await startError(create(settings({ keyFile: pki.strayKey })));
-    assert.equal(message, `keyFile ${pki.strayKey} does not belong to certFile ${pki.client.cert} (their public keys differ): use the private key that was created together with this certificate`);
+    assert.equal(
+      message,
+      `keyFile ${pki.strayKey} does not belong to certFile ${pki.client.cert} (their public keys differ): use the private key that was created together with this certificate`,
+    );
   });
 
   test('an expired or not yet valid client certificate is caught before connecting', async () => {
@@ -170,7 +177,10 @@ describe('MQTT sink against Mosquitto with TLS and required client certificates'
   test('missing or unusable files are named', async () => {
     const missing = join(pki.dir, 'nope', 'ca.pem');
     assert.equal(await startError(create(settings({ caFile: missing }))), `caFile ${missing} does not exist`);
-    assert.match(await startError(create(settings({ certFile: pki.client.key }))), /^certFile .*client\.key is not a certificate: .*this looks like a private key; it belongs in keyFile/);
+    assert.match(
+      await startError(create(settings({ certFile: pki.client.key }))),
+      /^certFile .*client\.key is not a certificate: .*this looks like a private key; it belongs in keyFile/,
+    );
     assert.match(await startError(create(settings({ keyFile: pki.client.cert }))), /^keyFile .*client\.crt is not a private key/);
     assert.match(await startError(create(settings({ caFile: pki.dir }))), /^caFile .* is a folder/);
   });
@@ -201,7 +211,10 @@ describe('MQTT sink against Mosquitto with TLS and required client certificates'
   test('broker restarted mid-stream: the batch fails, and retries after it is back deliver every message', async () => {
     // The subscriber shares this process with the handler's 20,000 publishes and can fall behind; Mosquitto
     // would then drop what exceeds its default queue of 1000 for it, which is not what this test is about.
-    const restarting = await startMosquitto({ tls: { caFile: pki.ca.cert, certFile: pki.server.cert, keyFile: pki.server.key }, extraConfig: ['max_queued_messages 100000'] });
+    const restarting = await startMosquitto({
+      tls: { caFile: pki.ca.cert, certFile: pki.server.cert, keyFile: pki.server.key },
+      extraConfig: ['max_queued_messages 100000'],
+    });
     const sub = await subscribe(restarting.url, 'restart/#', clientTls());
     const handler = create({ url: restarting.url, ...clientTls(), topic: 'restart/{ident}', window: 50, connectTimeoutMs: 1000, ackTimeoutMs: 5000 });
     try {
@@ -247,8 +260,17 @@ describe('MQTT sink against Mosquitto with TLS and required client certificates'
       const missing = () => Array.from({ length: expected }, (_, i) => i).filter((seq) => !seen.has(seq));
       await sub.waitUntil(allSeen, () => `${expected - seen.size} messages never arrived`, 30_000).catch(() => {});
       const lost = missing();
-      const brokerWarnings = restarting.log().split('\n').filter((line) => /drop|warning/i.test(line)).slice(0, 3).join(' | ');
-      assert.equal(lost.length, 0, `${lost.length} messages never arrived, the first ${lost.slice(0, 5).join(', ')}; broker warnings: ${brokerWarnings || 'none'}`);
+      const brokerWarnings = restarting
+        .log()
+        .split('\n')
+        .filter((line) => /drop|warning/i.test(line))
+        .slice(0, 3)
+        .join(' | ');
+      assert.equal(
+        lost.length,
+        0,
+        `${lost.length} messages never arrived, the first ${lost.slice(0, 5).join(', ')}; broker warnings: ${brokerWarnings || 'none'}`,
+      );
     } finally {
       await handler.stop();
       await sub.close();
@@ -263,7 +285,10 @@ describe('MQTT sink delivery guarantees (broker that withholds PUBACKs)', () => 
     const handler = create({ url: `mqtt://127.0.0.1:${broker.port}`, topic: 'x/{ident}', window: 5, ackTimeoutMs: 300 });
     try {
       await handler.start();
-      await assert.rejects(handler.handle(messages(0, 20), ctx()), /^TransientError: no PUBACK from mqtt:\/\/127\.0\.0\.1:\d+ for 300 ms \(ackTimeoutMs\): 17 of 20 messages not acknowledged$/);
+      await assert.rejects(
+        handler.handle(messages(0, 20), ctx()),
+        /^TransientError: no PUBACK from mqtt:\/\/127\.0\.0\.1:\d+ for 300 ms \(ackTimeoutMs\): 17 of 20 messages not acknowledged$/,
+      );
       assert.equal(broker.publishes(), 3 + 5, 'three acknowledged, then a full window of five waiting');
       assert.equal(handler.counts.acknowledged, 3);
     } finally {
@@ -358,16 +383,25 @@ describe('MQTT sink settings', () => {
     assert.equal(s.qos, 1);
     assert.equal(s.certFile, resolve('device.pem.crt'));
     assert.equal(s.alpnProtocols, undefined);
-    const on443 = create({ endpoint: 'abc123-ats.iot.eu-west-1.amazonaws.com', port: 443, certFile: 'c', keyFile: 'k', topic: 'fleet/{ident}' }, awsIotSpec).settings;
+    const on443 = create(
+      { endpoint: 'abc123-ats.iot.eu-west-1.amazonaws.com', port: 443, certFile: 'c', keyFile: 'k', topic: 'fleet/{ident}' },
+      awsIotSpec,
+    ).settings;
     assert.equal(on443.url, 'mqtts://abc123-ats.iot.eu-west-1.amazonaws.com:443');
     assert.deepEqual(on443.alpnProtocols, ['x-amzn-mqtt-ca']);
     assert.equal(on443.topic.render({ ident: 'truck' }), 'fleet/truck');
   });
 
   test('aws-iot rejects a URL as endpoint, a missing certificate and too deep topics', () => {
-    assert.match(configError({ endpoint: 'mqtts://abc.iot.us-east-1.amazonaws.com', certFile: 'c', keyFile: 'k' }, awsIotSpec), /"endpoint" must be the host name .* without scheme, port or path/);
+    assert.match(
+      configError({ endpoint: 'mqtts://abc.iot.us-east-1.amazonaws.com', certFile: 'c', keyFile: 'k' }, awsIotSpec),
+      /"endpoint" must be the host name .* without scheme, port or path/,
+    );
     assert.match(configError({ endpoint: 'abc.iot.us-east-1.amazonaws.com' }, awsIotSpec), /"certFile" and "keyFile" are required/);
-    assert.match(configError({ endpoint: 'a.b', certFile: 'c', keyFile: 'k', topic: 'a/b/c/d/e/f/g/h/{ident}' }, awsIotSpec), /"topic" has 8 slashes; AWS IoT allows at most 7/);
+    assert.match(
+      configError({ endpoint: 'a.b', certFile: 'c', keyFile: 'k', topic: 'a/b/c/d/e/f/g/h/{ident}' }, awsIotSpec),
+      /"topic" has 8 slashes; AWS IoT allows at most 7/,
+    );
     assert.match(configError({ endpoint: 'a.b', certFile: 'c', keyFile: 'k', username: 'u' }, awsIotSpec), /unknown setting "username"/);
   });
 
@@ -385,9 +419,15 @@ describe('MQTT sink settings', () => {
     assert.match(configError({ url: 'mqtts://user:pw@h' }), /must not contain credentials/);
     assert.match(configError({ url: 'mqtt://h', caFile: 'ca.pem' }), /caFile\/certFile\/keyFile need a TLS url/);
     assert.match(configError({ url: 'mqtts://h', certFile: 'c.pem' }), /"certFile" and "keyFile" go together/);
-    assert.match(configError({ url: 'mqtts://h', caFile: '-----BEGIN CERTIFICATE-----\nMIIB...' }), /"caFile" must be the path of a PEM file, not the file's contents/);
+    assert.match(
+      configError({ url: 'mqtts://h', caFile: '-----BEGIN CERTIFICATE-----\nMIIB...' }),
+      /"caFile" must be the path of a PEM file, not the file's contents/,
+    );
     assert.match(configError({ url: 'mqtt://h', username: 'u', password: 'p', passwordEnv: 'P' }), /set "password" or "passwordEnv", not both/);
-    assert.match(configError({ url: 'mqtt://h', username: 'u', passwordEnv: 'FLESPI_TEST_SURELY_UNSET' }), /environment variable FLESPI_TEST_SURELY_UNSET, which is not set/);
+    assert.match(
+      configError({ url: 'mqtt://h', username: 'u', passwordEnv: 'FLESPI_TEST_SURELY_UNSET' }),
+      /environment variable FLESPI_TEST_SURELY_UNSET, which is not set/,
+    );
     assert.match(configError({ url: 'mqtt://h', password: 'p' }), /a password needs a "username" too/);
     assert.match(configError({ url: 'mqtt://h', qos: 2 }), /"qos" must be an integer from 0 to 1/);
     assert.match(configError({ url: 'mqtt://h', windw: 5 }), /unknown setting "windw"/);
@@ -471,14 +511,18 @@ describe('MQTT sink: topics and payloads from hostile device fields (issue 11, c
       assert.equal(topicOf.get(1), 'c1/t/del_ nel_ csi_');
       assert.equal(topicOf.get(2), 'nonchar/t/a_b_c_d');
       assert.equal(topicOf.get(3), 'surrogates/t/lone_high lone_low pair\u{1f69a}');
-      assert.equal(topicOf.get(4), '_SYS/t/broker_uptime', 'a field must not move the message into the broker\'s $ topics, where no subscriber to # sees it');
+      assert.equal(topicOf.get(4), '_SYS/t/broker_uptime', "a field must not move the message into the broker's $ topics, where no subscriber to # sees it");
       assert.equal(topicOf.get(5), '_share/t/g__');
       assert.equal(topicOf.get(7), 'good/t/after-the-poison');
       const longTopic = topicOf.get(6)!;
       assert.ok(utf8(longTopic) <= 65_535, `the topic has ${utf8(longTopic)} bytes`);
       assert.match(longTopic, /^long\/t\/x+~[0-9a-f]{8}$/, 'cut, with a hash of the whole value');
       assert.equal(handler.settings.topic.render(batch[6]!), longTopic, 'the same value gives the same topic');
-      assert.notEqual(handler.settings.topic.render({ ...batch[6]!, ident: `${'x'.repeat(69_990)}-TAIL` }), longTopic, 'a value that differs only after the cut gets another topic');
+      assert.notEqual(
+        handler.settings.topic.render({ ...batch[6]!, ident: `${'x'.repeat(69_990)}-TAIL` }),
+        longTopic,
+        'a value that differs only after the cut gets another topic',
+      );
       assert.deepEqual(sub.messages.find((m) => (m.json as FlespiMessage).seq === 0)!.json, batch[0], 'the payload keeps the original ident');
       assert.equal(handler.health().connected, true, 'the broker kept the connection');
     } finally {
@@ -492,12 +536,21 @@ describe('MQTT sink: topics and payloads from hostile device fields (issue 11, c
     const handler = create({ url: broker.url, topic: 'deep/{ident}', connectTimeoutMs: 2000, ackTimeoutMs: 5000 });
     const cyclic: FlespiMessage = { ident: 'cyclic', seq: 3 };
     cyclic.self = { again: cyclic };
-    const batch: FlespiMessage[] = [{ ident: 'a', seq: 0 }, { ident: 'deep', seq: 1, deep: nested(6000) }, { ident: 'big', seq: 2, big: 1n as unknown as number }, cyclic, { ident: 'b', seq: 4 }];
+    const batch: FlespiMessage[] = [
+      { ident: 'a', seq: 0 },
+      { ident: 'deep', seq: 1, deep: nested(6000) },
+      { ident: 'big', seq: 2, big: 1n as unknown as number },
+      cyclic,
+      { ident: 'b', seq: 4 },
+    ];
     try {
       await handler.start();
       const ctx = recordingContext();
       await handler.handle(batch, ctx);
-      assert.deepEqual(ctx.reasons(), ['2: the message cannot be written as JSON: it holds a BigInt, which JSON cannot represent', '3: the message cannot be written as JSON: it refers to itself (a circular structure)']);
+      assert.deepEqual(ctx.reasons(), [
+        '2: the message cannot be written as JSON: it holds a BigInt, which JSON cannot represent',
+        '3: the message cannot be written as JSON: it refers to itself (a circular structure)',
+      ]);
       assert.ok([...ctx.rejected.values()].every((r) => classifyFailure(r) === 'undeliverable'));
       await sub.waitForCount(3);
       assert.deepEqual(sub.messages.map((m) => (m.json as FlespiMessage).seq).sort(), [0, 1, 4]);
@@ -544,11 +597,23 @@ describe('MQTT 5 refusals', () => {
     try {
       await handler.start();
       const ctx = recordingContext();
-      await handler.handle([{ area: 'open', ident: 'a' }, { area: 'closed', ident: 'b' }, { area: 'open', ident: 'c' }], ctx);
-      assert.deepEqual(ctx.reasons(), [`1: the broker at ${broker.url} refused the message for good (not authorized to publish to this topic, reason code 0x87) on topic "closed/b"`]);
+      await handler.handle(
+        [
+          { area: 'open', ident: 'a' },
+          { area: 'closed', ident: 'b' },
+          { area: 'open', ident: 'c' },
+        ],
+        ctx,
+      );
+      assert.deepEqual(ctx.reasons(), [
+        `1: the broker at ${broker.url} refused the message for good (not authorized to publish to this topic, reason code 0x87) on topic "closed/b"`,
+      ]);
       assert.equal(classifyFailure(ctx.rejected.get(1)), 'undeliverable');
       await sub.waitForCount(2);
-      assert.deepEqual(sub.messages.map((m) => m.topic), ['open/a', 'open/c']);
+      assert.deepEqual(
+        sub.messages.map((m) => m.topic),
+        ['open/a', 'open/c'],
+      );
       assert.equal(handler.counts.acknowledged, 2);
     } finally {
       await handler.stop();
@@ -570,7 +635,14 @@ describe('AWS IoT topic limits (issue 11, case 1)', () => {
     try {
       await handler.start();
       const ctx = recordingContext();
-      await handler.handle([{ ident: '$aws/things/t1/shadow/update', name: 'n' }, { ident: 'truck', name: longName }, { ident: 'after', name: 'ok' }], ctx);
+      await handler.handle(
+        [
+          { ident: '$aws/things/t1/shadow/update', name: 'n' },
+          { ident: 'truck', name: longName },
+          { ident: 'after', name: 'ok' },
+        ],
+        ctx,
+      );
       assert.deepEqual(ctx.reasons(), []);
       await sub.waitForCount(3);
       const topics = sub.messages.map((m) => m.topic);
@@ -585,8 +657,14 @@ describe('AWS IoT topic limits (issue 11, case 1)', () => {
       await broker.stop();
       await pki.cleanup();
     }
-    assert.throws(() => awsIotSpec.create({ endpoint: 'a.b', certFile: 'c', keyFile: 'k', topic: `${'p'.repeat(250)}/{ident}` }, env, 'aws'), /"topic": 251 bytes of text \(leaving less than 16 bytes for each field; topics may have at most 256 bytes here\)/);
-    assert.throws(() => mqttSpec.create({ url: 'mqtt://h', topic: 'a\u0007/{ident}' }, env, 'm'), /a control character, noncharacter or lone surrogate, which MQTT topics must not contain/);
+    assert.throws(
+      () => awsIotSpec.create({ endpoint: 'a.b', certFile: 'c', keyFile: 'k', topic: `${'p'.repeat(250)}/{ident}` }, env, 'aws'),
+      /"topic": 251 bytes of text \(leaving less than 16 bytes for each field; topics may have at most 256 bytes here\)/,
+    );
+    assert.throws(
+      () => mqttSpec.create({ url: 'mqtt://h', topic: 'a\u0007/{ident}' }, env, 'm'),
+      /a control character, noncharacter or lone surrogate, which MQTT topics must not contain/,
+    );
   });
 });
 
@@ -612,7 +690,10 @@ describe("MQTT sink and flespi's broker (issue 12 item 5)", () => {
       await handler.handle(messages(0, 2), ctx());
       await sub.waitForCount(2);
       assert.deepEqual(sub.messages.map((m) => m.topic).sort(), ['fleet/100/dev-0', 'fleet/101/dev-1']);
-      assert.ok(log.at('info').some((line) => line.includes('default topic fleet/{channel.id}/{ident}') && line.includes('set "topic"')), log.at('info').join('\n'));
+      assert.ok(
+        log.at('info').some((line) => line.includes('default topic fleet/{channel.id}/{ident}') && line.includes('set "topic"')),
+        log.at('info').join('\n'),
+      );
     } finally {
       await handler.stop();
       await sub.close();
@@ -623,20 +704,35 @@ describe("MQTT sink and flespi's broker (issue 12 item 5)", () => {
   test("a topic under flespi/ is refused for flespi's brokers (any region) with a ConfigError; the default and other topics are accepted there", () => {
     for (const url of ['mqtts://mqtt.flespi.io:8883', 'wss://mqtt.flespi.io', 'mqtts://ru-mqtt.flespi.io:8883', 'mqtt://MQTT.FLESPI.IO']) {
       const message = configError({ url, topic: 'flespi/{channel.id}/{ident}', username: 'token' });
-      assert.match(message, /handler "sink" \(mqtt\): "topic" "flespi\/\{channel\.id\}\/\{ident\}" is under flespi\/, which flespi's broker \([a-z.-]+\) keeps for the platform: it discards what clients publish there .* Use a topic outside flespi\/, e\.g\. "fleet\/\{channel\.id\}\/\{ident\}"/i);
+      assert.match(
+        message,
+        /handler "sink" \(mqtt\): "topic" "flespi\/\{channel\.id\}\/\{ident\}" is under flespi\/, which flespi's broker \([a-z.-]+\) keeps for the platform: it discards what clients publish there .* Use a topic outside flespi\/, e\.g\. "fleet\/\{channel\.id\}\/\{ident\}"/i,
+      );
       assert.equal(create({ url, username: 'token' }).settings.topic.source, 'fleet/{channel.id}/{ident}');
       assert.equal(create({ url, topic: 'receiver/{ident}', username: 'token' }).settings.topic.source, 'receiver/{ident}');
     }
     // Existing users' explicit flespi/ topics keep working on their own brokers.
     assert.equal(create({ url: 'mqtts://broker.example.com:8883', topic: 'flespi/{channel.id}/{ident}' }).settings.topic.source, 'flespi/{channel.id}/{ident}');
-    assert.equal(create({ url: 'mqtts://flespi.io.example.com:8883', topic: 'flespi/{ident}' }).settings.topic.source, 'flespi/{ident}', 'only flespi.io itself');
+    assert.equal(
+      create({ url: 'mqtts://flespi.io.example.com:8883', topic: 'flespi/{ident}' }).settings.topic.source,
+      'flespi/{ident}',
+      'only flespi.io itself',
+    );
   });
 
   test("on flespi's broker, a message whose fields would make a flespi/ topic is rejected as undeliverable, not published into the void", () => {
     const handler = create({ url: 'mqtts://mqtt.flespi.io:8883', topic: '{kind}/{ident}', username: 'token' });
     const recorded = recordingContext();
-    const prepare = (handler as unknown as { prepare(messages: FlespiMessage[], ctx: HandlerContext): { index: number; topic: string }[] }).prepare.bind(handler);
-    const outgoing = prepare([{ kind: 'flespi', ident: 'a' }, { kind: 'fleet', ident: 'b' }], recorded);
+    const prepare = (handler as unknown as { prepare(messages: FlespiMessage[], ctx: HandlerContext): { index: number; topic: string }[] }).prepare.bind(
+      handler,
+    );
+    const outgoing = prepare(
+      [
+        { kind: 'flespi', ident: 'a' },
+        { kind: 'fleet', ident: 'b' },
+      ],
+      recorded,
+    );
     assert.deepEqual(
       outgoing.map((o) => [o.index, o.topic]),
       [[1, 'fleet/b']],
@@ -651,7 +747,9 @@ describe("MQTT sink and flespi's broker (issue 12 item 5)", () => {
     await startError(handler);
     assert.deepEqual(
       log.at('warn').filter((line) => line.includes('unencrypted')),
-      ['test: the MQTT sink\'s password is sent unencrypted to mqtt://192.0.2.1:1883: anyone on the network path can read it; use mqtts://192.0.2.1:1883 instead'],
+      [
+        "test: the MQTT sink's password is sent unencrypted to mqtt://192.0.2.1:1883: anyone on the network path can read it; use mqtts://192.0.2.1:1883 instead",
+      ],
     );
     assert.ok(!log.lines.some((line) => line.message.includes('s3cret')));
   });
@@ -668,7 +766,10 @@ describe("MQTT sink and flespi's broker (issue 12 item 5)", () => {
       await assert.rejects(handler.handle(messages(0, 1), ctx(AbortSignal.timeout(3000))), (error: Error) => !error.message.includes('hunter2'));
       assert.ok(log.lines.length > 0);
       for (const line of log.lines) assert.ok(!line.message.includes('hunter2'), line.message);
-      assert.ok(log.lines.some((line) => line.message.includes('alice') === false && line.message.includes('***@')), log.lines.map((l) => l.message).join('\n'));
+      assert.ok(
+        log.lines.some((line) => line.message.includes('alice') === false && line.message.includes('***@')),
+        log.lines.map((l) => l.message).join('\n'),
+      );
       assert.ok(!(handler.health().detail ?? '').includes('hunter2'));
     } finally {
       await handler.stop();

@@ -21,7 +21,17 @@ function nestedJson(depth: number): string {
 
 test('the loop writes exactly what JSON.stringify writes, compact and indented', () => {
   // Values JSON.stringify handles: everything fc.anything makes but BigInt (and the boxed and toJSON cases below).
-  const value = fc.anything({ withBoxedValues: true, withDate: true, withMap: true, withSet: true, withTypedArray: true, withSparseArray: true, withNullPrototype: true, withObjectString: true, maxDepth: 6 });
+  const value = fc.anything({
+    withBoxedValues: true,
+    withDate: true,
+    withMap: true,
+    withSet: true,
+    withTypedArray: true,
+    withSparseArray: true,
+    withNullPrototype: true,
+    withObjectString: true,
+    maxDepth: 6,
+  });
   fc.assert(
     fc.property(value, (v) => {
       assert.equal(stringifyWithoutRecursion(v), JSON.stringify(v));
@@ -29,7 +39,19 @@ test('the loop writes exactly what JSON.stringify writes, compact and indented',
     }),
     { seed: SEED, numRuns: 300 },
   );
-  const odd = { a: undefined, f: () => 1, s: Symbol('x'), n: NaN, i: -Infinity, z: -0, arr: [undefined, () => 1, NaN], d: new Date(0), o: { toJSON: (key: string) => `key ${key}` }, e: {}, ea: [] };
+  const odd = {
+    a: undefined,
+    f: () => 1,
+    s: Symbol('x'),
+    n: NaN,
+    i: -Infinity,
+    z: -0,
+    arr: [undefined, () => 1, NaN],
+    d: new Date(0),
+    o: { toJSON: (key: string) => `key ${key}` },
+    e: {},
+    ea: [],
+  };
   assert.equal(stringifyWithoutRecursion(odd, '  '), JSON.stringify(odd, null, 2));
   assert.equal(stringifyWithoutRecursion(undefined), undefined);
 });

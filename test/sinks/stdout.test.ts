@@ -17,10 +17,19 @@ import { depthOf, nested, recordingContext } from '../support/rejects';
 function poisonBatch(): FlespiMessage[] {
   const cyclic: FlespiMessage = { ident: 'cyclic', seq: 3 };
   cyclic.self = [cyclic];
-  return [{ ident: 'a', seq: 0 }, { ident: 'deep', seq: 1, deep: nested(6000) }, { ident: 'big', seq: 2, big: 10n ** 20n as unknown as number }, cyclic, { ident: 'b', seq: 4 }];
+  return [
+    { ident: 'a', seq: 0 },
+    { ident: 'deep', seq: 1, deep: nested(6000) },
+    { ident: 'big', seq: 2, big: (10n ** 20n) as unknown as number },
+    cyclic,
+    { ident: 'b', seq: 4 },
+  ];
 }
 
-const EXPECTED_REASONS = ['2: the message cannot be written as JSON: it holds a BigInt, which JSON cannot represent', '3: the message cannot be written as JSON: it refers to itself (a circular structure)'];
+const EXPECTED_REASONS = [
+  '2: the message cannot be written as JSON: it holds a BigInt, which JSON cannot represent',
+  '3: the message cannot be written as JSON: it refers to itself (a circular structure)',
+];
 
 /** Splits pretty-printed output into its JSON documents (each starts with "{" at the start of a line). */
 function documents(text: string, pretty: boolean): unknown[] {
@@ -34,7 +43,11 @@ async function check(handler: Handler, read: () => Promise<string>, pretty: bool
   assert.deepEqual(ctx.reasons(), EXPECTED_REASONS);
   assert.ok([...ctx.rejected.values()].every((r) => classifyFailure(r) === 'undeliverable'));
   const written = documents(await read(), pretty) as FlespiMessage[];
-  assert.deepEqual(written.map((m) => m.seq), [0, 1, 4], 'the others are written, in order');
+  assert.deepEqual(
+    written.map((m) => m.seq),
+    [0, 1, 4],
+    'the others are written, in order',
+  );
   assert.equal(depthOf(written[1]!.deep), 6000, 'the deep message is written whole');
   assert.match(handler.health().detail ?? '', /^3 messages written/);
 }

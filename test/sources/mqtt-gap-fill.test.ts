@@ -61,12 +61,17 @@ const tags = (messages: readonly FlespiMessage[]) => messages.map((m) => String(
 describe('MqttSource gap fill', { timeout: 30_000 }, () => {
   let sandbox: Sandbox;
   before(async () => {
-    sandbox = await startSandbox({ simulate: false, mqttSessionMaxBytes: 40_000, channels: CHANNELS.map((id) => ({ id, name: `gap-fill-${id}`, protocol: 'teltonika' })) });
+    sandbox = await startSandbox({
+      simulate: false,
+      mqttSessionMaxBytes: 40_000,
+      channels: CHANNELS.map((id) => ({ id, name: `gap-fill-${id}`, protocol: 'teltonika' })),
+    });
   });
   after(() => sandbox.stop());
 
   /** A source whose broker session is forgotten on disconnect (expiry 0), so every reconnect needs the gap fill. */
-  const forgetful = (channelId: number, client: GapFillClient, log: Logger) => sourceFor(sandbox, { channelId, sessionExpirySeconds: 0, log, gapFill: { client, pageSize: 3 } });
+  const forgetful = (channelId: number, client: GapFillClient, log: Logger) =>
+    sourceFor(sandbox, { channelId, sessionExpirySeconds: 0, log, gapFill: { client, pageSize: 3 } });
 
   test('messages sharing server.timestamp and ident are all gap-filled; only the ones MQTT delivered are skipped (issue 12 item 11)', async () => {
     const log = recordingLogger();
@@ -76,7 +81,10 @@ describe('MqttSource gap fill', { timeout: 30_000 }, () => {
     try {
       // Several messages parsed from one packet may carry one stamp: 3 delivered over MQTT, then 5 more during the outage.
       const stamp = Math.round(Date.now()) / 1000 + 0.123456;
-      sandbox.inject(CHANNEL, [0, 1, 2].map((n) => ({ ident: 'one-packet', 'server.timestamp': stamp, tag: `seen-${n}` })));
+      sandbox.inject(
+        CHANNEL,
+        [0, 1, 2].map((n) => ({ ident: 'one-packet', 'server.timestamp': stamp, tag: `seen-${n}` })),
+      );
       assert.deepEqual(tags(await takeWithin(source, 3)), ['seen-0', 'seen-1', 'seen-2']);
       sandbox.faults.dropMqttClients();
       sandbox.inject(CHANNEL, [
@@ -103,7 +111,10 @@ describe('MqttSource gap fill', { timeout: 30_000 }, () => {
       sandbox.inject(CHANNEL, [{ ident: 'ahead', 'server.timestamp': ahead, tag: 'before' }]);
       assert.deepEqual(tags(await takeWithin(source, 1)), ['before']);
       sandbox.faults.dropMqttClients();
-      sandbox.inject(CHANNEL, [1, 2].map((n) => ({ ident: 'ahead', 'server.timestamp': ahead + n, tag: `gap-${n}` })));
+      sandbox.inject(
+        CHANNEL,
+        [1, 2].map((n) => ({ ident: 'ahead', 'server.timestamp': ahead + n, tag: `gap-${n}` })),
+      );
       assert.deepEqual(tags(await takeWithin(source, 2)), ['gap-1', 'gap-2']);
     } finally {
       await source.close();
@@ -114,7 +125,17 @@ describe('MqttSource gap fill', { timeout: 30_000 }, () => {
     const skewMs = 20 * 60_000;
     const ahead = await startSandbox({ simulate: false, clockOffsetMs: skewMs });
     const log = recordingLogger();
-    const source = new MqttSource({ url: ahead.mqttUrl, token: ahead.token, channelId: 1001, clientId: 'clock-ahead', sessionExpirySeconds: 0, batchMaxWaitMs: 50, reconnect: { initialMs: 50, maxMs: 200 }, log, gapFill: { client: restClient(ahead) } });
+    const source = new MqttSource({
+      url: ahead.mqttUrl,
+      token: ahead.token,
+      channelId: 1001,
+      clientId: 'clock-ahead',
+      sessionExpirySeconds: 0,
+      batchMaxWaitMs: 50,
+      reconnect: { initialMs: 50, maxMs: 200 },
+      log,
+      gapFill: { client: restClient(ahead) },
+    });
     await source.open(undefined);
     try {
       // flespi's now is 20 minutes past ours. The last message seen is 15 minutes old by flespi's clock
@@ -146,11 +167,18 @@ describe('MqttSource gap fill', { timeout: 30_000 }, () => {
           Array.from({ length: 60 }, (_, n) => ({ ident: `overflow-${protocolVersion}`, tag: `m${String(n).padStart(2, '0')}`, filler })),
         );
         const got = await takeWithin(source, 60, 5000);
-        assert.deepEqual([...new Set(tags(got))], Array.from({ length: 60 }, (_, n) => `m${String(n).padStart(2, '0')}`), 'every message arrived, over MQTT or over REST');
+        assert.deepEqual(
+          [...new Set(tags(got))],
+          Array.from({ length: 60 }, (_, n) => `m${String(n).padStart(2, '0')}`),
+          'every message arrived, over MQTT or over REST',
+        );
         assert.ok(source.stats.gapFilled > 0, `some came over REST: ${JSON.stringify(source.stats)} ${log.warnings.join('; ')}`);
         // The source stopped reading at maxUnacked, so it never reads the broker's DISCONNECT 0x97 behind
         // the messages it holds back: the connection just ends while the broker holds messages back.
-        assert.ok(log.warnings.some((w) => /holding messages back|DISCONNECT 0x97/.test(w) && /reading them over REST/.test(w)), log.warnings.join('\n'));
+        assert.ok(
+          log.warnings.some((w) => /holding messages back|DISCONNECT 0x97/.test(w) && /reading them over REST/.test(w)),
+          log.warnings.join('\n'),
+        );
       } finally {
         await source.close();
       }
@@ -169,16 +197,32 @@ describe('MqttSource gap fill', { timeout: 30_000 }, () => {
         return [];
       },
     };
-    const source = new MqttSource({ url, token: TOKEN, channelId: 9, clientId: 'quota-exceeded', protocolVersion: 5, maxUnacked: 100, batchMaxWaitMs: 20, reconnect: { initialMs: 20, maxMs: 50 }, log, gapFill: { client } });
+    const source = new MqttSource({
+      url,
+      token: TOKEN,
+      channelId: 9,
+      clientId: 'quota-exceeded',
+      protocolVersion: 5,
+      maxUnacked: 100,
+      batchMaxWaitMs: 20,
+      reconnect: { initialMs: 20, maxMs: 50 },
+      log,
+      gapFill: { client },
+    });
     await source.open(undefined);
     try {
       const stamp = Date.now() / 1000;
-      for (let n = 0; n < 10; n++) broker.publish('flespi/message/gw/channels/9/dev', JSON.stringify({ ident: 'dev', 'server.timestamp': stamp + n, pad: 'p'.repeat(60) }));
+      for (let n = 0; n < 10; n++)
+        broker.publish('flespi/message/gw/channels/9/dev', JSON.stringify({ ident: 'dev', 'server.timestamp': stamp + n, pad: 'p'.repeat(60) }));
       await eventually(() => asked.length > 0);
-      assert.ok(log.warnings.some((w) => /DISCONNECT 0x97 quota exceeded/.test(w) && /reading them over REST/.test(w)), log.warnings.join('\n'));
+      assert.ok(
+        log.warnings.some((w) => /DISCONNECT 0x97 quota exceeded/.test(w) && /reading them over REST/.test(w)),
+        log.warnings.join('\n'),
+      );
       const received: number[] = [];
       const signal = AbortSignal.timeout(2000);
-      while (received.length === 0 || received.length < source.stats.unacked) received.push(...(await source.next(signal)).messages.map((m) => m['server.timestamp'] as number));
+      while (received.length === 0 || received.length < source.stats.unacked)
+        received.push(...(await source.next(signal)).messages.map((m) => m['server.timestamp'] as number));
       assert.equal(asked[0]!.from, Math.max(...received), 'from the newest server.timestamp the source had received');
       assert.ok(asked[0]!.to! >= Date.now() / 1000 + 60, 'to: now plus a margin');
       assert.ok((broker.sessionInfo()[0]?.overflows ?? 0) >= 1);

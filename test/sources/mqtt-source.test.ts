@@ -64,7 +64,10 @@ describe('MqttSource', { timeout: 30_000 }, () => {
 
   test('builds the subscription from group and filter', () => {
     assert.equal(channelTopic(7), 'flespi/message/gw/channels/7/+');
-    assert.equal(channelTopic(7, { group: 'workers', filter: 'position.speed>60' }), '$share/workers/$filter/payload=position.speed%3E60/flespi/message/gw/channels/7/+');
+    assert.equal(
+      channelTopic(7, { group: 'workers', filter: 'position.speed>60' }),
+      '$share/workers/$filter/payload=position.speed%3E60/flespi/message/gw/channels/7/+',
+    );
   });
 
   test('delivers messages in order, in batches of at most batchMaxMessages', async () => {
@@ -158,7 +161,9 @@ describe('MqttSource', { timeout: 30_000 }, () => {
         }
       };
       const stop = new AbortController();
-      const pulling = [pull(a, 'a', stop.signal), pull(b, 'b', stop.signal)].map((p) => p.catch((error: unknown) => (stop.signal.aborted ? undefined : Promise.reject(error))));
+      const pulling = [pull(a, 'a', stop.signal), pull(b, 'b', stop.signal)].map((p) =>
+        p.catch((error: unknown) => (stop.signal.aborted ? undefined : Promise.reject(error))),
+      );
       await eventually(() => seen.size === 40);
       stop.abort();
       await Promise.all(pulling);
@@ -241,7 +246,10 @@ describe('MqttSource', { timeout: 30_000 }, () => {
       const blocked = 'K'.repeat(64);
       sandbox.addToken(blocked, { blocked: true });
       const source = sourceFor(sandbox, { token: blocked });
-      await assert.rejects(source.open(undefined), (error: unknown) => error instanceof FlespiError && error.kind === 'forbidden' && /CONNACK 138/.test(error.message));
+      await assert.rejects(
+        source.open(undefined),
+        (error: unknown) => error instanceof FlespiError && error.kind === 'forbidden' && /CONNACK 138/.test(error.message),
+      );
       await source.close();
     });
 
@@ -249,7 +257,10 @@ describe('MqttSource', { timeout: 30_000 }, () => {
       const blocked = 'J'.repeat(64);
       sandbox.addToken(blocked, { blocked: true });
       const source = sourceFor(sandbox, { token: blocked, protocolVersion: 4 });
-      await assert.rejects(source.open(undefined), (error: unknown) => error instanceof FlespiError && error.kind === 'auth' && !error.retryable && /refused the token \(CONNACK 5\)/.test(error.message));
+      await assert.rejects(
+        source.open(undefined),
+        (error: unknown) => error instanceof FlespiError && error.kind === 'auth' && !error.retryable && /refused the token \(CONNACK 5\)/.test(error.message),
+      );
       await source.close();
     });
 
@@ -257,7 +268,10 @@ describe('MqttSource', { timeout: 30_000 }, () => {
       const { broker, url } = await startBroker();
       await broker.close(); // the port is now closed
       const source = new MqttSource({ url, token: TOKEN, channelId: CHANNEL });
-      await assert.rejects(source.open(undefined), (error: unknown) => error instanceof FlespiError && error.kind === 'network' && error.retryable && error.message.includes(url));
+      await assert.rejects(
+        source.open(undefined),
+        (error: unknown) => error instanceof FlespiError && error.kind === 'network' && error.retryable && error.message.includes(url),
+      );
       await source.close();
     });
   });

@@ -33,7 +33,15 @@ describe('MqttSource session takeover', { timeout: 30_000 }, () => {
   test('MQTT 5 (sandbox broker): another client with the same clientId takes the session (DISCONNECT 0x8E); the source stops with an error naming the clientId and does not take it back', async () => {
     const clientId = 'takeover-v5';
     const log = recordingLogger();
-    const source = new MqttSource({ url: sandbox.mqttUrl, token: sandbox.token, channelId: CHANNEL, clientId, protocolVersion: 5, reconnect: { initialMs: 50, maxMs: 200 }, log });
+    const source = new MqttSource({
+      url: sandbox.mqttUrl,
+      token: sandbox.token,
+      channelId: CHANNEL,
+      clientId,
+      protocolVersion: 5,
+      reconnect: { initialMs: 50, maxMs: 200 },
+      log,
+    });
     let rival: MqttClient | undefined;
     try {
       await source.open(undefined);
@@ -48,7 +56,10 @@ describe('MqttSource session takeover', { timeout: 30_000 }, () => {
         return true;
       });
       assert.equal(source.stats.takeovers, 1);
-      assert.ok(log.errors.some((line) => /took over its session/.test(line)), 'logged as an error');
+      assert.ok(
+        log.errors.some((line) => /took over its session/.test(line)),
+        'logged as an error',
+      );
       assert.equal(source.state, 'offline');
       await new Promise((resolve) => setTimeout(resolve, 1000)); // 20 reconnect periods of the source
       assert.equal(rivalClosed, 0, 'the source did not reconnect and take the session back');
@@ -59,43 +70,47 @@ describe('MqttSource session takeover', { timeout: 30_000 }, () => {
     }
   });
 
-  for (const protocolVersion of [4, 5] as const) test(`Mosquitto, MQTT ${protocolVersion === 4 ? '3.1.1' : '5 (Mosquitto 2.0 closes without DISCONNECT)'}: a rival that keeps reconnecting with the same clientId is reported as a probable takeover, and the source backs off instead of a tight loop`, async () => {
-    const clientId = `takeover-quick-${protocolVersion}`;
-    const log = recordingLogger();
-    const details: string[] = [];
-    const source = new MqttSource({
-      url: broker.url,
-      token: 'any',
-      channelId: CHANNEL,
-      clientId,
-      protocolVersion,
-      reconnect: { initialMs: 50, maxMs: 5000 },
-      log,
-      onState: (state, detail) => state === 'reconnecting' && details.push(detail ?? ''),
+  for (const protocolVersion of [4, 5] as const)
+    test(`Mosquitto, MQTT ${protocolVersion === 4 ? '3.1.1' : '5 (Mosquitto 2.0 closes without DISCONNECT)'}: a rival that keeps reconnecting with the same clientId is reported as a probable takeover, and the source backs off instead of a tight loop`, async () => {
+      const clientId = `takeover-quick-${protocolVersion}`;
+      const log = recordingLogger();
+      const details: string[] = [];
+      const source = new MqttSource({
+        url: broker.url,
+        token: 'any',
+        channelId: CHANNEL,
+        clientId,
+        protocolVersion,
+        reconnect: { initialMs: 50, maxMs: 5000 },
+        log,
+        onState: (state, detail) => state === 'reconnecting' && details.push(detail ?? ''),
+      });
+      let rival: MqttClient | undefined;
+      try {
+        await source.open(undefined);
+        // A second receiver with the same id, reconnecting 10 times a second whenever it is kicked out.
+        rival = mqtt.connect(broker.url, { clientId, protocolVersion, clean: false, reconnectPeriod: 100 });
+        const watchMs = 4000;
+        await new Promise((resolve) => setTimeout(resolve, watchMs));
+        const reconnects = source.stats.reconnects;
+        assert.ok(source.stats.takeovers >= 1, `takeover counted; reconnect details: ${details.join(' | ')}`);
+        assert.ok(
+          log.errors.some((line) => line.includes(`most likely another client uses the same clientId "${clientId}"`)),
+          `reported loudly; errors: ${log.errors.join(' | ')}`,
+        );
+        assert.ok(
+          details.some((d) => /another client uses the same clientId/.test(d)),
+          'the state detail says so too (status lines, Sinks view)',
+        );
+        // Without backoff the source reconnected about every 50 ms (80 times in 4 s); with it, delays double from the third quick close.
+        assert.ok(reconnects <= 12, `at most 12 reconnects in ${watchMs} ms, got ${reconnects}`);
+        const delays = details.map((d) => Number(/retrying in ([\d.]+) s/.exec(d)?.[1])).filter((n) => Number.isFinite(n));
+        assert.ok(Math.max(...delays) >= 0.4, `the delay grew: ${delays.join(', ')} s`);
+      } finally {
+        rival?.end(true);
+        await source.close();
+      }
     });
-    let rival: MqttClient | undefined;
-    try {
-      await source.open(undefined);
-      // A second receiver with the same id, reconnecting 10 times a second whenever it is kicked out.
-      rival = mqtt.connect(broker.url, { clientId, protocolVersion, clean: false, reconnectPeriod: 100 });
-      const watchMs = 4000;
-      await new Promise((resolve) => setTimeout(resolve, watchMs));
-      const reconnects = source.stats.reconnects;
-      assert.ok(source.stats.takeovers >= 1, `takeover counted; reconnect details: ${details.join(' | ')}`);
-      assert.ok(
-        log.errors.some((line) => line.includes(`most likely another client uses the same clientId "${clientId}"`)),
-        `reported loudly; errors: ${log.errors.join(' | ')}`,
-      );
-      assert.ok(details.some((d) => /another client uses the same clientId/.test(d)), 'the state detail says so too (status lines, Sinks view)');
-      // Without backoff the source reconnected about every 50 ms (80 times in 4 s); with it, delays double from the third quick close.
-      assert.ok(reconnects <= 12, `at most 12 reconnects in ${watchMs} ms, got ${reconnects}`);
-      const delays = details.map((d) => Number(/retrying in ([\d.]+) s/.exec(d)?.[1])).filter((n) => Number.isFinite(n));
-      assert.ok(Math.max(...delays) >= 0.4, `the delay grew: ${delays.join(', ')} s`);
-    } finally {
-      rival?.end(true);
-      await source.close();
-    }
-  });
 
   test('the default clientId is stable for one position owner and differs between owners', () => {
     const a = defaultClientId(CHANNEL, undefined, undefined, '/srv/a/receiver.channel-1001.checkpoint.json');

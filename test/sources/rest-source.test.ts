@@ -27,7 +27,13 @@ test('an empty poll answered with a next_key below curr_key (0) does not move th
   const server = await fake(t);
   const buffer = numbered(1, 3);
   // First poll: the three messages; second: empty with next_key 0; then the buffer as flespi would answer it.
-  server.on('GET', MESSAGES, (r) => bufferAnswer(buffer, r), { body: { result: [], next_key: 0 } }, (r) => bufferAnswer(buffer, r, { idleMs: 20 }));
+  server.on(
+    'GET',
+    MESSAGES,
+    (r) => bufferAnswer(buffer, r),
+    { body: { result: [], next_key: 0 } },
+    (r) => bufferAnswer(buffer, r, { idleMs: 20 }),
+  );
   const client = new FlespiClient({ token: 'f'.repeat(64), baseUrl: server.url });
   const handler = new RecordingHandler('h');
   const checkpoints = new MemoryCheckpointStore();
@@ -40,7 +46,10 @@ test('an empty poll answered with a next_key below curr_key (0) does not move th
   assert.deepEqual(handler.accepted, [1, 2, 3]);
   const keys = server.requestsTo('GET', MESSAGES).map((r) => r.data?.curr_key);
   assert.deepEqual(keys.slice(0, 3), [0, 4, 4]);
-  assert.ok(keys.slice(1).every((k) => k === 4), `curr_key after the batch stays at 4: ${keys.join(', ')}`);
+  assert.ok(
+    keys.slice(1).every((k) => k === 4),
+    `curr_key after the batch stays at 4: ${keys.join(', ')}`,
+  );
   assert.equal((await checkpoints.load())?.currKey, 4);
   assert.equal(receiver.stats().batchesFetched, 1);
 });
@@ -57,7 +66,13 @@ test('an empty poll with a next_key ahead of curr_key moves the key forward (mes
   await until(receiver, () => handler.accepted.length >= 3);
   await receiver.stop();
   assert.deepEqual(handler.accepted, [6, 7, 8]);
-  assert.deepEqual(server.requestsTo('GET', MESSAGES).slice(0, 2).map((r) => r.data?.curr_key), [0, 6]);
+  assert.deepEqual(
+    server
+      .requestsTo('GET', MESSAGES)
+      .slice(0, 2)
+      .map((r) => r.data?.curr_key),
+    [0, 6],
+  );
 });
 
 test('messages without a usable next_key are refused as malformed (retried), not re-read forever', async (t) => {
@@ -82,23 +97,42 @@ test('delete: a DELETE answered 200 with `errors` stops the receiver with that e
   server.on('DELETE', MESSAGES, { body: { result: [], errors: [{ code: 3, reason: 'no access to channel messages deletion' }] } });
   const client = new FlespiClient({ token: 'f'.repeat(64), baseUrl: server.url });
   const handler = new RecordingHandler('h');
-  const receiver = new Receiver({ source: new RestSource({ client, channelId: CHANNEL, timeout: 1, delete: true, limitCount: 2 }), handlers: [handler], retry: fastRetry() });
+  const receiver = new Receiver({
+    source: new RestSource({ client, channelId: CHANNEL, timeout: 1, delete: true, limitCount: 2 }),
+    handlers: [handler],
+    retry: fastRetry(),
+  });
   await start(t, receiver);
   // Either the receiver stops with the DELETE's error, or (wrongly) it goes on and finishes both batches.
   const outcome = await Promise.race([
-    receiver.done.then(() => 'stopped without an error', (error: unknown) => error),
-    until(receiver, () => receiver.stats().batchesDone >= 2).then(() => 'both batches were done', () => 'stopped'),
+    receiver.done.then(
+      () => 'stopped without an error',
+      (error: unknown) => error,
+    ),
+    until(receiver, () => receiver.stats().batchesDone >= 2).then(
+      () => 'both batches were done',
+      () => 'stopped',
+    ),
   ]);
-  assert.ok(outcome instanceof FlespiError && outcome.kind === 'forbidden' && /no access to channel messages deletion/.test(outcome.message), `expected the DELETE's error, got: ${String(outcome)}`);
+  assert.ok(
+    outcome instanceof FlespiError && outcome.kind === 'forbidden' && /no access to channel messages deletion/.test(outcome.message),
+    `expected the DELETE's error, got: ${String(outcome)}`,
+  );
   assert.equal(receiver.stats().batchesDone, 0, 'the batch whose delete failed is not done');
-  assert.deepEqual(server.requestsTo('DELETE', MESSAGES).map((r) => r.data), [{ delete_key: 3 }]);
+  assert.deepEqual(
+    server.requestsTo('DELETE', MESSAGES).map((r) => r.data),
+    [{ delete_key: 3 }],
+  );
 });
 
 test('RestSource checks its options, its state and where a batch came from, naming what is wrong', async (t) => {
   const server = await fake(t);
   const client = new FlespiClient({ token: 'f'.repeat(64), baseUrl: server.url });
   for (const timeout of [0, 31, 1.5, -1]) {
-    assert.throws(() => new RestSource({ client, channelId: CHANNEL, timeout }), new RangeError(`RestSource timeout must be an integer from 1 to 30 seconds, got ${timeout}`));
+    assert.throws(
+      () => new RestSource({ client, channelId: CHANNEL, timeout }),
+      new RangeError(`RestSource timeout must be an integer from 1 to 30 seconds, got ${timeout}`),
+    );
   }
   assert.equal(new RestSource({ client, channelId: CHANNEL, timeout: 30 }).description, `channel ${CHANNEL} over REST (${server.url})`);
   const source = new RestSource({ client, channelId: CHANNEL, timeout: 1 });
@@ -125,9 +159,18 @@ test('messages without a usable next_key: the error says how many, from which ch
   const source = new RestSource({ client, channelId: CHANNEL, timeout: 1, startKey: 2 });
   await source.open(undefined);
   const signal = new AbortController().signal;
-  const missing = await source.next(signal).then(() => undefined, (e: unknown) => e);
+  const missing = await source.next(signal).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   assert.ok(missing instanceof FlespiError && missing.kind === 'malformed', String(missing));
-  assert.match(missing.message, /^flespi returned 2 messages of channel 55 without a usable next_key \(curr_key 2, next_key none\): cannot tell where the next batch starts/);
-  const same = await source.next(signal).then(() => undefined, (e: unknown) => e);
+  assert.match(
+    missing.message,
+    /^flespi returned 2 messages of channel 55 without a usable next_key \(curr_key 2, next_key none\): cannot tell where the next batch starts/,
+  );
+  const same = await source.next(signal).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   assert.match(String(same), /flespi returned 3 messages of channel 55 without a usable next_key \(curr_key 2, next_key 2\)/);
 });

@@ -86,7 +86,10 @@ test('read "time": from the last stamp handed out, skipping what was handed out 
     { from: 101, count: 2 },
     { from: 101, count: 4 },
   ]);
-  assert.ok(asked.slice(4).every((d) => d.from === 101 && d.count === 4), JSON.stringify(asked));
+  assert.ok(
+    asked.slice(4).every((d) => d.from === 101 && d.count === 4),
+    JSON.stringify(asked),
+  );
   // A batch resets the page to limitCount.
   const last = source.next(signal());
   while (reads(server).length < asked.length + 1) await new Promise((resolve) => setTimeout(resolve, 5));
@@ -101,7 +104,13 @@ test('read "time": messages without a stamp are handed out as they come; the pos
   const bare = numbered(1, 1);
   const stampedOne = stamped(2, [50]);
   // 1e999 is Infinity once parsed: not a position to read from.
-  server.on('GET', MESSAGES, { body: { result: [...bare, ...stampedOne] } }, { body: `{"result":[{"test.seq":3,"server.timestamp":1e999}]}` }, { body: { result: [] } });
+  server.on(
+    'GET',
+    MESSAGES,
+    { body: { result: [...bare, ...stampedOne] } },
+    { body: `{"result":[{"test.seq":3,"server.timestamp":1e999}]}` },
+    { body: { result: [] } },
+  );
   await source.open({ currKey: 7, time: 40, seen: ['x'] });
   const first = await source.next(signal());
   assert.deepEqual(seqs(first.messages), [1, 2]);
@@ -185,13 +194,22 @@ test('auto: when the read by time fails or returns unstamped messages, the key-b
   server.on('GET', MESSAGES, (r) => (r.data?.curr_key !== undefined ? REFUSED : { status: 500, body: { errors: [{ reason: 'history down' }] } }));
   await source.open(undefined);
   for (let i = 0; i < 2; i++) {
-    const error = await source.next(signal()).then(() => undefined, (e: unknown) => e);
+    const error = await source.next(signal()).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     assert.ok(error instanceof FlespiError && error.kind === 'bad-request' && /unknown parameter "curr_key"/.test(error.message), String(error));
   }
-  assert.deepEqual(reads(server).map((d) => ('curr_key' in d ? 'key' : 'time')), ['key', 'time', 'key']);
+  assert.deepEqual(
+    reads(server).map((d) => ('curr_key' in d ? 'key' : 'time')),
+    ['key', 'time', 'key'],
+  );
   assert.equal(source.reading, 'key');
   assert.equal(log.at('debug').length, 1);
-  assert.match(log.at('debug')[0]!, /^channel 55: reading by time does not work either \(flespi server error \(500 Internal Server Error: history down\) on GET channel 55 at .*\)$/);
+  assert.match(
+    log.at('debug')[0]!,
+    /^channel 55: reading by time does not work either \(flespi server error \(500 Internal Server Error: history down\) on GET channel 55 at .*\)$/,
+  );
 
   const other = await setup(t);
   other.server.on('GET', MESSAGES, (r) => (r.data?.curr_key !== undefined ? REFUSED : { body: { result: [...stamped(1, [5]), ...numbered(2, 1)] } }));
@@ -286,7 +304,8 @@ test('the buffer fill: a warning once it reaches 80% of bufferLimitBytes, again 
   await checkEach(server, source, sizes.length);
   const check = server.requestsTo('GET', ITEM)[0]!;
   assert.equal(check.query.get('fields'), 'id,messages_size,blocked');
-  const tail = ': with "delete" off only messages_ttl empties it, and flespi blocks a channel whose buffer is full; turn on "delete" if this receiver is the channel\'s only reader, or shorten messages_ttl';
+  const tail =
+    ': with "delete" off only messages_ttl empties it, and flespi blocks a channel whose buffer is full; turn on "delete" if this receiver is the channel\'s only reader, or shorten messages_ttl';
   assert.deepEqual(log.at('warn'), [`channel 55's buffer holds 0.8 MB, 80% of 1.0 MB${tail}`, `channel 55's buffer holds 1.0 MB, 100% of 1.0 MB${tail}`]);
 });
 
@@ -300,7 +319,7 @@ test('the buffer fill: the default limit is the free plan\'s 100 MB, checked eve
   await source.next(signal());
   assert.equal(server.requestsTo('GET', ITEM).length, 1, 'one check in 10 minutes');
   assert.deepEqual(log.at('warn'), [
-    'channel 55\'s buffer holds 90.0 MB, 90% of 100.0 MB (a free account\'s buffer; commercial plans hold more: set bufferLimitMB): reading by time cannot delete only messages_ttl empties it, and flespi blocks a channel whose buffer is full; turn on "delete" if this receiver is the channel\'s only reader, or shorten messages_ttl',
+    "channel 55's buffer holds 90.0 MB, 90% of 100.0 MB (a free account's buffer; commercial plans hold more: set bufferLimitMB): reading by time cannot delete only messages_ttl empties it, and flespi blocks a channel whose buffer is full; turn on \"delete\" if this receiver is the channel's only reader, or shorten messages_ttl",
   ]);
 });
 
@@ -312,19 +331,36 @@ test('the buffer fill is not checked while "delete" empties the buffer (reading 
   for (let i = 0; i < 3; i++) await source.ack(await source.next(signal()));
   await new Promise((resolve) => setTimeout(resolve, 50));
   assert.equal(server.requestsTo('GET', ITEM).length, 0);
-  assert.deepEqual(server.requestsTo('DELETE', MESSAGES).map((r) => r.data), [{ delete_key: 2 }, { delete_key: 3 }, { delete_key: 4 }]);
+  assert.deepEqual(
+    server.requestsTo('DELETE', MESSAGES).map((r) => r.data),
+    [{ delete_key: 2 }, { delete_key: 3 }, { delete_key: 4 }],
+  );
 });
 
 test('a blocked channel is reported with its code (4: storage); a check refused with a 400 is not asked again, other failures are', async (t) => {
   const { server, log, source } = await setup(t, { bufferCheckMs: 0, limitCount: 1 });
   server.on('GET', MESSAGES, (r) => bufferAnswer(numbered(1, 50), r, { limit: 1 }));
-  server.on('GET', ITEM, { body: { result: [{ id: CHANNEL, blocked: 4 }] } }, { body: { result: [{ id: CHANNEL, blocked: 2 }] } }, { body: { result: [{ id: CHANNEL, blocked: 0 }] } }, { status: 500, body: { errors: [{ reason: 'busy' }] } });
+  server.on(
+    'GET',
+    ITEM,
+    { body: { result: [{ id: CHANNEL, blocked: 4 }] } },
+    { body: { result: [{ id: CHANNEL, blocked: 2 }] } },
+    { body: { result: [{ id: CHANNEL, blocked: 0 }] } },
+    { status: 500, body: { errors: [{ reason: 'busy' }] } },
+  );
   await source.open(undefined);
   await checkEach(server, source, 4);
-  const tail = ': a blocked channel takes no messages from devices; free its buffer ("delete", or a shorter messages_ttl) and check the account\'s limits at https://flespi.io/#/panel';
-  assert.deepEqual(log.at('warn'), [`flespi reports channel 55 as blocked (code 4: storage, e.g. a full buffer)${tail}`, `flespi reports channel 55 as blocked (code 2)${tail}`]);
+  const tail =
+    ': a blocked channel takes no messages from devices; free its buffer ("delete", or a shorter messages_ttl) and check the account\'s limits at https://flespi.io/#/panel';
+  assert.deepEqual(log.at('warn'), [
+    `flespi reports channel 55 as blocked (code 4: storage, e.g. a full buffer)${tail}`,
+    `flespi reports channel 55 as blocked (code 2)${tail}`,
+  ]);
   assert.equal(log.at('debug').length, 1);
-  assert.match(log.at('debug')[0]!, /^channel 55: cannot check the buffer's fill \(flespi server error \(500 Internal Server Error: busy\) on GET channel 55 at .*\)$/);
+  assert.match(
+    log.at('debug')[0]!,
+    /^channel 55: cannot check the buffer's fill \(flespi server error \(500 Internal Server Error: busy\) on GET channel 55 at .*\)$/,
+  );
   await source.next(signal());
   while (server.requestsTo('GET', ITEM).length < 5) await new Promise((resolve) => setTimeout(resolve, 5));
 

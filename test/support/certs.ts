@@ -63,7 +63,22 @@ export class TestCa implements CertFiles {
     await writeFile(join(dir, 'serial'), '1000\n');
     await mkdir(join(dir, 'issued'));
     const ca = new TestCa(dir, join(dir, 'ca.crt'), join(dir, 'ca.key'));
-    await openssl(dir, ['req', '-x509', '-new', ...newEcKey(ca.key), '-out', ca.cert, '-days', '3650', '-subj', `/CN=${commonName}`, '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
+    await openssl(dir, [
+      'req',
+      '-x509',
+      '-new',
+      ...newEcKey(ca.key),
+      '-out',
+      ca.cert,
+      '-days',
+      '3650',
+      '-subj',
+      `/CN=${commonName}`,
+      '-addext',
+      'basicConstraints=critical,CA:TRUE',
+      '-addext',
+      'keyUsage=critical,keyCertSign,cRLSign',
+    ]);
     return ca;
   }
 
@@ -74,11 +89,38 @@ export class TestCa implements CertFiles {
     const extensions = join(this.dir, `${name}.ext`);
     const notBefore = options.notBefore ?? new Date(Date.now() - 3600_000);
     const notAfter = options.notAfter ?? new Date(Date.now() + 365 * 86400_000);
-    const lines = ['[ leaf ]', 'basicConstraints = CA:FALSE', 'keyUsage = critical,digitalSignature', `extendedKeyUsage = ${options.usage === 'server' ? 'serverAuth' : 'clientAuth'}`, 'subjectKeyIdentifier = hash', 'authorityKeyIdentifier = keyid'];
+    const lines = [
+      '[ leaf ]',
+      'basicConstraints = CA:FALSE',
+      'keyUsage = critical,digitalSignature',
+      `extendedKeyUsage = ${options.usage === 'server' ? 'serverAuth' : 'clientAuth'}`,
+      'subjectKeyIdentifier = hash',
+      'authorityKeyIdentifier = keyid',
+    ];
     if (options.altNames?.length) lines.push(`subjectAltName = ${options.altNames.join(',')}`);
     await writeFile(extensions, lines.join('\n') + '\n');
     await openssl(this.dir, ['req', '-new', ...newEcKey(files.key), '-out', csr, '-subj', `/CN=${name}`]);
-    await openssl(this.dir, ['ca', '-batch', '-notext', '-cert', this.cert, '-keyfile', this.key, '-in', csr, '-out', files.cert, '-startdate', asn1Time(notBefore), '-enddate', asn1Time(notAfter), '-extfile', extensions, '-extensions', 'leaf']);
+    await openssl(this.dir, [
+      'ca',
+      '-batch',
+      '-notext',
+      '-cert',
+      this.cert,
+      '-keyfile',
+      this.key,
+      '-in',
+      csr,
+      '-out',
+      files.cert,
+      '-startdate',
+      asn1Time(notBefore),
+      '-enddate',
+      asn1Time(notAfter),
+      '-extfile',
+      extensions,
+      '-extensions',
+      'leaf',
+    ]);
     return files;
   }
 }
@@ -116,8 +158,16 @@ export async function createTestPki(): Promise<TestPki> {
     const server = await ca.issue('server', { usage: 'server', altNames: ['IP:127.0.0.1', 'DNS:localhost'] });
     const client = await ca.issue('client', { usage: 'client' });
     const otherClient = await otherCa.issue('other-client', { usage: 'client' });
-    const expiredClient = await ca.issue('expired-client', { usage: 'client', notBefore: new Date('2020-01-01T00:00:00Z'), notAfter: new Date('2020-01-02T00:00:00Z') });
-    const futureClient = await ca.issue('future-client', { usage: 'client', notBefore: new Date('2099-01-01T00:00:00Z'), notAfter: new Date('2099-12-31T00:00:00Z') });
+    const expiredClient = await ca.issue('expired-client', {
+      usage: 'client',
+      notBefore: new Date('2020-01-01T00:00:00Z'),
+      notAfter: new Date('2020-01-02T00:00:00Z'),
+    });
+    const futureClient = await ca.issue('future-client', {
+      usage: 'client',
+      notBefore: new Date('2099-01-01T00:00:00Z'),
+      notAfter: new Date('2099-12-31T00:00:00Z'),
+    });
     const strayKey = join(caDir, 'stray.key');
     await openssl(caDir, ['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-out', strayKey]);
     return { dir, ca, server, client, otherCa, otherClient, expiredClient, futureClient, strayKey, cleanup: () => rm(dir, { recursive: true, force: true }) };
@@ -133,7 +183,10 @@ function newEcKey(keyFile: string): string[] {
 
 /** `YYYYMMDDHHMMSSZ`, the GeneralizedTime form `openssl ca -startdate/-enddate` accepts. */
 function asn1Time(date: Date): string {
-  return date.toISOString().replace(/[-:T]/g, '').replace(/\.\d+Z$/, 'Z');
+  return date
+    .toISOString()
+    .replace(/[-:T]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
 }
 
 /** Runs openssl in a CA folder, with that folder's config. */

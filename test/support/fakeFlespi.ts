@@ -86,7 +86,16 @@ export class FakeFlespi {
       } catch {
         data = undefined;
       }
-      const request: FakeRequest = { method: req.method ?? 'GET', path: url.pathname, data, query: url.searchParams, headers: req.headers, at: Date.now(), bytesSent: 0, clientGaveUp: false };
+      const request: FakeRequest = {
+        method: req.method ?? 'GET',
+        path: url.pathname,
+        data,
+        query: url.searchParams,
+        headers: req.headers,
+        at: Date.now(),
+        bytesSent: 0,
+        clientGaveUp: false,
+      };
       this.requests.push(request);
       res.once('close', () => {
         if (!res.writableFinished) request.clientGaveUp = true;
@@ -188,7 +197,12 @@ export class FakeFlespi {
       res.destroy();
       return;
     }
-    const body = answer.body === undefined ? Buffer.alloc(0) : Buffer.isBuffer(answer.body) ? answer.body : Buffer.from(typeof answer.body === 'string' ? answer.body : JSON.stringify(answer.body));
+    const body =
+      answer.body === undefined
+        ? Buffer.alloc(0)
+        : Buffer.isBuffer(answer.body)
+          ? answer.body
+          : Buffer.from(typeof answer.body === 'string' ? answer.body : JSON.stringify(answer.body));
     const headers = { 'content-type': 'application/json', ...answer.headers };
     if (answer.hugeBytes !== undefined) return this.sendHuge(request, res, answer.status ?? 200, headers, answer.hugeBytes);
     if (answer.drip) return this.drip(request, res, answer.status ?? 200, headers, body, answer.drip);
@@ -197,7 +211,14 @@ export class FakeFlespi {
     request.bytesSent = body.length;
   }
 
-  private async drip(request: FakeRequest, res: ServerResponse, status: number, headers: Record<string, string>, body: Buffer, drip: NonNullable<FakeAnswer['drip']>): Promise<void> {
+  private async drip(
+    request: FakeRequest,
+    res: ServerResponse,
+    status: number,
+    headers: Record<string, string>,
+    body: Buffer,
+    drip: NonNullable<FakeAnswer['drip']>,
+  ): Promise<void> {
     res.writeHead(status, headers); // chunked: no length, so the client cannot tell how much is left
     res.flushHeaders();
     const step = Math.max(1, drip.bytes ?? 1);
@@ -218,15 +239,16 @@ export class FakeFlespi {
     const write = async (piece: Buffer) => {
       if (res.destroyed) return;
       request.bytesSent += piece.length;
-      if (!res.write(piece)) await new Promise<void>((resolve) => {
-        const done = () => {
-          res.off('drain', done);
-          res.off('close', done);
-          resolve();
-        };
-        res.once('drain', done);
-        res.once('close', done);
-      });
+      if (!res.write(piece))
+        await new Promise<void>((resolve) => {
+          const done = () => {
+            res.off('drain', done);
+            res.off('close', done);
+            resolve();
+          };
+          res.once('drain', done);
+          res.once('close', done);
+        });
     };
     await write(head);
     let left = total - head.length - tail.length;

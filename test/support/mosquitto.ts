@@ -135,7 +135,16 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Ru
 }
 
 function mosquittoConfig(port: number, options: MosquittoOptions): string[] {
-  const lines = ['per_listener_settings false', `allow_anonymous ${options.users ? 'false' : 'true'}`, 'persistence false', 'log_dest stderr', 'log_type error', 'log_type warning', 'log_type notice', 'log_type information'];
+  const lines = [
+    'per_listener_settings false',
+    `allow_anonymous ${options.users ? 'false' : 'true'}`,
+    'persistence false',
+    'log_dest stderr',
+    'log_type error',
+    'log_type warning',
+    'log_type notice',
+    'log_type information',
+  ];
   // As root, Mosquitto drops to the "mosquitto" user, which cannot read files in our private temp folders.
   if (process.getuid?.() === 0) lines.unshift(`user ${userInfo().username}`);
   lines.push(`listener ${port} 127.0.0.1`);

@@ -81,7 +81,12 @@ export async function subscribe(url: string, topicFilter: string, options: Subsc
       });
       return withTimeout(arrived, timeoutMs, explain).finally(() => waiters.delete(wake));
     },
-    waitForCount: (count, timeoutMs) => subscriber.waitUntil((m) => m.length >= count, () => `expected ${count} messages on ${topicFilter}, got ${messages.length}`, timeoutMs),
+    waitForCount: (count, timeoutMs) =>
+      subscriber.waitUntil(
+        (m) => m.length >= count,
+        () => `expected ${count} messages on ${topicFilter}, got ${messages.length}`,
+        timeoutMs,
+      ),
     close: () => client.endAsync(true),
   };
   await subscriber.ready();

@@ -60,7 +60,16 @@ async function main(): Promise<void> {
   const build = spawnSync(process.execPath, ['scripts/build.mjs', '--quiet'], { cwd: root, stdio: 'inherit' });
   if (build.status !== 0) process.exit(build.status ?? 1);
   const suite = join(root, 'out', 'vscode-test', 'suite.js');
-  await esbuild.build({ entryPoints: [join(__dirname, 'suite.ts')], outfile: suite, bundle: true, platform: 'node', format: 'cjs', target: 'node20', external: ['vscode'], logLevel: 'error' });
+  await esbuild.build({
+    entryPoints: [join(__dirname, 'suite.ts')],
+    outfile: suite,
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    target: 'node20',
+    external: ['vscode'],
+    logLevel: 'error',
+  });
 
   executable ??= await downloadAndUnzipVSCode(version);
   const profile = mkdtempSync(join(tmpdir(), 'flespi-vscode-test-'));
@@ -69,7 +78,15 @@ async function main(): Promise<void> {
       vscodeExecutablePath: executable,
       extensionDevelopmentPath: root,
       extensionTestsPath: suite,
-      launchArgs: [mkdtempSync(join(profile, 'workspace-')), '--disable-extensions', '--disable-workspace-trust', '--user-data-dir', join(profile, 'user-data'), '--extensions-dir', join(profile, 'extensions')],
+      launchArgs: [
+        mkdtempSync(join(profile, 'workspace-')),
+        '--disable-extensions',
+        '--disable-workspace-trust',
+        '--user-data-dir',
+        join(profile, 'user-data'),
+        '--extensions-dir',
+        join(profile, 'extensions'),
+      ],
     });
     process.exitCode = code;
   } finally {

@@ -64,7 +64,10 @@ const checks: [string, () => Promise<void>][] = [
     'every setting reads back its declared default in a fresh profile',
     async () => {
       const sections = manifest().contributes?.configuration;
-      const properties = Object.assign({}, ...(Array.isArray(sections) ? sections : [sections ?? {}]).map((s) => s.properties ?? {})) as Record<string, { default?: unknown }>;
+      const properties = Object.assign({}, ...(Array.isArray(sections) ? sections : [sections ?? {}]).map((s) => s.properties ?? {})) as Record<
+        string,
+        { default?: unknown }
+      >;
       for (const [key, schema] of Object.entries(properties)) {
         if (!('default' in schema)) continue;
         assert.deepEqual(vscode.workspace.getConfiguration().inspect(key)?.defaultValue, schema.default, `default of ${key}`);
@@ -84,7 +87,12 @@ const checks: [string, () => Promise<void>][] = [
         onDidChange: new vscode.EventEmitter<vscode.SecretStorageChangeEvent>().event,
       };
       const memento = { get: () => undefined, update: async () => {}, keys: () => [] };
-      const context = { secrets, workspaceState: memento, globalState: memento, globalStorageUri: vscode.Uri.file(mkdtempSync(join(tmpdir(), 'flespi-suite-'))) } as unknown as vscode.ExtensionContext;
+      const context = {
+        secrets,
+        workspaceState: memento,
+        globalState: memento,
+        globalStorageUri: vscode.Uri.file(mkdtempSync(join(tmpdir(), 'flespi-suite-'))),
+      } as unknown as vscode.ExtensionContext;
       const log = vscode.window.createOutputChannel('flespi suite', { log: true });
       const store = new SinkStore(context, log);
       const config = () => vscode.workspace.getConfiguration('flespi');
@@ -92,7 +100,10 @@ const checks: [string, () => Promise<void>][] = [
       assert.ok(folder, 'the suite runs with a workspace folder');
       const workspace = workspaceScope(folder.toString());
       try {
-        await store.save({ name: 'http', type: 'http', url: 'https://workspace.example/in', secretHeaders: ['Authorization'] }, { headers: { Authorization: 'Bearer workspace' } });
+        await store.save(
+          { name: 'http', type: 'http', url: 'https://workspace.example/in', secretHeaders: ['Authorization'] },
+          { headers: { Authorization: 'Bearer workspace' } },
+        );
         assert.equal(config().inspect<unknown[]>('sinks')?.workspaceValue?.length, 1, 'a folder is open: the sink went to the workspace settings');
         assert.equal(store.scopeId(), workspace);
         assert.deepEqual([...values.keys()], [scopedSecretKey(workspace, 'http')]);
@@ -100,7 +111,11 @@ const checks: [string, () => Promise<void>][] = [
 
         // The same name in the user settings, once the workspace no longer defines sinks.
         await config().update('sinks', undefined, vscode.ConfigurationTarget.Workspace);
-        await config().update('sinks', [{ name: 'http', type: 'http', url: 'https://user.example/in', secretHeaders: ['Authorization'] }], vscode.ConfigurationTarget.Global);
+        await config().update(
+          'sinks',
+          [{ name: 'http', type: 'http', url: 'https://user.example/in', secretHeaders: ['Authorization'] }],
+          vscode.ConfigurationTarget.Global,
+        );
         assert.equal(store.scopeId(), USER_SCOPE);
         assert.equal(await store.secrets('http'), undefined, "the user-settings sink does not get the workspace sink's header");
       } finally {
@@ -118,9 +133,14 @@ const checks: [string, () => Promise<void>][] = [
       await vscode.commands.executeCommand('flespi.useSandbox');
       try {
         await vscode.commands.executeCommand('flespi.checkConnection', { id: 1001, name: 'sandbox-teltonika' });
-        const report = vscode.workspace.textDocuments.find((d) => d.isUntitled && d.languageId === 'markdown' && d.getText().startsWith('# flespi connection check'));
+        const report = vscode.workspace.textDocuments.find(
+          (d) => d.isUntitled && d.languageId === 'markdown' && d.getText().startsWith('# flespi connection check'),
+        );
         assert.ok(report, 'no untitled Markdown report was opened');
-        assert.ok(vscode.window.visibleTextEditors.some((editor) => editor.document === report), 'the report is shown in an editor');
+        assert.ok(
+          vscode.window.visibleTextEditors.some((editor) => editor.document === report),
+          'the report is shown in an editor',
+        );
         const text = report.getText();
         assert.match(text, /^# flespi connection check \(sandbox\)$/m);
         assert.match(text, /channel 1001 "sandbox-teltonika"/);

@@ -53,7 +53,9 @@ async function openWithFleet(count: number): Promise<Page> {
 }
 
 async function detailTitle(page: Page, expected: string): Promise<string> {
-  await page.waitForFunction((t) => document.querySelector('[data-testid="detail-title"]')?.textContent === t, expected, { timeout: 10_000 }).catch(() => undefined);
+  await page
+    .waitForFunction((t) => document.querySelector('[data-testid="detail-title"]')?.textContent === t, expected, { timeout: 10_000 })
+    .catch(() => undefined);
   return testId(page, 'detail-title');
 }
 
@@ -76,8 +78,13 @@ test('map without tiles: both tracks drawn on a plain background with grid and s
     return n;
   });
   assert.ok(painted > 200, `the tracks should paint the overlay canvas (${painted} pixels)`);
-  const devices = await page.locator('[data-testid="map-device"]').evaluateAll((els) => els.map((e) => [(e as HTMLElement).dataset.ident, (e as HTMLElement).dataset.lastId]));
-  assert.deepEqual(devices.sort(), [['dev-a', '19'], ['dev-b', '20']]);
+  const devices = await page
+    .locator('[data-testid="map-device"]')
+    .evaluateAll((els) => els.map((e) => [(e as HTMLElement).dataset.ident, (e as HTMLElement).dataset.lastId]));
+  assert.deepEqual(devices.sort(), [
+    ['dev-a', '19'],
+    ['dev-b', '20'],
+  ]);
 
   // Map → table: dev-a's marker selects its newest message.
   await page.locator('[data-testid="map-device"][data-ident="dev-a"]').click();
@@ -125,7 +132,7 @@ test('devices: idents with name, count and last position; a click filters the ta
   await page.context().close();
 });
 
-test('detail pane: readable times beside epoch values, the change since the device\'s previous message, and Plot opens a live, pause-aware, zoomable chart', async () => {
+test("detail pane: readable times beside epoch values, the change since the device's previous message, and Plot opens a live, pause-aware, zoomable chart", async () => {
   const page = await openWithFleet(20);
   await page.locator('.rows [role="row"][data-id="5"]').click();
   assert.equal(await detailTitle(page, 'Message #5'), 'Message #5');
@@ -134,7 +141,12 @@ test('detail pane: readable times beside epoch values, the change since the devi
   const diff = page.locator('[data-testid="detail-diff"]');
   assert.match((await diff.locator('summary').textContent()) ?? '', /changed since the previous message of this device \(#3, 2 s earlier\)/);
   const changed = await diff.locator('tr').evaluateAll((trs) => trs.map((tr) => [...tr.children].map((c) => c.textContent).join(' ')));
-  assert.deepEqual(changed, ['timestamp 1714564803 → 1714564805', 'server.timestamp 1714564803.5 → 1714564805.5', 'position.latitude 54.702 → 54.704', 'position.speed 31 → 32']);
+  assert.deepEqual(changed, [
+    'timestamp 1714564803 → 1714564805',
+    'server.timestamp 1714564803.5 → 1714564805.5',
+    'position.latitude 54.702 → 54.704',
+    'position.speed 31 → 32',
+  ]);
 
   await page.locator('[data-plot="position.speed"]').click();
   await page.waitForFunction(() => document.querySelector('[data-testid="chart"]')?.getAttribute('data-series') === '2');

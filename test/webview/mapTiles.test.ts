@@ -23,13 +23,18 @@ test('a local tile server: its origin with the port; a {s} subdomain becomes a w
   assert.equal(mapTiles('https://{s}.tile.openstreetmap.org/{z}/{x}/{y}.png').settings.attribution, '© OpenStreetMap contributors');
 });
 
-test('empty: no tiles and no image origin beyond the webview\'s own; a bad setting says why and loads nothing', () => {
+test("empty: no tiles and no image origin beyond the webview's own; a bad setting says why and loads nothing", () => {
   for (const empty of ['', '   ']) {
     const tiles = mapTiles(empty);
     assert.equal(tiles.settings.tileUrl, '');
     assert.equal(tiles.settings.problem, undefined);
     assert.equal(tiles.imgSource, undefined);
-    assert.equal(tailContentSecurityPolicy('https://w', 'n', tiles.imgSource).split('; ').find((d) => d.startsWith('img-src')), 'img-src https://w data:');
+    assert.equal(
+      tailContentSecurityPolicy('https://w', 'n', tiles.imgSource)
+        .split('; ')
+        .find((d) => d.startsWith('img-src')),
+      'img-src https://w data:',
+    );
   }
   const bad: Array<[unknown, RegExp]> = [
     [42, /must be a string/],

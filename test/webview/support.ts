@@ -121,7 +121,15 @@ export function items(from: number, to: number, extra: (id: number) => Record<st
 }
 
 export async function init(page: Page, bufferSize = 10_000): Promise<void> {
-  await send(page, { type: 'init', channel: { id: 42, name: 'trackers' }, columns: ['timestamp', 'server.timestamp', 'ident', 'position', 'position.speed'], bufferSize, filter: '', paused: false, connectionLabel: 'sandbox' });
+  await send(page, {
+    type: 'init',
+    channel: { id: 42, name: 'trackers' },
+    columns: ['timestamp', 'server.timestamp', 'ident', 'position', 'position.speed'],
+    bufferSize,
+    filter: '',
+    paused: false,
+    connectionLabel: 'sandbox',
+  });
 }
 
 /** Ids of the rows in the DOM, in id order. */

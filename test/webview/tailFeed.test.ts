@@ -8,7 +8,11 @@ import type { HostMessage } from '../../src/shared/tailProtocol';
 function setup(bufferSize = 100, maxPerBatch = 20) {
   const model = new TailModel({ bufferSize, maxPerBatch });
   const posted: HostMessage[] = [];
-  const feed = new TailFeed(model, (m) => posted.push(m), () => ({ type: 'init', channel: { id: 7, name: 'c' }, columns: ['ident'], bufferSize, filter: '', paused: model.isPaused, connectionLabel: 'sandbox' }));
+  const feed = new TailFeed(
+    model,
+    (m) => posted.push(m),
+    () => ({ type: 'init', channel: { id: 7, name: 'c' }, columns: ['ident'], bufferSize, filter: '', paused: model.isPaused, connectionLabel: 'sandbox' }),
+  );
   const add = (from: number, to: number) => {
     const list: FlespiMessage[] = [];
     for (let n = from; n <= to; n++) list.push({ n });
@@ -89,7 +93,10 @@ test('paused: ticks send only counters with the pending count; resume sends the 
   assert.equal((posted[0] as Extract<HostMessage, { type: 'counters' }>).counters.pending, 30);
   model.resume();
   feed.tick();
-  assert.deepEqual(ids(posted[1]), Array.from({ length: 20 }, (_, i) => i + 11));
+  assert.deepEqual(
+    ids(posted[1]),
+    Array.from({ length: 20 }, (_, i) => i + 11),
+  );
 });
 
 test('send allowance: steady ticks pass the rate, unused allowance carries over up to one second, late ticks catch up', () => {
@@ -117,7 +124,10 @@ test('send allowance with the feed: a burst of 4000 after a lull is shown whole 
   tick(250); // 1000 of an allowance of 2500
   add(1001, 5000);
   tick(500); // 4000 pending, allowance 1500 + 2500
-  assert.deepEqual(posted.map((m) => ids(m)?.length), [1000, 4000]);
+  assert.deepEqual(
+    posted.map((m) => ids(m)?.length),
+    [1000, 4000],
+  );
   assert.equal(model.counters().dropped, 0);
 });
 
@@ -125,7 +135,10 @@ test('a page that never says ready is loaded again with growing patience, then t
   mock.timers.enable({ apis: ['setTimeout'] });
   t.after(() => mock.timers.reset());
   const events: string[] = [];
-  const watch = new PageWatch({ reload: (attempt, waited) => events.push(`reload ${attempt} after ${waited}`), giveUp: (waited) => events.push(`give up after ${waited}`) }, [100, 200, 400]);
+  const watch = new PageWatch(
+    { reload: (attempt, waited) => events.push(`reload ${attempt} after ${waited}`), giveUp: (waited) => events.push(`give up after ${waited}`) },
+    [100, 200, 400],
+  );
   // A page that starts in time: nothing happens.
   watch.loading();
   mock.timers.tick(99);

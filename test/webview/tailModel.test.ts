@@ -37,11 +37,17 @@ test('a 10,000-message burst: one batch of the newest 2,500, the rest counted as
   assert.equal(batch[2499].id, 10_000);
   assert.equal(batch[2499].message.n, 10_000);
   const c = model.counters();
-  assert.deepEqual({ received: c.received, shown: c.shown, dropped: c.dropped, pending: c.pending }, { received: 10_000, shown: 2500, dropped: 7500, pending: 0 });
+  assert.deepEqual(
+    { received: c.received, shown: c.shown, dropped: c.dropped, pending: c.pending },
+    { received: 10_000, shown: 2500, dropped: 7500, pending: 0 },
+  );
   assert.deepEqual(model.takeBatch(), [], 'nothing is sent twice');
   // The host buffer still holds all of them for forward/copy/export by id.
   assert.equal(model.all().length, 10_000);
-  assert.deepEqual(model.get([1, 5000, 10_000]).map((i) => i.message.n), [1, 5000, 10_000]);
+  assert.deepEqual(
+    model.get([1, 5000, 10_000]).map((i) => i.message.n),
+    [1, 5000, 10_000],
+  );
 });
 
 test('steady flow at the flush cadence: everything is shown, nothing dropped', () => {
@@ -67,7 +73,10 @@ test('the ring buffer keeps the newest bufferSize; lookups skip ids that fell ou
   assert.equal(all.length, 100);
   assert.equal(all[0].id, 151);
   assert.equal(all[99].id, 250);
-  assert.deepEqual(model.get([250, 1, 151, 999, 151]).map((i) => i.id), [151, 250]);
+  assert.deepEqual(
+    model.get([250, 1, 151, 999, 151]).map((i) => i.id),
+    [151, 250],
+  );
 });
 
 test('pause keeps counting; resume sends the newest and counts what did not fit as dropped', () => {
@@ -95,11 +104,18 @@ test('snapshot resends what was settled, and while paused leaves the pending one
   model.add(messages(1, 5));
   model.takeBatch();
   model.add(messages(6, 8));
-  assert.deepEqual(model.snapshot().map((i) => i.id), [1, 2, 3, 4, 5, 6, 7, 8], 'pending ones are settled into it');
+  assert.deepEqual(
+    model.snapshot().map((i) => i.id),
+    [1, 2, 3, 4, 5, 6, 7, 8],
+    'pending ones are settled into it',
+  );
   assert.equal(model.counters().shown, 8);
   model.pause();
   model.add(messages(9, 12));
-  assert.deepEqual(model.snapshot().map((i) => i.id), [1, 2, 3, 4, 5, 6, 7, 8]);
+  assert.deepEqual(
+    model.snapshot().map((i) => i.id),
+    [1, 2, 3, 4, 5, 6, 7, 8],
+  );
   assert.equal(model.counters().pending, 4);
   balanced(model.counters());
 });
@@ -196,7 +212,9 @@ test('CSV: union of keys as header, RFC 4180 quoting, nested objects flattened, 
   ].join('');
   assert.equal(
     text,
-    'ident,position.speed,note,extra.x,extra.y.z,list,cmd,neg\r\n' + '"a,b",5,"say ""hi""",,,,,\r\n' + '"line\nbreak",,,1,true,"[1,2]","\'=HYPERLINK(""x"")",-5\r\n',
+    'ident,position.speed,note,extra.x,extra.y.z,list,cmd,neg\r\n' +
+      '"a,b",5,"say ""hi""",,,,,\r\n' +
+      '"line\nbreak",,,1,true,"[1,2]","\'=HYPERLINK(""x"")",-5\r\n',
   );
   assert.equal(csvField(null), '');
   assert.equal(csvField('@SUM(1)'), "'@SUM(1)");
@@ -206,16 +224,28 @@ test('NDJSON and clipboard text round-trip the messages', () => {
   const list = messages(1, 3);
   const lines = [...ndjsonLines(list)];
   assert.equal(lines.length, 3);
-  assert.deepEqual(lines.map((l) => JSON.parse(l) as unknown), list);
+  assert.deepEqual(
+    lines.map((l) => JSON.parse(l) as unknown),
+    list,
+  );
   assert.ok(lines.every((l) => l.endsWith('\n') && !l.slice(0, -1).includes('\n')));
   assert.deepEqual(JSON.parse(clipboardText([list[0]])), list[0]);
   assert.equal(clipboardText(list), lines.join(''));
 });
 
 test('the HTML escapes the title and names only the nonced script', () => {
-  const html = renderTailHtml({ cspSource: 'https://x.vscode-cdn.net', nonce: 'abc123', scriptUri: 'https://x.vscode-cdn.net/dist/webview/tail.js', title: '<script>alert(1)</script>' });
+  const html = renderTailHtml({
+    cspSource: 'https://x.vscode-cdn.net',
+    nonce: 'abc123',
+    scriptUri: 'https://x.vscode-cdn.net/dist/webview/tail.js',
+    title: '<script>alert(1)</script>',
+  });
   assert.ok(html.includes(`<title>${escapeHtml('<script>alert(1)</script>')}</title>`));
   assert.equal(html.match(/<script/g)?.length, 1);
   assert.ok(html.includes('<script nonce="abc123" src="https://x.vscode-cdn.net/dist/webview/tail.js"></script>'));
-  assert.ok(html.includes("default-src &#39;none&#39;; img-src https://x.vscode-cdn.net data:; style-src https://x.vscode-cdn.net; script-src &#39;nonce-abc123&#39;; font-src https://x.vscode-cdn.net"));
+  assert.ok(
+    html.includes(
+      'default-src &#39;none&#39;; img-src https://x.vscode-cdn.net data:; style-src https://x.vscode-cdn.net; script-src &#39;nonce-abc123&#39;; font-src https://x.vscode-cdn.net',
+    ),
+  );
 });

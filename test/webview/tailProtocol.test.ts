@@ -15,14 +15,38 @@ test('every valid command parses to a fresh object with only its known fields', 
     [{ type: 'resume' }, { type: 'resume' }],
     [{ type: 'stop' }, { type: 'stop' }],
     [{ type: 'restart' }, { type: 'restart' }],
-    [{ type: 'setFilter', expression: 'position.speed>60' }, { type: 'setFilter', expression: 'position.speed>60' }],
-    [{ type: 'setFilter', expression: '' }, { type: 'setFilter', expression: '' }],
-    [{ type: 'forward', ids: [0, 1, 2 ** 40], token: 'x' }, { type: 'forward', ids: [0, 1, 2 ** 40] }],
-    [{ type: 'copy', ids: [7] }, { type: 'copy', ids: [7] }],
-    [{ type: 'export', scope: 'buffer', format: 'csv', ids: 'ignored' }, { type: 'export', scope: 'buffer', format: 'csv' }],
-    [{ type: 'export', scope: 'selection', format: 'ndjson', ids: [3, 4] }, { type: 'export', scope: 'selection', format: 'ndjson', ids: [3, 4] }],
-    [{ type: 'setColumns', columns: ['ident', 'position'] }, { type: 'setColumns', columns: ['ident', 'position'] }],
-    [{ type: 'openLink', id: 3, path: '/etc/passwd' }, { type: 'openLink', id: 3 }],
+    [
+      { type: 'setFilter', expression: 'position.speed>60' },
+      { type: 'setFilter', expression: 'position.speed>60' },
+    ],
+    [
+      { type: 'setFilter', expression: '' },
+      { type: 'setFilter', expression: '' },
+    ],
+    [
+      { type: 'forward', ids: [0, 1, 2 ** 40], token: 'x' },
+      { type: 'forward', ids: [0, 1, 2 ** 40] },
+    ],
+    [
+      { type: 'copy', ids: [7] },
+      { type: 'copy', ids: [7] },
+    ],
+    [
+      { type: 'export', scope: 'buffer', format: 'csv', ids: 'ignored' },
+      { type: 'export', scope: 'buffer', format: 'csv' },
+    ],
+    [
+      { type: 'export', scope: 'selection', format: 'ndjson', ids: [3, 4] },
+      { type: 'export', scope: 'selection', format: 'ndjson', ids: [3, 4] },
+    ],
+    [
+      { type: 'setColumns', columns: ['ident', 'position'] },
+      { type: 'setColumns', columns: ['ident', 'position'] },
+    ],
+    [
+      { type: 'openLink', id: 3, path: '/etc/passwd' },
+      { type: 'openLink', id: 3 },
+    ],
   ];
   for (const [input, expected] of valid) {
     const parsed = parseWebviewMessage(input);
@@ -97,13 +121,25 @@ test('fuzz: random values never throw, and whatever is accepted is well formed',
   };
   const pick = <T>(values: readonly T[]): T => values[Math.floor(random() * values.length)];
   const types = ['ready', 'pause', 'resume', 'stop', 'restart', 'setFilter', 'forward', 'copy', 'export', 'setColumns', 'other', ''];
-  const scalar = (): unknown => pick([() => undefined, () => null, () => true, () => Math.floor(random() * 100) - 10, () => random() * 1e6, () => NaN, () => -Infinity, () => 'x'.repeat(Math.floor(random() * 1100)), () => pick(['csv', 'ndjson', 'buffer', 'selection', ''])])();
+  const scalar = (): unknown =>
+    pick([
+      () => undefined,
+      () => null,
+      () => true,
+      () => Math.floor(random() * 100) - 10,
+      () => random() * 1e6,
+      () => NaN,
+      () => -Infinity,
+      () => 'x'.repeat(Math.floor(random() * 1100)),
+      () => pick(['csv', 'ndjson', 'buffer', 'selection', '']),
+    ])();
   const value = (depth: number): unknown => {
     const r = random();
     if (depth > 2 || r < 0.5) return scalar();
     if (r < 0.75) return Array.from({ length: Math.floor(random() * 6) }, () => (random() < 0.7 ? Math.floor(random() * 50) - 5 : value(depth + 1)));
     const object: Record<string, unknown> = {};
-    for (const key of ['type', 'ids', 'expression', 'scope', 'format', 'columns', 'extra']) if (random() < 0.6) object[key] = key === 'type' && random() < 0.8 ? pick(types) : value(depth + 1);
+    for (const key of ['type', 'ids', 'expression', 'scope', 'format', 'columns', 'extra'])
+      if (random() < 0.6) object[key] = key === 'type' && random() < 0.8 ? pick(types) : value(depth + 1);
     return object;
   };
   let accepted = 0;

@@ -148,7 +148,10 @@ test('after the connection drops it reconnects, fills the gap over REST without 
     sandbox.faults.dropMqttClients();
     injectN([102, 103, 104]);
     await t.until(() => t.notices.some((n) => n.startsWith('Reconnected')));
-    assert.ok(t.states.some((s) => s.state === 'reconnecting'), 'the drop showed as reconnecting');
+    assert.ok(
+      t.states.some((s) => s.state === 'reconnecting'),
+      'the drop showed as reconnecting',
+    );
     assert.equal(t.notices.at(-1), 'Reconnected: filled 3 messages missed while offline.');
     await t.until(() => t.lastState() === 'live');
     assert.deepEqual(t.values('seq').slice(-5), [100, 101, 102, 103, 104]);
@@ -184,7 +187,10 @@ test('an invalid filter expression: flespi refuses the subscription and the stat
   try {
     await t.until(() => t.lastState() === 'offline');
     // The filter as the user typed it, not the URL-encoded topic.
-    assert.match(t.states.at(-1)?.detail ?? '', /refused the subscription to the messages of channel \d+ with the server filter position\.speed >>> 60: .* Check the server filter expression\./);
+    assert.match(
+      t.states.at(-1)?.detail ?? '',
+      /refused the subscription to the messages of channel \d+ with the server filter position\.speed >>> 60: .* Check the server filter expression\./,
+    );
   } finally {
     await t.session.stop();
   }
@@ -239,7 +245,8 @@ async function startUnresponsiveBroker(answersSubscribe: boolean) {
     parser.on('packet', (packet) => {
       received.push(packet.cmd);
       if (packet.cmd === 'connect') socket.write(generate({ cmd: 'connack', reasonCode: 0, sessionPresent: false }, { protocolVersion: 5 }));
-      if (packet.cmd === 'subscribe' && answersSubscribe) socket.write(generate({ cmd: 'suback', messageId: packet.messageId, granted: [0] }, { protocolVersion: 5 }));
+      if (packet.cmd === 'subscribe' && answersSubscribe)
+        socket.write(generate({ cmd: 'suback', messageId: packet.messageId, granted: [0] }, { protocolVersion: 5 }));
     });
     socket.on('data', (data) => parser.parse(data));
     socket.on('error', () => undefined);

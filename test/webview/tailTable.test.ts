@@ -23,7 +23,15 @@ after(async () => {
 });
 
 async function initWith(page: Page, columns: readonly string[] = DEFAULT_COLUMNS, paused = false): Promise<void> {
-  await send(page, { type: 'init', channel: { id: 42, name: 'trackers' }, columns: [...columns], bufferSize: 10_000, filter: '', paused, connectionLabel: 'sandbox' });
+  await send(page, {
+    type: 'init',
+    channel: { id: 42, name: 'trackers' },
+    columns: [...columns],
+    bufferSize: 10_000,
+    filter: '',
+    paused,
+    connectionLabel: 'sandbox',
+  });
 }
 
 async function showRows(page: Page, batch: TailItem[]): Promise<void> {
@@ -61,7 +69,9 @@ async function settledColumn(page: Page, colIndex: number, expected: string[]): 
   try {
     await page.waitForFunction(
       ([c, e]) => {
-        const rows = [...document.querySelectorAll('.rows [role="row"]')].sort((a, b) => Number(a.getAttribute('aria-rowindex')) - Number(b.getAttribute('aria-rowindex')));
+        const rows = [...document.querySelectorAll('.rows [role="row"]')].sort(
+          (a, b) => Number(a.getAttribute('aria-rowindex')) - Number(b.getAttribute('aria-rowindex')),
+        );
         return JSON.stringify(rows.map((r) => r.querySelector(`[aria-colindex="${c}"]`)?.textContent ?? '')) === JSON.stringify(e);
       },
       [colIndex, expected] as const,
@@ -100,7 +110,9 @@ test('the default columns fit a 1000 px editor with sandbox messages: no horizon
   const fit = await page.locator('.viewport').evaluate((v) => ({ scroll: v.scrollWidth, client: v.clientWidth }));
   assert.ok(fit.client > 0 && fit.scroll <= fit.client, `columns need ${fit.scroll} px, the table has ${fit.client}`);
   // No cell is cut short either: each one's text fits its width.
-  const cut = await page.locator('.rows [role="gridcell"]').evaluateAll((cells) => cells.filter((c) => c.scrollWidth > c.clientWidth).map((c) => c.textContent));
+  const cut = await page
+    .locator('.rows [role="gridcell"]')
+    .evaluateAll((cells) => cells.filter((c) => c.scrollWidth > c.clientWidth).map((c) => c.textContent));
   assert.deepEqual(cut, []);
   assert.equal(await page.getByTestId('overflow-right').isVisible(), false);
   await page.context().close();
@@ -128,7 +140,10 @@ test('the time cell: HH:MM:SS for today in the local time zone, the date too for
 test('dragging a header edge resizes its column, not below the minimum; the width survives a reload; double-click fits the text', async () => {
   const page = await harness.open();
   await initWith(page);
-  await showRows(page, items(1, 5, (id) => ({ ident: `a-rather-long-device-name-${id}` })));
+  await showRows(
+    page,
+    items(1, 5, (id) => ({ ident: `a-rather-long-device-name-${id}` })),
+  );
   const before = await headerWidth(page, 'Time');
   await dragEdge(page, 'Time', 80);
   const wider = await headerWidth(page, 'Time');
@@ -205,7 +220,10 @@ test('paused, a header click sorts by its column (numbers by value, text numeric
   const page = await harness.open();
   await initWith(page);
   const speeds = [5, 100, 20, 9, 60, 100];
-  await showRows(page, items(1, 6, (id) => ({ ident: `dev-${13 - id * 2}`, 'position.speed': speeds[id - 1] })));
+  await showRows(
+    page,
+    items(1, 6, (id) => ({ ident: `dev-${13 - id * 2}`, 'position.speed': speeds[id - 1] })),
+  );
   const arrival = await columnTexts(page, 3);
   assert.deepEqual(arrival, ['5', '100', '20', '9', '60', '100']);
   await page.locator('.rows [data-id="3"]').click();
@@ -243,7 +261,10 @@ test('paused, a header click sorts by its column (numbers by value, text numeric
 test('live, a header click does not sort, and the header says why', async () => {
   const page = await harness.open();
   await initWith(page);
-  await showRows(page, items(1, 4, (id) => ({ 'position.speed': [30, 10, 40, 20][id - 1] })));
+  await showRows(
+    page,
+    items(1, 4, (id) => ({ 'position.speed': [30, 10, 40, 20][id - 1] })),
+  );
   const button = page.locator('[role="columnheader"][data-key="position.speed"] button');
   // force: Playwright does not click what is aria-disabled; a user can.
   await button.click({ force: true });

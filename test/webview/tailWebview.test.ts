@@ -30,7 +30,11 @@ interface RowCheck {
 async function waitForRows(page: Page, check: RowCheck): Promise<void> {
   await page.waitForFunction((c: RowCheck) => {
     const ids = [...document.querySelectorAll<HTMLElement>('.rows [role="row"]')].map((r) => Number(r.dataset.id));
-    return (c.length === undefined || ids.length === c.length) && (c.includes === undefined || ids.includes(c.includes)) && (c.excludes === undefined || !ids.includes(c.excludes));
+    return (
+      (c.length === undefined || ids.length === c.length) &&
+      (c.includes === undefined || ids.includes(c.includes)) &&
+      (c.excludes === undefined || !ids.includes(c.excludes))
+    );
   }, check);
 }
 
@@ -47,7 +51,11 @@ test('the webview says ready first and posts nothing else until asked', async ()
 test('rows show the columns the host asks for: device and server time (the date for an older day), device, position, speed', async () => {
   const page = await open();
   await init(page);
-  await send(page, { type: 'messages', batch: items(1, 3), counters: counters({ received: 3, shown: 3, rate: 1.5, lastMessageAt: Date.UTC(2024, 4, 1, 12, 0, 1, 7) }) });
+  await send(page, {
+    type: 'messages',
+    batch: items(1, 3),
+    counters: counters({ received: 3, shown: 3, rate: 1.5, lastMessageAt: Date.UTC(2024, 4, 1, 12, 0, 1, 7) }),
+  });
   await waitForRows(page, { length: 3 });
   const headers = await page.locator('[role="columnheader"]').allTextContents();
   assert.deepEqual(headers, ['Time', 'Server time', 'Device', 'Position', 'Speed']);
@@ -70,7 +78,11 @@ test('100,000 messages: only the visible rows exist in the DOM, and scrolling to
   await page.evaluate(() => {
     const batch = [];
     for (let id = 1; id <= 100_000; id++) {
-      batch.push({ id, receivedAt: 1714564800000 + id, message: { ident: `dev-${id}`, timestamp: 1714564800 + id, 'server.timestamp': 1714564800 + id, 'position.speed': id % 90 } });
+      batch.push({
+        id,
+        receivedAt: 1714564800000 + id,
+        message: { ident: `dev-${id}`, timestamp: 1714564800 + id, 'server.timestamp': 1714564800 + id, 'position.speed': id % 90 },
+      });
     }
     const counters = { received: 100_000, shown: 100_000, dropped: 0, rate: 0, lastMessageAt: null, paused: false, pending: 0 };
     window.postMessage({ type: 'messages', batch, counters }, '*');
@@ -91,7 +103,11 @@ test('100,000 messages: only the visible rows exist in the DOM, and scrolling to
   const last = page.locator('.rows [role="row"][data-id="100000"]');
   assert.equal(await last.locator('[role="gridcell"]').nth(2).textContent(), 'dev-100000');
   assert.ok(await last.isVisible());
-  assert.equal(await settledAttribute(page, '.rows [role="row"][data-id="100000"]', 'aria-selected', 'true'), 'true', 'End moves the selection to the last row');
+  assert.equal(
+    await settledAttribute(page, '.rows [role="row"][data-id="100000"]', 'aria-selected', 'true'),
+    'true',
+    'End moves the selection to the last row',
+  );
   assert.ok((await page.locator('.rows [role="row"]').count()) < 100);
   await page.context().close();
 });
@@ -237,7 +253,10 @@ test('server filter and column picker post setFilter and setColumns', async () =
 
   await page.getByRole('button', { name: 'Columns…' }).click();
   await page.locator('vscode-checkbox[data-column="battery.voltage"]').click();
-  assert.deepEqual((await posted(page)).at(-1), { type: 'setColumns', columns: ['timestamp', 'server.timestamp', 'ident', 'position', 'position.speed', 'battery.voltage'] });
+  assert.deepEqual((await posted(page)).at(-1), {
+    type: 'setColumns',
+    columns: ['timestamp', 'server.timestamp', 'ident', 'position', 'position.speed', 'battery.voltage'],
+  });
   await page.waitForFunction(() => [...document.querySelectorAll('[role="columnheader"]')].some((h) => h.textContent === 'battery.voltage'));
   assert.equal(await page.locator('.rows [role="row"][data-id="1"] [role="gridcell"]').nth(5).textContent(), '12.5');
   const state = await page.evaluate(() => (window as unknown as { __state: Record<string, unknown> }).__state);
@@ -257,7 +276,11 @@ test('payload markup is shown as text: no element is created, no script runs', a
   });
   await init(page);
   const hostile = '<img src=x onerror=alert(1)>';
-  await send(page, { type: 'messages', batch: items(1, 1, () => ({ ident: hostile, [`<b onmouseover=alert(2)>key</b>`]: '<script>alert(3)</script>' })), counters: counters() });
+  await send(page, {
+    type: 'messages',
+    batch: items(1, 1, () => ({ ident: hostile, [`<b onmouseover=alert(2)>key</b>`]: '<script>alert(3)</script>' })),
+    counters: counters(),
+  });
   await waitForRows(page, { length: 1 });
   assert.equal(await page.locator('.rows [role="row"][data-id="1"] [role="gridcell"]').nth(2).textContent(), hostile);
   await page.locator('.rows [role="row"][data-id="1"]').click();
@@ -279,7 +302,12 @@ test('CSP: default-src none, scripts only with the per-render nonce; a script wi
   const first = await (await fetch(`${harness.origin}/`)).text();
   const second = await (await fetch(`${harness.origin}/`)).text();
   const csp = (/http-equiv="Content-Security-Policy" content="([^"]+)"/.exec(first)?.[1] ?? '').replace(/&#39;/g, "'");
-  const directives = new Map(csp.split(';').map((d) => d.trim().split(/\s+/)).map(([name, ...values]) => [name, values]));
+  const directives = new Map(
+    csp
+      .split(';')
+      .map((d) => d.trim().split(/\s+/))
+      .map(([name, ...values]) => [name, values]),
+  );
   assert.deepEqual(directives.get('default-src'), ["'none'"]);
   const scriptSrc = directives.get('script-src') ?? [];
   assert.equal(scriptSrc.length, 1);
@@ -292,7 +320,9 @@ test('CSP: default-src none, scripts only with the per-render nonce; a script wi
   const page = await open();
   const outcome = await page.evaluate(async () => {
     const w = window as unknown as Record<string, unknown>;
-    const violated = new Promise<string>((resolve) => document.addEventListener('securitypolicyviolation', (e) => resolve(e.violatedDirective), { once: true }));
+    const violated = new Promise<string>((resolve) =>
+      document.addEventListener('securitypolicyviolation', (e) => resolve(e.violatedDirective), { once: true }),
+    );
     const script = document.createElement('script');
     script.textContent = 'window.__injected = true';
     document.body.append(script);
@@ -337,8 +367,16 @@ test('a new buffer (restart, a new filter) clears the selection and the detail p
   await page.getByRole('textbox', { name: 'Server filter expression' }).fill('position.speed>>');
   await page.getByRole('button', { name: 'Apply filter' }).click();
   await send(page, { type: 'filter', expression: '', refused: 'unexpected ">" at position 16' });
-  await page.waitForFunction(() => (document.querySelector('vscode-textfield[data-testid="filter"]') as HTMLElement & { invalid: boolean }).invalid, undefined, { timeout: 5000 });
-  assert.equal(await page.getByRole('textbox', { name: 'Server filter expression' }).inputValue(), 'position.speed>>', 'the typed expression stays to be fixed');
+  await page.waitForFunction(
+    () => (document.querySelector('vscode-textfield[data-testid="filter"]') as HTMLElement & { invalid: boolean }).invalid,
+    undefined,
+    { timeout: 5000 },
+  );
+  assert.equal(
+    await page.getByRole('textbox', { name: 'Server filter expression' }).inputValue(),
+    'position.speed>>',
+    'the typed expression stays to be fixed',
+  );
   assert.deepEqual(await rowIds(page), [1, 2, 3, 4, 5]);
   assert.equal(await testId(page, 'detail-title'), 'Message #3');
   assert.equal(await testId(page, 'selected'), '1');
@@ -346,7 +384,9 @@ test('a new buffer (restart, a new filter) clears the selection and the detail p
   await send(page, { type: 'filter', expression: 'position.speed>1' });
   await send(page, { type: 'messages', batch: items(1, 2), counters: counters(), reset: true });
   await waitForRows(page, { length: 2 });
-  await page.waitForFunction(() => document.querySelector('[data-testid="detail"]')?.textContent === 'Select a message to see it here.', undefined, { timeout: 5000 });
+  await page.waitForFunction(() => document.querySelector('[data-testid="detail"]')?.textContent === 'Select a message to see it here.', undefined, {
+    timeout: 5000,
+  });
   assert.equal(await testId(page, 'selected'), '0');
   assert.equal(await page.locator('[aria-selected="true"]').count(), 0);
   await page.context().close();
@@ -375,7 +415,12 @@ test('shown again after a tab switch: the selection and the detail pane come bac
   // Another buffer under the same ids (the tail restarted while hidden): nothing is restored.
   const other = await open({ state });
   await init(other);
-  await send(other, { type: 'messages', batch: items(1, 40).map((item) => ({ ...item, receivedAt: item.receivedAt + 60_000 })), counters: counters(), reset: true });
+  await send(other, {
+    type: 'messages',
+    batch: items(1, 40).map((item) => ({ ...item, receivedAt: item.receivedAt + 60_000 })),
+    counters: counters(),
+    reset: true,
+  });
   await waitForRows(other, { includes: 40 });
   assert.equal(await testId(other, 'selected'), '0');
   await other.context().close();

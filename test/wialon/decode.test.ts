@@ -180,7 +180,10 @@ test('captures: all 9,284 packets decode, with the documented counts and values'
     assert.equal(list.length, packets, file);
     decoded.set(file, list);
   }
-  assert.equal([...decoded.values()].reduce((n, list) => n + list.length, 0), 9284);
+  assert.equal(
+    [...decoded.values()].reduce((n, list) => n + list.length, 0),
+    9284,
+  );
 
   const [only] = decoded.get('0001.data')!;
   assert.equal(only.unitId, '862631037611646');

@@ -1,6 +1,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { WialonEncodeError, decodePacket, encodeMessage, encodePacket, findBlock, shortName, type EncodeIssue, type WialonBlock, type WialonPacket } from '../../src/core/wialon/codec';
+import {
+  WialonEncodeError,
+  decodePacket,
+  encodeMessage,
+  encodePacket,
+  findBlock,
+  shortName,
+  type EncodeIssue,
+  type WialonBlock,
+  type WialonPacket,
+} from '../../src/core/wialon/codec';
 import type { FlespiMessage } from '../../src/core/message';
 import { vector } from './support';
 
@@ -120,7 +130,10 @@ test('text containing NUL is skipped and reported', () => {
   const { packet, issues } = roundTrip({ ...BASE, bad: 'a\0b', good: 'ab' });
   assert.equal(findBlock(packet, 'bad'), undefined);
   assert.equal(findBlock(packet, 'good')?.value, 'ab');
-  assert.deepEqual(issues.map((i) => [i.parameter, i.action]), [['bad', 'skipped']]);
+  assert.deepEqual(
+    issues.map((i) => [i.parameter, i.action]),
+    [['bad', 'skipped']],
+  );
   assert.match(issues[0].reason, /NUL/);
 });
 
@@ -154,7 +167,7 @@ test('objects and arrays are sent as JSON text and reported as converted', () =>
 test('null, NaN, Infinity, non-ASCII names and un-JSON-able objects are skipped, each reported', () => {
   const cyclic: Record<string, unknown> = {};
   cyclic.self = cyclic;
-  const { packet, issues } = roundTrip({ ...BASE, gone: null, nan: NaN, inf: -Infinity, 'темп': 5, loop: cyclic, kept: 1 });
+  const { packet, issues } = roundTrip({ ...BASE, gone: null, nan: NaN, inf: -Infinity, темп: 5, loop: cyclic, kept: 1 });
   assert.deepEqual(
     packet.blocks.map((b) => b.name),
     ['kept'],
@@ -201,7 +214,10 @@ test('posinfo: lon, lat, alt exact; speed and course rounded into u16, satellite
 test('posinfo: missing altitude, speed, course and satellites are 0; out-of-range values are clamped', () => {
   const minimal = block({ ...BASE, 'position.latitude': 1, 'position.longitude': 2 }, 'posinfo');
   assert.deepEqual(minimal?.value, { longitude: 2, latitude: 1, altitude: 0, speed: 0, course: 0, satellites: 0 });
-  const wild = block({ ...BASE, 'position.latitude': 1, 'position.longitude': 2, 'position.speed': 70000, 'position.direction': -10, 'position.satellites': 300 }, 'posinfo');
+  const wild = block(
+    { ...BASE, 'position.latitude': 1, 'position.longitude': 2, 'position.speed': 70000, 'position.direction': -10, 'position.satellites': 300 },
+    'posinfo',
+  );
   assert.deepEqual(wild?.value, { longitude: 2, latitude: 1, altitude: 0, speed: 65535, course: 350, satellites: 255 });
   const negative = block({ ...BASE, 'position.latitude': 1, 'position.longitude': 2, 'position.speed': -3, 'position.direction': 725 }, 'posinfo');
   assert.deepEqual([negative?.value], [{ longitude: 2, latitude: 1, altitude: 0, speed: 0, course: 5, satellites: 0 }]);
@@ -315,7 +331,17 @@ test('realistic flespi messages survive encode -> strict decode with every param
     assert.deepEqual(issues, []);
     assert.equal(packet.unitId, message.ident);
     assert.equal(packet.time, Math.floor(message.timestamp as number));
-    const folded = new Set(['ident', 'timestamp', 'din', 'position.latitude', 'position.longitude', 'position.altitude', 'position.speed', 'position.direction', 'position.satellites']);
+    const folded = new Set([
+      'ident',
+      'timestamp',
+      'din',
+      'position.latitude',
+      'position.longitude',
+      'position.altitude',
+      'position.speed',
+      'position.direction',
+      'position.satellites',
+    ]);
     for (const [key, original] of Object.entries(message)) {
       if (folded.has(key)) continue;
       const sent = findBlock(packet, key);
@@ -327,7 +353,14 @@ test('realistic flespi messages survive encode -> strict decode with every param
     const hasPosition = 'position.latitude' in message;
     assert.equal(packet.flags & 0x01, hasPosition ? 1 : 0);
     if (hasPosition) {
-      assert.deepEqual(findBlock(packet, 'posinfo')?.value, { longitude: 37.661918, latitude: 43.955218, altitude: 244, speed: 0, course: 281, satellites: 15 });
+      assert.deepEqual(findBlock(packet, 'posinfo')?.value, {
+        longitude: 37.661918,
+        latitude: 43.955218,
+        altitude: 244,
+        speed: 0,
+        course: 281,
+        satellites: 15,
+      });
       assert.equal(findBlock(packet, 'avl_inputs')?.value, 3);
     }
   }
@@ -346,12 +379,19 @@ test('encodePacket round-trips every block type and refuses what the decoder wou
     ],
   };
   assert.deepEqual(decodePacket(encodePacket(packet)), packet);
-  const refuses = (change: Partial<WialonPacket>, text: RegExp) => assert.throws(() => encodePacket({ ...packet, ...change }), (e: unknown) => e instanceof WialonEncodeError && text.test(e.message));
+  const refuses = (change: Partial<WialonPacket>, text: RegExp) =>
+    assert.throws(
+      () => encodePacket({ ...packet, ...change }),
+      (e: unknown) => e instanceof WialonEncodeError && text.test(e.message),
+    );
   refuses({ time: -1 }, /time -1 must be an integer/);
   refuses({ unitId: 'a\0b' }, /printable ASCII/);
   refuses({ blocks: [{ name: 'n', attribute: 2, type: 'int32', value: 1 }] }, /attribute 2 must be 0 or 1/);
   refuses({ blocks: [{ name: 'n', attribute: 0, type: 'int32', value: 2 ** 31 }] }, /not a 32-bit signed integer/);
   refuses({ blocks: [{ name: 'n'.repeat(39), attribute: 0, type: 'int32', value: 1 }] }, /longer than 38 bytes/);
   refuses({ blocks: [{ name: 'posinfo', attribute: 1, type: 'int32', value: 1 }] }, /only the posinfo block/);
-  refuses({ blocks: [{ name: 'posinfo', attribute: 1, type: 'posinfo', value: { longitude: 1, latitude: 1, altitude: 0, speed: 1.5, course: 0, satellites: 0 } }] }, /speed and course must be integers/);
+  refuses(
+    { blocks: [{ name: 'posinfo', attribute: 1, type: 'posinfo', value: { longitude: 1, latitude: 1, altitude: 0, speed: 1.5, course: 0, satellites: 0 } }] },
+    /speed and course must be integers/,
+  );
 });

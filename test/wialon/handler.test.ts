@@ -28,7 +28,11 @@ class RecordingLogger implements Logger {
   }
 }
 
-function context(signal = new AbortController().signal, attempt = 1, reject: HandlerContext['reject'] = unexpectedReject): HandlerContext & { log: RecordingLogger } {
+function context(
+  signal = new AbortController().signal,
+  attempt = 1,
+  reject: HandlerContext['reject'] = unexpectedReject,
+): HandlerContext & { log: RecordingLogger } {
   return { signal, attempt, log: new RecordingLogger(), reject };
 }
 
@@ -62,7 +66,9 @@ afterEach(async () => {
   cleanups.clear();
 });
 
-async function setup(options: Partial<WialonHandlerOptions> = {}): Promise<{ receiver: WialonTestReceiver; handler: WialonHandler; done: () => Promise<void> }> {
+async function setup(
+  options: Partial<WialonHandlerOptions> = {},
+): Promise<{ receiver: WialonTestReceiver; handler: WialonHandler; done: () => Promise<void> }> {
   const { receiver, port } = await startWialonTestReceiver();
   const handler = new WialonHandler({ host: '127.0.0.1', port, ackTimeoutMs: 2000, window: 4, connectTimeoutMs: 2000, ...options }, 'wialon-test');
   const done = async () => {
@@ -148,7 +154,10 @@ test('messages without ident or timestamp are rejected with the reason (ctx.reje
     assert.match(handler.health().detail ?? '', /3 messages rejected as unsendable \(no ident\/timestamp, or too large\)/);
     const warnings = ctx.log.lines.filter((l) => l.startsWith('warn:'));
     assert.equal(warnings.length, 1);
-    assert.match(warnings[0], /the message cannot be sent to Wialon: message has no "ident".*\(rejected as undeliverable; further ones are counted in the status\)/);
+    assert.match(
+      warnings[0],
+      /the message cannot be sent to Wialon: message has no "ident".*\(rejected as undeliverable; further ones are counted in the status\)/,
+    );
     assert.equal(ctx.log.lines.filter((l) => l.startsWith('debug:') && /no "timestamp"/.test(l)).length, 2);
   } finally {
     await done();
@@ -170,7 +179,7 @@ test('a message whose packet would exceed the 16 MB receivers accept is rejected
   }
 });
 
-test('an attempt that fails after rejecting a message: the retry of the same batch rejects it again (a failed attempt\'s rejections do not count)', async () => {
+test("an attempt that fails after rejecting a message: the retry of the same batch rejects it again (a failed attempt's rejections do not count)", async () => {
   const { receiver, handler, done } = await setup();
   try {
     const batch = [{ timestamp: 1, seq: 100 }, ...messages(2)];
@@ -202,7 +211,10 @@ test('parameter issues are counted and logged once per parameter', async () => {
     assert.equal(handler.stats.parameterIssues, 4);
     assert.deepEqual(
       ctx.log.lines.map((l) => l.replace(/"a\.very[^"]*~[0-9a-f]{8}"/, '"<short>"')),
-      [`info: wialon-test: parameter "${long}" sent as "<short>": the name is longer than Wialon's 38-byte limit (logged once)`, 'warn: wialon-test: parameter "gone" not sent: the value is null (logged once)'],
+      [
+        `info: wialon-test: parameter "${long}" sent as "<short>": the name is longer than Wialon's 38-byte limit (logged once)`,
+        'warn: wialon-test: parameter "gone" not sent: the value is null (logged once)',
+      ],
     );
   } finally {
     await done();
@@ -214,7 +226,10 @@ test('receiver stops acking: handle() fails with an ack timeout; after it resume
   try {
     const batch = messages(10);
     receiver.pauseAcks();
-    await assert.rejects(handler.handle(batch, context()), (e: unknown) => e instanceof WialonAckTimeoutError && /did not acknowledge 3 packets within 300 ms/.test(e.message));
+    await assert.rejects(
+      handler.handle(batch, context()),
+      (e: unknown) => e instanceof WialonAckTimeoutError && /did not acknowledge 3 packets within 300 ms/.test(e.message),
+    );
     assert.equal(handler.health().connected, false, 'the connection is dropped so late acks cannot be miscredited');
     receiver.resumeAcks();
     await handler.handle(batch, context(undefined, 2));
@@ -246,10 +261,15 @@ test('receiver closes the connection mid-batch: the handler reconnects and resen
     assert.equal(receiver.connectionCount, 2);
     assert.ok(handler.stats.packetsResent >= 1, 'the packet the receiver kept without acking is resent');
     assert.equal(handler.stats.packetsAcked, 20);
-    assert.ok(ctx.log.lines.some((l) => /closed the connection with \d+ packets awaiting ack; reconnecting in 250 ms to resend \d+ unacknowledged packets/.test(l)));
+    assert.ok(
+      ctx.log.lines.some((l) => /closed the connection with \d+ packets awaiting ack; reconnecting in 250 ms to resend \d+ unacknowledged packets/.test(l)),
+    );
     // Everything after the break arrived on the new connection, in order.
     const second = receiver.received.filter((r) => r.connection === 2).map((r) => findBlock(r.packet, 'seq')?.value);
-    assert.deepEqual(second, batch.slice(batch.length - second.length).map((m) => m.seq));
+    assert.deepEqual(
+      second,
+      batch.slice(batch.length - second.length).map((m) => m.seq),
+    );
   } finally {
     await done();
   }
@@ -266,8 +286,15 @@ test('a connection lost with the whole batch sent: the new connection resends ev
     assert.equal(receiver.received.filter((r) => r.connection === 1).length, 3);
     const second = receiver.received.filter((r) => r.connection === 2).map((r) => findBlock(r.packet, 'seq')?.value as number);
     const resentFrom = second[0] ?? -1;
-    assert.ok(resentFrom >= 0 && resentFrom <= 2, `the second connection starts at or before the packet that lost its ack, got ${second.join(', ') || 'nothing'}`);
-    assert.deepEqual(second, batch.slice(resentFrom).map((m) => m.seq), 'and resends the rest in order');
+    assert.ok(
+      resentFrom >= 0 && resentFrom <= 2,
+      `the second connection starts at or before the packet that lost its ack, got ${second.join(', ') || 'nothing'}`,
+    );
+    assert.deepEqual(
+      second,
+      batch.slice(resentFrom).map((m) => m.seq),
+      'and resends the rest in order',
+    );
     assert.equal(handler.stats.packetsResent, 10 - resentFrom, 'every packet after the last ack was sent before, so each is a resend');
     assert.equal(handler.stats.packetsSent, 10 + handler.stats.packetsResent);
     assert.equal(handler.stats.packetsAcked, 10);
@@ -351,7 +378,12 @@ test('an unexpected error while encoding fails handle() with that error at once 
   const { receiver, handler, done } = await setup();
   try {
     const broken = { ...messages(1)[0], seq: 7 };
-    Object.defineProperty(broken, 'boom', { enumerable: true, get: () => { throw new Error('getter exploded'); } });
+    Object.defineProperty(broken, 'boom', {
+      enumerable: true,
+      get: () => {
+        throw new Error('getter exploded');
+      },
+    });
     await assert.rejects(handler.handle([...messages(2), broken], context()), /getter exploded/);
     await handler.handle(messages(3), context());
     assert.ok(seqs(receiver).filter((s) => s === 2).length >= 1, 'the later batch arrived');

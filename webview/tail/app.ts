@@ -9,7 +9,16 @@ import '@vscode-elements/elements/dist/vscode-textfield/index.js';
 import type { VscodeButton } from '@vscode-elements/elements/dist/vscode-button/vscode-button.js';
 import type { VscodeCheckbox } from '@vscode-elements/elements/dist/vscode-checkbox/vscode-checkbox.js';
 import type { VscodeTextfield } from '@vscode-elements/elements/dist/vscode-textfield/vscode-textfield.js';
-import { DEFAULT_COLUMNS, LIMITS, type ExportFormat, type ExportScope, type HostMessage, type TailCounters, type TailItem, type WebviewMessage } from '../../src/shared/tailProtocol';
+import {
+  DEFAULT_COLUMNS,
+  LIMITS,
+  type ExportFormat,
+  type ExportScope,
+  type HostMessage,
+  type TailCounters,
+  type TailItem,
+  type WebviewMessage,
+} from '../../src/shared/tailProtocol';
 import { MessageBuffer } from './buffer';
 import { columnLabel, formatClock } from './columns';
 import { renderDetail } from './detail';
@@ -95,7 +104,10 @@ export class TailApp {
   private readonly pausedCounter: HTMLElement;
   private readonly matchingCounter: HTMLElement;
   private readonly notice = el('div', { className: 'notice', attrs: { role: 'status', 'aria-live': 'polite', 'data-testid': 'notice' } });
-  private readonly forwardResult = el('div', { className: 'forward-result', attrs: { role: 'status', 'aria-live': 'polite', 'data-testid': 'forward-result' } });
+  private readonly forwardResult = el('div', {
+    className: 'forward-result',
+    attrs: { role: 'status', 'aria-live': 'polite', 'data-testid': 'forward-result' },
+  });
   private readonly detail = el('section', { className: 'detail', attrs: { 'aria-label': 'Message detail', 'data-testid': 'detail' } });
 
   constructor(
@@ -251,11 +263,17 @@ export class TailApp {
     const split = el('vscode-split-layout', {
       className: 'split',
       attrs: { split: 'vertical', 'initial-handle-position': '68%', 'min-start': '200px', 'min-end': '120px' },
-      children: [el('div', { className: 'pane', attrs: { slot: 'start' }, children: [this.table.frame] }), el('div', { className: 'pane', attrs: { slot: 'end' }, children: [this.detail] })],
+      children: [
+        el('div', { className: 'pane', attrs: { slot: 'start' }, children: [this.table.frame] }),
+        el('div', { className: 'pane', attrs: { slot: 'end' }, children: [this.detail] }),
+      ],
     });
     this.columnsPanel.hidden = true;
     this.exportPanel.hidden = true;
-    this.root.replaceChildren(el('header', { children: [this.title, toolbar, this.columnsPanel, this.exportPanel, counters, this.notice, this.forwardResult] }), this.fleet.wrap(split, split));
+    this.root.replaceChildren(
+      el('header', { children: [this.title, toolbar, this.columnsPanel, this.exportPanel, counters, this.notice, this.forwardResult] }),
+      this.fleet.wrap(split, split),
+    );
     this.table.mount();
   }
 
@@ -458,7 +476,11 @@ export class TailApp {
       this.notice.textContent = message.text;
       return;
     }
-    const anchor = el('button', { className: 'notice-link', text: link.text, attrs: { type: 'button', title: 'Open in VS Code', 'data-testid': 'notice-link' } });
+    const anchor = el('button', {
+      className: 'notice-link',
+      text: link.text,
+      attrs: { type: 'button', title: 'Open in VS Code', 'data-testid': 'notice-link' },
+    });
     anchor.addEventListener('click', () => this.vscode.postMessage({ type: 'openLink', id: link.id }));
     this.notice.replaceChildren(message.text.slice(0, at), anchor, message.text.slice(at + link.text.length));
   }
@@ -475,12 +497,15 @@ export class TailApp {
       const r = message.result;
       const counts = `${r.acknowledged} acknowledged, ${plural(r.errors.length, 'error')}, ${r.ms} ms`;
       // Nothing acknowledged is a failure, whatever else happened; some acknowledged with errors is partial.
-      if (r.acknowledged === 0 && message.count > 0) lines.push(`Forward failed: ${r.sink} acknowledged none of ${plural(message.count, 'message')} (${counts})`);
-      else if (r.errors.length > 0 || r.acknowledged < message.count) lines.push(`Forwarded ${r.acknowledged} of ${plural(message.count, 'message')} to ${r.sink}: ${counts}`);
+      if (r.acknowledged === 0 && message.count > 0)
+        lines.push(`Forward failed: ${r.sink} acknowledged none of ${plural(message.count, 'message')} (${counts})`);
+      else if (r.errors.length > 0 || r.acknowledged < message.count)
+        lines.push(`Forwarded ${r.acknowledged} of ${plural(message.count, 'message')} to ${r.sink}: ${counts}`);
       else lines.push(`Forwarded ${plural(message.count, 'message')} to ${r.sink}: ${counts}`);
       lines.push(...r.errors.slice(0, 20));
       if (r.errors.length > 20) lines.push(`… ${r.errors.length - 20} more errors in the log`);
-      this.forwardResult.dataset.outcome = r.acknowledged === 0 && message.count > 0 ? 'error' : r.errors.length === 0 && r.acknowledged === message.count ? 'ok' : 'partial';
+      this.forwardResult.dataset.outcome =
+        r.acknowledged === 0 && message.count > 0 ? 'error' : r.errors.length === 0 && r.acknowledged === message.count ? 'ok' : 'partial';
     }
     this.forwardResult.replaceChildren(...lines.map((text, i) => el('div', { className: i === 0 ? 'summary' : 'error-line', text })));
   }
@@ -591,7 +616,11 @@ function counterValue(testId: string): HTMLElement {
 function counter(before: string, after: string, value: HTMLElement): HTMLElement {
   return el('span', {
     className: 'counter',
-    children: [before ? el('span', { className: 'label', text: `${before} ` }) : undefined, value, after ? el('span', { className: 'label', text: ` ${after}` }) : undefined],
+    children: [
+      before ? el('span', { className: 'label', text: `${before} ` }) : undefined,
+      value,
+      after ? el('span', { className: 'label', text: ` ${after}` }) : undefined,
+    ],
   });
 }
 
@@ -601,7 +630,9 @@ function plural(n: number, noun: string): string {
 
 /** An input or text field, where Ctrl+A selects its text. */
 function isTextEntry(target: EventTarget | null): boolean {
-  return target instanceof HTMLElement && (target.matches('input, textarea, [contenteditable], vscode-textfield') || target.closest('vscode-textfield') !== null);
+  return (
+    target instanceof HTMLElement && (target.matches('input, textarea, [contenteditable], vscode-textfield') || target.closest('vscode-textfield') !== null)
+  );
 }
 
 function readUiState(value: unknown): UiState {
@@ -617,7 +648,11 @@ function readUiState(value: unknown): UiState {
   if (typeof v.filter === 'string') state.filter = v.filter;
   const sel = v.selection as Record<string, unknown> | undefined;
   if (typeof sel === 'object' && sel !== null && Array.isArray(sel.ids) && sel.ids.every((id) => Number.isInteger(id)) && typeof sel.stamp === 'number') {
-    state.selection = { ids: (sel.ids as number[]).slice(0, SAVED_SELECTION), stamp: sel.stamp, ...(Number.isInteger(sel.active) ? { active: sel.active as number } : {}) };
+    state.selection = {
+      ids: (sel.ids as number[]).slice(0, SAVED_SELECTION),
+      stamp: sel.stamp,
+      ...(Number.isInteger(sel.active) ? { active: sel.active as number } : {}),
+    };
   }
   const fleet = readFleetState(v.fleet);
   if (fleet) state.fleet = fleet;

@@ -152,7 +152,15 @@ export class ChartView {
     const axes: uPlot.Axis[] = [{ stroke: foreground, grid: { stroke: 'rgba(128,128,128,0.2)' }, ticks: { stroke: 'rgba(128,128,128,0.3)' } }];
     this.params.forEach((param, i) => {
       scales[param] = { auto: true };
-      if (i < 2) axes.push({ scale: param, side: i === 0 ? 3 : 1, label: param, stroke: foreground, grid: { show: i === 0, stroke: 'rgba(128,128,128,0.2)' }, ticks: { stroke: 'rgba(128,128,128,0.3)' } });
+      if (i < 2)
+        axes.push({
+          scale: param,
+          side: i === 0 ? 3 : 1,
+          label: param,
+          stroke: foreground,
+          grid: { show: i === 0, stroke: 'rgba(128,128,128,0.2)' },
+          ticks: { stroke: 'rgba(128,128,128,0.3)' },
+        });
     });
     const series: uPlot.Series[] = [
       {},

@@ -32,7 +32,13 @@ const KNOWN: Record<string, Omit<Column, 'key'>> = {
   timestamp: timeColumn('Time', 'timestamp'),
   'server.timestamp': timeColumn('Server time', 'server.timestamp'),
   ident: { label: 'Device', width: 150, text: (m) => formatValue(m.ident), sortValue: (m) => sortable(m.ident) },
-  position: { label: 'Position', width: 170, text: (m) => formatPosition(m, 5), title: (m) => formatPosition(m), sortValue: (m) => sortable(m['position.latitude']) },
+  position: {
+    label: 'Position',
+    width: 170,
+    text: (m) => formatPosition(m, 5),
+    title: (m) => formatPosition(m),
+    sortValue: (m) => sortable(m['position.latitude']),
+  },
   'position.speed': { label: 'Speed', width: 80, text: (m) => formatValue(m['position.speed']), sortValue: (m) => sortable(m['position.speed']) },
 };
 

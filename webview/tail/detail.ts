@@ -28,11 +28,18 @@ export function renderDetail(container: HTMLElement, item: TailItem | undefined,
 function jsonNode(key: string | undefined, value: unknown, depth: number, plot?: (key: string) => void): HTMLElement {
   const label = key === undefined ? undefined : el('span', { className: 'json-key', text: `${JSON.stringify(key)}: ` });
   if (value === null || typeof value !== 'object') {
-    const line = el('div', { className: 'json-line', children: [label, el('span', { className: `json-${value === null ? 'null' : typeof value}`, text: JSON.stringify(value) ?? String(value) })] });
+    const line = el('div', {
+      className: 'json-line',
+      children: [label, el('span', { className: `json-${value === null ? 'null' : typeof value}`, text: JSON.stringify(value) ?? String(value) })],
+    });
     const time = key === undefined ? undefined : readableTime(key, value);
     if (time !== undefined) line.append(el('span', { className: 'json-time', text: time, attrs: { 'data-testid': 'detail-time' } }));
     if (plot && depth === 1 && key !== undefined && typeof value === 'number') {
-      const button = el('button', { className: 'json-plot', text: 'Plot', attrs: { type: 'button', title: `Plot ${key} over time`, 'aria-label': `Plot ${key}`, 'data-plot': key } });
+      const button = el('button', {
+        className: 'json-plot',
+        text: 'Plot',
+        attrs: { type: 'button', title: `Plot ${key} over time`, 'aria-label': `Plot ${key}`, 'data-plot': key },
+      });
       button.addEventListener('click', () => plot(key));
       line.append(button);
     }
@@ -40,10 +47,19 @@ function jsonNode(key: string | undefined, value: unknown, depth: number, plot?:
   }
   const entries: Array<[string | undefined, unknown]> = Array.isArray(value) ? value.map((v) => [undefined, v]) : Object.entries(value);
   const [open, close] = Array.isArray(value) ? ['[', ']'] : ['{', '}'];
-  const summary = el('summary', { children: [label, el('span', { className: 'json-punct', text: `${open} ${entries.length} ${Array.isArray(value) ? 'item' : 'key'}${entries.length === 1 ? '' : 's'} ${close}` })] });
+  const summary = el('summary', {
+    children: [
+      label,
+      el('span', {
+        className: 'json-punct',
+        text: `${open} ${entries.length} ${Array.isArray(value) ? 'item' : 'key'}${entries.length === 1 ? '' : 's'} ${close}`,
+      }),
+    ],
+  });
   const children = el('div', { className: 'json-children' });
   for (const [childKey, childValue] of entries.slice(0, MAX_CHILDREN)) children.append(jsonNode(childKey, childValue, depth + 1, plot));
-  if (entries.length > MAX_CHILDREN) children.append(el('div', { className: 'muted', text: `… ${entries.length - MAX_CHILDREN} more (copy or export the message to see all)` }));
+  if (entries.length > MAX_CHILDREN)
+    children.append(el('div', { className: 'muted', text: `… ${entries.length - MAX_CHILDREN} more (copy or export the message to see all)` }));
   const details = el('details', { children: [summary, children] });
   details.open = depth < 2;
   return details;

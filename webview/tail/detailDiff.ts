@@ -78,9 +78,19 @@ export function renderDiff(item: TailItem, previous: TailItem | undefined): HTML
     return section;
   }
   const changes = diffMessages(previous.message, item.message);
-  const dt = typeof item.message.timestamp === 'number' && typeof previous.message.timestamp === 'number' ? item.message.timestamp - previous.message.timestamp : undefined;
+  const dt =
+    typeof item.message.timestamp === 'number' && typeof previous.message.timestamp === 'number'
+      ? item.message.timestamp - previous.message.timestamp
+      : undefined;
   const since = `#${previous.id}${dt === undefined ? '' : `, ${Math.round(dt * 1000) / 1000} s earlier`}`;
-  section.append(el('summary', { text: changes.length === 0 ? `Nothing changed since the previous message of this device (${since})` : `${changes.length} changed since the previous message of this device (${since})` }));
+  section.append(
+    el('summary', {
+      text:
+        changes.length === 0
+          ? `Nothing changed since the previous message of this device (${since})`
+          : `${changes.length} changed since the previous message of this device (${since})`,
+    }),
+  );
   const rows = changes.slice(0, 200).map((c) =>
     el('tr', {
       attrs: { 'data-key': c.key },

@@ -181,7 +181,11 @@ export class DeviceList {
         className: 'device-row',
         attrs: { role: 'row', tabindex: '0', 'data-ident': info.ident, 'aria-selected': String(info.ident === this.selected) },
         children: [
-          el('span', { className: 'device-name', attrs: { role: 'cell', title: info.name ? `${label} (${info.name})` : label }, children: [dot, el('span', { text: label }), info.name ? el('span', { className: 'muted', text: ` ${info.name}` }) : undefined] }),
+          el('span', {
+            className: 'device-name',
+            attrs: { role: 'cell', title: info.name ? `${label} (${info.name})` : label },
+            children: [dot, el('span', { text: label }), info.name ? el('span', { className: 'muted', text: ` ${info.name}` }) : undefined],
+          }),
           el('span', { text: String(info.count), attrs: { role: 'cell', 'data-testid': 'device-count' } }),
           el('span', { text: this.stats.rate(info, now).toFixed(1), attrs: { role: 'cell' } }),
           el('span', { text: formatClock(info.lastSeen).slice(0, 8), attrs: { role: 'cell' } }),

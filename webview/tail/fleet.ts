@@ -53,12 +53,17 @@ export class FleetPanel {
   /** Toolbar buttons that open the views. */
   readonly buttons: VscodeButton[];
   private readonly panel = el('section', { className: 'fleet', attrs: { 'aria-label': 'Fleet', 'data-testid': 'fleet' } });
-  private readonly resizer = el('div', { className: 'fleet-resizer', attrs: { role: 'separator', 'aria-orientation': 'vertical', 'aria-label': 'Resize the fleet panel' } });
+  private readonly resizer = el('div', {
+    className: 'fleet-resizer',
+    attrs: { role: 'separator', 'aria-orientation': 'vertical', 'aria-label': 'Resize the fleet panel' },
+  });
   private readonly tabs: Map<FleetViewName, VscodeButton>;
   private readonly bodies: Map<FleetViewName, HTMLElement>;
   private readonly deviceChip = el('span', { className: 'device-chip', attrs: { 'data-testid': 'device-filter' } });
   private readonly followButton = fleetButton('Follow', 'map-follow');
-  private readonly paramSelect = el('vscode-single-select', { attrs: { 'aria-label': 'Parameter to plot', 'data-testid': 'chart-param', combobox: '' } }) as VscodeSingleSelect;
+  private readonly paramSelect = el('vscode-single-select', {
+    attrs: { 'aria-label': 'Parameter to plot', 'data-testid': 'chart-param', combobox: '' },
+  }) as VscodeSingleSelect;
   private readonly paramChips = el('span', { className: 'param-chips', attrs: { 'data-testid': 'chart-params' } });
   private readonly stats = new DeviceStats();
   private readonly map: MapView;
@@ -125,12 +130,25 @@ export class FleetPanel {
     });
     this.deviceChip.addEventListener('click', () => this.setDevice(undefined));
     this.bodies = new Map<FleetViewName, HTMLElement>([
-      ['map', el('div', { className: 'fleet-body', children: [el('div', { className: 'fleet-tools', children: [fit, this.followButton] }), this.map.element] })],
-      ['chart', el('div', { className: 'fleet-body', children: [el('div', { className: 'fleet-tools', children: [this.paramSelect, this.paramChips, resetZoom] }), this.chart.element] })],
+      [
+        'map',
+        el('div', { className: 'fleet-body', children: [el('div', { className: 'fleet-tools', children: [fit, this.followButton] }), this.map.element] }),
+      ],
+      [
+        'chart',
+        el('div', {
+          className: 'fleet-body',
+          children: [el('div', { className: 'fleet-tools', children: [this.paramSelect, this.paramChips, resetZoom] }), this.chart.element],
+        }),
+      ],
       ['devices', el('div', { className: 'fleet-body', children: [this.devices.element] })],
     ]);
     this.panel.append(
-      el('div', { className: 'fleet-tabs', attrs: { role: 'tablist' }, children: [...this.tabs.values(), this.deviceChip, el('span', { className: 'fleet-spacer' }), close] }),
+      el('div', {
+        className: 'fleet-tabs',
+        attrs: { role: 'tablist' },
+        children: [...this.tabs.values(), this.deviceChip, el('span', { className: 'fleet-spacer' }), close],
+      }),
       ...this.bodies.values(),
     );
     this.wireResizer();
@@ -270,7 +288,13 @@ export class FleetPanel {
 
   private showParams(): void {
     this.paramChips.replaceChildren(
-      ...this.chart.parameters.map((param) => el('span', { className: 'param-chip', text: `${param} ✕`, attrs: { 'data-param': param, role: 'button', tabindex: '0', title: `Stop plotting ${param}` } })),
+      ...this.chart.parameters.map((param) =>
+        el('span', {
+          className: 'param-chip',
+          text: `${param} ✕`,
+          attrs: { 'data-param': param, role: 'button', tabindex: '0', title: `Stop plotting ${param}` },
+        }),
+      ),
     );
   }
 
@@ -289,7 +313,12 @@ export class FleetPanel {
   }
 
   private save(): void {
-    this.host.save({ ...(this.view ? { view: this.view } : {}), params: [...this.chart.parameters], ...(this.device !== undefined ? { device: this.device } : {}), ...(this.width ? { width: this.width } : {}) });
+    this.host.save({
+      ...(this.view ? { view: this.view } : {}),
+      params: [...this.chart.parameters],
+      ...(this.device !== undefined ? { device: this.device } : {}),
+      ...(this.width ? { width: this.width } : {}),
+    });
   }
 
   private wireResizer(): void {
@@ -318,7 +347,8 @@ export function readFleetState(value: unknown): FleetState | undefined {
   const v = value as Record<string, unknown>;
   const state: FleetState = {};
   if (v.view === 'map' || v.view === 'chart' || v.view === 'devices') state.view = v.view;
-  if (Array.isArray(v.params)) state.params = v.params.filter((p): p is string => typeof p === 'string' && p.length > 0 && p.length <= 256).slice(0, MAX_PARAMS);
+  if (Array.isArray(v.params))
+    state.params = v.params.filter((p): p is string => typeof p === 'string' && p.length > 0 && p.length <= 256).slice(0, MAX_PARAMS);
   if (typeof v.device === 'string' && v.device.length <= 256) state.device = v.device;
   if (typeof v.width === 'number' && Number.isFinite(v.width) && v.width >= MIN_PANEL_PX && v.width <= 10_000) state.width = Math.round(v.width);
   return state;

@@ -129,7 +129,12 @@ export class MapView {
         const icon = el('div', { className: 'map-device-icon', children: [arrow] });
         icon.style.setProperty('--device-color', color);
         const line = L.polyline(latlngs, { color, weight: 2.5, opacity: 0.85, interactive: false }).addTo(map);
-        const marker = L.marker(end, { icon: L.divIcon({ html: icon, className: 'map-device', iconSize: [22, 22] }), title: ident === '' ? '(no ident)' : ident, keyboard: true, riseOnHover: true }).addTo(map);
+        const marker = L.marker(end, {
+          icon: L.divIcon({ html: icon, className: 'map-device', iconSize: [22, 22] }),
+          title: ident === '' ? '(no ident)' : ident,
+          keyboard: true,
+          riseOnHover: true,
+        }).addTo(map);
         track = { line, marker, arrow, latlngs, ids, lastId: last.id };
         marker.on('click', () => this.events.pick(this.tracks.get(ident)?.lastId ?? last.id));
         this.tracks.set(ident, track);
@@ -176,7 +181,12 @@ export class MapView {
     }
     if (!this.selected) {
       const ring = el('div', { className: 'map-selected-ring' });
-      this.selected = L.marker(position, { icon: L.divIcon({ html: ring, className: 'map-selected', iconSize: [20, 20] }), interactive: false, keyboard: false, zIndexOffset: 1000 }).addTo(this.map);
+      this.selected = L.marker(position, {
+        icon: L.divIcon({ html: ring, className: 'map-selected', iconSize: [20, 20] }),
+        interactive: false,
+        keyboard: false,
+        zIndexOffset: 1000,
+      }).addTo(this.map);
     } else this.selected.setLatLng(position);
     const element = this.selected.getElement();
     if (element) {
@@ -236,11 +246,17 @@ export class MapView {
     this.tileErrors = 0;
     const settings = this.settings;
     if (!settings || settings.tileUrl === '') {
-      this.setNote(settings?.problem ? `No map tiles: ${settings.problem}. Tracks are drawn on a plain background.` : 'No map tiles (flespi.map.tileUrl is empty): tracks are drawn on a plain background.');
+      this.setNote(
+        settings?.problem
+          ? `No map tiles: ${settings.problem}. Tracks are drawn on a plain background.`
+          : 'No map tiles (flespi.map.tileUrl is empty): tracks are drawn on a plain background.',
+      );
       this.element.dataset.tiles = 'none';
       return;
     }
-    const credit = settings.attributionUrl ? `<a href="${escapeHtml(settings.attributionUrl)}">${escapeHtml(settings.attribution)}</a>` : escapeHtml(settings.attribution);
+    const credit = settings.attributionUrl
+      ? `<a href="${escapeHtml(settings.attributionUrl)}">${escapeHtml(settings.attribution)}</a>`
+      : escapeHtml(settings.attribution);
     const tiles = L.tileLayer(settings.tileUrl, { attribution: credit, maxZoom: 19, crossOrigin: false });
     tiles.on('tileload', () => {
       this.tilesLoaded++;
@@ -280,8 +296,26 @@ export class MapView {
     const north = Math.min(85, bounds.getNorth());
     const west = Math.floor(bounds.getWest() / step) * step;
     const east = bounds.getEast();
-    for (let lat = south; lat <= north; lat += step) grid.addLayer(L.polyline([[lat, bounds.getWest()], [lat, east]], style));
-    for (let lon = west; lon <= east; lon += step) grid.addLayer(L.polyline([[Math.max(-85, bounds.getSouth()), lon], [north, lon]], style));
+    for (let lat = south; lat <= north; lat += step)
+      grid.addLayer(
+        L.polyline(
+          [
+            [lat, bounds.getWest()],
+            [lat, east],
+          ],
+          style,
+        ),
+      );
+    for (let lon = west; lon <= east; lon += step)
+      grid.addLayer(
+        L.polyline(
+          [
+            [Math.max(-85, bounds.getSouth()), lon],
+            [north, lon],
+          ],
+          style,
+        ),
+      );
   }
 }
 

@@ -338,7 +338,14 @@ export class VirtualTable {
     const page = Math.max(1, Math.floor(this.viewport.clientHeight / ROW_HEIGHT) - 1);
     const current = this.activeId === undefined ? -1 : this.indexOf(this.activeId);
     const last = this.rows.length - 1;
-    const moves: Record<string, number> = { ArrowDown: current + 1, ArrowUp: current - 1, PageDown: current + page, PageUp: current - page, Home: 0, End: last };
+    const moves: Record<string, number> = {
+      ArrowDown: current + 1,
+      ArrowUp: current - 1,
+      PageDown: current + page,
+      PageUp: current - page,
+      Home: 0,
+      End: last,
+    };
     if (!(event.key in moves) || last < 0) return;
     event.preventDefault();
     const target = this.rows[Math.max(0, Math.min(last, current < 0 && event.key === 'ArrowUp' ? last : moves[event.key]))];

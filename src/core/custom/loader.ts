@@ -211,7 +211,12 @@ function sourcePosition(compiled: CompiledFile, line: number, column: number): {
   if (code === undefined || source === undefined || code === source) return { line, column };
   const token = tokenAt(code, column - 1);
   if (!token) return { line, column };
-  const entry = compiled.map.findEntry(line - 1, column - 1) as Partial<{ generatedLine: number; generatedColumn: number; originalLine: number; originalColumn: number }>;
+  const entry = compiled.map.findEntry(line - 1, column - 1) as Partial<{
+    generatedLine: number;
+    generatedColumn: number;
+    originalLine: number;
+    originalColumn: number;
+  }>;
   if (entry.generatedLine === line - 1 && entry.originalLine === line - 1 && entry.generatedColumn !== undefined && entry.originalColumn !== undefined) {
     const mapped = entry.originalColumn + (column - 1 - entry.generatedColumn);
     if (tokenAt(source, mapped) === token) return { line, column: mapped + 1 };

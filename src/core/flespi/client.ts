@@ -140,11 +140,15 @@ export class FlespiClient {
     const token = options.token.trim().replace(/^FlespiToken\s+/i, '');
     if (token === '') throw new FlespiError('auth', 'no flespi token given: create one at https://flespi.io/#/panel/tokens and set it');
     // eslint-disable-next-line no-control-regex -- control characters would corrupt the header
-    if (/[\s\u0000-\u001f\u007f]/.test(token)) throw new FlespiError('auth', 'the flespi token contains spaces or control characters: paste only the token itself (64 letters and digits)');
+    if (/[\s\u0000-\u001f\u007f]/.test(token))
+      throw new FlespiError('auth', 'the flespi token contains spaces or control characters: paste only the token itself (64 letters and digits)');
     const baseUrl = (options.baseUrl ?? REGION_BASE_URLS.eu).replace(/\/+$/, '');
     this.baseUrl = redactUrl(baseUrl);
     if (!/^https?:\/\/[^/]/.test(baseUrl)) {
-      throw new FlespiError('bad-request', `the base URL "${this.baseUrl}" is not an http(s) URL: use https://flespi.io, https://ru.flespi.io or a sandbox URL like http://127.0.0.1:9005`);
+      throw new FlespiError(
+        'bad-request',
+        `the base URL "${this.baseUrl}" is not an http(s) URL: use https://flespi.io, https://ru.flespi.io or a sandbox URL like http://127.0.0.1:9005`,
+      );
     }
     this.timeoutMs = boundedMs(options.timeoutMs ?? 40_000);
     this.maxBodyBytes = boundedBytes(options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES);
@@ -199,14 +203,23 @@ export class FlespiClient {
   }
 
   channelProtocols(selector: string | number = 'all', fields?: string[], signal?: AbortSignal): Promise<FlespiList> {
-    return this.list('/gw/channel-protocols', selector, fields, { what: 'channel protocol', listHint: 'list protocols with GET /gw/channel-protocols/all' }, signal);
+    return this.list(
+      '/gw/channel-protocols',
+      selector,
+      fields,
+      { what: 'channel protocol', listHint: 'list protocols with GET /gw/channel-protocols/all' },
+      signal,
+    );
   }
 
   /** Style A: the next batch of the channel buffer after `currKey`, long-polling up to `timeout` seconds. */
   async pollChannelMessages(channelId: number, params: PollParams, signal?: AbortSignal): Promise<PollResult> {
     const timeout = params.timeout ?? 0;
     if (!Number.isFinite(timeout) || timeout < 0 || timeout > MAX_POLL_TIMEOUT_S) {
-      throw new FlespiError('bad-request', `poll timeout ${timeout} s is out of range: flespi long-polls at most ${MAX_POLL_TIMEOUT_S} s; use 0..${MAX_POLL_TIMEOUT_S}`);
+      throw new FlespiError(
+        'bad-request',
+        `poll timeout ${timeout} s is out of range: flespi long-polls at most ${MAX_POLL_TIMEOUT_S} s; use 0..${MAX_POLL_TIMEOUT_S}`,
+      );
     }
     const data: Record<string, unknown> = { curr_key: params.currKey };
     if (params.limitCount !== undefined) data.limit_count = params.limitCount;
@@ -223,7 +236,12 @@ export class FlespiClient {
 
   /** Style B: channel messages in a `server.timestamp` range. */
   async channelMessages(channelId: number, params: ChannelHistoryParams = {}, signal?: AbortSignal): Promise<FlespiMessage[]> {
-    const messages = await this.result<FlespiMessage>('GET', `/gw/channels/${channelId}/messages?data=${encodeData(historyData(params))}`, channelSubject(channelId), signal);
+    const messages = await this.result<FlespiMessage>(
+      'GET',
+      `/gw/channels/${channelId}/messages?data=${encodeData(historyData(params))}`,
+      channelSubject(channelId),
+      signal,
+    );
     this.noteStamps(messages);
     return messages;
   }
@@ -231,7 +249,10 @@ export class FlespiClient {
   /** Deletes every message of the channel buffer with a key below `deleteKey` (≥ 2, usually a `next_key`). */
   async deleteChannelMessages(channelId: number, deleteKey: number, signal?: AbortSignal): Promise<void> {
     if (!Number.isInteger(deleteKey) || deleteKey < 2) {
-      throw new FlespiError('bad-request', `delete key ${deleteKey} is invalid: flespi deletes keys below delete_key, so it must be an integer ≥ 2 (a next_key)`);
+      throw new FlespiError(
+        'bad-request',
+        `delete key ${deleteKey} is invalid: flespi deletes keys below delete_key, so it must be an integer ≥ 2 (a next_key)`,
+      );
     }
     await this.result('DELETE', `/gw/channels/${channelId}/messages?data=${encodeData({ delete_key: deleteKey })}`, channelSubject(channelId), signal);
   }
@@ -250,8 +271,18 @@ export class FlespiClient {
    * `offset`). A first page refused as a bad request (400) is asked once more without `limit`/`offset`
    * (a server without paging), and this client does not page again. Per-id errors of every page are kept (partial success).
    */
-  private async list(base: string, selector: string | number, fields: string[] | undefined, subject: RequestSubject, signal?: AbortSignal): Promise<FlespiList> {
-    const named: RequestSubject = { ...subject, what: `${subject.what} ${selector}`, id: typeof selector === 'number' ? selector : /^\d+$/.test(selector) ? Number(selector) : undefined };
+  private async list(
+    base: string,
+    selector: string | number,
+    fields: string[] | undefined,
+    subject: RequestSubject,
+    signal?: AbortSignal,
+  ): Promise<FlespiList> {
+    const named: RequestSubject = {
+      ...subject,
+      what: `${subject.what} ${selector}`,
+      id: typeof selector === 'number' ? selector : /^\d+$/.test(selector) ? Number(selector) : undefined,
+    };
     const path = `${base}/${encodeSelector(selector)}`;
     const fieldsQuery = fields && fields.length > 0 ? `fields=${encodeURIComponent(fields.join(','))}` : '';
     const items: FlespiItem[] = [];
@@ -284,7 +315,8 @@ export class FlespiClient {
       }
       if (paging === '' || page.length === 0 || fresh === 0) break;
       const pagination = body.pagination as { limit?: unknown } | undefined;
-      const pageSize = typeof pagination?.limit === 'number' && pagination.limit > 0 ? Math.min(pagination.limit, COLLECTION_PAGE_LIMIT) : COLLECTION_PAGE_LIMIT;
+      const pageSize =
+        typeof pagination?.limit === 'number' && pagination.limit > 0 ? Math.min(pagination.limit, COLLECTION_PAGE_LIMIT) : COLLECTION_PAGE_LIMIT;
       if (page.length < pageSize) break;
       offset += page.length;
     }
@@ -342,7 +374,13 @@ export class FlespiClient {
    * is only a socket idle timeout in Node: a server dripping one byte at a time would never trip it), and
    * the body may not exceed `maxBytes` (it is dropped as it arrives). Both fail as retryable errors.
    */
-  private async request(method: 'GET' | 'DELETE', path: string, subject: RequestSubject, signal?: AbortSignal, limits: RequestLimits = {}): Promise<Record<string, unknown>> {
+  private async request(
+    method: 'GET' | 'DELETE',
+    path: string,
+    subject: RequestSubject,
+    signal?: AbortSignal,
+    limits: RequestLimits = {},
+  ): Promise<Record<string, unknown>> {
     if (signal?.aborted) throw abortError(signal);
     const deadlineMs = boundedMs(limits.deadlineMs ?? this.timeoutMs);
     const maxBytes = boundedBytes(limits.maxBytes ?? this.maxBodyBytes);
@@ -355,7 +393,13 @@ export class FlespiClient {
     } catch (error) {
       if (signal?.aborted) throw abortError(signal);
       const label = this.subjectLabel(method, subject);
-      if (limit.passed) throw deadlineError(this.baseUrl, `${method} ${subject.what}, the whole answer`, deadlineMs, limits.deadlineMs !== undefined && limits.deadlineMs > this.timeoutMs ? this.timeoutMs : undefined);
+      if (limit.passed)
+        throw deadlineError(
+          this.baseUrl,
+          `${method} ${subject.what}, the whole answer`,
+          deadlineMs,
+          limits.deadlineMs !== undefined && limits.deadlineMs > this.timeoutMs ? this.timeoutMs : undefined,
+        );
       if (isMaxContentLengthError(error)) throw tooLargeError(label, maxBytes, limits.capReason);
       // The axios error carries the request headers (the token): never pass it on as a cause.
       throw transportError(error, this.baseUrl, deadlineMs);
@@ -397,7 +441,8 @@ export function pollBodyCap(params: Pick<PollParams, 'limitCount' | 'limitSize'>
 
 function pollCapReason(params: Pick<PollParams, 'limitCount' | 'limitSize'>): string {
   if (params.limitSize !== undefined && params.limitSize > 0) return `limit_size ${params.limitSize} bytes plus ${mib(BODY_SLACK_BYTES)} for the last message`;
-  if (params.limitCount !== undefined && params.limitCount > 0) return `limit_count ${params.limitCount} × ${BODY_BYTES_PER_MESSAGE / 1024} KiB per message; set limitSize if your messages are larger`;
+  if (params.limitCount !== undefined && params.limitCount > 0)
+    return `limit_count ${params.limitCount} × ${BODY_BYTES_PER_MESSAGE / 1024} KiB per message; set limitSize if your messages are larger`;
   return 'the default cap';
 }
 
@@ -463,13 +508,24 @@ function parseAnswer(response: AxiosResponse<string>, label: string, subject: Re
   }
   if (status === 404 && !envelope && text !== '') {
     // flespi answers an unknown id with its JSON envelope; a 404 page means the base URL is not flespi's API.
-    throw new FlespiError('not-found', `${baseUrl} answered ${label} with 404 and a page that is not flespi's JSON: the base URL (or region) does not point at the flespi REST API; use https://flespi.io or https://ru.flespi.io`, { status });
+    throw new FlespiError(
+      'not-found',
+      `${baseUrl} answered ${label} with 404 and a page that is not flespi's JSON: the base URL (or region) does not point at the flespi REST API; use https://flespi.io or https://ru.flespi.io`,
+      { status },
+    );
   }
   const details = Array.isArray(envelope?.errors) ? (envelope.errors as FlespiErrorDetail[]) : [];
   throw statusError(status, details, label, subject, baseUrl, retryAfterSeconds(response.headers['retry-after']));
 }
 
-function statusError(status: number, details: FlespiErrorDetail[], label: string, subject: RequestSubject, baseUrl: string, retryAfter: number | undefined): FlespiError {
+function statusError(
+  status: number,
+  details: FlespiErrorDetail[],
+  label: string,
+  subject: RequestSubject,
+  baseUrl: string,
+  retryAfter: number | undefined,
+): FlespiError {
   const reasons = details.map((d) => d.reason).filter((r): r is string => typeof r === 'string' && r !== '');
   const said = reasons.length > 0 ? `: ${reasons.join('; ')}` : '';
   const statusText = `${status} ${STATUS_TEXT[status] ?? 'HTTP error'}`;
@@ -514,7 +570,8 @@ const NOT_FOUND_REASON = /not\s+found|does\s*n[o']t\s+exist|no\s+such|unknown\s+
 export function envelopeKind(details: readonly FlespiErrorDetail[], askedId?: number): FlespiErrorKind {
   if (details.some((d) => d.code === 3 || d.code === 403)) return 'forbidden';
   if (details.some((d) => d.code === 401)) return 'auth';
-  const notFound = (d: FlespiErrorDetail) => d.code === 404 || (typeof d.reason === 'string' && NOT_FOUND_REASON.test(d.reason)) || (askedId !== undefined && d.id === askedId && d.code !== 2);
+  const notFound = (d: FlespiErrorDetail) =>
+    d.code === 404 || (typeof d.reason === 'string' && NOT_FOUND_REASON.test(d.reason)) || (askedId !== undefined && d.id === askedId && d.code !== 2);
   if (details.length > 0 && details.every(notFound)) return 'not-found';
   return 'bad-request';
 }
@@ -545,7 +602,10 @@ function malformed(label: string, status: number, what: string): FlespiError {
 function transportError(error: unknown, baseUrl: string, timeoutMs: number): FlespiError {
   const code = axios.isAxiosError(error) ? error.code : undefined;
   if (code === 'ECONNABORTED' || code === 'ETIMEDOUT') {
-    return new FlespiError('timeout', `no answer from ${baseUrl} within ${Math.round(timeoutMs / 100) / 10} s: the server is slow or unreachable; check your network, or raise the request timeout`);
+    return new FlespiError(
+      'timeout',
+      `no answer from ${baseUrl} within ${Math.round(timeoutMs / 100) / 10} s: the server is slow or unreachable; check your network, or raise the request timeout`,
+    );
   }
   const cause = code ?? (error instanceof Error ? error.message : String(error));
   return new FlespiError('network', `cannot reach ${baseUrl} (${cause}): check the base URL / region and your network`);
@@ -566,7 +626,10 @@ function isMaxContentLengthError(error: unknown): boolean {
 
 function deadlineError(baseUrl: string, what: string, deadlineMs: number, marginMs: number | undefined): FlespiError {
   const why = marginMs === undefined ? `${what}` : `the long-poll wait plus ${seconds(marginMs)} s; ${what}`;
-  return new FlespiError('timeout', `no answer from ${baseUrl} within ${seconds(deadlineMs)} s (${why}): the server is slow or the connection stalls; check your network, or raise the request timeout (flespi.timeoutMs in a config file)`);
+  return new FlespiError(
+    'timeout',
+    `no answer from ${baseUrl} within ${seconds(deadlineMs)} s (${why}): the server is slow or the connection stalls; check your network, or raise the request timeout (flespi.timeoutMs in a config file)`,
+  );
 }
 
 function tooLargeError(label: string, maxBytes: number, reason: string | undefined): FlespiError {

@@ -49,4 +49,3 @@ export function handlerEntryJsonSchema(types: readonly HandlerTypeSchema[], comm
     }),
   };
 }
-

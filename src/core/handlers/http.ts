@@ -153,7 +153,9 @@ export class HttpHandler extends Handler {
         response.on('data', (chunk: string) => {
           if (excerpt.length < EXCERPT_CHARS) excerpt += chunk;
         });
-        response.on('end', () => settle(statusError(status, this.explainStatus(status, response.statusMessage ?? '', excerpt, response.headers.location, body.length))));
+        response.on('end', () =>
+          settle(statusError(status, this.explainStatus(status, response.statusMessage ?? '', excerpt, response.headers.location, body.length))),
+        );
       });
       if (signal.aborted) return onAbort();
       signal.addEventListener('abort', onAbort, { once: true });
@@ -174,9 +176,11 @@ export class HttpHandler extends Handler {
   private explainRequestError(error: NodeJS.ErrnoException): string {
     const code = error.code ?? '';
     const address = `${this.target.hostname}:${this.target.port || (this.target.protocol === 'https:' ? 443 : 80)}`;
-    if (['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT'].includes(code)) return `cannot reach ${address} (${code}): check url, and that the server is running and reachable from here`;
+    if (['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT'].includes(code))
+      return `cannot reach ${address} (${code}): check url, and that the server is running and reachable from here`;
     if (code === 'ECONNRESET' || code === 'EPIPE') return `${address} closed the connection before answering (${code})`;
-    if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') return `the certificate of ${address} is not issued for ${this.target.hostname}: use a host name the certificate lists`;
+    if (code === 'ERR_TLS_CERT_ALTNAME_INVALID')
+      return `the certificate of ${address} is not issued for ${this.target.hostname}: use a host name the certificate lists`;
     if (/CERT|SELF_SIGNED|UNABLE_TO/.test(code)) return `the certificate of ${address} is not trusted by this computer (${code})`;
     return `request to ${this.shownUrl} failed${code ? ` (${code})` : ''}: ${error.message}`;
   }
@@ -189,15 +193,30 @@ export const httpOptions = {
   url: {
     type: 'string',
     required: true,
-    description: 'The endpoint that receives a POST with a JSON array of messages per batch; any 2xx answer accepts the batch. No credentials in it: send them as headers.',
+    description:
+      'The endpoint that receives a POST with a JSON array of messages per batch; any 2xx answer accepts the batch. No credentials in it: send them as headers.',
     pattern: '^https?://',
     patternErrorMessage: 'An http:// or https:// URL.',
     examples: ['https://example.com/flespi'],
   },
-  headers: { type: 'stringMap', description: 'Request headers sent with every batch. Secret ones (Authorization, API keys) do not belong in a file: name them in headersEnv (or, in VS Code, secretHeaders).' },
-  headersEnv: { type: 'stringMap', description: 'Headers whose values come from environment variables, e.g. {"Authorization": "MY_API_TOKEN"}: the value of MY_API_TOKEN is sent as the Authorization header.' },
+  headers: {
+    type: 'stringMap',
+    description:
+      'Request headers sent with every batch. Secret ones (Authorization, API keys) do not belong in a file: name them in headersEnv (or, in VS Code, secretHeaders).',
+  },
+  headersEnv: {
+    type: 'stringMap',
+    description:
+      'Headers whose values come from environment variables, e.g. {"Authorization": "MY_API_TOKEN"}: the value of MY_API_TOKEN is sent as the Authorization header.',
+  },
   method: { type: 'string', enum: ['POST', 'PUT'], default: 'POST', description: 'HTTP method of the requests.' },
-  timeoutMs: { type: 'integer', minimum: 100, maximum: 600_000, default: 10_000, description: 'How long one request may take (ms) before the batch is retried.' },
+  timeoutMs: {
+    type: 'integer',
+    minimum: 100,
+    maximum: 600_000,
+    default: 10_000,
+    description: 'How long one request may take (ms) before the batch is retried.',
+  },
 } as const satisfies OptionsSchema;
 
 export const httpSpec: HandlerSpec = {
@@ -233,7 +252,8 @@ function readHeaders(r: OptionReader, where: string): Record<string, string> {
       throw new ConfigError(`${where}: "${setting}" has an invalid HTTP header ${JSON.stringify(header)} (names are letters, digits and -; values one line)`);
     }
     const key = header.toLowerCase();
-    if (key === 'content-length' || key === 'host' || key === 'transfer-encoding') throw new ConfigError(`${where}: "${setting}" must not set ${header}: it is set for each request`);
+    if (key === 'content-length' || key === 'host' || key === 'transfer-encoding')
+      throw new ConfigError(`${where}: "${setting}" must not set ${header}: it is set for each request`);
     if (key in headers) throw new ConfigError(`${where}: header ${header} is set twice (in "headers" and "headersEnv")`);
     headers[key] = value;
   };

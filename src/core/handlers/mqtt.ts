@@ -135,8 +135,12 @@ export class MqttHandler extends Handler {
     const tls = await loadTlsFiles(this.settings, this.log);
     const s = this.settings;
     const shown = redactUrl(s.url);
-    if (s.username !== undefined || s.password !== undefined) warnCleartextCredentials(s.url, `${this.name}: the MQTT sink's ${s.password !== undefined ? 'password' : 'username'}`, this.log);
-    if (s.topicDefaulted) this.log.info(`${this.name}: publishing to the default topic ${s.topic.source} (it used to be flespi/{channel.id}/{ident}, which flespi's own broker discards; set "topic" to choose)`);
+    if (s.username !== undefined || s.password !== undefined)
+      warnCleartextCredentials(s.url, `${this.name}: the MQTT sink's ${s.password !== undefined ? 'password' : 'username'}`, this.log);
+    if (s.topicDefaulted)
+      this.log.info(
+        `${this.name}: publishing to the default topic ${s.topic.source} (it used to be flespi/{channel.id}/{ident}, which flespi's own broker discards; set "topic" to choose)`,
+      );
     const options: IClientOptions = {
       clientId: s.clientId,
       username: s.username,
@@ -170,7 +174,10 @@ export class MqttHandler extends Handler {
     });
     client.on('close', () => {
       if (this.stopping) return;
-      if (!explained) this.connectionProblem = established ? `the broker at ${shown} closed the connection` : `the broker at ${shown} closed the connection before accepting it${s.certFile ? `: ${refusedCertificate(s)}` : ''}`;
+      if (!explained)
+        this.connectionProblem = established
+          ? `the broker at ${shown} closed the connection`
+          : `the broker at ${shown} closed the connection before accepting it${s.certFile ? `: ${refusedCertificate(s)}` : ''}`;
       established = false;
       explained = false;
       this.scheduleReconnect();
@@ -203,13 +210,18 @@ export class MqttHandler extends Handler {
       try {
         topic = this.settings.topic.render(message);
         if (this.onFlespiBroker && topic.startsWith(FLESPI_NAMESPACE)) {
-          throw new UndeliverableError(`the topic ${JSON.stringify(topic.slice(0, 200))} is under flespi/, where flespi's broker discards client publishes: it would be acknowledged and never delivered`);
+          throw new UndeliverableError(
+            `the topic ${JSON.stringify(topic.slice(0, 200))} is under flespi/, where flespi's broker discards client publishes: it would be acknowledged and never delivered`,
+          );
         }
         payload = messageJson(message);
         // Every UTF-16 unit is at most 3 UTF-8 bytes, so a message far below the limit is not measured.
         if ((topic.length + payload.length) * 3 + 32 > limit) {
           const bytes = publishPacketBytes(topic, payload, this.settings);
-          if (bytes > limit) throw new UndeliverableError(`the message is ${bytes} bytes as an MQTT packet; ${limit === MQTT_MAX_PACKET_BYTES ? 'MQTT' : `the broker at ${redactUrl(this.settings.url)}`} accepts at most ${limit}`);
+          if (bytes > limit)
+            throw new UndeliverableError(
+              `the message is ${bytes} bytes as an MQTT packet; ${limit === MQTT_MAX_PACKET_BYTES ? 'MQTT' : `the broker at ${redactUrl(this.settings.url)}`} accepts at most ${limit}`,
+            );
         }
       } catch (error) {
         this.reject(ctx, index, error);
@@ -238,7 +250,8 @@ export class MqttHandler extends Handler {
   override health(): HandlerHealth {
     const connected = this.client?.connected ?? false;
     const rejected = this.counts.rejected ? `, ${this.counts.rejected} messages rejected as undeliverable` : '';
-    const detail = (connected ? `${this.inFlight} awaiting ${this.settings.qos === 1 ? 'PUBACK' : 'write'}` : (this.connectionProblem ?? 'not connected')) + rejected;
+    const detail =
+      (connected ? `${this.inFlight} awaiting ${this.settings.qos === 1 ? 'PUBACK' : 'write'}` : (this.connectionProblem ?? 'not connected')) + rejected;
     return { connected, detail };
   }
 
@@ -261,8 +274,17 @@ export class MqttHandler extends Handler {
       const onClose = () => {
         if (failOnFirstClose) finish(new TransientError(this.connectionProblem ?? `cannot connect to ${url}`));
       };
-      const onAbort = () => finish(new TransientError(`not connected to ${url} when the batch was cancelled${this.connectionProblem ? `: ${this.connectionProblem}` : ''}`));
-      const timer = setTimeout(() => finish(new TransientError(this.connectionProblem ? `not connected: ${this.connectionProblem}` : `no answer from ${url} within ${connectTimeoutMs} ms (connectTimeoutMs)`)), connectTimeoutMs);
+      const onAbort = () =>
+        finish(new TransientError(`not connected to ${url} when the batch was cancelled${this.connectionProblem ? `: ${this.connectionProblem}` : ''}`));
+      const timer = setTimeout(
+        () =>
+          finish(
+            new TransientError(
+              this.connectionProblem ? `not connected: ${this.connectionProblem}` : `no answer from ${url} within ${connectTimeoutMs} ms (connectTimeoutMs)`,
+            ),
+          ),
+        connectTimeoutMs,
+      );
       client.on('connect', onConnect);
       client.on('close', onClose);
       if (signal?.aborted) onAbort();
@@ -322,7 +344,14 @@ export class MqttHandler extends Handler {
             const refused = typeof code === 'number' ? REFUSED_FOR_GOOD.get(code) : undefined;
             if (!done && error && !refused) fail(`publish to ${url} failed: ${error.message}`, typeof code !== 'number');
             else if (!done) {
-              if (refused) this.reject(ctx, item.index, new UndeliverableError(`the broker at ${url} refused the message for good (${refused}, reason code 0x${(code as number).toString(16)}) on topic ${JSON.stringify(item.topic.slice(0, 200))}`));
+              if (refused)
+                this.reject(
+                  ctx,
+                  item.index,
+                  new UndeliverableError(
+                    `the broker at ${url} refused the message for good (${refused}, reason code 0x${(code as number).toString(16)}) on topic ${JSON.stringify(item.topic.slice(0, 200))}`,
+                  ),
+                );
               else this.counts.acknowledged++;
               acknowledged++; // answered: acknowledged, or refused for good
               lastProgress = performance.now();
@@ -395,18 +424,26 @@ export async function loadTlsFiles(settings: Pick<MqttSettings, 'caFile' | 'cert
       key = createPrivateKey(keyBytes);
     } catch (error) {
       if (/passphrase/i.test(errorMessage(error))) {
-        throw new ConfigError(`keyFile ${settings.keyFile} is encrypted with a passphrase: decrypt it (openssl pkey -in ${settings.keyFile} -out <new file>) and point keyFile at the result`, { cause: error });
+        throw new ConfigError(
+          `keyFile ${settings.keyFile} is encrypted with a passphrase: decrypt it (openssl pkey -in ${settings.keyFile} -out <new file>) and point keyFile at the result`,
+          { cause: error },
+        );
       }
       throw new ConfigError(`keyFile ${settings.keyFile} is not a private key in PEM or DER form (${errorMessage(error)})`, { cause: error });
     }
     if (!certificate.checkPrivateKey(key)) {
-      throw new ConfigError(`keyFile ${settings.keyFile} does not belong to certFile ${settings.certFile} (their public keys differ): use the private key that was created together with this certificate`);
+      throw new ConfigError(
+        `keyFile ${settings.keyFile} does not belong to certFile ${settings.certFile} (their public keys differ): use the private key that was created together with this certificate`,
+      );
     }
     const now = Date.now();
     const validFrom = new Date(certificate.validFrom);
     const validTo = new Date(certificate.validTo);
     if (validTo.getTime() < now) throw new ConfigError(`certFile ${settings.certFile} expired on ${validTo.toISOString()}: issue a new client certificate`);
-    if (validFrom.getTime() > now) throw new ConfigError(`certFile ${settings.certFile} is not valid before ${validFrom.toISOString()}: check this computer's clock, or use a certificate that is valid now`);
+    if (validFrom.getTime() > now)
+      throw new ConfigError(
+        `certFile ${settings.certFile} is not valid before ${validFrom.toISOString()}: check this computer's clock, or use a certificate that is valid now`,
+      );
     await warnIfOthersCanRead(settings.keyFile, 'keyFile', log);
     material.cert = certPem;
     material.key = key.export({ type: 'pkcs8', format: 'pem' }).toString();
@@ -420,7 +457,8 @@ async function readSettingFile(setting: string, path: string): Promise<Buffer> {
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') throw new ConfigError(`${setting} ${path} does not exist`, { cause: error });
-    if (code === 'EACCES' || code === 'EPERM') throw new ConfigError(`${setting} ${path} is not readable by this process (permission denied)`, { cause: error });
+    if (code === 'EACCES' || code === 'EPERM')
+      throw new ConfigError(`${setting} ${path} is not readable by this process (permission denied)`, { cause: error });
     if (code === 'EISDIR') throw new ConfigError(`${setting} ${path} is a folder: point ${setting} at the file inside it`, { cause: error });
     throw new ConfigError(`cannot read ${setting} ${path}: ${errorMessage(error)}`, { cause: error });
   }
@@ -434,13 +472,25 @@ function certificatesPem(setting: string, path: string, bytes: Buffer): string {
     const first = new X509Certificate(pem ? text.slice(text.indexOf('-----BEGIN CERTIFICATE-----')) : bytes);
     return pem ? text : first.toString();
   } catch (error) {
-    throw new ConfigError(`${setting} ${path} is not a certificate: expected a PEM file starting with "-----BEGIN CERTIFICATE-----"${/PRIVATE KEY-----/.test(text) ? ' (this looks like a private key; it belongs in keyFile)' : ''}`, { cause: error });
+    throw new ConfigError(
+      `${setting} ${path} is not a certificate: expected a PEM file starting with "-----BEGIN CERTIFICATE-----"${/PRIVATE KEY-----/.test(text) ? ' (this looks like a private key; it belongs in keyFile)' : ''}`,
+      { cause: error },
+    );
   }
 }
 
 // ---- connection errors ----------------------------------------------------------------------
 
-const SERVER_NOT_TRUSTED = new Set(['SELF_SIGNED_CERT_IN_CHAIN', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'CERT_SIGNATURE_FAILURE', 'CERT_UNTRUSTED', 'CERT_CHAIN_TOO_LONG']);
+const SERVER_NOT_TRUSTED = new Set([
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_SIGNATURE_FAILURE',
+  'CERT_UNTRUSTED',
+  'CERT_CHAIN_TOO_LONG',
+]);
 const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'EADDRNOTAVAIL']);
 
 /** One sentence saying what a connection error means for this configuration and what to change. */
@@ -465,26 +515,37 @@ export function explainConnectionError(error: Error & { code?: string | number }
     return `the broker at ${url} refused the connection: ${error.message.replace(/^Connection refused: /, '')}${advice}`;
   }
   if (typeof code !== 'string') {
-    if (/connack timeout/i.test(error.message)) return `the broker at ${url} did not answer the MQTT connect within ${settings.connectTimeoutMs} ms (connectTimeoutMs)`;
+    if (/connack timeout/i.test(error.message))
+      return `the broker at ${url} did not answer the MQTT connect within ${settings.connectTimeoutMs} ms (connectTimeoutMs)`;
     return `connection to ${url} failed: ${error.message}`;
   }
   if (UNREACHABLE.has(code)) return `cannot reach ${address} (${code}): check ${addressSetting}, and that the broker is running and reachable from here`;
   if (SERVER_NOT_TRUSTED.has(code)) {
-    return caFile ? `the broker's certificate is not signed by the CA in caFile ${caFile} (${code}): point caFile at the CA that signed the broker's certificate` : `the broker's certificate is not signed by a CA this computer trusts (${code}): set caFile to the CA certificate that signed it`;
+    return caFile
+      ? `the broker's certificate is not signed by the CA in caFile ${caFile} (${code}): point caFile at the CA that signed the broker's certificate`
+      : `the broker's certificate is not signed by a CA this computer trusts (${code}): set caFile to the CA certificate that signed it`;
   }
   if (code === 'CERT_HAS_EXPIRED') return `the broker's certificate has expired (check the broker, or this computer's clock)`;
   if (code === 'CERT_NOT_YET_VALID') return `the broker's certificate is not valid yet (check this computer's clock)`;
-  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') return `the broker's certificate is not issued for ${address.replace(/:\d+$/, '')} (${(error as { reason?: string }).reason ?? error.message}): connect using a host name the certificate lists`;
-  if (code === 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED') return certFile ? refusedCertificate(settings) : `the broker at ${address} requires a client certificate: set certFile and keyFile`;
+  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID')
+    return `the broker's certificate is not issued for ${address.replace(/:\d+$/, '')} (${(error as { reason?: string }).reason ?? error.message}): connect using a host name the certificate lists`;
+  if (code === 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED')
+    return certFile ? refusedCertificate(settings) : `the broker at ${address} requires a client certificate: set certFile and keyFile`;
   if (code.endsWith('_ALERT_CERTIFICATE_EXPIRED')) return `the broker says the client certificate ${certFile ?? ''} has expired: issue a new one`;
   if (/_ALERT_(UNKNOWN_CA|BAD_CERTIFICATE|CERTIFICATE_UNKNOWN|CERTIFICATE_REVOKED|ACCESS_DENIED|UNSUPPORTED_CERTIFICATE|HANDSHAKE_FAILURE)$/.test(code)) {
-    return certFile ? refusedCertificate(settings) : `the broker at ${address} refused the TLS handshake (${code}): it may require a client certificate (certFile and keyFile)`;
+    return certFile
+      ? refusedCertificate(settings)
+      : `the broker at ${address} refused the TLS handshake (${code}): it may require a client certificate (certFile and keyFile)`;
   }
   if (code === 'ECONNRESET' || code === 'EPIPE') {
-    if (url.startsWith('mqtt:') || url.startsWith('ws:')) return `${address} closed the connection (${code}): if this port expects TLS, use mqtts:// (or wss://)`;
-    return certFile ? `${address} closed the connection during setup (${code}): ${refusedCertificate(settings)}` : `${address} closed the connection (${code}): it may require a client certificate (certFile and keyFile)`;
+    if (url.startsWith('mqtt:') || url.startsWith('ws:'))
+      return `${address} closed the connection (${code}): if this port expects TLS, use mqtts:// (or wss://)`;
+    return certFile
+      ? `${address} closed the connection during setup (${code}): ${refusedCertificate(settings)}`
+      : `${address} closed the connection (${code}): it may require a client certificate (certFile and keyFile)`;
   }
-  if (code.startsWith('ERR_SSL_WRONG_VERSION_NUMBER') || code === 'ERR_SSL_PACKET_LENGTH_TOO_LONG') return `${address} does not speak TLS: use mqtt:// (or ws://), or the broker's TLS port`;
+  if (code.startsWith('ERR_SSL_WRONG_VERSION_NUMBER') || code === 'ERR_SSL_PACKET_LENGTH_TOO_LONG')
+    return `${address} does not speak TLS: use mqtt:// (or ws://), or the broker's TLS port`;
   return `connection to ${url} failed (${code}): ${error.message.trim()}`;
 }
 
@@ -505,7 +566,8 @@ const MAX_AWS_TOPIC_SLASHES = 7; // AWS IoT Core quota for topic names: 8 levels
 
 /** Bytes of the PUBLISH packet for this topic and payload (MQTT 5 adds at least one byte of properties). */
 function publishPacketBytes(topic: string, payload: string, settings: Pick<MqttSettings, 'qos' | 'protocolVersion'>): number {
-  const remaining = 2 + Buffer.byteLength(topic, 'utf8') + (settings.qos > 0 ? 2 : 0) + (settings.protocolVersion === 5 ? 1 : 0) + Buffer.byteLength(payload, 'utf8');
+  const remaining =
+    2 + Buffer.byteLength(topic, 'utf8') + (settings.qos > 0 ? 2 : 0) + (settings.protocolVersion === 5 ? 1 : 0) + Buffer.byteLength(payload, 'utf8');
   const lengthBytes = remaining < 128 ? 1 : remaining < 16_384 ? 2 : remaining < 2_097_152 ? 3 : 4;
   return 1 + lengthBytes + remaining;
 }
@@ -525,7 +587,8 @@ const publishOptions = {
     type: 'integer',
     enum: [4, 5],
     default: 4,
-    description: 'MQTT protocol version: 4 (3.1.1) or 5. With 5 the broker says its maximum packet size and why it refuses a message, so such messages are dead-lettered instead of retried.',
+    description:
+      'MQTT protocol version: 4 (3.1.1) or 5. With 5 the broker says its maximum packet size and why it refuses a message, so such messages are dead-lettered instead of retried.',
   },
   qos: { type: 'integer', enum: [0, 1], default: 1, description: '0 = fire and forget, 1 = a batch succeeds only when the broker acknowledged every message.' },
   retain: { type: 'boolean', default: false, description: 'Publish retained messages.' },
@@ -561,12 +624,24 @@ export const awsIotOptions = {
   endpoint: {
     type: 'string',
     required: true,
-    description: 'Your AWS IoT device data endpoint (AWS IoT → Settings), e.g. abc123-ats.iot.eu-west-1.amazonaws.com: a host name, without scheme, port or path.',
+    description:
+      'Your AWS IoT device data endpoint (AWS IoT → Settings), e.g. abc123-ats.iot.eu-west-1.amazonaws.com: a host name, without scheme, port or path.',
     pattern: '^[A-Za-z0-9.-]+$',
     patternErrorMessage: 'The host name only, without scheme, port or path.',
   },
-  port: { type: 'integer', minimum: 1, maximum: 65_535, default: 8883, examples: [8883, 443], description: '8883, or 443 (MQTT over TLS with ALPN, for networks that allow only HTTPS).' },
-  topic: { type: 'string', default: '{ident}', description: `Topic template; {field} is replaced by that message parameter. At most ${MAX_AWS_TOPIC_SLASHES} slashes.` },
+  port: {
+    type: 'integer',
+    minimum: 1,
+    maximum: 65_535,
+    default: 8883,
+    examples: [8883, 443],
+    description: '8883, or 443 (MQTT over TLS with ALPN, for networks that allow only HTTPS).',
+  },
+  topic: {
+    type: 'string',
+    default: '{ident}',
+    description: `Topic template; {field} is replaced by that message parameter. At most ${MAX_AWS_TOPIC_SLASHES} slashes.`,
+  },
   ...publishOptions,
   caFile: pemPath("CA certificate (PEM) that signed the endpoint's certificate (AWS IoT's Amazon Root CA 1 is one this computer trusts)."),
   certFile: { ...pemPath('The device certificate (PEM) downloaded from AWS IoT.'), required: true },
@@ -621,11 +696,14 @@ export const awsIotSpec: HandlerSpec = {
     const r = new OptionReader(options, where);
     const endpoint = r.option('endpoint', awsIotOptions.endpoint);
     if (!new RegExp(awsIotOptions.endpoint.pattern).test(endpoint)) {
-      throw new ConfigError(`${where}: "endpoint" must be the host name from AWS IoT → Settings (like abc123-ats.iot.eu-west-1.amazonaws.com), without scheme, port or path; got ${JSON.stringify(endpoint)}`);
+      throw new ConfigError(
+        `${where}: "endpoint" must be the host name from AWS IoT → Settings (like abc123-ats.iot.eu-west-1.amazonaws.com), without scheme, port or path; got ${JSON.stringify(endpoint)}`,
+      );
     }
     const port = r.option('port', awsIotOptions.port);
     const tlsFiles = readTlsFileSettings(r, where, env);
-    if (!tlsFiles.certFile) throw new ConfigError(`${where}: "certFile" and "keyFile" are required: the device certificate and private key downloaded from AWS IoT`);
+    if (!tlsFiles.certFile)
+      throw new ConfigError(`${where}: "certFile" and "keyFile" are required: the device certificate and private key downloaded from AWS IoT`);
     const common = commonSettings(r, where, awsIotOptions.topic.default, MAX_AWS_TOPIC_BYTES);
     const slashes = common.topic.source.split('/').length - 1;
     if (slashes > MAX_AWS_TOPIC_SLASHES) throw new ConfigError(`${where}: "topic" has ${slashes} slashes; AWS IoT allows at most ${MAX_AWS_TOPIC_SLASHES}`);
@@ -660,13 +738,15 @@ function readTlsFileSettings(r: OptionReader, where: string, env: HandlerEnv): P
   const path = (key: 'caFile' | 'certFile' | 'keyFile') => {
     const value = r.option(key, mqttOptions[key]);
     if (value === undefined) return undefined;
-    if (value.includes('-----BEGIN') || value.includes('\n')) throw new ConfigError(`${where}: "${key}" must be the path of a PEM file, not the file's contents`);
+    if (value.includes('-----BEGIN') || value.includes('\n'))
+      throw new ConfigError(`${where}: "${key}" must be the path of a PEM file, not the file's contents`);
     return env.resolvePath(value);
   };
   const caFile = path('caFile');
   const certFile = path('certFile');
   const keyFile = path('keyFile');
-  if (Boolean(certFile) !== Boolean(keyFile)) throw new ConfigError(`${where}: "certFile" and "keyFile" go together: set both (the client certificate and its private key) or neither`);
+  if (Boolean(certFile) !== Boolean(keyFile))
+    throw new ConfigError(`${where}: "certFile" and "keyFile" go together: set both (the client certificate and its private key) or neither`);
   return { caFile, certFile, keyFile };
 }
 

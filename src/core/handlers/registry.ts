@@ -19,7 +19,12 @@ export const customHandlerType = {
   type: 'custom',
   title: "Your own handler: a class extending Handler from 'flespi-receiver', default-exported from a .ts or .js file",
   options: {
-    file: { type: 'string', required: true, description: "The handler file (.ts or .js), relative to the config file (or the workspace folder); its default export extends Handler from 'flespi-receiver'." },
+    file: {
+      type: 'string',
+      required: true,
+      description:
+        "The handler file (.ts or .js), relative to the config file (or the workspace folder); its default export extends Handler from 'flespi-receiver'.",
+    },
     options: { type: 'object', description: "Passed to the handler's constructor." },
   },
 } as const satisfies { type: string; title: string; options: OptionsSchema };
@@ -77,7 +82,9 @@ async function buildHandler(entry: Options, env: HandlerEnv, where: string, type
     try {
       handler = new HandlerClass({ ...(options as Record<string, unknown>) });
     } catch (error) {
-      throw new ConfigError(`${label}: the constructor of ${HandlerClass.name || 'the handler class'} in ${file} failed: ${error instanceof Error ? error.message : String(error)}`);
+      throw new ConfigError(
+        `${label}: the constructor of ${HandlerClass.name || 'the handler class'} in ${file} failed: ${error instanceof Error ? error.message : String(error)}`,
+      );
     }
     // The entry's name wins over the class name, so two instances of one class can be told apart.
     // A class without its own constructor passes the options on to Handler's `name` parameter: use the class name then.

@@ -32,7 +32,10 @@ export function messageJson(value: unknown, pretty = false): string {
       throw unserializable(inner);
     }
   }
-  if (text === undefined) throw new UnserializableError(`the message cannot be written as JSON: it is ${typeof value === 'undefined' ? 'undefined' : `a ${typeof value}`}, not a JSON value`);
+  if (text === undefined)
+    throw new UnserializableError(
+      `the message cannot be written as JSON: it is ${typeof value === 'undefined' ? 'undefined' : `a ${typeof value}`}, not a JSON value`,
+    );
   return text;
 }
 
@@ -40,7 +43,12 @@ export function messageJson(value: unknown, pretty = false): string {
  * Calls `write(index, json)` for each message that can be written as JSON and `reject(index, error)`
  * for each that cannot (each message is serialized once).
  */
-export function eachMessageJson(messages: readonly unknown[], pretty: boolean, write: (index: number, json: string) => void, reject: (index: number, error: UnserializableError) => void): void {
+export function eachMessageJson(
+  messages: readonly unknown[],
+  pretty: boolean,
+  write: (index: number, json: string) => void,
+  reject: (index: number, error: UnserializableError) => void,
+): void {
   for (let i = 0; i < messages.length; i++) {
     let json: string;
     try {
@@ -72,7 +80,11 @@ export function jsonArray(messages: readonly unknown[], reject: (index: number, 
  * The messages as JSON lines (each ending in a newline; indented documents with `pretty`), leaving out
  * those that cannot be written, which go to `reject`. Also how many were written.
  */
-export function jsonLines(messages: readonly unknown[], pretty: boolean, reject: (index: number, error: UnserializableError) => void): { text: string; count: number } {
+export function jsonLines(
+  messages: readonly unknown[],
+  pretty: boolean,
+  reject: (index: number, error: UnserializableError) => void,
+): { text: string; count: number } {
   try {
     const text = messages.map((m) => (pretty ? JSON.stringify(m, null, 2) : JSON.stringify(m))).join('\n');
     return { text: messages.length > 0 ? `${text}\n` : '', count: messages.length };
@@ -81,10 +93,15 @@ export function jsonLines(messages: readonly unknown[], pretty: boolean, reject:
   }
   let text = '';
   let count = 0;
-  eachMessageJson(messages, pretty, (_index, json) => {
-    text += `${json}\n`;
-    count++;
-  }, reject);
+  eachMessageJson(
+    messages,
+    pretty,
+    (_index, json) => {
+      text += `${json}\n`;
+      count++;
+    },
+    reject,
+  );
   return { text, count };
 }
 

@@ -83,7 +83,9 @@ export function parseTopicTemplate(source: string, where: string, maxBytes = MAX
   const literalBytes = Buffer.byteLength(literalText, 'utf8');
   const fieldBytes = fields.length === 0 ? 0 : Math.floor((maxBytes - literalBytes) / fields.length);
   if (literalBytes > maxBytes || (fields.length > 0 && fieldBytes < MIN_FIELD_BYTES)) {
-    fail(`${literalBytes} bytes of text (${fields.length ? `leaving less than ${MIN_FIELD_BYTES} bytes for each field` : 'too long'}; topics may have at most ${maxBytes} bytes here)`);
+    fail(
+      `${literalBytes} bytes of text (${fields.length ? `leaving less than ${MIN_FIELD_BYTES} bytes for each field` : 'too long'}; topics may have at most ${maxBytes} bytes here)`,
+    );
   }
   /** The template starts with a field: that field's value must not make the topic start with `$`. */
   const fieldFirst = fields.length > 0 && literals[0] === '';
@@ -98,7 +100,10 @@ export function parseTopicTemplate(source: string, where: string, maxBytes = MAX
         try {
           value = message[fields[i]!];
         } catch (error) {
-          throw new UndeliverableError(`the topic cannot be formed: reading field {${fields[i]}} failed (${error instanceof Error ? error.message : String(error)})`, { cause: error });
+          throw new UndeliverableError(
+            `the topic cannot be formed: reading field {${fields[i]}} failed (${error instanceof Error ? error.message : String(error)})`,
+            { cause: error },
+          );
         }
         topic += topicLevelValue(value, fieldBytes, fieldFirst && i === 0) + literals[i + 1]!;
       }

@@ -181,7 +181,10 @@ export class WialonHandler extends Handler {
       let unsendable: UndeliverableError | undefined;
       try {
         const packet = encodeMessage(msg, options);
-        if (packet.length - 4 > DEFAULT_MAX_PACKET_BYTES) unsendable = new UndeliverableError(`the Wialon packet would be ${packet.length - 4} bytes; Wialon receivers accept at most ${DEFAULT_MAX_PACKET_BYTES}`);
+        if (packet.length - 4 > DEFAULT_MAX_PACKET_BYTES)
+          unsendable = new UndeliverableError(
+            `the Wialon packet would be ${packet.length - 4} bytes; Wialon receivers accept at most ${DEFAULT_MAX_PACKET_BYTES}`,
+          );
         else batch.packets.push(packet);
       } catch (error) {
         if (!(error instanceof WialonEncodeError)) throw error;
@@ -239,7 +242,10 @@ export class WialonHandler extends Handler {
       };
       const onError = (error: Error) => done(new TransientError(`cannot connect to Wialon at ${this.address}: ${error.message}`, { cause: error }));
       const onAbort = () => done(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
-      const timer = setTimeout(() => done(new TransientError(`cannot connect to Wialon at ${this.address}: no answer within ${connectTimeoutMs} ms`)), connectTimeoutMs);
+      const timer = setTimeout(
+        () => done(new TransientError(`cannot connect to Wialon at ${this.address}: no answer within ${connectTimeoutMs} ms`)),
+        connectTimeoutMs,
+      );
       socket.once('connect', onConnect);
       socket.once('error', onError);
       signal.addEventListener('abort', onAbort, { once: true });
@@ -270,13 +276,17 @@ export class WialonHandler extends Handler {
       };
       const watchAcks = () => {
         if (timer || next === batch.acked) return;
-        timer = setTimeout(() => {
-          timer = undefined;
-          if (next === batch.acked) return;
-          const idle = performance.now() - lastProgress;
-          if (idle >= ackTimeoutMs) finish(new WialonAckTimeoutError(`Wialon at ${this.address} did not acknowledge ${next - batch.acked} packets within ${ackTimeoutMs} ms`));
-          else watchAcks();
-        }, ackTimeoutMs - (performance.now() - lastProgress));
+        timer = setTimeout(
+          () => {
+            timer = undefined;
+            if (next === batch.acked) return;
+            const idle = performance.now() - lastProgress;
+            if (idle >= ackTimeoutMs)
+              finish(new WialonAckTimeoutError(`Wialon at ${this.address} did not acknowledge ${next - batch.acked} packets within ${ackTimeoutMs} ms`));
+            else watchAcks();
+          },
+          ackTimeoutMs - (performance.now() - lastProgress),
+        );
       };
       const send = () => {
         socket.cork();
@@ -309,7 +319,8 @@ export class WialonHandler extends Handler {
       };
       const onData = (chunk: Buffer) => {
         for (const byte of chunk) {
-          if (byte !== ACK_BYTE) return finish(new Error(`Wialon at ${this.address} sent 0x${byte.toString(16).padStart(2, '0')} where only the ack byte 0x11 is expected`));
+          if (byte !== ACK_BYTE)
+            return finish(new Error(`Wialon at ${this.address} sent 0x${byte.toString(16).padStart(2, '0')} where only the ack byte 0x11 is expected`));
           if (batch.acked === next) return finish(new Error(`Wialon at ${this.address} sent more acks than packets awaiting one`));
           batch.acked++;
           this.stats.packetsAcked++;
@@ -344,17 +355,35 @@ function message(error: unknown): string {
 }
 
 export const wialonOptions = {
-  host: { type: 'string', required: true, description: 'Host name or IP address of the Wialon Retranslator receiver (without port).', examples: ['retranslator.example.com'] },
+  host: {
+    type: 'string',
+    required: true,
+    description: 'Host name or IP address of the Wialon Retranslator receiver (without port).',
+    examples: ['retranslator.example.com'],
+  },
   port: { type: 'integer', required: true, minimum: 1, maximum: 65_535, description: 'TCP port of the receiver.', examples: [20163] },
-  ackTimeoutMs: { type: 'integer', minimum: 100, maximum: 600_000, default: WIALON_DEFAULTS.ackTimeoutMs, description: 'Fail a batch when no acknowledgement arrived for this long (ms).' },
+  ackTimeoutMs: {
+    type: 'integer',
+    minimum: 100,
+    maximum: 600_000,
+    default: WIALON_DEFAULTS.ackTimeoutMs,
+    description: 'Fail a batch when no acknowledgement arrived for this long (ms).',
+  },
   window: {
     type: 'integer',
     minimum: 1,
     maximum: 10_000,
     default: WIALON_DEFAULTS.window,
-    description: 'Packets awaiting acknowledgement at once (1 = stop-and-wait); the rate is at most window ÷ round-trip time, so raise it for a distant server.',
+    description:
+      'Packets awaiting acknowledgement at once (1 = stop-and-wait); the rate is at most window ÷ round-trip time, so raise it for a distant server.',
   },
-  connectTimeoutMs: { type: 'integer', minimum: 100, maximum: 600_000, default: WIALON_DEFAULTS.connectTimeoutMs, description: 'How long to wait for the TCP connection (ms).' },
+  connectTimeoutMs: {
+    type: 'integer',
+    minimum: 100,
+    maximum: 600_000,
+    default: WIALON_DEFAULTS.connectTimeoutMs,
+    description: 'How long to wait for the TCP connection (ms).',
+  },
 } as const satisfies OptionsSchema;
 
 export const wialonSpec: HandlerSpec = {

@@ -417,7 +417,12 @@ export class Receiver extends EventEmitter<ReceiverEvents> {
       this.queue.shift();
       this.batchesDone += 1;
       this.messagesDone += head.batch.messages.length;
-      this.publish('done', { seq: head.batch.seq, messages: head.batch.messages.length, latencyMs: performance.now() - head.fetchedAt, checkpoint: this.lastCheckpoint });
+      this.publish('done', {
+        seq: head.batch.seq,
+        messages: head.batch.messages.length,
+        latencyMs: performance.now() - head.fetchedAt,
+        checkpoint: this.lastCheckpoint,
+      });
       this.changes.notify();
     }
   }
@@ -542,7 +547,8 @@ export class Receiver extends EventEmitter<ReceiverEvents> {
       const messages = part.indices.length === all.length ? all : part.indices.map((i) => all[i]!);
       const rejected = new Map<number, unknown>();
       const reject = (index: number, reason: unknown) => {
-        if (!Number.isInteger(index) || index < 0 || index >= messages.length) throw new RangeError(`reject(${index}): no such message in this batch of ${messages.length}`);
+        if (!Number.isInteger(index) || index < 0 || index >= messages.length)
+          throw new RangeError(`reject(${index}): no such message in this batch of ${messages.length}`);
         if (!rejected.has(index)) rejected.set(index, reason);
       };
       attempt += 1;
@@ -575,7 +581,8 @@ export class Receiver extends EventEmitter<ReceiverEvents> {
         if (isolate && conclusive) {
           // One message that this handler cannot take, while it takes others.
           this.reportHandlerError(runtime, batch.seq, attempt, cause, 1, 'dead-letter', 0);
-          if (!(await this.undeliverable(runtime, batch, [{ message: messages[0]!, error: cause, attempts: part.failuresBefore + part.failures }]))) return false;
+          if (!(await this.undeliverable(runtime, batch, [{ message: messages[0]!, error: cause, attempts: part.failuresBefore + part.failures }])))
+            return false;
           pending.shift();
           continue;
         }
@@ -591,12 +598,22 @@ export class Receiver extends EventEmitter<ReceiverEvents> {
       if (policy === 'retry') {
         // Rejected messages are retried like failures, forever, as this handler's policy asks.
         const error = new Error(`${rejected.size} message(s) rejected: ${errorMessage([...rejected.values()][0])}`);
-        pending.push({ indices: [...rejected.keys()].map((i) => part.indices[i]!), failures: 1, failuresBefore: part.failuresBefore + part.failures, split: true, rotated: true });
+        pending.push({
+          indices: [...rejected.keys()].map((i) => part.indices[i]!),
+          failures: 1,
+          failuresBefore: part.failuresBefore + part.failures,
+          split: true,
+          rotated: true,
+        });
         this.reportHandlerError(runtime, batch.seq, attempt, error, rejected.size, 'retry', undefined);
         if (!(await this.backoff(runtime))) return false;
         continue;
       }
-      const letters = [...rejected].map(([index, reason]) => ({ message: messages[index]!, error: asError(reason), attempts: part.failuresBefore + part.failures + 1 }));
+      const letters = [...rejected].map(([index, reason]) => ({
+        message: messages[index]!,
+        error: asError(reason),
+        attempts: part.failuresBefore + part.failures + 1,
+      }));
       if (!(await this.undeliverable(runtime, batch, letters))) return false;
     }
     runtime.batches += 1;
@@ -607,17 +624,32 @@ export class Receiver extends EventEmitter<ReceiverEvents> {
    * Records messages a handler can never deliver, or stops the receiver when its policy says so.
    * A full store is retried with backoff (the messages stay unacknowledged). False when the receiver stops.
    */
-  private async undeliverable(runtime: HandlerRuntime, batch: SourceBatch, failures: readonly { message: FlespiMessage; error: Error; attempts: number }[]): Promise<boolean> {
+  private async undeliverable(
+    runtime: HandlerRuntime,
+    batch: SourceBatch,
+    failures: readonly { message: FlespiMessage; error: Error; attempts: number }[],
+  ): Promise<boolean> {
     const name = runtime.handler.name;
     if (runtime.handler.onUndeliverable === 'stop') {
       const first = failures[0]!;
-      const error = new Error(`${name} cannot deliver a message (${first.error.message}); its onUndeliverable policy is "stop", so the receiver stopped with the batch unacknowledged: fix the cause, or set onUndeliverable to "dead-letter"`, { cause: first.error });
+      const error = new Error(
+        `${name} cannot deliver a message (${first.error.message}); its onUndeliverable policy is "stop", so the receiver stopped with the batch unacknowledged: fix the cause, or set onUndeliverable to "dead-letter"`,
+        { cause: first.error },
+      );
       this.publish('handler-error', { handler: name, phase: 'handle', seq: batch.seq, attempt: first.attempts, error, fatal: true });
       void this.shutdown(error);
       return false;
     }
     const time = new Date().toISOString();
-    const letters: DeadLetter[] = failures.map(({ message, error, attempts }) => ({ time, handler: name, error: error.message, errorName: error.name, attempts, source: this.source.description, message }));
+    const letters: DeadLetter[] = failures.map(({ message, error, attempts }) => ({
+      time,
+      handler: name,
+      error: error.message,
+      errorName: error.name,
+      attempts,
+      source: this.source.description,
+      message,
+    }));
     for (let tries = 1; ; tries++) {
       try {
         await this.deadLetters.add(letters);
@@ -633,7 +665,15 @@ export class Receiver extends EventEmitter<ReceiverEvents> {
     return true;
   }
 
-  private reportHandlerError(runtime: HandlerRuntime, seq: number, attempt: number, error: Error, messages: number, verdict: HandlerErrorEvent['verdict'], retryInMs: number | undefined): void {
+  private reportHandlerError(
+    runtime: HandlerRuntime,
+    seq: number,
+    attempt: number,
+    error: Error,
+    messages: number,
+    verdict: HandlerErrorEvent['verdict'],
+    retryInMs: number | undefined,
+  ): void {
     runtime.failed(error);
     const stopping = this.stopping.signal.aborted;
     if (!stopping) this.setTrouble(`handler:${runtime.handler.name}`);
@@ -655,7 +695,13 @@ export class Receiver extends EventEmitter<ReceiverEvents> {
   }
 
   /** Counts and reports a handler failure, then waits its backoff. False when the receiver stops. */
-  private async handlerFailed(runtime: HandlerRuntime, phase: HandlerErrorEvent['phase'], seq: number | undefined, attempt: number, error: Error): Promise<boolean> {
+  private async handlerFailed(
+    runtime: HandlerRuntime,
+    phase: HandlerErrorEvent['phase'],
+    seq: number | undefined,
+    attempt: number,
+    error: Error,
+  ): Promise<boolean> {
     if (this.aborting.signal.aborted) return false; // cancelled by stop, not a failure of the handler
     runtime.failed(error);
     const stopping = this.stopping.signal.aborted;
@@ -675,7 +721,10 @@ export class Receiver extends EventEmitter<ReceiverEvents> {
   private async attempt(runtime: HandlerRuntime, call: (signal: AbortSignal) => Promise<void>, what: string): Promise<void> {
     const controller = new AbortController();
     const timeout = this.handlerTimeoutMs;
-    const timer = setTimeout(() => controller.abort(new HandlerTimeoutError(`${runtime.handler.name}: ${what}() did not finish within ${timeout} ms (handlerTimeoutMs)`)), timeout);
+    const timer = setTimeout(
+      () => controller.abort(new HandlerTimeoutError(`${runtime.handler.name}: ${what}() did not finish within ${timeout} ms (handlerTimeoutMs)`)),
+      timeout,
+    );
     const onStop = () => controller.abort(abortReason(this.aborting.signal));
     this.aborting.signal.addEventListener('abort', onStop, { once: true });
     try {
@@ -776,7 +825,9 @@ function isRetryable(error: Error): boolean {
 
 /** Errors the JavaScript engine raises for the same input every time: a bug meeting a message it does not expect, not a sink that is down. */
 function isEngineError(error: Error): boolean {
-  return error instanceof TypeError || error instanceof RangeError || error instanceof SyntaxError || error instanceof ReferenceError || error instanceof URIError;
+  return (
+    error instanceof TypeError || error instanceof RangeError || error instanceof SyntaxError || error instanceof ReferenceError || error instanceof URIError
+  );
 }
 
 function asError(error: unknown): Error {

@@ -187,20 +187,30 @@ export class MqttSource implements Source {
   /** Why the broker may have dropped messages of this session (set when the connection ends; read at the next CONNACK). */
   private lossSuspected?: string;
   private readonly gapFillAbort = new AbortController();
-  private readonly counters: Omit<MqttSourceStats, 'unacked'> = { received: 0, malformed: 0, redelivered: 0, gapFilled: 0, duplicatesSkipped: 0, reconnects: 0, takeovers: 0 };
+  private readonly counters: Omit<MqttSourceStats, 'unacked'> = {
+    received: 0,
+    malformed: 0,
+    redelivered: 0,
+    gapFilled: 0,
+    duplicatesSkipped: 0,
+    reconnects: 0,
+    takeovers: 0,
+  };
   private currentState: MqttConnectionState = 'offline';
 
   constructor(options: MqttSourceOptions) {
     this.options = options;
     this.log = options.log ?? silentLogger;
-    if (!Number.isInteger(options.channelId) || options.channelId <= 0) throw new RangeError(`MqttSource channelId must be a positive integer, got ${options.channelId}`);
+    if (!Number.isInteger(options.channelId) || options.channelId <= 0)
+      throw new RangeError(`MqttSource channelId must be a positive integer, got ${options.channelId}`);
     if (options.token.trim() === '') throw new FlespiError('auth', 'no flespi token given: create one at https://flespi.io/#/panel/tokens and set it');
     this.protocolVersion = options.protocolVersion ?? 5;
     this.batchMaxMessages = positive('batchMaxMessages', options.batchMaxMessages ?? 1000);
     this.batchMaxWaitMs = Math.max(0, options.batchMaxWaitMs ?? 200);
     this.maxUnacked = positive('maxUnacked', options.maxUnacked ?? 10_000);
     this.reconnects = new Reconnects(options.reconnect ?? DEFAULT_RECONNECT);
-    if (options.group !== undefined && !/^[^/+#]+$/.test(options.group)) throw new RangeError(`MqttSource group "${options.group}" is invalid: use a name without '/', '+' or '#'`);
+    if (options.group !== undefined && !/^[^/+#]+$/.test(options.group))
+      throw new RangeError(`MqttSource group "${options.group}" is invalid: use a name without '/', '+' or '#'`);
     this.topic = channelTopic(options.channelId, { group: options.group, filter: options.filter });
     this.clientId = options.clientId ?? defaultClientId(options.channelId, options.group, options.filter, options.sessionOwner);
     this.description = `channel ${options.channelId} over MQTT (${safeHost(options.url, { scheme: true })}${options.group ? `, group ${options.group}` : ''})`;
@@ -227,7 +237,14 @@ export class MqttSource implements Source {
           client.off('close', onClose);
           reject(error);
         };
-        const onClose = () => fail(this.fatal ?? new FlespiError('network', `cannot connect to flespi MQTT at ${safeHost(this.options.url, { scheme: true })}: the connection closed before the broker accepted it`));
+        const onClose = () =>
+          fail(
+            this.fatal ??
+              new FlespiError(
+                'network',
+                `cannot connect to flespi MQTT at ${safeHost(this.options.url, { scheme: true })}: the connection closed before the broker accepted it`,
+              ),
+          );
         client.once('close', onClose);
         client.once('error', (error) => fail(this.classifyError(error)));
         client.once('connect', (connack) => {
@@ -366,7 +383,9 @@ export class MqttSource implements Source {
       return;
     }
     if (lost) {
-      this.log.warn(`${lost}: messages published meanwhile may not come over MQTT${this.options.gapFill ? '; reading them over REST' : ' (gapFill is off: they are lost to this receiver)'}`);
+      this.log.warn(
+        `${lost}: messages published meanwhile may not come over MQTT${this.options.gapFill ? '; reading them over REST' : ' (gapFill is off: they are lost to this receiver)'}`,
+      );
       if (this.options.gapFill) void this.fillGap(from, boundary);
     }
   }
@@ -443,7 +462,8 @@ export class MqttSource implements Source {
   // ---- messages
 
   private onPublish(packet: IPublishPacket, callback: (error?: Error) => void): void {
-    const ack: PendingAck | undefined = packet.qos > 0 && packet.messageId !== undefined ? { messageId: packet.messageId, connection: this.connection, done: false } : undefined;
+    const ack: PendingAck | undefined =
+      packet.qos > 0 && packet.messageId !== undefined ? { messageId: packet.messageId, connection: this.connection, done: false } : undefined;
     if (ack) this.acks.push(ack);
     const { message, error } = parsePayload(packet.payload);
     if (message === undefined) {
@@ -594,9 +614,16 @@ export class MqttSource implements Source {
     const where = safeHost(this.options.url, { scheme: true });
     if (code !== undefined && /Connection refused/i.test(error.message)) {
       if (code === 134 || code === 135 || code === 4 || code === 5) {
-        return new FlespiError('auth', `flespi MQTT refused the token (CONNACK ${code}): check the token (create one at https://flespi.io/#/panel/tokens)`, { cause: error });
+        return new FlespiError('auth', `flespi MQTT refused the token (CONNACK ${code}): check the token (create one at https://flespi.io/#/panel/tokens)`, {
+          cause: error,
+        });
       }
-      if (code === 138) return new FlespiError('forbidden', `flespi MQTT refused the token (CONNACK 138 banned): the token or account is blocked; check it in the flespi panel`, { cause: error });
+      if (code === 138)
+        return new FlespiError(
+          'forbidden',
+          `flespi MQTT refused the token (CONNACK 138 banned): the token or account is blocked; check it in the flespi panel`,
+          { cause: error },
+        );
       // MQTT 3.1.1 has no "bad credentials" of its own that flespi uses: it answers 2 "identifier
       // rejected" to a wrong or expired token (flespi-io-js and the Toolbox treat 2 as a bad token).
       // A broker following the letter of 3.1.1 means the client id: say both.
@@ -607,7 +634,8 @@ export class MqttSource implements Source {
           { cause: error },
         );
       }
-      if (code === 133) return new FlespiError('bad-request', `flespi MQTT rejected the client id "${this.clientId}" (CONNACK 133): set another clientId`, { cause: error });
+      if (code === 133)
+        return new FlespiError('bad-request', `flespi MQTT rejected the client id "${this.clientId}" (CONNACK 133): set another clientId`, { cause: error });
       return new FlespiError('server', `flespi MQTT at ${where} refused the connection (CONNACK ${code}: ${error.message}); retrying`, { cause: error });
     }
     return new FlespiError('network', `cannot connect to flespi MQTT at ${where}: ${error.message}`, { cause: error });
@@ -616,9 +644,18 @@ export class MqttSource implements Source {
   private subscribeError(error: unknown): FlespiError {
     const code = (error as { code?: unknown }).code;
     if (code === 135 || code === 0x80) {
-      return new FlespiError('forbidden', `flespi MQTT refused the subscription to ${this.topic} (SUBACK ${code}): the token has no access to channel ${this.options.channelId}`, { cause: error });
+      return new FlespiError(
+        'forbidden',
+        `flespi MQTT refused the subscription to ${this.topic} (SUBACK ${code}): the token has no access to channel ${this.options.channelId}`,
+        { cause: error },
+      );
     }
-    if (code === 143) return new FlespiError('bad-request', `flespi MQTT refused the subscription to ${this.topic} (SUBACK 143 topic filter invalid): check the filter expression and group name`, { cause: error });
+    if (code === 143)
+      return new FlespiError(
+        'bad-request',
+        `flespi MQTT refused the subscription to ${this.topic} (SUBACK 143 topic filter invalid): check the filter expression and group name`,
+        { cause: error },
+      );
     return new FlespiError('network', `subscribing to ${this.topic} failed: ${errorMessage(error)}`, { cause: error });
   }
 }
@@ -628,9 +665,18 @@ export class MqttSource implements Source {
  * old subscription does not linger in it), and so does each position owner (a config's checkpoint).
  */
 export function defaultClientId(channelId: number, group?: string, filter?: string, owner?: string): string {
-  const host = hostname().replace(/[^A-Za-z0-9_.-]/g, '').slice(0, 40) || 'host';
+  const host =
+    hostname()
+      .replace(/[^A-Za-z0-9_.-]/g, '')
+      .slice(0, 40) || 'host';
   const parts = owner ? `${group ?? ''}\n${filter ?? ''}\n${owner}` : `${group ?? ''}\n${filter ?? ''}`;
-  const variant = group || filter || owner ? `-${createHash('sha256').update(parts).digest('hex').slice(0, owner ? 10 : 6)}` : '';
+  const variant =
+    group || filter || owner
+      ? `-${createHash('sha256')
+          .update(parts)
+          .digest('hex')
+          .slice(0, owner ? 10 : 6)}`
+      : '';
   return `flespi-receiver-${channelId}-${host}${variant}`;
 }
 

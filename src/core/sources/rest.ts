@@ -185,7 +185,11 @@ export class RestSource implements Source {
     let messages: FlespiMessage[];
     let nextKey: number | undefined;
     try {
-      ({ messages, nextKey } = await this.client.pollChannelMessages(this.channelId, { currKey, limitCount: this.limitCount, limitSize: this.limitSize, timeout: this.timeout }, signal));
+      ({ messages, nextKey } = await this.client.pollChannelMessages(
+        this.channelId,
+        { currKey, limitCount: this.limitCount, limitSize: this.limitSize, timeout: this.timeout },
+        signal,
+      ));
     } catch (error) {
       // A 400 (or code 2) to a key-based read: perhaps this flespi reads channels only by time.
       if (error instanceof FlespiError && error.kind === 'bad-request' && (await this.switchToTime(error, signal))) return undefined;
@@ -198,7 +202,10 @@ export class RestSource implements Source {
     }
     if (nextKey === undefined || nextKey <= currKey) {
       // Without a next_key the same messages would come back forever; refuse rather than loop on duplicates.
-      const error = new FlespiError('malformed', `flespi returned ${messages.length} messages of channel ${this.channelId} without a usable next_key (curr_key ${currKey}, next_key ${nextKey ?? 'none'}): cannot tell where the next batch starts; check that the base URL points at the flespi REST API`);
+      const error = new FlespiError(
+        'malformed',
+        `flespi returned ${messages.length} messages of channel ${this.channelId} without a usable next_key (curr_key ${currKey}, next_key ${nextKey ?? 'none'}): cannot tell where the next batch starts; check that the base URL points at the flespi REST API`,
+      );
       // Messages stamped by flespi but no key: a server that ignores curr_key and reads by time.
       if (messages.every((m) => typeof m['server.timestamp'] === 'number') && (await this.switchToTime(error, signal))) return undefined;
       throw error;
@@ -257,9 +264,13 @@ export class RestSource implements Source {
   private startReadingByTime(why: FlespiError | undefined): void {
     this.mode = 'time';
     const notes: string[] = [];
-    if (why) notes.push(`flespi refused reading channel ${this.channelId} by key (${why.message}); reading it by time (server.timestamp) from now on, without long-poll`);
+    if (why)
+      notes.push(
+        `flespi refused reading channel ${this.channelId} by key (${why.message}); reading it by time (server.timestamp) from now on, without long-poll`,
+      );
     else notes.push(`reading channel ${this.channelId} by time (server.timestamp), without long-poll`);
-    if (this.keyOnlyCheckpoint && this.fetchTime.time === 0) notes.push('the checkpoint holds only a key, so the buffer is read again from its oldest message (handlers get those messages again)');
+    if (this.keyOnlyCheckpoint && this.fetchTime.time === 0)
+      notes.push('the checkpoint holds only a key, so the buffer is read again from its oldest message (handlers get those messages again)');
     else if (this.fetchTime.time > 0) notes.push(`from server.timestamp ${this.fetchTime.time}`);
     if (this.deleteAcked) notes.push('"delete" needs key-based reading: messages now stay in the buffer until messages_ttl');
     if (why) this.log.warn(notes.join('; '));
@@ -290,14 +301,18 @@ export class RestSource implements Source {
   private async checkBuffer(): Promise<void> {
     let item: Record<string, unknown> | undefined;
     try {
-      ({ items: [item] } = await this.client.channels(this.channelId, ['id', 'messages_size', 'blocked']));
+      ({
+        items: [item],
+      } = await this.client.channels(this.channelId, ['id', 'messages_size', 'blocked']));
     } catch (error) {
       if (error instanceof FlespiError && error.kind === 'bad-request') this.bufferCheckFailed = true; // the fields are not there: stop asking
       throw error;
     }
     const blocked = item?.blocked;
     if (typeof blocked === 'number' && blocked !== 0) {
-      this.log.warn(`flespi reports channel ${this.channelId} as blocked (code ${blocked}${blocked === 4 ? ': storage, e.g. a full buffer' : ''}): a blocked channel takes no messages from devices; free its buffer ("delete", or a shorter messages_ttl) and check the account's limits at https://flespi.io/#/panel`);
+      this.log.warn(
+        `flespi reports channel ${this.channelId} as blocked (code ${blocked}${blocked === 4 ? ': storage, e.g. a full buffer' : ''}): a blocked channel takes no messages from devices; free its buffer ("delete", or a shorter messages_ttl) and check the account's limits at https://flespi.io/#/panel`,
+      );
     }
     const sizeKb = item?.messages_size;
     if (typeof sizeKb !== 'number') return;

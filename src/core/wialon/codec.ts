@@ -10,7 +10,18 @@ import { messageToPacket, type EncodeOptions } from './messageToPacket';
 import { fastEncode } from './onePassEncoder';
 import { encodePacket } from './packetEncoder';
 
-export { ACK_BYTE, BLOCK_MARKER, DEFAULT_MAX_PACKET_BYTES, MAX_NAME_BYTES, WialonDecodeError, WialonEncodeError, WialonFlags, type PosInfo, type WialonBlock, type WialonPacket } from './protocol';
+export {
+  ACK_BYTE,
+  BLOCK_MARKER,
+  DEFAULT_MAX_PACKET_BYTES,
+  MAX_NAME_BYTES,
+  WialonDecodeError,
+  WialonEncodeError,
+  WialonFlags,
+  type PosInfo,
+  type WialonBlock,
+  type WialonPacket,
+} from './protocol';
 export { messageToPacket, shortName, type EncodeIssue, type EncodeOptions } from './messageToPacket';
 export { encodePacket } from './packetEncoder';
 export { decodePacket, findBlock } from './packetDecoder';

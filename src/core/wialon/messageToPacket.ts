@@ -2,7 +2,21 @@
 // encoder (onePassEncoder.ts) applies the same rules and shares the helpers exported here.
 import { messageJson } from '../handlers/serialize';
 import type { FlespiMessage } from '../message';
-import { FIXED_NAMES, INT32_MAX, INT32_MIN, INT64_MAX, INT64_MIN, MAX_NAME_BYTES, UINT32_MAX, WialonEncodeError, WialonFlags, isPrintableAscii, type PosInfo, type WialonBlock, type WialonPacket } from './protocol';
+import {
+  FIXED_NAMES,
+  INT32_MAX,
+  INT32_MIN,
+  INT64_MAX,
+  INT64_MIN,
+  MAX_NAME_BYTES,
+  UINT32_MAX,
+  WialonEncodeError,
+  WialonFlags,
+  isPrintableAscii,
+  type PosInfo,
+  type WialonBlock,
+  type WialonPacket,
+} from './protocol';
 
 /** A parameter that was not sent exactly as it is in the flespi message. */
 export interface EncodeIssue {
@@ -41,7 +55,8 @@ export function messageToPacket(message: FlespiMessage, options: EncodeOptions =
     const block = parameterBlock(key, value, report);
     if (!block) continue;
     if (block.name === 'posinfo' || names.has(block.name)) {
-      const why = block.name === 'posinfo' ? 'the name "posinfo" is reserved for the position block' : `the Wialon name "${block.name}" is already used in this packet`;
+      const why =
+        block.name === 'posinfo' ? 'the name "posinfo" is reserved for the position block' : `the Wialon name "${block.name}" is already used in this packet`;
       report({ parameter: key, action: 'skipped', reason: why });
       continue;
     }
@@ -60,17 +75,22 @@ export function messageToPacket(message: FlespiMessage, options: EncodeOptions =
 function ignoreIssue(): void {}
 
 export function unitIdOf(ident: unknown): string {
-  if (ident === undefined || ident === null) throw new WialonEncodeError('ident', 'message has no "ident": Wialon needs it as the unit ID, so the message cannot be sent');
+  if (ident === undefined || ident === null)
+    throw new WialonEncodeError('ident', 'message has no "ident": Wialon needs it as the unit ID, so the message cannot be sent');
   if (typeof ident !== 'string' || ident === '') throw new WialonEncodeError('ident', `"ident" must be a non-empty string, got ${JSON.stringify(ident)}`);
-  if (!isPrintableAscii(ident)) throw new WialonEncodeError('ident', `"ident" ${JSON.stringify(ident)} has characters outside printable ASCII; Wialon unit IDs are ASCII`);
+  if (!isPrintableAscii(ident))
+    throw new WialonEncodeError('ident', `"ident" ${JSON.stringify(ident)} has characters outside printable ASCII; Wialon unit IDs are ASCII`);
   return ident;
 }
 
 export function timeOf(timestamp: unknown): number {
-  if (timestamp === undefined || timestamp === null) throw new WialonEncodeError('timestamp', 'message has no "timestamp": Wialon needs the message time, so the message cannot be sent');
-  if (typeof timestamp !== 'number' || !Number.isFinite(timestamp)) throw new WialonEncodeError('timestamp', `"timestamp" must be a number of seconds, got ${JSON.stringify(timestamp)}`);
+  if (timestamp === undefined || timestamp === null)
+    throw new WialonEncodeError('timestamp', 'message has no "timestamp": Wialon needs the message time, so the message cannot be sent');
+  if (typeof timestamp !== 'number' || !Number.isFinite(timestamp))
+    throw new WialonEncodeError('timestamp', `"timestamp" must be a number of seconds, got ${JSON.stringify(timestamp)}`);
   const seconds = Math.floor(timestamp);
-  if (seconds < 0 || seconds > UINT32_MAX) throw new WialonEncodeError('timestamp', `"timestamp" ${timestamp} does not fit Wialon's unsigned 32-bit seconds field`);
+  if (seconds < 0 || seconds > UINT32_MAX)
+    throw new WialonEncodeError('timestamp', `"timestamp" ${timestamp} does not fit Wialon's unsigned 32-bit seconds field`);
   return seconds;
 }
 
@@ -155,7 +175,11 @@ function parameterBlock(key: string, value: unknown, report: (issue: EncodeIssue
       try {
         json = jsonText(value);
       } catch (error) {
-        return skipped(report, key, `the ${Array.isArray(value) ? 'array' : 'object'} cannot be written as JSON (${error instanceof Error ? error.message : String(error)})`);
+        return skipped(
+          report,
+          key,
+          `the ${Array.isArray(value) ? 'array' : 'object'} cannot be written as JSON (${error instanceof Error ? error.message : String(error)})`,
+        );
       }
       report({ parameter: key, action: 'converted', reason: `Wialon has no ${Array.isArray(value) ? 'array' : 'object'} type; sent as JSON text` });
       return { name, attribute, type: 'text', value: json };

@@ -222,7 +222,11 @@ function writeParameter(o: number, key: string, info: NameInfo, value: unknown):
       try {
         json = jsonText(value);
       } catch (error) {
-        return skippedAt(o, key, `the ${Array.isArray(value) ? 'array' : 'object'} cannot be written as JSON (${error instanceof Error ? error.message : String(error)})`);
+        return skippedAt(
+          o,
+          key,
+          `the ${Array.isArray(value) ? 'array' : 'object'} cannot be written as JSON (${error instanceof Error ? error.message : String(error)})`,
+        );
       }
       pendingIssues.push({ parameter: key, action: 'converted', reason: `Wialon has no ${Array.isArray(value) ? 'array' : 'object'} type; sent as JSON text` });
       return writeText(o, info, json);

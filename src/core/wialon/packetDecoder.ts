@@ -25,10 +25,12 @@ export function decodePacket(buf: Buffer): WialonPacket {
     const start = o;
     if (buf.length - start < 6) throw new WialonDecodeError(`${buf.length - start} stray bytes after the last block (a block header has 6)`, start);
     const marker = buf.readUInt16BE(start);
-    if (marker !== BLOCK_MARKER) throw new WialonDecodeError(`expected the block marker 0x0BBB, found 0x${marker.toString(16).padStart(4, '0').toUpperCase()}`, start);
+    if (marker !== BLOCK_MARKER)
+      throw new WialonDecodeError(`expected the block marker 0x0BBB, found 0x${marker.toString(16).padStart(4, '0').toUpperCase()}`, start);
     const blockSize = buf.readUInt32BE(start + 2);
     const end = start + 6 + blockSize;
-    if (end > buf.length) throw new WialonDecodeError(`the block says ${blockSize} bytes follow its header, but only ${buf.length - start - 6} remain in the packet`, start);
+    if (end > buf.length)
+      throw new WialonDecodeError(`the block says ${blockSize} bytes follow its header, but only ${buf.length - start - 6} remain in the packet`, start);
     if (blockSize < 3) throw new WialonDecodeError(`block size ${blockSize} is too small for attribute, data type and name`, start);
     const attribute = buf[start + 6];
     const typeByte = buf[start + 7];
@@ -45,7 +47,8 @@ export function decodePacket(buf: Buffer): WialonPacket {
 
 function decodeValue(buf: Buffer, at: number, end: number, name: string, attribute: number, typeByte: number): WialonBlock {
   const length = end - at;
-  if (name === 'posinfo' && typeByte !== TYPE_BYTE.posinfo) throw new WialonDecodeError(`block "posinfo" must have data type 2, found ${typeByte}`, at - name.length - 2);
+  if (name === 'posinfo' && typeByte !== TYPE_BYTE.posinfo)
+    throw new WialonDecodeError(`block "posinfo" must have data type 2, found ${typeByte}`, at - name.length - 2);
   switch (typeByte) {
     case 1: {
       if (length < 1 || buf[end - 1] !== 0) throw new WialonDecodeError(`block "${name}": text value must end with a NUL byte`, at);
@@ -81,7 +84,10 @@ function decodeValue(buf: Buffer, at: number, end: number, name: string, attribu
     case 6:
       return { name, attribute, type: 'image', value: Buffer.from(buf.subarray(at, end)) };
     default:
-      throw new WialonDecodeError(`block "${name}": unknown data type ${typeByte} (known: 1 text, 2 binary, 3 int32, 4 double, 5 int64, 6 image)`, at - name.length - 2);
+      throw new WialonDecodeError(
+        `block "${name}": unknown data type ${typeByte} (known: 1 text, 2 binary, 3 int32, 4 double, 5 int64, 6 image)`,
+        at - name.length - 2,
+      );
   }
 }
 
@@ -92,7 +98,8 @@ function checkLength(length: number, bytes: number, name: string, what: string, 
 function asciiText(buf: Buffer, start: number, end: number, what: string): string {
   if (end === start) throw new WialonDecodeError(`the ${what} is empty`, start);
   for (let i = start; i < end; i++) {
-    if (buf[i] < 0x20 || buf[i] > 0x7e) throw new WialonDecodeError(`the ${what} has the byte 0x${buf[i].toString(16).padStart(2, '0')}, outside printable ASCII`, i);
+    if (buf[i] < 0x20 || buf[i] > 0x7e)
+      throw new WialonDecodeError(`the ${what} has the byte 0x${buf[i].toString(16).padStart(2, '0')}, outside printable ASCII`, i);
   }
   return buf.toString('latin1', start, end);
 }

@@ -1,5 +1,19 @@
 // packet -> bytes: serializes a WialonPacket, checking every field on the way.
-import { BLOCK_MARKER, INT32_MAX, INT32_MIN, INT64_MAX, INT64_MIN, MAX_NAME_BYTES, POSINFO_BYTES, TYPE_BYTE, UINT32_MAX, WialonEncodeError, isPrintableAscii, type WialonBlock, type WialonPacket } from './protocol';
+import {
+  BLOCK_MARKER,
+  INT32_MAX,
+  INT32_MIN,
+  INT64_MAX,
+  INT64_MIN,
+  MAX_NAME_BYTES,
+  POSINFO_BYTES,
+  TYPE_BYTE,
+  UINT32_MAX,
+  WialonEncodeError,
+  isPrintableAscii,
+  type WialonBlock,
+  type WialonPacket,
+} from './protocol';
 
 /** Serializes a packet. Validates every field, so a packet that encodes also decodes. */
 export function encodePacket(packet: WialonPacket): Buffer {
@@ -57,7 +71,8 @@ function valueSize(block: WialonBlock): number {
       if (block.value.includes('\0')) throw blockError(block, 'text must not contain NUL');
       return Buffer.byteLength(block.value, 'utf8') + 1;
     case 'int32':
-      if (!Number.isInteger(block.value) || block.value < INT32_MIN || block.value > INT32_MAX) throw blockError(block, `${block.value} is not a 32-bit signed integer`);
+      if (!Number.isInteger(block.value) || block.value < INT32_MIN || block.value > INT32_MAX)
+        throw blockError(block, `${block.value} is not a 32-bit signed integer`);
       return 4;
     case 'double':
       if (!Number.isFinite(block.value)) throw blockError(block, `${block.value} is not a finite number`);
@@ -68,7 +83,8 @@ function valueSize(block: WialonBlock): number {
     case 'posinfo': {
       const p = block.value;
       if (![p.longitude, p.latitude, p.altitude].every(Number.isFinite)) throw blockError(block, 'longitude, latitude and altitude must be finite numbers');
-      if (!isUintN(p.speed, 0xffff) || !isUintN(p.course, 0xffff) || !isUintN(p.satellites, 0xff)) throw blockError(block, 'speed and course must be integers 0..65535, satellites 0..255');
+      if (!isUintN(p.speed, 0xffff) || !isUintN(p.course, 0xffff) || !isUintN(p.satellites, 0xff))
+        throw blockError(block, 'speed and course must be integers 0..65535, satellites 0..255');
       return POSINFO_BYTES;
     }
     case 'binary':

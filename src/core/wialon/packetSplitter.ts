@@ -30,7 +30,10 @@ export class PacketSplitter {
     while (this.buffered >= 4) {
       const total = 4 + this.peekSize();
       if (total > this.maxPacketBytes) {
-        throw new WialonDecodeError(`a packet size of ${total - 4} bytes exceeds the limit of ${this.maxPacketBytes}: the stream is not Wialon Retranslator, or is out of step`, this.consumed);
+        throw new WialonDecodeError(
+          `a packet size of ${total - 4} bytes exceeds the limit of ${this.maxPacketBytes}: the stream is not Wialon Retranslator, or is out of step`,
+          this.consumed,
+        );
       }
       if (this.buffered < total) break;
       packets.push(this.take(total));

@@ -15,7 +15,8 @@ export async function resolveChannel(tree: ChannelsTree, arg: unknown, title: st
   const node = arg as ChannelNode | undefined;
   if (node?.kind === 'channel') return node.channel;
   const plain = arg as { id?: unknown; name?: unknown } | undefined;
-  if (typeof plain?.id === 'number') return { id: plain.id, name: typeof plain.name === 'string' ? plain.name : `channel ${plain.id}`, enabled: true, blocked: 0 };
+  if (typeof plain?.id === 'number')
+    return { id: plain.id, name: typeof plain.name === 'string' ? plain.name : `channel ${plain.id}`, enabled: true, blocked: 0 };
   let channels: ChannelInfo[];
   try {
     channels = await tree.list();
@@ -54,18 +55,26 @@ export function registerHistoryDocuments(): vscode.Disposable {
 }
 
 /** Asks which messages (the latest N, the last hour or day, or a time range), fetches them over REST and opens them read-only as JSON in time order. */
-export async function openMessagesHistory(channel: ChannelInfo, client: { channelMessages: (id: number, params: ChannelHistoryParams) => Promise<Record<string, unknown>[]> }, log: vscode.LogOutputChannel): Promise<void> {
+export async function openMessagesHistory(
+  channel: ChannelInfo,
+  client: { channelMessages: (id: number, params: ChannelHistoryParams) => Promise<Record<string, unknown>[]> },
+  log: vscode.LogOutputChannel,
+): Promise<void> {
   const range = await askHistoryRange(channel);
   if (!range) return;
   const { params, title } = historyRequest(range);
   try {
-    const messages = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `Fetching messages of ${channel.name} (${title})…` }, () => client.channelMessages(channel.id, params));
+    const messages = await vscode.window.withProgress(
+      { location: vscode.ProgressLocation.Notification, title: `Fetching messages of ${channel.name} (${title})…` },
+      () => client.channelMessages(channel.id, params),
+    );
     log.info(`history: ${messages.length} messages of channel ${channel.id} (${title})`);
     if (messages.length === 0) {
       void vscode.window.showInformationMessage(`Channel ${channel.name} has no stored messages${range.kind === 'range' ? ' in that time range' : ''}.`);
       return;
     }
-    if (range.kind === 'range' && messages.length >= HISTORY_MAX_COUNT) void vscode.window.showInformationMessage(`Showing the first ${HISTORY_MAX_COUNT} messages of the range: narrow it to see the rest.`);
+    if (range.kind === 'range' && messages.length >= HISTORY_MAX_COUNT)
+      void vscode.window.showInformationMessage(`Showing the first ${HISTORY_MAX_COUNT} messages of the range: narrow it to see the rest.`);
     const uri = vscode.Uri.from({ scheme: HISTORY_SCHEME, path: `/${channel.name.replace(/[\\/:*?"<>|]+/g, '_')} ${title}.json`, query: `t=${Date.now()}` });
     historyTexts.set(uri.toString(), historyDocument(messages, params.reverse === true));
     const document = await vscode.workspace.openTextDocument(uri);
@@ -94,12 +103,19 @@ async function askHistoryRange(channel: ChannelInfo): Promise<HistoryRange | und
       title: `Messages history of ${channel.name}`,
       prompt: 'How many of the latest messages?',
       value: String(fallback),
-      validateInput: (value) => (/^\d+$/.test(value.trim()) && Number(value) >= 1 && Number(value) <= HISTORY_MAX_COUNT ? undefined : `Enter a whole number from 1 to ${HISTORY_MAX_COUNT}`),
+      validateInput: (value) =>
+        /^\d+$/.test(value.trim()) && Number(value) >= 1 && Number(value) <= HISTORY_MAX_COUNT
+          ? undefined
+          : `Enter a whole number from 1 to ${HISTORY_MAX_COUNT}`,
     });
     return answer === undefined ? undefined : { kind: 'latest', count: Number(answer.trim()) };
   }
   const hint = 'A time like 2026-11-26 14:05, an ISO time, or 15m, 2h, 1d (ago)';
-  const from = await vscode.window.showInputBox({ title: `Messages of ${channel.name}: from`, value: formatLocalTime(now - 3_600_000), validateInput: (v) => (parseStartTime(v) === undefined ? hint : undefined) });
+  const from = await vscode.window.showInputBox({
+    title: `Messages of ${channel.name}: from`,
+    value: formatLocalTime(now - 3_600_000),
+    validateInput: (v) => (parseStartTime(v) === undefined ? hint : undefined),
+  });
   if (from === undefined) return undefined;
   const fromMs = parseStartTime(from)!;
   const to = await vscode.window.showInputBox({

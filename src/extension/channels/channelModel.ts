@@ -24,7 +24,14 @@ export async function listChannelRows(client: Pick<FlespiClient, 'channels'>): P
       refused ??= error;
       continue;
     }
-    const degraded = refused && `flespi refused some channel fields (${refused.details.map((d) => d.reason).filter(Boolean).join('; ') || refused.message}); showing ${fields ? fields.join(', ') : 'what it answers without a field list'}`;
+    const degraded =
+      refused &&
+      `flespi refused some channel fields (${
+        refused.details
+          .map((d) => d.reason)
+          .filter(Boolean)
+          .join('; ') || refused.message
+      }); showing ${fields ? fields.join(', ') : 'what it answers without a field list'}`;
     return { channels: parseChannels(items), degraded };
   }
   throw refused as FlespiError;
@@ -96,12 +103,15 @@ export function channelSummary(channel: ChannelInfo, forwarding?: ChannelForward
   const parts = [`#${channel.id}`, channel.protocol, state].filter(Boolean);
   if (forwarding?.where) parts.push('forwarding in another window');
   else if (forwarding?.blocked) parts.push('blocked by flespi');
-  else if (forwarding) parts.push(forwarding.state === 'failed' ? 'forwarding failed' : `→ ${forwarding.sinks.length} sink${forwarding.sinks.length === 1 ? '' : 's'}`);
+  else if (forwarding)
+    parts.push(forwarding.state === 'failed' ? 'forwarding failed' : `→ ${forwarding.sinks.length} sink${forwarding.sinks.length === 1 ? '' : 's'}`);
 
   const lines = [`**${escapeMarkdown(channel.name)}**`, '', `- id: \`${channel.id}\``];
   if (channel.protocol) lines.push(`- protocol: ${escapeMarkdown(channel.protocol)}`);
   if (channel.uri) lines.push(`- listens at: ${escapeMarkdown(channel.uri)}`);
-  lines.push(`- state: ${channel.blocked ? `blocked (${BLOCK_REASONS[channel.blocked] ?? `code ${channel.blocked}`})` : channel.enabled ? 'enabled' : 'disabled'}`);
+  lines.push(
+    `- state: ${channel.blocked ? `blocked (${BLOCK_REASONS[channel.blocked] ?? `code ${channel.blocked}`})` : channel.enabled ? 'enabled' : 'disabled'}`,
+  );
   if (channel.connections !== undefined) lines.push(`- connections: ${channel.connections}`);
   if (channel.messagesTtl !== undefined) lines.push(`- keeps messages for: ${duration(channel.messagesTtl)}`);
   if (forwarding?.where) lines.push(`- forwarding → ${forwarding.sinks.map(escapeMarkdown).join(', ')}: runs in ${escapeMarkdown(forwarding.where)}`);

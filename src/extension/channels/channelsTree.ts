@@ -11,7 +11,6 @@ export type ChannelNode = { kind: 'channel'; channel: ChannelInfo } | { kind: 'm
 /** Rows redraw at most this often (a forwarding reports a change with every batch). */
 const REDRAW_INTERVAL_MS = 300;
 
-
 export class ChannelsTree implements vscode.TreeDataProvider<ChannelNode>, vscode.Disposable {
   private readonly changed = new vscode.EventEmitter<ChannelNode | ChannelNode[] | undefined>();
   readonly onDidChangeTreeData = this.changed.event;
@@ -54,7 +53,15 @@ export class ChannelsTree implements vscode.TreeDataProvider<ChannelNode>, vscod
       forwarding,
       summary: channelSummary(
         channel,
-        forwarding ? { state: forwarding.state, messages: forwarding.messagesForwarded, sinks: forwarding.spec.sinks, where: forwarding.where, blocked: forwarding.stats()?.blocked } : undefined,
+        forwarding
+          ? {
+              state: forwarding.state,
+              messages: forwarding.messagesForwarded,
+              sinks: forwarding.spec.sinks,
+              where: forwarding.where,
+              blocked: forwarding.stats()?.blocked,
+            }
+          : undefined,
       ),
     };
   }
@@ -114,7 +121,14 @@ export class ChannelsTree implements vscode.TreeDataProvider<ChannelNode>, vscod
     try {
       const channels = await this.list();
       if (channels.length === 0) {
-        return [message('No channels yet — click to create one in flespi.io', 'info', 'Channels receive the messages of your trackers. Create one in the flespi panel, then refresh this view.', { command: 'vscode.open', title: 'Open flespi.io', arguments: [vscode.Uri.parse('https://flespi.io/#/panel/list/channels')] })];
+        return [
+          message(
+            'No channels yet — click to create one in flespi.io',
+            'info',
+            'Channels receive the messages of your trackers. Create one in the flespi panel, then refresh this view.',
+            { command: 'vscode.open', title: 'Open flespi.io', arguments: [vscode.Uri.parse('https://flespi.io/#/panel/list/channels')] },
+          ),
+        ];
       }
       const ids = new Set(channels.map((c) => c.id));
       for (const id of this.nodes.keys()) if (!ids.has(id)) this.nodes.delete(id);

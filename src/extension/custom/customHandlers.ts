@@ -118,7 +118,10 @@ export class CustomHandlers implements vscode.Disposable {
     try {
       return new TextDecoder().decode(await vscode.workspace.fs.readFile(uri));
     } catch (error) {
-      throw new Error(`The flespi extension is incomplete: ${API_TYPINGS_PATH.join('/')} is missing (${error instanceof Error ? error.message : String(error)}). Reinstall it, or run "npm run build" in its source folder.`, { cause: error });
+      throw new Error(
+        `The flespi extension is incomplete: ${API_TYPINGS_PATH.join('/')} is missing (${error instanceof Error ? error.message : String(error)}). Reinstall it, or run "npm run build" in its source folder.`,
+        { cause: error },
+      );
     }
   }
 
@@ -187,7 +190,8 @@ export class CustomHandlers implements vscode.Disposable {
       return;
     }
     this.problemItem.text = `$(error) flespi handler${names.length === 1 ? ` ${names[0]}` : `s ${names.join(', ')}`} does not load`;
-    this.problemItem.tooltip = [...this.problems].map(([name, message]) => `${name}: ${message}`).join('\n\n') + '\n\nClick for the Problems view; saving a fix clears this.';
+    this.problemItem.tooltip =
+      [...this.problems].map(([name, message]) => `${name}: ${message}`).join('\n\n') + '\n\nClick for the Problems view; saving a fix clears this.';
     this.problemItem.show();
   }
 
@@ -243,9 +247,17 @@ export class CustomHandlers implements vscode.Disposable {
 
   /** `flespi.handlersFolder`, checked to stay inside the workspace folder. */
   private handlersFolder(complain = true): string | undefined {
-    const value = vscode.workspace.getConfiguration('flespi').get<string>('handlersFolder', 'flespi-handlers').trim().replace(/[\\/]+$/, '') || 'flespi-handlers';
+    const value =
+      vscode.workspace
+        .getConfiguration('flespi')
+        .get<string>('handlersFolder', 'flespi-handlers')
+        .trim()
+        .replace(/[\\/]+$/, '') || 'flespi-handlers';
     if (path.isAbsolute(value) || value.split(/[\\/]/).includes('..')) {
-      if (complain) void vscode.window.showErrorMessage(`Setting flespi.handlersFolder must be a folder inside the workspace (a relative path without ".."), got "${value}".`);
+      if (complain)
+        void vscode.window.showErrorMessage(
+          `Setting flespi.handlersFolder must be a folder inside the workspace (a relative path without ".."), got "${value}".`,
+        );
       return undefined;
     }
     return value.replace(/\\/g, '/');

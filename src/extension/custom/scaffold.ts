@@ -5,14 +5,28 @@
  */
 
 /** Names the handler class may not take: they would shadow what the template imports. */
-const TAKEN = new Set(['Handler', 'FlespiMessage', 'HandlerContext', 'HandlerHealth', 'Logger', 'TransientError', 'UndeliverableError', 'Promise', 'Error', 'Object', 'JSON', 'Array']);
+const TAKEN = new Set([
+  'Handler',
+  'FlespiMessage',
+  'HandlerContext',
+  'HandlerHealth',
+  'Logger',
+  'TransientError',
+  'UndeliverableError',
+  'Promise',
+  'Error',
+  'Object',
+  'JSON',
+  'Array',
+]);
 
 /** Why `name` cannot be a handler class name, or undefined when it can. */
 export function validateHandlerName(name: string): string | undefined {
   if (name.trim() === '') return 'Enter a name, e.g. MyHandler';
   if (name !== name.trim()) return 'Remove the spaces around the name';
   if (!/^[A-Za-z_$][\w$]*$/.test(name)) return `"${name}" is not an identifier: use letters and digits only, starting with a letter (e.g. MyHandler)`;
-  if (!/^[A-Z][A-Za-z0-9]*$/.test(name)) return `"${name}" is not PascalCase: start with a capital letter and use letters and digits only (e.g. ${pascalCase(name) || 'MyHandler'})`;
+  if (!/^[A-Z][A-Za-z0-9]*$/.test(name))
+    return `"${name}" is not PascalCase: start with a capital letter and use letters and digits only (e.g. ${pascalCase(name) || 'MyHandler'})`;
   if (name.length > 64) return 'Use at most 64 characters';
   if (TAKEN.has(name)) return `"${name}" is taken by the API the handler imports: choose another name, e.g. My${name}`;
   return undefined;

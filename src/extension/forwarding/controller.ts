@@ -68,7 +68,10 @@ export class ForwardingController implements vscode.Disposable {
       this.statusBar,
       this.deadLetterDocuments,
       deps.connection.onDidChange(() => void this.connectionChanged()),
-      vscode.workspace.registerTextDocumentContentProvider(DEAD_LETTERS_SCHEME, { onDidChange: this.deadLetterDocuments.event, provideTextDocumentContent: (uri) => this.deadLettersText(uri) }),
+      vscode.workspace.registerTextDocumentContentProvider(DEAD_LETTERS_SCHEME, {
+        onDidChange: this.deadLetterDocuments.event,
+        provideTextDocumentContent: (uri) => this.deadLettersText(uri),
+      }),
     );
   }
 
@@ -105,10 +108,18 @@ export class ForwardingController implements vscode.Disposable {
     if (!picked || picked.length === 0) return;
     const start = await this.askStart(info, channel, manager.get(channel.id));
     if (!start) return;
-    const spec: ForwardingSpec = { channelId: channel.id, channelName: channel.name, sinks: picked.map((p) => p.label), connection: info.label, ...(start.startKey === undefined ? {} : { startKey: start.startKey }) };
+    const spec: ForwardingSpec = {
+      channelId: channel.id,
+      channelName: channel.name,
+      sinks: picked.map((p) => p.label),
+      connection: info.label,
+      ...(start.startKey === undefined ? {} : { startKey: start.startKey }),
+    };
     const forwarding = await manager.start(spec);
     if (forwarding.owner) {
-      void vscode.window.showWarningMessage(`Channel ${channel.name} is already forwarded in ${forwarding.where}: stop it there first (one window forwards a channel, so that messages are not delivered twice).`);
+      void vscode.window.showWarningMessage(
+        `Channel ${channel.name} is already forwarded in ${forwarding.where}: stop it there first (one window forwards a channel, so that messages are not delivered twice).`,
+      );
       this.scheduleAdopt();
     } else if (!forwarding.error) void vscode.window.showInformationMessage(`Forwarding channel ${channel.name} to ${spec.sinks.join(', ')}.`);
   }
@@ -119,15 +130,27 @@ export class ForwardingController implements vscode.Disposable {
    * channel is forwarded already (it keeps its position) or read over MQTT (the broker's session
    * starts now). Undefined when the user cancelled; a start other than the checkpoint removes it.
    */
-  private async askStart(info: NonNullable<Connection['current']>, channel: ChannelInfo, running: Forwarding | undefined): Promise<{ startKey?: number } | undefined> {
+  private async askStart(
+    info: NonNullable<Connection['current']>,
+    channel: ChannelInfo,
+    running: Forwarding | undefined,
+  ): Promise<{ startKey?: number } | undefined> {
     if (running && !running.owner) return { startKey: running.spec.startKey };
     if (vscode.workspace.getConfiguration('flespi').get('forwarding.source') === 'mqtt') return {};
     const { bufferExtent, keyAtTime } = await import('./startPosition.js');
     const checkpointFile = info.mode === 'sandbox' ? undefined : this.checkpointPath(info.label, channel.id);
-    const hasCheckpoint = checkpointFile !== undefined && (await stat(checkpointFile).then(() => true, () => false));
+    const hasCheckpoint =
+      checkpointFile !== undefined &&
+      (await stat(checkpointFile).then(
+        () => true,
+        () => false,
+      ));
     let extent: Awaited<ReturnType<typeof bufferExtent>>;
     try {
-      extent = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `Reading the buffer of channel ${channel.name}…` }, () => bufferExtent(info.client, channel.id));
+      extent = await vscode.window.withProgress(
+        { location: vscode.ProgressLocation.Notification, title: `Reading the buffer of channel ${channel.name}…` },
+        () => bufferExtent(info.client, channel.id),
+      );
     } catch (error) {
       void vscode.window.showErrorMessage(`Cannot read the buffer of channel ${channel.name}: ${errorMessage(error)}`);
       return undefined;
@@ -135,17 +158,25 @@ export class ForwardingController implements vscode.Disposable {
     type Choice = vscode.QuickPickItem & { start: 'checkpoint' | 'now' | 'oldest' | 'time' };
     const plural = (n: number) => `${n} message${n === 1 ? '' : 's'}`;
     const choices: Choice[] = [
-      ...(hasCheckpoint ? [{ label: 'Where it stopped last time', detail: 'After the last message it forwarded (its checkpoint)', start: 'checkpoint' as const }] : []),
+      ...(hasCheckpoint
+        ? [{ label: 'Where it stopped last time', detail: 'After the last message it forwarded (its checkpoint)', start: 'checkpoint' as const }]
+        : []),
       { label: 'From now', detail: 'Only messages that arrive from now on', start: 'now' },
       {
         label: 'From the oldest message in the buffer',
         description: plural(extent.count),
-        detail: extent.count === 0 ? 'The buffer is empty: the same as from now' : `All ${plural(extent.count)} in the buffer${extent.oldestMs ? `, from ${formatLocalTime(extent.oldestMs)}` : ''}, then what arrives`,
+        detail:
+          extent.count === 0
+            ? 'The buffer is empty: the same as from now'
+            : `All ${plural(extent.count)} in the buffer${extent.oldestMs ? `, from ${formatLocalTime(extent.oldestMs)}` : ''}, then what arrives`,
         start: 'oldest',
       },
       { label: 'From a time…', detail: 'The first message flespi received at or after a time you give', start: 'time' },
     ];
-    const choice = await vscode.window.showQuickPick(choices, { title: `Forward channel ${channel.name}: start where?`, placeHolder: `The buffer holds ${plural(extent.count)}` });
+    const choice = await vscode.window.showQuickPick(choices, {
+      title: `Forward channel ${channel.name}: start where?`,
+      placeHolder: `The buffer holds ${plural(extent.count)}`,
+    });
     if (!choice) return undefined;
     let startKey: number | undefined;
     if (choice.start === 'checkpoint') return {};
@@ -161,13 +192,18 @@ export class ForwardingController implements vscode.Disposable {
       const time = answer === undefined ? undefined : parseStartTime(answer);
       if (time === undefined) return undefined;
       try {
-        startKey = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `Finding the first message at ${formatLocalTime(time)}…` }, () => keyAtTime(info.client, channel.id, time, extent));
+        startKey = await vscode.window.withProgress(
+          { location: vscode.ProgressLocation.Notification, title: `Finding the first message at ${formatLocalTime(time)}…` },
+          () => keyAtTime(info.client, channel.id, time, extent),
+        );
       } catch (error) {
         void vscode.window.showErrorMessage(`Cannot read the buffer of channel ${channel.name}: ${errorMessage(error)}`);
         return undefined;
       }
     }
-    this.deps.log.info(`forwarding channel ${channel.id} starts ${choice.start === 'time' ? 'at a time' : choice.start === 'now' ? 'from now' : 'from the oldest message'}: key ${startKey} (buffer keys ${extent.oldestKey}..${extent.endKey - 1})`);
+    this.deps.log.info(
+      `forwarding channel ${channel.id} starts ${choice.start === 'time' ? 'at a time' : choice.start === 'now' ? 'from now' : 'from the oldest message'}: key ${startKey} (buffer keys ${extent.oldestKey}..${extent.endKey - 1})`,
+    );
     if (hasCheckpoint && checkpointFile) await rm(checkpointFile, { force: true });
     return { startKey };
   }
@@ -187,7 +223,12 @@ export class ForwardingController implements vscode.Disposable {
         return;
       }
       const picked = await vscode.window.showQuickPick(
-        forwardings.map((f) => ({ label: f.spec.channelName, description: `#${f.spec.channelId} → ${f.spec.sinks.join(', ')}`, detail: f.owner ? `runs in ${f.where}` : undefined, id: f.spec.channelId })),
+        forwardings.map((f) => ({
+          label: f.spec.channelName,
+          description: `#${f.spec.channelId} → ${f.spec.sinks.join(', ')}`,
+          detail: f.owner ? `runs in ${f.where}` : undefined,
+          id: f.spec.channelId,
+        })),
         { title: 'Stop Forwarding', placeHolder: 'Pick a forwarded channel' },
       );
       if (!picked) return;
@@ -218,7 +259,11 @@ export class ForwardingController implements vscode.Disposable {
       void vscode.window.showInformationMessage(`Sink "${sink}" has no dead letters on ${info.label}.`);
       return;
     }
-    const uri = vscode.Uri.from({ scheme: DEAD_LETTERS_SCHEME, path: `/${sink}.dead-letters.json`, query: new URLSearchParams({ connection: info.label, sink }).toString() });
+    const uri = vscode.Uri.from({
+      scheme: DEAD_LETTERS_SCHEME,
+      path: `/${sink}.dead-letters.json`,
+      query: new URLSearchParams({ connection: info.label, sink }).toString(),
+    });
     this.deadLetterDocuments.fire(uri); // an open one shows what is there now
     const document = await vscode.workspace.openTextDocument(uri);
     await vscode.languages.setTextDocumentLanguage(document, 'json');
@@ -251,14 +296,16 @@ export class ForwardingController implements vscode.Disposable {
     const question = `Send the ${count} dead letter${count === 1 ? '' : 's'} of sink "${sink}" again? Those it accepts leave the store; the others stay with their new reason.`;
     if ((await vscode.window.showWarningMessage(question, { modal: true }, send)) !== send) return;
     const { describeHandlerError } = await import('../../core/custom/loader.js');
-    const outcome = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `Sending the dead letters of sink "${sink}" again…` }, () =>
-      files.resend(info.label, sink, () => this.deps.sinks.createHandler(setting), {
-        timeoutMs: 60_000,
-        log: coreLogger(this.deps.log, sink),
-        describeError: describeHandlerError,
-        // Another window runs that forwarding and appends to its file: leave it to that window.
-        skip: (channelId) => this.manager?.get(channelId)?.owner !== undefined,
-      }),
+    const outcome = await vscode.window.withProgress(
+      { location: vscode.ProgressLocation.Notification, title: `Sending the dead letters of sink "${sink}" again…` },
+      () =>
+        files.resend(info.label, sink, () => this.deps.sinks.createHandler(setting), {
+          timeoutMs: 60_000,
+          log: coreLogger(this.deps.log, sink),
+          describeError: describeHandlerError,
+          // Another window runs that forwarding and appends to its file: leave it to that window.
+          skip: (channelId) => this.manager?.get(channelId)?.owner !== undefined,
+        }),
     );
     for (const error of outcome.errors.slice(0, 10)) this.deps.log.warn(`sending dead letters of "${sink}" again: ${error}`);
     await this.refreshDeadLetters();
@@ -269,8 +316,7 @@ export class ForwardingController implements vscode.Disposable {
       void vscode.window.showWarningMessage(`${summary} ${outcome.errors[0]}`, 'Show Log').then((choice) => {
         if (choice) this.deps.log.show();
       });
-    }
-    else void vscode.window.showInformationMessage(summary);
+    } else void vscode.window.showInformationMessage(summary);
   }
 
   /** Lists forwardings; picking one offers to stop it. */
@@ -292,7 +338,8 @@ export class ForwardingController implements vscode.Disposable {
     );
     if (!picked) return;
     const stop = 'Stop Forwarding';
-    if ((await vscode.window.showWarningMessage(`Stop forwarding channel ${picked.forwarding.spec.channelName}?`, stop)) === stop) await this.stop(picked.forwarding.spec.channelId);
+    if ((await vscode.window.showWarningMessage(`Stop forwarding channel ${picked.forwarding.spec.channelName}?`, stop)) === stop)
+      await this.stop(picked.forwarding.spec.channelId);
   }
 
   /** Restarts forwardings that use these sinks (their code or settings changed). */
@@ -357,7 +404,9 @@ export class ForwardingController implements vscode.Disposable {
   }
 
   private deadLetterFiles(): Promise<DeadLetterFiles> {
-    this.deadLetterFilesPromise ??= import('./deadLetterFiles.js').then(({ DeadLetterFiles }) => new DeadLetterFiles(join(this.deps.context.globalStorageUri.fsPath, 'dead-letters')));
+    this.deadLetterFilesPromise ??= import('./deadLetterFiles.js').then(
+      ({ DeadLetterFiles }) => new DeadLetterFiles(join(this.deps.context.globalStorageUri.fsPath, 'dead-letters')),
+    );
     return this.deadLetterFilesPromise;
   }
 
@@ -385,27 +434,27 @@ export class ForwardingController implements vscode.Disposable {
     await this.migrateLegacyList().catch((error: unknown) => log.warn(`cannot move the old list of forwardings: ${errorMessage(error)}`));
     const owner = vscode.workspace.name ? `workspace "${vscode.workspace.name}"` : 'no folder open';
     const manager = new ForwardingManager({
-        build: async (spec) => {
-          const info = connection.current;
-          if (!info || info.label !== spec.connection) throw new Error(`not connected to ${spec.connection}`);
-          const handlers = [];
-          for (const name of spec.sinks) {
-            const sink = sinks.get(name);
-            if (!sink) throw new Error(`sink "${name}" is no longer in flespi.sinks: start forwarding again with the sinks you have`);
-            handlers.push(await sinks.createHandler(sink));
-          }
-          const source = await this.createSource(spec);
-          // The sandbox starts empty after every reload, so its keys do not survive it: keep its checkpoints in memory.
-          const checkpoints = info.mode === 'sandbox' ? new MemoryCheckpointStore() : new FileCheckpointStore(this.checkpointPath(info.label, spec.channelId));
-          const deadLetters = (await this.deadLetterFiles()).store(info.label, spec.channelId);
-          return { source, handlers, checkpoints, deadLetters };
-        },
-        records: this.records,
-        lock: (spec) => new FileLock(this.lockPath(spec), owner),
-        scope: () => sinks.scopeId(),
-        log: coreLogger(log, 'forwarding'),
-        // VS Code waits only a few seconds for deactivate(): in-flight batches get 2 s to finish.
-        receiverOptions: { stopGraceMs: 2000 },
+      build: async (spec) => {
+        const info = connection.current;
+        if (!info || info.label !== spec.connection) throw new Error(`not connected to ${spec.connection}`);
+        const handlers = [];
+        for (const name of spec.sinks) {
+          const sink = sinks.get(name);
+          if (!sink) throw new Error(`sink "${name}" is no longer in flespi.sinks: start forwarding again with the sinks you have`);
+          handlers.push(await sinks.createHandler(sink));
+        }
+        const source = await this.createSource(spec);
+        // The sandbox starts empty after every reload, so its keys do not survive it: keep its checkpoints in memory.
+        const checkpoints = info.mode === 'sandbox' ? new MemoryCheckpointStore() : new FileCheckpointStore(this.checkpointPath(info.label, spec.channelId));
+        const deadLetters = (await this.deadLetterFiles()).store(info.label, spec.channelId);
+        return { source, handlers, checkpoints, deadLetters };
+      },
+      records: this.records,
+      lock: (spec) => new FileLock(this.lockPath(spec), owner),
+      scope: () => sinks.scopeId(),
+      log: coreLogger(log, 'forwarding'),
+      // VS Code waits only a few seconds for deactivate(): in-flight batches get 2 s to finish.
+      receiverOptions: { stopGraceMs: 2000 },
     });
     manager.on('change', () => {
       this.deps.changed();
@@ -439,7 +488,10 @@ export class ForwardingController implements vscode.Disposable {
       const { MqttSource } = await import('../../core/sources/mqtt.js');
       // One stable session per forwarding (machine, profile storage, connection, channel), apart from
       // the CLI's sessions and from other VS Code profiles on the same host: never shared by two receivers.
-      const owner = createHash('sha256').update(`${vscode.env.machineId}\n${this.lockPath(spec)}`).digest('hex').slice(0, 10);
+      const owner = createHash('sha256')
+        .update(`${vscode.env.machineId}\n${this.lockPath(spec)}`)
+        .digest('hex')
+        .slice(0, 10);
       return new MqttSource({
         url: info.mqttUrl,
         token: info.token,
@@ -462,7 +514,11 @@ export class ForwardingController implements vscode.Disposable {
   private async showFailure(forwarding: Forwarding, error: Error): Promise<void> {
     const auth = error instanceof FlespiError && (error.kind === 'auth' || error.kind === 'forbidden');
     const action = auth ? 'Set Token…' : 'Restart';
-    const choice = await vscode.window.showErrorMessage(`Forwarding of channel ${forwarding.spec.channelName} stopped: ${errorMessage(error)}`, action, 'Show Log');
+    const choice = await vscode.window.showErrorMessage(
+      `Forwarding of channel ${forwarding.spec.channelName} stopped: ${errorMessage(error)}`,
+      action,
+      'Show Log',
+    );
     if (choice === 'Set Token…') await vscode.commands.executeCommand('flespi.setToken');
     else if (choice === 'Restart') await this.manager?.start(forwarding.spec);
     else if (choice === 'Show Log') this.deps.log.show();
@@ -494,7 +550,10 @@ export class ForwardingController implements vscode.Disposable {
     const tooltip = new vscode.MarkdownString('**flespi forwarding**\n\n', true);
     // Channel and sink names come from flespi and the settings: escaped, so they cannot add links or icons.
     const md = escapeMarkdown;
-    for (const f of forwardings) tooltip.appendMarkdown(`- ${md(f.spec.channelName)} (#${f.spec.channelId}) → ${f.spec.sinks.map(md).join(', ')}: ${f.state}, ${f.messagesForwarded} messages\n`);
+    for (const f of forwardings)
+      tooltip.appendMarkdown(
+        `- ${md(f.spec.channelName)} (#${f.spec.channelId}) → ${f.spec.sinks.map(md).join(', ')}: ${f.state}, ${f.messagesForwarded} messages\n`,
+      );
     for (const f of elsewhere) tooltip.appendMarkdown(`- ${md(f.spec.channelName)} (#${f.spec.channelId}): runs in ${md(f.where ?? 'another window')}\n`);
     const dead = [...this.deadLetterCounts].filter(([, n]) => n > 0);
     if (dead.length > 0) tooltip.appendMarkdown(`\nDead letters: ${dead.map(([sink, n]) => `${md(sink)} ${n}`).join(', ')} (Sinks view → Open Dead Letters)\n`);

@@ -95,7 +95,9 @@ function prefix(connection: string): string {
 
 /** A sink's dead letters as one JSON document to read in an editor: the newest last, each with its channel. */
 export function deadLettersDocument(found: readonly ChannelLetters[]): string {
-  const rows = found.flatMap(({ channelId, letters }) => letters.map(({ time, error, errorName, attempts, message }) => ({ time, channel: channelId, error, errorName, attempts, message })));
+  const rows = found.flatMap(({ channelId, letters }) =>
+    letters.map(({ time, error, errorName, attempts, message }) => ({ time, channel: channelId, error, errorName, attempts, message })),
+  );
   rows.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : 0));
   return JSON.stringify(rows, null, 2) + '\n';
 }

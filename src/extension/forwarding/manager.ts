@@ -17,7 +17,14 @@ import type { Logger } from '../../core/logger';
 import type { CheckpointStore } from '../../core/receiver/checkpoint';
 import { describeOwner, LockedError, type FileLock, type LockOwner } from '../../core/receiver/lock';
 import type { DeadLetterStore } from '../../core/receiver/deadLetters';
-import { Receiver, type DeadLetterEvent, type HandlerErrorEvent, type HandlerStats, type ReceiverOptions, type ReceiverStats } from '../../core/receiver/receiver';
+import {
+  Receiver,
+  type DeadLetterEvent,
+  type HandlerErrorEvent,
+  type HandlerStats,
+  type ReceiverOptions,
+  type ReceiverStats,
+} from '../../core/receiver/receiver';
 import type { Source } from '../../core/sources/source';
 
 export interface ForwardingSpec {
@@ -193,7 +200,8 @@ export class ForwardingManager extends EventEmitter<ForwardingEvents> {
   stop(channelId: number): Promise<void> {
     return this.serialized(async () => {
       const forwarding = this.active.get(channelId);
-      if (forwarding?.owner) throw new Error(`channel ${forwarding.spec.channelName} (#${channelId}) is forwarded in ${forwarding.where}: stop it in that window`);
+      if (forwarding?.owner)
+        throw new Error(`channel ${forwarding.spec.channelName} (#${channelId}) is forwarded in ${forwarding.where}: stop it in that window`);
       await this.halt(channelId);
       if (forwarding) await this.deps.records.remove(forwarding.spec);
     });
@@ -269,7 +277,9 @@ export class ForwardingManager extends EventEmitter<ForwardingEvents> {
         const lock = forwarding.lock;
         await this.halt(spec.channelId, false);
         const updated = spec.sinks.length > 1 ? { ...spec, sinks: spec.sinks.filter((n) => n !== sink) } : undefined;
-        this.deps.log.info(`sink "${sink}" was removed: ${updated ? `forwarding channel ${spec.channelId} continues to ${updated.sinks.join(', ')}` : `forwarding channel ${spec.channelId} stopped`}`);
+        this.deps.log.info(
+          `sink "${sink}" was removed: ${updated ? `forwarding channel ${spec.channelId} continues to ${updated.sinks.join(', ')}` : `forwarding channel ${spec.channelId} stopped`}`,
+        );
         if (updated) {
           const next = new Forwarding(updated);
           next.lock = lock;
@@ -311,7 +321,8 @@ export class ForwardingManager extends EventEmitter<ForwardingEvents> {
       if (error instanceof LockedError) return error.owner;
       throw error;
     }
-    if (lock.takenOverFrom) this.deps.log.info(`channel ${spec.channelId}: took over the forwarding of ${describeOwner(lock.takenOverFrom)}, which is no longer running`);
+    if (lock.takenOverFrom)
+      this.deps.log.info(`channel ${spec.channelId}: took over the forwarding of ${describeOwner(lock.takenOverFrom)}, which is no longer running`);
     return lock;
   }
 

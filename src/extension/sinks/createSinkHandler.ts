@@ -24,7 +24,9 @@ export class UntrustedCodeError extends Error {
 export async function createSinkHandler(sink: SinkSetting, secrets: SinkSecrets | undefined, env: SinkHostEnv): Promise<Handler> {
   const handlerEnv: HandlerEnv = { resolvePath: (path) => resolveSinkPath(path, env.baseDir) };
   if (sink.type === 'custom' && !env.allowCustomCode) {
-    throw new UntrustedCodeError(`sink "${sink.name}" runs code from ${String(sink.file)}, and this workspace is not trusted: trust the workspace to use custom handlers`);
+    throw new UntrustedCodeError(
+      `sink "${sink.name}" runs code from ${String(sink.file)}, and this workspace is not trusted: trust the workspace to use custom handlers`,
+    );
   }
   if (sink.type === 'stdout') {
     const where = `sink "${sink.name}" (stdout)`;

@@ -27,7 +27,8 @@ export async function forwardToSink(messages: readonly FlespiMessage[], deps: Fo
   const sinks = deps.sinks.all();
   if (sinks.length === 0) {
     const add = 'Add Sink…';
-    if ((await vscode.window.showInformationMessage('No sinks are configured yet: add one first.', add)) === add) await vscode.commands.executeCommand('flespi.addSink');
+    if ((await vscode.window.showInformationMessage('No sinks are configured yet: add one first.', add)) === add)
+      await vscode.commands.executeCommand('flespi.addSink');
     return undefined;
   }
   const picked = await vscode.window.showQuickPick(
@@ -48,7 +49,11 @@ export async function sendToSink(sinkName: string, messages: readonly FlespiMess
   let result: ForwardResult;
   try {
     const handler = await deps.sinks.createHandler(sink);
-    const { rejected, errors, acknowledged, ms } = await deliverOnce(handler, messages, { timeoutMs: deps.timeoutMs ?? 30_000, log: coreLogger(deps.log, sink.name), describeError: describeHandlerError });
+    const { rejected, errors, acknowledged, ms } = await deliverOnce(handler, messages, {
+      timeoutMs: deps.timeoutMs ?? 30_000,
+      log: coreLogger(deps.log, sink.name),
+      describeError: describeHandlerError,
+    });
     // A message the sink can never take is an error of this send (nothing is dead-lettered from the tail).
     result = { sink: sink.name, acknowledged, errors: [...errors, ...rejected.map((r) => `message ${r.index + 1} refused: ${r.reason}`)], ms };
   } catch (error) {

@@ -106,7 +106,13 @@ async function pickFile(field: SinkField, title: string, baseDir: string): Promi
     const choice = await vscode.window.showQuickPick([select, skip], { title, ignoreFocusOut: true });
     if (choice !== select) return choice === skip ? '' : undefined;
   }
-  const uris = await vscode.window.showOpenDialog({ title, openLabel: 'Select', canSelectMany: false, filters: field.filters, defaultUri: vscode.Uri.file(baseDir) });
+  const uris = await vscode.window.showOpenDialog({
+    title,
+    openLabel: 'Select',
+    canSelectMany: false,
+    filters: field.filters,
+    defaultUri: vscode.Uri.file(baseDir),
+  });
   const picked = uris?.[0];
   if (!picked) return undefined;
   // Inside the workspace folder the path is kept relative, so the settings stay portable.
@@ -129,7 +135,12 @@ export async function pickSink(deps: SinkCommandDeps, node: SinkNode | undefined
     void vscode.window.showInformationMessage('No sinks are configured: run "flespi: Add Sink…" first.');
     return undefined;
   }
-  return (await vscode.window.showQuickPick(sinks.map((sink) => ({ label: sink.name, description: sink.type, sink })), { title }))?.sink;
+  return (
+    await vscode.window.showQuickPick(
+      sinks.map((sink) => ({ label: sink.name, description: sink.type, sink })),
+      { title },
+    )
+  )?.sink;
 }
 
 export async function removeSink(deps: SinkCommandDeps, node: SinkNode | undefined, inUse: (name: string) => boolean): Promise<void> {

@@ -67,7 +67,13 @@ export const SINK_TYPES: readonly SinkTypeInfo[] = [
     description: 'POST each batch as a JSON array; 2xx accepts it',
     fields: ask('http', [
       { key: 'url', kind: 'text', prompt: 'URL that receives the POST requests', placeholder: 'https://example.com/flespi' },
-      { key: 'headers', kind: 'secretHeader', header: 'Authorization', prompt: 'Authorization header value, kept in the secret storage (leave empty for none)', placeholder: 'Bearer …' },
+      {
+        key: 'headers',
+        kind: 'secretHeader',
+        header: 'Authorization',
+        prompt: 'Authorization header value, kept in the secret storage (leave empty for none)',
+        placeholder: 'Bearer …',
+      },
     ]),
   },
   {
@@ -75,13 +81,44 @@ export const SINK_TYPES: readonly SinkTypeInfo[] = [
     label: 'MQTT broker',
     description: 'Publish each message as JSON to a topic built from its fields',
     fields: ask('mqtt', [
-      { key: 'url', kind: 'text', prompt: 'Broker URL (mqtt://, mqtts://, ws:// or wss://), without credentials', placeholder: 'mqtts://broker.example.com:8883' },
-      { key: 'topic', kind: 'text', prompt: 'Topic template: {field} is replaced by that message parameter', placeholder: 'fleet/{channel.id}/{ident} (default)' },
+      {
+        key: 'url',
+        kind: 'text',
+        prompt: 'Broker URL (mqtt://, mqtts://, ws:// or wss://), without credentials',
+        placeholder: 'mqtts://broker.example.com:8883',
+      },
+      {
+        key: 'topic',
+        kind: 'text',
+        prompt: 'Topic template: {field} is replaced by that message parameter',
+        placeholder: 'fleet/{channel.id}/{ident} (default)',
+      },
       { key: 'username', kind: 'text', prompt: 'Username (leave empty for none)' },
       { key: 'password', kind: 'password', askIf: (o) => o.username !== undefined, prompt: 'Password, kept in the secret storage (leave empty for none)' },
-      { key: 'caFile', kind: 'file', askIf: isTlsUrl, filters: PEM, prompt: "CA certificate (PEM) that signed the broker's certificate", skipLabel: 'No CA file: trust the CAs this computer trusts' },
-      { key: 'certFile', kind: 'file', askIf: isTlsUrl, filters: PEM, prompt: 'Client certificate (PEM), if the broker asks for one', skipLabel: 'No client certificate' },
-      { key: 'keyFile', kind: 'file', optional: false, askIf: (o) => o.certFile !== undefined, filters: PEM, prompt: 'Private key file (PEM) of the client certificate' },
+      {
+        key: 'caFile',
+        kind: 'file',
+        askIf: isTlsUrl,
+        filters: PEM,
+        prompt: "CA certificate (PEM) that signed the broker's certificate",
+        skipLabel: 'No CA file: trust the CAs this computer trusts',
+      },
+      {
+        key: 'certFile',
+        kind: 'file',
+        askIf: isTlsUrl,
+        filters: PEM,
+        prompt: 'Client certificate (PEM), if the broker asks for one',
+        skipLabel: 'No client certificate',
+      },
+      {
+        key: 'keyFile',
+        kind: 'file',
+        optional: false,
+        askIf: (o) => o.certFile !== undefined,
+        filters: PEM,
+        prompt: 'Private key file (PEM) of the client certificate',
+      },
     ]),
   },
   {
@@ -91,7 +128,13 @@ export const SINK_TYPES: readonly SinkTypeInfo[] = [
     fields: ask('aws-iot', [
       { key: 'endpoint', kind: 'text', prompt: 'Device data endpoint (AWS IoT → Settings)', placeholder: 'abc123-ats.iot.eu-west-1.amazonaws.com' },
       { key: 'port', kind: 'integer', prompt: 'Port of the endpoint: leave empty for 8883; 443 passes firewalls that allow only HTTPS', placeholder: '8883' },
-      { key: 'caFile', kind: 'file', filters: PEM, prompt: "CA certificate (PEM) that signed the endpoint's certificate", skipLabel: "No CA file: trust the CAs this computer trusts (AWS IoT's Amazon Root CA is one)" },
+      {
+        key: 'caFile',
+        kind: 'file',
+        filters: PEM,
+        prompt: "CA certificate (PEM) that signed the endpoint's certificate",
+        skipLabel: "No CA file: trust the CAs this computer trusts (AWS IoT's Amazon Root CA is one)",
+      },
       { key: 'certFile', kind: 'file', prompt: 'Device certificate file (PEM)', filters: PEM },
       { key: 'keyFile', kind: 'file', prompt: 'Private key file (PEM) of the certificate', filters: PEM },
       { key: 'topic', kind: 'text', prompt: 'Topic template: {field} is replaced by that message parameter', placeholder: '{ident} (default)' },
@@ -110,7 +153,9 @@ export const SINK_TYPES: readonly SinkTypeInfo[] = [
     type: 'stdout',
     label: 'NDJSON file',
     description: 'Append messages as JSON lines to a file (stdout in the CLI)',
-    fields: ask('stdout', [{ key: 'file', kind: 'text', prompt: 'File to append to (relative to the workspace folder)', placeholder: 'flespi-output/<name>.ndjson (default)' }]),
+    fields: ask('stdout', [
+      { key: 'file', kind: 'text', prompt: 'File to append to (relative to the workspace folder)', placeholder: 'flespi-output/<name>.ndjson (default)' },
+    ]),
   },
   {
     type: 'custom',
@@ -118,7 +163,12 @@ export const SINK_TYPES: readonly SinkTypeInfo[] = [
     description: 'A TypeScript class in the workspace (New Handler… creates one)',
     fields: ask('custom', [
       { key: 'file', kind: 'file', prompt: 'Handler file (.ts or .js) whose default export extends Handler', filters: { 'Handler files': ['ts', 'js'] } },
-      { key: 'options', kind: 'json', prompt: "Options for your handler's constructor, as a JSON object (leave empty for none)", placeholder: '{"url": "https://example.com", "retries": 3}' },
+      {
+        key: 'options',
+        kind: 'json',
+        prompt: "Options for your handler's constructor, as a JSON object (leave empty for none)",
+        placeholder: '{"url": "https://example.com", "retries": 3}',
+      },
     ]),
   },
 ];

@@ -34,7 +34,8 @@ export function parseSinks(raw: unknown): { sinks: SinkSetting[]; problems: stri
   const seen = new Set<string>();
   raw.forEach((entry: unknown, index) => {
     const where = `flespi.sinks[${index}]`;
-    if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) return problems.push(`${where}: must be an object like { "name": "my-sink", "type": "http", ... }`);
+    if (typeof entry !== 'object' || entry === null || Array.isArray(entry))
+      return problems.push(`${where}: must be an object like { "name": "my-sink", "type": "http", ... }`);
     const { name, type } = entry as Record<string, unknown>;
     if (typeof name !== 'string' || name.trim() === '') return problems.push(`${where}: "name" is required (a unique name for the sink)`);
     if (typeof type !== 'string' || type === '') return problems.push(`${where} ("${name}"): "type" is required`);
@@ -66,7 +67,9 @@ export function missingSecrets(sink: SinkSetting, secrets: SinkSecrets | undefin
 export function handlerEntry(sink: SinkSetting, secrets: SinkSecrets | undefined): Record<string, unknown> {
   const missing = missingSecrets(sink, secrets);
   if (missing.length > 0) {
-    throw new Error(`sink "${sink.name}": the ${missing.join(' and ')} ${missing.length > 1 ? 'are' : 'is'} not in this machine's secret storage: run "flespi: Add Sink…" again for this sink, or remove the marker from flespi.sinks`);
+    throw new Error(
+      `sink "${sink.name}": the ${missing.join(' and ')} ${missing.length > 1 ? 'are' : 'is'} not in this machine's secret storage: run "flespi: Add Sink…" again for this sink, or remove the marker from flespi.sinks`,
+    );
   }
   const entry: Record<string, unknown> = { type: sink.type, name: sink.name };
   for (const [key, value] of Object.entries(sink)) {
@@ -74,7 +77,8 @@ export function handlerEntry(sink: SinkSetting, secrets: SinkSecrets | undefined
   }
   const headerNames = secretHeaderNames(sink);
   if (headerNames.length > 0) {
-    const headers = typeof entry.headers === 'object' && entry.headers !== null && !Array.isArray(entry.headers) ? { ...(entry.headers as Record<string, unknown>) } : {};
+    const headers =
+      typeof entry.headers === 'object' && entry.headers !== null && !Array.isArray(entry.headers) ? { ...(entry.headers as Record<string, unknown>) } : {};
     for (const header of headerNames) headers[header] = secrets!.headers![header];
     entry.headers = headers;
   }
@@ -83,7 +87,11 @@ export function handlerEntry(sink: SinkSetting, secrets: SinkSecrets | undefined
 }
 
 /** Splits what the Add Sink flow collected into the setting (no secrets) and the secrets. */
-export function splitSecrets(sink: SinkSetting, secretHeaders: Record<string, string>, password: string | undefined): { setting: SinkSetting; secrets: SinkSecrets | undefined } {
+export function splitSecrets(
+  sink: SinkSetting,
+  secretHeaders: Record<string, string>,
+  password: string | undefined,
+): { setting: SinkSetting; secrets: SinkSecrets | undefined } {
   const setting: Record<string, unknown> = { ...sink };
   const secrets: SinkSecrets = {};
   const headerNames = Object.keys(secretHeaders);

@@ -59,7 +59,9 @@ export class SinkSecretVault {
     if (scope !== USER_SCOPE && !(await this.askLegacy({ scope, sinkName }))) return undefined;
     await this.backend.store(scopedSecretKey(scope, sinkName), legacy);
     await this.backend.delete(legacySecretKey(sinkName));
-    this.log(`the secrets of sink "${sinkName}" stored before secrets were kept per workspace now belong to ${scope === USER_SCOPE ? 'the user settings' : 'this workspace'}`);
+    this.log(
+      `the secrets of sink "${sinkName}" stored before secrets were kept per workspace now belong to ${scope === USER_SCOPE ? 'the user settings' : 'this workspace'}`,
+    );
     return legacy;
   }
 

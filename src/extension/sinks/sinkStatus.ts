@@ -51,12 +51,28 @@ export function sinkRow(sink: SinkSetting, uses: readonly SinkUse[], problem?: s
   if (problem) {
     // The row names the file without its folder; the tooltip keeps the full path.
     const short = problem.replace(/^(?:[A-Za-z]:)?[^:]*[\\/]([^\\/:]+(?::\d+:\d+)?:)/, '$1');
-    return { description: `${sink.type} · ${short}`, tooltip: `${header}\n\n$(error) ${md(problem)}`, icon: 'error', color: 'errorForeground', status: 'trouble', deadLetters };
+    return {
+      description: `${sink.type} · ${short}`,
+      tooltip: `${header}\n\n$(error) ${md(problem)}`,
+      icon: 'error',
+      color: 'errorForeground',
+      status: 'trouble',
+      deadLetters,
+    };
   }
   const dead = deadLetters > 0 ? `${deadLetters} dead letter${deadLetters === 1 ? '' : 's'}` : '';
-  const deadNote = dead ? `\n\n$(mail) ${dead}: messages it could never deliver. *Open Dead Letters* shows them with why; *Send Dead Letters Again* retries them after a fix.` : '';
+  const deadNote = dead
+    ? `\n\n$(mail) ${dead}: messages it could never deliver. *Open Dead Letters* shows them with why; *Send Dead Letters Again* retries them after a fix.`
+    : '';
   if (uses.length === 0) {
-    return { description: [sink.type, target, dead].filter(Boolean).join(' · '), tooltip: `${header}\n\nNot forwarding.${deadNote}`, icon: dead ? 'mail' : icon, color: dead ? 'list.warningForeground' : undefined, status: 'idle', deadLetters };
+    return {
+      description: [sink.type, target, dead].filter(Boolean).join(' · '),
+      tooltip: `${header}\n\nNot forwarding.${deadNote}`,
+      icon: dead ? 'mail' : icon,
+      color: dead ? 'list.warningForeground' : undefined,
+      status: 'idle',
+      deadLetters,
+    };
   }
 
   const messages = uses.reduce((sum, u) => sum + (u.stats?.totalMessages ?? 0), 0);
@@ -77,7 +93,9 @@ export function sinkRow(sink: SinkSetting, uses: readonly SinkUse[], problem?: s
   for (const use of uses) {
     const s = use.stats;
     const state = s ? (s.health.connected === undefined ? '' : s.health.connected ? 'connected, ' : 'disconnected, ') : 'starting, ';
-    lines.push(`- channel ${md(use.channelName)} (#${use.channelId}, ${md(use.forwardingState)}): ${state}${s?.totalMessages ?? 0} forwarded, ${s?.totalFailures ?? 0} failures${s?.health.detail ? ` — ${md(s.health.detail)}` : ''}`);
+    lines.push(
+      `- channel ${md(use.channelName)} (#${use.channelId}, ${md(use.forwardingState)}): ${state}${s?.totalMessages ?? 0} forwarded, ${s?.totalFailures ?? 0} failures${s?.health.detail ? ` — ${md(s.health.detail)}` : ''}`,
+    );
   }
   if (lastError) lines.push('', `Last error: ${md(lastError)}`);
   return {
@@ -91,7 +109,10 @@ export function sinkRow(sink: SinkSetting, uses: readonly SinkUse[], problem?: s
 }
 
 /** The status bar text: `$(radio-tower) flespi: forwarding 1234 → 2 sinks`, and `· 3 dead letters` when the stores hold any. */
-export function statusBarText(forwardings: readonly { messages: number; sinks: readonly string[]; failed: boolean }[], dead = 0): { text: string; trouble: boolean } | undefined {
+export function statusBarText(
+  forwardings: readonly { messages: number; sinks: readonly string[]; failed: boolean }[],
+  dead = 0,
+): { text: string; trouble: boolean } | undefined {
   if (forwardings.length === 0) return undefined;
   const messages = forwardings.reduce((sum, f) => sum + f.messages, 0);
   const sinks = new Set(forwardings.flatMap((f) => f.sinks)).size;

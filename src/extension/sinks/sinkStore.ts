@@ -24,7 +24,11 @@ export class SinkStore implements vscode.Disposable {
     private readonly context: vscode.ExtensionContext,
     private readonly log: vscode.LogOutputChannel,
   ) {
-    this.vault = new SinkSecretVault(context.secrets, (question) => this.askLegacy(question), (message) => log.info(message));
+    this.vault = new SinkSecretVault(
+      context.secrets,
+      (question) => this.askLegacy(question),
+      (message) => log.info(message),
+    );
     this.subscriptions.push(
       vscode.workspace.onDidChangeConfiguration((event) => {
         if (event.affectsConfiguration('flespi.sinks')) this.changed.fire();
@@ -121,7 +125,8 @@ export class SinkStore implements vscode.Disposable {
     const inspected = vscode.workspace.getConfiguration('flespi').inspect<unknown[]>('sinks');
     if (Array.isArray(inspected?.workspaceFolderValue)) return { target: vscode.ConfigurationTarget.WorkspaceFolder, list: inspected.workspaceFolderValue };
     if (Array.isArray(inspected?.workspaceValue)) return { target: vscode.ConfigurationTarget.Workspace, list: inspected.workspaceValue };
-    if (Array.isArray(inspected?.globalValue) && inspected.globalValue.length > 0) return { target: vscode.ConfigurationTarget.Global, list: inspected.globalValue };
+    if (Array.isArray(inspected?.globalValue) && inspected.globalValue.length > 0)
+      return { target: vscode.ConfigurationTarget.Global, list: inspected.globalValue };
     const hasFolder = (vscode.workspace.workspaceFolders?.length ?? 0) > 0;
     return { target: hasFolder ? vscode.ConfigurationTarget.Workspace : vscode.ConfigurationTarget.Global, list: [] };
   }

@@ -54,12 +54,14 @@ export class SinksTree implements vscode.TreeDataProvider<SinkNode>, vscode.Disp
   private row(sink: SinkSetting) {
     const manager = this.forwarding();
     // A forwarding another window runs shows on its channel ("forwarding in another window"), not as a use here.
-    const uses: SinkUse[] = (manager?.sinkStatus(sink.name) ?? []).filter(({ forwarding }) => !forwarding.owner).map(({ forwarding, stats }) => ({
-      channelId: forwarding.spec.channelId,
-      channelName: forwarding.spec.channelName,
-      forwardingState: forwarding.state,
-      stats,
-    }));
+    const uses: SinkUse[] = (manager?.sinkStatus(sink.name) ?? [])
+      .filter(({ forwarding }) => !forwarding.owner)
+      .map(({ forwarding, stats }) => ({
+        channelId: forwarding.spec.channelId,
+        channelName: forwarding.spec.channelName,
+        forwardingState: forwarding.state,
+        stats,
+      }));
     return sinkRow(sink, uses, this.problemOf(sink), this.deadLetters(sink));
   }
 

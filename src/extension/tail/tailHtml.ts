@@ -19,7 +19,13 @@ export function createNonce(): string {
 
 /** Nothing but our nonced bundle may run; styles come from our origin or the CSSOM, never inline markup. */
 export function tailContentSecurityPolicy(cspSource: string, nonce: string, tileSource?: string): string {
-  return [`default-src 'none'`, `img-src ${cspSource} data:${tileSource ? ` ${tileSource}` : ''}`, `style-src ${cspSource}`, `script-src 'nonce-${nonce}'`, `font-src ${cspSource}`].join('; ');
+  return [
+    `default-src 'none'`,
+    `img-src ${cspSource} data:${tileSource ? ` ${tileSource}` : ''}`,
+    `style-src ${cspSource}`,
+    `script-src 'nonce-${nonce}'`,
+    `font-src ${cspSource}`,
+  ].join('; ');
 }
 
 export function renderTailHtml(options: TailHtmlOptions): string {

@@ -36,7 +36,8 @@ export class TailModel {
   private readonly perSecond = new Map<number, number>();
 
   constructor(options: TailModelOptions) {
-    if (!Number.isSafeInteger(options.bufferSize) || options.bufferSize < 1) throw new RangeError(`bufferSize must be a positive integer, got ${options.bufferSize}`);
+    if (!Number.isSafeInteger(options.bufferSize) || options.bufferSize < 1)
+      throw new RangeError(`bufferSize must be a positive integer, got ${options.bufferSize}`);
     this.bufferSize = options.bufferSize;
     this.maxPerBatch = Math.max(1, Math.min(options.maxPerBatch ?? options.bufferSize, options.bufferSize));
     this.now = options.now ?? Date.now;

@@ -9,7 +9,17 @@ import * as vscode from 'vscode';
 import { errorMessage } from '../../core/errors';
 import type { FlespiClient } from '../../core/flespi/client';
 import type { FlespiMessage } from '../../core/message';
-import { DEFAULT_COLUMNS, LIMITS, checkWebviewMessage, type ConnectionState, type ExportFormat, type ForwardResult, type HostMessage, type NoticeLevel, type WebviewMessage } from '../../shared/tailProtocol';
+import {
+  DEFAULT_COLUMNS,
+  LIMITS,
+  checkWebviewMessage,
+  type ConnectionState,
+  type ExportFormat,
+  type ForwardResult,
+  type HostMessage,
+  type NoticeLevel,
+  type WebviewMessage,
+} from '../../shared/tailProtocol';
 import { clipboardText, csvLines, ndjsonLines } from './tailExport';
 import { createNonce, renderTailHtml } from './tailHtml';
 import { mapTiles, type MapTiles } from './mapTiles';
@@ -141,7 +151,9 @@ export class TailPanel implements vscode.Disposable {
       },
       giveUp: (waitedMs) => {
         this.log('error', `the tail's page did not start within ${waitedMs / 1000} s after loading it again`);
-        void vscode.window.showErrorMessage(`The live tail of ${channel.name} stays blank: its page did not start. Close the tail and open it again, or run "Developer: Reload Window".`);
+        void vscode.window.showErrorMessage(
+          `The live tail of ${channel.name} stays blank: its page did not start. Close the tail and open it again, or run "Developer: Reload Window".`,
+        );
       },
     });
 
@@ -314,7 +326,10 @@ export class TailPanel implements vscode.Disposable {
         this.filter = message.expression;
         this.post({ type: 'filter', expression: this.filter });
         this.log('info', this.filter === '' ? 'server filter cleared' : `server filter set: ${this.filter}`);
-        this.notice('info', this.filter === '' ? 'Server filter cleared: the tail restarted.' : `Server filter applied: the tail restarted with ${this.filter}`);
+        this.notice(
+          'info',
+          this.filter === '' ? 'Server filter cleared: the tail restarted.' : `Server filter applied: the tail restarted with ${this.filter}`,
+        );
         await this.restart();
         return;
       }
@@ -334,7 +349,11 @@ export class TailPanel implements vscode.Disposable {
         await this.copy(message.ids);
         return;
       case 'export':
-        await this.export(message.scope === 'selection' ? this.model.get(message.ids).map((i) => i.message) : this.model.all().map((i) => i.message), message.format, message.scope);
+        await this.export(
+          message.scope === 'selection' ? this.model.get(message.ids).map((i) => i.message) : this.model.all().map((i) => i.message),
+          message.format,
+          message.scope,
+        );
         return;
     }
   }
@@ -351,7 +370,10 @@ export class TailPanel implements vscode.Disposable {
         this.post({ type: 'forwardResult', count: messages.length, cancelled: true });
         return;
       }
-      this.log('info', `forwarded ${messages.length} message(s) to ${result.sink}: ${result.acknowledged} acknowledged, ${result.errors.length} error(s), ${result.ms} ms`);
+      this.log(
+        'info',
+        `forwarded ${messages.length} message(s) to ${result.sink}: ${result.acknowledged} acknowledged, ${result.errors.length} error(s), ${result.ms} ms`,
+      );
       this.post({ type: 'forwardResult', count: messages.length, result });
     } catch (error) {
       this.log('error', `forward failed: ${errorMessage(error)}`);
@@ -372,7 +394,10 @@ export class TailPanel implements vscode.Disposable {
 
   private async export(messages: FlespiMessage[], format: ExportFormat, scope: 'selection' | 'buffer'): Promise<void> {
     if (messages.length === 0) {
-      this.notice('warning', scope === 'selection' ? 'Nothing exported: the selected messages are no longer in the buffer.' : 'Nothing exported: the buffer is empty.');
+      this.notice(
+        'warning',
+        scope === 'selection' ? 'Nothing exported: the selected messages are no longer in the buffer.' : 'Nothing exported: the buffer is empty.',
+      );
       return;
     }
     const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);

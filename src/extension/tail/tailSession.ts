@@ -44,7 +44,12 @@ export interface TailSessionListener {
  * with it, so a mistake keeps the tail and its buffer as they were. An answer that is not a refusal
  * of the request (network, server trouble) is no verdict on the expression: undefined too.
  */
-export async function filterProblem(client: Pick<FlespiClient, 'channelMessages'>, channelId: number, expression: string, signal?: AbortSignal): Promise<string | undefined> {
+export async function filterProblem(
+  client: Pick<FlespiClient, 'channelMessages'>,
+  channelId: number,
+  expression: string,
+  signal?: AbortSignal,
+): Promise<string | undefined> {
   try {
     await client.channelMessages(channelId, { count: 1, reverse: true, filter: expression }, signal);
     return undefined;
@@ -93,7 +98,15 @@ export class TailSession {
     this.listener.state('connecting', `Connecting to ${this.host}…`);
     log.info(`tail ${this.options.channelId}: connecting to ${this.host}, topic ${this.topic}`);
     // A throwaway clean session: a viewer leaves nothing behind on the broker.
-    const client = connect(this.options.mqttUrl, connectOptions({ token: this.options.token, clientId: `flespi-receiver-tail-${randomBytes(4).toString('hex')}`, session: 'clean', connectTimeoutMs: 20_000 }));
+    const client = connect(
+      this.options.mqttUrl,
+      connectOptions({
+        token: this.options.token,
+        clientId: `flespi-receiver-tail-${randomBytes(4).toString('hex')}`,
+        session: 'clean',
+        connectTimeoutMs: 20_000,
+      }),
+    );
     this.mqtt = client;
     client.on('connect', () => void this.onConnect(client));
     client.on('message', (_topic, payload) => this.onPayload(payload));
@@ -153,7 +166,10 @@ export class TailSession {
       if (this.stopped || (error as { packet?: { cmd?: unknown } }).packet?.cmd !== 'suback') return;
       this.refused = true;
       // The filter as typed, not the URL-encoded topic it went into.
-      const what = this.options.filter === '' ? `the messages of channel ${this.options.channelId}` : `the messages of channel ${this.options.channelId} with the server filter ${this.options.filter}`;
+      const what =
+        this.options.filter === ''
+          ? `the messages of channel ${this.options.channelId}`
+          : `the messages of channel ${this.options.channelId} with the server filter ${this.options.filter}`;
       const hint = this.options.filter === '' ? '' : ' Check the server filter expression.';
       this.listener.state('offline', `flespi refused the subscription to ${what}: ${errorMessage(error)}.${hint}`);
       client.end(true);
@@ -189,7 +205,11 @@ export class TailSession {
   private async loadBackfill(): Promise<void> {
     if (this.options.backfill <= 0) return;
     try {
-      const newestFirst = await this.options.client.channelMessages(this.options.channelId, this.historyParams({ reverse: true, count: this.options.backfill }), this.aborter.signal);
+      const newestFirst = await this.options.client.channelMessages(
+        this.options.channelId,
+        this.historyParams({ reverse: true, count: this.options.backfill }),
+        this.aborter.signal,
+      );
       if (this.stopped) return;
       this.deliverHistory(newestFirst.reverse(), 'backfill');
     } catch (error) {

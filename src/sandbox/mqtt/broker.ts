@@ -1,6 +1,15 @@
 import net from 'node:net';
 import { Connection } from './connection';
-import { Session, SharedGroup, Subscription, type BrokerMessage, type Delivery, type SessionLimits, type SessionLink, type SubscriptionOptions } from './session';
+import {
+  Session,
+  SharedGroup,
+  Subscription,
+  type BrokerMessage,
+  type Delivery,
+  type SessionLimits,
+  type SessionLink,
+  type SubscriptionOptions,
+} from './session';
 import { filterMatches, TopicTrie, type TopicFilter } from './topic-filter';
 
 /**
@@ -298,9 +307,12 @@ export class SandboxBroker {
     }
     for (const delivery of session.takeGroupDeliveries()) delivery.group!.route(delivery.message, true);
     if (session.expirySeconds !== undefined && session.expirySeconds < 0xffffffff) {
-      session.expiryTimer = setTimeout(() => {
-        if (!session.link && this.sessions.get(session.clientId) === session) this.endSession(session);
-      }, Math.min(session.expirySeconds * 1000, 0x7fffffff));
+      session.expiryTimer = setTimeout(
+        () => {
+          if (!session.link && this.sessions.get(session.clientId) === session) this.endSession(session);
+        },
+        Math.min(session.expirySeconds * 1000, 0x7fffffff),
+      );
       session.expiryTimer.unref();
     }
   }

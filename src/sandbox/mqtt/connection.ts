@@ -145,7 +145,15 @@ export class Connection implements SessionLink {
     if (!session) return;
     this.session = undefined;
     this.broker.detach(session);
-    if (this.will) this.publishFromClient(this.will.topic, Buffer.from(this.will.payload), this.will.qos ?? 0, this.will.retain ?? false, this.will.properties?.userProperties, undefined);
+    if (this.will)
+      this.publishFromClient(
+        this.will.topic,
+        Buffer.from(this.will.payload),
+        this.will.qos ?? 0,
+        this.will.retain ?? false,
+        this.will.properties?.userProperties,
+        undefined,
+      );
   }
 
   checkTimeouts(now: number): void {
@@ -282,10 +290,18 @@ export class Connection implements SessionLink {
     }
     if (packet.qos === 1) this.write(this.isV5 ? { cmd: 'puback', messageId: packet.messageId, reasonCode } : { cmd: 'puback', messageId: packet.messageId });
     // QoS 2 from a client: the message was delivered once above; PUBREL is answered with PUBCOMP.
-    else if (packet.qos === 2) this.write(this.isV5 ? { cmd: 'pubrec', messageId: packet.messageId, reasonCode } : { cmd: 'pubrec', messageId: packet.messageId });
+    else if (packet.qos === 2)
+      this.write(this.isV5 ? { cmd: 'pubrec', messageId: packet.messageId, reasonCode } : { cmd: 'pubrec', messageId: packet.messageId });
   }
 
-  private publishFromClient(topic: string, payload: Buffer, qos: number, retain: boolean, userProperties: UserProperties | undefined, origin: Session | undefined): void {
+  private publishFromClient(
+    topic: string,
+    payload: Buffer,
+    qos: number,
+    retain: boolean,
+    userProperties: UserProperties | undefined,
+    origin: Session | undefined,
+  ): void {
     if (!isValidTopicName(topic) || topic.startsWith(PLATFORM_NAMESPACE)) return;
     this.broker.dispatch({ topic, levels: topic.split('/'), payload, qos: qos > 0 ? 1 : 0, retain, userProperties, origin });
   }
@@ -314,7 +330,8 @@ export class Connection implements SessionLink {
       granted.push(qos);
       // Shared subscriptions never get retained messages; MQTT 5 retain handling: 1 = only when new, 2 = never.
       const retainHandling = this.isV5 ? (request.rh ?? 0) : 0;
-      if (filter.shareGroup === undefined && (retainHandling === 0 || (retainHandling === 1 && !existed))) retainedFor.push(session.subscriptions.get(filter.raw)!);
+      if (filter.shareGroup === undefined && (retainHandling === 0 || (retainHandling === 1 && !existed)))
+        retainedFor.push(session.subscriptions.get(filter.raw)!);
     }
     // MQTT 5 can say why (SUBACK Reason String); the filter's own text is left out, it may be huge.
     const reasonString = this.isV5 && refusals.length > 0 ? refusals.join('; ').slice(0, 1000) : undefined;

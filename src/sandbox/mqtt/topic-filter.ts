@@ -51,7 +51,8 @@ export function parseTopicFilter(raw: string): TopicFilter {
   if (rest.startsWith('$share/')) {
     const slash = rest.indexOf('/', 7);
     shareGroup = slash < 0 ? '' : rest.slice(7, slash);
-    if (shareGroup === '' || /[+#]/.test(shareGroup)) throw new TopicFilterError(`${quote(raw)}: $share needs a group name and a topic filter: $share/{group}/{filter}`);
+    if (shareGroup === '' || /[+#]/.test(shareGroup))
+      throw new TopicFilterError(`${quote(raw)}: $share needs a group name and a topic filter: $share/{group}/{filter}`);
     rest = rest.slice(slash + 1);
   }
   const sticky = shareGroup === undefined ? undefined : stickySlice(raw, shareGroup);
@@ -65,12 +66,16 @@ export function parseTopicFilter(raw: string): TopicFilter {
     rest = rest.slice(slash + 1);
     if (spec.startsWith('cid=')) {
       const value = spec.slice('cid='.length);
-      if (!/^[1-9]\d{0,15}$/.test(value)) throw new TopicFilterError(`${quote(raw)}: $filter/cid= needs an account id (a positive integer), not '${value.slice(0, 40)}'`);
+      if (!/^[1-9]\d{0,15}$/.test(value))
+        throw new TopicFilterError(`${quote(raw)}: $filter/cid= needs an account id (a positive integer), not '${value.slice(0, 40)}'`);
       if (cid !== undefined && cid !== value) throw new TopicFilterError(`${quote(raw)}: two different $filter/cid= in one filter match nothing`);
       cid = value;
       continue;
     }
-    if (!spec.startsWith('payload=')) throw new TopicFilterError(`${quote(raw)}: the sandbox supports only $filter/payload={url-encoded expression} and $filter/cid={account id}, not '${spec.slice(0, 80)}'`);
+    if (!spec.startsWith('payload='))
+      throw new TopicFilterError(
+        `${quote(raw)}: the sandbox supports only $filter/payload={url-encoded expression} and $filter/cid={account id}, not '${spec.slice(0, 80)}'`,
+      );
     let expression: string;
     try {
       expression = decodeURIComponent(spec.slice('payload='.length));
@@ -89,11 +94,14 @@ export function parseTopicFilter(raw: string): TopicFilter {
   const levels = rest.split('/');
   let patterns: string[][] = [[]];
   levels.forEach((level, index) => {
-    if (level.includes('#') && (level !== '#' || index !== levels.length - 1)) throw new TopicFilterError(`${quote(raw)}: '#' must be a whole level and the last one`);
+    if (level.includes('#') && (level !== '#' || index !== levels.length - 1))
+      throw new TopicFilterError(`${quote(raw)}: '#' must be a whole level and the last one`);
     if (level.includes('+') && level !== '+') throw new TopicFilterError(`${quote(raw)}: '+' must be a whole level`);
     const alternatives = level.includes(',') ? level.split(',') : [level];
-    if (alternatives.length > 1 && alternatives.some((a) => a === '' || a === '+' || a === '#')) throw new TopicFilterError(`${quote(raw)}: a comma list holds plain names only`);
-    if (patterns.length * alternatives.length > MAX_PATTERNS) throw new TopicFilterError(`${quote(raw)}: the comma lists expand to more than ${MAX_PATTERNS} topics`);
+    if (alternatives.length > 1 && alternatives.some((a) => a === '' || a === '+' || a === '#'))
+      throw new TopicFilterError(`${quote(raw)}: a comma list holds plain names only`);
+    if (patterns.length * alternatives.length > MAX_PATTERNS)
+      throw new TopicFilterError(`${quote(raw)}: the comma lists expand to more than ${MAX_PATTERNS} topics`);
     patterns = patterns.flatMap((pattern) => alternatives.map((alternative) => [...pattern, alternative]));
   });
   patterns = [...new Map(patterns.map((pattern) => [pattern.join('/'), pattern])).values()];
@@ -111,7 +119,10 @@ function stickySlice(raw: string, group: string): { from: number; count: number 
   if (!match) return undefined;
   const from = match[2] === undefined ? 0 : Number(match[1]);
   const count = Number(match[2] ?? match[1]);
-  if (count < 1) throw new TopicFilterError(`${quote(raw)}: a sticky shared subscription needs at least one topic level: $share/{name}:{count}/ or $share/{name}:{from}:{count}/`);
+  if (count < 1)
+    throw new TopicFilterError(
+      `${quote(raw)}: a sticky shared subscription needs at least one topic level: $share/{name}:{count}/ or $share/{name}:{from}:{count}/`,
+    );
   return { from, count };
 }
 

@@ -47,7 +47,12 @@ export function sessionFlows(options: SessionOptions): Flows {
           await body(wb, t);
         } catch (error) {
           failed = true;
-          console.log(`# ${name} failed; the page's last console lines:\n${wb.consoleLines().map((l) => `#   ${l}`).join('\n')}`);
+          console.log(
+            `# ${name} failed; the page's last console lines:\n${wb
+              .consoleLines()
+              .map((l) => `#   ${l}`)
+              .join('\n')}`,
+          );
           // A copy goes to the kept temp folder too: the next run clears test-output/e2e.
           await wb
             .shot('FAILED')

@@ -107,13 +107,21 @@ const quietWorkbench = {
 };
 
 export async function installVsix(entry: string, profile: Profile, vsix: string, env: NodeJS.ProcessEnv): Promise<void> {
-  const out = await run(process.execPath, [
-    entry,
-    '--config', join(profile.userDataDir, 'code-server.yaml'),
-    '--user-data-dir', profile.userDataDir,
-    '--extensions-dir', profile.extensionsDir,
-    '--install-extension', vsix,
-  ], { env: { ...process.env, ...env } });
+  const out = await run(
+    process.execPath,
+    [
+      entry,
+      '--config',
+      join(profile.userDataDir, 'code-server.yaml'),
+      '--user-data-dir',
+      profile.userDataDir,
+      '--extensions-dir',
+      profile.extensionsDir,
+      '--install-extension',
+      vsix,
+    ],
+    { env: { ...process.env, ...env } },
+  );
   if (!/successfully installed/i.test(out)) throw new Error(`code-server did not confirm the VSIX install:\n${out}`);
 }
 
@@ -129,19 +137,29 @@ export class CodeServer {
   static async start(entry: string, profile: Profile, options: { env: NodeJS.ProcessEnv; workspaceTrust: boolean }): Promise<CodeServer> {
     const args = [
       entry,
-      '--auth', 'none',
-      '--bind-addr', '127.0.0.1:0',
+      '--auth',
+      'none',
+      '--bind-addr',
+      '127.0.0.1:0',
       '--disable-telemetry',
       '--disable-update-check',
       ...(options.workspaceTrust ? [] : ['--disable-workspace-trust']),
       '--disable-getting-started-override',
-      '--user-data-dir', profile.userDataDir,
-      '--extensions-dir', profile.extensionsDir,
+      '--user-data-dir',
+      profile.userDataDir,
+      '--extensions-dir',
+      profile.extensionsDir,
       // Its own config file, so nothing is written to ~/.config/code-server.
-      '--config', join(profile.userDataDir, 'code-server.yaml'),
+      '--config',
+      join(profile.userDataDir, 'code-server.yaml'),
     ];
     // detached: own process group, so stop() reaches the extension host and its children too.
-    const child = spawn(process.execPath, args, { cwd: projectRoot, env: { ...process.env, ...options.env }, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, args, {
+      cwd: projectRoot,
+      env: { ...process.env, ...options.env },
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let output = '';
     const baseUrl = await new Promise<string>((resolvePromise, reject) => {
       const timer = setTimeout(() => reject(new Error(`code-server did not start within 60 s:\n${output.slice(-2000)}`)), 60_000);

@@ -27,10 +27,14 @@ export class LiveTail {
 
   /** Waits until a counter reaches at least `atLeast`; returns its value. */
   waitForCount(counter: Exclude<Counter, 'state'>, atLeast: number, timeoutMs = 30_000): Promise<number> {
-    return waitFor(`the "${counter}" counter to reach ${atLeast}`, async () => {
-      const value = await this.count(counter);
-      return value >= atLeast ? value : undefined;
-    }, timeoutMs);
+    return waitFor(
+      `the "${counter}" counter to reach ${atLeast}`,
+      async () => {
+        const value = await this.count(counter);
+        return value >= atLeast ? value : undefined;
+      },
+      timeoutMs,
+    );
   }
 
   rows(): Locator {
@@ -92,14 +96,21 @@ export class LiveTail {
    */
   async message(id: number): Promise<Record<string, unknown>> {
     await this.row(id).click();
-    await waitFor(`the detail pane to show message #${id}`, async () => (await this.frame.locator('[data-testid="detail-title"]').textContent()) === `Message #${id}`);
+    await waitFor(
+      `the detail pane to show message #${id}`,
+      async () => (await this.frame.locator('[data-testid="detail-title"]').textContent()) === `Message #${id}`,
+    );
     return (await this.frame.evaluate(`(${READ_DETAIL_JSON})(document.querySelector('[data-testid="detail-json"]'))`)) as Record<string, unknown>;
   }
 
   /** The text the tail shows after a forward ("Forwarded 3 messages to …"), once it is final. */
   forwardOutcome(timeoutMs = 60_000): Promise<string> {
     const result = this.frame.locator('[data-testid="forward-result"]');
-    return waitFor('the forward result', async () => ((await result.getAttribute('data-outcome')) ? ((await result.textContent()) ?? '') : undefined), timeoutMs);
+    return waitFor(
+      'the forward result',
+      async () => ((await result.getAttribute('data-outcome')) ? ((await result.textContent()) ?? '') : undefined),
+      timeoutMs,
+    );
   }
 
   /** Ids of the rows the webview marks as selected. */

@@ -16,12 +16,7 @@ export class Injector {
   private failure?: Error;
   private readonly loop: Promise<void>;
 
-  constructor(
-    sandbox: SandboxProcess,
-    channelId: number,
-    ident: string,
-    intervalMs = 100,
-  ) {
+  constructor(sandbox: SandboxProcess, channelId: number, ident: string, intervalMs = 100) {
     this.loop = (async () => {
       while (this.running) {
         const seq = this.count + 1;
@@ -36,10 +31,14 @@ export class Injector {
 
   /** Waits until at least `count` messages were injected. */
   reach(count: number, timeoutMs = 60_000): Promise<number> {
-    return waitFor(`${count} injected messages`, () => {
-      if (this.failure) throw this.failure;
-      return this.count >= count ? this.count : undefined;
-    }, timeoutMs);
+    return waitFor(
+      `${count} injected messages`,
+      () => {
+        if (this.failure) throw this.failure;
+        return this.count >= count ? this.count : undefined;
+      },
+      timeoutMs,
+    );
   }
 
   /** Stops injecting; rejects if an injection failed. Returns how many were injected. */
@@ -133,7 +132,11 @@ export class RecordingHttpSink {
   }
 
   waitForDistinct(count: number, timeoutMs = 60_000): Promise<number> {
-    return waitFor(`${count} different numbered messages at the HTTP sink`, () => (this.distinct().size >= count ? this.distinct().size : undefined), timeoutMs);
+    return waitFor(
+      `${count} different numbered messages at the HTTP sink`,
+      () => (this.distinct().size >= count ? this.distinct().size : undefined),
+      timeoutMs,
+    );
   }
 
   close(): Promise<void> {

@@ -33,11 +33,15 @@ export class SandboxProcess {
     const restUrl = `http://127.0.0.1:${restPort}`;
     const sandbox = new SandboxProcess(child, restUrl, `mqtt://127.0.0.1:${mqttPort}`, token, () => output);
     try {
-      await waitFor(`the sandbox to answer on ${restUrl} (its output: ${output.slice(-500) || 'none'})`, async () => {
-        if (child.exitCode !== null) throw new Error(`the sandbox exited with ${child.exitCode}: ${output.slice(-1000)}`);
-        const res = await fetch(`${restUrl}/auth/info`, { headers: { Authorization: `FlespiToken ${token}` } });
-        return res.ok;
-      }, 20_000);
+      await waitFor(
+        `the sandbox to answer on ${restUrl} (its output: ${output.slice(-500) || 'none'})`,
+        async () => {
+          if (child.exitCode !== null) throw new Error(`the sandbox exited with ${child.exitCode}: ${output.slice(-1000)}`);
+          const res = await fetch(`${restUrl}/auth/info`, { headers: { Authorization: `FlespiToken ${token}` } });
+          return res.ok;
+        },
+        20_000,
+      );
     } catch (error) {
       await sandbox.stop();
       throw error;

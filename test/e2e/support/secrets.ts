@@ -19,12 +19,14 @@ export interface Finding {
 
 /** The base64 body lines of a PEM private key: each line alone is secret material. */
 export function pemBodySecrets(pem: string, label: string): Secret[] {
-  return pem
-    .split(/\r?\n/)
-    .filter((line) => line !== '' && !line.startsWith('-----'))
-    .map((line, index) => ({ label: `${label}, body line ${index + 1}`, value: line }))
-    // A very short last line could occur anywhere by chance.
-    .filter((secret) => secret.value.length >= 16);
+  return (
+    pem
+      .split(/\r?\n/)
+      .filter((line) => line !== '' && !line.startsWith('-----'))
+      .map((line, index) => ({ label: `${label}, body line ${index + 1}`, value: line }))
+      // A very short last line could occur anywhere by chance.
+      .filter((secret) => secret.value.length >= 16)
+  );
 }
 
 /** The places where `secrets` occur in `bytes`. */

@@ -5,7 +5,18 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BrowserContext } from 'playwright-core';
-import { buildExtension, clearOutput, CodeServer, ensureHost, freshProfile, installVsix, isolatedHome, outputDir, packageExtension, type Profile } from './host';
+import {
+  buildExtension,
+  clearOutput,
+  CodeServer,
+  ensureHost,
+  freshProfile,
+  installVsix,
+  isolatedHome,
+  outputDir,
+  packageExtension,
+  type Profile,
+} from './host';
 import { SandboxProcess, startTlsBroker, startWialonReceiver, type TlsBroker } from './peers';
 import { timed } from './timings';
 import { launchChromium, Workbench } from './workbench';

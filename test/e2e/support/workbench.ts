@@ -61,7 +61,11 @@ export class Workbench {
     // A "leave site?" prompt on reload would otherwise be dismissed, i.e. keep the old page.
     page.on('dialog', (dialog) => void dialog.accept().catch(() => undefined));
     const workbench = new Workbench(page, shotsDir);
-    page.on('console', (message) => ['error', 'warning'].includes(message.type()) && workbench.remember(`${message.type()} ${frameName(message.location().url)}: ${message.text()}`));
+    page.on(
+      'console',
+      (message) =>
+        ['error', 'warning'].includes(message.type()) && workbench.remember(`${message.type()} ${frameName(message.location().url)}: ${message.text()}`),
+    );
     page.on('pageerror', (error) => workbench.remember(`pageerror: ${error.message}`));
     await page.goto(url);
     await workbench.waitUntilLoaded();
@@ -108,7 +112,9 @@ export class Workbench {
     const sidebarTitle = this.page.locator('.part.sidebar .composite.title h2');
     const current = (await sidebarTitle.count()) > 0 ? ((await sidebarTitle.first().textContent()) ?? '') : '';
     if (!current.toLowerCase().startsWith(title.toLowerCase())) await item.click();
-    await waitFor(`the side bar to show "${title}"`, async () => ((await sidebarTitle.first().textContent()) ?? '').toLowerCase().startsWith(title.toLowerCase()));
+    await waitFor(`the side bar to show "${title}"`, async () =>
+      ((await sidebarTitle.first().textContent()) ?? '').toLowerCase().startsWith(title.toLowerCase()),
+    );
   }
 
   /** A view pane in the side bar, by its title. */
@@ -169,7 +175,12 @@ export class Workbench {
     for (let attempt = 1; ; attempt++) {
       await this.runCommand(title);
       const row = this.quickPickRow(label);
-      if (await row.waitFor({ timeout: 15_000 }).then(() => true, () => false)) {
+      if (
+        await row.waitFor({ timeout: 15_000 }).then(
+          () => true,
+          () => false,
+        )
+      ) {
         await row.click();
         return;
       }
@@ -299,7 +310,11 @@ export class Workbench {
   /** Waits for an error notification (not a progress or information one) and returns its text. */
   waitForErrorNotification(timeoutMs = 30_000): Promise<string> {
     const errors = this.page.locator('.notifications-toasts .notification-list-item').filter({ has: this.page.locator('.codicon-error') });
-    return waitFor('an error notification', async () => ((await errors.count()) > 0 ? ((await errors.first().locator('.notification-list-item-message').textContent()) ?? '').trim() : undefined), timeoutMs);
+    return waitFor(
+      'an error notification',
+      async () => ((await errors.count()) > 0 ? ((await errors.first().locator('.notification-list-item-message').textContent()) ?? '').trim() : undefined),
+      timeoutMs,
+    );
   }
 
   async clearNotifications(): Promise<void> {
@@ -332,14 +347,25 @@ export class Workbench {
    * editor's webview may linger in the page without being what the user sees.
    */
   webviewFrame(selector: string, timeoutMs = 30_000): Promise<Frame> {
-    return waitFor(`a visible webview showing ${selector}`, async () => {
-      for (const frame of this.page.frames()) {
-        if (frame === this.page.mainFrame() || frame.isDetached()) continue;
-        if (!(await frame.locator(selector).first().isVisible().catch(() => false))) continue;
-        if (await shownInPage(frame)) return frame;
-      }
-      return undefined;
-    }, timeoutMs);
+    return waitFor(
+      `a visible webview showing ${selector}`,
+      async () => {
+        for (const frame of this.page.frames()) {
+          if (frame === this.page.mainFrame() || frame.isDetached()) continue;
+          if (
+            !(await frame
+              .locator(selector)
+              .first()
+              .isVisible()
+              .catch(() => false))
+          )
+            continue;
+          if (await shownInPage(frame)) return frame;
+        }
+        return undefined;
+      },
+      timeoutMs,
+    );
   }
 }
 
