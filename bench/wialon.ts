@@ -7,13 +7,17 @@
 //     (baseline: what the receiver and the loopback can take without the handler).
 import { createConnection } from 'node:net';
 import { performance, type EventLoopUtilization } from 'node:perf_hooks';
-import { WialonHandler } from '../src/core/handlers/wialon';
 import { silentLogger } from '../src/core/logger';
 import type { FlespiMessage } from '../src/core/message';
-import { ACK_BYTE, PacketSplitter, decodePacket, encodeMessage } from '../src/core/wialon/codec';
 import { WialonTestReceiver } from '../test/support/wialonReceiver';
+import { loadBundled } from './bundled';
 import { forkWorker, measureInterleaved, median, sampleFromWorker, summarize, type Row, type Sample } from './harness';
 import { channelMessages, jsonBytes } from './messages';
+
+// The codec and the handler as they ship: bundled (see bundled.ts).
+const { ACK_BYTE, PacketSplitter, decodePacket, encodeMessage, WialonHandler } = loadBundled<
+  typeof import('../src/core/wialon/codec') & typeof import('../src/core/handlers/wialon')
+>('src/core/wialon/codec.ts', 'src/core/handlers/wialon.ts');
 
 const BATCH = 1000;
 
