@@ -1,7 +1,7 @@
 /** Add Sink…, Remove Sink, Test Sink Connection, Open Sink Settings. */
 import * as vscode from 'vscode';
 import { coreLogger } from '../log';
-import { answerValue, fieldProblem, SINK_TYPES, validateSinkName, type SinkField } from './sinkFields';
+import type { SinkField } from './sinkFields';
 import { splitSecrets, type SinkSetting } from './sinkModel';
 import type { SinkStore } from './sinkStore';
 import type { SinkNode } from './sinksTree';
@@ -16,6 +16,17 @@ const TEST_TIMEOUT_MS = 20_000;
 
 /** Asks for the type, a name and each setting of the type, checking every answer as it is typed. */
 export async function addSink(deps: SinkCommandDeps): Promise<SinkSetting | undefined> {
+  // Loaded here, not on activation: the questions are checked against the handlers' option schemas,
+  // and the handler modules bring axios and MQTT.js with them.
+  const { answerValue, fieldProblem, SINK_TYPES, validateSinkName } = await import('./sinkFields.js');
+  /** A copy of `draft` with the answer to `field`; throws ConfigError for an answer of the wrong kind. */
+  const withAnswer = (draft: Draft, field: SinkField, answer: string): Draft => {
+    const next: Draft = { options: { ...draft.options }, headers: { ...draft.headers }, password: draft.password };
+    if (field.kind === 'secretHeader') next.headers[field.header!] = answer;
+    else if (field.kind === 'password') next.password = answer;
+    else next.options[field.key] = answerValue(field, answer);
+    return next;
+  };
   const typePick = await vscode.window.showQuickPick(
     SINK_TYPES.map((info) => ({ label: info.label, description: info.type, detail: info.description, info })),
     { title: 'Add Sink: type', placeHolder: 'Where should messages go?', matchOnDescription: true },
@@ -87,15 +98,6 @@ interface Draft {
   options: Record<string, unknown>;
   headers: Record<string, string>;
   password: string | undefined;
-}
-
-/** A copy of `draft` with the answer to `field`; throws ConfigError for an answer of the wrong kind. */
-function withAnswer(draft: Draft, field: SinkField, answer: string): Draft {
-  const next: Draft = { options: { ...draft.options }, headers: { ...draft.headers }, password: draft.password };
-  if (field.kind === 'secretHeader') next.headers[field.header!] = answer;
-  else if (field.kind === 'password') next.password = answer;
-  else next.options[field.key] = answerValue(field, answer);
-  return next;
 }
 
 /** A path for `field`; '' when an optional file is skipped, undefined when the user cancelled. */
