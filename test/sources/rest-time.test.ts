@@ -181,12 +181,62 @@ test('auto: the switch says when a key-only checkpoint makes the buffer be read 
   assert.deepEqual(reads(server)[1], { from: 0, count: 1000 });
 });
 
-test('a checkpoint at key 0 without a time is not "key only": the switch adds no note', async (t) => {
+test('a checkpoint at key 0 without a time, or with a time of 0, is not "key only": the switch adds no note', async (t) => {
+  for (const checkpoint of [{ currKey: 0 }, { currKey: 5, time: 0, seen: [] }]) {
+    const { server, log, source } = await setup(t);
+    server.on('GET', MESSAGES, timeReader(stamped(1, [5])));
+    await source.open(checkpoint);
+    await source.next(signal());
+    assert.match(log.at('warn')[0]!, /reading it by time \(server\.timestamp\) from now on, without long-poll$/, JSON.stringify(checkpoint));
+  }
+});
+
+test('auto: messages without a next_key of which only some carry a stamp are refused as malformed, with no read by time', async (t) => {
   const { server, log, source } = await setup(t);
-  server.on('GET', MESSAGES, timeReader(stamped(1, [5])));
-  await source.open({ currKey: 0 });
-  await source.next(signal());
-  assert.match(log.at('warn')[0]!, /reading it by time \(server\.timestamp\) from now on, without long-poll$/);
+  server.on('GET', MESSAGES, (r) =>
+    r.data?.curr_key !== undefined ? { body: { result: [...stamped(1, [5]), ...numbered(2, 1)] } } : timeReader(stamped(1, [5]))(r),
+  );
+  await source.open(undefined);
+  await assert.rejects(
+    source.next(signal()),
+    (e: unknown) => e instanceof FlespiError && e.kind === 'malformed' && /without a usable next_key/.test(e.message),
+  );
+  assert.equal(reads(server).length, 1);
+  assert.equal(source.reading, 'key');
+  assert.deepEqual(log.at('warn'), []);
+});
+
+test('reading by time: a message older than the position (a server ignoring `from`) is not handed out again; a checkpoint time without `seen` starts with none seen', async (t) => {
+  const { server, source } = await setup(t, { read: 'time' });
+  const old = stamped(1, [10]);
+  const fresh = stamped(2, [20, 21]);
+  server.on('GET', MESSAGES, { body: { result: [...old, ...fresh] } }, { body: { result: [] } });
+  await source.open({ currKey: 3, time: 20 });
+  const batch = await source.next(signal());
+  assert.deepEqual(seqs(batch.messages), [2, 3]);
+  assert.deepEqual(source.checkpointAfter(batch), { currKey: 3, time: 21, seen: [fingerprint(fresh[1]!)] });
+
+  const other = await setup(t, { read: 'time' });
+  const same = stamped(1, [20]);
+  other.server.on('GET', MESSAGES, { body: { result: same } }, { body: { result: [] } });
+  await other.source.open({ currKey: 0, time: 20 });
+  const first = await other.source.next(signal());
+  assert.deepEqual(other.source.checkpointAfter(first), { currKey: 0, time: 20, seen: [fingerprint(same[0]!)] });
+});
+
+test('reading by key messages without stamps: the time position stays empty (time 0, nothing seen)', async (t) => {
+  const { server, source } = await setup(t);
+  server.on('GET', MESSAGES, (r) => bufferAnswer(numbered(1, 2), r));
+  await source.open(undefined);
+  const batch = await source.next(signal());
+  assert.deepEqual(source.checkpointAfter(batch), { currKey: 3, time: 0, seen: [] });
+});
+
+test('a fingerprint is 22 URL-safe characters, the same for equal messages and different for different ones', () => {
+  const a = fingerprint({ ident: 'x', 'server.timestamp': 5, v: 1 });
+  assert.match(a, /^[A-Za-z0-9_-]{22}$/);
+  assert.equal(fingerprint({ ident: 'x', 'server.timestamp': 5, v: 1 }), a);
+  assert.notEqual(fingerprint({ ident: 'x', 'server.timestamp': 5, v: 2 }), a);
 });
 
 test('auto: when the read by time fails or returns unstamped messages, the key-based error stands, and the source does not try again', async (t) => {
@@ -215,6 +265,11 @@ test('auto: when the read by time fails or returns unstamped messages, the key-b
   other.server.on('GET', MESSAGES, (r) => (r.data?.curr_key !== undefined ? REFUSED : { body: { result: [...stamped(1, [5]), ...numbered(2, 1)] } }));
   await other.source.open(undefined);
   await assert.rejects(other.source.next(signal()), /unknown parameter "curr_key"/);
+  assert.deepEqual(
+    reads(other.server).map((d) => ('curr_key' in d ? 'key' : 'time')),
+    ['key', 'time'],
+    'the key-based error comes straight after the probe',
+  );
   assert.equal(other.source.reading, 'key');
   assert.deepEqual(other.log.at('warn'), []);
 });
@@ -298,7 +353,7 @@ async function checkEach(server: FakeFlespi, source: RestSource, checks: number)
 test('the buffer fill: a warning once it reaches 80% of bufferLimitBytes, again only after it fell below 72%', async (t) => {
   const { server, log, source } = await setup(t, { bufferLimitBytes: 1000 * 1024, bufferCheckMs: 0, limitCount: 1 });
   server.on('GET', MESSAGES, (r) => bufferAnswer(numbered(1, 50), r, { limit: 1 }));
-  const sizes = [799, 800, 790, 800, 700, 1000, 'n/a'];
+  const sizes = [790, 800, 790, 800, 700, 1000, 'n/a'];
   server.on('GET', ITEM, ...sizes.map((kb) => ({ body: { result: [{ id: CHANNEL, messages_size: kb, blocked: 0 }] } })));
   await source.open(undefined);
   await checkEach(server, source, sizes.length);
@@ -346,10 +401,11 @@ test('a blocked channel is reported with its code (4: storage); a check refused 
     { body: { result: [{ id: CHANNEL, blocked: 4 }] } },
     { body: { result: [{ id: CHANNEL, blocked: 2 }] } },
     { body: { result: [{ id: CHANNEL, blocked: 0 }] } },
+    { body: { result: [] } },
     { status: 500, body: { errors: [{ reason: 'busy' }] } },
   );
   await source.open(undefined);
-  await checkEach(server, source, 4);
+  await checkEach(server, source, 5);
   const tail =
     ': a blocked channel takes no messages from devices; free its buffer ("delete", or a shorter messages_ttl) and check the account\'s limits at https://flespi.io/#/panel';
   assert.deepEqual(log.at('warn'), [
@@ -362,7 +418,7 @@ test('a blocked channel is reported with its code (4: storage); a check refused 
     /^channel 55: cannot check the buffer's fill \(flespi server error \(500 Internal Server Error: busy\) on GET channel 55 at .*\)$/,
   );
   await source.next(signal());
-  while (server.requestsTo('GET', ITEM).length < 5) await new Promise((resolve) => setTimeout(resolve, 5));
+  while (server.requestsTo('GET', ITEM).length < 6) await new Promise((resolve) => setTimeout(resolve, 5));
 
   const refused = await setup(t, { bufferCheckMs: 0, limitCount: 1 });
   refused.server.on('GET', MESSAGES, (r) => bufferAnswer(numbered(1, 50), r, { limit: 1 }));
