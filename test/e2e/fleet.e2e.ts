@@ -40,8 +40,16 @@ describe("the live tail's map, devices and chart in VS Code (code-server)", { co
       await sandboxButton.click();
       await waitFor('the sandbox channels', async () => (await wb.treeLabels('Channels')).some((l) => l.includes(TAIL_CHANNEL)), 60_000);
       // A click on the channel opens its tail (fleet5 checks that the walkthrough counts it).
-      await wb.view('Channels').locator('.monaco-list-row').filter({ hasText: TAIL_CHANNEL }).first().click();
-      tail = await LiveTail.find(wb);
+      // A click while the tree redraws can reach a row whose command VS Code has already let go ("Actual
+      // command not found" in the console): as a user would, click again when no tail opens.
+      for (let attempt = 1; ; attempt++) {
+        await wb.view('Channels').locator('.monaco-list-row').filter({ hasText: TAIL_CHANNEL }).first().click();
+        const opened = await LiveTail.find(wb, 15_000).catch((error: unknown) => (attempt < 3 ? undefined : Promise.reject(error)));
+        if (opened) {
+          tail = opened;
+          break;
+        }
+      }
       await tail.waitForCount('received', 30, 60_000);
       await tail.frame.locator('[data-testid="open-map"]').click();
       const map = tail.frame.locator('[data-testid="map"]');

@@ -263,6 +263,8 @@ describe('flespi extension in VS Code (code-server)', { concurrency: false }, ()
     // Stop (unsubscribe) so the buffer holds still; it stays for export.
     await tail.click('Stop');
     await waitFor('the tail to stop', async () => (await tail.text('state')) === 'stopped');
+    // Stopped, there is nothing to pause: Restart starts again.
+    assert.equal(await tail.button(/^(Pause|Resume)$/).getAttribute('aria-disabled'), 'true', 'Pause stays enabled after Stop');
     // Messages already on their way when it stopped are still shown.
     const shown = await waitFor('every received message to be shown', async () => {
       const [received, shownNow] = [await tail.count('received'), await tail.count('shown')];

@@ -11,8 +11,8 @@ export class LiveTail {
   ) {}
 
   /** Finds the live tail webview that is open in the editor area. */
-  static async find(workbench: Workbench): Promise<LiveTail> {
-    return new LiveTail(workbench, await workbench.webviewFrame('[data-testid="received"]'));
+  static async find(workbench: Workbench, timeoutMs?: number): Promise<LiveTail> {
+    return new LiveTail(workbench, await workbench.webviewFrame('[data-testid="received"]', timeoutMs));
   }
 
   async text(counter: Counter): Promise<string> {
