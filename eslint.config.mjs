@@ -77,6 +77,7 @@ export default tseslint.config(
       'src/extension/sinks/sinkSchema.ts',
       'src/extension/sinks/sinkSecrets.ts',
       'src/extension/sinks/sinkStatus.ts',
+      'src/extension/stableRows.ts',
       'src/extension/tail/tailExport.ts',
       'src/extension/tail/tailFeed.ts',
       'src/extension/tail/tailHtml.ts',

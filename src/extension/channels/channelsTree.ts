@@ -2,6 +2,7 @@
 import * as vscode from 'vscode';
 import { FlespiError, errorMessage } from '../../core/errors';
 import type { Connection } from '../connection';
+import { StableRows } from '../stableRows';
 import type { ForwardingManager } from '../forwarding/manager';
 import { channelSummary, listChannelRows, type ChannelInfo } from './channelModel';
 
@@ -17,9 +18,17 @@ export class ChannelsTree implements vscode.TreeDataProvider<ChannelNode>, vscod
   private readonly subscriptions: vscode.Disposable[] = [];
   /** The last listing, for pick lists; undefined until the view or a picker asked for it. */
   private channels?: ChannelInfo[];
-  /** The rows shown, one object per channel id (VS Code redraws a row given the same object), and what each shows. */
-  private readonly nodes = new Map<number, { node: ChannelNode & { kind: 'channel' }; shown: string }>();
-  private redrawTimer?: NodeJS.Timeout;
+  /** One node per channel id; a redraw names only the rows whose text or icon changed. */
+  private readonly rows = new StableRows<number, ChannelInfo, ChannelNode & { kind: 'channel' }>({
+    shows: (channel) => this.rowKey(channel),
+    makeNode: (channel) => ({ kind: 'channel', channel }),
+    valueOf: (node) => node.channel,
+    update: (node, channel) => {
+      node.channel = channel;
+    },
+    redraw: (nodes) => this.changed.fire(nodes),
+    intervalMs: REDRAW_INTERVAL_MS,
+  });
 
   constructor(
     private readonly connection: Connection,
@@ -40,11 +49,7 @@ export class ChannelsTree implements vscode.TreeDataProvider<ChannelNode>, vscod
    * filled in when it is shown: redrawing a row hides its tooltip, so rows must not redraw per batch.
    */
   redraw(): void {
-    this.redrawTimer ??= setTimeout(() => {
-      this.redrawTimer = undefined;
-      const changed = [...this.nodes.values()].filter((entry) => this.rowKey(entry.node.channel) !== entry.shown).map((entry) => entry.node);
-      if (changed.length > 0) this.changed.fire(changed);
-    }, REDRAW_INTERVAL_MS);
+    this.rows.schedule();
   }
 
   private summary(channel: ChannelInfo) {
@@ -87,8 +92,7 @@ export class ChannelsTree implements vscode.TreeDataProvider<ChannelNode>, vscod
     if (node.kind === 'message') return node.item;
     const { channel } = node;
     const { forwarding, summary } = this.summary(channel);
-    const entry = this.nodes.get(channel.id);
-    if (entry?.node === node) entry.shown = this.rowKey(channel);
+    this.rows.drawn(channel.id, node);
     const item = new vscode.TreeItem(channel.name, vscode.TreeItemCollapsibleState.None);
     item.id = `channel-${channel.id}`;
     item.description = summary.description;
@@ -130,14 +134,7 @@ export class ChannelsTree implements vscode.TreeDataProvider<ChannelNode>, vscod
           ),
         ];
       }
-      const ids = new Set(channels.map((c) => c.id));
-      for (const id of this.nodes.keys()) if (!ids.has(id)) this.nodes.delete(id);
-      return channels.map((channel) => {
-        const entry = this.nodes.get(channel.id);
-        if (entry) entry.node.channel = channel;
-        else this.nodes.set(channel.id, { node: { kind: 'channel', channel }, shown: '' });
-        return this.nodes.get(channel.id)!.node;
-      });
+      return this.rows.nodes(channels, (channel) => channel.id);
     } catch (error) {
       const kind = error instanceof FlespiError ? error.kind : undefined;
       return [failureRow(this.connection.mode() ?? 'token', errorMessage(error), kind)];
@@ -145,7 +142,7 @@ export class ChannelsTree implements vscode.TreeDataProvider<ChannelNode>, vscod
   }
 
   dispose(): void {
-    clearTimeout(this.redrawTimer);
+    this.rows.dispose();
     for (const s of this.subscriptions) s.dispose();
     this.changed.dispose();
   }

@@ -1,5 +1,6 @@
 /** The "Sinks" view: every configured sink with its live status while forwarding. */
 import * as vscode from 'vscode';
+import { StableRows } from '../stableRows';
 import type { ForwardingManager } from '../forwarding/manager';
 import type { SinkSetting } from './sinkModel';
 import { sinkRow, type SinkUse } from './sinkStatus';
@@ -20,10 +21,17 @@ export class SinksTree implements vscode.TreeDataProvider<SinkNode>, vscode.Disp
   private readonly changed = new vscode.EventEmitter<SinkNode | SinkNode[] | undefined>();
   readonly onDidChangeTreeData = this.changed.event;
   private readonly subscriptions: vscode.Disposable[] = [];
-  private redrawTimer?: NodeJS.Timeout;
-  private lastRedraw = 0;
-  /** The rows shown, one object per sink name (VS Code redraws a row given the same object), and what each shows. */
-  private readonly nodes = new Map<string, { node: SinkNode; shown: string }>();
+  /** One node per sink name; a redraw names only the rows whose text changed, at most once a second. */
+  private readonly rows = new StableRows<string, SinkSetting, SinkNode>({
+    shows: (sink) => JSON.stringify(this.row(sink)),
+    makeNode: (sink) => ({ kind: 'sink', sink }),
+    valueOf: (node) => node.sink,
+    update: (node, sink) => {
+      node.sink = sink;
+    },
+    redraw: (nodes) => this.changed.fire(nodes),
+    intervalMs: REDRAW_INTERVAL_MS,
+  });
 
   constructor(
     private readonly sinks: SinkStore,
@@ -41,14 +49,7 @@ export class SinksTree implements vscode.TreeDataProvider<SinkNode>, vscode.Disp
 
   /** Schedules a redraw of the rows whose text changed, coalescing bursts of changes. */
   redraw(): void {
-    if (this.redrawTimer) return;
-    const wait = Math.max(0, this.lastRedraw + REDRAW_INTERVAL_MS - Date.now());
-    this.redrawTimer = setTimeout(() => {
-      this.redrawTimer = undefined;
-      this.lastRedraw = Date.now();
-      const changed = [...this.nodes.values()].filter((entry) => JSON.stringify(this.row(entry.node.sink)) !== entry.shown).map((entry) => entry.node);
-      if (changed.length > 0) this.changed.fire(changed);
-    }, wait);
+    this.rows.schedule();
   }
 
   private row(sink: SinkSetting) {
@@ -68,8 +69,7 @@ export class SinksTree implements vscode.TreeDataProvider<SinkNode>, vscode.Disp
   getTreeItem(node: SinkNode): vscode.TreeItem {
     const { sink } = node;
     const row = this.row(sink);
-    const entry = this.nodes.get(sink.name);
-    if (entry?.node === node) entry.shown = JSON.stringify(row);
+    this.rows.drawn(sink.name, node);
     const item = new vscode.TreeItem(sink.name, vscode.TreeItemCollapsibleState.None);
     item.id = `sink-${sink.name}`;
     item.description = row.description;
@@ -85,19 +85,11 @@ export class SinksTree implements vscode.TreeDataProvider<SinkNode>, vscode.Disp
 
   getChildren(parent?: SinkNode): SinkNode[] {
     if (parent) return [];
-    const sinks = this.sinks.all();
-    const names = new Set(sinks.map((s) => s.name));
-    for (const name of this.nodes.keys()) if (!names.has(name)) this.nodes.delete(name);
-    return sinks.map((sink) => {
-      const entry = this.nodes.get(sink.name);
-      if (entry) entry.node.sink = sink;
-      else this.nodes.set(sink.name, { node: { kind: 'sink', sink }, shown: '' });
-      return this.nodes.get(sink.name)!.node;
-    });
+    return this.rows.nodes(this.sinks.all(), (sink) => sink.name);
   }
 
   dispose(): void {
-    clearTimeout(this.redrawTimer);
+    this.rows.dispose();
     for (const s of this.subscriptions) s.dispose();
     this.changed.dispose();
   }
