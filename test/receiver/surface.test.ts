@@ -3,6 +3,7 @@
 // how a source error's backoff, Retry-After and a flespi block (403) are reported.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
+import { TransientError } from '../../src/core/errors';
 import { ConfigError } from '../../src/core/options';
 import { FlespiClient } from '../../src/core/flespi/client';
 import type { HandlerHealth } from '../../src/core/handler';
@@ -58,8 +59,8 @@ test('stats and events: counts of fetched and done batches, states in order, han
     'h',
     async () => {
       calls += 1;
-      if (calls === 2) throw new Error('flaky');
-      if (calls === 3) await new Promise((resolve) => setTimeout(resolve, 120));
+      if (calls === 2 || calls === 3) throw new TransientError('flaky');
+      if (calls === 4) await new Promise((resolve) => setTimeout(resolve, 120));
     },
     () => {
       if (calls >= 3) throw new Error('no health today');
@@ -101,7 +102,7 @@ test('stats and events: counts of fetched and done batches, states in order, han
       lastError: h.lastError,
       dead: h.deadLetters,
     },
-    { name: 'h', started: true, messages: 5, batches: 2, failures: 1, consecutive: 0, lastError: 'flaky', dead: 0 },
+    { name: 'h', started: true, messages: 5, batches: 2, failures: 2, consecutive: 0, lastError: 'flaky', dead: 0 },
   );
   assert.equal(h.health.detail, 'health() failed: no health today');
   assert.ok(latencies[1]! >= 100, `the slow attempt took ${latencies[1]} ms`);
