@@ -342,8 +342,28 @@ describe('flespi extension in VS Code (code-server)', { concurrency: false }, ()
     );
     await wb.shot('selection-kept');
 
-    // Ctrl+A in the table selects every row and leaves no page text selected.
+    // Keyboard: End, then Home: the first row is the active one, drawn below the sticky header, not under it.
     await tail.row(ids[0]!).click();
+    await wb.page.keyboard.press('End');
+    await wb.page.keyboard.press('Home');
+    await waitFor('Home to make the top row active, below the sticky header', async () => (await tail.frame.evaluate(TOP_ROW_ACTIVE_BELOW_HEADER)) === true);
+
+    // In a light theme a selected row stays plain to see when the table has no focus: the bar on its
+    // left edge stands out from the row by at least 3:1 (WCAG's contrast for such marks).
+    const dark = (await tail.frame.evaluate(`document.body.classList.contains('vscode-dark')`)) === true;
+    await wb.runCommandAndPick('Preferences: Color Theme', 'Light Modern');
+    await waitFor('the tail to take the light theme', async () => (await tail.frame.evaluate(`document.body.classList.contains('vscode-light')`)) === true);
+    await tail.frame.locator('[data-testid="detail"]').click();
+    const bar = (await tail.frame.evaluate(SELECTED_ROW_BAR_CONTRAST)) as number;
+    await wb.shot('light-theme-selection');
+    assert.ok(bar >= 3, `in the light theme the selected row's bar has a contrast of ${bar.toFixed(2)}:1 against the row`);
+    if (dark) {
+      await wb.runCommandAndPick('Preferences: Color Theme', 'Dark Modern');
+      await waitFor('the dark theme again', async () => (await tail.frame.evaluate(`document.body.classList.contains('vscode-dark')`)) === true);
+    }
+
+    // Ctrl+A in the table selects every row and leaves no page text selected.
+    await tail.row((await tail.rowIds())[0]!).click();
     await wb.page.keyboard.press('Control+a');
     const rows = await tail.rowCount();
     await waitFor('every row to be selected', async () => Number(await tail.frame.locator('[data-testid="selected"]').textContent()) === rows);
@@ -717,6 +737,28 @@ const PILL_CONTRAST = `(() => {
   for (let el = pill; el && !back; el = el.parentElement) { const c = rgb(getComputedStyle(el).backgroundColor); if (c.length === 3 || (c.length === 4 && c[3] > 0)) back = c; }
   if (!back) { const hex = getComputedStyle(document.documentElement).getPropertyValue('--vscode-editor-background').trim().slice(1); back = [0, 2, 4].map((i) => parseInt(hex.slice(i, i + 2), 16)); }
   const [a, b] = [lum(rgb(getComputedStyle(pill).color)), lum(back)].sort((x, y) => y - x);
+  return (a + 0.05) / (b + 0.05);
+})()`;
+
+/** After Home: the row nearest the top is the grid's active one, and the sticky header does not cover it. */
+const TOP_ROW_ACTIVE_BELOW_HEADER = `(() => {
+  const grid = document.querySelector('[role="grid"]');
+  const active = grid && document.getElementById(grid.getAttribute('aria-activedescendant') || '');
+  const header = document.querySelector('.row.header');
+  const rows = [...document.querySelectorAll('.rows [role="row"][data-id]')].sort((a, b) => a.getBoundingClientRect().top - b.getBoundingClientRect().top);
+  const viewport = document.querySelector('.viewport');
+  const top = rows.find((r) => r.getBoundingClientRect().bottom > viewport.getBoundingClientRect().top + 1);
+  return !!active && !!header && active === top && active.getBoundingClientRect().top >= header.getBoundingClientRect().bottom - 0.5;
+})()`;
+
+/** The contrast of the selected row's left bar (its inset box-shadow) against the row's background. */
+const SELECTED_ROW_BAR_CONTRAST = `(() => {
+  const row = document.querySelector('.rows .row.selected');
+  if (!row) return -1;
+  const rgb = (text) => (text.match(/[\\d.]+/g) || []).map(Number);
+  const lum = (c) => { const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); }; return 0.2126 * f(c[0]) + 0.7152 * f(c[1]) + 0.0722 * f(c[2]); };
+  const style = getComputedStyle(row);
+  const [a, b] = [lum(rgb(style.boxShadow)), lum(rgb(style.backgroundColor))].sort((x, y) => y - x);
   return (a + 0.05) / (b + 0.05);
 })()`;
 
