@@ -4,6 +4,7 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { UndeliverableError } from '../../src/core/errors';
 import { MemoryCheckpointStore } from '../../src/core/receiver/checkpoint';
+import { MemoryDeadLetterStore } from '../../src/core/receiver/deadLetters';
 import { Receiver, type HandlerErrorEvent, type ReceiverOptions } from '../../src/core/receiver/receiver';
 import type { Checkpoint } from '../../src/core/sources/source';
 import { ListSource } from '../support/listSource';
@@ -170,4 +171,36 @@ test('splitAfter is a whole number of attempts (2.7 is 2), at least 1; conclusiv
     errors.map((e) => e.attempt),
     [1, 2, 4],
   );
+});
+
+test('an engine error (TypeError, RangeError, SyntaxError, ReferenceError, URIError) on a message alone is dead-lettered after splitAfter tries; a plain Error on it is retried, not dead-lettered', async (t) => {
+  const engine = [TypeError, RangeError, SyntaxError, ReferenceError, URIError];
+  for (const Kind of engine) {
+    const handler = new RecordingHandler('h', () => {
+      throw new Kind('cannot read this message');
+    });
+    const deadLetters = new MemoryDeadLetterStore();
+    const r = receiver(t, { source: new ListSource([numbered(1, 1)]), handlers: [handler], deadLetters });
+    await r.start();
+    // Dead-lettered after two tries, or (wrongly) retried on and on.
+    while (r.stats().batchesDone < 1 && handler.calls < 6) await settle(10);
+    const letters = await deadLetters.read();
+    assert.deepEqual(
+      letters.map((l) => [l.errorName, l.attempts]),
+      [[Kind.name, 2]],
+      Kind.name,
+    );
+    assert.equal(handler.calls, 2, Kind.name);
+    await r.stop();
+  }
+  const plain = new RecordingHandler('h', () => {
+    throw new Error('sink down');
+  });
+  const deadLetters = new MemoryDeadLetterStore();
+  const r = receiver(t, { source: new ListSource([numbered(1, 1)]), handlers: [plain], deadLetters });
+  await r.start();
+  while (plain.calls < 6) await settle(10);
+  await r.stop();
+  assert.equal((await deadLetters.read()).length, 0);
+  assert.equal(r.stats().batchesDone, 0);
 });
