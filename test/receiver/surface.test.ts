@@ -3,7 +3,7 @@
 // how a source error's backoff, Retry-After and a flespi block (403) are reported.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { TransientError } from '../../src/core/errors';
+import { FlespiError, TransientError } from '../../src/core/errors';
 import { ConfigError } from '../../src/core/options';
 import { FlespiClient } from '../../src/core/flespi/client';
 import type { HandlerHealth } from '../../src/core/handler';
@@ -316,4 +316,22 @@ test('a source error that is not a FlespiError is retried; a ConfigError stops t
     [['bad setting', true, undefined]],
   );
   assert.equal(config.state, 'failed');
+});
+
+test('a 200 whose errors deny access (ACL, code 3) stops the receiver even with onForbidden "retry": only an HTTP 403 is waited out', async (t) => {
+  const server = await startFakeFlespi();
+  t.after(() => server.close());
+  server.on('GET', '/gw/channels/9/messages', { body: { result: [], errors: [{ code: 3, reason: 'no access to channel messages' }] } });
+  const client = new FlespiClient({ token: 'f'.repeat(64), baseUrl: server.url });
+  const r = receiver(t, { source: new RestSource({ client, channelId: 9, timeout: 1 }), handlers: [new RecordingHandler('h')], onForbidden: 'retry' });
+  const events: SourceErrorEvent[] = [];
+  r.on('source-error', (e) => events.push(e));
+  await r.start().catch(() => {}); // start() may already see the error, or resolve just before it
+  await assert.rejects(r.done, (e: unknown) => e instanceof FlespiError && e.kind === 'forbidden' && /no access to channel messages/.test(e.message));
+  assert.deepEqual(
+    events.map((e) => [e.fatal, e.blocked]),
+    [[true, undefined]],
+  );
+  assert.equal(r.state, 'failed');
+  assert.equal(server.requestsTo('GET', '/gw/channels/9/messages').length, 1);
 });
