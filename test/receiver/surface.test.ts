@@ -327,6 +327,8 @@ test('a 200 whose errors deny access (ACL, code 3) stops the receiver even with 
   const events: SourceErrorEvent[] = [];
   r.on('source-error', (e) => events.push(e));
   await r.start().catch(() => {}); // start() may already see the error, or resolve just before it
+  while (events.length === 0) await new Promise((resolve) => setTimeout(resolve, 10));
+  assert.equal(events[0]!.fatal, true, `waited out instead: ${events[0]!.blocked}`);
   await assert.rejects(r.done, (e: unknown) => e instanceof FlespiError && e.kind === 'forbidden' && /no access to channel messages/.test(e.message));
   assert.deepEqual(
     events.map((e) => [e.fatal, e.blocked]),
