@@ -1,6 +1,6 @@
 import { abortReason } from '../../src/core/backoff';
 import type { FlespiMessage } from '../../src/core/message';
-import type { Source, SourceBatch } from '../../src/core/sources/source';
+import type { Checkpoint, Source, SourceBatch } from '../../src/core/sources/source';
 
 /** Hands out fixed batches, then waits: for messages flespi itself would never carry (a BigInt, a cycle, ...). */
 export class ListSource implements Source {
@@ -15,7 +15,8 @@ export class ListSource implements Source {
     if (messages) return Promise.resolve({ seq: ++this.seq, messages });
     return new Promise((_, reject) => signal.addEventListener('abort', () => reject(abortReason(signal)), { once: true }));
   }
-  checkpointAfter(): undefined {
+  // No position of its own; subclasses that have one return it.
+  checkpointAfter(): Checkpoint | undefined {
     return undefined;
   }
   async ack(): Promise<void> {}
