@@ -320,9 +320,12 @@ export class RestSource implements Source {
     const share = bytes / this.bufferLimitBytes;
     if (share >= BUFFER_WARN_SHARE && !this.bufferWarned) {
       this.bufferWarned = true;
-      const reason = this.deleteAcked ? 'reading by time cannot delete' : 'with "delete" off';
+      // Reading by time, "delete" cannot help: only a shorter messages_ttl does.
+      const [reason, remedy] = this.deleteAcked
+        ? ['reading by time cannot delete, so', 'shorten messages_ttl']
+        : ['with "delete" off', 'turn on "delete" if this receiver is the channel\'s only reader, or shorten messages_ttl'];
       this.log.warn(
-        `channel ${this.channelId}'s buffer holds ${mb(bytes)} MB, ${Math.round(share * 100)}% of ${mb(this.bufferLimitBytes)} MB${this.bufferLimitBytes === FREE_PLAN_BUFFER_BYTES ? " (a free account's buffer; commercial plans hold more: set bufferLimitMB)" : ''}: ${reason} only messages_ttl empties it, and flespi blocks a channel whose buffer is full; turn on "delete" if this receiver is the channel's only reader, or shorten messages_ttl`,
+        `channel ${this.channelId}'s buffer holds ${mb(bytes)} MB, ${Math.round(share * 100)}% of ${mb(this.bufferLimitBytes)} MB${this.bufferLimitBytes === FREE_PLAN_BUFFER_BYTES ? " (a free account's buffer; commercial plans hold more: set bufferLimitMB)" : ''}: ${reason} only messages_ttl empties it, and flespi blocks a channel whose buffer is full; ${remedy}`,
       );
     } else if (share < BUFFER_WARN_SHARE * 0.9) {
       this.bufferWarned = false;
