@@ -70,7 +70,8 @@ export default {
   htmlReporter: { fileName: `reports/mutation/${name}.html` },
   jsonReporter: { fileName: `reports/mutation/${name}.json` },
   clearTextReporter: { allowColor: false, logTests: false, reportScoreTable: true },
-  ignorePatterns: ['dist', 'out', 'reports', '.e2e', '.vscode-test', 'bench/results', 'test-output', 'media', '*.vsix'],
-  tempDirName: `.stryker-tmp`,
+  ignorePatterns: ['.stryker-tmp', 'dist', 'out', 'reports', '.e2e', '.vscode-test', 'bench/results', 'test-output', 'media', '*.vsix'],
+  // One sandbox per folder, so two folders can be mutated at once.
+  tempDirName: `.stryker-tmp/${name}`,
   cleanTempDir: true,
 };
