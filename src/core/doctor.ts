@@ -11,6 +11,7 @@
  */
 import mqtt, { type IConnackPacket, type MqttClient } from 'mqtt';
 import { deadline } from './deadline';
+import { subackRefusal } from './flespi/subscription';
 import { randomBytes } from 'node:crypto';
 import { isLoopbackHost, redactUrl } from './security';
 
@@ -1008,8 +1009,7 @@ function subscribe(client: MqttClient, topic: string, timeoutMs: number, signal:
       clearTimeout(timer);
       signal.removeEventListener('abort', onAbort);
       if (error) {
-        // MQTT.js 5 rejects with the SUBACK packet attached, not with the code.
-        const refused = (error as { packet?: { granted?: unknown[] } }).packet?.granted?.find((c) => typeof c === 'number' && c >= 0x80);
+        const refused = subackRefusal(error);
         return reject(refused === undefined ? error : Object.assign(new Error(`SUBACK ${String(refused)}`), { code: refused }));
       }
       const qos = granted?.[0]?.qos ?? 0;

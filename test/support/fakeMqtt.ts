@@ -1,19 +1,30 @@
-// A scripted MQTT 5 broker over a real TCP socket, for answers neither the sandbox nor Mosquitto
-// gives: a CONNACK with any reason code (or none at all), and a SUBACK code chosen per topic filter
-// (e.g. refuse `$share/...` with 0x9E "shared subscriptions not supported"). It delivers nothing.
+// A scripted MQTT broker (3.1.1 and 5) over a real TCP socket, for answers neither the sandbox nor
+// Mosquitto gives: a CONNACK with any reason code (or none at all), a SUBACK code chosen per topic
+// filter (e.g. refuse `$share/...` with 0x9E "shared subscriptions not supported"), a DISCONNECT
+// with a chosen reason code, publishes with chosen packet ids and DUP flags. It records what the
+// client sent: CONNECT packets, topic filters, PUBACK packet ids.
 //
 //   const broker = await startFakeMqtt({ suback: (topic) => (topic.startsWith('$share/') ? 0x9e : 1) });
 //   ... connect a client to broker.url ...
 //   broker.subscriptions   // every topic filter asked for
+//   broker.publish('flespi/message/gw/channels/1/2', { ident: 'a' }, { messageId: 7 });
 import { createServer, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { generate, parser as createParser, type Packet } from 'mqtt-packet';
+import { generate, parser as createParser, type IConnectPacket, type Packet } from 'mqtt-packet';
 
 export interface FakeMqttOptions {
-  /** The CONNACK reason code (default 0); `'never'` leaves the client waiting. */
-  connack?: number | 'never';
+  /**
+   * The CONNACK reason code (default 0), or per connection (counted from 1): a code, `'never'` (leave
+   * the client waiting) or a code with the session-present flag.
+   */
+  connack?: number | 'never' | ((connection: number) => number | 'never' | { code: number; sessionPresent: boolean });
   /** The SUBACK code for a topic filter (default 1: granted QoS 1); `'never'` sends no SUBACK. */
   suback?: (topic: string) => number | 'never';
+}
+
+interface Connection {
+  socket: Socket;
+  protocolVersion: 4 | 5;
 }
 
 export class FakeMqtt {
@@ -21,8 +32,14 @@ export class FakeMqtt {
   readonly subscriptions: string[] = [];
   /** Usernames of the CONNECT packets. */
   readonly usernames: (string | undefined)[] = [];
+  /** Every CONNECT packet, in order. */
+  readonly connects: IConnectPacket[] = [];
+  /** Packet ids of the PUBACKs received, in order, with the connection (counted from 1) each came on. */
+  readonly pubacks: { messageId: number; connection: number }[] = [];
   private readonly server: Server;
   private readonly sockets = new Set<Socket>();
+  private current?: Connection;
+  private nextMessageId = 1;
 
   constructor(private readonly options: FakeMqttOptions = {}) {
     this.server = createServer((socket) => this.serve(socket));
@@ -45,19 +62,53 @@ export class FakeMqtt {
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 
+  /** Sends a PUBLISH to the newest connection (QoS 1 unless `qos: 0`); returns its packet id. */
+  publish(topic: string, payload: unknown, { qos = 1, dup = false, messageId }: { qos?: 0 | 1; dup?: boolean; messageId?: number } = {}): number {
+    const connection = this.connection();
+    const id = messageId ?? this.nextMessageId++;
+    const body = typeof payload === 'string' || Buffer.isBuffer(payload) ? payload : JSON.stringify(payload);
+    this.send(connection, { cmd: 'publish', topic, payload: body, qos, dup, retain: false, ...(qos > 0 ? { messageId: id } : {}) } as Packet);
+    return id;
+  }
+
+  /** Ends the newest connection: with a DISCONNECT of this reason code first (MQTT 5), or by closing the socket. */
+  disconnect(reasonCode?: number): void {
+    const connection = this.connection();
+    if (reasonCode !== undefined) this.send(connection, { cmd: 'disconnect', reasonCode } as Packet);
+    connection.socket.end();
+  }
+
+  private connection(): Connection {
+    if (!this.current || this.current.socket.destroyed) throw new Error('no client is connected to the fake MQTT broker');
+    return this.current;
+  }
+
+  private send(connection: Connection, packet: Packet): void {
+    connection.socket.write(generate(packet, { protocolVersion: connection.protocolVersion }));
+  }
+
   private serve(socket: Socket): void {
     this.sockets.add(socket);
     socket.on('close', () => this.sockets.delete(socket));
     socket.on('error', () => {});
-    const parser = createParser({ protocolVersion: 5 });
-    const send = (packet: Packet) => socket.write(generate(packet, { protocolVersion: 5 }));
+    const connection: Connection = { socket, protocolVersion: 5 };
+    let number = 0;
+    // The parser learns the protocol version from the CONNECT packet.
+    const parser = createParser();
+    const send = (packet: Packet) => this.send(connection, packet);
     parser.on('packet', (packet) => {
       if (packet.cmd === 'connect') {
+        connection.protocolVersion = packet.protocolVersion === 5 ? 5 : 4;
+        this.connects.push(packet);
         this.usernames.push(packet.username);
-        const code = this.options.connack ?? 0;
-        if (code === 'never') return;
-        send({ cmd: 'connack', reasonCode: code, sessionPresent: false });
-        if (code >= 0x80) socket.end();
+        number = this.connects.length;
+        this.current = connection;
+        const option = this.options.connack ?? 0;
+        const answer = typeof option === 'function' ? option(number) : option;
+        if (answer === 'never') return;
+        const { code, sessionPresent } = typeof answer === 'number' ? { code: answer, sessionPresent: false } : answer;
+        send(connection.protocolVersion === 5 ? { cmd: 'connack', reasonCode: code, sessionPresent } : { cmd: 'connack', returnCode: code, sessionPresent });
+        if (code !== 0) socket.end();
       } else if (packet.cmd === 'subscribe') {
         const codes = packet.subscriptions.map((s) => {
           this.subscriptions.push(s.topic);
@@ -65,6 +116,8 @@ export class FakeMqtt {
         });
         if (codes.includes('never')) return;
         send({ cmd: 'suback', messageId: packet.messageId, granted: codes as number[] });
+      } else if (packet.cmd === 'puback') {
+        this.pubacks.push({ messageId: packet.messageId ?? -1, connection: number });
       } else if (packet.cmd === 'unsubscribe') {
         send({ cmd: 'unsuback', messageId: packet.messageId, granted: packet.unsubscriptions.map(() => 0) } as Packet);
       } else if (packet.cmd === 'pingreq') {

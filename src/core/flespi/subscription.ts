@@ -126,6 +126,17 @@ export class Reconnects {
   }
 }
 
+/**
+ * The SUBACK reason code (≥ 0x80) a subscription was refused with, or undefined when no SUBACK came.
+ * MQTT.js 5 rejects `subscribe` with the message only and the SUBACK packet attached (`error.packet`),
+ * not with the code.
+ */
+export function subackRefusal(error: unknown): number | undefined {
+  const granted = (error as { packet?: { cmd?: unknown; granted?: unknown } } | undefined)?.packet;
+  if (granted?.cmd !== 'suback' || !Array.isArray(granted.granted)) return undefined;
+  return granted.granted.find((code): code is number => typeof code === 'number' && code >= 0x80);
+}
+
 /** A parsed payload: the message, or why it is not one (one line, for logs). */
 export type ParsedPayload = { message: FlespiMessage; error?: undefined } | { message?: undefined; error: string };
 

@@ -3,7 +3,17 @@ import { hostname } from 'node:os';
 import mqtt, { type IConnackPacket, type IPublishPacket, type MqttClient } from 'mqtt';
 import { abortReason, AbortError, type RetryOptions } from '../backoff';
 import { errorMessage, FlespiError } from '../errors';
-import { channelTopic, connectOptions, fillGap, messageKey, parsePayload, Reconnects, safeHost, type GapFillClient } from '../flespi/subscription';
+import {
+  channelTopic,
+  connectOptions,
+  fillGap,
+  messageKey,
+  parsePayload,
+  Reconnects,
+  safeHost,
+  subackRefusal,
+  type GapFillClient,
+} from '../flespi/subscription';
 import { silentLogger, type Logger } from '../logger';
 import type { FlespiMessage } from '../message';
 import type { Checkpoint, Source, SourceBatch } from './source';
@@ -642,7 +652,7 @@ export class MqttSource implements Source {
   }
 
   private subscribeError(error: unknown): FlespiError {
-    const code = (error as { code?: unknown }).code;
+    const code = subackRefusal(error);
     if (code === 135 || code === 0x80) {
       return new FlespiError(
         'forbidden',
