@@ -126,6 +126,7 @@ test('a handler that never settles is timed out, its signal aborted, and the bat
     const error = await firstError;
     assert.ok(error.error instanceof HandlerTimeoutError, `expected a timeout, got ${error.error.name}`);
     assert.match(error.error.message, /hanging: handle\(\) did not finish within 200 ms/);
+    assert.equal(error.error.name, 'HandlerTimeoutError', 'logs and the UI show the name');
     assert.equal(hanging.contexts[0]!.signal.aborted, true);
     assert.ok(hanging.contexts[0]!.signal.reason instanceof HandlerTimeoutError);
     assert.deepEqual(hanging.accepted, range(1, 5));

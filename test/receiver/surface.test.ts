@@ -337,3 +337,25 @@ test('a 200 whose errors deny access (ACL, code 3) stops the receiver even with 
   assert.equal(r.state, 'failed');
   assert.equal(server.requestsTo('GET', '/gw/channels/9/messages').length, 1);
 });
+
+test("a handler's ctx.log lines carry its name at every level", async (t) => {
+  const log = memoryLogger();
+  const handler = new RecordingHandler('sink-a', (_messages, ctx) => {
+    ctx.log.debug('d');
+    ctx.log.info('i');
+    ctx.log.warn('w');
+    ctx.log.error('e');
+  });
+  const r = receiver(t, { source: new ListSource([numbered(1, 1)]), handlers: [handler], log });
+  await r.start();
+  await until(r, () => handler.accepted.length === 1);
+  assert.deepEqual(
+    log.lines.filter((l) => l.message.startsWith('sink-a: ')),
+    [
+      { level: 'debug', message: 'sink-a: d' },
+      { level: 'info', message: 'sink-a: i' },
+      { level: 'warn', message: 'sink-a: w' },
+      { level: 'error', message: 'sink-a: e' },
+    ],
+  );
+});
