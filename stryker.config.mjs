@@ -33,7 +33,7 @@ export const folders = {
   },
   wialon: {
     mutate: ['src/core/wialon/**/*.ts'],
-    tests: ['test/wialon/decode.test.ts', 'test/wialon/encode.test.ts', 'test/wialon/encodeFast.test.ts', 'test/wialon/receiver.test.ts'],
+    tests: ['test/wialon/decode.test.ts', 'test/wialon/edges.test.ts', 'test/wialon/encode.test.ts', 'test/wialon/encodeFast.test.ts', 'test/wialon/receiver.test.ts'],
   },
 };
 
