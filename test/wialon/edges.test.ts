@@ -10,6 +10,7 @@ import {
   decodePacket,
   encodeMessage,
   encodePacket,
+  messageToPacket,
   type WialonBlock,
   type WialonPacket,
 } from '../../src/core/wialon/codec';
@@ -147,4 +148,58 @@ test('PacketSplitter: fed one byte at a time, or with empty reads between, it gi
     () => later.push(Buffer.concat([packets[0], packets[1]])),
     (e: unknown) => e instanceof WialonDecodeError && e.offset === packets[0].length,
   );
+});
+
+/** Both encoders (the one-pass one behind encodeMessage, and messageToPacket + encodePacket) give the same bytes; returns the decoded packet. */
+function encodeBoth(message: Record<string, unknown>): WialonPacket {
+  const fast = encodeMessage(message);
+  const general = encodePacket(messageToPacket(message));
+  assert.deepEqual(fast, general, 'the one-pass encoder and the general path agree');
+  return decodePacket(fast);
+}
+
+test('numbers at the int32 and int64 edges, and timestamps at the u32 edges, through both encoders', () => {
+  const decoded = encodeBoth({
+    ident: 'n',
+    timestamp: 0xffffffff + 0.9,
+    a: 0x7fffffff,
+    b: 0x80000000,
+    c: -0x80000000,
+    d: -0x80000001,
+    e: (1n << 63n) - 1n,
+    f: -(1n << 63n),
+    g: 1n << 63n,
+    h: -(1n << 63n) - 1n,
+  });
+  assert.equal(decoded.time, 0xffffffff);
+  const byName = Object.fromEntries(decoded.blocks.map((b) => [b.name, [b.type, b.value]]));
+  assert.deepEqual(byName, {
+    a: ['int32', 0x7fffffff],
+    b: ['int64', 0x80000000n],
+    c: ['int32', -0x80000000],
+    d: ['int64', -0x80000001n],
+    e: ['int64', (1n << 63n) - 1n],
+    f: ['int64', -(1n << 63n)],
+    g: ['text', (1n << 63n).toString()],
+    h: ['text', (-(1n << 63n) - 1n).toString()],
+  });
+  assert.equal(encodeBoth({ ident: 'n', timestamp: 0 }).time, 0);
+  for (const timestamp of [-0.5, 0x100000000])
+    assert.throws(() => encodeMessage({ ident: 'n', timestamp }), new RegExp(`"timestamp" ${timestamp} does not fit Wialon's unsigned 32-bit seconds field`));
+  for (const ident of [undefined, null]) assert.throws(() => encodeMessage({ ident, timestamp: 1 }), /message has no "ident"/);
+  for (const timestamp of [undefined, null]) assert.throws(() => encodeMessage({ ident: 'n', timestamp }), /message has no "timestamp"/);
+});
+
+test('a message far larger than the encoder buffer (64 KiB), with ASCII, 2- and 3-byte UTF-8 and the characters at 0x7f/0x80, through both encoders', () => {
+  const texts: Record<string, string> = {
+    ascii: 'a'.repeat(100_000),
+    euro: '€'.repeat(30_000),
+    edge: '\x7f\x80\u07ff\u0800',
+  };
+  const numbers = Object.fromEntries(Array.from({ length: 5_000 }, (_, i) => [`n${i}`, i * 1_000_003]));
+  const decoded = encodeBoth({ ident: 'big', timestamp: 1, ...texts, ...numbers });
+  for (const [name, text] of Object.entries(texts)) assert.equal(decoded.blocks.find((b) => b.name === name)?.value, text, name);
+  assert.equal(decoded.blocks.find((b) => b.name === 'n4999')?.value, BigInt(4999 * 1_000_003), 'past int32: int64');
+  assert.equal(decoded.blocks.find((b) => b.name === 'n2')?.value, 2 * 1_000_003);
+  assert.equal(decoded.blocks.length, 3 + 5_000);
 });
