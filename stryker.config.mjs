@@ -29,11 +29,25 @@ export const folders = {
   },
   handlers: {
     mutate: ['src/core/handlers/**/*.ts'],
-    tests: ['test/sinks/*.test.ts', 'test/wialon/handler.test.ts', 'test/config/config.test.ts', 'test/reliability/bad-sink-settings.test.ts'],
+    // test/custom and dead-letters-config build handlers through the registry (custom classes, onUndeliverable).
+    tests: [
+      'test/sinks/*.test.ts',
+      'test/wialon/handler.test.ts',
+      'test/config/config.test.ts',
+      'test/config/dead-letters-config.test.ts',
+      'test/custom/*.test.ts',
+      'test/reliability/bad-sink-settings.test.ts',
+    ],
   },
   wialon: {
     mutate: ['src/core/wialon/**/*.ts'],
-    tests: ['test/wialon/decode.test.ts', 'test/wialon/edges.test.ts', 'test/wialon/encode.test.ts', 'test/wialon/encodeFast.test.ts', 'test/wialon/receiver.test.ts'],
+    tests: [
+      'test/wialon/decode.test.ts',
+      'test/wialon/edges.test.ts',
+      'test/wialon/encode.test.ts',
+      'test/wialon/encodeFast.test.ts',
+      'test/wialon/receiver.test.ts',
+    ],
   },
 };
 
