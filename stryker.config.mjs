@@ -29,12 +29,14 @@ export const folders = {
   },
   handlers: {
     mutate: ['src/core/handlers/**/*.ts'],
-    // test/custom and dead-letters-config build handlers through the registry (custom classes, onUndeliverable).
+    // test/custom and dead-letters-config build handlers through the registry (custom classes, onUndeliverable);
+    // schemas.test.ts checks the entry schemas (entrySchema.ts).
     tests: [
       'test/sinks/*.test.ts',
       'test/wialon/handler.test.ts',
       'test/config/config.test.ts',
       'test/config/dead-letters-config.test.ts',
+      'test/config/schemas.test.ts',
       'test/custom/*.test.ts',
       'test/reliability/bad-sink-settings.test.ts',
     ],
