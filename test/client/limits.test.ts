@@ -11,8 +11,8 @@ import {
   pollBodyCap,
   type FlespiClientOptions,
 } from '../../src/core/flespi/client';
-import { FlespiError } from '../../src/core/errors';
 import { startFakeFlespi, type FakeFlespi } from '../support/fakeFlespi';
+import { isFlespiError } from '../support/flespiFailure';
 
 const MiB = 1024 * 1024;
 const POLL = '/gw/channels/5/messages';
@@ -25,15 +25,6 @@ async function fake(t: TestContext): Promise<FakeFlespi> {
 
 const clientFor = (server: FakeFlespi, options: Partial<FlespiClientOptions> = {}) =>
   new FlespiClient({ token: 'f'.repeat(64), baseUrl: server.url, ...options });
-
-function flespiError(kind: string, message: RegExp) {
-  return (error: unknown) => {
-    assert.ok(error instanceof FlespiError, `got ${String(error)}`);
-    assert.equal(error.kind, kind, error.message);
-    assert.match(error.message, message);
-    return true;
-  };
-}
 
 test('pollBodyCap: limit_size plus 16 MiB, else limit_count × 64 KiB but at least 16 MiB, else the default; never past 512 MiB', () => {
   assert.equal(pollBodyCap({ limitSize: 1000 }), 1000 + 16 * MiB);
@@ -56,18 +47,18 @@ test('an answer past its cap is dropped as it arrives, with an error that says h
   const client = clientFor(server, { maxBodyBytes: 1.5 * MiB });
   await assert.rejects(
     client.pollChannelMessages(5, { currKey: 0, limitCount: 2 }),
-    flespiError(
+    isFlespiError(
       'malformed',
       /^the answer to GET channel 5 at http:\/\/127\.0\.0\.1:\d+ is larger than 16 MiB \(limit_count 2 × 64 KiB per message; set limitSize if your messages are larger\): it was dropped while arriving; lower limitCount or set limitSize/,
     ),
   );
   await assert.rejects(
     client.pollChannelMessages(5, { currKey: 0, limitSize: 100 }),
-    flespiError('malformed', /is larger than 16 MiB \(limit_size 100 bytes plus 16 MiB for the last message\): it was dropped/),
+    isFlespiError('malformed', /is larger than 16 MiB \(limit_size 100 bytes plus 16 MiB for the last message\): it was dropped/),
   );
   await assert.rejects(
     client.channels(),
-    flespiError('malformed', /^the answer to GET channel all at \S+ is larger than 1\.5 MiB: it was dropped while arriving/),
+    isFlespiError('malformed', /^the answer to GET channel all at \S+ is larger than 1\.5 MiB: it was dropped while arriving/),
   );
 });
 
@@ -80,7 +71,7 @@ test('the whole answer must arrive within timeoutMs, plus the long-poll wait for
   const began = Date.now();
   await assert.rejects(
     client.authInfo(),
-    flespiError(
+    isFlespiError(
       'timeout',
       /^no answer from http:\/\/127\.0\.0\.1:\d+ within 0\.3 s \(GET token info, the whole answer\): the server is slow or the connection stalls; check your network, or raise the request timeout \(flespi\.timeoutMs in a config file\)$/,
     ),
@@ -88,7 +79,7 @@ test('the whole answer must arrive within timeoutMs, plus the long-poll wait for
   assert.ok(Date.now() - began >= 290, 'not before the deadline');
   await assert.rejects(
     client.pollChannelMessages(5, { currKey: 0, timeout: 1 }),
-    flespiError('timeout', /within 1\.3 s \(the long-poll wait plus 0\.3 s; GET channel 5, the whole answer\)/),
+    isFlespiError('timeout', /within 1\.3 s \(the long-poll wait plus 0\.3 s; GET channel 5, the whole answer\)/),
   );
   assert.ok(Date.now() - began >= 1550, 'the poll had its wait on top');
 });
@@ -180,5 +171,5 @@ test('collections: pagination.limit is followed when smaller and valid, else 100
 
   // Only errors, no items: the listing fails with them.
   server.on('GET', '/gw/channel-protocols/7', { body: { result: [], errors: [{ code: 7, id: 7, reason: 'no such protocol' }] } });
-  await assert.rejects(client.channelProtocols(7), flespiError('not-found', /no such protocol \(code 7\) \[id 7\]/));
+  await assert.rejects(client.channelProtocols(7), isFlespiError('not-found', /no such protocol \(code 7\) \[id 7\]/));
 });

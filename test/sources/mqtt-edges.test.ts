@@ -5,34 +5,17 @@
 import { afterEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { hostname } from 'node:os';
-import { FlespiError, type FlespiErrorKind } from '../../src/core/errors';
-import type { Logger } from '../../src/core/logger';
+import { FlespiError } from '../../src/core/errors';
 import { defaultClientId, MqttSessionTakenOverError, MqttSource, type MqttSourceOptions } from '../../src/core/sources/mqtt';
 import type { SourceBatch } from '../../src/core/sources/source';
 import { startFakeMqtt, type FakeMqtt, type FakeMqttOptions } from '../support/fakeMqtt';
 import { eventually } from '../sandbox/mqtt-helpers';
+import { isFlespiError } from '../support/flespiFailure';
+import { memoryLogger } from '../support/logger';
 
 const CHANNEL = 42;
 const TOPIC = `flespi/message/gw/channels/${CHANNEL}/7`;
 const never = new AbortController().signal;
-
-interface Recorded extends Logger {
-  lines: { level: string; text: string }[];
-  at(level: string): string[];
-}
-
-function recordingLogger(): Recorded {
-  const lines: { level: string; text: string }[] = [];
-  const add = (level: string) => (text: string) => lines.push({ level, text });
-  return {
-    lines,
-    at: (level) => lines.filter((l) => l.level === level).map((l) => l.text),
-    debug: add('debug'),
-    info: add('info'),
-    warn: add('warn'),
-    error: add('error'),
-  };
-}
 
 let brokers: FakeMqtt[] = [];
 let sources: MqttSource[] = [];
@@ -57,15 +40,6 @@ function source(url: string, options: Partial<MqttSourceOptions> = {}): MqttSour
 
 const ids = (batch: SourceBatch) => batch.messages.map((m) => m.n);
 const pubackIds = (b: FakeMqtt) => b.pubacks.map((p) => p.messageId);
-
-function expectError(kind: FlespiErrorKind, pattern: RegExp) {
-  return (error: unknown) => {
-    assert.ok(error instanceof FlespiError, `got ${String(error)}`);
-    assert.equal(error.kind, kind, error.message);
-    assert.match(error.message, pattern);
-    return true;
-  };
-}
 
 describe('MqttSource options', () => {
   test('refuses a bad channel id, an empty token, limits that are not positive integers and a group with / + or #', () => {
@@ -149,7 +123,7 @@ describe('MqttSource against a scripted broker', { timeout: 30_000 }, () => {
       const b = await broker({ connack: () => (++connections === 1 ? code : 0) });
       const states: string[] = [];
       const s = source(b.url, { protocolVersion: version, onState: (state, detail) => states.push(`${state}:${detail ?? ''}`) });
-      await assert.rejects(s.open(undefined), expectError(kind, pattern));
+      await assert.rejects(s.open(undefined), isFlespiError(kind, pattern));
       assert.equal(s.state, 'offline');
       assert.match(states.at(-1)!, new RegExp(`^offline:.*CONNACK ${code}`));
       await s.open(undefined);
@@ -162,13 +136,13 @@ describe('MqttSource against a scripted broker', { timeout: 30_000 }, () => {
     const url = b.url;
     await b.close();
     brokers = [];
-    await assert.rejects(source(url).open(undefined), expectError('network', /^cannot connect to flespi MQTT at mqtt:\/\/127\.0\.0\.1:\d+: .*ECONNREFUSED/));
+    await assert.rejects(source(url).open(undefined), isFlespiError('network', /^cannot connect to flespi MQTT at mqtt:\/\/127\.0\.0\.1:\d+: .*ECONNREFUSED/));
     const silent = await broker({ connack: 'never' });
     const s = source(silent.url);
     const opening = s.open(undefined);
     await eventually(() => silent.connects.length === 1);
     silent.disconnect();
-    await assert.rejects(opening, expectError('network', /the connection closed before the broker accepted it/));
+    await assert.rejects(opening, isFlespiError('network', /the connection closed before the broker accepted it/));
   });
 
   for (const [code, kind, pattern] of [
@@ -179,7 +153,7 @@ describe('MqttSource against a scripted broker', { timeout: 30_000 }, () => {
   ] as const) {
     test(`SUBACK ${code} fails open() as ${kind}`, async () => {
       const b = await broker({ suback: () => code });
-      await assert.rejects(source(b.url).open(undefined), expectError(kind, pattern));
+      await assert.rejects(source(b.url).open(undefined), isFlespiError(kind, pattern));
     });
   }
 
@@ -243,7 +217,7 @@ describe('MqttSource against a scripted broker', { timeout: 30_000 }, () => {
 
   test('a malformed payload is acknowledged at once when nothing is ahead of it, later when something is; it is counted and logged with its topic', async () => {
     const b = await broker();
-    const log = recordingLogger();
+    const log = memoryLogger();
     const s = source(b.url, { batchMaxWaitMs: 50, log });
     await s.open(undefined);
     b.publish(TOPIC, 'not json', { messageId: 1 });
@@ -300,7 +274,7 @@ describe('MqttSource against a scripted broker', { timeout: 30_000 }, () => {
   test('a session resumed on reconnect is not subscribed again, and copies not yet handed out are dropped (the broker sends them again)', async () => {
     const b = await broker({ connack: (n) => ({ code: 0, sessionPresent: n > 1 }) });
     const states: string[] = [];
-    const log = recordingLogger();
+    const log = memoryLogger();
     const s = source(b.url, { batchMaxMessages: 1, batchMaxWaitMs: 10, log, onState: (state, detail) => states.push(`${state}:${detail ?? ''}`) });
     await s.open(undefined);
     b.publish(TOPIC, { ident: 'a', n: 1 }, { messageId: 1 });
@@ -328,7 +302,7 @@ describe('MqttSource against a scripted broker', { timeout: 30_000 }, () => {
 
   test('a session lost on reconnect is subscribed again and, without gapFill, the loss is logged as such', async () => {
     const b = await broker();
-    const log = recordingLogger();
+    const log = memoryLogger();
     const s = source(b.url, { log });
     await s.open(undefined);
     b.disconnect();
@@ -342,7 +316,7 @@ describe('MqttSource against a scripted broker', { timeout: 30_000 }, () => {
 
   test('a connection that ends while maxUnacked are held is a suspected loss even with the session kept', async () => {
     const b = await broker({ connack: (n) => ({ code: 0, sessionPresent: n > 1 }) });
-    const log = recordingLogger();
+    const log = memoryLogger();
     const s = source(b.url, { log, maxUnacked: 1, batchMaxWaitMs: 10 });
     await s.open(undefined);
     b.publish(TOPIC, { ident: 'a', n: 1 });
@@ -358,7 +332,7 @@ describe('MqttSource against a scripted broker', { timeout: 30_000 }, () => {
 
   test('DISCONNECT 0x97 (quota exceeded) is a suspected loss; DISCONNECT 0x8E stops the source for good', async () => {
     const b = await broker({ connack: (n) => ({ code: 0, sessionPresent: n > 1 }) });
-    const log = recordingLogger();
+    const log = memoryLogger();
     const s = source(b.url, { log });
     await s.open(undefined);
     b.disconnect(0x97);
@@ -375,7 +349,7 @@ describe('MqttSource against a scripted broker', { timeout: 30_000 }, () => {
 
   test('three connections in a row closed right after CONNACK are reported once as a probable takeover; the source keeps trying', async () => {
     const b = await broker();
-    const log = recordingLogger();
+    const log = memoryLogger();
     const states: string[] = [];
     const s = source(b.url, { log, onState: (state, detail) => states.push(`${state}:${detail ?? ''}`) });
     await s.open(undefined);
@@ -400,11 +374,11 @@ describe('MqttSource against a scripted broker', { timeout: 30_000 }, () => {
 
   test('a token refused on reconnect stops the source with the auth error; a refused resubscription does too', async () => {
     const refused = await broker({ connack: (n) => (n === 1 ? 0 : 135) });
-    const log = recordingLogger();
+    const log = memoryLogger();
     const s = source(refused.url, { log });
     await s.open(undefined);
     refused.disconnect();
-    await assert.rejects(s.next(never), expectError('auth', /refused the token \(CONNACK 135\)/));
+    await assert.rejects(s.next(never), isFlespiError('auth', /refused the token \(CONNACK 135\)/));
     assert.equal(s.state, 'offline');
     assert.match(log.at('error')[0], /CONNACK 135/);
 
@@ -413,6 +387,6 @@ describe('MqttSource against a scripted broker', { timeout: 30_000 }, () => {
     const t = source(noAccess.url);
     await t.open(undefined);
     noAccess.disconnect();
-    await assert.rejects(t.next(never), expectError('forbidden', /SUBACK 135/));
+    await assert.rejects(t.next(never), isFlespiError('forbidden', /SUBACK 135/));
   });
 });

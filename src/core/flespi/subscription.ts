@@ -132,9 +132,9 @@ export class Reconnects {
  * not with the code.
  */
 export function subackRefusal(error: unknown): number | undefined {
-  const granted = (error as { packet?: { cmd?: unknown; granted?: unknown } } | undefined)?.packet;
-  if (granted?.cmd !== 'suback' || !Array.isArray(granted.granted)) return undefined;
-  return granted.granted.find((code): code is number => typeof code === 'number' && code >= 0x80);
+  const packet = (error as { packet?: { cmd?: unknown; granted?: unknown } } | undefined)?.packet;
+  if (packet?.cmd !== 'suback' || !Array.isArray(packet.granted)) return undefined;
+  return packet.granted.find((code): code is number => typeof code === 'number' && code >= 0x80);
 }
 
 /** A parsed payload: the message, or why it is not one (one line, for logs). */
