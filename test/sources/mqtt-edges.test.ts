@@ -149,7 +149,10 @@ describe('MqttSource against a scripted broker', { timeout: 30_000 }, () => {
     [135, 'forbidden', /refused the subscription to flespi\/message\/gw\/channels\/42\/\+ \(SUBACK 135\): the token has no access to channel 42/],
     [0x80, 'forbidden', /\(SUBACK 128\): the token has no access/],
     [143, 'bad-request', /\(SUBACK 143 topic filter invalid\): check the filter expression and group name/],
-    [0x9e, 'network', /^subscribing to flespi\/message\/gw\/channels\/42\/\+ failed: /],
+    [0x9e, 'bad-request', /\(SUBACK 158 shared subscriptions not supported\): remove source\.group/],
+    [0xa2, 'bad-request', /\(SUBACK 162 wildcard subscriptions not supported\)/],
+    // Quota exceeded may pass: it stays a retryable failure.
+    [0x97, 'network', /^subscribing to flespi\/message\/gw\/channels\/42\/\+ failed: /],
   ] as const) {
     test(`SUBACK ${code} fails open() as ${kind}`, async () => {
       const b = await broker({ suback: () => code });

@@ -666,6 +666,19 @@ export class MqttSource implements Source {
         `flespi MQTT refused the subscription to ${this.topic} (SUBACK 143 topic filter invalid): check the filter expression and group name`,
         { cause: error },
       );
+    // The broker lacks a feature the topic needs: retrying cannot change that, so the source stops.
+    if (code === 158)
+      return new FlespiError(
+        'bad-request',
+        `the MQTT broker refused the subscription to ${this.topic} (SUBACK 158 shared subscriptions not supported): remove source.group or use a broker that supports $share`,
+        { cause: error },
+      );
+    if (code === 162)
+      return new FlespiError(
+        'bad-request',
+        `the MQTT broker refused the subscription to ${this.topic} (SUBACK 162 wildcard subscriptions not supported): use a broker that supports wildcards (flespi does)`,
+        { cause: error },
+      );
     return new FlespiError('network', `subscribing to ${this.topic} failed: ${errorMessage(error)}`, { cause: error });
   }
 }
