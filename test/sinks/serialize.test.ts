@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { UndeliverableError } from '../../src/core/errors';
-import { messageJson, stringifyWithoutRecursion, UnserializableError } from '../../src/core/handlers/serialize';
+import { jsonArray, jsonLines, messageJson, stringifyWithoutRecursion, UnserializableError } from '../../src/core/handlers/serialize';
 
 const SEED = Number(process.env.FC_SEED ?? 20261127);
 
@@ -92,4 +92,67 @@ test('BigInt and cycles are UnserializableError (an UndeliverableError) saying w
   while (Array.isArray(inner.level) && typeof inner.level[0] === 'object' && 'level' in (inner.level[0] as object)) inner = inner.level[0] as typeof deep;
   inner.level.push(deep);
   assert.throws(() => messageJson(deep), /refers to itself/);
+});
+
+/** The error messageJson throws for `value`. */
+function refusal(value: unknown): UnserializableError {
+  try {
+    messageJson(value);
+  } catch (error) {
+    assert.ok(error instanceof UnserializableError);
+    return error;
+  }
+  assert.fail('serialized');
+}
+
+test('what is not a JSON value, and errors from toJSON, are named in full', () => {
+  assert.equal(refusal(undefined).message, 'the message cannot be written as JSON: it is undefined, not a JSON value');
+  assert.equal(refusal(() => 1).message, 'the message cannot be written as JSON: it is a function, not a JSON value');
+  assert.equal(refusal(Symbol('s')).message, 'the message cannot be written as JSON: it is a symbol, not a JSON value');
+  assert.equal(refusal(undefined).name, 'UnserializableError');
+  const throwing = (error: Error) => ({
+    toJSON: () => ({
+      bad: {
+        toJSON: () => {
+          throw error;
+        },
+      },
+    }),
+  });
+  assert.equal(refusal(throwing(new Error('first line\nsecond line'))).message, 'the message cannot be written as JSON: first line');
+  assert.equal(
+    refusal(throwing(new RangeError('Invalid string length'))).message,
+    'the message cannot be written as JSON: its JSON text would be longer than a JavaScript string can hold',
+  );
+  // Only a RangeError says the text is too long; a RangeError that is no stack overflow is not retried by the loop.
+  assert.equal(refusal(throwing(new TypeError('Invalid string length'))).message, 'the message cannot be written as JSON: Invalid string length');
+  let calls = 0;
+  const once = {
+    toJSON: () => {
+      calls++;
+      throw new RangeError('out of range');
+    },
+  };
+  assert.equal(refusal(once).message, 'the message cannot be written as JSON: out of range');
+  assert.equal(calls, 1);
+});
+
+test('the loop calls toJSON of the root and of nested objects with their key, as JSON.stringify does', () => {
+  const keyed = { toJSON: (key: string) => `key=${key}` };
+  const value = { date: new Date(0), keyed, list: [keyed] };
+  assert.equal(stringifyWithoutRecursion(value), JSON.stringify(value));
+  assert.equal(stringifyWithoutRecursion(value), '{"date":"1970-01-01T00:00:00.000Z","keyed":"key=keyed","list":["key=0"]}');
+  assert.equal(stringifyWithoutRecursion(keyed), '"key="');
+});
+
+test('jsonLines and jsonArray: nothing for no messages, one line each, compact around a message left out', () => {
+  const rejected: number[] = [];
+  const reject = (index: number) => rejected.push(index);
+  assert.deepEqual(jsonLines([], false, reject), { text: '', count: 0 });
+  assert.deepEqual(jsonLines([{ a: 1 }, { b: 2 }], false, reject), { text: '{"a":1}\n{"b":2}\n', count: 2 });
+  assert.deepEqual(jsonLines([{ a: 1 }], true, reject), { text: '{\n  "a": 1\n}\n', count: 1 });
+  assert.deepEqual(jsonLines([{ a: { b: 1 } }, { big: 1n }, { c: 3 }], false, reject), { text: '{"a":{"b":1}}\n{"c":3}\n', count: 2 });
+  assert.equal(jsonArray([{ a: { b: 1 } }, { big: 1n }, { c: [3] }], reject), '[{"a":{"b":1}},{"c":[3]}]');
+  assert.equal(jsonArray([{ big: 1n }], reject), undefined);
+  assert.deepEqual(rejected, [1, 1, 0]);
 });
