@@ -34,6 +34,7 @@ export const folders = {
     tests: [
       'test/sinks/*.test.ts',
       'test/wialon/handler.test.ts',
+      'test/wialon/handler-edges.test.ts',
       'test/config/config.test.ts',
       'test/config/dead-letters-config.test.ts',
       'test/config/schemas.test.ts',
@@ -59,6 +60,9 @@ if (!folder) throw new Error(`STRYKER_FOLDER must be one of ${Object.keys(folder
 
 // STRYKER_MUTATE (comma-separated globs, from `npm run mutate -- folder --only ...`) narrows a run to some files.
 const only = process.env.STRYKER_MUTATE?.split(',').filter(Boolean);
+// A narrowed run has its own reports and sandbox (`handlers.http+topic`), so parts of one folder can run
+// at once and none overwrites the whole folder's report.
+const run = only?.length ? `${name}.${only.map((f) => f.replace(/^.*\//, '').replace(/\.ts$/, '')).join('+')}` : name;
 
 /** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
 export default {
@@ -81,13 +85,13 @@ export default {
   timeoutMS: 20_000,
   timeoutFactor: 2,
   incremental: true,
-  incrementalFile: `reports/mutation/${name}.incremental.json`,
+  incrementalFile: `reports/mutation/${run}.incremental.json`,
   reporters: ['clear-text', 'progress-append-only', 'html', 'json'],
-  htmlReporter: { fileName: `reports/mutation/${name}.html` },
-  jsonReporter: { fileName: `reports/mutation/${name}.json` },
+  htmlReporter: { fileName: `reports/mutation/${run}.html` },
+  jsonReporter: { fileName: `reports/mutation/${run}.json` },
   clearTextReporter: { allowColor: false, logTests: false, reportScoreTable: true },
   ignorePatterns: ['.stryker-tmp', 'dist', 'out', 'reports', '.e2e', '.vscode-test', 'bench/results', 'test-output', 'media', '*.vsix'],
-  // One sandbox per folder, so two folders can be mutated at once.
-  tempDirName: `.stryker-tmp/${name}`,
+  // One sandbox per run, so two folders (or parts of one) can be mutated at once.
+  tempDirName: `.stryker-tmp/${run}`,
   cleanTempDir: true,
 };
