@@ -181,10 +181,9 @@ export class WialonHandler extends Handler {
       let unsendable: UndeliverableError | undefined;
       try {
         const packet = encodeMessage(msg, options);
-        if (packet.length - 4 > DEFAULT_MAX_PACKET_BYTES)
-          unsendable = new UndeliverableError(
-            `the Wialon packet would be ${packet.length - 4} bytes; Wialon receivers accept at most ${DEFAULT_MAX_PACKET_BYTES}`,
-          );
+        // The whole packet, size field included, as PacketSplitter counts it against the same limit.
+        if (packet.length > DEFAULT_MAX_PACKET_BYTES)
+          unsendable = new UndeliverableError(`the Wialon packet would be ${packet.length} bytes; Wialon receivers accept at most ${DEFAULT_MAX_PACKET_BYTES}`);
         else batch.packets.push(packet);
       } catch (error) {
         if (!(error instanceof WialonEncodeError)) throw error;
