@@ -12,7 +12,7 @@ import type { HandlerContext } from '../../src/core/handler';
 import { TransientError } from '../../src/core/errors';
 import type { FlespiMessage } from '../../src/core/message';
 import { ConfigError } from '../../src/core/options';
-import { ACK_BYTE, DEFAULT_MAX_PACKET_BYTES, PacketSplitter, encodeMessage, findBlock } from '../../src/core/wialon/codec';
+import { ACK_BYTE, DEFAULT_MAX_PACKET_BYTES, PacketSplitter, WialonEncodeError, encodeMessage, findBlock } from '../../src/core/wialon/codec';
 import { memoryLogger, unexpectedReject, type MemoryLogger } from '../support/logger';
 import { startWialonTestReceiver, type WialonTestReceiver } from '../support/wialonReceiver';
 
@@ -195,6 +195,7 @@ test('nothing listening: the reconnect delay doubles (250, 500, 1000 ms); the er
   const why = `cannot connect to Wialon at 127.0.0.1:${port}: connect ECONNREFUSED 127.0.0.1:${port}`;
   assert.ok(error instanceof TransientError);
   assert.equal(error.message, why);
+  assert.equal((error.cause as NodeJS.ErrnoException).code, 'ECONNREFUSED', 'the network error is kept as the cause');
   assert.deepEqual(
     ctx.log.at('warn'),
     [250, 500, 1000].map((ms) => `wialon-test: ${why}; reconnecting in ${ms} ms`),
@@ -467,4 +468,13 @@ test('parameter issues: a converted one is logged at info; at most 200 distinct 
   assert.deepEqual(more.log.at('info'), []);
   assert.equal(handler.stats.parameterIssues, 1 + 199 + 3);
   assert.equal(rx.received.length, 3);
+});
+
+test("an unsendable message's reason keeps the codec's error as its cause", async (t) => {
+  const handler = handlerFor(t, await closedPort()); // only unsendable messages: nothing to connect for
+  const rejected = new Map<number, unknown>();
+  await handler.handle([{ timestamp: 1 }], { ...context(), reject: (index, reason) => void rejected.set(index, reason) });
+  const reason = rejected.get(0) as Error;
+  assert.equal(reason.message, 'the message cannot be sent to Wialon: message has no "ident": Wialon needs it as the unit ID, so the message cannot be sent');
+  assert.ok(reason.cause instanceof WialonEncodeError);
 });
