@@ -141,7 +141,7 @@ test('PacketSplitter: fed one byte at a time, or with empty reads between, it gi
       e instanceof WialonDecodeError &&
       e.offset === 0 &&
       e.reason ===
-        `a packet size of ${packets[0].length - 4} bytes exceeds the limit of ${packets[0].length - 1}: the stream is not Wialon Retranslator, or is out of step`,
+        `a packet of ${packets[0].length} bytes (size field included) exceeds the limit of ${packets[0].length - 1}: the stream is not Wialon Retranslator, or is out of step`,
   );
   const later = new PacketSplitter(packets[0].length);
   assert.throws(

@@ -31,7 +31,7 @@ export class PacketSplitter {
       const total = 4 + this.peekSize();
       if (total > this.maxPacketBytes) {
         throw new WialonDecodeError(
-          `a packet size of ${total - 4} bytes exceeds the limit of ${this.maxPacketBytes}: the stream is not Wialon Retranslator, or is out of step`,
+          `a packet of ${total} bytes (size field included) exceeds the limit of ${this.maxPacketBytes}: the stream is not Wialon Retranslator, or is out of step`,
           this.consumed,
         );
       }
