@@ -1,0 +1,295 @@
+// Edges of the MQTT / AWS IoT sink in process: what it sends (CONNECT, PUBLISH), what it says (errors,
+// logs, health) in full, size limits at their exact boundary, reconnects and cancellations, against a
+// scripted broker (test/support/fakeMqtt.ts) and raw sockets.
+import { describe, test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { getEventListeners } from 'node:events';
+import { createServer, type Socket } from 'node:net';
+import { resolve } from 'node:path';
+import { TransientError } from '../../src/core/errors';
+import type { HandlerContext } from '../../src/core/handler';
+import { mqttSpec, MqttHandler } from '../../src/core/handlers/mqtt';
+import type { HandlerEnv, HandlerSpec } from '../../src/core/handlers/spec';
+import { silentLogger } from '../../src/core/logger';
+import type { Options } from '../../src/core/options';
+import { startFakeMqtt, type FakeMqtt, type FakeMqttOptions } from '../support/fakeMqtt';
+import { memoryLogger, unexpectedReject, type MemoryLogger } from '../support/logger';
+
+const env: HandlerEnv = { resolvePath: (p) => resolve(p) };
+
+function ctx(signal = new AbortController().signal): HandlerContext {
+  return { signal, attempt: 1, log: silentLogger, reject: unexpectedReject };
+}
+
+function create(options: Options, spec: HandlerSpec = mqttSpec): MqttHandler {
+  const handler = spec.create(options, env, 'test');
+  assert.ok(handler instanceof MqttHandler);
+  return handler;
+}
+
+/** A handler with a memory logger, stopped after the test. */
+function track(t: TestContext, handler: MqttHandler): MemoryLogger {
+  const log = memoryLogger();
+  handler.attachLogger(log);
+  t.after(() => handler.stop());
+  return log;
+}
+
+async function fake(t: TestContext, options?: FakeMqttOptions): Promise<FakeMqtt> {
+  const broker = await startFakeMqtt(options);
+  t.after(() => broker.close());
+  return broker;
+}
+
+/** Polls until `condition` holds (no fixed sleeps: the machine may be busy). */
+async function until(condition: () => boolean, what: () => string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting: ${what()}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** The error a promise rejects with. */
+async function rejection(promise: Promise<unknown>): Promise<Error> {
+  try {
+    await promise;
+  } catch (error) {
+    assert.ok(error instanceof Error, String(error));
+    return error;
+  }
+  assert.fail('resolved, but should have been rejected');
+}
+
+/** The message start() fails with (the handler is stopped either way). */
+async function startError(handler: MqttHandler): Promise<string> {
+  try {
+    return (await rejection(handler.start())).message;
+  } finally {
+    await handler.stop();
+  }
+}
+
+describe('MQTT sink: the connection it opens and what it logs', () => {
+  test('CONNECT asks for a clean session with a random flespi-receiver-… clientId; a username over cleartext to another host is warned about by name', async (t) => {
+    const broker = await fake(t);
+    // 0.0.0.0 reaches the local broker but is not a loopback name, so credentials count as leaving the machine.
+    const url = `mqtt://0.0.0.0:${broker.port}`;
+    const handler = create({ url, username: 'alice', topic: 'x/{ident}', retain: true });
+    const log = track(t, handler);
+    await handler.start();
+    const connect = broker.connects[0]!;
+    assert.equal(connect.clean, true);
+    assert.equal(connect.username, 'alice');
+    assert.equal(connect.password, undefined);
+    assert.equal(connect.protocolVersion, 4);
+    assert.match(connect.clientId, /^flespi-receiver-[0-9a-f]{6}$/);
+    assert.deepEqual(log.at('warn'), [
+      `test: the MQTT sink's username is sent unencrypted to ${url}: anyone on the network path can read it; use mqtts://0.0.0.0:${broker.port} instead`,
+    ]);
+    assert.deepEqual(log.at('info'), [`test: connected to ${url}`], 'a topic was set, so nothing about the default topic');
+
+    await handler.handle([{ ident: 'a' }], ctx());
+    const sent = broker.publishes[0]!.packet;
+    assert.deepEqual([sent.topic, sent.qos, sent.retain, String(sent.payload)], ['x/a', 1, true, '{"ident":"a"}']);
+    assert.deepEqual(handler.health(), { connected: true, detail: '0 awaiting PUBACK' });
+    assert.deepEqual(handler.counts, { published: 1, acknowledged: 1, rejected: 0 });
+  });
+
+  test('without credentials nothing is warned; the default topic is said once; QoS 0 counts writes; the clientId setting is sent', async (t) => {
+    const broker = await fake(t);
+    const url = `mqtt://0.0.0.0:${broker.port}`;
+    const handler = create({ url, clientId: 'my-sink', qos: 0 });
+    const log = track(t, handler);
+    await handler.start();
+    assert.equal(broker.connects[0]!.clientId, 'my-sink');
+    assert.deepEqual(log.at('warn'), []);
+    assert.deepEqual(log.at('info'), [
+      `test: publishing to the default topic fleet/{channel.id}/{ident} (it used to be flespi/{channel.id}/{ident}, which flespi's own broker discards; set "topic" to choose)`,
+      `test: connected to ${url}`,
+    ]);
+    await handler.handle([{ ident: 'a', 'channel.id': 7 }], ctx());
+    await until(
+      () => broker.publishes.length === 1,
+      () => 'the QoS 0 publish',
+    );
+    const sent = broker.publishes[0]!.packet;
+    assert.deepEqual([sent.topic, sent.qos, sent.retain], ['fleet/7/a', 0, false]);
+    assert.deepEqual(handler.health(), { connected: true, detail: '0 awaiting write' });
+  });
+
+  test('health() and handle() before start and after stop', async (t) => {
+    const broker = await fake(t);
+    const handler = create({ url: broker.url });
+    assert.deepEqual(handler.health(), { connected: false, detail: 'not connected' });
+    const before = await rejection(handler.handle([{ ident: 'a' }], ctx()));
+    assert.ok(before instanceof TransientError);
+    assert.equal(before.message, 'test: not started');
+    await handler.start();
+    await handler.stop();
+    assert.deepEqual(handler.health(), { connected: false, detail: 'not connected' }, 'stopping is no connection problem');
+    assert.equal((await rejection(handler.handle([{ ident: 'a' }], ctx()))).message, 'test: not started');
+    assert.equal(broker.disconnects, 0, 'stop() closes at once, without waiting to send a DISCONNECT');
+  });
+
+  test('a dropped connection is reported, retried after 1 s, then with growing backoff; health says why at each step', async (t) => {
+    // Connections 3 and 4 are closed before the CONNACK.
+    const broker = await fake(t, { connack: (n) => (n === 3 || n === 4 ? 'close' : 0) });
+    const url = broker.url;
+    const handler = create({ url, topic: 't' });
+    const log = track(t, handler);
+    await handler.start();
+
+    broker.disconnect();
+    await until(
+      () => !handler.health().connected,
+      () => 'the close',
+    );
+    assert.deepEqual(handler.health(), { connected: false, detail: `the broker at ${url} closed the connection` });
+    assert.deepEqual(log.at('warn'), [`test: the broker at ${url} closed the connection; reconnecting in 1.0 s`]);
+
+    await until(
+      () => handler.health().connected === true,
+      () => 'the reconnect',
+    );
+    assert.deepEqual(log.at('info'), [`test: connected to ${url}`, `test: connected to ${url} after 1 retries`]);
+
+    broker.reset();
+    await until(
+      () => !handler.health().connected,
+      () => 'the reset',
+    );
+    assert.deepEqual(handler.health(), { connected: false, detail: `connection to ${url} lost (read ECONNRESET)` });
+    assert.equal(log.at('warn')[1], `test: connection to ${url} lost (read ECONNRESET); reconnecting in 1.0 s`, 'a successful connect resets the backoff');
+
+    await until(
+      () => log.at('warn').length === 3,
+      () => log.at('warn').join('\n'),
+    );
+    assert.deepEqual(handler.health(), { connected: false, detail: `the broker at ${url} closed the connection before accepting it` });
+    await until(
+      () => log.at('warn').length === 4,
+      () => log.at('warn').join('\n'),
+    );
+    const delays = log.at('warn').map((line) => {
+      const match =
+        /^test: the broker at mqtt:\/\/127\.0\.0\.1:\d+ closed the connection(?: before accepting it)?; reconnecting in (\d+\.\d) s$|lost \(read ECONNRESET\); reconnecting in (\d+\.\d) s$/.exec(
+          line,
+        );
+      assert.ok(match, line);
+      return Number(match[1] ?? match[2]);
+    });
+    assert.deepEqual(delays.slice(0, 2), [1, 1]);
+    assert.ok(delays[2]! >= 1 && delays[2]! <= 2, `second retry in ${delays[2]} s, expected 1 to 2`);
+    assert.ok(delays[3]! >= 2 && delays[3]! <= 4, `third retry in ${delays[3]} s, expected 2 to 4`);
+  });
+
+  test('while disconnected: an empty batch returns at once, a cancelled batch says why, a batch waits for the reconnect and leaves no listener on its signal', async (t) => {
+    const broker = await fake(t);
+    const url = broker.url;
+    const handler = create({ url, topic: 't', connectTimeoutMs: 5000 });
+    track(t, handler);
+    await handler.start();
+    broker.disconnect();
+    await until(
+      () => !handler.health().connected,
+      () => 'the close',
+    );
+
+    await handler.handle([], ctx());
+    assert.equal(handler.health().connected, false, 'an empty batch does not wait for the connection');
+
+    const cancelled = `not connected to ${url} when the batch was cancelled: the broker at ${url} closed the connection`;
+    const early = await rejection(handler.handle([{ ident: 'a' }], ctx(AbortSignal.abort())));
+    assert.ok(early instanceof TransientError);
+    assert.equal(early.message, cancelled);
+    const controller = new AbortController();
+    const waiting = handler.handle([{ ident: 'a' }], ctx(controller.signal));
+    await new Promise((r) => setImmediate(r));
+    controller.abort();
+    assert.equal((await rejection(waiting)).message, cancelled);
+    assert.equal(handler.health().connected, false, 'both were cancelled before the reconnect');
+    assert.equal(broker.publishes.length, 0);
+
+    const longLived = new AbortController();
+    await handler.handle([{ ident: 'a' }], ctx(longLived.signal));
+    assert.equal(broker.publishes.length, 1);
+    assert.equal(getEventListeners(longLived.signal, 'abort').length, 0, 'the wait and the publish removed their abort listeners');
+    await handler.handle([{ ident: 'b' }], ctx(longLived.signal));
+    assert.equal(getEventListeners(longLived.signal, 'abort').length, 0);
+  });
+
+  test('a reconnect that gets no CONNACK within connectTimeoutMs is reported as such', async (t) => {
+    const broker = await fake(t, { connack: (n) => (n === 1 ? 0 : 'never') });
+    const handler = create({ url: broker.url, connectTimeoutMs: 300 });
+    track(t, handler);
+    await handler.start();
+    broker.disconnect();
+    await until(
+      () => broker.connects.length === 2,
+      () => 'the reconnect',
+    );
+    const expected = `the broker at ${broker.url} did not answer the MQTT connect within 300 ms (connectTimeoutMs)`;
+    await until(
+      () => handler.health().detail === expected,
+      () => String(handler.health().detail),
+    );
+    const late = await rejection(handler.handle([{ ident: 'a' }], ctx()));
+    assert.equal(late.message, `not connected: ${expected}`);
+  });
+});
+
+describe('MQTT sink: start() refused or left unanswered', () => {
+  test('closed before the CONNACK, no CONNACK at all, refusals by return code, stop() during start()', async (t) => {
+    const closing = await fake(t, { connack: 'close' });
+    const closed = await rejection(create({ url: closing.url }).start());
+    assert.ok(closed instanceof TransientError);
+    assert.equal(closed.message, `the broker at ${closing.url} closed the connection before accepting it`);
+
+    const silent = await fake(t, { connack: 'never' });
+    // MQTT.js's own CONNACK timer (started first, same length) is the one that explains.
+    assert.equal(
+      await startError(create({ url: silent.url, connectTimeoutMs: 200 })),
+      `not connected: the broker at ${silent.url} did not answer the MQTT connect within 200 ms (connectTimeoutMs)`,
+    );
+
+    const refused = (code: number) => fake(t, { connack: code });
+    const id = await refused(2);
+    assert.equal(
+      await startError(create({ url: id.url })),
+      `the broker at ${id.url} refused the connection: Identifier rejected: the broker does not accept this clientId`,
+    );
+    const unavailable = await refused(3);
+    assert.equal(await startError(create({ url: unavailable.url })), `the broker at ${unavailable.url} refused the connection: Server unavailable`);
+    const bad = await refused(4);
+    assert.equal(
+      await startError(create({ url: bad.url, username: 'u', password: 'p' })),
+      `the broker at ${bad.url} refused the connection: Bad username or password: check username and password`,
+    );
+    assert.equal(
+      await startError(create({ url: bad.url })),
+      `the broker at ${bad.url} refused the connection: Bad username or password: this broker needs credentials (username/password) or a client certificate`,
+    );
+
+    const stopped = create({ url: silent.url, connectTimeoutMs: 5000 });
+    const starting = stopped.start();
+    await until(
+      () => silent.connects.length === 2,
+      () => 'the CONNECT',
+    );
+    await stopped.stop();
+    assert.equal((await rejection(starting)).message, `cannot connect to ${silent.url}`);
+  });
+
+  test('a broker that answers the CONNECT with something that is not MQTT', async (t) => {
+    const server = createServer((socket) => {
+      socket.on('error', () => {});
+      socket.once('data', () => socket.end(Buffer.from([0x00, 0x00])));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    t.after(() => new Promise<void>((r) => server.close(() => r())));
+    server.on('connection', (socket: Socket) => t.after(() => socket.destroy()));
+    const url = `mqtt://127.0.0.1:${(server.address() as { port: number }).port}`;
+    assert.equal(await startError(create({ url })), `connection to ${url} failed: Not supported`);
+  });
+});
