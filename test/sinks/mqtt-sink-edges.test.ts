@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { getEventListeners } from 'node:events';
 import { createServer, type Socket } from 'node:net';
 import { resolve } from 'node:path';
-import { TransientError } from '../../src/core/errors';
+import { TransientError, UndeliverableError } from '../../src/core/errors';
 import type { HandlerContext } from '../../src/core/handler';
 import { mqttSpec, MqttHandler } from '../../src/core/handlers/mqtt';
 import type { HandlerEnv, HandlerSpec } from '../../src/core/handlers/spec';
@@ -14,6 +14,7 @@ import { silentLogger } from '../../src/core/logger';
 import type { Options } from '../../src/core/options';
 import { startFakeMqtt, type FakeMqtt, type FakeMqttOptions } from '../support/fakeMqtt';
 import { memoryLogger, unexpectedReject, type MemoryLogger } from '../support/logger';
+import { recordingContext } from '../support/rejects';
 
 const env: HandlerEnv = { resolvePath: (p) => resolve(p) };
 
@@ -291,5 +292,235 @@ describe('MQTT sink: start() refused or left unanswered', () => {
     server.on('connection', (socket: Socket) => t.after(() => socket.destroy()));
     const url = `mqtt://127.0.0.1:${(server.address() as { port: number }).port}`;
     assert.equal(await startError(create({ url })), `connection to ${url} failed: Not supported`);
+  });
+});
+
+/** CONNACK of an MQTT 5 broker, announcing this maximum packet size. */
+const announcing =
+  (maximumPacketSize?: number): FakeMqttOptions['connack'] =>
+  () => ({ code: 0, sessionPresent: false, ...(maximumPacketSize ? { properties: { maximumPacketSize } } : {}) });
+
+describe('MQTT sink: PUBACKs, refusals and failures of a batch', () => {
+  test('MQTT 5 refusals for good reject that message with the reason in full (the topic cut at 200 characters); 0x10 counts as acknowledged', async (t) => {
+    const long = 'L'.repeat(250);
+    const codes: Record<string, number> = { [long]: 0x87, invalid: 0x90, format: 0x99, ok: 0, nomatch: 0x10 };
+    const broker = await fake(t, { connack: announcing(), puback: (packet) => codes[packet.topic]! });
+    const handler = create({ url: broker.url, topic: '{t}', protocolVersion: 5 });
+    track(t, handler);
+    await handler.start();
+    const recorded = recordingContext();
+    await handler.handle(
+      Object.keys(codes).map((t) => ({ t })),
+      recorded,
+    );
+    const refused = (what: string, code: string, topic: string) =>
+      `the broker at ${broker.url} refused the message for good (${what}, reason code ${code}) on topic "${topic}"`;
+    assert.deepEqual(recorded.reasons(), [
+      `0: ${refused('not authorized to publish to this topic', '0x87', 'L'.repeat(200))}`,
+      `1: ${refused('topic name invalid', '0x90', 'invalid')}`,
+      `2: ${refused('payload format invalid', '0x99', 'format')}`,
+    ]);
+    assert.ok([...recorded.rejected.values()].every((e) => e instanceof UndeliverableError));
+    assert.deepEqual(handler.counts, { published: 5, acknowledged: 2, rejected: 3 });
+    assert.deepEqual(handler.health(), { connected: true, detail: '0 awaiting PUBACK, 3 messages rejected as undeliverable' });
+  });
+
+  test('any other PUBACK error fails the batch with a plain Error (not a connection problem), counting what was not acknowledged', async (t) => {
+    const broker = await fake(t, { connack: announcing(), puback: (packet) => (packet.topic === 'bad' ? 0x80 : 0) });
+    const handler = create({ url: broker.url, topic: '{t}', protocolVersion: 5 });
+    track(t, handler);
+    await handler.start();
+    const error = await rejection(handler.handle([{ t: 'ok' }, { t: 'bad' }, { t: 'late' }], ctx()));
+    assert.equal(error.constructor, Error);
+    assert.equal(error.message, `publish to ${broker.url} failed: Publish error: Unspecified error: 2 of 3 messages not acknowledged`);
+    await until(
+      () => handler.counts.acknowledged === 1 && handler.health().detail === '0 awaiting PUBACK',
+      () => JSON.stringify([handler.counts, handler.health()]),
+    );
+  });
+
+  test('a batch handed an aborted signal while connected publishes nothing', async (t) => {
+    const broker = await fake(t);
+    const handler = create({ url: broker.url, topic: 't' });
+    track(t, handler);
+    await handler.start();
+    const error = await rejection(handler.handle([{ ident: 'a' }, { ident: 'b' }], ctx(AbortSignal.abort())));
+    assert.ok(error instanceof TransientError);
+    assert.equal(error.message, `delivery to ${broker.url} cancelled: 2 of 2 messages not acknowledged`);
+    assert.equal(handler.counts.published, 0);
+    assert.equal(broker.publishes.length, 0);
+  });
+
+  test('the connection lost during a batch fails it at once, saying why', async (t) => {
+    const broker = await fake(t, { puback: () => 'never' });
+    const handler = create({ url: broker.url, topic: 't', ackTimeoutMs: 60_000 });
+    track(t, handler);
+    await handler.start();
+    const batch = handler.handle([{ ident: 'a' }, { ident: 'b' }, { ident: 'c' }], ctx());
+    await until(
+      () => broker.publishes.length === 3,
+      () => `${broker.publishes.length} publishes`,
+    );
+    assert.deepEqual(handler.health(), { connected: true, detail: '3 awaiting PUBACK' });
+    broker.disconnect();
+    const error = await rejection(batch);
+    assert.ok(error instanceof TransientError);
+    assert.equal(error.message, `connection to ${broker.url} lost (the broker at ${broker.url} closed the connection): 3 of 3 messages not acknowledged`);
+  });
+
+  test('PUBACKs that keep coming keep a long batch alive; silence after the last one fails it ackTimeoutMs later', async (t) => {
+    const broker = await fake(t, { puback: () => 'never' });
+    const handler = create({ url: broker.url, topic: 't', window: 1, ackTimeoutMs: 1000 });
+    track(t, handler);
+    await handler.start();
+    const ackEach = async (count: number, everyMs: number) => {
+      for (let i = 0; i < count; i++) {
+        await until(
+          () => broker.publishes.length > i,
+          () => `publish ${i}`,
+        );
+        await new Promise((r) => setTimeout(r, everyMs));
+        broker.ack(broker.publishes[i]!.packet.messageId!);
+      }
+    };
+    // Six PUBACKs 250 ms apart: 1.5 s in all, never 1 s without one.
+    const steady = handler.handle(
+      Array.from({ length: 6 }, (_, i) => ({ ident: `s${i}` })),
+      ctx(),
+    );
+    await ackEach(6, 250);
+    await steady;
+
+    // One PUBACK 300 ms in, then none: the batch fails 1 s after that PUBACK, not 1 s after the timer's first look.
+    const base = broker.publishes.length;
+    const stalled = handler.handle([{ ident: 'x' }, { ident: 'y' }], ctx()).then(
+      () => assert.fail('resolved without the second PUBACK'),
+      (error: Error) => ({ error, at: performance.now() }),
+    );
+    await until(
+      () => broker.publishes.length > base,
+      () => 'the first publish',
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    broker.ack(broker.publishes[base]!.packet.messageId!);
+    const ackedAt = performance.now();
+    const { error, at } = await stalled;
+    assert.equal(error.message, `no PUBACK from ${broker.url} for 1000 ms (ackTimeoutMs): 1 of 2 messages not acknowledged`);
+    assert.ok(at - ackedAt >= 900 && at - ackedAt < 1700, `failed ${Math.round(at - ackedAt)} ms after the last PUBACK`);
+  });
+
+  test('cancelling one batch withdraws only its own publishes: a batch beside it still completes', async (t) => {
+    const broker = await fake(t, { puback: () => 'never' });
+    const handler = create({ url: broker.url, topic: '{ident}', ackTimeoutMs: 60_000 });
+    track(t, handler);
+    await handler.start();
+    const controller = new AbortController();
+    const cancelled = handler.handle([{ ident: 'a1' }, { ident: 'a2' }], ctx(controller.signal));
+    const kept = handler.handle([{ ident: 'b1' }, { ident: 'b2' }], ctx());
+    await until(
+      () => broker.publishes.length === 4,
+      () => `${broker.publishes.length} publishes`,
+    );
+    controller.abort();
+    assert.equal((await rejection(cancelled)).message, `delivery to ${broker.url} cancelled: 2 of 2 messages not acknowledged`);
+    for (const { packet } of broker.publishes.filter((p) => p.packet.topic.startsWith('b'))) broker.ack(packet.messageId!);
+    await kept;
+    await until(
+      () => handler.health().detail === '0 awaiting PUBACK',
+      () => String(handler.health().detail),
+    );
+    assert.equal(handler.counts.acknowledged, 2);
+  });
+
+  test('stop() during a batch returns at once and fails the batch as retryable', async (t) => {
+    const broker = await fake(t, { puback: () => 'never' });
+    const handler = create({ url: broker.url, topic: 't', ackTimeoutMs: 60_000 });
+    track(t, handler);
+    await handler.start();
+    const batch = handler.handle([{ ident: 'a' }, { ident: 'b' }], ctx());
+    await until(
+      () => broker.publishes.length === 2,
+      () => `${broker.publishes.length} publishes`,
+    );
+    const stopped = await Promise.race([handler.stop().then(() => true), new Promise<false>((r) => setTimeout(r, 3000, false))]);
+    assert.ok(stopped, 'stop() waited for PUBACKs that never come');
+    const error = await rejection(batch);
+    assert.ok(error instanceof TransientError);
+    assert.equal(error.message, `publish to ${broker.url} failed: Connection closed: 2 of 2 messages not acknowledged`);
+  });
+
+  test('QoS 0 to a broker that stops reading: the batch fails when nothing could be written for ackTimeoutMs', async (t) => {
+    const broker = await fake(t);
+    const handler = create({ url: broker.url, topic: 't', qos: 0, ackTimeoutMs: 300 });
+    track(t, handler);
+    await handler.start();
+    broker.stopReading();
+    // 40 MB: more than the socket buffers between the two ends hold.
+    const big = 'w'.repeat(1 << 20);
+    const error = await rejection(
+      handler.handle(
+        Array.from({ length: 40 }, (_, i) => ({ ident: `q${i}`, big })),
+        ctx(),
+      ),
+    );
+    assert.ok(error instanceof TransientError);
+    assert.match(error.message, /^no write from mqtt:\/\/127\.0\.0\.1:\d+ for 300 ms \(ackTimeoutMs\): \d+ of 40 messages not acknowledged$/);
+    assert.equal(error.message.split(' ')[3], broker.url);
+  });
+});
+
+describe('MQTT sink: packet size limits', () => {
+  test('MQTT 5: a message of exactly the announced maximum packet size is published, one byte more is rejected, also when most of it is 3-byte characters', async (t) => {
+    const broker = await fake(t, { connack: announcing(300) });
+    const handler = create({ url: broker.url, topic: 'size', protocolVersion: 5 });
+    track(t, handler);
+    await handler.start();
+    const recorded = recordingContext();
+    // PUBLISH = 1 + 2 (remaining length) + 2 + 4 (topic) + 2 (packet id) + 1 (properties) + payload {"p":"…"}, 8 + the text
+    await handler.handle([{ p: 'x'.repeat(280) }, { p: 'x'.repeat(281) }, { p: `xx${'€'.repeat(93)}` }], recorded);
+    const over = `the message is 301 bytes as an MQTT packet; the broker at ${broker.url} accepts at most 300`;
+    assert.deepEqual(recorded.reasons(), [`1: ${over}`, `2: ${over}`]);
+    assert.deepEqual(
+      broker.publishes.map((p) => p.bytes),
+      [300],
+    );
+  });
+
+  test('MQTT 5 sizes are counted with the remaining length field at each of its widths, for QoS 1 and QoS 0; a batch with nothing left to publish succeeds', async (t) => {
+    const broker = await fake(t, { connack: announcing(100) });
+    const qos1 = create({ url: broker.url, topic: 'size', protocolVersion: 5, ackTimeoutMs: 100 });
+    track(t, qos1);
+    await qos1.start();
+    // remaining length = payload + 17 with QoS 1 ({"p":"…"} is the text + 8)
+    const remaining = [127, 128, 16_383, 16_384, 2_097_151, 2_097_152];
+    const recorded = recordingContext();
+    await qos1.handle(
+      remaining.map((r) => ({ p: 'x'.repeat(r - 17) })),
+      recorded,
+    );
+    const tooBig = (bytes: number) => `the message is ${bytes} bytes as an MQTT packet; the broker at ${broker.url} accepts at most 100`;
+    assert.deepEqual(
+      recorded.reasons(),
+      [129, 131, 16_386, 16_388, 2_097_155, 2_097_157].map((bytes, i) => `${i}: ${tooBig(bytes)}`),
+    );
+    assert.equal(broker.publishes.length, 0);
+
+    const qos0 = create({ url: broker.url, topic: 'size', protocolVersion: 5, qos: 0 });
+    track(t, qos0);
+    await qos0.start();
+    const zero = recordingContext();
+    await qos0.handle([{ p: 'x'.repeat(100) }], zero);
+    assert.deepEqual(zero.reasons(), [`0: ${tooBig(117)}`], 'no packet id with QoS 0');
+  });
+
+  test("MQTT 3.1.1: the limit is MQTT's own, 268,435,460 bytes", async (t) => {
+    const broker = await fake(t);
+    const handler = create({ url: broker.url, topic: 'size' });
+    track(t, handler);
+    await handler.start();
+    const recorded = recordingContext();
+    // 1 + 4 + 2 + 4 + 2 + payload (the text + 8): one byte over the limit
+    await handler.handle([{ p: 'x'.repeat(268_435_440) }], recorded);
+    assert.deepEqual(recorded.reasons(), ['0: the message is 268435461 bytes as an MQTT packet; MQTT accepts at most 268435460']);
   });
 });
