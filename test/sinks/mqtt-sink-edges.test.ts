@@ -1,17 +1,24 @@
 // Edges of the MQTT / AWS IoT sink in process: what it sends (CONNECT, PUBLISH), what it says (errors,
 // logs, health) in full, size limits at their exact boundary, reconnects and cancellations, against a
 // scripted broker (test/support/fakeMqtt.ts) and raw sockets.
-import { describe, test, type TestContext } from 'node:test';
+import { after, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { getEventListeners } from 'node:events';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Socket } from 'node:net';
-import { resolve } from 'node:path';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
 import { TransientError, UndeliverableError } from '../../src/core/errors';
 import type { HandlerContext } from '../../src/core/handler';
-import { mqttSpec, MqttHandler } from '../../src/core/handlers/mqtt';
+import { awsIotSpec, explainConnectionError, isFlespiBroker, mqttSpec, MqttHandler, type MqttSettings } from '../../src/core/handlers/mqtt';
 import type { HandlerEnv, HandlerSpec } from '../../src/core/handlers/spec';
 import { silentLogger } from '../../src/core/logger';
-import type { Options } from '../../src/core/options';
+import type { FlespiMessage } from '../../src/core/message';
+import { ConfigError, type Options } from '../../src/core/options';
+import { createTestPki, type TestPki } from '../support/certs';
 import { startFakeMqtt, type FakeMqtt, type FakeMqttOptions } from '../support/fakeMqtt';
 import { memoryLogger, unexpectedReject, type MemoryLogger } from '../support/logger';
 import { recordingContext } from '../support/rejects';
@@ -522,5 +529,330 @@ describe('MQTT sink: packet size limits', () => {
     // 1 + 4 + 2 + 4 + 2 + payload (the text + 8): one byte over the limit
     await handler.handle([{ p: 'x'.repeat(268_435_440) }], recorded);
     assert.deepEqual(recorded.reasons(), ['0: the message is 268435461 bytes as an MQTT packet; MQTT accepts at most 268435460']);
+  });
+});
+
+/** A raw TCP server that does `onData` with the first bytes a client sends (a TLS ClientHello, a CONNECT). */
+async function rawServer(t: TestContext, onData: (socket: Socket) => void): Promise<number> {
+  const sockets = new Set<Socket>();
+  const server = createServer((socket) => {
+    sockets.add(socket);
+    socket.on('error', () => {});
+    socket.once('data', () => onData(socket));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.after(() => {
+    for (const socket of sockets) socket.destroy();
+    return new Promise<void>((r) => server.close(() => r()));
+  });
+  return (server.address() as { port: number }).port;
+}
+
+describe('MQTT sink over TLS (scripted broker)', () => {
+  let pki: TestPki;
+  const clientTls = () => ({ caFile: pki.ca.cert, certFile: pki.client.cert, keyFile: pki.client.key });
+  const serving = async (t: TestContext, files: { cert: string; key: string }, options: FakeMqttOptions = {}) =>
+    fake(t, { ...options, tls: { cert: await readFile(files.cert), key: await readFile(files.key), ...options.tls } });
+
+  before(async () => {
+    pki = await createTestPki();
+  });
+  after(() => pki?.cleanup());
+
+  test('AWS IoT closing the connection before its CONNACK is explained as a refused device certificate, with what to check in AWS', async (t) => {
+    const broker = await serving(t, pki.server, { connack: 'close' });
+    const handler = create({ endpoint: '127.0.0.1', port: broker.port, ...clientTls() }, awsIotSpec);
+    assert.equal(
+      await startError(handler),
+      `the broker at mqtts://127.0.0.1:${broker.port} closed the connection before accepting it: the broker refused the client certificate ${pki.client.cert}: is it registered and active in AWS IoT (in this region), with a policy that allows iot:Connect for this clientId?`,
+    );
+  });
+
+  test('port 443 asks for the x-amzn-mqtt-ca protocol by ALPN; 8883 does not', async (t) => {
+    const broker = await serving(t, pki.server, { tls: { ALPNProtocols: ['x-amzn-mqtt-ca'] } });
+    const on443 = create({ endpoint: '127.0.0.1', port: 443, ...clientTls() }, awsIotSpec).settings;
+    // The settings of port 443, pointed at the local broker.
+    const handler = new MqttHandler({ ...on443, url: broker.url }, 'alpn');
+    track(t, handler);
+    await handler.start();
+    const plain = create({ endpoint: '127.0.0.1', port: broker.port, ...clientTls() }, awsIotSpec);
+    track(t, plain);
+    await plain.start();
+    assert.deepEqual(broker.alpn, ['x-amzn-mqtt-ca', false]);
+  });
+
+  test('a caFile in DER form is converted and trusted', async (t) => {
+    const broker = await serving(t, pki.server);
+    const dir = await mkdtemp(join(tmpdir(), 'mqtt-der-'));
+    t.after(() => rm(dir, { recursive: true, force: true }));
+    const der = join(dir, 'ca.der');
+    await writeFile(der, new X509Certificate(await readFile(pki.ca.cert)).raw);
+    const handler = create({ url: broker.url, caFile: der });
+    track(t, handler);
+    await handler.start();
+    assert.equal(handler.health().connected, true);
+  });
+
+  test("the broker's certificate: self-signed, from a CA this computer does not trust, expired, not yet valid", async (t) => {
+    const own = { cert: join(pki.dir, 'self-signed.crt'), key: join(pki.dir, 'self-signed.key') };
+    await promisify(execFile)('openssl', [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      own.key,
+      '-out',
+      own.cert,
+      '-days',
+      '1',
+      '-subj',
+      '/CN=127.0.0.1',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+    ]);
+    const selfSigned = await serving(t, own);
+    assert.equal(
+      await startError(create({ url: selfSigned.url })),
+      "the broker's certificate is not signed by a CA this computer trusts (DEPTH_ZERO_SELF_SIGNED_CERT): set caFile to the CA certificate that signed it",
+    );
+    const untrusted = await serving(t, pki.server);
+    assert.equal(
+      await startError(create({ url: untrusted.url })),
+      "the broker's certificate is not signed by a CA this computer trusts (UNABLE_TO_VERIFY_LEAF_SIGNATURE): set caFile to the CA certificate that signed it",
+    );
+    const altNames = ['IP:127.0.0.1'];
+    const old = await pki.ca.issue('old-server', { usage: 'server', altNames, notBefore: new Date('2019-01-01'), notAfter: new Date('2020-01-01') });
+    const expired = await serving(t, old);
+    assert.equal(
+      await startError(create({ url: expired.url, caFile: pki.ca.cert })),
+      "the broker's certificate has expired (check the broker, or this computer's clock)",
+    );
+    const early = await pki.ca.issue('early-server', { usage: 'server', altNames, notBefore: new Date('2099-01-01'), notAfter: new Date('2100-01-01') });
+    const future = await serving(t, early);
+    assert.equal(await startError(create({ url: future.url, caFile: pki.ca.cert })), "the broker's certificate is not valid yet (check this computer's clock)");
+  });
+
+  test('mqtts:// to a port that answers in clear text; a connection reset during setup, with and without a client certificate, and over mqtt://', async (t) => {
+    const plain = await rawServer(t, (socket) => socket.write('HTTP/1.1 400 Bad Request\r\n\r\n'));
+    assert.equal(
+      await startError(create({ url: `mqtts://127.0.0.1:${plain}` })),
+      `127.0.0.1:${plain} does not speak TLS: use mqtt:// (or ws://), or the broker's TLS port`,
+    );
+    const resetting = await rawServer(t, (socket) => socket.resetAndDestroy());
+    assert.equal(
+      await startError(create({ url: `mqtts://127.0.0.1:${resetting}`, ...clientTls() })),
+      `127.0.0.1:${resetting} closed the connection during setup (ECONNRESET): the broker refused the client certificate ${pki.client.cert}: is it signed by a CA the broker trusts?`,
+    );
+    assert.equal(
+      await startError(create({ url: `mqtts://127.0.0.1:${resetting}` })),
+      `127.0.0.1:${resetting} closed the connection (ECONNRESET): it may require a client certificate (certFile and keyFile)`,
+    );
+    assert.equal(
+      await startError(create({ url: `mqtt://127.0.0.1:${resetting}` })),
+      `127.0.0.1:${resetting} closed the connection (ECONNRESET): if this port expects TLS, use mqtts:// (or wss://)`,
+    );
+  });
+
+  test('TLS files that cannot be used are named with what to do', async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'mqtt-files-'));
+    t.after(() => rm(dir, { recursive: true, force: true }));
+    const url = 'mqtts://127.0.0.1:1';
+    const startFails = (options: Options) => startError(create({ url, ...options }));
+
+    const encrypted = join(dir, 'encrypted.key');
+    const key = createPrivateKey(await readFile(pki.client.key));
+    await writeFile(encrypted, key.export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase: 'secret' }), { mode: 0o600 });
+    assert.equal(
+      await startFails({ certFile: pki.client.cert, keyFile: encrypted }),
+      `keyFile ${encrypted} is encrypted with a passphrase: decrypt it (openssl pkey -in ${encrypted} -out <new file>) and point keyFile at the result`,
+    );
+
+    const under = join(pki.ca.cert, 'ca.pem');
+    assert.equal(await startFails({ caFile: under }), `cannot read caFile ${under}: ENOTDIR: not a directory, open '${under}'`);
+
+    const text = join(dir, 'notes.txt');
+    await writeFile(text, 'not a certificate\n');
+    assert.equal(await startFails({ caFile: text }), `caFile ${text} is not a certificate: expected a PEM file starting with "-----BEGIN CERTIFICATE-----"`);
+    assert.equal(
+      await startFails({ certFile: pki.client.key, keyFile: pki.client.key }),
+      `certFile ${pki.client.key} is not a certificate: expected a PEM file starting with "-----BEGIN CERTIFICATE-----" (this looks like a private key; it belongs in keyFile)`,
+    );
+  });
+
+  test('a caFile this process may not read says so', async (t) => {
+    // As root, mode 000 does not stop reading; a write-only file of /proc/sys still does.
+    const dir = await mkdtemp(join(tmpdir(), 'mqtt-unreadable-'));
+    t.after(() => rm(dir, { recursive: true, force: true }));
+    const noAccess = join(dir, 'ca.pem');
+    await writeFile(noAccess, 'x', { mode: 0o000 });
+    const refusesReading = (path: string) =>
+      readFile(path).then(
+        () => false,
+        (error: NodeJS.ErrnoException) => error.code === 'EACCES',
+      );
+    const unreadable = (await refusesReading(noAccess)) ? noAccess : '/proc/sys/vm/compact_memory';
+    if (!(await refusesReading(unreadable))) return t.skip('no file here that this process cannot read');
+    assert.equal(
+      await startError(create({ url: 'mqtts://127.0.0.1:1', caFile: unreadable })),
+      `caFile ${unreadable} is not readable by this process (permission denied)`,
+    );
+  });
+});
+
+describe('MQTT sink: connection errors explained', () => {
+  const base = create({ url: 'mqtts://broker.example.com', connectTimeoutMs: 1234 }).settings;
+  const explain = (error: Partial<Error> & { code?: string | number; reason?: string }, settings: Partial<MqttSettings> = {}) =>
+    explainConnectionError(Object.assign(new Error(error.message ?? 'boom'), error), { ...base, refusedCertificateHint: 'HINT', ...settings });
+
+  test("each of Node's codes for a host that cannot be reached, and the default port of each scheme", () => {
+    for (const code of ['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'EADDRNOTAVAIL']) {
+      assert.equal(explain({ code }), `cannot reach broker.example.com:8883 (${code}): check url, and that the broker is running and reachable from here`);
+    }
+    const ports = ['mqtt://h', 'ws://h', 'wss://h', 'mqtts://h:1'].map((url) => explain({ code: 'ECONNREFUSED' }, { url, addressSetting: 'endpoint' }));
+    assert.deepEqual(
+      ports.map((text) => text.replace(/ \(ECONNREFUSED\): check endpoint, and that the broker is running and reachable from here$/, '')),
+      ['cannot reach h:1883', 'cannot reach h:80', 'cannot reach h:443', 'cannot reach h:1'],
+    );
+  });
+
+  test("each of OpenSSL's codes for a broker certificate that is not trusted", () => {
+    for (const code of [
+      'SELF_SIGNED_CERT_IN_CHAIN',
+      'DEPTH_ZERO_SELF_SIGNED_CERT',
+      'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+      'UNABLE_TO_GET_ISSUER_CERT',
+      'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+      'CERT_SIGNATURE_FAILURE',
+      'CERT_UNTRUSTED',
+      'CERT_CHAIN_TOO_LONG',
+    ]) {
+      assert.equal(
+        explain({ code }),
+        `the broker's certificate is not signed by a CA this computer trusts (${code}): set caFile to the CA certificate that signed it`,
+      );
+      assert.equal(
+        explain({ code }, { caFile: '/ca.pem' }),
+        `the broker's certificate is not signed by the CA in caFile /ca.pem (${code}): point caFile at the CA that signed the broker's certificate`,
+      );
+    }
+  });
+
+  test('CONNACK refusals: a rejected clientId on flespi means the token; other codes get no advice', () => {
+    assert.equal(
+      explain({ code: 2, message: 'Connection refused: Identifier rejected' }, { url: 'mqtts://mqtt.flespi.io' }),
+      'the broker at mqtts://mqtt.flespi.io refused the connection: Identifier rejected: flespi answers this to a wrong or expired token: check "username" (the flespi token); if it is right, set another clientId',
+    );
+    assert.equal(
+      explain({ code: 1, message: 'Connection refused: Unacceptable protocol version' }),
+      'the broker at mqtts://broker.example.com refused the connection: Unacceptable protocol version',
+    );
+  });
+
+  test('TLS alerts, resets and other errors', () => {
+    assert.equal(
+      explain({ code: 'ERR_TLS_CERT_ALTNAME_INVALID', reason: 'the reason', message: 'the message' }, { url: 'mqtts://[::1]:8883' }),
+      "the broker's certificate is not issued for [::1] (the reason): connect using a host name the certificate lists",
+    );
+    assert.equal(
+      explain({ code: 'ERR_TLS_CERT_ALTNAME_INVALID', message: 'the message' }),
+      "the broker's certificate is not issued for broker.example.com (the message): connect using a host name the certificate lists",
+    );
+    assert.equal(
+      explain({ code: 'ERR_SSL_SSLV3_ALERT_CERTIFICATE_EXPIRED' }, { certFile: '/c.pem' }),
+      'the broker says the client certificate /c.pem has expired: issue a new one',
+    );
+    assert.equal(
+      explain({ code: 'ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE' }),
+      'the broker at broker.example.com:8883 refused the TLS handshake (ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE): it may require a client certificate (certFile and keyFile)',
+    );
+    assert.equal(explain({ code: 'ERR_SSL_TLSV1_ALERT_UNKNOWN_CA' }, { certFile: '/c.pem' }), 'the broker refused the client certificate /c.pem: HINT');
+    assert.equal(
+      explain({ code: 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED' }),
+      'the broker at broker.example.com:8883 requires a client certificate: set certFile and keyFile',
+    );
+    assert.equal(
+      explain({ code: 'EPIPE' }, { url: 'ws://h:8080' }),
+      'h:8080 closed the connection (EPIPE): if this port expects TLS, use mqtts:// (or wss://)',
+    );
+    assert.equal(
+      explain({ code: 'EPIPE' }, { certFile: '/c.pem' }),
+      'broker.example.com:8883 closed the connection during setup (EPIPE): the broker refused the client certificate /c.pem: HINT',
+    );
+    assert.equal(
+      explain({ code: 'ERR_SSL_PACKET_LENGTH_TOO_LONG' }),
+      "broker.example.com:8883 does not speak TLS: use mqtt:// (or ws://), or the broker's TLS port",
+    );
+    assert.equal(
+      explain({ code: 'EPROTO', message: 'write EPROTO 80:error:0A0000C6:SSL routines:tls_get_more_records:packet length too long:../x.c:1:\n' }),
+      "broker.example.com:8883 does not speak TLS: use mqtt:// (or ws://), or the broker's TLS port",
+    );
+    assert.equal(explain({ code: 'EPROTO', message: 'write EPROTO other' }), 'connection to mqtts://broker.example.com failed (EPROTO): write EPROTO other');
+    assert.equal(explain({ code: 'EWEIRD', message: '  odd\n' }), 'connection to mqtts://broker.example.com failed (EWEIRD): odd');
+    assert.equal(explain({ message: 'Something else' }), 'connection to mqtts://broker.example.com failed: Something else');
+    assert.equal(
+      explain({ message: 'connack timeout' }),
+      'the broker at mqtts://broker.example.com did not answer the MQTT connect within 1234 ms (connectTimeoutMs)',
+    );
+  });
+});
+
+describe('MQTT sink settings in full', () => {
+  const configError = (options: Options, spec: HandlerSpec = mqttSpec) => {
+    try {
+      spec.create(options, env, 'sink');
+    } catch (error) {
+      assert.ok(error instanceof ConfigError, String(error));
+      return error.message;
+    }
+    assert.fail('create() accepted bad settings');
+  };
+
+  test('the two specs: their type and title, and the type and name of an entry are not unknown settings', () => {
+    assert.equal(mqttSpec.type, 'mqtt');
+    assert.equal(mqttSpec.title, 'MQTT broker: publish each message as JSON to a topic built from its fields');
+    assert.equal(awsIotSpec.type, 'aws-iot');
+    assert.equal(awsIotSpec.title, 'AWS IoT Core: publish each message as JSON over MQTT with a device certificate');
+    assert.ok(mqttSpec.create({ type: 'mqtt', name: 'a', url: 'mqtt://h' }, env, 'a') instanceof MqttHandler);
+    assert.ok(awsIotSpec.create({ type: 'aws-iot', name: 'b', endpoint: 'h', certFile: 'c', keyFile: 'k' }, env, 'b') instanceof MqttHandler);
+  });
+
+  test('url errors give an example and where credentials go', () => {
+    assert.equal(configError({ url: 'nonsense' }), 'handler "sink" (mqtt): "url" must be a URL like mqtts://broker.example.com:8883, got "nonsense"');
+    assert.equal(
+      configError({ url: 'mqtts://u:p@h' }),
+      'handler "sink" (mqtt): "url" must not contain credentials: use "username" and "password" (or "passwordEnv")',
+    );
+  });
+
+  test('AWS IoT topics may have 7 slashes, not 8', () => {
+    const aws = { endpoint: 'h', certFile: 'c', keyFile: 'k' };
+    assert.equal(create({ ...aws, topic: 'a/b/c/d/e/f/g/{ident}' }, awsIotSpec).settings.topic.source, 'a/b/c/d/e/f/g/{ident}');
+    assert.equal(
+      configError({ ...aws, topic: 'a/b/c/d/e/f/g/h/{ident}' }, awsIotSpec),
+      'handler "sink" (aws-iot): "topic" has 8 slashes; AWS IoT allows at most 7',
+    );
+  });
+
+  test("flespi's brokers: flespi.io itself and a name with the final dot count; something that is not a URL does not", () => {
+    assert.equal(isFlespiBroker('mqtts://flespi.io'), true);
+    assert.equal(isFlespiBroker('mqtts://mqtt.flespi.io.:8883'), true);
+    assert.equal(isFlespiBroker('mqtts://notflespi.io'), false);
+    assert.equal(isFlespiBroker('not a url'), false);
+    assert.match(configError({ url: 'mqtt://flespi.io', topic: 'flespi/{ident}' }), /^handler "sink" \(mqtt\): "topic" "flespi\/\{ident\}" is under flespi\//);
+  });
+
+  test("on flespi's broker a message whose topic falls under flespi/ is rejected, quoting at most 200 characters of the topic", () => {
+    const handler = create({ url: 'mqtts://mqtt.flespi.io', topic: '{kind}/{ident}', username: 'token' });
+    const recorded = recordingContext();
+    // prepare() is where the rule lives; nothing here can connect to flespi.io.
+    const prepare = (handler as unknown as { prepare(messages: FlespiMessage[], ctx: HandlerContext): unknown[] }).prepare.bind(handler);
+    assert.deepEqual(prepare([{ kind: 'flespi', ident: 'i'.repeat(300) }], recorded), []);
+    assert.deepEqual(recorded.reasons(), [
+      `0: the topic ${JSON.stringify(`flespi/${'i'.repeat(193)}`)} is under flespi/, where flespi's broker discards client publishes: it would be acknowledged and never delivered`,
+    ]);
   });
 });

@@ -423,7 +423,8 @@ export async function loadTlsFiles(settings: Pick<MqttSettings, 'caFile' | 'cert
     try {
       key = createPrivateKey(keyBytes);
     } catch (error) {
-      if (/passphrase/i.test(errorMessage(error))) {
+      // OpenSSL 3 says "interrupted or cancelled" (no passphrase was given) where older versions named the passphrase.
+      if (/passphrase/i.test(errorMessage(error)) || (error as { code?: unknown }).code === 'ERR_OSSL_CRYPTO_INTERRUPTED_OR_CANCELLED') {
         throw new ConfigError(
           `keyFile ${settings.keyFile} is encrypted with a passphrase: decrypt it (openssl pkey -in ${settings.keyFile} -out <new file>) and point keyFile at the result`,
           { cause: error },
@@ -544,7 +545,12 @@ export function explainConnectionError(error: Error & { code?: string | number }
       ? `${address} closed the connection during setup (${code}): ${refusedCertificate(settings)}`
       : `${address} closed the connection (${code}): it may require a client certificate (certFile and keyFile)`;
   }
-  if (code.startsWith('ERR_SSL_WRONG_VERSION_NUMBER') || code === 'ERR_SSL_PACKET_LENGTH_TOO_LONG')
+  // MQTT.js writes its CONNECT at once, so a clear-text answer surfaces on that write: EPROTO, OpenSSL's reason in the message.
+  if (
+    code.startsWith('ERR_SSL_WRONG_VERSION_NUMBER') ||
+    code === 'ERR_SSL_PACKET_LENGTH_TOO_LONG' ||
+    (code === 'EPROTO' && /:(wrong version number|packet length too long):/.test(error.message))
+  )
     return `${address} does not speak TLS: use mqtt:// (or ws://), or the broker's TLS port`;
   return `connection to ${url} failed (${code}): ${error.message.trim()}`;
 }
