@@ -222,6 +222,60 @@ describe('HTTP sink: connections that fail', () => {
     }
   });
 
+  test('an answer that is not HTTP: named with the parser code on a fresh connection, and not retried as stale on a kept-alive one', async () => {
+    let garbage = false;
+    const server = await startServer((_request, _body, response) => {
+      if (garbage) response.socket?.end('HELLO THERE\r\n\r\n');
+      else response.end();
+    });
+    const handler = create({ url: server.url });
+    try {
+      await handler.start();
+      await handler.handle(one, ctx()); // leaves a kept-alive connection
+      garbage = true;
+      const error = await failure(handler.handle(one, ctx()));
+      assert.ok(error instanceof TransientError);
+      assert.match(error.message, new RegExp(`^request to http://127\\.0\\.0\\.1:${server.port}/in failed \\(HPE_INVALID_CONSTANT\\): Parse Error`));
+      assert.equal(server.state.requests, 2, 'the kept-alive connection failed for another reason than a reset: not sent again');
+    } finally {
+      await handler.stop();
+      await server.close();
+    }
+  });
+
+  test('a host name that does not resolve is named, with the code from the resolver', async () => {
+    // .invalid never resolves (RFC 6761); without a resolver at all the code is EAI_AGAIN.
+    const handler = create({ url: 'http://nothing-here.invalid/in' });
+    await handler.start();
+    try {
+      const error = await failure(handler.handle(one, ctx()));
+      assert.match(
+        error.message,
+        /^cannot reach nothing-here\.invalid:80 \((ENOTFOUND|EAI_AGAIN)\): check url, and that the server is running and reachable from here$/,
+      );
+    } finally {
+      await handler.stop();
+    }
+  });
+
+  test('a timed-out batch stays reported as timed out; the request it gave up on changes nothing afterwards', async () => {
+    const server = await startServer(() => {
+      // never answers
+    });
+    const handler = create({ url: server.url, timeoutMs: 100 });
+    try {
+      await handler.start();
+      const error = await failure(handler.handle(one, ctx()));
+      const expected = `no answer from http://127.0.0.1:${server.port}/in within 100 ms (timeoutMs)`;
+      assert.equal(error.message, expected);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      assert.equal(handler.health().detail, `0 batches delivered; last: ${expected}`);
+    } finally {
+      await handler.stop();
+      await server.close();
+    }
+  });
+
   test('a URL without a port is named with the default port of its scheme', async () => {
     // Nothing listens on 80 or 443 on the loopback address of a test machine.
     for (const [url, address] of [

@@ -156,3 +156,16 @@ test('jsonLines and jsonArray: nothing for no messages, one line each, compact a
   assert.equal(jsonArray([{ big: 1n }], reject), undefined);
   assert.deepEqual(rejected, [1, 1, 0]);
 });
+
+test('a BigInt with a toJSON of its own (a common polyfill) is written through it, natively and by the loop', () => {
+  const proto = BigInt.prototype as unknown as { toJSON?: () => string };
+  proto.toJSON = function (this: bigint) {
+    return this.toString();
+  };
+  try {
+    assert.equal(messageJson({ id: 12n }), '{"id":"12"}');
+    assert.equal(stringifyWithoutRecursion({ id: 12n, list: [3n] }), '{"id":"12","list":["3"]}');
+  } finally {
+    delete proto.toJSON;
+  }
+});
