@@ -7,7 +7,7 @@ import { execFile } from 'node:child_process';
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { getEventListeners } from 'node:events';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer, type Socket } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -657,6 +657,34 @@ describe('MQTT sink over TLS (scripted broker)', () => {
     );
   });
 
+  test("a TLS record garbled after the CONNACK: the connection is lost with OpenSSL's reason, trimmed", async (t) => {
+    const broker = await serving(t, pki.server);
+    // A TCP relay in front of the broker, to slip a record nobody encrypted to the client.
+    let toClient: Socket | undefined;
+    const relay = createServer((client) => {
+      toClient = client;
+      const upstream = connect(broker.port, '127.0.0.1');
+      client.pipe(upstream).pipe(client);
+      client.on('error', () => {});
+      upstream.on('error', () => {});
+      t.after(() => (client.destroy(), upstream.destroy()));
+    });
+    await new Promise<void>((r) => relay.listen(0, '127.0.0.1', r));
+    t.after(() => new Promise<void>((r) => relay.close(() => r())));
+    const url = `mqtts://127.0.0.1:${(relay.address() as { port: number }).port}`;
+    const handler = create({ url, caFile: pki.ca.cert });
+    track(t, handler);
+    await handler.start();
+    toClient!.end(Buffer.from(`1703030020${'00'.repeat(32)}`, 'hex'));
+    await until(
+      () => !handler.health().connected,
+      () => 'the close',
+    );
+    const detail = handler.health().detail ?? '';
+    assert.ok(detail.startsWith(`connection to ${url} lost (`), detail);
+    assert.match(detail, /lost \([0-9A-F]+:error:[0-9A-F]+:SSL routines:[^\s]*:[a-z ]+:[^\s]*:\)$/);
+  });
+
   test('TLS files that cannot be used are named with what to do', async (t) => {
     const dir = await mkdtemp(join(tmpdir(), 'mqtt-files-'));
     t.after(() => rm(dir, { recursive: true, force: true }));
@@ -781,6 +809,10 @@ describe('MQTT sink: connection errors explained', () => {
     assert.equal(
       explain({ code: 'EPIPE' }, { certFile: '/c.pem' }),
       'broker.example.com:8883 closed the connection during setup (EPIPE): the broker refused the client certificate /c.pem: HINT',
+    );
+    assert.equal(
+      explain({ code: 'ERR_SSL_WRONG_VERSION_NUMBER' }),
+      "broker.example.com:8883 does not speak TLS: use mqtt:// (or ws://), or the broker's TLS port",
     );
     assert.equal(
       explain({ code: 'ERR_SSL_PACKET_LENGTH_TOO_LONG' }),
