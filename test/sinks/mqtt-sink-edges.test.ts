@@ -126,6 +126,18 @@ describe('MQTT sink: the connection it opens and what it logs', () => {
     assert.deepEqual(handler.health(), { connected: true, detail: '0 awaiting write' });
   });
 
+  test('with a password, the warning names the password', async (t) => {
+    const broker = await fake(t);
+    const url = `mqtt://0.0.0.0:${broker.port}`;
+    const handler = create({ url, username: 'alice', password: 'pw', topic: 't' });
+    const log = track(t, handler);
+    await handler.start();
+    assert.equal(broker.connects[0]!.password?.toString(), 'pw');
+    assert.deepEqual(log.at('warn'), [
+      `test: the MQTT sink's password is sent unencrypted to ${url}: anyone on the network path can read it; use mqtts://0.0.0.0:${broker.port} instead`,
+    ]);
+  });
+
   test('health() and handle() before start and after stop', async (t) => {
     const broker = await fake(t);
     const handler = create({ url: broker.url });
