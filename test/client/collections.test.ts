@@ -125,14 +125,7 @@ test('envelopeKind: which errors inside a 200 mean forbidden, auth, not found or
   assert.equal(envelopeKind([{ code: 404 }, { code: 2, reason: 'bad field' }]), 'bad-request', 'not found only when every error says so');
   assert.equal(envelopeKind([{ code: 7, id: 12 }], 12), 'not-found');
   assert.equal(envelopeKind([{ code: 7, id: 13 }], 12), 'bad-request');
-  for (const reason of [
-    'channel not  found',
-    'it doesnot exist',
-    "it doesn't  exist",
-    'it does not exist',
-    'no  such item',
-    'unknown  device  id',
-  ]) {
+  for (const reason of ['channel not  found', 'it doesnot exist', "it doesn't  exist", 'it does not exist', 'no  such item', 'unknown  device  id']) {
     assert.equal(envelopeKind([{ code: 2, reason }]), 'not-found', reason);
   }
   for (const reason of ['not allowed', 'unknown field', 'does exist']) assert.equal(envelopeKind([{ code: 2, reason }]), 'bad-request', reason);
