@@ -14,9 +14,11 @@ import type { HandlerContext } from '../../src/core/handler';
 import { HttpHandler, httpSpec } from '../../src/core/handlers/http';
 import { silentLogger } from '../../src/core/logger';
 import type { FlespiMessage } from '../../src/core/message';
-import { ConfigError, type Options } from '../../src/core/options';
+import type { Options } from '../../src/core/options';
 import { TestCa } from '../support/certs';
+import { settingsError } from '../support/specs';
 import { unexpectedReject } from '../support/logger';
+import { failure } from '../support/await';
 
 const env = { resolvePath: (p: string) => resolve(p) };
 const one: FlespiMessage[] = [{ ident: 'a', 'server.timestamp': 1700000000 }];
@@ -63,16 +65,6 @@ async function startServer(first: Answer) {
         server.close(() => done());
       }),
   };
-}
-
-async function failure(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(error instanceof Error);
-    return error;
-  }
-  assert.fail('expected a failure');
 }
 
 describe('HTTP sink: what each answer says', () => {
@@ -345,15 +337,7 @@ describe('HTTP sink: connections that fail', () => {
 });
 
 describe('HTTP sink settings: the whole message', () => {
-  const configError = (options: Options) => {
-    try {
-      httpSpec.create(options, env, 'hook');
-    } catch (error) {
-      assert.ok(error instanceof ConfigError, `expected a ConfigError, got ${String(error)}`);
-      return error.message;
-    }
-    assert.fail('create() accepted bad settings');
-  };
+  const configError = (options: Options) => settingsError(httpSpec, options, env, 'hook');
 
   test('the spec is titled for the picker; type and name are accepted beside the settings', () => {
     assert.equal(httpSpec.title, 'HTTP endpoint: POST each batch as a JSON array (like a flespi HTTP stream)');

@@ -1,6 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { unexpectedReject } from '../support/logger';
+import { settingsError } from '../support/specs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { resolve } from 'node:path';
@@ -9,7 +10,7 @@ import type { HandlerContext } from '../../src/core/handler';
 import { HttpHandler, httpSpec } from '../../src/core/handlers/http';
 import { silentLogger } from '../../src/core/logger';
 import type { FlespiMessage } from '../../src/core/message';
-import { ConfigError, type Options } from '../../src/core/options';
+import type { Options } from '../../src/core/options';
 import { freePort } from '../support/mosquitto';
 import { depthOf, nested, recordingContext } from '../support/rejects';
 
@@ -223,15 +224,7 @@ describe('HTTP sink against a real local server', () => {
 });
 
 describe('HTTP sink settings', () => {
-  const configError = (options: Options) => {
-    try {
-      httpSpec.create(options, env, 'hook');
-    } catch (error) {
-      assert.ok(error instanceof ConfigError, `expected a ConfigError, got ${String(error)}`);
-      return error.message;
-    }
-    assert.fail('create() accepted bad settings');
-  };
+  const configError = (options: Options) => settingsError(httpSpec, options, env, 'hook');
 
   test('bad urls, headers and environment variables are named', () => {
     assert.match(configError({ url: 'ftp://h/x' }), /^handler "hook" \(http\): "url" must start with http:\/\/ or https:\/\//);

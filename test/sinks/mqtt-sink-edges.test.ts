@@ -17,11 +17,13 @@ import { awsIotSpec, explainConnectionError, isFlespiBroker, mqttSpec, MqttHandl
 import type { HandlerEnv, HandlerSpec } from '../../src/core/handlers/spec';
 import { silentLogger } from '../../src/core/logger';
 import type { FlespiMessage } from '../../src/core/message';
-import { ConfigError, type Options } from '../../src/core/options';
+import type { Options } from '../../src/core/options';
 import { createTestPki, type TestPki } from '../support/certs';
+import { settingsError } from '../support/specs';
 import { startFakeMqtt, type FakeMqtt, type FakeMqttOptions } from '../support/fakeMqtt';
 import { memoryLogger, unexpectedReject, type MemoryLogger } from '../support/logger';
 import { recordingContext } from '../support/rejects';
+import { failure, until } from '../support/await';
 
 const env: HandlerEnv = { resolvePath: (p) => resolve(p) };
 
@@ -49,30 +51,10 @@ async function fake(t: TestContext, options?: FakeMqttOptions): Promise<FakeMqtt
   return broker;
 }
 
-/** Polls until `condition` holds (no fixed sleeps: the machine may be busy). */
-async function until(condition: () => boolean, what: () => string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting: ${what()}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
-/** The error a promise rejects with. */
-async function rejection(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(error instanceof Error, String(error));
-    return error;
-  }
-  assert.fail('resolved, but should have been rejected');
-}
-
 /** The message start() fails with (the handler is stopped either way). */
 async function startError(handler: MqttHandler): Promise<string> {
   try {
-    return (await rejection(handler.start())).message;
+    return (await failure(handler.start())).message;
   } finally {
     await handler.stop();
   }
@@ -142,13 +124,13 @@ describe('MQTT sink: the connection it opens and what it logs', () => {
     const broker = await fake(t);
     const handler = create({ url: broker.url });
     assert.deepEqual(handler.health(), { connected: false, detail: 'not connected' });
-    const before = await rejection(handler.handle([{ ident: 'a' }], ctx()));
+    const before = await failure(handler.handle([{ ident: 'a' }], ctx()));
     assert.ok(before instanceof TransientError);
     assert.equal(before.message, 'test: not started');
     await handler.start();
     await handler.stop();
     assert.deepEqual(handler.health(), { connected: false, detail: 'not connected' }, 'stopping is no connection problem');
-    assert.equal((await rejection(handler.handle([{ ident: 'a' }], ctx()))).message, 'test: not started');
+    assert.equal((await failure(handler.handle([{ ident: 'a' }], ctx()))).message, 'test: not started');
     assert.equal(broker.disconnects, 0, 'stop() closes at once, without waiting to send a DISCONNECT');
   });
 
@@ -220,14 +202,14 @@ describe('MQTT sink: the connection it opens and what it logs', () => {
     assert.equal(handler.health().connected, false, 'an empty batch does not wait for the connection');
 
     const cancelled = `not connected to ${url} when the batch was cancelled: the broker at ${url} closed the connection`;
-    const early = await rejection(handler.handle([{ ident: 'a' }], ctx(AbortSignal.abort())));
+    const early = await failure(handler.handle([{ ident: 'a' }], ctx(AbortSignal.abort())));
     assert.ok(early instanceof TransientError);
     assert.equal(early.message, cancelled);
     const controller = new AbortController();
     const waiting = handler.handle([{ ident: 'a' }], ctx(controller.signal));
     await new Promise((r) => setImmediate(r));
     controller.abort();
-    assert.equal((await rejection(waiting)).message, cancelled);
+    assert.equal((await failure(waiting)).message, cancelled);
     assert.equal(handler.health().connected, false, 'both were cancelled before the reconnect');
     assert.equal(broker.publishes.length, 0);
 
@@ -254,7 +236,7 @@ describe('MQTT sink: the connection it opens and what it logs', () => {
       () => handler.health().detail === expected,
       () => String(handler.health().detail),
     );
-    const late = await rejection(handler.handle([{ ident: 'a' }], ctx()));
+    const late = await failure(handler.handle([{ ident: 'a' }], ctx()));
     assert.equal(late.message, `not connected: ${expected}`);
   });
 });
@@ -262,7 +244,7 @@ describe('MQTT sink: the connection it opens and what it logs', () => {
 describe('MQTT sink: start() refused or left unanswered', () => {
   test('closed before the CONNACK, no CONNACK at all, refusals by return code, stop() during start()', async (t) => {
     const closing = await fake(t, { connack: 'close' });
-    const closed = await rejection(create({ url: closing.url }).start());
+    const closed = await failure(create({ url: closing.url }).start());
     assert.ok(closed instanceof TransientError);
     assert.equal(closed.message, `the broker at ${closing.url} closed the connection before accepting it`);
 
@@ -298,7 +280,7 @@ describe('MQTT sink: start() refused or left unanswered', () => {
       () => 'the CONNECT',
     );
     await stopped.stop();
-    assert.equal((await rejection(starting)).message, `cannot connect to ${silent.url}`);
+    assert.equal((await failure(starting)).message, `cannot connect to ${silent.url}`);
   });
 
   test('a broker that answers the CONNECT with something that is not MQTT', async (t) => {
@@ -349,7 +331,7 @@ describe('MQTT sink: PUBACKs, refusals and failures of a batch', () => {
     const handler = create({ url: broker.url, topic: '{t}', protocolVersion: 5 });
     track(t, handler);
     await handler.start();
-    const error = await rejection(handler.handle([{ t: 'ok' }, { t: 'bad' }, { t: 'late' }], ctx()));
+    const error = await failure(handler.handle([{ t: 'ok' }, { t: 'bad' }, { t: 'late' }], ctx()));
     assert.equal(error.constructor, Error);
     assert.equal(error.message, `publish to ${broker.url} failed: Publish error: Unspecified error: 2 of 3 messages not acknowledged`);
     await until(
@@ -363,7 +345,7 @@ describe('MQTT sink: PUBACKs, refusals and failures of a batch', () => {
     const handler = create({ url: broker.url, topic: 't' });
     track(t, handler);
     await handler.start();
-    const error = await rejection(handler.handle([{ ident: 'a' }, { ident: 'b' }], ctx(AbortSignal.abort())));
+    const error = await failure(handler.handle([{ ident: 'a' }, { ident: 'b' }], ctx(AbortSignal.abort())));
     assert.ok(error instanceof TransientError);
     assert.equal(error.message, `delivery to ${broker.url} cancelled: 2 of 2 messages not acknowledged`);
     assert.equal(handler.counts.published, 0);
@@ -382,7 +364,7 @@ describe('MQTT sink: PUBACKs, refusals and failures of a batch', () => {
     );
     assert.deepEqual(handler.health(), { connected: true, detail: '3 awaiting PUBACK' });
     broker.disconnect();
-    const error = await rejection(batch);
+    const error = await failure(batch);
     assert.ok(error instanceof TransientError);
     assert.equal(error.message, `connection to ${broker.url} lost (the broker at ${broker.url} closed the connection): 3 of 3 messages not acknowledged`);
   });
@@ -441,7 +423,7 @@ describe('MQTT sink: PUBACKs, refusals and failures of a batch', () => {
       () => `${broker.publishes.length} publishes`,
     );
     controller.abort();
-    assert.equal((await rejection(cancelled)).message, `delivery to ${broker.url} cancelled: 2 of 2 messages not acknowledged`);
+    assert.equal((await failure(cancelled)).message, `delivery to ${broker.url} cancelled: 2 of 2 messages not acknowledged`);
     for (const { packet } of broker.publishes.filter((p) => p.packet.topic.startsWith('b'))) broker.ack(packet.messageId!);
     await kept;
     await until(
@@ -463,7 +445,7 @@ describe('MQTT sink: PUBACKs, refusals and failures of a batch', () => {
     );
     const stopped = await Promise.race([handler.stop().then(() => true), new Promise<false>((r) => setTimeout(r, 3000, false))]);
     assert.ok(stopped, 'stop() waited for PUBACKs that never come');
-    const error = await rejection(batch);
+    const error = await failure(batch);
     assert.ok(error instanceof TransientError);
     assert.equal(error.message, `publish to ${broker.url} failed: Connection closed: 2 of 2 messages not acknowledged`);
   });
@@ -476,7 +458,7 @@ describe('MQTT sink: PUBACKs, refusals and failures of a batch', () => {
     broker.stopReading();
     // 40 MB: more than the socket buffers between the two ends hold.
     const big = 'w'.repeat(1 << 20);
-    const error = await rejection(
+    const error = await failure(
       handler.handle(
         Array.from({ length: 40 }, (_, i) => ({ ident: `q${i}`, big })),
         ctx(),
@@ -845,15 +827,7 @@ describe('MQTT sink: connection errors explained', () => {
 });
 
 describe('MQTT sink settings in full', () => {
-  const configError = (options: Options, spec: HandlerSpec = mqttSpec) => {
-    try {
-      spec.create(options, env, 'sink');
-    } catch (error) {
-      assert.ok(error instanceof ConfigError, String(error));
-      return error.message;
-    }
-    assert.fail('create() accepted bad settings');
-  };
+  const configError = (options: Options, spec: HandlerSpec = mqttSpec) => settingsError(spec, options, env, 'sink');
 
   test('the two specs: their type and title, and the type and name of an entry are not unknown settings', () => {
     assert.equal(mqttSpec.type, 'mqtt');

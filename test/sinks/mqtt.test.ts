@@ -11,8 +11,9 @@ import { awsIotSpec, mqttSpec, MqttHandler } from '../../src/core/handlers/mqtt'
 import type { HandlerEnv, HandlerSpec } from '../../src/core/handlers/spec';
 import { silentLogger } from '../../src/core/logger';
 import type { FlespiMessage } from '../../src/core/message';
-import { ConfigError, type Options } from '../../src/core/options';
+import type { Options } from '../../src/core/options';
 import { createTestPki, type TestPki } from '../support/certs';
+import { settingsError } from '../support/specs';
 import { memoryLogger, unexpectedReject } from '../support/logger';
 import { freePort, startMosquitto, type RunningMosquitto } from '../support/mosquitto';
 import { depthOf, nested, recordingContext } from '../support/rejects';
@@ -365,15 +366,7 @@ describe('MQTT sink over plain TCP', () => {
 });
 
 describe('MQTT sink settings', () => {
-  const configError = (options: Options, spec: HandlerSpec = mqttSpec) => {
-    try {
-      spec.create(options, env, 'sink');
-    } catch (error) {
-      assert.ok(error instanceof ConfigError, `expected a ConfigError, got ${String(error)}`);
-      return error.message;
-    }
-    assert.fail('create() accepted bad settings');
-  };
+  const configError = (options: Options, spec: HandlerSpec = mqttSpec) => settingsError(spec, options, env, 'sink');
 
   test('aws-iot builds an mqtts URL from the endpoint, with AWS defaults', () => {
     const handler = create({ endpoint: 'abc123-ats.iot.eu-west-1.amazonaws.com', certFile: 'device.pem.crt', keyFile: 'private.pem.key' }, awsIotSpec);
@@ -669,15 +662,7 @@ describe('AWS IoT topic limits (issue 11, case 1)', () => {
 });
 
 describe("MQTT sink and flespi's broker (issue 12 item 5)", () => {
-  const configError = (options: Options) => {
-    try {
-      mqttSpec.create(options, env, 'sink');
-    } catch (error) {
-      assert.ok(error instanceof ConfigError, `expected a ConfigError, got ${String(error)}`);
-      return error.message;
-    }
-    assert.fail('create() accepted a flespi/ topic on flespi');
-  };
+  const configError = (options: Options) => settingsError(mqttSpec, options, env, 'sink');
 
   test('the default topic is not under flespi/: messages arrive on fleet/{channel.id}/{ident}, and start() says which topic it uses', async () => {
     const broker = await startMosquitto();

@@ -15,6 +15,7 @@ import { ConfigError } from '../../src/core/options';
 import { ACK_BYTE, DEFAULT_MAX_PACKET_BYTES, PacketSplitter, WialonEncodeError, encodeMessage, findBlock } from '../../src/core/wialon/codec';
 import { memoryLogger, unexpectedReject, type MemoryLogger } from '../support/logger';
 import { startWialonTestReceiver, type WialonTestReceiver } from '../support/wialonReceiver';
+import { rejection, until } from '../support/await';
 
 const env = { resolvePath: (p: string) => p };
 const OPTIONS: Omit<WialonHandlerOptions, 'port'> = { host: '127.0.0.1', ackTimeoutMs: 2000, window: 4, connectTimeoutMs: 2000 };
@@ -25,22 +26,6 @@ function context(log: MemoryLogger = memoryLogger(), signal = new AbortControlle
 
 function messages(count: number, from = 0): FlespiMessage[] {
   return Array.from({ length: count }, (_, i) => ({ ident: 'unit-1', timestamp: 1700000000 + from + i, seq: from + i }));
-}
-
-async function until(condition: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!condition()) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await delay(5);
-  }
-}
-
-/** The value a promise rejects with (fails if it resolves). */
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  return promise.then(
-    () => assert.fail('expected a rejection'),
-    (e: unknown) => e,
-  );
 }
 
 async function strictReceiver(t: TestContext): Promise<{ receiver: WialonTestReceiver; port: number }> {
@@ -320,10 +305,10 @@ test('an idle connection reset or closed by the peer is forgotten at once: the n
   await handler.handle(messages(2), ctx);
   assert.equal(handler.health().connected, true);
   peer.peers[0].socket.resetAndDestroy(); // an error on a socket no attempt is listening to must not crash
-  await until(() => handler.health().connected === false, 'the reset to be noticed');
+  await until(() => handler.health().connected === false, 'the reset to be noticed', 5000);
   await handler.handle(messages(2, 2), ctx);
   peer.peers[1].socket.destroy();
-  await until(() => handler.health().connected === false, 'the close to be noticed');
+  await until(() => handler.health().connected === false, 'the close to be noticed', 5000);
   await handler.handle(messages(2, 4), ctx);
   assert.deepEqual(ctx.log.at('warn'), []);
   assert.equal(handler.stats.connects, 3);
@@ -373,7 +358,7 @@ test('health() while packets are in flight after some were acked; after an abort
   const handler = handlerFor(t, peer.port, { window: 3, ackTimeoutMs: 10_000 });
   const controller = new AbortController();
   const pending = rejection(handler.handle(messages(5), context(undefined, controller.signal)));
-  await until(() => peer.total() === 5, 'packets 3 and 4 to arrive');
+  await until(() => peer.total() === 5, 'packets 3 and 4 to arrive', 5000);
   assert.deepEqual(handler.health(), { connected: true, detail: '3 packets awaiting ack' });
   controller.abort('stop');
   assert.equal(await pending, 'stop');
